@@ -1,0 +1,27 @@
+"""`picsift` command line: a thin layer over the Python API. Each stage registers its own commands."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="picsift",
+        help="Build your own image classifier from a folder of pictures, and serve it.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    from picsift.cli import ingest_cmd, train_cmd
+
+    ingest_cmd.register(app)
+    train_cmd.register(app)
+    return app
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    build_app()()

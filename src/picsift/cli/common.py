@@ -1,0 +1,54 @@
+"""Shared CLI plumbing: the workspace option, JSON output and the error -> exit code 2 mapping."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from picsift.errors import PicsiftError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console()
+err_console = Console(stderr=True)
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace",
+        "-w",
+        help="Workspace folder (default ./picsift-workspace or $PICSIFT_WORKSPACE).",
+        envvar="PICSIFT_WORKSPACE",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
+RunOpt = Annotated[str | None, typer.Option("--run", help="Run id or folder (default: the latest run).")]
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def handle_errors(fn: F) -> F:
+    """Turn picsift's typed errors into one red line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from picsift import progress
+
+        progress.enable(sys.stderr.isatty())
+        try:
+            return fn(*args, **kwargs)
+        except PicsiftError as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper  # type: ignore[return-value]

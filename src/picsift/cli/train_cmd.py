@@ -1,0 +1,133 @@
+"""`picsift train`, `picsift models`, `picsift predict`."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("models")(models)
+    app.command("predict")(predict)
+
+
+@handle_errors
+def train(
+    workspace: WorkspaceOpt = None,
+    model: Annotated[str, typer.Option(help="Registry name (see `picsift models`).")] = "fastcnn",
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default: the recipe's choice).")] = None,
+    time_budget: Annotated[float | None, typer.Option("--time-budget", help="Minutes; the schedule fits it.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    pretrained: Annotated[bool, typer.Option(help="Start from ImageNet weights (torchvision/timm).")] = False,
+    weights: Annotated[str | None, typer.Option(help="Local weights file (.safetensors/.pth).")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Model input size in pixels.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Weight decay.")] = None,
+    optimizer: Annotated[str, typer.Option(help="adamw | sgd (nesterov).")] = "adamw",
+    schedule: Annotated[str, typer.Option(help="onecycle | cosine.")] = "onecycle",
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = 0.1,
+    augment: Annotated[str, typer.Option(help="none | flip-crop | trivial | randaugment.")] = "flip-crop",
+    early_stopping: Annotated[int, typer.Option(help="Patience in epochs (0: off).")] = 0,
+    resume: Annotated[str | None, typer.Option(help="Continue from this run's checkpoint.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps.")] = "auto",
+    features: Annotated[str | None, typer.Option(help="Feature extractor for classical models.")] = None,
+    name: Annotated[str | None, typer.Option(help="A name for the run folder.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file of settings (flags override it).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train a model on the workspace's labelled images; writes a complete run folder."""
+    from picsift import train as train_stage
+    from picsift.config import TrainConfig, load_yaml_overrides
+
+    cfg = load_yaml_overrides(
+        TrainConfig, config, workspace=workspace, model=model, epochs=epochs, time_budget_min=time_budget,
+        seed=seed, pretrained=pretrained, weights=weights, image_size=image_size, batch_size=batch_size, lr=lr,
+        weight_decay=weight_decay, optimizer=optimizer, schedule=schedule, label_smoothing=label_smoothing,
+        augment=augment, early_stopping=early_stopping, resume=resume, device=device, features=features,
+        run_name=name,
+    )
+    result = train_stage.run(cfg)
+    out = {
+        "run_id": result.run_id,
+        "run_dir": str(result.run_dir),
+        "model": result.model,
+        "best_val_acc": result.val_acc,
+        "train_seconds": round(result.seconds, 2),
+        "epochs": len(result.history),
+    }
+    if json_out:
+        print_json(out)
+    else:
+        acc = f"{result.val_acc:.4f}" if result.val_acc is not None else "n/a"
+        console.print(f"trained [bold]{result.model}[/] in {result.seconds:.1f}s, best val acc {acc}")
+        console.print(f"run: {result.run_dir}")
+
+
+@handle_errors
+def models(
+    pattern: Annotated[str | None, typer.Argument(help="Glob or substring to filter names.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List the model registry with input size and parameter count."""
+    from rich.table import Table
+
+    from picsift.models import count_parameters, create_model, list_models
+
+    rows = []
+    for spec in list_models(pattern):
+        params = None
+        if spec.builder is not None:
+            params = count_parameters(create_model(spec.name, num_classes=10))
+        rows.append({"name": spec.name, "family": spec.family, "input_size": spec.data_config.input_size,
+                     "params_10_classes": params, "pretrained": spec.pretrained_available,
+                     "description": spec.description})
+    if json_out:
+        print_json({"models": rows})
+        return
+    table = Table("name", "family", "input", "params (10 classes)", "pretrained", "description")
+    for r in rows:
+        p = f"{r['params_10_classes'] / 1e6:.2f}M" if r["params_10_classes"] else "-"
+        table.add_row(r["name"], r["family"], str(r["input_size"]), p, "yes" if r["pretrained"] else "-",
+                      r["description"])
+    console.print(table)
+
+
+@handle_errors
+def predict(
+    paths: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
+    workspace: WorkspaceOpt = None,
+    run: RunOpt = None,
+    bundle: Annotated[Path | None, typer.Option(help="An exported bundle folder instead of a run.")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", help="How many classes per image.")] = 1,
+    json_out: JsonOpt = False,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write predictions to this CSV file.")] = None,
+) -> None:
+    """Predict the class of images with a trained run (default: the latest) or an exported bundle."""
+    from picsift.api import predict as api_predict
+
+    results = api_predict(paths, workspace=workspace, run=run, bundle=bundle, top_k=top_k)
+    rows = [r.to_dict() for r in results]
+    if csv_file is not None:
+        with csv_file.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["path", "label", "confidence", "error"])
+            for r in rows:
+                w.writerow([r["path"], r.get("label", ""), r.get("confidence", ""), r.get("error", "")])
+    if json_out:
+        print_json({"predictions": rows})
+    elif csv_file is None:
+        for r in rows:
+            if "error" in r:
+                console.print(f"[red]{r['path']}: error: {r['error']}[/]", highlight=False)
+            else:
+                alts = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"])
+                console.print(f"{r['path']}: [bold]{r['label']}[/] ({alts})", highlight=False)
+    if rows and all("error" in r for r in rows):
+        raise typer.Exit(code=2)

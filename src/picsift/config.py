@@ -1,0 +1,115 @@
+"""Configuration as frozen dataclasses, one per stage. Defaults < YAML file < CLI flags.
+
+Each run dumps its resolved config into `config.json`, so a run can be reproduced exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from picsift.errors import ConfigError
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    source: str
+    workspace: Path | None = None
+    label: str | None = None  # force a label for every image of a flat folder
+    split: str | None = None  # force a split
+    seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    url_timeout_s: float = 15.0
+    url_retries: int = 2
+    url_max_bytes: int = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    workspace: Path | None = None
+    model: str = "fastcnn"
+    epochs: int | None = None  # None: chosen by the recipe (or fitted to --time-budget)
+    time_budget_min: float | None = None
+    seed: int = 0
+    pretrained: bool = False
+    weights: str | None = None
+    image_size: int | None = None  # None: the model's data config (the fast CNN adapts to the data)
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    optimizer: str = "adamw"  # adamw | sgd (nesterov)
+    schedule: str = "onecycle"  # onecycle | cosine
+    label_smoothing: float = 0.1
+    augment: str = "flip-crop"  # none | flip-crop | trivial | randaugment
+    early_stopping: int = 0  # patience in epochs; 0 = off
+    resume: str | None = None  # run id/folder whose checkpoint to continue
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    num_workers: int = 0
+    features: str | None = None  # classical models: the feature extractor
+    model_params: dict[str, Any] = field(default_factory=dict)  # extra model-specific hyper-parameters
+    balance: str = "none"  # none | auto | weights | sampler
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    random_erasing: float = 0.0
+    with_feedback: bool = False
+    run_name: str | None = None
+
+    def validate(self) -> TrainConfig:
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.time_budget_min is not None and self.time_budget_min <= 0:
+            raise ConfigError(f"--time-budget must be positive minutes, got {self.time_budget_min}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ConfigError(f"--optimizer must be adamw or sgd, got {self.optimizer!r}")
+        if self.schedule not in ("onecycle", "cosine"):
+            raise ConfigError(f"--schedule must be onecycle or cosine, got {self.schedule!r}")
+        if self.augment not in ("none", "flip-crop", "trivial", "randaugment"):
+            raise ConfigError(
+                f"--augment must be one of none, flip-crop, trivial, randaugment; got {self.augment!r}"
+            )
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.balance not in ("none", "auto", "weights", "sampler"):
+            raise ConfigError(f"--balance must be none, auto, weights or sampler; got {self.balance!r}")
+        return self
+
+
+def to_jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    return obj
+
+
+def load_yaml_overrides(cls: type[C], path: str | Path | None, **flags: Any) -> C:
+    """Build a config: dataclass defaults, then a YAML file's keys, then CLI flags that were given."""
+    values: dict[str, Any] = {}
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    if path is not None:
+        p = Path(path)
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"cannot read config file {p}: {e}") from e
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping of settings, got {type(loaded).__name__}")
+        unknown = sorted(set(loaded) - known)
+        if unknown:
+            raise ConfigError(f"config file {p}: unknown settings {unknown}; known: {sorted(known)}")
+        values.update(loaded)
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return cls(**values)

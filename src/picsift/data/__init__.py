@@ -1,0 +1,1 @@
+"""Image decoding, preprocessing and the decoded-image cache."""

@@ -1,0 +1,82 @@
+"""Decoded-image cache: each image decoded and resized once, stored as uint8 keyed by (sha256, size).
+
+Later epochs and later runs read raw pixels from one SQLite file per size instead of re-decoding
+JPEGs; one file beats 50,000 tiny ones for both speed and inode count.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from picsift import progress
+from picsift.data.images import load_rgb, resize_square
+from picsift.errors import ImageDecodeError
+
+
+def decode_square(path: str | Path | bytes, size: int) -> np.ndarray:
+    return resize_square(load_rgb(path), size)
+
+
+class DecodedCache:
+    def __init__(self, cache_dir: Path, size: int) -> None:
+        self.size = size
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        self.path = cache_dir / f"decoded-{size}.sqlite"
+        with self._connect() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS pixels (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL)")
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def get_many(self, items: Sequence[tuple[str, str]], description: str = "decoding images") -> np.ndarray:
+        """items: (sha256, path) pairs -> uint8 array (N, size, size, 3) in the same order."""
+        n, s = len(items), self.size
+        out = np.empty((n, s, s, 3), dtype=np.uint8)
+        wanted = {sha for sha, _ in items}
+        found: dict[str, bytes] = {}
+        with self._connect() as db:
+            keys = list(wanted)
+            for i in range(0, len(keys), 900):
+                chunk = keys[i : i + 900]
+                marks = ",".join("?" * len(chunk))
+                for sha, blob in db.execute(f"SELECT sha256, data FROM pixels WHERE sha256 IN ({marks})", chunk):
+                    found[sha] = blob
+        missing = [(i, sha, path) for i, (sha, path) in enumerate(items) if sha not in found]
+        if missing:
+            first_path: dict[str, str] = {}
+            for _, sha, path in missing:
+                first_path.setdefault(sha, path)
+
+            def work(entry: tuple[str, str]) -> tuple[str, bytes]:
+                sha, path = entry
+                try:
+                    return sha, decode_square(path, s).tobytes()
+                except ImageDecodeError as e:
+                    raise ImageDecodeError(f"{path}: {e}") from e
+
+            # PIL releases the GIL while decoding, so threads give real parallelism here.
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                results = pool.map(work, first_path.items())
+                new: list[tuple[str, bytes]] = []
+                for sha, blob in progress.track(results, description, total=len(first_path)):
+                    found[sha] = blob
+                    new.append((sha, blob))
+                    if len(new) >= 2000:
+                        self._store(new)
+                        new = []
+                self._store(new)
+        for i, (sha, _) in enumerate(items):
+            out[i] = np.frombuffer(found[sha], dtype=np.uint8).reshape(s, s, 3)
+        return out
+
+    def _store(self, rows: list[tuple[str, bytes]]) -> None:
+        if rows:
+            with self._connect() as db:
+                db.executemany("INSERT OR REPLACE INTO pixels VALUES (?, ?)", rows)

@@ -1,0 +1,175 @@
+"""Robust image decoding: every format quirk becomes a plain 8-bit RGB image or a clear reason why not."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from picsift.errors import ImageDecodeError
+
+# Refuse images above ~89 MP (Pillow's own warning threshold) instead of exhausting memory.
+MAX_PIXELS = 89_478_485
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jfif"}
+)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    format: str
+    mode: str
+    n_frames: int
+    exif_time: str | None = None
+    exif_camera: str | None = None
+    gps_lat: float | None = None
+    gps_lon: float | None = None
+
+
+def _open(source: str | Path | bytes) -> Image.Image:
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageDecodeError("empty file (0 bytes)")
+        fp: io.BytesIO | str | Path = io.BytesIO(source)
+    else:
+        if Path(source).stat().st_size == 0:
+            raise ImageDecodeError("empty file (0 bytes)")
+        fp = source
+    # Truncated files must fail loudly rather than decode as half-grey pictures.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(fp)
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageDecodeError(
+                    f"decompression bomb refused: {img.width}x{img.height} pixels exceeds {MAX_PIXELS}"
+                )
+            img.load()
+            return img
+    except ImageDecodeError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageDecodeError(f"decompression bomb refused: {e}") from e
+    except UnidentifiedImageError as e:
+        raise ImageDecodeError("not an image (unrecognised format)") from e
+    except OSError as e:
+        text = str(e)
+        if "truncated" in text.lower() or "premature end" in text.lower():
+            raise ImageDecodeError(f"truncated image: {text}") from e
+        raise ImageDecodeError(f"corrupt image: {text}") from e
+    except (ValueError, SyntaxError, EOFError, MemoryError, Image.DecompressionBombError) as e:
+        raise ImageDecodeError(f"corrupt image: {type(e).__name__}: {e}") from e
+
+
+def _gps_to_degrees(value: object, ref: object) -> float | None:
+    try:
+        d, m, s = (float(x) for x in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    deg = d + m / 60.0 + s / 3600.0
+    return -deg if str(ref).upper() in ("S", "W") else deg
+
+
+def _exif_fields(img: Image.Image) -> dict[str, object]:
+    try:
+        exif = img.getexif()
+    except Exception:  # malformed EXIF must never fail an import
+        return {}
+    if not exif:
+        return {}
+    out: dict[str, object] = {}
+    tags = {ExifTags.TAGS.get(k, k): v for k, v in exif.items()}
+    try:
+        sub = exif.get_ifd(ExifTags.IFD.Exif)
+        tags.update({ExifTags.TAGS.get(k, k): v for k, v in sub.items()})
+    except Exception:
+        pass
+    when = tags.get("DateTimeOriginal") or tags.get("DateTime")
+    if when:
+        out["exif_time"] = str(when).strip("\x00 ")[:32]
+    camera = " ".join(str(tags[k]).strip("\x00 ") for k in ("Make", "Model") if tags.get(k))
+    if camera:
+        out["exif_camera"] = camera
+    try:
+        gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+        if gps:
+            lat = _gps_to_degrees(gps.get(2), gps.get(1))
+            lon = _gps_to_degrees(gps.get(4), gps.get(3))
+            if lat is not None and lon is not None:
+                out["gps_lat"], out["gps_lon"] = lat, lon
+    except Exception:
+        pass
+    return out
+
+
+def probe(source: str | Path | bytes) -> ImageInfo:
+    """Fully decode once (to catch truncation) and read size, format, mode and EXIF metadata."""
+    img = _open(source)
+    rgb = to_rgb(img)  # applies EXIF orientation, so width/height are as displayed
+    extra = _exif_fields(img)
+    return ImageInfo(
+        width=rgb.width,
+        height=rgb.height,
+        format=img.format or "unknown",
+        mode=img.mode,
+        n_frames=int(getattr(img, "n_frames", 1) or 1),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """EXIF orientation applied; palette/CMYK/16-bit/LA/RGBA/grayscale converted to 8-bit RGB."""
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)  # animated GIF/WebP/TIFF: the first frame
+    try:
+        img = ImageOps.exif_transpose(img) or img
+    except Exception:
+        pass
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr8 = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8, mode="L").convert("RGB")
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr8 = ((arr - lo) / (hi - lo or 1.0) * 255.0).astype(np.uint8)
+        return Image.fromarray(arr8, mode="L").convert("RGB")
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode != "RGB":
+        return img.convert("RGB")
+    return img
+
+
+def load_rgb(source: str | Path | bytes) -> Image.Image:
+    """Decode to an 8-bit RGB PIL image, or raise ImageDecodeError with the reason."""
+    return to_rgb(_open(source))
+
+
+def resize_square(img: Image.Image, size: int) -> np.ndarray:
+    """Shorter side to `size` (bilinear, antialiased), centre crop to size x size: uint8 (size, size, 3).
+
+    This is the one geometric preprocessing step shared by training, evaluation, export and serving.
+    """
+    w, h = img.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    if (nw, nh) != (w, h):
+        img = img.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    img = img.crop((left, top, left + size, top + size))
+    return np.asarray(img, dtype=np.uint8).copy()

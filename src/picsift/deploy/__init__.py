@@ -1,0 +1,1 @@
+"""6 DEPLOY: predictors, ONNX export, REST server, SDK client, feedback."""

@@ -1,0 +1,35 @@
+"""Typed exceptions. The CLI maps each to one line and exit code 2; the server maps them to 4xx."""
+
+from __future__ import annotations
+
+
+class PicsiftError(Exception):
+    """Base class of every error picsift raises on purpose, with an actionable message."""
+
+
+class ConfigError(PicsiftError):
+    """A setting or flag is invalid or a combination of settings makes no sense."""
+
+
+class WorkspaceError(PicsiftError):
+    """The workspace is missing, empty, or not usable for the requested operation."""
+
+
+class DatasetError(PicsiftError):
+    """Input data (a folder, manifest, archive, URL list) is malformed."""
+
+
+class ImageDecodeError(PicsiftError):
+    """An image could not be decoded; the message says why."""
+
+
+class ModelNotFoundError(PicsiftError):
+    """A model name is not in the registry."""
+
+
+class WeightsNotAvailableError(PicsiftError):
+    """Pretrained weights were asked for but cannot be loaded."""
+
+
+class RunNotFoundError(PicsiftError):
+    """A run id or folder does not exist."""

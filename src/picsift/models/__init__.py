@@ -1,0 +1,40 @@
+"""The model registry: fast from-scratch CNNs, torchvision/timm backbones, classical heads."""
+
+from __future__ import annotations
+
+from picsift.models.registry import (
+    DataConfig,
+    ModelSpec,
+    count_parameters,
+    create_model,
+    get_spec,
+    list_models,
+    register,
+)
+
+_registered = False
+
+
+def ensure_registered() -> None:
+    """Fill the registry once, explicitly (no import-time side effects)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    from picsift.models.backbones import register_backbones
+    from picsift.models.fastcnn import register_fastcnn
+
+    register_fastcnn()
+    register_backbones()
+
+
+__all__ = [
+    "DataConfig",
+    "ModelSpec",
+    "count_parameters",
+    "create_model",
+    "ensure_registered",
+    "get_spec",
+    "list_models",
+    "register",
+]

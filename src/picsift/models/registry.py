@@ -1,0 +1,117 @@
+"""The model registry: every trainable model by name, with its data config.
+
+`create_model("resnet18", num_classes=10)` and `list_models("*net*")`, in the spirit of timm.
+Registration is explicit (see `picsift.models.__init__`); a typo gets a "did you mean" hint.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from difflib import get_close_matches
+from typing import Any
+
+from picsift.errors import ModelNotFoundError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How pixels become model input. Every transform (train, eval, export, serve) derives from this.
+
+    Images are decoded, shorter side resized to `storage_size` and centre-cropped square (the cached
+    form); evaluation then centre-crops `input_size` and normalises with mean/std.
+    """
+
+    input_size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    crop_pct: float = 0.875
+    interpolation: str = "bilinear"
+
+    @property
+    def storage_size(self) -> int:
+        return max(self.input_size, int(round(self.input_size / self.crop_pct)))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["storage_size"] = self.storage_size
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataConfig:
+        return cls(
+            input_size=int(d["input_size"]),
+            mean=tuple(d["mean"]),  # type: ignore[arg-type]
+            std=tuple(d["std"]),  # type: ignore[arg-type]
+            crop_pct=float(d.get("crop_pct", 1.0)),
+            interpolation=str(d.get("interpolation", "bilinear")),
+        )
+
+    def with_size(self, input_size: int) -> DataConfig:
+        return replace(self, input_size=input_size)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model.
+
+    family: "fast" (picsift's from-scratch CNN and recipe), "torchvision", "timm" or "classical".
+    builder(num_classes, pretrained, **kwargs) -> torch.nn.Module (None for classical models).
+    """
+
+    name: str
+    family: str
+    data_config: DataConfig
+    description: str
+    builder: Callable[..., Any] | None = None
+    pretrained_available: bool = False
+    default_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_spec(name: str) -> ModelSpec:
+    from picsift.models import ensure_registered
+
+    ensure_registered()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    hint = get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+    did_you_mean = f"; did you mean {', '.join(hint)}?" if hint else ""
+    raise ModelNotFoundError(
+        f"unknown model {name!r}{did_you_mean} (`picsift models` lists all {len(_REGISTRY)})"
+    )
+
+
+def list_models(pattern: str | None = None) -> list[ModelSpec]:
+    from picsift.models import ensure_registered
+
+    ensure_registered()
+    specs = sorted(_REGISTRY.values(), key=lambda s: (s.family != "fast", s.family, s.name))
+    if pattern:
+        specs = [s for s in specs if fnmatch.fnmatch(s.name, pattern) or pattern in s.name]
+    return specs
+
+
+def create_model(name: str, num_classes: int, *, pretrained: bool = False, **kwargs: Any) -> Any:
+    """Build a registered torch model with a `num_classes` head."""
+    spec = get_spec(name)
+    if spec.builder is None:
+        raise ModelNotFoundError(f"model {name!r} is a classical model; it is built by picsift.models.classical")
+    return spec.builder(num_classes=num_classes, pretrained=pretrained, **{**spec.default_kwargs, **kwargs})
+
+
+def count_parameters(module: Any) -> int:
+    return int(sum(p.numel() for p in module.parameters()))

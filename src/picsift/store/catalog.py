@@ -1,0 +1,351 @@
+"""The catalog API: every other stage reads and writes images, labels and exclusions through here."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from picsift.errors import PicsiftError, WorkspaceError
+from picsift.store.schema import (
+    SCHEMA_VERSION,
+    Action,
+    Base,
+    ClassName,
+    Exclusion,
+    Image,
+    LabelEvent,
+    Meta,
+    RunRecord,
+    utcnow,
+)
+
+
+class LabelConflictError(PicsiftError):
+    """Someone else changed the image's label since the caller read it."""
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """A plain, detached view of one catalog image (what stages exchange)."""
+
+    id: int
+    sha256: str
+    path: str
+    source: str
+    byte_size: int
+    width: int | None
+    height: int | None
+    format: str | None
+    mode: str | None
+    readable: bool
+    error: str | None
+    label: str | None
+    label_version: int
+    split: str | None
+    duplicate_of: int | None
+    excluded: bool
+    exif_time: str | None = None
+    exif_camera: str | None = None
+    gps_lat: float | None = None
+    gps_lon: float | None = None
+
+    @classmethod
+    def from_orm(cls, image: Image) -> ImageRow:
+        return cls(**{f.name: getattr(image, f.name) for f in fields(cls)})
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the labelling server read while a training run writes; busy_timeout avoids spurious
+    # "database is locked" errors between concurrent processes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    engine = create_engine(url, future=True)
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Catalog:
+    """Images, labels, splits, exclusions and runs of one workspace."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        with self.session() as s:
+            found = s.get(Meta, "schema_version")
+            if found is None:
+                s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+            elif int(found.value) > SCHEMA_VERSION:
+                raise WorkspaceError(
+                    f"catalog {url} has schema version {found.value}; this picsift reads up to "
+                    f"{SCHEMA_VERSION}: upgrade picsift"
+                )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed on success, rolled back on any error (nothing half-written)."""
+        s = self._sessions()
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    # ---- images -------------------------------------------------------------------------------
+    def images(
+        self,
+        *,
+        split: str | None = None,
+        labeled: bool | None = None,
+        readable: bool | None = True,
+        include_excluded: bool = False,
+        include_duplicates: bool = True,
+        ids: Sequence[int] | None = None,
+    ) -> list[ImageRow]:
+        q = select(Image).order_by(Image.id)
+        if split is not None:
+            q = q.where(Image.split == split)
+        if labeled is True:
+            q = q.where(Image.label.is_not(None))
+        elif labeled is False:
+            q = q.where(Image.label.is_(None))
+        if readable is not None:
+            q = q.where(Image.readable == readable)
+        if not include_excluded:
+            q = q.where(Image.excluded.is_(False))
+        if not include_duplicates:
+            q = q.where(Image.duplicate_of.is_(None))
+        if ids is not None:
+            q = q.where(Image.id.in_(list(ids)))
+        with self.session() as s:
+            return [ImageRow.from_orm(i) for i in s.scalars(q)]
+
+    def image(self, image_id: int) -> ImageRow:
+        with self.session() as s:
+            found = s.get(Image, image_id)
+            if found is None:
+                raise WorkspaceError(f"no image with id {image_id} in the catalog")
+            return ImageRow.from_orm(found)
+
+    def training_images(self, split: str) -> list[ImageRow]:
+        """Readable, labelled, not excluded, first copy of its bytes: what a run trains or tests on."""
+        return self.images(split=split, labeled=True, include_duplicates=False)
+
+    def count(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count(Image.id))) or 0)
+
+    def classes(self) -> list[str]:
+        """Every class: those declared and those in use by a non-excluded image, sorted."""
+        with self.session() as s:
+            used = set(s.scalars(select(Image.label).where(Image.label.is_not(None)).distinct()))
+            declared = set(s.scalars(select(ClassName.name)))
+        return sorted(x for x in used | declared if x is not None)
+
+    def add_class(self, name: str) -> None:
+        with self.session() as s:
+            if s.get(ClassName, name) is None:
+                s.add(ClassName(name=name))
+
+    # ---- labels -------------------------------------------------------------------------------
+    def set_label(
+        self,
+        image_id: int,
+        label: str | None,
+        *,
+        origin: str = "manual",
+        annotator: str = "picsift",
+        expected_version: int | None = None,
+        confidence: float | None = None,
+    ) -> int:
+        """Set the accepted label and return the new label_version.
+
+        With `expected_version`, the write only succeeds if nobody changed the label since the caller
+        read that version (optimistic locking): the later writer gets a LabelConflictError.
+        """
+        with self.session() as s:
+            q = update(Image).where(Image.id == image_id)
+            if expected_version is not None:
+                q = q.where(Image.label_version == expected_version)
+            result = s.execute(q.values(label=label, label_version=Image.label_version + 1))
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                current = s.get(Image, image_id)
+                if current is None:
+                    raise WorkspaceError(f"no image with id {image_id} in the catalog")
+                raise LabelConflictError(
+                    f"image {image_id} was relabelled to {current.label!r} by someone else "
+                    f"(version {current.label_version}, you had {expected_version}); reload and retry"
+                )
+            s.execute(
+                update(LabelEvent)
+                .where(LabelEvent.image_id == image_id, LabelEvent.status == "accepted")
+                .values(status="superseded")
+            )
+            s.add(
+                LabelEvent(
+                    image_id=image_id,
+                    label=label,
+                    status="accepted",
+                    origin=origin,
+                    annotator=annotator,
+                    confidence=confidence,
+                )
+            )
+            if label is not None and s.get(ClassName, label) is None:
+                s.add(ClassName(name=label))
+            version = s.scalar(select(Image.label_version).where(Image.id == image_id))
+            return int(version or 0)
+
+    def label_history(self, image_id: int) -> list[dict[str, Any]]:
+        with self.session() as s:
+            events = s.scalars(
+                select(LabelEvent).where(LabelEvent.image_id == image_id).order_by(LabelEvent.id)
+            )
+            return [
+                {
+                    "label": e.label,
+                    "status": e.status,
+                    "origin": e.origin,
+                    "annotator": e.annotator,
+                    "confidence": e.confidence,
+                    "created_at": e.created_at.isoformat(),
+                }
+                for e in events
+            ]
+
+    def set_splits(self, assignments: dict[int, str], origin: str = "auto") -> None:
+        with self.session() as s:
+            for image_id, split in assignments.items():
+                s.execute(
+                    update(Image).where(Image.id == image_id).values(split=split, split_origin=origin)
+                )
+
+    # ---- exclusions (reversible) --------------------------------------------------------------
+    def exclude(self, image_reasons: dict[int, str], *, kind: str, actor: str = "picsift", reason: str = "") -> int:
+        """Exclude images from training, recorded as one undoable action; returns the action id."""
+        with self.session() as s:
+            action = Action(kind=kind, actor=actor, reason=reason, payload={"count": len(image_reasons)})
+            s.add(action)
+            s.flush()
+            for image_id, why in image_reasons.items():
+                s.add(Exclusion(image_id=image_id, action_id=action.id, reason=why, actor=actor))
+                s.execute(update(Image).where(Image.id == image_id).values(excluded=True))
+            return int(action.id)
+
+    def undo(self, action_id: int | None = None) -> int:
+        """Undo an action (the latest not yet undone by default); returns its id."""
+        with self.session() as s:
+            q = select(Action).where(Action.undone_at.is_(None))
+            q = q.where(Action.id == action_id) if action_id is not None else q.order_by(Action.id.desc())
+            action = s.scalars(q).first()
+            if action is None:
+                what = f"action {action_id}" if action_id is not None else "any action"
+                raise WorkspaceError(f"nothing to undo: {what} not found or already undone")
+            exclusions = list(s.scalars(select(Exclusion).where(Exclusion.action_id == action.id)))
+            for ex in exclusions:
+                ex.active = False
+            s.flush()
+            for image_id in {ex.image_id for ex in exclusions}:
+                still = s.scalar(
+                    select(func.count(Exclusion.id)).where(
+                        Exclusion.image_id == image_id, Exclusion.active.is_(True)
+                    )
+                )
+                s.execute(update(Image).where(Image.id == image_id).values(excluded=bool(still)))
+            action.undone_at = utcnow()
+            return int(action.id)
+
+    def exclusions(self, active_only: bool = True) -> list[dict[str, Any]]:
+        with self.session() as s:
+            q = select(Exclusion, Image.path).join(Image, Image.id == Exclusion.image_id)
+            if active_only:
+                q = q.where(Exclusion.active.is_(True))
+            return [
+                {
+                    "image_id": ex.image_id,
+                    "path": path,
+                    "action_id": ex.action_id,
+                    "reason": ex.reason,
+                    "actor": ex.actor,
+                    "created_at": ex.created_at.isoformat(),
+                }
+                for ex, path in s.execute(q.order_by(Exclusion.id))
+            ]
+
+    def actions(self) -> list[dict[str, Any]]:
+        with self.session() as s:
+            return [
+                {
+                    "id": a.id,
+                    "kind": a.kind,
+                    "actor": a.actor,
+                    "reason": a.reason,
+                    "payload": a.payload,
+                    "created_at": a.created_at.isoformat(),
+                    "undone_at": a.undone_at.isoformat() if a.undone_at else None,
+                }
+                for a in s.scalars(select(Action).order_by(Action.id))
+            ]
+
+    # ---- runs ---------------------------------------------------------------------------------
+    def record_run(self, run_id: str, path: str, model: str, catalog_hash: str, metrics: dict) -> None:
+        with self.session() as s:
+            s.merge(RunRecord(id=run_id, path=path, model=model, catalog_hash=catalog_hash, metrics=metrics))
+
+    # ---- summaries ----------------------------------------------------------------------------
+    def catalog_hash(self) -> str:
+        """A data version: changes whenever an image, label, split or exclusion changes."""
+        h = hashlib.sha256()
+        with self.session() as s:
+            rows = s.execute(
+                select(Image.sha256, Image.path, Image.label, Image.split, Image.excluded, Image.readable)
+                .order_by(Image.id)
+            )
+            for row in rows:
+                h.update(repr(tuple(row)).encode())
+        return h.hexdigest()
+
+    def summary(self) -> dict[str, Any]:
+        rows = self.images(readable=None, include_excluded=True)
+        usable = [r for r in rows if r.readable and not r.excluded]
+        per_split: dict[str, Counter[str]] = {}
+        for r in usable:
+            per_split.setdefault(r.split or "none", Counter())[r.label or "(unlabeled)"] += 1
+        return {
+            "images": len(rows),
+            "readable": sum(r.readable for r in rows),
+            "unreadable": [{"path": r.path, "reason": r.error} for r in rows if not r.readable],
+            "labeled": sum(r.label is not None for r in usable),
+            "unlabeled": sum(r.label is None for r in usable),
+            "exact_duplicates": sum(r.duplicate_of is not None for r in rows),
+            "excluded": sum(r.excluded for r in rows),
+            "classes": self.classes(),
+            "splits": {k: dict(sorted(v.items())) for k, v in sorted(per_split.items())},
+            "catalog_hash": self.catalog_hash(),
+        }
+
+    def add_images(self, images: Iterable[Image]) -> None:
+        with self.session() as s:
+            s.add_all(list(images))

@@ -1,0 +1,130 @@
+"""Catalog tables (SQLAlchemy 2.0 ORM). SQLite by default; any SQLAlchemy URL works.
+
+One row per image *file* in `images`. The same bytes seen under a second path get their own row
+with `duplicate_of` pointing at the first, so nothing is silently dropped. Labels are an append-only
+history in `labels`; `images.label` caches the current accepted label and `images.label_version`
+counts changes, which lets concurrent writers detect conflicts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Image(Base):
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    source: Mapped[str] = mapped_column(Text, default="")
+    source_kind: Mapped[str] = mapped_column(String(16), default="folder")
+    byte_size: Mapped[int] = mapped_column(Integer, default=0)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    n_frames: Mapped[int] = mapped_column(Integer, default=1)
+    exif_time: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    exif_camera: Mapped[str | None] = mapped_column(Text, nullable=True)
+    gps_lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    gps_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    readable: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    label: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    label_version: Mapped[int] = mapped_column(Integer, default=0)
+    split: Mapped[str | None] = mapped_column(String(8), nullable=True, index=True)
+    split_origin: Mapped[str | None] = mapped_column(String(8), nullable=True)  # "source" or "auto"
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("images.id"), nullable=True)
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"), nullable=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LabelEvent(Base):
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    label: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # accepted: the image's label; proposed: awaiting review; rejected: a refused proposal;
+    # superseded: an accepted label later replaced.
+    status: Mapped[str] = mapped_column(String(12), default="accepted", index=True)
+    origin: Mapped[str] = mapped_column(String(16), default="import")  # import|manual|model|cluster|feedback
+    annotator: Mapped[str] = mapped_column(String(100), default="picsift")
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ClassName(Base):
+    __tablename__ = "classes"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ImportRecord(Base):
+    __tablename__ = "imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Action(Base):
+    """A reversible bulk change (e.g. curation exclusions); `undone_at` is set by undo."""
+
+    __tablename__ = "actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(100), default="picsift")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Exclusion(Base):
+    __tablename__ = "exclusions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("actions.id"), nullable=True, index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(100), default="picsift")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+
+
+class RunRecord(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(100))
+    catalog_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Meta(Base):
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,60 @@
+"""A workspace: a folder with the catalog, run folders and caches. User images stay where they are."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from picsift.errors import WorkspaceError
+from picsift.store.catalog import Catalog
+
+DEFAULT_WORKSPACE = "picsift-workspace"
+WORKSPACE_ENV = "PICSIFT_WORKSPACE"
+
+
+def default_workspace_path() -> Path:
+    return Path(os.environ.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE)
+
+
+@dataclass
+class Workspace:
+    root: Path
+    db_url: str | None = None
+    _catalog: Catalog | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, root: str | Path | None = None, *, create: bool = False, db_url: str | None = None) -> Workspace:
+        """Open a workspace; with create=True make it if it does not exist yet."""
+        path = Path(root) if root is not None else default_workspace_path()
+        if not (path / "catalog.sqlite").exists() and db_url is None:
+            if not create:
+                raise WorkspaceError(
+                    f"no picsift workspace at {path}: run `picsift import PATH --workspace {path}` first"
+                )
+            if path.exists() and not path.is_dir():
+                raise WorkspaceError(f"workspace path {path} exists and is not a folder")
+            path.mkdir(parents=True, exist_ok=True)
+        ws = cls(root=path.resolve(), db_url=db_url)
+        for sub in ("runs", "cache"):
+            (ws.root / sub).mkdir(exist_ok=True)
+        return ws
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = Catalog(self.db_url or f"sqlite:///{self.root / 'catalog.sqlite'}")
+        return self._catalog
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    def close(self) -> None:
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None

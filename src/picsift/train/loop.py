@@ -1,0 +1,173 @@
+"""The standard training loop for registry backbones (torchvision/timm).
+
+AdamW or SGD-nesterov, one-cycle or cosine by progress, label smoothing, early stopping,
+checkpoint + resume, AMP and channels_last, seeded. The sampler and device come from outside so
+the loop can run under torchrun later without a fork.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from picsift import progress
+from picsift.config import TrainConfig
+from picsift.errors import ConfigError
+from picsift.models.registry import ModelSpec, create_model
+from picsift.train.data import TrainData, TrainedModel
+from picsift.train.device import autocast, seed_everything
+from picsift.train.schedule import Progress, lr_factor
+from picsift.train.transforms import ArrayDataset, eval_transform, train_transform
+
+log = logging.getLogger("picsift.train")
+CHECKPOINT = "checkpoint.pt"
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, pretrained: bool) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    if cfg.optimizer == "sgd":
+        lr = cfg.lr or (0.01 if pretrained else 0.1)
+        wd = cfg.weight_decay if cfg.weight_decay is not None else 5e-4
+        groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+    lr = cfg.lr or (5e-4 if pretrained else 2e-3)
+    wd = cfg.weight_decay if cfg.weight_decay is not None else 0.05
+    groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module, x: np.ndarray, data_config: Any, device: torch.device, batch_size: int = 256, amp: bool = True
+) -> torch.Tensor:
+    """uint8 (N, S, S, 3) -> logits (N, K) on CPU, float32."""
+    model.eval()
+    tf = eval_transform(data_config)
+    out = []
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2)
+    for i in range(0, len(xt), batch_size):
+        batch = tf(xt[i : i + batch_size]).to(device)
+        if device.type == "cuda":
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp):
+            out.append(model(batch).float().cpu())
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def fit_standard(
+    spec: ModelSpec,
+    data: TrainData,
+    cfg: TrainConfig,
+    device: torch.device,
+    log_row: Callable[[dict[str, Any]], None],
+    run_dir: Path,
+    resume_from: Path | None = None,
+    sampler: torch.utils.data.Sampler | None = None,
+    class_weights: torch.Tensor | None = None,
+) -> TrainedModel:
+    generator = seed_everything(cfg.seed)
+    pretrained = bool(cfg.pretrained or cfg.weights)
+    model = create_model(spec.name, len(data.classes), pretrained=cfg.pretrained, weights=cfg.weights)
+    model.to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    dc = data.data_config
+    batch_size = cfg.batch_size or 64
+    train_ds = ArrayDataset(data.x_train, data.y_train, train_transform(dc, cfg.augment, cfg.random_erasing))
+    loader = torch.utils.data.DataLoader(
+        train_ds,
+        batch_size=batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=len(train_ds) > batch_size,
+        num_workers=cfg.num_workers,
+        generator=generator,
+        persistent_workers=cfg.num_workers > 0,
+    )
+    optimizer = make_optimizer(model, cfg, pretrained)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    weight = class_weights.to(device) if class_weights is not None else None
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, weight=weight)
+    epochs = cfg.epochs or (1000 if cfg.time_budget_min else 10)
+    budget_s = cfg.time_budget_min * 60 if cfg.time_budget_min else None
+    start_epoch, best_acc, best_state, stale = 0, -1.0, None, 0
+    if resume_from is not None:
+        ckpt = torch.load(resume_from, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start_epoch, best_acc, best_state = ckpt["epoch"] + 1, ckpt["best_acc"], ckpt.get("best_state")
+        if start_epoch >= epochs:
+            raise ConfigError(f"checkpoint already finished {start_epoch} epochs; ask for more with --epochs")
+    tracker = Progress(epochs * max(1, len(loader)), budget_s, time.perf_counter())
+    tracker.step = start_epoch * len(loader)
+    history: list[dict[str, Any]] = []
+    with progress.bar(f"training {spec.name}", total=epochs - start_epoch) as (bar, task):
+        for epoch in range(start_epoch, epochs):
+            model.train()
+            t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+            for xb, yb in loader:
+                for g, base in zip(optimizer.param_groups, base_lrs, strict=True):
+                    g["lr"] = base * lr_factor(cfg.schedule, tracker.fraction(time.perf_counter()))
+                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+                if cfg.channels_last:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                with autocast(device, cfg.amp):
+                    logits = model(xb)
+                    loss = criterion(logits.float(), yb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                tracker.step += 1
+                seen += len(yb)
+                loss_sum += float(loss) * len(yb)
+                correct += int((logits.argmax(1) == yb).sum())
+                if budget_s and tracker.done(time.perf_counter()):
+                    break
+            val_logits = predict_logits(model, data.x_val, dc, device, amp=cfg.amp)
+            yv = torch.from_numpy(data.y_val)
+            val_acc = float((val_logits.argmax(1) == yv).float().mean()) if len(yv) else float("nan")
+            val_loss = float(nn.functional.cross_entropy(val_logits, yv)) if len(yv) else float("nan")
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / max(seen, 1),
+                "train_acc": correct / max(seen, 1),
+                "val_loss": val_loss,
+                "val_acc": val_acc,
+                "lr": optimizer.param_groups[0]["lr"],
+                "epoch_s": time.perf_counter() - t0,
+            }
+            history.append(row)
+            log_row(row)
+            bar.update(task, advance=1, info=f"val acc {val_acc:.3f}")  # type: ignore[arg-type]
+            score = val_acc if not np.isnan(val_acc) else -row["train_loss"]
+            if score > best_acc:
+                best_acc, stale = score, 0
+                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            else:
+                stale += 1
+            torch.save(
+                {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                 "best_acc": best_acc, "best_state": best_state},
+                run_dir / CHECKPOINT,
+            )
+            if cfg.early_stopping and stale >= cfg.early_stopping:
+                log.info("early stopping after %d epochs without improvement", stale)
+                break
+            if budget_s and tracker.done(time.perf_counter()):
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainedModel(model=model.cpu().to(memory_format=torch.contiguous_format), model_kwargs={},
+                        data_config=dc, history=history)

@@ -1,0 +1,151 @@
+"""`picsift.train.run(cfg)`: catalog -> arrays -> the model family's trainer -> a complete run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from picsift.config import TrainConfig, to_jsonable
+from picsift.errors import ConfigError, DatasetError
+from picsift.models.artifact import save_artifact
+from picsift.models.registry import DataConfig, ModelSpec, get_spec
+from picsift.store import ImageRow, Workspace
+from picsift.train.data import TrainData, TrainedModel, encode_labels, load_arrays, split_rows
+from picsift.train.device import select_device
+from picsift.train.runs import MetricsLog, environment, new_run_dir, resolve_run, write_json
+
+log = logging.getLogger("picsift.train")
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    model: str
+    classes: list[str]
+    val_acc: float | None
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow]) -> DataConfig:
+    if spec.family == "fast":
+        from picsift.train import fast
+
+        return fast.resolve_data_config(spec, cfg, rows)
+    if spec.family == "classical":
+        from picsift.models import classical  # type: ignore[attr-defined]
+
+        return classical.resolve_data_config(spec, cfg, rows)  # type: ignore[no-any-return]
+    if cfg.image_size:
+        return dataclasses.replace(spec.data_config, input_size=cfg.image_size)
+    return spec.data_config
+
+
+def _train(spec: ModelSpec, data: TrainData, cfg: TrainConfig, run_dir: Path, metrics: MetricsLog,
+           resume_from: Path | None, ws: Workspace) -> TrainedModel:
+    if spec.family == "classical":
+        from picsift.models import classical
+
+        return classical.fit_classical(spec, data, cfg, ws, metrics)  # type: ignore[no-any-return]
+    device = select_device(cfg.device)
+    if spec.family == "fast":
+        from picsift.train.fast import fit_fast
+
+        return fit_fast(spec, data, cfg, device, metrics, run_dir, resume_from)
+    from picsift.train.loop import fit_standard
+
+    return fit_standard(spec, data, cfg, device, metrics, run_dir, resume_from)
+
+
+def extra_training_rows(ws: Workspace, cfg: TrainConfig) -> list[ImageRow]:
+    """Hook for accepted feedback images (deploy stage); empty unless --with-feedback."""
+    if not cfg.with_feedback:
+        return []
+    try:
+        from picsift.deploy.feedback import accepted_feedback_rows  # type: ignore[attr-defined]
+    except ImportError as e:
+        raise ConfigError("--with-feedback needs the deploy stage's feedback store") from e
+    return list(accepted_feedback_rows(ws))
+
+
+def run(cfg: TrainConfig) -> RunResult:
+    """Train one model on the workspace's labelled data and write a complete, reproducible run folder."""
+    cfg = cfg.validate()
+    spec = get_spec(cfg.model)
+    ws = Workspace.open(cfg.workspace)
+    train_rows, val_rows, test_rows = split_rows(ws, cfg.seed)
+    train_rows = train_rows + extra_training_rows(ws, cfg)
+    classes = sorted({r.label for r in train_rows if r.label is not None})
+    if len(classes) < 2:
+        raise DatasetError(f"training needs at least 2 classes with training images, found {classes}")
+    val_rows = [r for r in val_rows if r.label in classes]
+    data_config = resolve_data_config(spec, cfg, train_rows)
+    resume_from = None
+    if cfg.resume:
+        resume_from = resolve_run(ws, cfg.resume) / "checkpoint.pt"
+        if not resume_from.exists():
+            raise ConfigError(f"--resume {cfg.resume}: that run has no checkpoint.pt")
+    run_dir = new_run_dir(ws, spec.name, cfg.run_name)
+    catalog_hash = ws.catalog.catalog_hash()
+    write_json(run_dir / "config.json", {"train": to_jsonable(cfg), "data_config": data_config.to_dict()})
+    write_json(
+        run_dir / "env.json",
+        {"seed": cfg.seed, "catalog_hash": catalog_hash, "workspace": str(ws.root), **environment()},
+    )
+    write_json(
+        run_dir / "data.json",
+        {
+            "classes": classes,
+            "train_ids": [r.id for r in train_rows],
+            "val_ids": [r.id for r in val_rows],
+            "test_ids": [r.id for r in test_rows if r.label in classes],
+        },
+    )
+    size = data_config.storage_size
+    data = TrainData(
+        classes=classes,
+        data_config=data_config,
+        x_train=load_arrays(ws, train_rows, size, "decoding train images"),
+        y_train=encode_labels(train_rows, classes),
+        x_val=load_arrays(ws, val_rows, size, "decoding val images"),
+        y_val=encode_labels(val_rows, classes),
+        train_ids=[r.id for r in train_rows],
+        val_ids=[r.id for r in val_rows],
+    )
+    metrics = MetricsLog(run_dir / "metrics.jsonl")
+    t0 = time.perf_counter()
+    trained = _train(spec, data, cfg, run_dir, metrics, resume_from, ws)
+    seconds = time.perf_counter() - t0
+    save_artifact(
+        run_dir,
+        model=trained.model,
+        model_name=spec.name,
+        family=spec.family,
+        classes=classes,
+        data_config=trained.data_config,
+        model_kwargs=trained.model_kwargs,
+        extra=trained.extra,
+    )
+    val_accs = [h["val_acc"] for h in trained.history if h.get("val_acc") is not None]
+    val_acc = max(val_accs) if val_accs else None
+    summary = {
+        "run_id": run_dir.name,
+        "model": spec.name,
+        "family": spec.family,
+        "classes": classes,
+        "n_train": len(train_rows),
+        "n_val": len(val_rows),
+        "best_val_acc": val_acc,
+        "train_seconds": seconds,
+        "epochs": len(trained.history),
+        "catalog_hash": catalog_hash,
+        "seed": cfg.seed,
+    }
+    write_json(run_dir / "run.json", summary)
+    ws.catalog.record_run(run_dir.name, str(run_dir), spec.name, catalog_hash, {"best_val_acc": val_acc})
+    return RunResult(run_dir.name, run_dir, spec.name, classes, val_acc, seconds, trained.history)

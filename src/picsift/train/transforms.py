@@ -1,0 +1,51 @@
+"""torchvision transforms v2 pipelines derived from the model's DataConfig (never hand-picked twice)."""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+
+from picsift.models.registry import DataConfig
+
+
+def _finish(dc: DataConfig) -> list[v2.Transform]:
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(dc.mean), std=list(dc.std))]
+
+
+def eval_transform(dc: DataConfig) -> v2.Compose:
+    """uint8 CHW tensor at storage size -> normalised float input (centre crop)."""
+    return v2.Compose([v2.CenterCrop(dc.input_size), *_finish(dc)])
+
+
+def train_transform(dc: DataConfig, augment: str, random_erasing: float = 0.0) -> v2.Compose:
+    steps: list[v2.Transform] = []
+    if augment == "none":
+        steps.append(v2.CenterCrop(dc.input_size))
+    else:
+        steps += [
+            v2.RandomResizedCrop(dc.input_size, scale=(0.35, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+        ]
+        if augment == "trivial":
+            steps.append(v2.TrivialAugmentWide())
+        elif augment == "randaugment":
+            steps.append(v2.RandAugment())
+    steps += _finish(dc)
+    if random_erasing > 0:
+        steps.append(v2.RandomErasing(p=random_erasing))
+    return v2.Compose(steps)
+
+
+class ArrayDataset(torch.utils.data.Dataset):
+    """uint8 (N, S, S, 3) array + labels -> transformed tensors."""
+
+    def __init__(self, x, y, transform) -> None:  # type: ignore[no-untyped-def]
+        self.x = torch.from_numpy(x).permute(0, 3, 1, 2)  # a view: no copy
+        self.y = torch.from_numpy(y)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):  # type: ignore[no-untyped-def]
+        return self.transform(self.x[i]), self.y[i]
