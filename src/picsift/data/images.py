@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import math
+import struct
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +21,7 @@ MAX_PIXELS = 89_478_485
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jfif"}
 )
+_OPEN_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -43,28 +48,37 @@ def _open(source: str | Path | bytes) -> Image.Image:
         fp = source
     # Truncated files must fail loudly rather than decode as half-grey pictures.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+    img: Image.Image | None = None
     try:
-        with warnings.catch_warnings():
+        # warnings.catch_warnings() swaps process-wide state, so concurrent decoders (import and the
+        # decoded cache use thread pools) must not interleave it; opening only parses the header.
+        with _OPEN_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(fp)
-            if img.width * img.height > MAX_PIXELS:
-                raise ImageDecodeError(
-                    f"decompression bomb refused: {img.width}x{img.height} pixels exceeds {MAX_PIXELS}"
-                )
-            img.load()
-            return img
+        if img.width * img.height > MAX_PIXELS:
+            raise ImageDecodeError(
+                f"decompression bomb refused: {img.width}x{img.height} pixels exceeds {MAX_PIXELS}"
+            )
+        img.load()
+        return img
     except ImageDecodeError:
+        if img is not None:
+            img.close()
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageDecodeError(f"decompression bomb refused: {e}") from e
     except UnidentifiedImageError as e:
         raise ImageDecodeError("not an image (unrecognised format)") from e
     except OSError as e:
+        if img is not None:
+            img.close()
         text = str(e)
         if "truncated" in text.lower() or "premature end" in text.lower():
             raise ImageDecodeError(f"truncated image: {text}") from e
         raise ImageDecodeError(f"corrupt image: {text}") from e
-    except (ValueError, SyntaxError, EOFError, MemoryError, Image.DecompressionBombError) as e:
+    except (ValueError, SyntaxError, EOFError, MemoryError, struct.error, IndexError, TypeError) as e:
+        if img is not None:
+            img.close()
         raise ImageDecodeError(f"corrupt image: {type(e).__name__}: {e}") from e
 
 
@@ -74,6 +88,8 @@ def _gps_to_degrees(value: object, ref: object) -> float | None:
     except (TypeError, ValueError, ZeroDivisionError):
         return None
     deg = d + m / 60.0 + s / 3600.0
+    if not math.isfinite(deg):  # a 0/0 rational in the EXIF data
+        return None
     return -deg if str(ref).upper() in ("S", "W") else deg
 
 
@@ -112,26 +128,30 @@ def _exif_fields(img: Image.Image) -> dict[str, object]:
 def probe(source: str | Path | bytes) -> ImageInfo:
     """Fully decode once (to catch truncation) and read size, format, mode and EXIF metadata."""
     img = _open(source)
-    rgb = to_rgb(img)  # applies EXIF orientation, so width/height are as displayed
-    extra = _exif_fields(img)
-    return ImageInfo(
-        width=rgb.width,
-        height=rgb.height,
-        format=img.format or "unknown",
-        mode=img.mode,
-        n_frames=int(getattr(img, "n_frames", 1) or 1),
-        **extra,  # type: ignore[arg-type]
-    )
+    try:
+        try:
+            rgb = to_rgb(img)  # applies EXIF orientation, so width/height are as displayed
+        except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError) as e:
+            raise ImageDecodeError(f"cannot convert {img.mode} image to RGB: {type(e).__name__}: {e}") from e
+        extra = _exif_fields(img)
+        return ImageInfo(
+            width=rgb.width,
+            height=rgb.height,
+            format=img.format or "unknown",
+            mode=img.mode,
+            n_frames=int(getattr(img, "n_frames", 1) or 1),
+            **extra,  # type: ignore[arg-type]
+        )
+    finally:
+        img.close()
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """EXIF orientation applied; palette/CMYK/16-bit/LA/RGBA/grayscale converted to 8-bit RGB."""
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)  # animated GIF/WebP/TIFF: the first frame
-    try:
+    with contextlib.suppress(Exception):  # malformed EXIF: keep the stored orientation
         img = ImageOps.exif_transpose(img) or img
-    except Exception:
-        pass
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img, dtype=np.float64)
@@ -169,7 +189,7 @@ def resize_square(img: Image.Image, size: int) -> np.ndarray:
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
     if (nw, nh) != (w, h):
-        img = img.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
+        img = img.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=None)
     left, top = (nw - size) // 2, (nh - size) // 2
     img = img.crop((left, top, left + size, top + size))
     return np.asarray(img, dtype=np.uint8).copy()

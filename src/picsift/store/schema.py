@@ -8,16 +8,49 @@ counts changes, which lets concurrent writers detect conflicts.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 SCHEMA_VERSION = 1
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class FsPath(TypeDecorator[str]):
+    """A file path as text, including names that are not valid UTF-8.
+
+    On Linux a file name is bytes; Python represents undecodable bytes as lone surrogates, which no
+    database text column accepts. Such names (and, to stay reversible, anything that starts with the
+    marker) are stored as the marker plus the hex of the raw bytes and decoded back on read, so
+    `ImageRow.path` is always the exact string `open()` needs.
+    """
+
+    impl = Text
+    cache_ok = True
+    MARKER = "fsbytes:"
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        text = str(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return self.MARKER + os.fsencode(text).hex()
+        return self.MARKER + text.encode("utf-8").hex() if text.startswith(self.MARKER) else text
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, str) and value.startswith(self.MARKER):
+            return os.fsdecode(bytes.fromhex(value[len(self.MARKER) :]))
+        return value
 
 
 class Base(DeclarativeBase):
@@ -29,8 +62,8 @@ class Image(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
-    source: Mapped[str] = mapped_column(Text, default="")
+    path: Mapped[str] = mapped_column(FsPath, unique=True)
+    source: Mapped[str] = mapped_column(FsPath, default="")
     source_kind: Mapped[str] = mapped_column(String(16), default="folder")
     byte_size: Mapped[int] = mapped_column(Integer, default=0)
     width: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -80,7 +113,7 @@ class ImportRecord(Base):
     __tablename__ = "imports"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(FsPath)
     kind: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
