@@ -56,9 +56,7 @@ def _open(source: str | Path | bytes) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(fp)
         if img.width * img.height > MAX_PIXELS:
-            raise ImageDecodeError(
-                f"decompression bomb refused: {img.width}x{img.height} pixels exceeds {MAX_PIXELS}"
-            )
+            raise ImageDecodeError(f"decompression bomb refused: {img.width}x{img.height} pixels exceeds {MAX_PIXELS}")
         img.load()
         return img
     except ImageDecodeError:

@@ -92,14 +92,16 @@ def _torchvision_builder(arch: str):
 
 
 def _replace_torchvision_head(model: nn.Module, num_classes: int) -> None:
-    if hasattr(model, "fc") and isinstance(model.fc, nn.Linear):
-        model.fc = nn.Linear(model.fc.in_features, num_classes)
+    fc = getattr(model, "fc", None)
+    if isinstance(fc, nn.Linear):
+        model.fc = nn.Linear(fc.in_features, num_classes)
         return
     classifier = getattr(model, "classifier", None)
     if isinstance(classifier, nn.Sequential):
         for i in range(len(classifier) - 1, -1, -1):
-            if isinstance(classifier[i], nn.Linear):
-                classifier[i] = nn.Linear(classifier[i].in_features, num_classes)
+            layer = classifier[i]
+            if isinstance(layer, nn.Linear):
+                classifier[i] = nn.Linear(layer.in_features, num_classes)
                 return
     raise TypeError(f"do not know how to replace the head of {type(model).__name__}")
 

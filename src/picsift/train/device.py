@@ -31,7 +31,8 @@ def cpu_has_native_bf16() -> bool:
     if os.environ.get("PICSIFT_CPU_BF16") in ("0", "1"):
         return os.environ["PICSIFT_CPU_BF16"] == "1"
     try:
-        flags = open("/proc/cpuinfo").read()
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -1,0 +1,3 @@
+from picsift.cli import main
+
+main()
