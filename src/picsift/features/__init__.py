@@ -1,0 +1,13 @@
+"""Image features: handcrafted (HOG, LBP, colour) and deep embeddings, cached by (extractor, image hash).
+
+from picsift.features import extract, extract_arrays
+X = extract(ws, rows, "hog")             # (N, 1764) float32, cached in the workspace
+X = extract_arrays(x_uint8, "cnn:fastcnn")
+"""
+
+from __future__ import annotations
+
+from picsift.features.extract import extract, extract_arrays
+from picsift.features.extractors import Extractor, get_extractor, list_extractors
+
+__all__ = ["Extractor", "extract", "extract_arrays", "get_extractor", "list_extractors"]

@@ -1,0 +1,78 @@
+"""Deep embeddings: the penultimate layer (the input of the final linear head) of any torch classifier.
+
+A forward pre-hook on the model's last `nn.Linear` captures what the head sees, so the same code serves
+picsift's fast CNN, torchvision and timm backbones and trained runs, without knowing their internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from picsift.errors import ConfigError
+from picsift.models.registry import DataConfig
+
+log = logging.getLogger("picsift.features")
+
+# Random initialisation is seeded so that an un-pretrained extractor is the same function every time
+# (its cached features stay valid and a saved classical model can rebuild it).
+INIT_SEED = 0
+
+
+def last_linear(model: nn.Module) -> nn.Linear:
+    found = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not found:
+        raise ConfigError(f"{type(model).__name__} has no linear head, so it has no penultimate layer to read")
+    return found[-1]
+
+
+def build_registry_model(name: str, pretrained: bool, weights: str | None) -> tuple[nn.Module, DataConfig]:
+    """A registry CNN, seeded random init unless pretrained/weights, with a throwaway 2-class head."""
+    from picsift.models.registry import create_model, get_spec
+
+    spec = get_spec(name)
+    if spec.builder is None:
+        raise ConfigError(f"cnn:{name}: {name!r} is a {spec.family} model with no layers to read; use a CNN")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(INIT_SEED)
+        model = create_model(name, num_classes=2, pretrained=pretrained)
+    if weights:
+        # Loaded here rather than by the builder so that every registry model (the fast CNN included)
+        # accepts a local file; tensors must match by name and shape, the head may differ.
+        from pathlib import Path
+
+        from picsift.models.backbones import _load_state_file, load_matching
+
+        load_matching(model, _load_state_file(Path(weights)), weights)
+    return model.eval(), spec.data_config
+
+
+@torch.no_grad()
+def penultimate(
+    model: nn.Module, x: np.ndarray, data_config: DataConfig, batch_size: int = 128, device: str = "cpu"
+) -> np.ndarray:
+    """uint8 (N, S, S, 3) at data_config.storage_size -> float32 (N, D) head inputs."""
+    from picsift.train.transforms import eval_transform
+
+    model = model.to(device).eval()
+    head = last_linear(model)
+    captured: list[torch.Tensor] = []
+
+    def grab(_module: nn.Module, args: tuple[Any, ...]) -> None:
+        captured.append(args[0].detach().float().flatten(1).cpu())
+
+    handle = head.register_forward_pre_hook(grab)
+    tf = eval_transform(data_config)
+    try:
+        xt = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
+        for i in range(0, len(xt), batch_size):
+            model(tf(xt[i : i + batch_size]).to(device))
+    finally:
+        handle.remove()
+    if not captured:
+        return np.zeros((0, head.in_features), dtype=np.float32)
+    return torch.cat(captured).numpy().astype(np.float32)
