@@ -1,0 +1,171 @@
+"""Safe extraction of zip and tar archives into the workspace (the user's archive is only read).
+
+A member whose name would land outside the extraction folder (absolute paths, `..`), a link, a
+device or an encrypted entry is refused and reported, never written; the rest is extracted. An
+archive is extracted once per content hash, so importing it again reuses the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import stat
+import tarfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from picsift.errors import DatasetError
+
+logger = logging.getLogger(__name__)
+
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+# An archive may not expand beyond this (zip bombs): far above any real image dataset a laptop holds.
+MAX_EXTRACTED_BYTES = 64 * 1024**3
+_DONE = ".extracted.json"
+_CHUNK = 1 << 20
+
+
+@dataclass
+class Extracted:
+    folder: Path  # where the members were written (inside the workspace)
+    sha256: str  # of the archive file
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (member name, reason)
+    reused: bool = False  # extracted by an earlier import
+
+
+def is_archive(path: Path) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(s) for s in ARCHIVE_SUFFIXES)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def safe_member_path(name: str) -> PurePosixPath | None:
+    """The relative path a member may be written to, or None when it would escape the folder."""
+    name = name.replace("\\", "/")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return None
+    parts = [p for p in PurePosixPath(name).parts if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        return None
+    return PurePosixPath(*parts)
+
+
+class _Budget:
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def copy(self, src: IO[bytes], dest: Path) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with dest.open("wb") as out:
+            while chunk := src.read(_CHUNK):
+                self.left -= len(chunk)
+                if self.left < 0:
+                    raise DatasetError(
+                        f"archive expands beyond {MAX_EXTRACTED_BYTES} bytes; refusing it as a possible zip bomb"
+                    )
+                out.write(chunk)
+
+
+def _extract_zip(archive: Path, dest: Path, refused: list[tuple[str, str]], budget: _Budget) -> None:
+    try:
+        zf = zipfile.ZipFile(archive)  # noqa: SIM115 (closed by the `with zf` below)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DatasetError(f"{archive}: not a readable zip archive ({e})") from e
+    with zf:
+        for info in zf.infolist():
+            if info.is_dir():
+                continue
+            rel = safe_member_path(info.filename)
+            if rel is None:
+                refused.append((info.filename, "unsafe path outside the archive folder, not extracted"))
+                continue
+            if stat.S_ISLNK(info.external_attr >> 16):
+                refused.append((info.filename, "symbolic link, not extracted"))
+                continue
+            if info.flag_bits & 0x1:
+                refused.append((info.filename, "encrypted member, not extracted"))
+                continue
+            target = dest / rel
+            try:
+                with zf.open(info) as src:
+                    budget.copy(src, target)
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, RuntimeError, EOFError) as e:
+                target.unlink(missing_ok=True)
+                refused.append((info.filename, f"corrupt member, not extracted: {e}"))
+
+
+def _extract_tar(archive: Path, dest: Path, refused: list[tuple[str, str]], budget: _Budget) -> None:
+    try:
+        tf = tarfile.open(archive, "r:*")  # noqa: SIM115 (closed by the `with tf` below)
+    except (tarfile.TarError, OSError) as e:
+        raise DatasetError(f"{archive}: not a readable tar archive ({e})") from e
+    with tf:
+        try:
+            for member in tf:
+                if member.isdir():
+                    continue
+                if not member.isfile():
+                    kind = "link" if (member.issym() or member.islnk()) else "special file"
+                    refused.append((member.name, f"{kind}, not extracted"))
+                    continue
+                rel = safe_member_path(member.name)
+                if rel is None:
+                    refused.append((member.name, "unsafe path outside the archive folder, not extracted"))
+                    continue
+                try:
+                    tarfile.data_filter(member, str(dest))  # the standard library's own safety rules
+                except tarfile.FilterError as e:
+                    refused.append((member.name, f"refused by the tar safety filter: {e}"))
+                    continue
+                src = tf.extractfile(member)
+                if src is None:
+                    refused.append((member.name, "unreadable member, not extracted"))
+                    continue
+                with src:
+                    budget.copy(src, dest / rel)
+        except (tarfile.TarError, EOFError, OSError) as e:
+            # A truncated archive: keep what was extracted, report the rest.
+            refused.append((archive.name, f"archive is truncated or corrupt after this point: {e}"))
+
+
+def extract(archive: Path, into: Path) -> Extracted:
+    """Extract `archive` into `into/<sha256>/` (once); returns where and what was refused."""
+    sha = file_sha256(archive)
+    dest = into / sha
+    done = into / f"{sha}{_DONE}"  # written last: a folder without it is an interrupted extraction
+    if done.is_file() and dest.is_dir():
+        before = [(str(m), str(r)) for m, r in json.loads(done.read_text()).get("refused", [])]
+        return Extracted(dest, sha, before, reused=True)
+    partial = into / f"{sha}.partial-{os.getpid()}"
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    refused: list[tuple[str, str]] = []
+    budget = _Budget(MAX_EXTRACTED_BYTES)
+    try:
+        if archive.name.lower().endswith(".zip"):
+            _extract_zip(archive, partial, refused, budget)
+        else:
+            _extract_tar(archive, partial, refused, budget)
+        if dest.exists():  # a folder from an interrupted import
+            shutil.rmtree(dest)
+        partial.rename(dest)
+        done.write_text(json.dumps({"archive": os.fsdecode(archive), "refused": refused}))
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    for name, why in refused:
+        logger.warning("%s: member %r %s", archive, name, why)
+    return Extracted(dest, sha, refused)

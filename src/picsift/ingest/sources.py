@@ -1,0 +1,350 @@
+"""Discovery: turn an import source into entries (a file or URL, its label and split) plus the files
+deliberately skipped, each with a reason. Nothing is read or decoded here beyond directory listings
+and the manifest itself, and a malformed manifest fails before anything is written.
+
+Layouts of a folder, decided from its top level:
+- `root/{train,val,test}/<class>/**` (a `train` folder is present): splits from the source;
+- `root/<class>/**` (any sub-folders): folder-per-class, files directly in `root` are unlabeled;
+- a folder without sub-folders (or any folder with `--label`): every file, unlabeled or `--label`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from picsift.data.images import IMAGE_EXTENSIONS
+from picsift.errors import DatasetError
+from picsift.ingest.archives import extract, is_archive
+from picsift.ingest.splits import SPLITS, normalize_split
+from picsift.ingest.urls import is_url
+
+MANIFEST_SUFFIXES = (".csv",)
+URL_LIST_SUFFIXES = (".txt", ".urls", ".list")
+# Files an operating system or tool leaves behind; never data.
+SYSTEM_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx", "$recycle.bin"})
+_MAX_LISTED_ERRORS = 10
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file (or URL) to record. `path` is absolute; for a URL it is the URL itself."""
+
+    path: str
+    source: str
+    source_kind: str  # folder | split-folders | flat | csv | urls | archive | file
+    label: str | None = None
+    split: str | None = None
+    split_origin: str | None = None  # "source" (folders, manifest) or "manual" (--split)
+    url: str | None = None
+    where: str | None = None  # "manifest.csv line 7", for messages
+
+
+@dataclass
+class Discovery:
+    kind: str
+    source: str
+    entries: list[Entry] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+
+def is_hidden(name: str) -> bool:
+    return name.startswith(".") or name.lower() in SYSTEM_NAMES
+
+
+def label_from_name(name: str) -> str:
+    """A folder name as a label; bytes that are not UTF-8 become visible escapes like `\\xe9`."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace").strip()
+
+
+def walk_files(folder: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """All files under `folder`, sorted, and those skipped as hidden or system files."""
+    files: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        hidden_dirs = [d for d in dirnames if is_hidden(d)]
+        dirnames[:] = [d for d in dirnames if not is_hidden(d)]
+        for d in hidden_dirs:
+            for sub, _, names in os.walk(os.path.join(dirpath, d)):
+                skipped += [(os.path.join(sub, n), "hidden or system file") for n in sorted(names)]
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            if is_hidden(name):
+                skipped.append((full, "hidden or system file"))
+            elif not os.path.isfile(full):
+                skipped.append((full, "not a regular file (broken link, socket or device)"))
+            else:
+                files.append(full)
+    return files, skipped
+
+
+def _looks_like_image(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _top_level(root: Path) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    dirs, files, skipped = [], [], []
+    for name in sorted(os.listdir(root)):
+        full = os.path.join(root, name)
+        if os.path.isdir(full):
+            if is_hidden(name):
+                found, hidden = walk_files(Path(full))
+                skipped += [(f, "hidden or system file") for f in found] + hidden
+            else:
+                dirs.append(name)
+        else:
+            files.append(name)
+    return dirs, files, skipped
+
+
+def _class_folders(
+    root: Path, disc: Discovery, kind: str, source: str, split: str | None, split_origin: str | None
+) -> None:
+    """`root/<class>/**`: files under a class folder are that class; loose image files are unlabeled."""
+    dirs, files, skipped = _top_level(root)
+    disc.skipped += skipped
+    for name in files:
+        full = os.path.join(root, name)
+        if is_hidden(name):
+            disc.skipped.append((full, "hidden or system file"))
+        elif _looks_like_image(full) and os.path.isfile(full):
+            disc.entries.append(Entry(full, source, kind, None, split, split_origin))
+        else:
+            disc.skipped.append((full, "not an image file, and outside the class folders"))
+    for d in dirs:
+        label = label_from_name(d)
+        found, hidden = walk_files(root / d)
+        disc.skipped += hidden
+        disc.entries += [Entry(f, source, kind, label or None, split, split_origin) for f in found]
+
+
+def discover_folder(
+    root: Path,
+    *,
+    label: str | None = None,
+    split: str | None = None,
+    source: str | None = None,
+    kind: str | None = None,
+) -> Discovery:
+    root = Path(os.path.abspath(root))
+    source = source if source is not None else os.fsdecode(root)
+    forced_origin = "manual" if split else None
+    if label is not None:
+        disc = Discovery(kind or "flat", source)
+        found, hidden = walk_files(root)
+        disc.skipped += hidden
+        disc.entries += [Entry(f, source, disc.kind, label, split, forced_origin) for f in found]
+        return disc
+    dirs, _, _ = _top_level(root)
+    by_split = {d: normalize_split(d) for d in dirs}
+    if "train" in by_split.values():
+        disc = Discovery(kind or "split-folders", source)
+        dirs, files, skipped = _top_level(root)
+        disc.skipped += skipped
+        for name in files:
+            full = os.path.join(root, name)
+            why = "hidden or system file" if is_hidden(name) else "outside the train/val/test folders"
+            disc.skipped.append((full, why))
+        for d in dirs:
+            canonical = by_split[d]
+            if canonical is None:
+                found, hidden = walk_files(root / d)
+                disc.skipped += hidden
+                disc.skipped += [(f, f"folder {d!r} is not a split (train, val or test)") for f in found]
+                continue
+            _class_folders(root / d, disc, disc.kind, source, split or canonical, forced_origin or "source")
+        return disc
+    if dirs:
+        disc = Discovery(kind or "folder", source)
+        _class_folders(root, disc, disc.kind, source, split, forced_origin)
+        return disc
+    disc = Discovery(kind or "flat", source)
+    found, hidden = walk_files(root)
+    disc.skipped += hidden
+    disc.entries += [Entry(f, source, disc.kind, None, split, forced_origin) for f in found]
+    return disc
+
+
+def _raise_errors(what: str, errors: list[str]) -> None:
+    if not errors:
+        return
+    more = f"; and {len(errors) - _MAX_LISTED_ERRORS} more" if len(errors) > _MAX_LISTED_ERRORS else ""
+    raise DatasetError(f"{what}: " + "; ".join(errors[:_MAX_LISTED_ERRORS]) + more)
+
+
+def _decode_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DatasetError(f"cannot read {path}: {e.strerror or e}") from e
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DatasetError(f"{path} line {line}: not UTF-8 text (save the file as UTF-8)") from e
+
+
+_PATH_COLUMNS = ("path", "file", "filename", "image", "url")
+_LABEL_COLUMNS = ("label", "class", "category")
+
+
+def discover_manifest(manifest: Path, *, label: str | None = None, split: str | None = None) -> Discovery:
+    """A CSV of `path,label[,split]` (header optional), paths relative to the CSV's folder."""
+    manifest = Path(os.path.abspath(manifest))
+    base = manifest.parent
+    source = os.fsdecode(manifest)
+    name = manifest.name
+    disc = Discovery("csv", source)
+    reader = csv.reader(io.StringIO(_decode_text(manifest), newline=""))
+    errors: list[str] = []
+    columns: tuple[int, int | None, int | None] = (0, 1, 2)
+    seen: dict[str, tuple[int, str | None, str | None]] = {}
+    first = True
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise DatasetError(f"{manifest} line {reader.line_num}: malformed CSV ({e})") from e
+        line = reader.line_num
+        cells = [c.strip() for c in row]
+        if not any(cells) or cells[0].startswith("#"):
+            continue
+        if first:
+            first = False
+            lowered = [c.lower() for c in cells]
+            if any(c in _PATH_COLUMNS for c in lowered):
+                path_col = next(i for i, c in enumerate(lowered) if c in _PATH_COLUMNS)
+                label_col = next((i for i, c in enumerate(lowered) if c in _LABEL_COLUMNS), None)
+                split_col = next((i for i, c in enumerate(lowered) if c == "split"), None)
+                columns = (path_col, label_col, split_col)
+                continue
+        if columns == (0, 1, 2) and len(cells) > 3:
+            errors.append(f"line {line}: expected path,label[,split], got {len(cells)} columns")
+            continue
+        path_col, label_col, split_col = columns
+
+        def cell(i: int | None, cells: list[str] = cells) -> str:
+            return cells[i] if i is not None and i < len(cells) else ""
+
+        raw_path = cell(path_col)
+        row_label = cell(label_col) or label
+        raw_split = cell(split_col)
+        row_split = split
+        origin = "manual" if split else None
+        if raw_split and not split:
+            row_split = normalize_split(raw_split)
+            origin = "source"
+            if row_split is None:
+                errors.append(f"line {line}: unknown split {raw_split!r} (expected one of {', '.join(SPLITS)})")
+                continue
+        if not raw_path:
+            errors.append(f"line {line}: empty path")
+            continue
+        where = f"{name} line {line}"
+        if is_url(raw_path):
+            key, entry = raw_path, Entry(raw_path, source, "csv", row_label, row_split, origin, raw_path, where)
+        else:
+            full = os.path.abspath(os.path.join(base, os.path.expanduser(raw_path)))
+            if os.path.isdir(full):
+                errors.append(f"line {line}: {raw_path} is a folder, expected an image file")
+                continue
+            if not os.path.isfile(full):
+                errors.append(f"line {line}: file not found: {raw_path} (relative to {base})")
+                continue
+            key, entry = full, Entry(full, source, "csv", row_label, row_split, origin, None, where)
+        if key in seen:
+            first_line, first_label, first_split = seen[key]
+            if (first_label, first_split) != (row_label, row_split):
+                errors.append(
+                    f"line {line}: {raw_path} is listed again with a different label or split "
+                    f"(first on line {first_line})"
+                )
+            else:
+                disc.skipped.append((key, f"listed again on {where} (first on line {first_line})"))
+            continue
+        seen[key] = (line, row_label, row_split)
+        disc.entries.append(entry)
+    _raise_errors(str(manifest), errors)
+    return disc
+
+
+def discover_url_list(url_list: Path, *, label: str | None = None, split: str | None = None) -> Discovery:
+    """A text file with one URL per line (optionally `URL,label[,split]`); `#` starts a comment."""
+    url_list = Path(os.path.abspath(url_list))
+    source = os.fsdecode(url_list)
+    disc = Discovery("urls", source)
+    errors: list[str] = []
+    seen: dict[str, int] = {}
+    for line, raw in enumerate(_decode_text(url_list).splitlines(), start=1):
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = [p.strip() for p in text.replace("\t", ",").split(",")]
+        if len(parts) == 1:
+            parts = text.split()
+        url = parts[0]
+        if not is_url(url):
+            errors.append(f"line {line}: not an http(s) URL: {url[:80]!r}")
+            continue
+        row_label = parts[1] if len(parts) > 1 and parts[1] else label
+        row_split, origin = split, "manual" if split else None
+        if len(parts) > 2 and parts[2] and not split:
+            row_split, origin = normalize_split(parts[2]), "source"
+            if row_split is None:
+                errors.append(f"line {line}: unknown split {parts[2]!r} (expected one of {', '.join(SPLITS)})")
+                continue
+        if url in seen:
+            disc.skipped.append((url, f"listed again on line {line} (first on line {seen[url]})"))
+            continue
+        seen[url] = line
+        disc.entries.append(Entry(url, url, "url", row_label, row_split, origin, url, f"{url_list.name} line {line}"))
+    _raise_errors(str(url_list), errors)
+    return disc
+
+
+def _archive_root(folder: Path) -> Path:
+    """Descend through a single wrapping folder (`dataset.zip` -> `dataset/train/...`)."""
+    while True:
+        names = [n for n in os.listdir(folder) if not is_hidden(n)]
+        if len(names) == 1 and (folder / names[0]).is_dir():
+            folder = folder / names[0]
+        else:
+            return folder
+
+
+def discover(source: Path, *, workspace_files: Path, label: str | None = None, split: str | None = None) -> Discovery:
+    """Entries of any supported source; raises DatasetError when the source itself is unusable."""
+    if not os.path.lexists(source):
+        raise DatasetError(f"{source}: no such file or folder")
+    if source.is_dir():
+        return discover_folder(source, label=label, split=split)
+    if not source.is_file():
+        raise DatasetError(f"{source}: not a regular file or folder")
+    lowered = source.name.lower()
+    if is_archive(source):
+        extracted = extract(source, workspace_files / "archives")
+        top = _archive_root(extracted.folder)
+        disc = discover_folder(
+            top, label=label, split=split, source=os.fsdecode(os.path.abspath(source)), kind="archive"
+        )
+        disc.skipped += [(f"{source}!{m}", why) for m, why in extracted.refused]
+        return disc
+    if lowered.endswith(MANIFEST_SUFFIXES):
+        return discover_manifest(source, label=label, split=split)
+    if lowered.endswith(URL_LIST_SUFFIXES):
+        return discover_url_list(source, label=label, split=split)
+    if _looks_like_image(lowered):
+        full = os.path.abspath(source)
+        disc = Discovery("file", full)
+        disc.entries.append(Entry(full, full, "file", label, split, "manual" if split else None))
+        return disc
+    raise DatasetError(
+        f"{source}: unsupported source; expected a folder, a .csv manifest (path,label[,split]), a .txt list "
+        f"of URLs, a .zip/.tar archive or an image file ({', '.join(sorted(IMAGE_EXTENSIONS))})"
+    )

@@ -1,0 +1,59 @@
+"""What a workspace holds: images, classes, counts per split and class, problems, past imports."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from picsift.store import Workspace
+from picsift.store.schema import Image, ImportRecord
+
+
+def status(workspace: str | Path | None = None) -> dict[str, Any]:
+    """The catalog summary plus per-split/class counts, where images came from, and past imports.
+
+    Keys: workspace, images, readable, unreadable (list of {path, reason}), labeled, unlabeled,
+    exact_duplicates, excluded, classes, splits ({split: {class: n}}, readable and not excluded),
+    split_origins, sources ({kind: n}), imports (list), catalog_hash.
+    """
+    ws = Workspace.open(workspace)
+    try:
+        catalog = ws.catalog
+        summary = catalog.summary()
+        with catalog.session() as s:
+            sources = Counter(
+                {
+                    kind: int(n)
+                    for kind, n in s.execute(select(Image.source_kind, func.count()).group_by(Image.source_kind))
+                }
+            )
+            origins = {
+                str(origin): int(n)
+                for origin, n in s.execute(
+                    select(Image.split_origin, func.count())
+                    .where(Image.split_origin.is_not(None))
+                    .group_by(Image.split_origin)
+                )
+            }
+            imports = [
+                {
+                    "id": r.id,
+                    "source": r.source,
+                    "kind": r.kind,
+                    "started_at": r.started_at.isoformat(timespec="seconds"),
+                    "counts": r.counts,
+                }
+                for r in s.scalars(select(ImportRecord).order_by(ImportRecord.id))
+            ]
+        return {
+            "workspace": str(ws.root),
+            **summary,
+            "split_origins": origins,
+            "sources": dict(sorted(sources.items())),
+            "imports": imports,
+        }
+    finally:
+        ws.close()
