@@ -88,11 +88,16 @@ def get_spec(name: str) -> ModelSpec:
     ensure_registered()
     if name in _REGISTRY:
         return _REGISTRY[name]
+    if name.startswith("timm/"):  # any timm architecture, not only the pre-registered ones
+        from picsift.models.backbones import timm_spec
+
+        spec = timm_spec(name)
+        if spec is not None:
+            _REGISTRY[name] = spec
+            return spec
     hint = get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
     did_you_mean = f"; did you mean {', '.join(hint)}?" if hint else ""
-    raise ModelNotFoundError(
-        f"unknown model {name!r}{did_you_mean} (`picsift models` lists all {len(_REGISTRY)})"
-    )
+    raise ModelNotFoundError(f"unknown model {name!r}{did_you_mean} (`picsift models` lists all {len(_REGISTRY)})")
 
 
 def list_models(pattern: str | None = None) -> list[ModelSpec]:
