@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from picsift.deploy.predictor import Prediction, Predictor, expand_inputs
+from picsift.evaluate.pipeline import EvalResult
 from picsift.store import Workspace
 from picsift.train.runs import resolve_run
+
+if TYPE_CHECKING:
+    from picsift.ingest import ImportResult
 
 
 def predict(
@@ -28,3 +33,65 @@ def predict(
         ws = Workspace.open(workspace)
     run_dir = resolve_run(ws, run)
     return Predictor.from_run(run_dir).predict_paths(items, top_k=top_k)
+
+
+def evaluate(
+    *,
+    workspace: str | Path | None = None,
+    run: str | Path | None = None,
+    split: str = "auto",
+    device: str = "auto",
+    batch_size: int = 256,
+) -> EvalResult:
+    """Score a run (default: the latest) on its test split, else its validation split; writes
+    metrics.json, predictions.csv and report.html into the run folder."""
+    from picsift import evaluate as evaluate_stage
+    from picsift.config import EvalConfig
+
+    cfg = EvalConfig(
+        workspace=Path(workspace) if workspace is not None else None,
+        run=str(run) if run is not None else None,
+        split=split,
+        device=device,
+        batch_size=batch_size,
+    )
+    return evaluate_stage.run(cfg)
+
+
+def import_images(
+    source: str | Path,
+    *,
+    workspace: str | Path | None = None,
+    label: str | None = None,
+    split: str | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    url_timeout_s: float = 15.0,
+    url_retries: int = 2,
+    url_max_bytes: int = 20 * 1024 * 1024,
+) -> ImportResult:
+    """Import a folder, CSV manifest, URL list or zip/tar archive into the workspace catalog."""
+    from picsift import ingest
+    from picsift.config import ImportConfig
+
+    cfg = ImportConfig(
+        source=str(source),
+        workspace=Path(workspace) if workspace is not None else None,
+        label=label,
+        split=split,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        url_timeout_s=url_timeout_s,
+        url_retries=url_retries,
+        url_max_bytes=url_max_bytes,
+    )
+    return ingest.run(cfg)
+
+
+def status(workspace: str | Path | None = None) -> dict[str, Any]:
+    """Images, classes, counts per split and class, unreadable files and why, duplicates, imports."""
+    from picsift import ingest
+
+    return ingest.status(workspace)

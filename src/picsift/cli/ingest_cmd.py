@@ -1,9 +1,132 @@
-"""`picsift import`, `picsift status` (placeholder until the ingest stage lands)."""
+"""`picsift import`, `picsift status`."""
 
 from __future__ import annotations
 
+import os
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table
+
+from picsift.cli.common import JsonOpt, WorkspaceOpt, console, handle_errors, print_json
+
+_SHOW = 15  # problem files listed in the terminal; --json lists them all
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("import")(import_)
+    app.command("status")(status)
+
+
+def _shown(path: str) -> str:
+    """A path safe for the terminal: undecodable bytes shown as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace") if isinstance(path, str) else str(path)
+
+
+def _print_issues(title: str, issues: list[dict[str, Any]]) -> None:
+    if not issues:
+        return
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("file", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    for item in issues[:_SHOW]:
+        table.add_row(_shown(item["path"]), item["reason"] or "")
+    if len(issues) > _SHOW:
+        table.add_row(f"... and {len(issues) - _SHOW} more (see --json)", "")
+    console.print(table)
+
+
+@handle_errors
+def import_(
+    path: Annotated[str, typer.Argument(help="Folder, CSV manifest (path,label[,split]), .txt URL list, zip/tar.")],
+    workspace: WorkspaceOpt = None,
+    label: Annotated[str | None, typer.Option(help="Give every imported image this label.")] = None,
+    split: Annotated[str | None, typer.Option(help="Put every imported image in this split: train|val|test.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the stratified train/val/test split.")] = 0,
+    val_fraction: Annotated[float, typer.Option(help="Share of each class for validation (auto splits).")] = 0.1,
+    test_fraction: Annotated[float, typer.Option(help="Share of each class for testing (auto splits).")] = 0.1,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait on each network operation (URL lists).")] = 15.0,
+    retries: Annotated[int, typer.Option(help="Retries of a failed download (timeouts, 5xx).")] = 2,
+    json_out: JsonOpt = False,
+) -> None:
+    """Import images into the workspace catalog; your files are referenced in place, never changed."""
+    # The stage itself rather than picsift.api, which imports torch: importing stays quick to start.
+    from picsift import ingest
+    from picsift.config import ImportConfig
+
+    cfg = ImportConfig(
+        source=path,
+        workspace=workspace,
+        label=label,
+        split=split,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        url_timeout_s=timeout,
+        url_retries=retries,
+    )
+    result = ingest.run(cfg)
+    out = result.to_dict()
+    if json_out:
+        print_json(out)
+        return
+    console.print(
+        f"imported [bold]{_shown(result.source)}[/] ({result.kind}) into {_shown(str(result.workspace))} "
+        f"in {result.seconds:.1f}s",
+        highlight=False,
+    )
+    console.print(
+        f"  added {result.added}, duplicates {result.duplicates}, unreadable {len(result.unreadable)}, "
+        f"already present {result.already_present}, updated {result.updated}, skipped {len(result.skipped)}",
+        highlight=False,
+    )
+    if result.splits:
+        per_split = ", ".join(f"{k} {v}" for k, v in result.splits.items())
+        origins = ", ".join(f"{k} {v}" for k, v in result.split_origins.items())
+        console.print(f"  splits: {per_split} (origin: {origins})", highlight=False)
+    if result.classes:
+        console.print(f"  labels: {result.labeled} images in {len(result.classes)} classes", highlight=False)
+    if out["skipped_by_reason"]:
+        why = ", ".join(f"{k} {v}" for k, v in out["skipped_by_reason"].items())
+        console.print(f"  skipped: {why}", highlight=False)
+    _print_issues("unreadable files (recorded, not used for training)", out["unreadable_files"])
+
+
+@handle_errors
+def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """What the workspace holds: images, classes, counts per split and class, and problem files."""
+    from picsift.ingest import status as workspace_status
+
+    info = workspace_status(workspace)
+    if json_out:
+        print_json(info)
+        return
+    console.print(f"workspace [bold]{_shown(info['workspace'])}[/]", highlight=False)
+    console.print(
+        f"  {info['images']} images: {info['readable']} readable, {len(info['unreadable'])} unreadable, "
+        f"{info['exact_duplicates']} exact duplicates, {info['excluded']} excluded; "
+        f"{info['labeled']} labelled, {info['unlabeled']} unlabelled, {len(info['classes'])} classes",
+        highlight=False,
+    )
+    splits: dict[str, dict[str, int]] = info["splits"]
+    if splits:
+        names: list[str] = [s for s in ("train", "val", "test", "none") if s in splits]
+        names += [s for s in splits if s not in names]
+        table = Table(title="usable images per class and split (readable, not excluded)", title_justify="left")
+        table.add_column("class")
+        for name in names:
+            table.add_column(name, justify="right")
+        table.add_column("total", justify="right")
+        classes = sorted({c for counts in splits.values() for c in counts})
+        for c in classes:
+            row = [splits[n].get(c, 0) for n in names]
+            table.add_row(c, *map(str, row), str(sum(row)))
+        totals = [sum(splits[n].values()) for n in names]
+        table.add_row("[bold]total[/]", *map(str, totals), str(sum(totals)))
+        console.print(table)
+    if info["split_origins"]:
+        origins = ", ".join(f"{k} {v}" for k, v in info["split_origins"].items())
+        console.print(f"  split origin: {origins}", highlight=False)
+    if info["sources"]:
+        console.print("  sources: " + ", ".join(f"{k} {v}" for k, v in info["sources"].items()), highlight=False)
+    _print_issues("unreadable files", info["unreadable"])
