@@ -19,6 +19,12 @@ def build_app() -> typer.Typer:
 
     ingest_cmd.register(app)
     train_cmd.register(app)
+    from picsift.cli import label_cmd
+
+    label_cmd.register(app)
+    from picsift.cli import evaluate_cmd
+
+    evaluate_cmd.register(app)
     return app
 
 

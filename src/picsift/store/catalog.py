@@ -220,9 +220,7 @@ class Catalog:
 
     def label_history(self, image_id: int) -> list[dict[str, Any]]:
         with self.session() as s:
-            events = s.scalars(
-                select(LabelEvent).where(LabelEvent.image_id == image_id).order_by(LabelEvent.id)
-            )
+            events = s.scalars(select(LabelEvent).where(LabelEvent.image_id == image_id).order_by(LabelEvent.id))
             return [
                 {
                     "label": e.label,
@@ -238,9 +236,175 @@ class Catalog:
     def set_splits(self, assignments: dict[int, str], origin: str = "auto") -> None:
         with self.session() as s:
             for image_id, split in assignments.items():
+                s.execute(update(Image).where(Image.id == image_id).values(split=split, split_origin=origin))
+
+    # ---- proposals, undo and class edits (labelling app) --------------------------------------
+    def propose_labels(
+        self,
+        items: Iterable[tuple[int, str, float | None]],
+        *,
+        origin: str = "model",
+        annotator: str = "picsift",
+    ) -> int:
+        """Record (image_id, label, confidence) as proposals awaiting review; never touches labels.
+
+        An image's older pending proposals of the same origin are withdrawn, so re-running
+        auto-labelling does not pile up duplicates. Returns the number of proposals written.
+        """
+        n = 0
+        with self.session() as s:
+            for image_id, label, confidence in items:
                 s.execute(
-                    update(Image).where(Image.id == image_id).values(split=split, split_origin=origin)
+                    update(LabelEvent)
+                    .where(
+                        LabelEvent.image_id == image_id,
+                        LabelEvent.status == "proposed",
+                        LabelEvent.origin == origin,
+                    )
+                    .values(status="withdrawn")
                 )
+                s.add(
+                    LabelEvent(
+                        image_id=image_id,
+                        label=label,
+                        status="proposed",
+                        origin=origin,
+                        annotator=annotator,
+                        confidence=None if confidence is None else float(confidence),
+                    )
+                )
+                n += 1
+        return n
+
+    def proposals(self, image_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """Pending proposals (newest first per image), with the image's current label and version."""
+        q = (
+            select(LabelEvent, Image.label, Image.label_version)
+            .join(Image, Image.id == LabelEvent.image_id)
+            .where(LabelEvent.status == "proposed")
+            .order_by(LabelEvent.id.desc())
+        )
+        if image_ids is not None:
+            q = q.where(LabelEvent.image_id.in_(list(image_ids)))
+        with self.session() as s:
+            return [
+                {
+                    "id": e.id,
+                    "image_id": e.image_id,
+                    "label": e.label,
+                    "origin": e.origin,
+                    "annotator": e.annotator,
+                    "confidence": e.confidence,
+                    "created_at": e.created_at.isoformat(),
+                    "current_label": label,
+                    "label_version": version,
+                }
+                for e, label, version in s.execute(q)
+            ]
+
+    def close_proposals(self, image_ids: Sequence[int], status: str = "withdrawn") -> int:
+        """Withdraw (or reject) the pending proposals of these images, e.g. after a manual label."""
+        with self.session() as s:
+            result = s.execute(
+                update(LabelEvent)
+                .where(LabelEvent.image_id.in_(list(image_ids)), LabelEvent.status == "proposed")
+                .values(status=status)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def resolve_proposals(
+        self, proposal_ids: Sequence[int], *, accept: bool, annotator: str = "picsift"
+    ) -> dict[str, list[int]]:
+        """Accept (the proposal becomes the label) or reject pending proposals.
+
+        Accepting never overwrites a label set by someone else in the meantime: such proposals are
+        reported under "conflicts" and stay pending.
+        """
+        out: dict[str, list[int]] = {"accepted": [], "rejected": [], "conflicts": [], "missing": []}
+        with self.session() as s:
+            found = {
+                e.id: (e.image_id, e.label, e.origin, e.confidence)
+                for e in s.scalars(
+                    select(LabelEvent).where(LabelEvent.id.in_(list(proposal_ids)), LabelEvent.status == "proposed")
+                )
+            }
+        for pid in proposal_ids:
+            if pid not in found:
+                out["missing"].append(pid)
+                continue
+            image_id, label, origin, confidence = found[pid]
+            if not accept:
+                with self.session() as s:
+                    s.execute(update(LabelEvent).where(LabelEvent.id == pid).values(status="rejected"))
+                out["rejected"].append(pid)
+                continue
+            current = self.image(image_id)
+            if current.label is not None and current.label != label:
+                out["conflicts"].append(pid)
+                continue
+            try:
+                self.set_label(
+                    image_id,
+                    label,
+                    origin=origin,
+                    annotator=annotator,
+                    expected_version=current.label_version,
+                    confidence=confidence,
+                )
+            except LabelConflictError:
+                out["conflicts"].append(pid)
+                continue
+            with self.session() as s:
+                s.execute(update(LabelEvent).where(LabelEvent.id == pid).values(status="applied"))
+            out["accepted"].append(pid)
+        return out
+
+    def undo_label(self, image_id: int, *, annotator: str = "picsift", expected_version: int | None = None) -> int:
+        """Restore the label the image had before its latest change (recorded as a new change)."""
+        with self.session() as s:
+            events = list(
+                s.scalars(
+                    select(LabelEvent)
+                    .where(
+                        LabelEvent.image_id == image_id,
+                        LabelEvent.status.in_(["accepted", "superseded"]),
+                    )
+                    .order_by(LabelEvent.id.desc())
+                )
+            )
+            accepted = [e for e in events if e.status == "accepted"]
+            if not accepted:
+                raise WorkspaceError(f"nothing to undo: image {image_id} has no label change")
+            # "superseded" only ever marks a former accepted label (proposals end as applied/withdrawn).
+            older = [e for e in events if e.id < accepted[0].id and e.status == "superseded"]
+            previous = older[0].label if older else None
+        return self.set_label(image_id, previous, origin="undo", annotator=annotator, expected_version=expected_version)
+
+    def relabel_class(self, old: str, new: str, *, annotator: str = "picsift") -> int:
+        """Rename class `old` to `new`, or merge it into `new` if that exists. Returns images changed.
+
+        Every affected image gets a label event (who and when), and pending proposals follow.
+        """
+        new = new.strip()
+        if not new:
+            raise WorkspaceError("a class name cannot be empty")
+        if old not in self.classes():
+            raise WorkspaceError(f"no class {old!r}; classes: {self.classes()}")
+        if old == new:
+            return 0
+        ids = [r.id for r in self.images(readable=None, include_excluded=True) if r.label == old]
+        for image_id in ids:
+            self.set_label(image_id, new, origin="manual", annotator=annotator)
+        with self.session() as s:
+            s.execute(
+                update(LabelEvent).where(LabelEvent.label == old, LabelEvent.status == "proposed").values(label=new)
+            )
+            declared = s.get(ClassName, old)
+            if declared is not None:
+                s.delete(declared)
+            if s.get(ClassName, new) is None:
+                s.add(ClassName(name=new))
+        return len(ids)
 
     # ---- exclusions (reversible) --------------------------------------------------------------
     def exclude(self, image_reasons: dict[int, str], *, kind: str, actor: str = "picsift", reason: str = "") -> int:
@@ -269,9 +433,7 @@ class Catalog:
             s.flush()
             for image_id in {ex.image_id for ex in exclusions}:
                 still = s.scalar(
-                    select(func.count(Exclusion.id)).where(
-                        Exclusion.image_id == image_id, Exclusion.active.is_(True)
-                    )
+                    select(func.count(Exclusion.id)).where(Exclusion.image_id == image_id, Exclusion.active.is_(True))
                 )
                 s.execute(update(Image).where(Image.id == image_id).values(excluded=bool(still)))
             action.undone_at = utcnow()
@@ -320,8 +482,9 @@ class Catalog:
         h = hashlib.sha256()
         with self.session() as s:
             rows = s.execute(
-                select(Image.sha256, Image.path, Image.label, Image.split, Image.excluded, Image.readable)
-                .order_by(Image.id)
+                select(Image.sha256, Image.path, Image.label, Image.split, Image.excluded, Image.readable).order_by(
+                    Image.id
+                )
             )
             for row in rows:
                 h.update(repr(tuple(row)).encode())

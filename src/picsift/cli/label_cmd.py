@@ -1,0 +1,142 @@
+"""`picsift label`, `picsift autolabel`, `picsift import-labels`, `picsift export-labels`."""
+
+from __future__ import annotations
+
+import threading
+import webbrowser
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("label")(label)
+    app.command("autolabel")(autolabel)
+    app.command("import-labels")(import_labels)
+    app.command("export-labels")(export_labels)
+
+
+@handle_errors
+def label(
+    workspace: WorkspaceOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to bind; beyond localhost a token is required.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser tab.")] = False,
+    token: Annotated[
+        str | None, typer.Option(help="Access token (generated and printed when --host is not localhost).")
+    ] = None,
+    annotator: Annotated[str | None, typer.Option(help="Name recorded with label changes.")] = None,
+) -> None:
+    """Serve the labelling app for the workspace and open it in the browser."""
+    import uvicorn
+
+    from picsift.label.app import LabelSettings, create_app, needs_token, new_token
+    from picsift.store import Workspace
+
+    ws = Workspace.open(workspace)
+    if token is None and needs_token(host):
+        token = new_token()
+    settings = LabelSettings(workspace=ws.root, token=token, annotator=annotator or "")
+    ws.close()
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    console.print(f"labelling {ws.root} at [bold]{url}[/]  (Ctrl+C to stop)", highlight=False, soft_wrap=True)
+    if token:
+        console.print(f"access token: {token}", highlight=False)
+    if not no_browser:
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@handle_errors
+def autolabel(
+    workspace: WorkspaceOpt = None,
+    threshold: Annotated[float, typer.Option(help="Minimum confidence for a proposal (method model).")] = 0.9,
+    method: Annotated[str, typer.Option(help="model (proposals from a run) | cluster (groups to label).")] = "model",
+    run: RunOpt = None,
+    clusters: Annotated[int | None, typer.Option(help="Number of clusters (method cluster).")] = None,
+    algorithm: Annotated[str, typer.Option(help="kmeans | agglomerative (method cluster).")] = "kmeans",
+    features: Annotated[
+        str | None, typer.Option(help="Feature extractor for clustering (default: latest run, else hog).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Propose labels for unlabelled images (never overwrites labels) or group them into clusters."""
+    from picsift.label.autolabel import autolabel as run_autolabel
+    from picsift.store import Workspace
+
+    ws = Workspace.open(workspace)
+    result = run_autolabel(
+        ws, method, threshold=threshold, run=run, n_clusters=clusters, algorithm=algorithm, extractor=features
+    )
+    out = result.to_dict()
+    if json_out:
+        print_json(out)
+    elif method == "model":
+        console.print(
+            f"{result.proposed} proposals (confidence >= {threshold}) for {result.considered} unlabelled images "
+            f"from run {result.run}; review them in `picsift label` (view: proposed)",
+            highlight=False,
+        )
+        for name, n in sorted(result.per_class.items()):
+            console.print(f"  {name}: {n}", highlight=False)
+    else:
+        console.print(
+            f"{result.clusters} clusters of {result.considered} unlabelled images (embeddings: {result.embeddings}); "
+            "label them in `picsift label` (Clusters)",
+            highlight=False,
+        )
+
+
+@handle_errors
+def import_labels(
+    file: Annotated[Path, typer.Argument(help="CSV, picsift JSON, Label Studio JSON or COCO file.")],
+    workspace: WorkspaceOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing different labels.")] = False,
+    as_proposals: Annotated[bool, typer.Option("--as-proposals", help="Record as proposals to review.")] = False,
+    annotator: Annotated[str, typer.Option(help="Name recorded with the changes.")] = "import",
+    json_out: JsonOpt = False,
+) -> None:
+    """Apply labels from a file to the catalog's images (matched by path, hash, then file name)."""
+    from picsift.label.labels_io import import_labels as run_import
+    from picsift.store import Workspace
+
+    report = run_import(
+        Workspace.open(workspace), file, overwrite=overwrite, as_proposals=as_proposals, annotator=annotator
+    )
+    if json_out:
+        print_json(report.to_dict())
+        return
+    console.print(
+        f"read {report.read} labels: {report.applied} applied, {report.unchanged} unchanged, "
+        f"{report.proposed} proposed, {len(report.conflicts)} conflicts, {len(report.unmatched)} unmatched",
+        highlight=False,
+    )
+    for c in report.conflicts[:10]:
+        console.print(
+            f"  conflict: {c['path']} is {c['current']!r}, file says {c['file']!r} (use --overwrite or --as-proposals)",
+            highlight=False,
+        )
+    for u in report.unmatched[:10]:
+        console.print(f"  no catalog image for {u}", highlight=False)
+
+
+@handle_errors
+def export_labels(
+    file: Annotated[Path, typer.Argument(help="Output file.")],
+    workspace: WorkspaceOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv | json | labelstudio | coco.")] = "csv",
+    json_out: JsonOpt = False,
+) -> None:
+    """Write the catalog's labels to a file."""
+    from picsift.label.labels_io import export_labels as run_export
+    from picsift.store import Workspace
+
+    n = run_export(Workspace.open(workspace), file, fmt)
+    if json_out:
+        print_json({"file": str(file), "format": fmt, "labeled": n})
+    else:
+        console.print(f"wrote {n} labels to {file} ({fmt})", highlight=False)

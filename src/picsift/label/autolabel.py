@@ -1,0 +1,173 @@
+"""Automated labelling. Everything it produces is a proposal or a grouping; no label is ever overwritten.
+
+method "model":   the latest run predicts every unlabelled image; predictions whose confidence
+                  reaches the threshold become proposals (status "proposed", origin "model").
+method "cluster": unlabelled images are embedded and clustered (k-means or agglomerative); the
+                  clusters are written to <workspace>/clusters.json, and the web app shows each
+                  cluster so a whole group can be labelled at once after removing the odd ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from picsift.errors import ConfigError, RunNotFoundError, WorkspaceError
+from picsift.store import Workspace
+
+log = logging.getLogger("picsift.label")
+
+METHODS = ("model", "cluster")
+CLUSTERS_FILE = "clusters.json"
+
+
+@dataclass
+class AutolabelResult:
+    method: str
+    considered: int  # unlabelled images looked at
+    proposed: int = 0  # proposals written (model method)
+    clusters: int = 0  # clusters written (cluster method)
+    run: str | None = None
+    embeddings: str | None = None
+    threshold: float | None = None
+    per_class: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def autolabel_model(
+    ws: Workspace,
+    threshold: float = 0.9,
+    *,
+    run: str | Path | None = None,
+    annotator: str = "autolabel",
+) -> AutolabelResult:
+    """Propose the latest run's prediction for each unlabelled image whose confidence >= threshold."""
+    from picsift.label.scoring import latest_run, predict_rows
+
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"--threshold must be a probability in [0, 1], got {threshold}")
+    run_dir = latest_run(ws, run)
+    if run_dir is None:
+        raise RunNotFoundError(
+            f"no trained run in {ws.root}: label some images and run `picsift train` first, "
+            "or use `picsift autolabel --method cluster`"
+        )
+    rows = ws.catalog.images(labeled=False)
+    probs, classes = predict_rows(ws, rows, run_dir)
+    result = AutolabelResult("model", len(rows), run=run_dir.name, threshold=threshold)
+    items = []
+    for row, p in zip(rows, probs, strict=True):
+        k = int(np.argmax(p))
+        if float(p[k]) >= threshold:
+            items.append((row.id, classes[k], float(p[k])))
+            result.per_class[classes[k]] = result.per_class.get(classes[k], 0) + 1
+    result.proposed = ws.catalog.propose_labels(items, origin="model", annotator=annotator)
+    log.info("proposed %d labels for %d unlabelled images", result.proposed, len(rows))
+    return result
+
+
+def cluster_embeddings(x: np.ndarray, n_clusters: int, algorithm: str = "kmeans", seed: int = 0) -> np.ndarray:
+    """(N, D) embeddings -> (N,) cluster index; vectors are centred and L2-normalised first."""
+    from sklearn.cluster import AgglomerativeClustering, KMeans
+
+    z = np.asarray(x, dtype=np.float64)
+    z = z - z.mean(axis=0)
+    z /= np.linalg.norm(z, axis=1, keepdims=True) + 1e-12
+    if z.shape[1] > 64 and len(z) > 64:  # PCA first: faster, and less noise in the distances
+        from sklearn.decomposition import PCA
+
+        z = PCA(n_components=64, random_state=seed).fit_transform(z)
+    if algorithm == "kmeans":
+        return np.asarray(KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit_predict(z))
+    if algorithm == "agglomerative":
+        return np.asarray(AgglomerativeClustering(n_clusters=n_clusters, linkage="ward").fit_predict(z))
+    raise ConfigError(f"unknown clustering {algorithm!r}; choose kmeans or agglomerative")
+
+
+def autolabel_cluster(
+    ws: Workspace,
+    *,
+    n_clusters: int | None = None,
+    algorithm: str = "kmeans",
+    extractor: str | None = None,
+    seed: int = 0,
+) -> AutolabelResult:
+    """Cluster unlabelled images and write clusters.json (largest cluster first, members by centrality)."""
+    from picsift.label.scoring import embed_rows
+
+    rows = ws.catalog.images(labeled=False)
+    if len(rows) < 2:
+        raise WorkspaceError(f"clustering needs at least 2 unlabelled images, found {len(rows)}")
+    if n_clusters is None:
+        # About one cluster per ~20 images, so a cluster fits on a screen; at least the class count.
+        n_clusters = max(len(ws.catalog.classes()), round(len(rows) / 20), 2)
+    n_clusters = max(2, min(int(n_clusters), len(rows)))
+    emb, emb_name = embed_rows(ws, rows, extractor)
+    assign = cluster_embeddings(emb, n_clusters, algorithm, seed)
+    z = emb - emb.mean(axis=0)
+    z /= np.linalg.norm(z, axis=1, keepdims=True) + 1e-12
+    clusters: list[dict[str, Any]] = []
+    for c in np.unique(assign):
+        members = np.flatnonzero(assign == c)
+        centre = z[members].mean(axis=0)
+        dist = np.linalg.norm(z[members] - centre, axis=1)
+        order = members[np.argsort(dist)]
+        clusters.append(
+            {
+                "image_ids": [rows[i].id for i in order],
+                "spread": float(dist.mean()),
+            }
+        )
+    clusters.sort(key=lambda c: -len(c["image_ids"]))
+    for i, c in enumerate(clusters):
+        c["id"] = i
+    payload = {
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "algorithm": algorithm,
+        "embeddings": emb_name,
+        "clusters": clusters,
+    }
+    path = ws.root / CLUSTERS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(path)
+    return AutolabelResult("cluster", len(rows), clusters=len(clusters), embeddings=emb_name)
+
+
+def load_clusters(ws: Workspace) -> dict[str, Any]:
+    """clusters.json, or an empty grouping when `autolabel --method cluster` has not run."""
+    path = ws.root / CLUSTERS_FILE
+    if not path.exists():
+        return {"clusters": []}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise WorkspaceError(f"{path} is not valid JSON ({e}); rerun `picsift autolabel --method cluster`") from e
+    return data if isinstance(data, dict) else {"clusters": []}
+
+
+def autolabel(
+    ws: Workspace,
+    method: str = "model",
+    *,
+    threshold: float = 0.9,
+    run: str | Path | None = None,
+    n_clusters: int | None = None,
+    algorithm: str = "kmeans",
+    extractor: str | None = None,
+    annotator: str = "autolabel",
+) -> AutolabelResult:
+    """The entry point the CLI and the web app share."""
+    if method == "model":
+        return autolabel_model(ws, threshold, run=run, annotator=annotator)
+    if method == "cluster":
+        return autolabel_cluster(ws, n_clusters=n_clusters, algorithm=algorithm, extractor=extractor)
+    raise ConfigError(f"unknown --method {method!r}; choose one of {', '.join(METHODS)}")

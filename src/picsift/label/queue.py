@@ -1,0 +1,154 @@
+"""Active learning: which unlabelled images to label next.
+
+Uncertainty alone picks near-duplicates (the model is unsure about a whole cluster at once), and
+diversity alone ignores what the model already knows. The queue combines both as in "diverse
+mini-batch active learning" (Zhdanov 2019): keep the `prefilter * n` most uncertain images, cluster
+them into `n` groups with k-means weighted by uncertainty, and take the image nearest each centre.
+
+`select_batch` works on plain arrays (probabilities and embeddings), so the benchmark and the web app
+run the same code; `next_batch` feeds it from a workspace and its latest run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from picsift.errors import ConfigError
+from picsift.store import Workspace
+
+UNCERTAINTY_METHODS = ("margin", "entropy", "least-confident")
+
+
+def uncertainty(probs: np.ndarray, method: str = "margin") -> np.ndarray:
+    """(N, K) probabilities -> (N,) uncertainty in [0, 1]; higher means the model is less sure."""
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] < 1:
+        raise ConfigError(f"probabilities must be shaped (N, K), got {p.shape}")
+    if method == "margin":
+        if p.shape[1] == 1:
+            return np.zeros(len(p))
+        top2 = -np.partition(-p, 1, axis=1)[:, :2]
+        return 1.0 - (top2[:, 0] - top2[:, 1])
+    if method == "entropy":
+        ent = -(p * np.log(np.clip(p, 1e-12, 1.0))).sum(axis=1)
+        return ent / max(np.log(p.shape[1]), 1e-12)
+    if method == "least-confident":
+        return 1.0 - p.max(axis=1)
+    raise ConfigError(f"unknown uncertainty {method!r}; choose one of {', '.join(UNCERTAINTY_METHODS)}")
+
+
+def select_batch(
+    scores: np.ndarray,
+    embeddings: np.ndarray | None,
+    n: int,
+    *,
+    prefilter: int = 10,
+    seed: int = 0,
+) -> np.ndarray:
+    """Indices of `n` items: uncertain (high `scores`) and diverse (spread over `embeddings`).
+
+    scores: (N,) uncertainty; embeddings: (N, D) or None for uncertainty only. Ordered by score.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    total = len(scores)
+    n = min(n, total)
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(-scores, kind="stable")
+    if embeddings is None or n == total:
+        return order[:n]
+    from sklearn.cluster import KMeans
+
+    pool = order[: min(total, max(n, prefilter * n))]
+    x = np.asarray(embeddings, dtype=np.float64)[pool]
+    x = x - x.mean(axis=0)
+    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
+    weights = scores[pool] - scores[pool].min() + 1e-3
+    km = KMeans(n_clusters=n, n_init=1, random_state=seed).fit(x, sample_weight=weights)
+    chosen: list[int] = []
+    taken: set[int] = set()
+    centres = km.cluster_centers_
+    dist = (x**2).sum(1)[:, None] - 2.0 * x @ centres.T + (centres**2).sum(1)[None, :]  # (pool, n)
+    for c in range(n):
+        for j in np.argsort(dist[:, c]):
+            if int(j) not in taken:
+                taken.add(int(j))
+                chosen.append(int(pool[j]))
+                break
+    picked = np.array(chosen, dtype=np.int64)
+    return picked[np.argsort(-scores[picked], kind="stable")]
+
+
+@dataclass
+class QueueItem:
+    image_id: int
+    score: float  # uncertainty (1.0 when no model exists yet)
+    predicted: str | None
+    confidence: float | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "image_id": self.image_id,
+            "score": self.score,
+            "predicted": self.predicted,
+            "confidence": self.confidence,
+        }
+
+
+@dataclass
+class Batch:
+    items: list[QueueItem]
+    run: str | None  # the run whose uncertainty ranked the batch; None: diversity only
+    method: str
+    embeddings: str
+
+
+def next_batch(
+    ws: Workspace,
+    n: int = 24,
+    *,
+    run: str | Path | None = None,
+    method: str = "margin",
+    extractor: str | None = None,
+    max_pool: int = 20000,
+    seed: int = 0,
+) -> Batch:
+    """The next `n` unlabelled images to label, most informative first.
+
+    With a trained run, uncertainty comes from its predictions; before the first run every image is
+    equally uncertain and the batch is chosen for diversity alone (a spread-out first sample).
+    """
+    from picsift.label.scoring import embed_rows, latest_run, predict_rows
+
+    if n < 1:
+        raise ConfigError(f"batch size must be at least 1, got {n}")
+    rows = ws.catalog.images(labeled=False)
+    if not rows:
+        return Batch([], None, method, "none")
+    rng = np.random.default_rng(seed)
+    run_dir = latest_run(ws, run)
+    if len(rows) > max_pool:  # bound the work on huge catalogs: a random pool stands in for all
+        keep = np.sort(rng.choice(len(rows), size=max_pool, replace=False))
+        rows = [rows[i] for i in keep]
+    if run_dir is not None:
+        probs, classes = predict_rows(ws, rows, run_dir)
+        scores = uncertainty(probs, method)
+        top = probs.argmax(axis=1)
+    else:
+        probs, classes, top = None, [], None
+        scores = np.ones(len(rows)) + rng.random(len(rows)) * 1e-6
+    emb, emb_name = embed_rows(ws, rows, extractor)
+    picked = select_batch(scores, emb, n, seed=seed)
+    items = [
+        QueueItem(
+            image_id=rows[i].id,
+            score=float(scores[i]) if run_dir is not None else 1.0,
+            predicted=classes[int(top[i])] if top is not None else None,
+            confidence=float(probs[i].max()) if probs is not None else None,
+        )
+        for i in picked
+    ]
+    return Batch(items, run_dir.name if run_dir is not None else None, method, emb_name)

@@ -1,0 +1,116 @@
+"""What the labelling tools know about images: the latest run's predictions and embeddings.
+
+Both are plain arrays aligned with a list of catalog rows: `predict_rows` -> (N, K) probabilities,
+`embed_rows` -> (N, D) float32 vectors used for clustering and for the queue's diversity term.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from picsift.data.cache import DecodedCache
+from picsift.errors import PicsiftError, RunNotFoundError
+from picsift.store import ImageRow, Workspace
+
+log = logging.getLogger("picsift.label")
+
+# Downsampled pixels: the embedding of last resort (no run, no feature extractor available).
+PIXEL_SIZE = 16
+
+
+def latest_run(ws: Workspace, run: str | Path | None = None) -> Path | None:
+    """The given run, or the workspace's latest completed run, or None when there is none yet."""
+    from picsift.train.runs import resolve_run
+
+    try:
+        return resolve_run(ws, run)
+    except RunNotFoundError:
+        if run is not None:
+            raise
+        return None
+
+
+def predict_rows(ws: Workspace, rows: list[ImageRow], run_dir: Path) -> tuple[np.ndarray, list[str]]:
+    """Probabilities (N, K) of `rows` under the run's model, and its class names (column order)."""
+    from picsift.deploy.predictor import Predictor
+
+    predictor = Predictor.from_run(run_dir)
+    k = len(predictor.classes)
+    if not rows:
+        return np.zeros((0, k), dtype=np.float32), list(predictor.classes)
+    cache = DecodedCache(ws.cache_dir, predictor.data_config.storage_size)
+    x = cache.get_many([(r.sha256, r.path) for r in rows], description="decoding for predictions")
+    return predictor.predict_arrays(x), list(predictor.classes)
+
+
+def pixel_embeddings(ws: Workspace, rows: list[ImageRow]) -> np.ndarray:
+    """Downsampled, per-image standardised pixels: (N, 16*16*3) float32."""
+    if not rows:
+        return np.zeros((0, PIXEL_SIZE * PIXEL_SIZE * 3), dtype=np.float32)
+    x = DecodedCache(ws.cache_dir, PIXEL_SIZE).get_many([(r.sha256, r.path) for r in rows], "decoding pixels")
+    flat = x.reshape(len(x), -1).astype(np.float32)
+    flat -= flat.mean(axis=1, keepdims=True)
+    flat /= flat.std(axis=1, keepdims=True) + 1e-6
+    return flat
+
+
+def embed_rows(ws: Workspace, rows: list[ImageRow], extractor: str | None = None) -> tuple[np.ndarray, str]:
+    """Embeddings (N, D) and the name of what produced them.
+
+    `extractor` None picks the best available: the latest run's penultimate layer, else HOG
+    descriptors, else downsampled pixels (when the features stage is unavailable or fails).
+    """
+    if extractor == "pixels":
+        return pixel_embeddings(ws, rows), "pixels"
+    candidates: list[str] = [extractor] if extractor else []
+    if not extractor:
+        run_dir = latest_run(ws)
+        if run_dir is not None:
+            candidates.append(f"run:{run_dir}")
+        candidates.append("hog")
+    try:
+        from picsift.features import extract
+    except ImportError:
+        if extractor:
+            raise
+        return pixel_embeddings(ws, rows), "pixels"
+    for name in candidates:
+        try:
+            return np.asarray(extract(ws, rows, name), dtype=np.float32), name
+        except PicsiftError:
+            if extractor:
+                raise
+            log.warning("embeddings with %s failed; trying the next extractor", name, exc_info=True)
+    return pixel_embeddings(ws, rows), "pixels"
+
+
+class PredictionCache:
+    """Per-run probabilities of catalog images, computed once per (run, image) for the web app."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._run: str | None = None
+        self._classes: list[str] = []
+        self._probs: dict[int, np.ndarray] = {}
+
+    def get(self, ws: Workspace, rows: list[ImageRow]) -> tuple[dict[int, np.ndarray], list[str], str | None]:
+        """{image id: probabilities} for `rows` under the latest run ({} without a run)."""
+        run_dir = latest_run(ws)
+        if run_dir is None:
+            return {}, [], None
+        with self._lock:
+            if self._run != run_dir.name:
+                self._run, self._probs, self._classes = run_dir.name, {}, []
+            missing = [r for r in rows if r.id not in self._probs and r.readable]
+            if missing:
+                probs, self._classes = predict_rows(ws, missing, run_dir)
+                self._probs.update({r.id: p for r, p in zip(missing, probs, strict=True)})
+            elif not self._classes:
+                meta = json.loads((run_dir / "model" / "model.json").read_text())
+                self._classes = list(meta["classes"])
+            return {r.id: self._probs[r.id] for r in rows if r.id in self._probs}, self._classes, self._run
