@@ -22,9 +22,6 @@ def build_app() -> typer.Typer:
     from picsift.cli import label_cmd
 
     label_cmd.register(app)
-    from picsift.cli import evaluate_cmd
-
-    evaluate_cmd.register(app)
     return app
 
 
