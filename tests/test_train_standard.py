@@ -144,6 +144,6 @@ def test_time_budget_ends_the_standard_loop(tmp_path: Path, digits_folder: Path)
 def test_any_timm_architecture_resolves_by_prefix() -> None:
     spec = get_spec("timm/resnet10t")
     assert spec.family == "timm"
-    assert create_model("timm/resnet10t", num_classes=5)(torch.zeros(1, 3, 32, 32)).shape == (1, 5)
+    assert create_model("timm/resnet10t", num_classes=5).eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 5)
     with pytest.raises(ModelNotFoundError):
         get_spec("timm/no_such_net")
