@@ -24,10 +24,19 @@ class Prediction:
     path: str
     top: list[tuple[str, float]]  # (class, probability), best first
     error: str | None = None
+    rejected: bool = False  # set by unknown rejection (picsift.improve.unknown): label becomes "unknown"
 
     def to_dict(self) -> dict[str, Any]:
         if self.error:
             return {"path": self.path, "error": self.error}
+        if self.rejected:
+            return {
+                "path": self.path,
+                "label": "unknown",
+                "confidence": self.top[0][1],
+                "rejected": True,
+                "top_k": [{"label": c, "probability": p} for c, p in self.top],
+            }
         return {
             "path": self.path,
             "label": self.top[0][0],
@@ -59,13 +68,45 @@ class Predictor:
         self.device = torch.device(device)
         self.classes = artifact.classes
         self.data_config = artifact.data_config
+        # Improve stage (picsift.improve): temperature from calibration.json, TTA views, unknown rejector.
+        self.temperature: float | None = None
+        self.tta_views: list[str] | None = None
+        self.rejector: Any = None  # callable (arrays, probs) -> bool mask of rejected images
 
     @classmethod
     def from_run(cls, run_dir: Path, device: str = "cpu") -> Predictor:
-        return cls(load_artifact(run_dir, device=device), device=device)
+        from picsift.improve.calibration import read_temperature
+
+        predictor = cls(load_artifact(run_dir, device=device), device=device)
+        predictor.temperature = read_temperature(run_dir)
+        return predictor
+
+    def enable_tta(self, run_dir: Path | None = None, views: list[str] | None = None) -> None:
+        """Average over test-time views: given ones, else the run's tta.json choice, else flip."""
+        from picsift.improve.tta import DEFAULT_VIEWS, views_for_run
+
+        self.tta_views = views or (views_for_run(run_dir) if run_dir is not None else list(DEFAULT_VIEWS))
 
     def predict_arrays(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """uint8 (N, S, S, 3) at storage size -> probabilities (N, K) float32."""
+        """uint8 (N, S, S, 3) at storage size -> probabilities (N, K) float32 (TTA, temperature applied)."""
+        if self.tta_views:
+            from picsift.improve.tta import predict_tta
+
+            probs = predict_tta(lambda v: self.predict_raw(v, batch_size), x, self.tta_views)
+        else:
+            probs = self.predict_raw(x, batch_size)
+        if self.temperature is not None:
+            from picsift.improve.calibration import apply_temperature
+
+            probs = apply_temperature(probs, self.temperature)
+        return probs
+
+    def predict_raw(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """The model's own probabilities for uint8 (N, S, S, 3): no TTA, no temperature."""
+        if self.artifact.family == "ensemble":
+            from picsift.improve.ensemble import predict_ensemble
+
+            return predict_ensemble(self.artifact, x, self.device, batch_size)
         if self.artifact.family == "classical":
             from picsift.models.classical import predict_proba_arrays  # type: ignore[attr-defined]
 
@@ -79,20 +120,33 @@ class Predictor:
         return resize_square(load_rgb(source), self.data_config.storage_size)
 
     def predict_paths(self, paths: list[str], top_k: int = 1) -> list[Prediction]:
-        arrays, ok, results = [], [], []
-        for i, path in enumerate(paths):
-            try:
-                if not Path(path).is_file():
-                    raise ImageDecodeError("no such file")
-                arrays.append(self.decode(path))
-                ok.append(i)
-                results.append(Prediction(path, []))
-            except (ImageDecodeError, OSError) as e:
-                results.append(Prediction(path, [], error=str(e)))
-        if arrays:
-            probs = self.predict_arrays(np.stack(arrays))
-            k = max(1, min(top_k, len(self.classes)))
-            for row, i in zip(probs, ok, strict=True):
-                order = np.argsort(-row)[:k]
-                results[i].top = [(self.classes[j], float(row[j])) for j in order]
-        return results
+        return predict_files(self, paths, top_k)
+
+
+def top_classes(probs: np.ndarray, classes: list[str], top_k: int) -> list[tuple[str, float]]:
+    """One probability row (K,) -> the top_k (class, probability) pairs, best first."""
+    k = max(1, min(top_k, len(classes)))
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [(classes[j], float(probs[j])) for j in order]
+
+
+def predict_files(predictor: Any, paths: list[str], top_k: int = 1) -> list[Prediction]:
+    """Decode files with `predictor.decode`, predict the readable ones in one batch, report the rest.
+
+    Shared by the run predictor and the bundle predictor, so both give the same output.
+    """
+    arrays, ok, results = [], [], []
+    for i, path in enumerate(paths):
+        try:
+            if not Path(path).is_file():
+                raise ImageDecodeError("no such file")
+            arrays.append(predictor.decode(path))
+            ok.append(i)
+            results.append(Prediction(path, []))
+        except (ImageDecodeError, OSError) as e:
+            results.append(Prediction(path, [], error=str(e)))
+    if arrays:
+        probs = predictor.predict_arrays(np.stack(arrays))
+        for row, i in zip(probs, ok, strict=True):
+            results[i].top = top_classes(row, predictor.classes, top_k)
+    return results

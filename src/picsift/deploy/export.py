@@ -1,0 +1,396 @@
+"""Export a run to a self-contained bundle: ONNX model with its preprocessing, classes and metadata.
+
+The ONNX graph takes what every picsift predictor feeds its model: uint8 pixels (N, S, S, 3) at the
+data config's storage size, i.e. the output of `picsift.data.images.resize_square`. The centre crop to
+`input_size`, the scaling to [0, 1] and the mean/std normalisation are *inside* the graph, so the only
+step outside it is the one shared function that decodes and resizes; preprocessing cannot drift
+between training and serving. The export checks itself: ONNX Runtime and PyTorch predict the same
+sample images (from the run's test/val split) and the export fails if they disagree.
+
+Bundle layout::
+
+    bundle.json       classes, data config, version, source run, parity, quantisation, temperature
+    model.onnx        float32 graph (input "pixels" uint8 NHWC, output "logits")
+    model.int8.onnx   with --quantize int8 (dynamic quantisation); bundle.json's model_file names it
+    model/            a copy of the run's artifact (safetensors + model.json), for `--runtime torch`
+
+Classical (scikit-learn) runs have feature extractors outside scikit-learn, so instead of ONNX their
+bundle carries the artifact (format "artifact") and is served by the same predictor as the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from picsift.data.images import load_rgb, resize_square
+from picsift.errors import ConfigError, ImageDecodeError, PicsiftError, RunNotFoundError
+from picsift.models.artifact import ARTIFACT_DIR, Artifact, load_artifact
+from picsift.models.registry import DataConfig
+
+log = logging.getLogger("picsift.deploy")
+
+BUNDLE_FILE = "bundle.json"
+BUNDLE_FORMAT_VERSION = 1
+ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+INPUT_NAME = "pixels"
+OUTPUT_NAME = "logits"
+DEFAULT_OPSET = 17
+PARITY_MAX_PROB_DIFF = 1e-3
+
+
+class ExportError(PicsiftError):
+    """The export could not be made, or the exported model disagrees with the original."""
+
+
+@dataclass(frozen=True)
+class Samples:
+    """uint8 (N, S, S, 3) sample images, their labels (-1 when unknown) and where they came from."""
+
+    x: np.ndarray
+    y: np.ndarray
+    source: str
+
+
+def crop_offsets(dc: DataConfig) -> tuple[int, int]:
+    """Top/left of the centre crop from storage_size to input_size (torchvision's CenterCrop rounding)."""
+    s, i = dc.storage_size, dc.input_size
+    off = int(round((s - i) / 2.0))
+    return off, off
+
+
+def _preprocessing_module(model: Any, dc: DataConfig) -> Any:
+    import torch
+    from torch import nn
+
+    top, left = crop_offsets(dc)
+    size = dc.input_size
+
+    class WithPreprocessing(nn.Module):
+        """uint8 (N, S, S, 3) -> centre crop -> [0, 1] -> (x - mean) / std -> model -> logits."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.register_buffer("mean", torch.tensor(dc.mean, dtype=torch.float32).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(dc.std, dtype=torch.float32).view(1, 3, 1, 1))
+
+        def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+            x = pixels[:, top : top + size, left : left + size, :].permute(0, 3, 1, 2)
+            x = x.to(torch.float32) / 255.0
+            return self.model((x - self.mean) / self.std)  # type: ignore[operator,no-any-return]
+
+    return WithPreprocessing().eval()
+
+
+def _torch_to_onnx(module: Any, example: Any, path: Path, opset: int) -> str:
+    """Export with the TorchScript-based exporter where available (torch 2.4 ... 2.x), else dynamo."""
+    import torch
+
+    common: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": opset}
+    params = inspect.signature(torch.onnx.export).parameters
+    if "dynamo" not in params or "dynamic_axes" in params:
+        kwargs = dict(common, dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+        if "dynamo" in params:
+            kwargs["dynamo"] = False
+        try:
+            torch.onnx.export(module, (example,), str(path), **kwargs)
+            return "torchscript"
+        except Exception as e:  # e.g. an op only the new exporter handles
+            if "dynamo" not in params:
+                raise ExportError(f"torch.onnx.export failed: {type(e).__name__}: {e}") from e
+            log.warning("TorchScript ONNX export failed (%s); trying the dynamo exporter", e)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    try:
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=True,
+            external_data=False,
+            dynamic_shapes={"pixels": {0: batch}},
+            **common,
+        )
+    except Exception as e:
+        raise ExportError(f"torch.onnx.export (dynamo) failed: {type(e).__name__}: {e}") from e
+    return "dynamo"
+
+
+def onnx_session(path: Path, threads: int | None = None) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def onnx_logits(session: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    outs = [
+        session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x[i : i + batch_size])})[0]
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, 0), np.float32)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits.astype(np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def sample_images(run_dir: Path, dc: DataConfig, classes: list[str], n: int, seed: int = 0) -> Samples:
+    """Up to n images from the run's test then val split (decoded like serving does), plus 4 noise images.
+
+    Falls back to random images only when the run's workspace is not available on this machine.
+    """
+    rng = np.random.default_rng(seed)
+    size = dc.storage_size
+    noise = rng.integers(0, 256, size=(4, size, size, 3), dtype=np.uint8)
+    arrays: list[np.ndarray] = []
+    labels: list[int] = []
+    source = "random noise (the run's workspace was not found)"
+    try:
+        data = json.loads((run_dir / "data.json").read_text())
+        env = json.loads((run_dir / "env.json").read_text())
+        ws_root = Path(env["workspace"])
+        if (ws_root / "catalog.sqlite").exists():
+            from picsift.store import Workspace
+
+            ws = Workspace.open(ws_root)
+            try:
+                ids = list(data.get("test_ids", [])) + list(data.get("val_ids", []))
+                rows = {r.id: r for r in ws.catalog.images(ids=ids)} if ids else {}
+            finally:
+                ws.close()
+            index = {c: i for i, c in enumerate(classes)}
+            for image_id in ids:
+                row = rows.get(image_id)
+                if row is None:
+                    continue
+                try:
+                    arrays.append(resize_square(load_rgb(row.path), size))
+                except (ImageDecodeError, OSError):
+                    continue
+                labels.append(index.get(row.label or "", -1))
+                if len(arrays) >= n:
+                    break
+            if arrays:
+                source = f"{len(arrays)} test/val images of {ws_root.name} + 4 noise images"
+    except (OSError, KeyError, ValueError, PicsiftError) as e:
+        log.warning("cannot read the run's sample images (%s); checking parity on noise images", e)
+    x = np.concatenate([np.stack(arrays), noise]) if arrays else noise
+    y = np.array(labels + [-1] * len(noise), dtype=np.int64)
+    return Samples(x, y, source)
+
+
+def compare(reference: np.ndarray, other: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Agreement of two (N, K) probability arrays; accuracy of each on the labelled rows."""
+    ref_top, oth_top = reference.argmax(1), other.argmax(1)
+    labelled = y >= 0
+    out: dict[str, Any] = {
+        "n": int(len(reference)),
+        "max_abs_prob_diff": float(np.abs(reference - other).max()) if len(reference) else 0.0,
+        "top1_agreement": float((ref_top == oth_top).mean()) if len(reference) else 1.0,
+        "n_labelled": int(labelled.sum()),
+    }
+    if labelled.any():
+        out["accuracy_reference"] = float((ref_top[labelled] == y[labelled]).mean())
+        out["accuracy_exported"] = float((oth_top[labelled] == y[labelled]).mean())
+    return out
+
+
+def run_temperature(run_dir: Path, artifact: Artifact) -> float | None:
+    """A calibrated softmax temperature, if the run has one (artifact extra or calibration.json)."""
+    t = artifact.extra.get("temperature")
+    cal = run_dir / "calibration.json"
+    if t is None and cal.exists():
+        try:
+            t = json.loads(cal.read_text()).get("temperature")
+        except (OSError, ValueError):
+            t = None
+    try:
+        return float(t) if t is not None and float(t) > 0 else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _quantize_int8(fp32: Path, int8: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Conv layers become ConvInteger, whose CPU kernel takes uint8 weights; QUInt8 is the portable choice.
+    last: Exception | None = None
+    for weight_type in (QuantType.QUInt8, QuantType.QInt8):
+        try:
+            quantize_dynamic(str(fp32), str(int8), weight_type=weight_type)
+            onnx_session(int8)  # a model ORT cannot load is not an export
+            return
+        except Exception as e:
+            last = e
+            int8.unlink(missing_ok=True)
+    raise ExportError(f"int8 quantisation failed: {type(last).__name__}: {last}")
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> None:
+    """Move a finished bundle into place; a server reloading `out_dir` never sees half a bundle."""
+    if out_dir.exists():
+        if not (out_dir / BUNDLE_FILE).exists() and any(out_dir.iterdir()):
+            raise ConfigError(f"--out {out_dir} exists and is not a picsift bundle; choose an empty or new folder")
+        old = out_dir.with_name(f".{out_dir.name}.old-{int(time.time() * 1000)}")
+        out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out_dir)
+
+
+def export(
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    quantize: str | None = None,
+    *,
+    samples: int = 64,
+    opset: int = DEFAULT_OPSET,
+    tolerance: float = PARITY_MAX_PROB_DIFF,
+    version: str | None = None,
+) -> Path:
+    """Export a run folder to a bundle folder (default `<workspace>/exports/<run id>`); returns it.
+
+    Raises ExportError if ONNX Runtime and PyTorch disagree on the sample images (top-1 or more than
+    `tolerance` in any probability).
+    """
+    from picsift import __version__
+    from picsift.deploy.predictor import Predictor
+
+    run_dir = Path(run_dir).resolve()
+    if not (run_dir / ARTIFACT_DIR).is_dir():
+        raise RunNotFoundError(f"{run_dir} is not a finished run (no {ARTIFACT_DIR}/ folder)")
+    if quantize not in (None, "int8"):
+        raise ConfigError(f"--quantize must be int8 (or omitted), got {quantize!r}")
+    artifact = load_artifact(run_dir)
+    dc = artifact.data_config
+    out = Path(out_dir) if out_dir is not None else run_dir.parent.parent / "exports" / run_dir.name
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        shutil.copytree(run_dir / ARTIFACT_DIR, tmp / ARTIFACT_DIR)
+        run_info = _read_json(run_dir / "run.json")
+        meta: dict[str, Any] = {
+            "format_version": BUNDLE_FORMAT_VERSION,
+            "model": artifact.model_name,
+            "family": artifact.family,
+            "classes": artifact.classes,
+            "data_config": dc.to_dict(),
+            "preprocessing": (
+                "decode to RGB (EXIF orientation, alpha on white), picsift.data.images.resize_square to "
+                f"{dc.storage_size} (shorter side, bilinear antialiased, centre crop); in the graph: centre "
+                f"crop {dc.input_size}, /255, (x - mean) / std"
+            ),
+            "temperature": run_temperature(run_dir, artifact),
+            "source_run": {
+                "id": run_dir.name,
+                "path": str(run_dir),
+                "best_val_acc": run_info.get("best_val_acc"),
+                "catalog_hash": run_info.get("catalog_hash"),
+            },
+            "workspace": str(run_dir.parent.parent),
+            "picsift_version": __version__,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        predictor = Predictor(artifact)
+        smp = sample_images(run_dir, dc, artifact.classes, samples)
+        reference = predictor.predict_arrays(smp.x)
+        if artifact.family == "classical":
+            meta.update(
+                format="artifact",
+                model_file=None,
+                parity={"runtime": "same predictor as the run", "samples": smp.source, "passed": True},
+            )
+            if quantize:
+                raise ConfigError("--quantize applies to ONNX exports; classical runs are exported as artifacts")
+            digest = _file_sha256(tmp / ARTIFACT_DIR / "model.json")
+        else:
+            import torch
+
+            module = _preprocessing_module(artifact.model, dc)
+            example = torch.from_numpy(smp.x[:2].copy())
+            with torch.no_grad():
+                exporter = _torch_to_onnx(module, example, tmp / ONNX_FILE, opset)
+            session = onnx_session(tmp / ONNX_FILE)
+            exported = softmax(onnx_logits(session, smp.x))
+            parity = compare(reference, exported, smp.y)
+            parity.update(samples=smp.source, tolerance=tolerance, runtime="onnxruntime CPU vs torch eager")
+            parity["passed"] = bool(parity["max_abs_prob_diff"] <= tolerance and parity["top1_agreement"] == 1.0)
+            if not parity["passed"]:
+                raise ExportError(
+                    f"exported model disagrees with PyTorch on {smp.source}: max probability difference "
+                    f"{parity['max_abs_prob_diff']:.2e} (allowed {tolerance:.0e}), top-1 agreement "
+                    f"{parity['top1_agreement']:.3f} (needed 1.0); the model has an op ONNX exports "
+                    "differently: please report it with the model name"
+                )
+            meta.update(
+                format="onnx",
+                model_file=ONNX_FILE,
+                parity=parity,
+                exporter=exporter,
+                opset=opset,
+                input={
+                    "name": INPUT_NAME,
+                    "dtype": "uint8",
+                    "layout": "NHWC",
+                    "shape": ["batch", dc.storage_size, dc.storage_size, 3],
+                },
+                output={"name": OUTPUT_NAME, "meaning": "logits; probabilities = softmax(logits / T)"},
+            )
+            if quantize == "int8":
+                _quantize_int8(tmp / ONNX_FILE, tmp / INT8_FILE)
+                q = compare(reference, softmax(onnx_logits(onnx_session(tmp / INT8_FILE), smp.x)), smp.y)
+                q.update(
+                    samples=smp.source,
+                    method="onnxruntime dynamic quantisation (int8 weights, activations quantised at run time)",
+                    size_fp32_bytes=(tmp / ONNX_FILE).stat().st_size,
+                    size_int8_bytes=(tmp / INT8_FILE).stat().st_size,
+                )
+                if "accuracy_exported" in q:
+                    q["accuracy_change"] = q["accuracy_exported"] - q["accuracy_reference"]
+                meta.update(model_file=INT8_FILE, quantization=q)
+            digest = _file_sha256(tmp / meta["model_file"])
+        meta["version"] = version or f"{run_dir.name}-{digest[:8]}"
+        (tmp / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("exported %s to %s (version %s)", run_dir.name, out, meta["version"])
+    return out
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,112 @@
+"""Request bodies -> image bytes -> model input, with limits and specific 4xx errors.
+
+Order of checks: body size (middleware), form/JSON shape, content sniffing (magic bytes, not the
+client's declared type), pixel count from the header (before decoding), then a full decode, which
+catches truncated and corrupt files.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import warnings
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from picsift.data.images import load_rgb, resize_square
+from picsift.errors import ImageDecodeError
+
+SUPPORTED = "JPEG, PNG, GIF, BMP, TIFF, WebP"
+
+
+class ApiError(Exception):
+    """A client error with an HTTP status, a stable code and an actionable message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class BodyTooLarge(ApiError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, "request_too_large", f"request body exceeds the server's limit of {limit} bytes")
+
+
+def sniff(data: bytes) -> str | None:
+    """The image format from its first bytes, or None."""
+    head = data[:16]
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head.startswith(b"BM"):
+        return "BMP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def check_image_bytes(data: bytes, max_pixels: int) -> str:
+    """Raise ApiError unless `data` looks like a supported image within the pixel cap; returns the format."""
+    if not data:
+        raise ApiError(400, "empty_file", "the uploaded file is empty (0 bytes)")
+    fmt = sniff(data)
+    if fmt is None:
+        raise ApiError(
+            415,
+            "not_an_image",
+            f"the uploaded data is not an image in a supported format ({SUPPORTED}); it starts with {data[:8]!r}",
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:  # reads the header only
+                w, h = img.size
+    except Image.DecompressionBombError as e:
+        raise ApiError(413, "too_many_pixels", f"image refused: {e}") from e
+    except Exception as e:
+        raise ApiError(422, "undecodable_image", f"{fmt} header cannot be read: {type(e).__name__}: {e}") from e
+    if w * h > max_pixels:
+        raise ApiError(
+            413, "too_many_pixels", f"image is {w}x{h} = {w * h} pixels; this server accepts at most {max_pixels}"
+        )
+    return fmt
+
+
+def decode_for(predictor: Any, data: bytes, max_pixels: int) -> np.ndarray:
+    """Bytes -> uint8 (S, S, 3) at the predictor's storage size (the shared resize_square)."""
+    check_image_bytes(data, max_pixels)
+    try:
+        return resize_square(load_rgb(data), predictor.data_config.storage_size)
+    except ImageDecodeError as e:
+        raise ApiError(422, "undecodable_image", f"image cannot be decoded: {e}") from e
+
+
+def b64decode(value: Any, field: str) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise ApiError(422, "missing_field", f"JSON field {field!r} must be a non-empty base64 string")
+    if value.startswith("data:") and "," in value:  # data URLs: data:image/png;base64,....
+        value = value.split(",", 1)[1]
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ApiError(400, "invalid_base64", f"JSON field {field!r} is not valid base64: {e}") from e
+
+
+def parse_top_k(value: Any, default: int, num_classes: int) -> int:
+    if value is None or value == "":
+        return min(default, num_classes)
+    try:
+        k = int(value)
+    except (TypeError, ValueError) as e:
+        raise ApiError(422, "invalid_top_k", f"top_k must be an integer, got {value!r}") from e
+    if k < 1:
+        raise ApiError(422, "invalid_top_k", f"top_k must be at least 1, got {k}")
+    return min(k, num_classes)

@@ -1,0 +1,154 @@
+"""POST /v1/predict and POST /v1/predict/batch."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from picsift.deploy.predictor import top_classes
+from picsift.deploy.server.deps import get_settings, get_state, require_api_key
+from picsift.deploy.server.inputs import ApiError, decode_for, parse_top_k
+from picsift.deploy.server.reading import read_many, read_single
+from picsift.deploy.server.settings import ServerSettings
+from picsift.deploy.server.state import HeldPrediction, ServerState, now_ms
+
+router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[Depends(require_api_key)])
+
+_IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}, "top_k": {"type": "integer"}},
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {"image": {"type": "string", "format": "byte"}, "top_k": {"type": "integer"}},
+                }
+            },
+        },
+    }
+}
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "top_k": {"type": "integer"},
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["images"],
+                    "properties": {
+                        "images": {"type": "array", "items": {"type": "string", "format": "byte"}},
+                        "top_k": {"type": "integer"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+def _decode(predictor: Any, data: bytes, max_pixels: int) -> tuple[np.ndarray, str]:
+    return decode_for(predictor, data, max_pixels), hashlib.sha256(data).hexdigest()
+
+
+def _result(
+    state: ServerState, predictor: Any, probs: np.ndarray, data: bytes, sha: str, k: int, t0: float, client: str | None
+) -> dict[str, Any]:
+    top = top_classes(probs, predictor.classes, k)
+    pid = state.new_prediction_id()
+    out = {
+        "prediction_id": pid,
+        "label": top[0][0],
+        "confidence": top[0][1],
+        "top_k": [{"label": c, "probability": p} for c, p in top],
+        "model_version": predictor.version,
+        "latency_ms": now_ms(t0),
+    }
+    state.hold(pid, HeldPrediction(data, sha, top[0][0], top[0][1], predictor.version))
+    state.log_predictions(
+        [
+            {
+                **out,
+                "sha256": sha,
+                "client": client,
+                "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            }
+        ]
+    )
+    return out
+
+
+@router.post("/predict", summary="Classify one image", openapi_extra=_IMAGE_BODY)
+async def predict(
+    request: Request,
+    top_k: int | None = Query(None, description="How many classes to return (default 3)."),
+    state: ServerState = Depends(get_state),
+    settings: ServerSettings = Depends(get_settings),
+) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    predictor = state.predictor
+    if predictor is None:
+        raise ApiError(503, "not_ready", "no model loaded yet")
+    with state.batcher.arriving():
+        data, body_k = await read_single(request)
+        k = parse_top_k(top_k if top_k is not None else body_k, settings.default_top_k, len(predictor.classes))
+        array, sha = await run_in_threadpool(_decode, predictor, data, settings.max_pixels)
+    probs = await state.batcher.submit(predictor, array)
+    return _result(state, predictor, probs, data, sha, k, t0, request.client.host if request.client else None)
+
+
+@router.post("/predict/batch", summary="Classify several images in one request", openapi_extra=_BATCH_BODY)
+async def predict_batch(
+    request: Request,
+    top_k: int | None = Query(None, description="How many classes to return per image (default 3)."),
+    state: ServerState = Depends(get_state),
+    settings: ServerSettings = Depends(get_settings),
+) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    predictor = state.predictor
+    if predictor is None:
+        raise ApiError(503, "not_ready", "no model loaded yet")
+    client = request.client.host if request.client else None
+    with state.batcher.arriving():
+        items, body_k = await read_many(request, settings.max_batch_images)
+        k = parse_top_k(top_k if top_k is not None else body_k, settings.default_top_k, len(predictor.classes))
+
+        async def one(item: bytes | ApiError) -> dict[str, Any]:
+            try:
+                if isinstance(item, ApiError):
+                    raise item
+                array, sha = await run_in_threadpool(_decode, predictor, item, settings.max_pixels)
+            except ApiError as e:
+                state.metrics.input_errors.labels(code=e.code).inc()
+                return {"error": e.code, "detail": e.message, "status": e.status}
+            probs = await state.batcher.submit(predictor, array)
+            return _result(state, predictor, probs, item, sha, k, t0, client)
+
+        results = await asyncio.gather(*(one(it) for it in items))
+    for i, r in enumerate(results):
+        r["index"] = i
+    return {"predictions": results, "model_version": predictor.version, "latency_ms": now_ms(t0)}

@@ -1,0 +1,25 @@
+"""Run the server with uvicorn: one process (the app object), or several workers (factory from env)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from picsift.deploy.server.settings import SETTINGS_ENV, ServerSettings
+
+
+def serve(
+    settings: ServerSettings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "warning"
+) -> None:
+    import uvicorn
+
+    settings = settings.with_env_key().validate()
+    common: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": False}
+    if workers > 1:
+        # Each worker loads the bundle itself; metrics are per worker process.
+        os.environ[SETTINGS_ENV] = settings.to_json()
+        uvicorn.run("picsift.deploy.server.app:create_app_from_env", factory=True, workers=workers, **common)
+        return
+    from picsift.deploy.server.app import create_app
+
+    uvicorn.run(create_app(settings), **common)

@@ -1,0 +1,69 @@
+"""Server settings: one frozen dataclass, injected into every route with `Depends(get_settings)`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from picsift.errors import ConfigError
+
+API_KEY_ENV = "PICSIFT_API_KEY"
+SETTINGS_ENV = "PICSIFT_SERVE_SETTINGS"  # JSON settings handed to each worker process
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    bundle: Path
+    workspace: Path | None = None  # feedback + prediction log; default: the bundle's source workspace
+    runtime: str = "auto"  # auto | onnx | torch
+    device: str = "cpu"  # torch runtime only
+    threads: int | None = None  # inference threads (ONNX Runtime intra-op / torch)
+    api_key: str | None = None
+    max_batch_size: int = 32
+    max_wait_ms: float = 5.0
+    max_request_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    max_batch_images: int = 64
+    default_top_k: int = 3
+    feedback_cache: int = 1024  # recent predictions whose images are held for feedback by id
+    log_predictions: bool = True
+
+    def validate(self) -> ServerSettings:
+        if self.max_batch_size < 1:
+            raise ConfigError(f"--max-batch-size must be at least 1, got {self.max_batch_size}")
+        if self.max_wait_ms < 0:
+            raise ConfigError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
+        if self.max_request_bytes < 1024:
+            raise ConfigError(f"--max-request-bytes must be at least 1024, got {self.max_request_bytes}")
+        if self.max_pixels < 1:
+            raise ConfigError(f"--max-pixels must be positive, got {self.max_pixels}")
+        if self.runtime not in ("auto", "onnx", "torch"):
+            raise ConfigError(f"--runtime must be auto, onnx or torch; got {self.runtime!r}")
+        return self
+
+    def with_env_key(self) -> ServerSettings:
+        """The API key from $PICSIFT_API_KEY when none was given explicitly."""
+        if self.api_key is None and os.environ.get(API_KEY_ENV):
+            return dataclasses.replace(self, api_key=os.environ[API_KEY_ENV])
+        return self
+
+    def to_json(self) -> str:
+        d: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in d.items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> ServerSettings:
+        d = json.loads(text)
+        d["bundle"] = Path(d["bundle"])
+        if d.get("workspace"):
+            d["workspace"] = Path(d["workspace"])
+        return cls(**d)
+
+    def public(self) -> dict[str, Any]:
+        """What GET /v1/model may show (never the key)."""
+        keep = ("runtime", "max_batch_size", "max_wait_ms", "max_request_bytes", "max_pixels", "max_batch_images")
+        return {k: getattr(self, k) for k in keep} | {"api_key_required": self.api_key is not None}

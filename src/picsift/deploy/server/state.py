@@ -1,0 +1,159 @@
+"""Everything one running server holds: the model, the batcher, metrics, the prediction log, feedback."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from picsift.deploy.bundle import BundlePredictor, read_bundle_meta
+from picsift.deploy.server.batching import MicroBatcher
+from picsift.deploy.server.metrics import Metrics
+from picsift.deploy.server.settings import ServerSettings
+from picsift.store import Workspace
+
+log = logging.getLogger("picsift.serve")
+
+
+@dataclass
+class HeldPrediction:
+    """What feedback by prediction id needs: the image bytes and what the model said."""
+
+    image: bytes
+    sha256: str
+    label: str
+    confidence: float
+    model_version: str
+
+
+def default_workspace(bundle: Path) -> Path:
+    """The bundle's source workspace if it is on this machine, else a workspace beside the bundle."""
+    try:
+        ws = read_bundle_meta(bundle).get("workspace")
+    except Exception:
+        ws = None
+    if ws and (Path(ws) / "catalog.sqlite").exists():
+        return Path(ws)
+    return bundle.resolve().parent / "picsift-workspace"
+
+
+class PredictionLog:
+    """One JSON line per prediction under `<workspace>/predictions/<date>.jsonl` (append-only)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        lines = "".join(json.dumps(r) + "\n" for r in records)
+        with self._lock, (self.folder / f"{day}.jsonl").open("a") as f:
+            f.write(lines)
+
+
+class ServerState:
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.batcher = MicroBatcher(settings.max_batch_size, settings.max_wait_ms, self.metrics.observe_batch)
+        self.predictor: BundlePredictor | None = None
+        self.loaded_at: str | None = None
+        self.history: list[dict[str, Any]] = []
+        self.workspace_root = settings.workspace or default_workspace(settings.bundle)
+        self._ws: Workspace | None = None
+        self._feedback: Any = None
+        self._held: collections.OrderedDict[str, HeldPrediction] = collections.OrderedDict()
+        self._reload_lock = asyncio.Lock()
+        self.prediction_log: PredictionLog | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        predictor = await asyncio.to_thread(self._load, self.settings.bundle)
+        self._install(predictor)
+        if self.settings.log_predictions:
+            self.prediction_log = PredictionLog(self.workspace_root / "predictions")
+        self.batcher.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+        if self._ws is not None:
+            self._ws.close()
+
+    @property
+    def ready(self) -> bool:
+        return self.predictor is not None and self.batcher.running
+
+    def _load(self, bundle: Path) -> BundlePredictor:
+        s = self.settings
+        return BundlePredictor.load(bundle, runtime=s.runtime, threads=s.threads, device=s.device)
+
+    def _install(self, predictor: BundlePredictor) -> None:
+        self.predictor = predictor
+        self.loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.history.append({"version": predictor.version, "bundle": str(predictor.path), "loaded_at": self.loaded_at})
+        self.metrics.set_model(predictor.version, predictor.runtime)
+        log.info("serving model %s from %s (%s)", predictor.version, predictor.path, predictor.runtime)
+
+    async def reload(self, bundle: Path | None = None) -> dict[str, Any]:
+        """Load a bundle (default: the current one's folder, re-read) and swap it in between batches."""
+        async with self._reload_lock:
+            old = self.predictor
+            target = Path(bundle) if bundle is not None else (old.path if old else self.settings.bundle)
+            try:
+                new = await asyncio.to_thread(self._load, target)
+            except Exception:
+                self.metrics.reloads.labels(result="failed").inc()
+                raise
+            self._install(new)  # requests already decoded for `old` still finish on it
+            self.metrics.reloads.labels(result="ok").inc()
+            return {
+                "previous_version": old.version if old else None,
+                "version": new.version,
+                "bundle": str(new.path),
+                "loaded_at": self.loaded_at,
+            }
+
+    # ---- predictions --------------------------------------------------------------------------
+    def new_prediction_id(self) -> str:
+        return uuid.uuid4().hex
+
+    def hold(self, prediction_id: str, held: HeldPrediction) -> None:
+        if self.settings.feedback_cache <= 0:
+            return
+        self._held[prediction_id] = held
+        while len(self._held) > self.settings.feedback_cache:
+            self._held.popitem(last=False)
+
+    def held(self, prediction_id: str) -> HeldPrediction | None:
+        return self._held.get(prediction_id)
+
+    def log_predictions(self, records: list[dict[str, Any]]) -> None:
+        for r in records:
+            log.info("prediction %s %s %.4f", r["prediction_id"], r.get("label"), r.get("confidence") or 0.0)
+        if self.prediction_log is not None:
+            try:
+                self.prediction_log.write(records)
+            except OSError as e:  # a full disk must not fail predictions
+                log.warning("cannot write the prediction log: %s", e)
+
+    # ---- feedback -----------------------------------------------------------------------------
+    def feedback_store(self) -> Any:
+        if self._feedback is None:
+            from picsift.deploy.feedback import FeedbackStore
+
+            self._ws = Workspace.open(self.workspace_root, create=True)
+            self._feedback = FeedbackStore(self._ws)
+        return self._feedback
+
+
+def now_ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000.0, 3)
