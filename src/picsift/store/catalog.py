@@ -56,6 +56,9 @@ class ImageRow:
     exif_camera: str | None = None
     gps_lat: float | None = None
     gps_lon: float | None = None
+    source_kind: str = "folder"
+    split_origin: str | None = None  # "source" (folders/manifest), "auto" (seeded split), "manual"
+    n_frames: int = 1
 
     @classmethod
     def from_orm(cls, image: Image) -> ImageRow:
