@@ -5,16 +5,18 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from conftest import write_digits
 from PIL import Image as PILImage
 
+from conftest import write_digits
 from picsift.store import Workspace
 from picsift.store.schema import Image
 
 CLASSES = ["0", "1", "2"]
 
 
-def make_workspace(tmp: Path, per_class: int = 8, labelled_per_class: int = 3, split: str | None = None) -> Workspace:
+def make_workspace(
+    tmp: Path, per_class: int = 8, labelled_per_class: int = 3, split: str | None = "train"
+) -> Workspace:
     """3 digit classes, `per_class` PNGs each; the first `labelled_per_class` of each class labelled.
 
     Image ids are assigned class by class in file order; the true class of every image is recorded
