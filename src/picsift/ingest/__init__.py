@@ -58,7 +58,7 @@ class ImportResult:
     skipped: list[FileIssue] = field(default_factory=list)  # files not recorded (hidden, outside classes)
     labeled: int = 0
     classes: list[str] = field(default_factory=list)
-    splits: dict[str, int] = field(default_factory=dict)  # new rows per split
+    splits: dict[str, int] = field(default_factory=dict)  # new readable rows per split
     split_origins: dict[str, int] = field(default_factory=dict)  # source | auto | manual
     seconds: float = 0.0
 
@@ -130,13 +130,13 @@ def run(cfg: ImportConfig) -> ImportResult:
     source = Path(os.path.expanduser(cfg.source))
     ws = Workspace.open(cfg.workspace, create=True)
     try:
+        catalog = ws.catalog  # a new workspace gets its (empty) catalog even if the source is bad
         files_dir = ws.root / "files"
         label = cfg.label.strip() if cfg.label else None
         found = discover(source, workspace_files=files_dir, label=label, split=split)
         if not found.entries:
             hint = f" ({len(found.skipped)} files skipped: hidden, system or outside class folders)"
             raise DatasetError(f"{source}: found nothing to import{hint if found.skipped else ''}")
-        catalog = ws.catalog
         known, downloaded = known_paths(catalog)
         todo = [e for e in found.entries if e.url is None or e.url not in downloaded]
         already = len(found.entries) - len(todo)

@@ -308,14 +308,21 @@ def discover_url_list(url_list: Path, *, label: str | None = None, split: str | 
     return disc
 
 
-def _archive_root(folder: Path) -> Path:
-    """Descend through a single wrapping folder (`dataset.zip` -> `dataset/train/...`)."""
+def _archive_root(folder: Path) -> tuple[Path, list[tuple[str, str]]]:
+    """Descend through a single wrapping folder (`dataset.zip` -> `dataset/train/...`); the hidden
+    and system files beside it (`__MACOSX/`) are returned as skipped."""
+    skipped: list[tuple[str, str]] = []
     while True:
-        names = [n for n in os.listdir(folder) if not is_hidden(n)]
-        if len(names) == 1 and (folder / names[0]).is_dir():
-            folder = folder / names[0]
-        else:
-            return folder
+        names = sorted(os.listdir(folder))
+        visible = [n for n in names if not is_hidden(n)]
+        if len(visible) != 1 or not (folder / visible[0]).is_dir():
+            return folder, skipped
+        for name in names:
+            if name != visible[0]:
+                full = folder / name
+                found, hidden = walk_files(full) if full.is_dir() else ([os.fsdecode(full)], [])
+                skipped += [(f, "hidden or system file") for f in found] + hidden
+        folder = folder / visible[0]
 
 
 def discover(source: Path, *, workspace_files: Path, label: str | None = None, split: str | None = None) -> Discovery:
@@ -329,11 +336,11 @@ def discover(source: Path, *, workspace_files: Path, label: str | None = None, s
     lowered = source.name.lower()
     if is_archive(source):
         extracted = extract(source, workspace_files / "archives")
-        top = _archive_root(extracted.folder)
+        top, hidden = _archive_root(extracted.folder)
         disc = discover_folder(
             top, label=label, split=split, source=os.fsdecode(os.path.abspath(source)), kind="archive"
         )
-        disc.skipped += [(f"{source}!{m}", why) for m, why in extracted.refused]
+        disc.skipped += hidden + [(f"{source}!{m}", why) for m, why in extracted.refused]
         return disc
     if lowered.endswith(MANIFEST_SUFFIXES):
         return discover_manifest(source, label=label, split=split)

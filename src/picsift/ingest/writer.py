@@ -169,7 +169,7 @@ def write_import(
         for batch in _batches(unreadable):
             images = [_new_row(p, record.id, p.entry.split, p.entry.split_origin, out) for p in batch]
             _insert(s, images, annotator, out)
-        out.unreadable = [(p.path, p.error or "unreadable") for p in unreadable]
+        out.unreadable = [(p.entry.url or p.path, p.error or "unreadable") for p in unreadable]
     return out
 
 
@@ -195,7 +195,7 @@ def _new_row(p: Probed, import_id: int, split: str | None, origin: str | None, o
         duplicate_of=None,
         **_metadata(p),
     )
-    if split:
+    if split and p.readable:
         out.splits[split] += 1
         out.split_origins[origin or "source"] += 1
     if p.entry.label:
@@ -220,6 +220,16 @@ def _update_row(s: Session, image_id: int, p: Probed, first_by_sha: dict[str, _K
     image = s.get(Image, image_id)
     if image is None:
         return
+    if image.duplicate_of is None and image.sha256:
+        # It was the first copy of its old bytes: the next copy takes its place.
+        copies = list(s.scalars(select(Image).where(Image.duplicate_of == image_id).order_by(Image.id)))
+        if copies:
+            copies[0].duplicate_of = None
+            for other in copies[1:]:
+                other.duplicate_of = copies[0].id
+            first_by_sha[image.sha256] = _Known(copies[0].id, image.sha256, copies[0].split)
+        elif first_by_sha.get(image.sha256, _Known(-1, "", None)).id == image_id:
+            del first_by_sha[image.sha256]
     for key, value in _metadata(p).items():
         setattr(image, key, value)
     image.path = p.path
