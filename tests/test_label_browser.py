@@ -1,0 +1,187 @@
+"""End to end in a real browser: Debian's chromium driven by Playwright labels images with the keyboard.
+
+The real app runs under uvicorn on a free loopback port in a thread; the test then checks the catalog.
+Set PICSIFT_SCREENSHOTS_DIR=docs/img to also save the README's screenshots.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import require
+from label_support import make_workspace
+from picsift.label.app import LabelSettings, create_app
+from picsift.store import Workspace
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Workspace]]:
+    require(CHROMIUM.exists(), "Debian's chromium is not installed (apt-get install chromium)")
+    import uvicorn
+
+    ws = make_workspace(tmp_path, per_class=8, labelled_per_class=2)
+    (ws.root / "findings.json").write_text(
+        '[{"kind": "blurry", "image_ids": [1], "score": 0.31, "explanation": "low Laplacian variance"}]'
+    )
+    port = free_port()
+    app = create_app(LabelSettings(workspace=ws.root, token="tok3n", annotator="server-default"))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/", ws
+    srv.should_exit = True
+    thread.join(timeout=10)
+    ws.close()
+
+
+@pytest.fixture
+def page(tmp_path: Path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1280, "height": 800},
+        )
+        pg = context.new_page()
+        pg.set_default_timeout(20000)
+        yield pg
+        context.close()
+
+
+def wait_for(predicate, what: str, timeout: float = 20.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def shot(page, name: str) -> None:
+    out = os.environ.get("PICSIFT_SCREENSHOTS_DIR")
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(out) / name))
+
+
+def test_keyboard_labelling_undo_and_bulk_in_chromium(server, page) -> None:
+    url, ws = server
+    page.goto(url + "?token=wrong")
+    assert "wrong token" in page.content()  # the API refuses; the page itself is not even served
+    page.goto(url + "?token=tok3n")
+    page.wait_for_selector("body[data-ready='1']")
+    page.fill("[data-testid=annotator]", "dana")
+    page.press("[data-testid=annotator]", "Enter")
+    page.select_option("[data-testid=view]", "unlabeled")
+    page.wait_for_function("document.querySelectorAll('.card').length === 18")
+    first = int(page.get_attribute(".card >> nth=0", "data-id"))
+    second = int(page.get_attribute(".card >> nth=1", "data-id"))
+    page.click("[data-testid=grid]", position={"x": 2, "y": 2})  # focus the page, not an input
+    shot(page, "label-grid.png")
+
+    # "1" labels the image under the cursor with the first class ("0") and moves on.
+    page.keyboard.press("1")
+    wait_for(lambda: ws.catalog.image(first).label == "0", "first label")
+    last = ws.catalog.label_history(first)[-1]
+    assert (last["annotator"], last["origin"]) == ("dana", "manual")
+
+    # Enter opens the single-image view on the next image; "3" labels it "2"; "u" undoes that.
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=viewer]:not([hidden])")
+    page.wait_for_selector("[data-testid=viewer-meta] >> text=16 × 16 px")
+    shot(page, "label-viewer.png")
+    page.keyboard.press("3")
+    wait_for(lambda: ws.catalog.image(second).label == "2", "label from the viewer")
+    page.keyboard.press("u")
+    wait_for(lambda: ws.catalog.image(second).label is None, "undo")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("[data-testid=viewer]", state="hidden")
+
+    # Bulk: select two cards with ctrl+click, press "2".
+    third = int(page.get_attribute(".card >> nth=2", "data-id"))
+    fourth = int(page.get_attribute(".card >> nth=3", "data-id"))
+    page.click(f"[data-testid=card-{third}]", modifiers=["Control"])
+    page.click(f"[data-testid=card-{fourth}]", modifiers=["Control"])
+    page.wait_for_selector("[data-testid=selection] >> text=2 selected")
+    page.keyboard.press("2")
+    wait_for(lambda: ws.catalog.image(third).label == ws.catalog.image(fourth).label == "1", "bulk label")
+
+    # Another user changes an image behind the page's back: the page's write loses, visibly.
+    fifth = int(page.get_attribute(".card >> nth=4", "data-id"))
+    ws.catalog.set_label(fifth, "0", annotator="erin")
+    page.keyboard.press("Escape")
+    page.click(f"[data-testid=card-{fifth}]")
+    page.keyboard.press("3")
+    page.wait_for_selector("[data-testid=toast] >> text=conflict")
+    assert ws.catalog.image(fifth).label == "0"
+
+
+def test_findings_proposals_and_clusters_in_chromium(server, page) -> None:
+    url, ws = server
+    from picsift.label.autolabel import autolabel
+
+    unl = [r.id for r in ws.catalog.images(labeled=False)]
+    ws.catalog.propose_labels([(unl[0], "0", 0.96), (unl[1], "1", 0.93)], origin="model")
+    autolabel(ws, "cluster", n_clusters=3, extractor="pixels")
+    page.goto(url + "?token=tok3n")
+    page.wait_for_selector("body[data-ready='1']")
+    page.select_option("[data-testid=view]", "proposed")
+    page.wait_for_function("document.querySelectorAll('.card').length === 2")
+    shot(page, "label-proposals.png")
+    page.click("[data-testid=btn-select-all]")
+    page.click("[data-testid=btn-accept]")
+    wait_for(lambda: ws.catalog.image(unl[0]).label == "0" and ws.catalog.image(unl[1]).label == "1", "accept")
+
+    # The clusters view: select a whole cluster, drop one odd image, label the rest at once.
+    page.click("[data-testid=btn-clusters]")
+    page.wait_for_selector("[data-testid=cluster-0]")
+    ids = [
+        int(x) for x in page.eval_on_selector_all("[data-testid=cluster-0] .card", "els => els.map(e => e.dataset.id)")
+    ]
+    page.click("[data-testid=cluster-0] .sel-cluster")
+    page.click(f"[data-testid=card-{ids[-1]}]")  # deselect the odd one
+    shot(page, "label-clusters.png")
+    page.keyboard.press("3")
+    wait_for(lambda: all(ws.catalog.image(i).label == "2" for i in ids[:-1]), "cluster label")
+    assert ws.catalog.image(ids[-1]).label is None
+
+    # Metadata and curation findings of image 1 in the single-image view.
+    page.select_option("[data-testid=view]", "all")
+    page.wait_for_selector("[data-testid=card-1]")
+    page.dblclick("[data-testid=card-1]")
+    page.wait_for_selector("[data-testid=viewer-findings] >> text=blurry")
+    assert "low Laplacian variance" in page.inner_text("[data-testid=viewer-findings]")
