@@ -83,6 +83,31 @@ class TrainConfig:
         return self
 
 
+@dataclass(frozen=True)
+class EvalConfig:
+    workspace: Path | None = None
+    run: str | None = None  # run id or folder; None: the latest run
+    split: str = "auto"  # auto (test if the run has one, else val) | test | val
+    device: str = "auto"
+    batch_size: int = 256
+    top_k: tuple[int, ...] = (1, 5)
+    ece_bins: int = 15
+    mistakes: int = 24  # thumbnails in the report's gallery of confident mistakes
+
+    def validate(self) -> EvalConfig:
+        if self.split not in ("auto", "test", "val"):
+            raise ConfigError(f"--split must be auto, test or val; got {self.split!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.ece_bins < 1:
+            raise ConfigError(f"ece_bins must be at least 1, got {self.ece_bins}")
+        if self.mistakes < 0:
+            raise ConfigError(f"mistakes must be 0 or more, got {self.mistakes}")
+        if any(k < 1 for k in self.top_k):
+            raise ConfigError(f"top_k values must be at least 1, got {self.top_k}")
+        return self
+
+
 def to_jsonable(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}

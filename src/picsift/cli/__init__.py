@@ -22,6 +22,9 @@ def build_app() -> typer.Typer:
     from picsift.cli import label_cmd
 
     label_cmd.register(app)
+    from picsift.cli import evaluate_cmd
+
+    evaluate_cmd.register(app)
     return app
 
 

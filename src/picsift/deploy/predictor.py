@@ -45,20 +45,40 @@ class Prediction:
         }
 
 
+PREDICT_CHUNK = 256  # images decoded and predicted together by predict_files
+
+
 def expand_inputs(inputs: list[str]) -> list[str]:
-    """Files, folders (recursively, image extensions) and glob patterns -> file paths, in order."""
+    """Files, folders (recursively, image extensions) and glob patterns -> file paths, in order.
+
+    An existing path is taken literally even if its name holds glob characters (`photo[1].jpg`); a
+    folder or pattern that yields no image file is an error, so a typo never passes as "0 predictions".
+    A path that does not exist is kept: the predictor reports it per file ("no such file").
+    """
+
+    def images_under(folder: Path) -> list[str]:
+        return sorted(str(f) for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+
     out: list[str] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            out += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-        elif any(ch in item for ch in "*?["):
+            found = images_under(p)
+            if not found:
+                exts = ", ".join(sorted(IMAGE_EXTENSIONS))
+                raise DatasetError(f"folder {item!r} holds no image files (looked for {exts}, recursively)")
+            out += found
+        elif p.exists() or not any(ch in item for ch in "*?["):
+            out.append(item)
+        else:
             matches = sorted(glob.glob(item, recursive=True))
             if not matches:
                 raise DatasetError(f"pattern {item!r} matched no files")
-            out += [m for m in matches if Path(m).is_file()]
-        else:
-            out.append(item)
+            for m in matches:
+                if Path(m).is_dir():
+                    out += images_under(Path(m))
+                elif Path(m).is_file():
+                    out.append(m)
     return out
 
 
@@ -135,18 +155,21 @@ def predict_files(predictor: Any, paths: list[str], top_k: int = 1) -> list[Pred
 
     Shared by the run predictor and the bundle predictor, so both give the same output.
     """
-    arrays, ok, results = [], [], []
-    for i, path in enumerate(paths):
-        try:
-            if not Path(path).is_file():
-                raise ImageDecodeError("no such file")
-            arrays.append(predictor.decode(path))
-            ok.append(i)
-            results.append(Prediction(path, []))
-        except (ImageDecodeError, OSError) as e:
-            results.append(Prediction(path, [], error=str(e)))
-    if arrays:
-        probs = predictor.predict_arrays(np.stack(arrays))
-        for row, i in zip(probs, ok, strict=True):
-            results[i].top = top_classes(row, predictor.classes, top_k)
+    results: list[Prediction] = []
+    # Decode and predict in chunks so a folder of 100,000 photos never sits in memory at once.
+    for start in range(0, len(paths), PREDICT_CHUNK):
+        arrays, ok = [], []
+        for i, path in enumerate(paths[start : start + PREDICT_CHUNK], start=start):
+            try:
+                if not Path(path).is_file():
+                    raise ImageDecodeError("no such file" if not Path(path).exists() else "not a file")
+                arrays.append(predictor.decode(path))
+                ok.append(i)
+                results.append(Prediction(path, []))
+            except (ImageDecodeError, OSError, ValueError) as e:
+                results.append(Prediction(path, [], error=str(e) or type(e).__name__))
+        if arrays:
+            probs = predictor.predict_arrays(np.stack(arrays))
+            for row, i in zip(probs, ok, strict=True):
+                results[i].top = top_classes(row, predictor.classes, top_k)
     return results

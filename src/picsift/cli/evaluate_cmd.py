@@ -1,0 +1,69 @@
+"""`picsift evaluate`: metrics.json and report.html for a trained run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)
+
+
+@handle_errors
+def evaluate(
+    run: RunOpt = None,
+    workspace: WorkspaceOpt = None,
+    split: Annotated[str, typer.Option(help="auto (test if the run has one, else val) | test | val.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score a run (default: the latest) on its held-out images; write metrics.json and report.html."""
+    from rich.table import Table
+
+    from picsift.api import evaluate as api_evaluate
+
+    result = api_evaluate(workspace=workspace, run=run, split=split, device=device, batch_size=batch_size)
+    m = result.metrics
+    if json_out:
+        print_json(
+            {
+                **m,
+                "run_dir": str(result.run_dir),
+                "metrics_path": str(result.metrics_path),
+                "report_path": str(result.report_path),
+                "predictions_path": str(result.predictions_path),
+            }
+        )
+        return
+    table = Table("class", "precision", "recall", "F1", "support", title=f"{result.run_id} on the {result.split} split")
+    for name, c in m["per_class"].items():
+        table.add_row(name, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
+    table.add_section()
+    for key in ("macro_avg", "weighted_avg"):
+        a = m[key]
+        table.add_row(
+            f"[bold]{key.replace('_', ' ')}[/]",
+            f"{a['precision']:.3f}",
+            f"{a['recall']:.3f}",
+            f"{a['f1']:.3f}",
+            str(a["support"]),
+        )
+    console.print(table)
+    top = "  ".join(f"top-{k} {v:.4f}" for k, v in m["top_k_accuracy"].items() if k != "1")
+    console.print(
+        f"split: [bold]{result.split}[/] ({result.split_reason}), {result.n_images} images"
+        + (f", skipped {sum(result.skipped.values())}: {result.skipped}" if result.skipped else ""),
+        highlight=False,
+    )
+    console.print(
+        f"accuracy [bold]{m['accuracy']:.4f}[/]  macro F1 {m['macro_avg']['f1']:.4f}  ECE {m['ece']:.4f}  "
+        f"NLL {m['nll']:.4f}" + (f"  {top}" if top else ""),
+        highlight=False,
+    )
+    console.print(f"metrics: {result.metrics_path}", highlight=False, soft_wrap=True)
+    console.print(f"report:  {result.report_path}", highlight=False, soft_wrap=True)

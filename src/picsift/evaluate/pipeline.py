@@ -1,0 +1,256 @@
+"""`picsift.evaluate.run(cfg)`: a trained run + its held-out images -> metrics.json and report.html.
+
+The images are the ones training held out (ids in the run's data.json): the test split when the run
+has one, otherwise the validation split, and the choice is written down. Labels come from the
+catalog as it is now, so a label fixed after training is scored with its corrected value.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from picsift.config import EvalConfig
+from picsift.data.images import load_rgb
+from picsift.errors import DatasetError, ImageDecodeError, RunNotFoundError
+from picsift.evaluate.metrics import compute_metrics, most_confident_mistakes
+from picsift.evaluate.report import Mistake, ReportSection, write_report
+from picsift.store import ImageRow, Workspace
+from picsift.train.data import load_arrays
+from picsift.train.runs import read_history, resolve_run, write_json
+
+log = logging.getLogger("picsift.evaluate")
+
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.html"
+PREDICTIONS_FILE = "predictions.csv"
+
+
+@dataclass
+class EvalResult:
+    run_id: str
+    run_dir: Path
+    split: str  # "test" or "val"
+    split_reason: str
+    n_images: int
+    metrics: dict[str, Any]  # what metrics.json holds
+    metrics_path: Path
+    report_path: Path
+    predictions_path: Path
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.metrics["accuracy"])
+
+
+def open_workspace(cfg: EvalConfig) -> Workspace:
+    """--workspace if given; else, for a run given as a folder, the workspace that folder lives in."""
+    if cfg.workspace is None and cfg.run is not None and Path(cfg.run).is_dir():
+        run_dir = Path(cfg.run).resolve()
+        candidates = [run_dir.parent.parent]
+        env = run_dir / "env.json"
+        if env.exists():
+            recorded = json.loads(env.read_text()).get("workspace")
+            if recorded:
+                candidates.append(Path(recorded))
+        for root in candidates:
+            if (root / "catalog.sqlite").exists():
+                return Workspace.open(root)
+    return Workspace.open(cfg.workspace)
+
+
+def read_data_split(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "data.json"
+    if not path.exists():
+        raise RunNotFoundError(
+            f"run {run_dir.name} has no data.json (the list of images it held out), so it cannot be "
+            f"evaluated: train it again with `picsift train`"
+        )
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def choose_split(data: dict[str, Any], wanted: str) -> tuple[str, list[int], str]:
+    """-> (split, image ids, why). `wanted`: auto | test | val."""
+    test_ids = list(data.get("test_ids") or [])
+    val_ids = list(data.get("val_ids") or [])
+    if wanted == "test" or (wanted == "auto" and test_ids):
+        if not test_ids:
+            raise DatasetError("--split test: this run has no test images (the workspace had no test split)")
+        reason = "asked for" if wanted == "test" else "the run has a test split"
+        return "test", test_ids, reason
+    if not val_ids:
+        raise DatasetError(
+            "this run has neither test nor validation images to evaluate on: import data with a test or "
+            "val split (or enough images per class for an automatic validation split) and train again"
+        )
+    reason = "asked for" if wanted == "val" else "the run has no test split, so validation is used"
+    return "val", val_ids, reason
+
+
+def select_rows(ws: Workspace, ids: list[int], classes: list[str]) -> tuple[list[ImageRow], dict[str, int]]:
+    """The run's held-out images still usable now, in data.json order, and counts of those dropped."""
+    by_id = {r.id: r for r in ws.catalog.images(ids=ids, readable=None, include_excluded=True)}
+    known = set(classes)
+    rows: list[ImageRow] = []
+    skipped = {"missing_from_catalog": 0, "unreadable": 0, "excluded": 0, "unlabeled_or_new_class": 0}
+    for image_id in ids:
+        row = by_id.get(image_id)
+        if row is None:
+            skipped["missing_from_catalog"] += 1
+        elif not row.readable:
+            skipped["unreadable"] += 1
+        elif row.excluded:
+            skipped["excluded"] += 1
+        elif row.label not in known:
+            skipped["unlabeled_or_new_class"] += 1
+        else:
+            rows.append(row)
+    return rows, {k: v for k, v in skipped.items() if v}
+
+
+def _thumbnail_source(row: ImageRow, cached: np.ndarray) -> np.ndarray:
+    """The original picture (sharper than the cached training size), or the cached pixels if it is gone."""
+    try:
+        img = load_rgb(row.path)
+        img.thumbnail((256, 256))
+        return np.asarray(img)
+    except (ImageDecodeError, OSError):
+        return cached
+
+
+def write_predictions(path: Path, rows: list[ImageRow], y: np.ndarray, probs: np.ndarray, classes: list[str]) -> None:
+    pred = probs.argmax(axis=1)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["image_id", "path", "label", "predicted", "confidence", "correct"])
+        for row, t, p, pr in zip(rows, y, pred, probs, strict=True):
+            w.writerow([row.id, row.path, classes[t], classes[p], f"{pr[p]:.6f}", int(t == p)])
+
+
+def record_in_catalog(ws: Workspace, run_id: str, run_dir: Path, model: str, summary: dict[str, Any]) -> None:
+    """Add the evaluation to the run's row in the catalog's runs table (keeping training's metrics)."""
+    from picsift.store.schema import RunRecord
+
+    with ws.catalog.session() as s:
+        record = s.get(RunRecord, run_id)
+        if record is None:
+            s.add(
+                RunRecord(
+                    id=run_id,
+                    path=str(run_dir),
+                    model=model,
+                    catalog_hash=summary.get("catalog_hash", ""),
+                    metrics={"evaluation": summary},
+                )
+            )
+        else:
+            record.metrics = {**(record.metrics or {}), "evaluation": summary}
+
+
+def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalResult:
+    """Evaluate a run on its held-out images; write metrics.json, predictions.csv and report.html.
+
+    `sections` are appended to the report after the built-in ones (for stages that add analyses).
+    """
+    # torch is imported here, not at module level, so metrics and reports stay importable without it.
+    from picsift.deploy.predictor import Predictor
+    from picsift.train.device import select_device
+
+    cfg = cfg.validate()
+    ws = open_workspace(cfg)
+    run_dir = resolve_run(ws, cfg.run)
+    data = read_data_split(run_dir)
+    predictor = Predictor.from_run(run_dir, device=str(select_device(cfg.device)))
+    classes = list(predictor.classes)
+    split, ids, reason = choose_split(data, cfg.split)
+    rows, skipped = select_rows(ws, ids, classes)
+    if skipped:
+        log.warning("evaluation skips %s of the run's %s images: %s", sum(skipped.values()), split, skipped)
+    if not rows:
+        raise DatasetError(
+            f"none of the run's {len(ids)} {split} images can be evaluated now ({skipped}): "
+            "they were removed, excluded or relabelled to classes the model does not know"
+        )
+    try:
+        x = load_arrays(ws, rows, predictor.data_config.storage_size, f"decoding {split} images")
+    except OSError as e:
+        raise DatasetError(
+            f"cannot read a {split} image: {e}; it was moved or deleted since import (re-import the folder)"
+        ) from e
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index[r.label] for r in rows if r.label is not None], dtype=np.int64)
+    probs = predictor.predict_arrays(x, batch_size=cfg.batch_size)
+    metrics = compute_metrics(y, probs, classes, top_k=cfg.top_k, n_bins=cfg.ece_bins)
+
+    env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").exists() else {}
+    catalog_hash = ws.catalog.catalog_hash()
+    doc: dict[str, Any] = {
+        "run_id": run_dir.name,
+        "model": predictor.artifact.model_name,
+        "split": split,
+        "split_reason": reason,
+        "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "catalog_hash": catalog_hash,
+        "catalog_changed_since_training": bool(env.get("catalog_hash")) and env.get("catalog_hash") != catalog_hash,
+        "skipped": skipped,
+        **metrics,
+    }
+    metrics_path = run_dir / METRICS_FILE
+    write_json(metrics_path, doc)
+    predictions_path = run_dir / PREDICTIONS_FILE
+    write_predictions(predictions_path, rows, y, probs, classes)
+
+    mistakes = [
+        Mistake(
+            image=_thumbnail_source(rows[i], x[i]),
+            true_label=classes[y[i]],
+            predicted_label=classes[int(probs[i].argmax())],
+            confidence=float(probs[i].max()),
+            path=rows[i].path,
+        )
+        for i in most_confident_mistakes(y, probs, cfg.mistakes)
+    ]
+    report_path = write_report(
+        run_dir / REPORT_FILE,
+        metrics,
+        title=f"Evaluation of {run_dir.name}",
+        info={"model": doc["model"], "split": split, "images": len(rows), "evaluated": doc["evaluated_at"]},
+        history=read_history(run_dir),
+        mistakes=mistakes,
+        sections=sections or [],
+    )
+    summary = {
+        "split": split,
+        "n": metrics["n"],
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_avg"]["f1"],
+        "weighted_f1": metrics["weighted_avg"]["f1"],
+        "ece": metrics["ece"],
+        "nll": metrics["nll"],
+        "top_k_accuracy": metrics["top_k_accuracy"],
+        "catalog_hash": catalog_hash,
+        "evaluated_at": doc["evaluated_at"],
+    }
+    record_in_catalog(ws, run_dir.name, run_dir, doc["model"], summary)
+    log.info("evaluated %s on %d %s images: accuracy %.4f", run_dir.name, len(rows), split, metrics["accuracy"])
+    return EvalResult(
+        run_id=run_dir.name,
+        run_dir=run_dir,
+        split=split,
+        split_reason=reason,
+        n_images=len(rows),
+        metrics=doc,
+        metrics_path=metrics_path,
+        report_path=report_path,
+        predictions_path=predictions_path,
+        skipped=skipped,
+    )

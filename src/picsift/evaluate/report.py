@@ -1,0 +1,401 @@
+"""A self-contained HTML evaluation report: one file, inline CSS, figures and thumbnails as data: URIs.
+
+It opens offline and can be mailed or attached to an issue. Other stages add their own sections
+(explanations, drift, ensembles...) by passing `ReportSection`s: a title and an HTML fragment, built
+with the helpers here (`figure_to_data_uri`, `image_to_data_uri`, `html_table`).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
+
+THUMB_SIDE = 128
+MAX_BAR_CLASSES = 60  # per-class bar chart: beyond this, only the lowest-F1 classes are drawn
+MAX_ANNOTATED_CLASSES = 20  # confusion matrix cells get numbers up to this many classes
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """One report section. `html` is trusted markup: escape any user text with `html.escape` first."""
+
+    title: str
+    html: str
+    id: str | None = None
+
+    @property
+    def anchor(self) -> str:
+        return self.id or (re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-") or "section")
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A wrong prediction to show: the picture (uint8 H x W x 3), its true and predicted class."""
+
+    image: np.ndarray
+    true_label: str
+    predicted_label: str
+    confidence: float
+    path: str = ""
+
+
+# ---- building blocks (public: other stages use them for their sections) ---------------------------
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def figure_to_data_uri(fig: Figure, dpi: int = 110) -> str:
+    """Render a matplotlib figure to a base64 PNG data: URI (no pyplot, so no global state)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def image_to_data_uri(image: np.ndarray | Image.Image, side: int = THUMB_SIDE, quality: int = 85) -> str:
+    """A thumbnail (longer side `side`) as a base64 JPEG data: URI. Small images are enlarged with
+    nearest-neighbour so 16-32 px training images stay crisp instead of blurred by the browser."""
+    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
+    img = img.convert("RGB")
+    scale = side / max(img.size)
+    new = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    img = img.resize(new, Image.Resampling.NEAREST if scale > 1 else Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def img_tag(uri: str, alt: str, css_class: str = "figure") -> str:
+    return f'<img class="{css_class}" src="{uri}" alt="{esc(alt)}">'
+
+
+def html_table(headers: Sequence[str], rows: Sequence[Sequence[object]], numeric_from: int = 1) -> str:
+    """A plain table; floats are shown with 4 decimals; columns from `numeric_from` are right-aligned."""
+
+    def cell(i: int, v: object) -> str:
+        text = f"{v:.4f}" if isinstance(v, float) else str(v)
+        cls = ' class="num"' if i >= numeric_from else ""
+        return f"<td{cls}>{esc(text)}</td>"
+
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(cell(i, v) for i, v in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _short(name: str, limit: int = 18) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def _fmt(value: Any, pct: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:.2f}%" if pct else f"{value:.4f}"
+
+
+# ---- figures -------------------------------------------------------------------------------------
+def confusion_figure(matrix: np.ndarray, classes: Sequence[str]) -> Figure:
+    """Side by side: row-normalised (each row is a true class: the diagonal is recall) and counts."""
+    k = len(classes)
+    counts = np.asarray(matrix, dtype=np.int64)
+    rows = counts.sum(axis=1, keepdims=True)
+    norm = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
+    side = min(14.0, max(3.6, 0.42 * k + 1.6))
+    fig = Figure(figsize=(2 * side + 1.0, side))
+    show_ticks = k <= 60
+    for ax, data, title, fmt in (
+        (fig.add_subplot(1, 2, 1), norm, "normalised by true class", "{:.2f}"),
+        (fig.add_subplot(1, 2, 2), counts, "counts", "{:d}"),
+    ):
+        im = ax.imshow(data, cmap="Blues", vmin=0, vmax=1 if data is norm else max(1, int(counts.max())))
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_title(title)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        if show_ticks:
+            ax.set_xticks(range(k), [_short(c) for c in classes], rotation=90 if k > 6 else 0, fontsize=8)
+            ax.set_yticks(range(k), [_short(c) for c in classes], fontsize=8)
+        else:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if k <= MAX_ANNOTATED_CLASSES:
+            top = float(data.max()) or 1.0
+            for i in range(k):
+                for j in range(k):
+                    v = data[i, j]
+                    ax.text(
+                        j,
+                        i,
+                        fmt.format(int(v) if fmt == "{:d}" else v),
+                        ha="center",
+                        va="center",
+                        fontsize=7 if k > 10 else 9,
+                        color="white" if v > 0.55 * top else "#1f2937",
+                    )
+    fig.tight_layout()
+    return fig
+
+
+def per_class_figure(per_class: Mapping[str, Mapping[str, float]]) -> tuple[Figure, str]:
+    """Horizontal grouped bars of precision, recall and F1 per class; returns (figure, note)."""
+    names = list(per_class)
+    note = ""
+    if len(names) > MAX_BAR_CLASSES:
+        names = sorted(names, key=lambda c: per_class[c]["f1"])[:MAX_BAR_CLASSES]
+        note = f"Showing the {MAX_BAR_CLASSES} classes with the lowest F1 of {len(per_class)}."
+    k = len(names)
+    fig = Figure(figsize=(8.0, max(2.4, 0.42 * k + 1.0)))
+    ax = fig.add_subplot(1, 1, 1)
+    y = np.arange(k)
+    h = 0.27
+    for offset, key, color in ((-h, "precision", "#3b82f6"), (0.0, "recall", "#f59e0b"), (h, "f1", "#10b981")):
+        ax.barh(y + offset, [per_class[c][key] for c in names], height=h, label=key, color=color)
+    ax.set_yticks(y, [_short(c, 24) for c in names], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.0)
+    ax.set_xlabel("score")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=8, ncols=3, frameon=False)
+    fig.tight_layout()
+    return fig, note
+
+
+def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for i, row in enumerate(history):
+        v = row.get(key)
+        if isinstance(v, (int, float)) and not math.isnan(float(v)):
+            xs.append(float(row.get("epoch", i + 1)))
+            ys.append(float(v))
+    return xs, ys
+
+
+def training_curves_figure(history: Sequence[Mapping[str, Any]]) -> Figure | None:
+    """Loss and accuracy per epoch (train and validation) from a run's metrics.jsonl rows."""
+    panels = (("loss", ("train_loss", "val_loss")), ("accuracy", ("train_acc", "val_acc")))
+    if not any(_series(history, key)[0] for _, keys in panels for key in keys):
+        return None
+    fig = Figure(figsize=(10.0, 3.4))
+    for n, (title, keys) in enumerate(panels, start=1):
+        ax = fig.add_subplot(1, 2, n)
+        for key in keys:
+            xs, ys = _series(history, key)
+            if xs:
+                ax.plot(xs, ys, marker="o", markersize=3, label=key.replace("_", " "))
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_figure(bins: Sequence[Mapping[str, Any]]) -> Figure:
+    """Accuracy per confidence bin against the diagonal (perfect calibration), and how many images
+    fall in each bin (a well-trained model puts most of them on the right)."""
+    fig = Figure(figsize=(5.2, 5.6))
+    gs = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.08)
+    ax = fig.add_subplot(gs[0])
+    hist = fig.add_subplot(gs[1], sharex=ax)
+    lows = np.array([b["lower"] for b in bins])
+    widths = np.array([b["upper"] - b["lower"] for b in bins])
+    centers = lows + widths / 2
+    acc = np.array([b["accuracy"] if b["accuracy"] is not None else np.nan for b in bins])
+    conf = np.array([b["confidence"] if b["confidence"] is not None else np.nan for b in bins])
+    has = ~np.isnan(acc)
+    ax.bar(lows[has], acc[has], width=widths[has], align="edge", color="#3b82f6", edgecolor="white", label="accuracy")
+    ax.bar(
+        lows[has],
+        (conf - acc)[has],
+        bottom=acc[has],
+        width=widths[has],
+        align="edge",
+        color="#ef4444",
+        alpha=0.35,
+        edgecolor="#ef4444",
+        label="gap to confidence",
+    )
+    ax.plot([0, 1], [0, 1], "--", color="#374151", linewidth=1, label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.tick_params(labelbottom=False)
+    hist.bar(centers, [b["count"] for b in bins], width=widths * 0.9, color="#6b7280")
+    hist.set_xlabel("top-1 confidence")
+    hist.set_ylabel("images")
+    return fig
+
+
+# ---- sections ------------------------------------------------------------------------------------
+def summary_cards(metrics: Mapping[str, Any], info: Mapping[str, Any]) -> str:
+    cards: list[tuple[str, str, str]] = [("accuracy", _fmt(metrics["accuracy"], pct=True), "top-1")]
+    for k, v in metrics.get("top_k_accuracy", {}).items():
+        if k != "1":
+            cards.append((f"top-{k} accuracy", _fmt(v, pct=True), ""))
+    cards += [
+        ("macro F1", _fmt(metrics["macro_avg"]["f1"]), "unweighted mean over classes"),
+        ("weighted F1", _fmt(metrics["weighted_avg"]["f1"]), "weighted by support"),
+        ("ECE", _fmt(metrics["ece"]), f"{metrics.get('ece_bins', 15)} bins; 0 = calibrated"),
+        ("NLL", _fmt(metrics["nll"]), "mean negative log-likelihood"),
+        ("images", str(metrics["n"]), f"{info.get('split', '')} split, {metrics['num_classes']} classes"),
+    ]
+    return (
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card"><div class="label">{esc(a)}</div><div class="value">{esc(b)}</div>'
+            f'<div class="hint">{esc(c)}</div></div>'
+            for a, b, c in cards
+        )
+        + "</div>"
+    )
+
+
+def builtin_sections(
+    metrics: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    mistakes: Sequence[Mistake],
+) -> list[ReportSection]:
+    classes = list(metrics["classes"])
+    matrix = np.asarray(metrics["confusion_matrix"])
+    out = [
+        ReportSection(
+            "Confusion matrix",
+            "<p>Rows are true classes, columns predicted classes. Left: each row divided by its total, so the "
+            "diagonal is per-class recall. Right: image counts.</p>"
+            + img_tag(figure_to_data_uri(confusion_figure(matrix, classes)), "confusion matrix"),
+        )
+    ]
+    fig, note = per_class_figure(metrics["per_class"])
+    rows = [[c, m["precision"], m["recall"], m["f1"], m["support"]] for c, m in metrics["per_class"].items()]
+    for name in ("macro_avg", "weighted_avg"):
+        avg = metrics[name]
+        rows.append([name.replace("_", " "), avg["precision"], avg["recall"], avg["f1"], avg["support"]])
+    out.append(
+        ReportSection(
+            "Per-class precision, recall and F1",
+            (f"<p>{esc(note)}</p>" if note else "")
+            + img_tag(figure_to_data_uri(fig), "per-class precision, recall and F1")
+            + html_table(["class", "precision", "recall", "F1", "support"], rows),
+        )
+    )
+    curves = training_curves_figure(history)
+    out.append(
+        ReportSection(
+            "Training curves",
+            img_tag(figure_to_data_uri(curves), "training curves")
+            if curves is not None
+            else "<p>This run recorded no per-epoch history (metrics.jsonl is missing or empty).</p>",
+        )
+    )
+    out.append(
+        ReportSection(
+            "Reliability diagram",
+            f"<p>Expected calibration error {esc(_fmt(metrics['ece']))} (maximum per bin "
+            f"{esc(_fmt(metrics.get('mce')))}). Bars above the diagonal mean the model is under-confident "
+            "there, below it over-confident.</p>"
+            + img_tag(
+                figure_to_data_uri(reliability_figure(metrics["reliability"])), "reliability diagram", "figure narrow"
+            ),
+        )
+    )
+    if mistakes:
+        cards = "".join(
+            '<figure class="thumb">'
+            + img_tag(image_to_data_uri(m.image), f"true {m.true_label}, predicted {m.predicted_label}", "")
+            + f'<figcaption><span class="true">true: {esc(m.true_label)}</span><br>'
+            f'<span class="pred">predicted: {esc(m.predicted_label)}</span><br>'
+            f'<span class="conf">confidence {m.confidence:.3f}</span>'
+            + (f'<br><span class="path" title="{esc(m.path)}">{esc(Path(m.path).name)}</span>' if m.path else "")
+            + "</figcaption></figure>"
+            for m in mistakes
+        )
+        body = (
+            f"<p>The {len(mistakes)} wrong predictions the model was most sure of: often label errors, "
+            f'ambiguous pictures or a systematic confusion.</p><div class="gallery">{cards}</div>'
+        )
+    else:
+        body = "<p>No mistakes on this split.</p>"
+    out.append(ReportSection("Most confident mistakes", body))
+    return out
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#111827;background:#f9fafb}
+header{background:#111827;color:#f9fafb;padding:18px 32px}
+header h1{margin:0 0 4px;font-size:22px}
+header .meta{font-size:13px;color:#d1d5db}
+nav{padding:8px 32px;background:#e5e7eb;font-size:13px}
+nav a{margin-right:14px;color:#1d4ed8;text-decoration:none}
+main{padding:16px 32px 48px;max-width:1400px}
+section{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:12px 20px;margin:16px 0}
+h2{font-size:18px;margin:6px 0 10px}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
+.card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:10px 16px;min-width:140px}
+.card .label{font-size:12px;color:#6b7280;text-transform:uppercase;letter-spacing:.04em}
+.card .value{font-size:24px;font-weight:600}
+.card .hint{font-size:11px;color:#9ca3af}
+img.figure{max-width:100%;height:auto}
+img.narrow{max-width:520px}
+table{border-collapse:collapse;font-size:13px;margin-top:10px}
+th,td{border-bottom:1px solid #e5e7eb;padding:4px 10px;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.gallery{display:flex;flex-wrap:wrap;gap:10px}
+figure.thumb{margin:0;width:140px;font-size:12px}
+figure.thumb img{width:128px;height:auto;border:3px solid #ef4444;border-radius:4px;image-rendering:pixelated}
+figure.thumb .pred{color:#b91c1c}
+figure.thumb .path{color:#6b7280;word-break:break-all}
+footer{font-size:12px;color:#6b7280;padding:0 32px 24px}
+"""
+
+
+def render_report(
+    metrics: Mapping[str, Any],
+    *,
+    title: str = "picsift evaluation report",
+    info: Mapping[str, Any] | None = None,
+    history: Sequence[Mapping[str, Any]] = (),
+    mistakes: Sequence[Mistake] = (),
+    sections: Sequence[ReportSection] = (),
+) -> str:
+    """The whole report as one HTML string: summary cards, the built-in sections, then `sections`.
+
+    metrics: `compute_metrics`'s dict; info: short facts for the header (run, model, split...);
+    history: metrics.jsonl rows (epoch, train_loss, val_loss, train_acc, val_acc).
+    """
+    info = dict(info or {})
+    all_sections = builtin_sections(metrics, history, mistakes) + list(sections)
+    meta = " · ".join(f"{esc(k)}: {esc(v)}" for k, v in info.items() if v not in (None, ""))
+    nav = "".join(f'<a href="#{esc(s.anchor)}">{esc(s.title)}</a>' for s in all_sections)
+    body = "".join(f'<section id="{esc(s.anchor)}"><h2>{esc(s.title)}</h2>{s.html}</section>' for s in all_sections)
+    made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+        f'<header><h1>{esc(title)}</h1><div class="meta">{meta}</div></header>'
+        f"<nav>{nav}</nav><main>{summary_cards(metrics, info)}{body}</main>"
+        f"<footer>Generated by picsift on {made}. Self-contained: opens offline.</footer></body></html>\n"
+    )
+
+
+def write_report(path: Path, metrics: Mapping[str, Any], **kwargs: Any) -> Path:
+    """render_report(...) written to `path` (atomically: a half-written report never replaces a good one)."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(render_report(metrics, **kwargs), encoding="utf-8")
+    tmp.replace(path)
+    return path
