@@ -23,6 +23,24 @@ __all__ = [
     "PicsiftError",
     "RunNotFoundError",
     "WeightsNotAvailableError",
+    "Client",
     "WorkspaceError",
     "__version__",
+    "import_images",
+    "status",
 ]
+
+_LAZY_API = ("import_images", "status")
+
+
+def __getattr__(name: str) -> object:
+    # The Python API pulls in torch; `import picsift` stays light until an API function is used.
+    if name == "Client":
+        from picsift.deploy.client import Client
+
+        return Client
+    if name in _LAZY_API:
+        from picsift import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'picsift' has no attribute {name!r}")

@@ -56,7 +56,7 @@ class ImportResult:
     updated: int = 0  # a known path whose bytes changed (or a failed download that now worked)
     unreadable: list[FileIssue] = field(default_factory=list)  # new rows that cannot be decoded
     skipped: list[FileIssue] = field(default_factory=list)  # files not recorded (hidden, outside classes)
-    labeled: int = 0
+    labeled: int = 0  # new readable rows with a label
     classes: list[str] = field(default_factory=list)
     splits: dict[str, int] = field(default_factory=dict)  # new readable rows per split
     split_origins: dict[str, int] = field(default_factory=dict)  # source | auto | manual

@@ -198,7 +198,7 @@ def _new_row(p: Probed, import_id: int, split: str | None, origin: str | None, o
     if split and p.readable:
         out.splits[split] += 1
         out.split_origins[origin or "source"] += 1
-    if p.entry.label:
+    if p.entry.label and p.readable:
         out.labeled += 1
         out.classes.add(p.entry.label)
     return image

@@ -1,0 +1,82 @@
+"""`picsift import` and `picsift status` through the real command line (typer's CliRunner)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from conftest import write_digits
+from picsift.cli import build_app
+
+runner = CliRunner()
+
+
+def _invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(build_app(), list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_import_then_status_json_and_table(tmp_path: Path) -> None:
+    data = write_digits(tmp_path / "digits", per_class=10, classes=3)
+    (data / "0" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (data / "1" / "copy.png").write_bytes(next((data / "1").glob("*.png")).read_bytes())
+    ws = str(tmp_path / "ws")
+
+    code, out, _ = _invoke("import", str(data), "--workspace", ws, "--seed", "1", "--json")
+    assert code == 0
+    result = json.loads(out)  # stdout is exactly one JSON object
+    assert result["kind"] == "folder"
+    assert (result["added"], result["duplicates"], result["unreadable"]) == (30, 1, 1)
+    assert result["unreadable_files"][0]["path"].endswith("broken.png")
+    assert result["classes"] == ["0", "1", "2"]
+
+    code, out, _ = _invoke("status", "--workspace", ws, "--json")
+    assert code == 0
+    status = json.loads(out)
+    for key in (
+        "workspace", "images", "readable", "unreadable", "labeled", "unlabeled", "exact_duplicates",
+        "excluded", "classes", "splits", "split_origins", "sources", "imports", "catalog_hash",
+    ):  # fmt: skip
+        assert key in status, key
+    assert status["images"] == 32 and status["readable"] == 31 and status["exact_duplicates"] == 1
+    assert status["unreadable"][0]["reason"].startswith(("truncated", "corrupt", "not an image"))
+    assert sum(sum(v.values()) for v in status["splits"].values()) == 31
+    assert set(status["splits"]) <= {"train", "val", "test"}
+    assert status["imports"][0]["counts"]["added"] == 30
+
+    code, out, _ = _invoke("status", "--workspace", ws)
+    assert code == 0
+    assert "32 images" in out and "train" in out and "unreadable files" in out and "not an image" in out
+
+    code, out, _ = _invoke("import", str(data), "--workspace", ws)
+    assert code == 0
+    assert "added 0" in out and "already present 32" in out
+
+
+def test_errors_exit_2_with_one_line(tmp_path: Path) -> None:
+    ws = str(tmp_path / "ws")
+    code, out, err = _invoke("import", str(tmp_path / "missing"), "--workspace", ws)
+    assert code == 2 and out == "" and "no such file or folder" in err
+
+    (tmp_path / "m.csv").write_text("path,label\nnope.png,cat\n")
+    code, _, err = _invoke("import", str(tmp_path / "m.csv"), "--workspace", ws, "--json")
+    assert code == 2 and "line 2: file not found: nope.png" in err
+
+    code, _, err = _invoke("status", "--workspace", str(tmp_path / "never-made"))
+    assert code == 2 and "no picsift workspace" in err
+
+    code, _, err = _invoke("import", str(tmp_path / "m.csv"), "--workspace", ws, "--split", "later")
+    assert code == 2 and "--split must be one of" in err
+
+
+def test_python_api_wrappers(tmp_path: Path) -> None:
+    import picsift
+    from picsift import api
+
+    data = write_digits(tmp_path / "digits", per_class=4, classes=2)
+    result = api.import_images(data, workspace=tmp_path / "ws", label="digit")
+    assert result.added == 8 and result.classes == ["digit"]
+    assert api.status(tmp_path / "ws")["labeled"] == 8
+    assert picsift.import_images is api.import_images and picsift.status is api.status
