@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 
 from conftest import write_digits
-
 from picsift.store import Workspace
 from picsift.store.schema import Image
 

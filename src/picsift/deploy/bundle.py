@@ -78,7 +78,9 @@ class BundlePredictor:
             import torch
 
             torch.set_num_threads(threads)
-        return cls(path, meta, "torch", Predictor(load_artifact(path / ARTIFACT_DIR, device=device), device=device))
+        artifact = load_artifact(path / ARTIFACT_DIR, device=device)
+        name = "sklearn" if artifact.family == "classical" else "torch"
+        return cls(path, meta, name, Predictor(artifact, device=device))
 
     @property
     def storage_size(self) -> int:

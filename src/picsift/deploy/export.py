@@ -27,6 +27,7 @@ import logging
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -106,7 +107,9 @@ def _torch_to_onnx(module: Any, example: Any, path: Path, opset: int) -> str:
         if "dynamo" in params:
             kwargs["dynamo"] = False
         try:
-            torch.onnx.export(module, (example,), str(path), **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is still supported
+                torch.onnx.export(module, (example,), str(path), **kwargs)
             return "torchscript"
         except Exception as e:  # e.g. an op only the new exporter handles
             if "dynamo" not in params:
