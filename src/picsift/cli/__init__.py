@@ -25,6 +25,12 @@ def build_app() -> typer.Typer:
     from picsift.cli import evaluate_cmd
 
     evaluate_cmd.register(app)
+    from picsift.cli import deploy_cmd
+
+    deploy_cmd.register(app)
+    from picsift.cli import curate_cmd
+
+    curate_cmd.register(app)
     return app
 
 
