@@ -28,9 +28,6 @@ def build_app() -> typer.Typer:
     from picsift.cli import deploy_cmd
 
     deploy_cmd.register(app)
-    from picsift.cli import curate_cmd
-
-    curate_cmd.register(app)
     return app
 
 

@@ -39,6 +39,7 @@ def train(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps.")] = "auto",
     features: Annotated[str | None, typer.Option(help="Feature extractor for classical models.")] = None,
     name: Annotated[str | None, typer.Option(help="A name for the run folder.")] = None,
+    with_feedback: Annotated[bool, typer.Option("--with-feedback", help="Add accepted feedback images.")] = False,
     config: Annotated[Path | None, typer.Option(help="YAML file of settings (flags override it).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -52,6 +53,7 @@ def train(
         weight_decay=weight_decay, optimizer=optimizer, schedule=schedule, label_smoothing=label_smoothing,
         augment=augment, early_stopping=early_stopping, resume=resume, device=device, features=features,
         run_name=name,
+        with_feedback=with_feedback or None,
     )
     result = train_stage.run(cfg)
     out = {
