@@ -112,7 +112,7 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     if splits:
         names: list[str] = [s for s in ("train", "val", "test", "none") if s in splits]
         names += [s for s in splits if s not in names]
-        table = Table(title="usable images per class and split (readable, not excluded)", title_justify="left")
+        table = Table(title="usable images (readable, not excluded)", title_justify="left")
         table.add_column("class")
         for name in names:
             table.add_column(name, justify="right")

@@ -171,7 +171,7 @@ def run(cfg: ImportConfig) -> ImportResult:
             skipped=[FileIssue(p, r) for p, r in found.skipped + written.skipped],
             labeled=written.labeled,
             classes=sorted(written.classes),
-            splits=dict(sorted(written.splits.items())),
+            splits={k: written.splits[k] for k in SPLITS if written.splits[k]},
             split_origins=dict(sorted(written.split_origins.items())),
         )
         result.seconds = time.perf_counter() - start
