@@ -72,7 +72,12 @@ def check_image_bytes(data: bytes, max_pixels: int) -> str:
     except Image.DecompressionBombError as e:
         raise ApiError(413, "too_many_pixels", f"image refused: {e}") from e
     except Exception as e:
-        raise ApiError(422, "undecodable_image", f"{fmt} header cannot be read: {type(e).__name__}: {e}") from e
+        raise ApiError(
+            422,
+            "undecodable_image",
+            f"the data starts like a {fmt} file but its header cannot be read "
+            f"(truncated or corrupt: {type(e).__name__})",
+        ) from e
     if w * h > max_pixels:
         raise ApiError(
             413, "too_many_pixels", f"image is {w}x{h} = {w * h} pixels; this server accepts at most {max_pixels}"
