@@ -51,6 +51,40 @@ def build_registry_model(name: str, pretrained: bool, weights: str | None) -> tu
     return model.eval(), spec.data_config
 
 
+class DeepSource:
+    """A torch classifier whose penultimate layer is read, built on first use and kept.
+
+    `describe()` + `module()` are what a saved classical model needs to rebuild the extractor from its
+    own artifact folder (see picsift.models.classical), so no source run or weights file must survive.
+    """
+
+    def __init__(
+        self, model_name: str, num_classes: int, model_kwargs: dict[str, Any], data_config: DataConfig, build: Any
+    ) -> None:
+        self.model_name = model_name
+        self.num_classes = num_classes
+        self.model_kwargs = model_kwargs
+        self.data_config = data_config
+        self._build = build
+        self._module: nn.Module | None = None
+
+    def module(self) -> nn.Module:
+        if self._module is None:
+            self._module = self._build().eval()
+        return self._module
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "num_classes": self.num_classes,
+            "model_kwargs": self.model_kwargs,
+            "data_config": self.data_config.to_dict(),
+        }
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return penultimate(self.module(), x, self.data_config)
+
+
 @torch.no_grad()
 def penultimate(
     model: nn.Module, x: np.ndarray, data_config: DataConfig, batch_size: int = 128, device: str = "cpu"

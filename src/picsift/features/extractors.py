@@ -44,6 +44,7 @@ class Extractor:
     key: str
     description: str
     _fn: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+    source: Any = field(default=None, repr=False)  # deep.DeepSource for cnn:/run: extractors
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """uint8 (N, S, S, 3) -> float32 (N, D)."""
@@ -135,16 +136,11 @@ def _cnn_extractor(name: str, spec_text: str) -> Extractor:
     else:
         identity = f"random-seed{deep.INIT_SEED}"
         description = f"{model_name} penultimate layer, random init (seed {deep.INIT_SEED}; no pretrained weights)"
-    state: dict[str, Any] = {}
-
-    def fn(x: np.ndarray) -> np.ndarray:
-        if "model" not in state:
-            state["model"], state["dc"] = deep.build_registry_model(model_name, pretrained, weights)
-        return deep.penultimate(state["model"], x, state["dc"])
-
-    return Extractor(
-        name, "cnn", spec.data_config.storage_size, f"cnn:{model_name}/{identity}/{_VERSION}", description, fn
+    source = deep.DeepSource(
+        model_name, 2, {}, spec.data_config, lambda: deep.build_registry_model(model_name, pretrained, weights)[0]
     )
+    key = f"cnn:{model_name}/{identity}/{_VERSION}"
+    return Extractor(name, "cnn", spec.data_config.storage_size, key, description, source, source)
 
 
 def _run_extractor(name: str, run: str, workspace: Any) -> Extractor:
@@ -158,26 +154,29 @@ def _run_extractor(name: str, run: str, workspace: Any) -> Extractor:
     except RunNotFoundError as e:
         raise ConfigError(f"feature extractor {name!r}: {e}") from None
     meta = read_meta(run_dir)
-    if meta["family"] == "classical":
+    if meta["family"] not in ("fast", "torchvision", "timm"):
         raise ConfigError(
-            f"feature extractor {name!r}: run {run_dir.name} is a classical model ({meta['model']}); "
+            f"feature extractor {name!r}: run {run_dir.name} is a {meta['family']} model ({meta['model']}); "
             "run: needs a CNN run, whose penultimate layer becomes the features"
         )
     weights = run_dir / ARTIFACT_DIR / WEIGHTS_FILE
     dc = DataConfig.from_dict(meta["data_config"])
-    state: dict[str, Any] = {}
 
-    def fn(x: np.ndarray) -> np.ndarray:
-        if "model" not in state:
-            from picsift.models.artifact import load_artifact
+    def build() -> Any:
+        from picsift.models.artifact import load_artifact
 
-            state["model"] = load_artifact(run_dir).model
-        return deep.penultimate(state["model"], x, dc)
+        return load_artifact(run_dir).model
 
+    source = deep.DeepSource(meta["model"], len(meta["classes"]), dict(meta["model_kwargs"]), dc, build)
     key = f"run:{run_dir.name}/{_file_digest(weights)}/{_VERSION}"
-    return Extractor(
-        name, "run", dc.storage_size, key, f"penultimate layer of run {run_dir.name} ({meta['model']})", fn
-    )
+    description = f"penultimate layer of run {run_dir.name} ({meta['model']})"
+    return Extractor(name, "run", dc.storage_size, key, description, source, source)
+
+
+def extractor_from_module(name: str, key: str, source: Any) -> Extractor:
+    """An extractor around an already-built deep source (a saved classical model's bundled CNN)."""
+    size = source.data_config.storage_size
+    return Extractor(name, "cnn", size, key, f"{source.model_name} penultimate layer (bundled)", source, source)
 
 
 def get_extractor(name: str, workspace: Any = None) -> Extractor:
