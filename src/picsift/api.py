@@ -21,8 +21,14 @@ def predict(
     run: str | Path | None = None,
     bundle: str | Path | None = None,
     top_k: int = 1,
+    tta: bool = False,
+    reject_unknown: bool = False,
 ) -> list[Prediction]:
-    """Predict files, folders or globs with a run (default: the workspace's latest) or a bundle."""
+    """Predict files, folders or globs with a run (default: the workspace's latest) or a bundle.
+
+    tta: average over the run's test-time views (tta.json); reject_unknown: label images unlike
+    every class "unknown" (thresholds from unknown.json, fitted on validation data on first use).
+    """
     items = expand_inputs([paths] if isinstance(paths, str) else list(paths))
     if bundle is not None:
         from picsift.deploy.bundle import BundlePredictor  # type: ignore[import-not-found]
@@ -32,7 +38,14 @@ def predict(
     if run is None or not Path(str(run)).is_dir():
         ws = Workspace.open(workspace)
     run_dir = resolve_run(ws, run)
-    return Predictor.from_run(run_dir).predict_paths(items, top_k=top_k)
+    predictor = Predictor.from_run(run_dir)
+    if tta:
+        predictor.enable_tta(run_dir)
+    if reject_unknown:
+        from picsift.improve.unknown import load_detector
+
+        predictor.rejector = load_detector(run_dir, predictor, ws)
+    return predictor.predict_paths(items, top_k=top_k)
 
 
 def evaluate(

@@ -60,6 +60,7 @@ class TrainConfig:
     mixup: float = 0.0
     cutmix: float = 0.0
     random_erasing: float = 0.0
+    tta: bool = False  # choose test-time augmentation views on validation data after training (tta.json)
     with_feedback: bool = False
     run_name: str | None = None
 

@@ -19,6 +19,9 @@ def build_app() -> typer.Typer:
 
     ingest_cmd.register(app)
     train_cmd.register(app)
+    from picsift.cli import improve_cmd
+
+    improve_cmd.register(app)
     from picsift.cli import label_cmd
 
     label_cmd.register(app)

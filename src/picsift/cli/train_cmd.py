@@ -40,6 +40,15 @@ def train(
     features: Annotated[str | None, typer.Option(help="Feature extractor for classical models.")] = None,
     name: Annotated[str | None, typer.Option(help="A name for the run folder.")] = None,
     with_feedback: Annotated[bool, typer.Option("--with-feedback", help="Add accepted feedback images.")] = False,
+    balance: Annotated[
+        str | None, typer.Option(help="Class imbalance: auto | weights | sampler | none (default none).")
+    ] = None,
+    mixup: Annotated[bool, typer.Option("--mixup", help="MixUp batches (alpha 0.2; set `mixup:` in YAML).")] = False,
+    cutmix: Annotated[bool, typer.Option("--cutmix", help="CutMix batches (alpha 1.0).")] = False,
+    random_erasing: Annotated[
+        bool, typer.Option("--random-erasing", help="Random erasing (p 0.25; set `random_erasing:` in YAML).")
+    ] = False,
+    tta: Annotated[bool, typer.Option("--tta", help="Choose test-time augmentation views after training.")] = False,
     config: Annotated[Path | None, typer.Option(help="YAML file of settings (flags override it).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -54,6 +63,11 @@ def train(
         augment=augment, early_stopping=early_stopping, resume=resume, device=device, features=features,
         run_name=name,
         with_feedback=with_feedback or None,
+        balance=balance,
+        mixup=0.2 if mixup else None,
+        cutmix=1.0 if cutmix else None,
+        random_erasing=0.25 if random_erasing else None,
+        tta=tta or None,
     )
     result = train_stage.run(cfg)
     out = {
@@ -108,13 +122,19 @@ def predict(
     run: RunOpt = None,
     bundle: Annotated[Path | None, typer.Option(help="An exported bundle folder instead of a run.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="How many classes per image.")] = 1,
+    tta: Annotated[bool, typer.Option("--tta", help="Test-time augmentation (the run's chosen views).")] = False,
+    reject_unknown: Annotated[
+        bool, typer.Option("--reject-unknown", help='Say "unknown" for images unlike every class.')
+    ] = False,
     json_out: JsonOpt = False,
     csv_file: Annotated[Path | None, typer.Option("--csv", help="Write predictions to this CSV file.")] = None,
 ) -> None:
     """Predict the class of images with a trained run (default: the latest) or an exported bundle."""
     from picsift.api import predict as api_predict
 
-    results = api_predict(paths, workspace=workspace, run=run, bundle=bundle, top_k=top_k)
+    results = api_predict(
+        paths, workspace=workspace, run=run, bundle=bundle, top_k=top_k, tta=tta, reject_unknown=reject_unknown
+    )
     rows = [r.to_dict() for r in results]
     if csv_file is not None:
         with csv_file.open("w", newline="") as f:

@@ -90,6 +90,10 @@ def load_artifact(path: Path, device: str = "cpu") -> Artifact:
         from picsift.models.classical import load_estimator  # type: ignore[attr-defined]
 
         model: Any = load_estimator(folder / meta["estimator_file"])
+    elif meta["family"] == "ensemble":
+        from picsift.improve.ensemble import load_members
+
+        model = load_members(folder, meta, device)
     else:
         from safetensors.torch import load_file
 

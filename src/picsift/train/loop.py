@@ -65,6 +65,23 @@ def predict_logits(
     return torch.cat(out) if out else torch.empty(0)
 
 
+def batch_mix(cfg: TrainConfig, num_classes: int) -> Callable[..., Any] | None:
+    """MixUp / CutMix on whole batches (cfg.mixup / cfg.cutmix are Beta(alpha, alpha) parameters).
+
+    With both on, each batch gets one of the two at random, as in timm's and torchvision's references.
+    """
+    from torchvision.transforms import v2
+
+    mixes: list[Any] = []
+    if cfg.mixup > 0:
+        mixes.append(v2.MixUp(alpha=cfg.mixup, num_classes=num_classes))
+    if cfg.cutmix > 0:
+        mixes.append(v2.CutMix(alpha=cfg.cutmix, num_classes=num_classes))
+    if not mixes:
+        return None
+    return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
+
+
 def fit_standard(
     spec: ModelSpec,
     data: TrainData,
@@ -78,13 +95,23 @@ def fit_standard(
 ) -> TrainedModel:
     generator = seed_everything(cfg.seed)
     pretrained = bool(cfg.pretrained or cfg.weights)
-    model = create_model(spec.name, len(data.classes), pretrained=cfg.pretrained, weights=cfg.weights)
+    model = create_model(
+        spec.name, len(data.classes), pretrained=cfg.pretrained, weights=cfg.weights, **cfg.model_params
+    )
     model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     dc = data.data_config
     batch_size = cfg.batch_size or 64
     train_ds = ArrayDataset(data.x_train, data.y_train, train_transform(dc, cfg.augment, cfg.random_erasing))
+    extra: dict[str, Any] = {}
+    if sampler is None and class_weights is None and cfg.balance != "none":
+        from picsift.improve.balance import plan
+
+        sampler_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        sampler, class_weights, decided = plan(data.y_train, cfg.balance, len(data.classes), sampler_gen)
+        extra["balance"] = decided.to_dict()
+    mix = batch_mix(cfg, len(data.classes))
     loader = torch.utils.data.DataLoader(
         train_ds,
         batch_size=batch_size,
@@ -122,9 +149,12 @@ def fit_standard(
                 xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
                 if cfg.channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
+                target = yb
+                if mix is not None:  # soft (N, K) targets; accuracy below still counts the hard labels
+                    xb, target = mix(xb, yb)
                 with autocast(device, cfg.amp):
                     logits = model(xb)
-                    loss = criterion(logits.float(), yb)
+                    loss = criterion(logits.float(), target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -169,5 +199,5 @@ def fit_standard(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return TrainedModel(model=model.cpu().to(memory_format=torch.contiguous_format), model_kwargs={},
-                        data_config=dc, history=history)
+    return TrainedModel(model=model.cpu().to(memory_format=torch.contiguous_format),
+                        model_kwargs=dict(cfg.model_params), data_config=dc, history=history, extra=extra)

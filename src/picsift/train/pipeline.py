@@ -117,6 +117,10 @@ def run(cfg: TrainConfig) -> RunResult:
         train_ids=[r.id for r in train_rows],
         val_ids=[r.id for r in val_rows],
     )
+    if cfg.balance != "none":  # per-image weights for trainers that take them; torch loops read cfg.balance
+        from picsift.improve.balance import sample_weights
+
+        data.sample_weight = sample_weights(data.y_train, cfg.balance, len(classes))
     metrics = MetricsLog(run_dir / "metrics.jsonl")
     t0 = time.perf_counter()
     trained = _train(spec, data, cfg, run_dir, metrics, resume_from, ws)
@@ -131,6 +135,10 @@ def run(cfg: TrainConfig) -> RunResult:
         model_kwargs=trained.model_kwargs,
         extra=trained.extra,
     )
+    if cfg.tta:  # choose test-time views on validation data now -> tta.json
+        from picsift.improve.tta import choose_for_run
+
+        choose_for_run(run_dir, ws)
     val_accs = [h["val_acc"] for h in trained.history if h.get("val_acc") is not None]
     val_acc = max(val_accs) if val_accs else None
     summary = {

@@ -1,0 +1,140 @@
+"""`picsift tune`, `picsift ensemble`, `picsift calibrate`, `picsift check-drift`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("tune")(tune)
+    app.command("ensemble")(ensemble)
+    app.command("calibrate")(calibrate)
+    app.command("check-drift")(check_drift)
+
+
+def _run_dir(workspace: Path | None, run: str | None) -> Path:
+    from picsift.store import Workspace
+    from picsift.train.runs import resolve_run
+
+    ws = None if run is not None and Path(run).is_dir() else Workspace.open(workspace)
+    return resolve_run(ws, run)
+
+
+@handle_errors
+def tune(
+    workspace: WorkspaceOpt = None,
+    model: Annotated[str, typer.Option(help="Registry name to tune.")] = "fastcnn",
+    trials: Annotated[int, typer.Option(help="New trials to run in this call.")] = 10,
+    time_budget: Annotated[float | None, typer.Option("--time-budget", help="Minutes for the search.")] = None,
+    max_epochs: Annotated[int | None, typer.Option(help="Largest epoch count a trial may use.")] = None,
+    study: Annotated[str | None, typer.Option(help="Study name (default tune-MODEL); reuse it to resume.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (data split and sampler).")] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps.")] = "auto",
+    config: Annotated[Path | None, typer.Option(help="YAML file of fixed training settings.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Search hyper-parameters with Optuna (median pruning) and train the best trial as a run."""
+    from picsift.config import TrainConfig, load_yaml_overrides
+    from picsift.improve.tune import tune as run_tune
+
+    base = load_yaml_overrides(TrainConfig, config, workspace=workspace, model=model, seed=seed, device=device)
+    summary = run_tune(base, trials=trials, time_budget_min=time_budget, study_name=study, max_epochs=max_epochs)
+    if json_out:
+        print_json(summary)
+        return
+    console.print(
+        f"study [bold]{summary['study']}[/]: {summary['trials_total']} trials "
+        f"({summary['trials_complete']} complete, {summary['trials_pruned']} pruned)"
+    )
+    console.print(f"best trial {summary['best_trial']}: val acc {summary['best_value']:.4f} {summary['best_params']}")
+    console.print(f"run: {summary['run_dir']} (study plot: tune.html)")
+
+
+@handle_errors
+def ensemble(
+    runs: Annotated[list[str], typer.Argument(help="Two or more run ids or folders.")],
+    workspace: WorkspaceOpt = None,
+    method: Annotated[str, typer.Option(help="mean | weighted (weights fitted on validation NLL).")] = "mean",
+    name: Annotated[str | None, typer.Option(help="A name for the ensemble's run folder.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Combine runs into a new run whose probabilities are the (weighted) mean of theirs."""
+    import json
+
+    from picsift.improve.ensemble import make_ensemble
+
+    dirs = [_run_dir(workspace, r) for r in runs]
+    run_dir = make_ensemble(dirs, method=method, name=name)
+    summary = json.loads((run_dir / "run.json").read_text())
+    if json_out:
+        print_json({**summary, "run_dir": str(run_dir)})
+        return
+    accs = ", ".join("n/a" if a is None else f"{a:.4f}" for a in summary["member_val_acc"])
+    acc = summary["best_val_acc"]
+    console.print(f"ensemble of {len(dirs)} runs ({method}): val acc {'n/a' if acc is None else f'{acc:.4f}'}")
+    console.print(f"members: {accs}; weights {[round(w, 3) for w in summary['weights']]}")
+    console.print(f"run: {run_dir}")
+
+
+@handle_errors
+def calibrate(
+    workspace: WorkspaceOpt = None,
+    run: RunOpt = None,
+    tta: Annotated[bool, typer.Option("--tta", help="Calibrate the TTA-averaged probabilities.")] = False,
+    target_frr: Annotated[
+        float, typer.Option(help="Unknown rejection: share of known-class images allowed to be rejected.")
+    ] = 0.05,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fit temperature scaling on validation data (calibration.json) and unknown-rejection thresholds."""
+    from picsift.improve.calibration import calibrate as fit
+    from picsift.improve.unknown import fit_unknown
+
+    run_dir = _run_dir(workspace, run)
+    result = fit(run_dir, tta=tta)
+    unknown = fit_unknown(run_dir, target_frr=target_frr)
+    if json_out:
+        print_json({"run_dir": str(run_dir), **{k: v for k, v in result.items() if k != "bins"}, "unknown": unknown})
+        return
+    console.print(f"temperature {result['temperature']:.3f} (fitted on {result['n']} validation images)")
+    for split in ("val", "test"):
+        if split in result:
+            r = result[split]
+            console.print(
+                f"{split}: NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}, "
+                f"ECE {r['ece_before']:.4f} -> {r['ece_after']:.4f}"
+            )
+    console.print(f"reliability diagram: {run_dir / result['reliability_diagram']}")
+    t = unknown["thresholds"]
+    console.print(
+        f"unknown rejection: confidence < {t['confidence']:.3f} or kNN score < {t['knn']:.3f} "
+        f"(rejects {unknown['val_rejection_rate']:.1%} of validation images)"
+    )
+
+
+@handle_errors
+def check_drift(
+    folder: Annotated[Path, typer.Argument(help="A folder of new images.")],
+    workspace: WorkspaceOpt = None,
+    run: RunOpt = None,
+    max_images: Annotated[int, typer.Option(help="Sample at most this many images per side.")] = 2000,
+    json_out: JsonOpt = False,
+) -> None:
+    """Is a new folder of images still like the training data? Prints a plain verdict."""
+    from picsift.improve.drift import check_drift as drift
+
+    result = drift(_run_dir(workspace, run), folder, max_images=max_images)
+    if json_out:
+        print_json(result)
+        return
+    e, c, m = result["embedding"], result["confidence"], result["class_mix"]
+    console.print(f"{result['n_new']} new images vs {result['n_reference']} held-out training-distribution images")
+    console.print(f"embedding shift: domain-classifier AUC {e['domain_auc']:.3f} (0.5 = indistinguishable)")
+    console.print(f"confidence: {c['reference_mean']:.3f} -> {c['new_mean']:.3f}")
+    console.print(f"class mix shift (total variation): {m['total_variation']:.3f}")
+    console.print(f"[bold]{result['message']}[/]")

@@ -1,0 +1,154 @@
+"""Class imbalance: class weights or a balanced sampler from class counts; per-class thresholds.
+
+`--balance` modes (TrainConfig.balance):
+- `none`     plain training
+- `weights`  cross-entropy weighted by inverse class frequency (normalised so the mean weight over
+             the training images is 1, so the learning rate means the same thing)
+- `sampler`  a WeightedRandomSampler drawing each class equally often (with replacement)
+- `auto`     from the imbalance ratio r = largest / smallest class count: r < 1.5 -> none (weighting a
+             nearly balanced set only adds noise); r <= 20 -> weights (every image is still seen every
+             epoch); r > 20 -> sampler (inverse-frequency weights that large make the loss scale, and
+             so the effective step size, swing from batch to batch, whereas re-sampling keeps batches
+             balanced with ordinary losses)
+
+Per-class decision thresholds: `fit_class_scales` finds one multiplier per class so that
+argmax(p * scale) maximises a metric (macro-F1 or balanced accuracy) on validation data; the
+multipliers re-rank, they do not change the probabilities.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from picsift.errors import ConfigError, DatasetError
+
+log = logging.getLogger("picsift.improve")
+MODES = ("none", "auto", "weights", "sampler")
+
+
+@dataclass(frozen=True)
+class BalancePlan:
+    mode: str  # what was asked for
+    strategy: str  # what is done: none | weights | sampler
+    counts: list[int]
+    ratio: float
+    class_weights: list[float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def class_counts(y: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.bincount(np.asarray(y, dtype=np.int64), minlength=num_classes)
+
+
+def choose_strategy(counts: np.ndarray, mode: str) -> str:
+    if mode not in MODES:
+        raise ConfigError(f"--balance must be one of {', '.join(MODES)}; got {mode!r}")
+    if mode != "auto":
+        return mode
+    present = counts[counts > 0]
+    ratio = float(present.max() / present.min()) if len(present) else 1.0
+    if ratio < 1.5:
+        return "none"
+    return "weights" if ratio <= 20 else "sampler"
+
+
+def inverse_frequency_weights(counts: np.ndarray) -> np.ndarray:
+    """(K,) weights ~ 1/count, scaled so that the mean weight over the training images is 1."""
+    counts = np.asarray(counts, dtype=np.float64)
+    w = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
+    return w * counts.sum() / max((w * counts).sum(), 1e-12)
+
+
+def balanced_sampler(
+    y: np.ndarray, num_classes: int, generator: torch.Generator | None = None, num_samples: int | None = None
+) -> torch.utils.data.WeightedRandomSampler:
+    """Draws every class equally often on average; an epoch has as many draws as there are images."""
+    counts = class_counts(y, num_classes)
+    per_image = 1.0 / counts[np.asarray(y, dtype=np.int64)]
+    return torch.utils.data.WeightedRandomSampler(
+        torch.as_tensor(per_image, dtype=torch.double),  # type: ignore[arg-type]
+        num_samples or len(y),
+        replacement=True,
+        generator=generator,
+    )
+
+
+def plan(
+    y: np.ndarray,
+    mode: str,
+    num_classes: int,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.utils.data.Sampler | None, torch.Tensor | None, BalancePlan]:
+    """(sampler or None, class weights or None, what was decided) for the training labels `y`."""
+    counts = class_counts(y, num_classes)
+    if (counts == 0).any() and mode != "none":
+        log.warning("classes without training images: %s", np.flatnonzero(counts == 0).tolist())
+    present = counts[counts > 0]
+    ratio = float(present.max() / present.min()) if len(present) else 1.0
+    strategy = choose_strategy(counts, mode)
+    sampler, weights = None, None
+    if strategy == "sampler":
+        sampler = balanced_sampler(y, num_classes, generator)
+    elif strategy == "weights":
+        weights = torch.as_tensor(inverse_frequency_weights(counts), dtype=torch.float32)
+    decided = BalancePlan(mode, strategy, counts.tolist(), ratio, weights.tolist() if weights is not None else None)
+    log.info("balance %s: imbalance ratio %.1f -> %s", mode, ratio, strategy)
+    return sampler, weights, decided
+
+
+def sample_weights(y: np.ndarray, mode: str, num_classes: int) -> np.ndarray | None:
+    """Per-image weights for trainers that take sample weights (classical models), or None."""
+    counts = class_counts(y, num_classes)
+    if choose_strategy(counts, mode) == "none":
+        return None
+    return inverse_frequency_weights(counts)[np.asarray(y, dtype=np.int64)]
+
+
+# ---- per-class decision thresholds -------------------------------------------------------------------
+
+
+def score(y: np.ndarray, pred: np.ndarray, metric: str, num_classes: int) -> float:
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    if metric == "macro_f1":
+        return float(f1_score(y, pred, average="macro", labels=list(range(num_classes)), zero_division=0))
+    if metric == "balanced_accuracy":
+        return float(balanced_accuracy_score(y, pred))
+    if metric == "accuracy":
+        return float((y == pred).mean())
+    raise ConfigError(f"metric must be macro_f1, balanced_accuracy or accuracy; got {metric!r}")
+
+
+def fit_class_scales(
+    probs: np.ndarray, y: np.ndarray, metric: str = "macro_f1", rounds: int = 3, grid: np.ndarray | None = None
+) -> tuple[np.ndarray, float, float]:
+    """Coordinate ascent on per-class multipliers: (scales (K,), metric before, metric after).
+
+    Starts at 1 for every class (plain argmax) and only accepts changes that raise the metric on
+    (probs, y), so the validation metric never gets worse.
+    """
+    if len(y) == 0:
+        raise DatasetError("per-class thresholds need labelled validation images")
+    k = probs.shape[1]
+    grid = grid if grid is not None else np.exp(np.linspace(np.log(0.25), np.log(4.0), 17))
+    scales = np.ones(k)
+    before = best = score(y, probs.argmax(1), metric, k)
+    for _ in range(rounds):
+        changed = False
+        for c in range(k):
+            for g in grid:
+                trial = scales.copy()
+                trial[c] = g
+                s = score(y, (probs * trial).argmax(1), metric, k)
+                if s > best + 1e-12:
+                    best, scales, changed = s, trial, True
+        if not changed:
+            break
+    return scales, before, best

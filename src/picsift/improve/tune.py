@@ -1,0 +1,302 @@
+"""Hyper-parameter search with Optuna, stored in the workspace so a study can be resumed.
+
+The study lives in `<workspace>/optuna.sqlite` (name: `--study`, default `tune-<model>`); running
+`picsift tune` again adds trials to it. Each trial trains on the images decoded once for the whole
+study and reports validation accuracy after every epoch, so the median pruner stops trials that are
+behind the median of earlier trials at the same epoch. The best trial is then trained again
+through `picsift.train.run` with its settings, so the result is an ordinary run folder (its
+config.json reproduces it) holding `tune.json` and `tune.html` (the study plot and trial table).
+
+Search spaces by model family:
+- neural networks: lr (log), weight decay (log), augmentation (none | flip-crop | trivial),
+  label smoothing, epochs; for the fast CNN also its width (a multiplier on its layer widths,
+  passed as model_params) when its constructor takes `widths` or `width`.
+- classical models (TrainConfig.model_params): `C` (log) for SVMs and logistic regression,
+  `gamma` (log) for RBF SVMs, `k` for k-nearest-neighbours.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import inspect
+import io
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from picsift.config import TrainConfig, to_jsonable
+from picsift.errors import ConfigError
+from picsift.models.registry import ModelSpec, get_spec
+from picsift.store import Workspace
+
+log = logging.getLogger("picsift.improve")
+STUDY_FILE = "optuna.sqlite"
+
+
+def _width_param(spec: ModelSpec) -> tuple[str, Any] | None:
+    """("widths", default tuple) or ("width", default int) if the model's constructor takes one."""
+    from picsift.models.registry import create_model
+
+    try:
+        model = create_model(spec.name, num_classes=2)
+    except Exception:  # noqa: BLE001 - a model that cannot be built without weights: no width search
+        return None
+    params = inspect.signature(type(model).__init__).parameters
+    for name in ("widths", "width"):
+        if name in params and params[name].default is not inspect.Parameter.empty:
+            return name, params[name].default
+    return None
+
+
+def sample_params(trial: Any, spec: ModelSpec, base: TrainConfig, max_epochs: int) -> dict[str, Any]:
+    """TrainConfig overrides for one trial, from the model family's search space."""
+    if spec.family == "classical":
+        name = spec.name.lower()
+        params: dict[str, Any] = dict(base.model_params)
+        if "knn" in name or "neighbor" in name:
+            params["k"] = trial.suggest_int("k", 1, 25)
+        else:
+            params["C"] = trial.suggest_float("C", 1e-2, 1e2, log=True)
+            if "svm" in name or "svc" in name:
+                params["gamma"] = trial.suggest_float("gamma", 1e-4, 1e0, log=True)
+        return {"model_params": params}
+    out: dict[str, Any] = {
+        "lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-3, 0.3, log=True),
+        "augment": trial.suggest_categorical("augment", ["none", "flip-crop", "trivial"]),
+        "label_smoothing": trial.suggest_float("label_smoothing", 0.0, 0.2),
+        "epochs": trial.suggest_int("epochs", max(1, max_epochs // 2), max_epochs),
+    }
+    if spec.family == "fast":
+        width = _width_param(spec)
+        if width is not None:
+            mult = trial.suggest_categorical("width_mult", [0.5, 0.75, 1.0])
+            name, default = width
+            default = base.model_params.get(name, default)  # relative to the widths asked for, if any
+            if name == "widths":
+                out["model_params"] = {**base.model_params, "widths": [max(8, int(w * mult)) for w in default]}
+            else:
+                out["model_params"] = {**base.model_params, "width": max(8, int(default * mult))}
+    return out
+
+
+class _Reporter:
+    """The trainers' per-epoch log callback: reports val accuracy to the trial and prunes."""
+
+    def __init__(self, trial: Any) -> None:
+        self.trial = trial
+        self.rows: list[dict[str, Any]] = []
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        import optuna
+
+        self.rows.append(row)
+        acc = row.get("val_acc")
+        if acc is None or acc != acc:  # NaN: nothing to report
+            return
+        step = int(row.get("epoch", len(self.rows)))
+        self.trial.report(float(acc), step)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"val acc {acc:.4f} at epoch {step} is below the median")
+
+
+def _load_data(ws: Workspace, cfg: TrainConfig, spec: ModelSpec) -> Any:
+    from picsift.train.data import TrainData, encode_labels, load_arrays, split_rows
+    from picsift.train.pipeline import resolve_data_config
+
+    train_rows, val_rows, _ = split_rows(ws, cfg.seed)
+    classes = sorted({r.label for r in train_rows if r.label is not None})
+    val_rows = [r for r in val_rows if r.label in classes]
+    if not val_rows:
+        raise ConfigError("tuning needs validation images (a val split or enough images to hold 10% out)")
+    dc = resolve_data_config(spec, cfg, train_rows)
+    return TrainData(
+        classes=classes,
+        data_config=dc,
+        x_train=load_arrays(ws, train_rows, dc.storage_size, "decoding train images"),
+        y_train=encode_labels(train_rows, classes),
+        x_val=load_arrays(ws, val_rows, dc.storage_size, "decoding val images"),
+        y_val=encode_labels(val_rows, classes),
+        train_ids=[r.id for r in train_rows],
+        val_ids=[r.id for r in val_rows],
+    )
+
+
+def tune(
+    base: TrainConfig,
+    *,
+    trials: int = 10,
+    time_budget_min: float | None = None,
+    study_name: str | None = None,
+    max_epochs: int | None = None,
+) -> dict[str, Any]:
+    """Run (or continue) a study; train the best trial as a normal run. Returns a summary dict."""
+    try:
+        import optuna
+    except ImportError as e:
+        raise ConfigError("`picsift tune` needs optuna: pip install 'picsift[tune]'") from e
+    from picsift.train import pipeline
+
+    base = base.validate()
+    spec = get_spec(base.model)
+    ws = Workspace.open(base.workspace)
+    max_epochs = max_epochs or base.epochs or 10
+    study_name = study_name or f"tune-{spec.name}"
+    storage = f"sqlite:///{ws.root / STUDY_FILE}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
+        # A new seed per resumption, so a continued study does not replay its first suggestions.
+        sampler=optuna.samplers.TPESampler(seed=base.seed + 1000 * _n_trials(optuna, study_name, storage)),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+    )
+    data = _load_data(ws, base, spec)
+
+    def objective(trial: Any) -> float:
+        overrides = sample_params(trial, spec, base, max_epochs)
+        cfg = dataclasses.replace(base, **overrides).validate()
+        trial.set_user_attr("config", to_jsonable(overrides))
+        reporter = _Reporter(trial)
+        with tempfile.TemporaryDirectory(prefix="picsift-trial-") as tmp:
+            trained = pipeline._train(spec, data, cfg, Path(tmp), reporter, None, ws)  # type: ignore[arg-type]
+        accs = [h["val_acc"] for h in trained.history if h.get("val_acc") is not None]
+        if not accs:
+            raise ConfigError(f"model {spec.name} reported no validation accuracy to tune on")
+        return float(max(accs))
+
+    t0 = time.perf_counter()
+    study.optimize(
+        objective,
+        n_trials=trials,
+        timeout=time_budget_min * 60 if time_budget_min else None,
+        catch=(),
+    )
+    search_s = time.perf_counter() - t0
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise ConfigError(f"study {study_name} has no completed trial yet: give it more --trials or time")
+    best = study.best_trial
+    best_cfg = dataclasses.replace(base, **_overrides_of(best), run_name=base.run_name or f"tuned-{spec.name}")
+    t1 = time.perf_counter()
+    result = pipeline.run(best_cfg)
+    summary = {
+        "study": study_name,
+        "storage": str(ws.root / STUDY_FILE),
+        "trials_total": len(study.trials),
+        "trials_complete": len(complete),
+        "trials_pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
+        "best_trial": best.number,
+        "best_value": best.value,
+        "best_params": best.params,
+        "search_seconds": search_s,
+        "materialise_seconds": time.perf_counter() - t1,
+        "run_id": result.run_id,
+        "run_dir": str(result.run_dir),
+        "run_val_acc": result.val_acc,
+    }
+    from picsift.train.runs import write_json
+
+    write_json(result.run_dir / "tune.json", {**summary, "trials": _trial_rows(study)})
+    (result.run_dir / "tune.html").write_text(study_html(study, summary))
+    return summary
+
+
+def _n_trials(optuna: Any, study_name: str, storage: str) -> int:
+    try:
+        return len(optuna.load_study(study_name=study_name, storage=storage).trials)
+    except KeyError:
+        return 0
+
+
+def _overrides_of(trial: Any) -> dict[str, Any]:
+    cfg = dict(trial.user_attrs.get("config", {}))
+    return cfg
+
+
+def _trial_rows(study: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "params": t.params,
+            "intermediate": {int(k): v for k, v in t.intermediate_values.items()},
+            "seconds": t.duration.total_seconds() if t.duration else None,
+        }
+        for t in study.trials
+    ]
+
+
+def study_plot_png(study: Any) -> bytes:
+    """Left: each trial's best val accuracy and the running best. Right: per-epoch curves (pruned red)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = _trial_rows(study)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    pruned = [r for r in rows if r["state"] == "PRUNED"]
+    a.scatter([r["number"] for r in done], [r["value"] for r in done], label="complete", color="#4c72b0")
+    a.scatter(
+        [r["number"] for r in pruned],
+        [max(r["intermediate"].values(), default=0) for r in pruned],
+        label="pruned (last report)",
+        color="#c44e52",
+        marker="x",
+    )
+    best, xs, ys = -1.0, [], []
+    for r in rows:
+        if r["state"] == "COMPLETE" and r["value"] is not None:
+            best = max(best, r["value"])
+        if best >= 0:
+            xs.append(r["number"])
+            ys.append(best)
+    a.step(xs, ys, where="post", color="black", label="best so far")
+    a.set_xlabel("trial")
+    a.set_ylabel("val accuracy")
+    a.legend(fontsize=8)
+    a.set_title("optimisation history")
+    for r in rows:
+        steps = sorted(r["intermediate"])
+        if steps:
+            color = "#c44e52" if r["state"] == "PRUNED" else "#4c72b0"
+            b.plot(steps, [r["intermediate"][s] for s in steps], color=color, alpha=0.7)
+    b.set_xlabel("epoch")
+    b.set_title("val accuracy per epoch (red: pruned)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def study_html(study: Any, summary: dict[str, Any]) -> str:
+    png = base64.b64encode(study_plot_png(study)).decode()
+    cells = []
+    for r in _trial_rows(study):
+        value = "" if r["value"] is None else f"{r['value']:.4f}"
+        cells.append(
+            f"<tr><td>{r['number']}</td><td>{r['state']}</td><td>{value}</td>"
+            f"<td>{html.escape(str(r['params']))}</td></tr>"
+        )
+    rows = "".join(cells)
+    return (
+        "<!doctype html><meta charset='utf-8'><title>picsift tune: "
+        f"{html.escape(summary['study'])}</title><body style='font-family:sans-serif'>"
+        f"<h1>Study {html.escape(summary['study'])}</h1>"
+        f"<p>{summary['trials_total']} trials ({summary['trials_complete']} complete, "
+        f"{summary['trials_pruned']} pruned); best trial {summary['best_trial']} with val accuracy "
+        f"{summary['best_value']:.4f}; materialised as run <code>{html.escape(summary['run_id'])}</code>.</p>"
+        f"<img alt='study plot' src='data:image/png;base64,{png}'>"
+        "<table border=1 cellpadding=4><tr><th>trial</th><th>state</th><th>val acc</th><th>params</th></tr>"
+        f"{rows}</table></body>"
+    )
