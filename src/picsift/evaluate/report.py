@@ -217,15 +217,18 @@ def reliability_figure(bins: Sequence[Mapping[str, Any]]) -> Figure:
     conf = np.array([b["confidence"] if b["confidence"] is not None else np.nan for b in bins])
     has = ~np.isnan(acc)
     ax.bar(lows[has], acc[has], width=widths[has], align="edge", color="#3b82f6", edgecolor="white", label="accuracy")
+    # The gap spans accuracy..confidence either way (over- or under-confident); hatched, unfilled, so
+    # it stays readable where it overlaps the accuracy bar.
     ax.bar(
         lows[has],
-        (conf - acc)[has],
-        bottom=acc[has],
+        np.abs(conf - acc)[has],
+        bottom=np.minimum(conf, acc)[has],
         width=widths[has],
         align="edge",
-        color="#ef4444",
-        alpha=0.35,
+        fill=False,
+        hatch="///",
         edgecolor="#ef4444",
+        linewidth=0.8,
         label="gap to confidence",
     )
     ax.plot([0, 1], [0, 1], "--", color="#374151", linewidth=1, label="perfect calibration")
