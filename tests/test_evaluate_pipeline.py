@@ -18,6 +18,7 @@ from conftest import write_digits
 from picsift.cli import build_app
 from picsift.config import EvalConfig, TrainConfig
 from picsift.errors import DatasetError
+from picsift.evaluate import run as evaluate_run
 from picsift.store import Workspace
 from picsift.store.schema import Image, RunRecord
 
@@ -65,10 +66,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, Path]:
 
 
 def test_evaluate_end_to_end(trained: tuple[Workspace, Path]) -> None:
-    from picsift import evaluate
-
     ws, run_dir = trained
-    result = evaluate.run(EvalConfig(workspace=ws.root, device="cpu"))
+    result = evaluate_run(EvalConfig(workspace=ws.root, device="cpu"))
     assert result.run_dir == run_dir
     data = json.loads((run_dir / "data.json").read_text())
     assert result.split == "test" and result.n_images == len(data["test_ids"]) == 12
@@ -119,14 +118,12 @@ def test_evaluate_end_to_end(trained: tuple[Workspace, Path]) -> None:
 
 
 def test_forced_val_split_and_skipped_images(trained: tuple[Workspace, Path]) -> None:
-    from picsift import evaluate
-
     ws, run_dir = trained
     data = json.loads((run_dir / "data.json").read_text())
     # An image excluded after training is left out, and the count says so.
     action = ws.catalog.exclude({data["val_ids"][0]: "blurry"}, kind="test")
     try:
-        result = evaluate.run(EvalConfig(workspace=ws.root, run=run_dir.name, split="val", device="cpu"))
+        result = evaluate_run(EvalConfig(workspace=ws.root, run=run_dir.name, split="val", device="cpu"))
     finally:
         ws.catalog.undo(action)
     assert result.split == "val" and result.metrics["split"] == "val" and result.split_reason == "asked for"
@@ -171,16 +168,14 @@ def test_cli_errors_are_one_line(tmp_path: Path, trained: tuple[Workspace, Path]
 
 
 def test_no_test_split_falls_back_to_val(tmp_path: Path) -> None:
-    from picsift import evaluate
-
     ws = make_workspace(tmp_path, per_class=10, classes=2, with_test=False)
     run_dir = train_tiny(ws)
-    result = evaluate.run(EvalConfig(workspace=ws.root, device="cpu"))
+    result = evaluate_run(EvalConfig(workspace=ws.root, device="cpu"))
     assert result.split == "val" and "no test split" in result.split_reason
     assert result.n_images == len(json.loads((run_dir / "data.json").read_text())["val_ids"]) == 4
     assert json.loads((run_dir / "metrics.json").read_text())["split"] == "val"
     with pytest.raises(DatasetError, match="no test images"):
-        evaluate.run(EvalConfig(workspace=ws.root, split="test", device="cpu"))
+        evaluate_run(EvalConfig(workspace=ws.root, split="test", device="cpu"))
     out = CliRunner().invoke(build_app(), ["evaluate", "--workspace", str(ws.root), "--device", "cpu"])
     assert out.exit_code == 0 and "split: val (the run has no test split" in out.stdout
 

@@ -58,8 +58,8 @@ def evaluate(
 ) -> EvalResult:
     """Score a run (default: the latest) on its test split, else its validation split; writes
     metrics.json, predictions.csv and report.html into the run folder."""
-    from picsift import evaluate as evaluate_stage
     from picsift.config import EvalConfig
+    from picsift.evaluate.pipeline import run as evaluate_run
 
     cfg = EvalConfig(
         workspace=Path(workspace) if workspace is not None else None,
@@ -68,7 +68,7 @@ def evaluate(
         device=device,
         batch_size=batch_size,
     )
-    return evaluate_stage.run(cfg)
+    return evaluate_run(cfg)
 
 
 def import_images(
