@@ -271,3 +271,17 @@ def test_invalid_fractions_rejected(tmp_path: Path) -> None:
     _png(tmp_path / "d" / "1.png", 1)
     with pytest.raises(ConfigError, match="val_fraction"):
         run(ImportConfig(source=str(tmp_path / "d"), workspace=tmp_path / "ws", val_fraction=0.6, test_fraction=0.5))
+
+
+def test_workspace_inside_the_imported_folder_is_left_out(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    _png(root / "a" / "1.png", 1)
+    _png(root / "b" / "2.png", 2)
+    ws = root / "picsift-workspace"
+    run(ImportConfig(source=str(root / "a"), workspace=ws))  # creates the workspace and its catalog
+    _png(ws / "files" / "urls" / "x.png", 3)
+    result = run(ImportConfig(source=str(root), workspace=ws))
+    assert result.added == 1 and result.already_present == 1
+    assert {os.path.basename(r.path) for r in _rows(ws)} == {"1.png", "2.png"}
+    assert result.skipped and {i.reason for i in result.skipped} == {"inside the picsift workspace"}
+    assert Workspace.open(ws).catalog.classes() == ["a", "b"]

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from picsift import progress
 from picsift.config import ImportConfig
-from picsift.errors import ConfigError, DatasetError
+from picsift.errors import ConfigError, DatasetError, WorkspaceError
 from picsift.ingest.files import DownloadSettings, Probed, read_entry
-from picsift.ingest.sources import discover
+from picsift.ingest.sources import Discovery, discover
 from picsift.ingest.splits import SPLITS, check_fractions, normalize_split
 from picsift.ingest.status import status
 from picsift.ingest.writer import known_paths, write_import
@@ -134,6 +136,7 @@ def run(cfg: ImportConfig) -> ImportResult:
         files_dir = ws.root / "files"
         label = cfg.label.strip() if cfg.label else None
         found = discover(source, workspace_files=files_dir, label=label, split=split)
+        _leave_out_workspace(found, source, ws.root)
         if not found.entries:
             hint = f" ({len(found.skipped)} files skipped: hidden, system or outside class folders)"
             raise DatasetError(f"{source}: found nothing to import{hint if found.skipped else ''}")
@@ -148,16 +151,22 @@ def run(cfg: ImportConfig) -> ImportResult:
             probed: list[Probed] = list(
                 progress.track(pool.map(lambda e: read_entry(e, known, downloads), todo), what, total=len(todo))
             )
-        written = write_import(
-            catalog,
-            probed,
-            source=found.source,
-            kind=found.kind,
-            annotator=_annotator(),
-            seed=cfg.seed,
-            val_fraction=cfg.val_fraction,
-            test_fraction=cfg.test_fraction,
-        )
+        try:
+            written = write_import(
+                catalog,
+                probed,
+                source=found.source,
+                kind=found.kind,
+                annotator=_annotator(),
+                seed=cfg.seed,
+                val_fraction=cfg.val_fraction,
+                test_fraction=cfg.test_fraction,
+            )
+        except IntegrityError as e:
+            raise WorkspaceError(
+                f"the catalog in {ws.root} changed during this import (another import at the same time?); "
+                "nothing was written: run the import again"
+            ) from e
         result = ImportResult(
             source=found.source,
             kind=found.kind,
@@ -184,6 +193,23 @@ def run(cfg: ImportConfig) -> ImportResult:
         return result
     finally:
         ws.close()
+
+
+def _leave_out_workspace(found: Discovery, source: Path, ws_root: Path) -> None:
+    """`picsift import .` with the workspace inside the folder must not import the catalog itself."""
+    if found.kind in ("archive", "csv", "urls", "file") or not source.is_dir():
+        return
+    real_source, real_ws = os.path.realpath(source), os.path.realpath(ws_root)
+    if os.path.commonpath([real_source, real_ws]) != real_source or real_source == real_ws:
+        return
+    prefix = os.path.join(os.path.abspath(source), os.path.relpath(real_ws, real_source)) + os.sep
+    inside = [e for e in found.entries if e.path.startswith(prefix)]
+    if inside:
+        found.entries = [e for e in found.entries if not e.path.startswith(prefix)]
+        found.skipped += [(e.path, "inside the picsift workspace") for e in inside]
+    found.skipped = [
+        (path, "inside the picsift workspace" if path.startswith(prefix) else why) for path, why in found.skipped
+    ]
 
 
 def _record_counts(catalog: Any, result: ImportResult) -> None:

@@ -8,13 +8,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from picsift.ingest.files import Probed
 from picsift.ingest.splits import stratified_split
 from picsift.store import Catalog
-from picsift.store.schema import ClassName, Image, ImportRecord, LabelEvent
+from picsift.store.schema import ClassName, Image, ImportRecord, LabelEvent, utcnow
 
 BATCH = 1000
 T = TypeVar("T")
@@ -150,9 +150,11 @@ def write_import(
             for p in batch:
                 split, origin = (p.entry.split, p.entry.split_origin) if p.entry.split else (auto[p.sha256], "auto")
                 images.append(_new_row(p, record.id, split, origin, out))
-            _insert(s, images, annotator, out)
-            for p, image in zip(batch, images, strict=True):
-                first_by_sha[p.sha256] = _Known(image.id, p.sha256, image.split)
+            _insert(s, images)
+        query = select(Image.path, Image.id).where(Image.import_id == record.id)
+        new_ids = {path: image_id for path, image_id in s.execute(query)}
+        for p in unique:
+            first_by_sha[p.sha256] = _Known(new_ids[p.path], p.sha256, p.entry.split or auto[p.sha256])
         out.added = len(unique)
 
         for batch in _batches(duplicates):
@@ -160,15 +162,16 @@ def write_import(
             for p in batch:
                 original = first_by_sha[p.sha256]
                 split, origin = (p.entry.split, p.entry.split_origin) if p.entry.split else (original.split, "auto")
-                image = _new_row(p, record.id, split, origin if split else None, out)
-                image.duplicate_of = original.id
-                images.append(image)
-            _insert(s, images, annotator, out)
+                row = _new_row(p, record.id, split, origin if split else None, out)
+                row["duplicate_of"] = original.id
+                images.append(row)
+            _insert(s, images)
         out.duplicates = len(duplicates)
 
         for batch in _batches(unreadable):
             images = [_new_row(p, record.id, p.entry.split, p.entry.split_origin, out) for p in batch]
-            _insert(s, images, annotator, out)
+            _insert(s, images)
+        _label_events(s, record.id, annotator)
         out.unreadable = [(p.entry.url or p.path, p.error or "unreadable") for p in unreadable]
     return out
 
@@ -180,21 +183,23 @@ def _groups(items: Any) -> dict[str | None, list[str]]:
     return groups
 
 
-def _new_row(p: Probed, import_id: int, split: str | None, origin: str | None, out: Written) -> Image:
+def _new_row(p: Probed, import_id: int, split: str | None, origin: str | None, out: Written) -> dict[str, Any]:
+    """The column values of a new `images` row (plain dicts: bulk inserts skip ORM bookkeeping)."""
     url = p.entry.url
-    image = Image(
-        path=p.path,
-        source=url if url is not None else p.entry.source,
-        source_kind="url" if url is not None else p.entry.source_kind,
-        label=p.entry.label,
-        label_version=1 if p.entry.label else 0,
-        split=split,
-        split_origin=origin if split else None,
-        import_id=import_id,
-        excluded=False,
-        duplicate_of=None,
+    image = {
+        "path": p.path,
+        "source": url if url is not None else p.entry.source,
+        "source_kind": "url" if url is not None else p.entry.source_kind,
+        "label": p.entry.label,
+        "label_version": 1 if p.entry.label else 0,
+        "split": split,
+        "split_origin": origin if split else None,
+        "import_id": import_id,
+        "excluded": False,
+        "duplicate_of": None,
+        "added_at": utcnow(),
         **_metadata(p),
-    )
+    }
     if split and p.readable:
         out.splits[split] += 1
         out.split_origins[origin or "source"] += 1
@@ -204,15 +209,32 @@ def _new_row(p: Probed, import_id: int, split: str | None, origin: str | None, o
     return image
 
 
-def _insert(s: Session, images: list[Image], annotator: str, out: Written) -> None:
-    s.add_all(images)
-    s.flush()  # assigns ids
-    s.add_all(
-        LabelEvent(image_id=i.id, label=i.label, status="accepted", origin="import", annotator=annotator)
-        for i in images
-        if i.label
+def _insert(s: Session, images: list[dict[str, Any]]) -> None:
+    """One multi-row INSERT per batch: no ORM bookkeeping per image."""
+    if images:
+        s.execute(insert(Image), images)
+
+
+def _label_events(s: Session, import_id: int, annotator: str) -> None:
+    """The `import` label event of every labelled row this import added, in bulk."""
+    now = utcnow()
+    rows = s.execute(
+        select(Image.id, Image.label).where(Image.import_id == import_id, Image.label.is_not(None)).order_by(Image.id)
     )
-    s.flush()
+    events = [
+        {
+            "image_id": image_id,
+            "label": label,
+            "status": "accepted",
+            "origin": "import",
+            "annotator": annotator,
+            "confidence": None,
+            "created_at": now,
+        }
+        for image_id, label in rows
+    ]
+    for batch in _batches(events):
+        s.execute(insert(LabelEvent), list(batch))
 
 
 def _update_row(s: Session, image_id: int, p: Probed, first_by_sha: dict[str, _Known]) -> None:
