@@ -182,6 +182,8 @@ def extractor_from_module(name: str, key: str, source: Any) -> Extractor:
 def get_extractor(name: str, workspace: Any = None) -> Extractor:
     """An extractor by name; `workspace` (a Workspace) resolves run ids for run:RUN."""
     name = name.strip()
+    if name == "cnn":  # shorthand: the default CNN's embedding
+        name = "cnn:fastcnn"
     if name in _HANDCRAFTED:
         fn, description = _HANDCRAFTED[name]
         return Extractor(
