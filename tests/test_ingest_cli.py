@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from conftest import write_digits
 from picsift.cli import build_app
+from picsift.store import Workspace
 
 runner = CliRunner()
 
@@ -37,7 +38,7 @@ def test_import_then_status_json_and_table(tmp_path: Path) -> None:
     status = json.loads(out)
     for key in (
         "workspace", "images", "readable", "unreadable", "labeled", "unlabeled", "exact_duplicates",
-        "excluded", "classes", "splits", "split_origins", "sources", "imports", "catalog_hash",
+        "excluded", "exclusions", "classes", "splits", "split_origins", "sources", "imports", "catalog_hash",
     ):  # fmt: skip
         assert key in status, key
     assert status["images"] == 32 and status["readable"] == 31 and status["exact_duplicates"] == 1
@@ -46,8 +47,15 @@ def test_import_then_status_json_and_table(tmp_path: Path) -> None:
     assert set(status["splits"]) <= {"train", "val", "test"}
     assert status["imports"][0]["counts"]["added"] == 30
 
+    w = Workspace.open(ws)
+    w.catalog.exclude({w.catalog.images()[0].id: "blurry"}, kind="curate")
+    w.close()
+    code, out, _ = _invoke("status", "--workspace", ws, "--json")
+    assert json.loads(out)["exclusions"] == {"blurry": 1} and json.loads(out)["excluded"] == 1
+
     code, out, _ = _invoke("status", "--workspace", ws)
     assert code == 0
+    assert "excluded from training: blurry 1" in out
     assert "32 images" in out and "train" in out and "unreadable files" in out and "not an image" in out
 
     code, out, _ = _invoke("import", str(data), "--workspace", ws)

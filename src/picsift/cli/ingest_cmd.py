@@ -129,4 +129,7 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
         console.print(f"  split origin: {origins}", highlight=False)
     if info["sources"]:
         console.print("  sources: " + ", ".join(f"{k} {v}" for k, v in info["sources"].items()), highlight=False)
+    if info["exclusions"]:
+        excluded = ", ".join(f"{why} {n}" for why, n in info["exclusions"].items())
+        console.print(f"  excluded from training: {excluded} (`picsift clean --undo` restores them)", highlight=False)
     _print_issues("unreadable files", info["unreadable"])

@@ -16,7 +16,8 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
     """The catalog summary plus per-split/class counts, where images came from, and past imports.
 
     Keys: workspace, images, readable, unreadable (list of {path, reason}), labeled, unlabeled,
-    exact_duplicates, excluded, classes, splits ({split: {class: n}}, readable and not excluded),
+    exact_duplicates, excluded, exclusions ({reason: n}, active), classes, splits ({split: {class: n}},
+    readable and not excluded),
     split_origins, sources ({kind: n}), imports (list), catalog_hash.
     """
     ws = Workspace.open(workspace)
@@ -48,9 +49,11 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
                 }
                 for r in s.scalars(select(ImportRecord).order_by(ImportRecord.id))
             ]
+        exclusions = Counter(e["reason"] or "(no reason given)" for e in catalog.exclusions())
         return {
             "workspace": str(ws.root),
             **summary,
+            "exclusions": dict(exclusions.most_common()),
             "split_origins": origins,
             "sources": dict(sorted(sources.items())),
             "imports": imports,
