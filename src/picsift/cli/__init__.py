@@ -31,6 +31,9 @@ def build_app() -> typer.Typer:
     from picsift.cli import deploy_cmd
 
     deploy_cmd.register(app)
+    from picsift.cli import features_cmd
+
+    features_cmd.register(app)
     return app
 
 

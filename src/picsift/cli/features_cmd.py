@@ -1,0 +1,160 @@
+"""`picsift features`, `picsift compare`, `picsift cluster`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from picsift.cli.common import JsonOpt, WorkspaceOpt, console, handle_errors, print_json
+
+FeaturesOpt = Annotated[
+    str, typer.Option("--features", "--extractor", "-f", help="hog | lbp | color-hist | cnn:MODEL | run:RUN.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("features")(features)
+    app.command("compare")(compare)
+    app.command("cluster")(cluster)
+
+
+@handle_errors
+def features(
+    workspace: WorkspaceOpt = None,
+    extractor: FeaturesOpt = "hog",
+    out: Annotated[Path | None, typer.Option(help="Also write ids + features to this .npz file.")] = None,
+    list_all: Annotated[bool, typer.Option("--list", help="List the extractors and exit.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Compute (or reuse) features of every usable image, cached by (extractor, image hash)."""
+    from picsift.features import extract, get_extractor, list_extractors
+    from picsift.features.store import FeatureStore
+    from picsift.store import Workspace
+
+    if list_all:
+        rows = list_extractors()
+        if json_out:
+            print_json({"extractors": rows})
+        else:
+            for r in rows:
+                console.print(f"[bold]{r['name']}[/]  {r['description']}", highlight=False)
+        return
+    ws = Workspace.open(workspace)
+    ext = get_extractor(extractor, ws)
+    rows_ = ws.catalog.images(include_duplicates=False)
+    store = FeatureStore(ws.cache_dir, ext.key)
+    before = len(store.get([r.sha256 for r in rows_]))
+    t0 = time.perf_counter()
+    x = extract(ws, rows_, ext)
+    seconds = time.perf_counter() - t0
+    if out is not None:
+        import numpy as np
+
+        np.savez_compressed(out, ids=np.array([r.id for r in rows_]), features=x)
+    result = {
+        "extractor": ext.name,
+        "description": ext.description,
+        "images": len(rows_),
+        "dim": int(x.shape[1]) if x.ndim == 2 else 0,
+        "computed": len({r.sha256 for r in rows_}) - before,
+        "cached": before,
+        "seconds": round(seconds, 3),
+        "cache_file": str(store.path),
+        "out": str(out) if out else None,
+    }
+    if json_out:
+        print_json(result)
+        return
+    console.print(
+        f"{ext.name}: {result['images']} images x {result['dim']} features "
+        f"({result['computed']} computed, {result['cached']} from cache) in {seconds:.1f}s",
+        highlight=False,
+    )
+    console.print(f"cache: {store.path}", highlight=False)
+
+
+@handle_errors
+def compare(
+    workspace: WorkspaceOpt = None,
+    models: Annotated[
+        str, typer.Option(help="Comma-separated candidates: CNN names, or MODEL:FEATURES for classical models.")
+    ] = "fastcnn,svm:hog,logistic:hog,knn:hog,random-forest:hog,svm:cnn:fastcnn",
+    time_budget: Annotated[
+        float | None, typer.Option("--time-budget", help="Minutes for all candidates together.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs for CNN candidates (default: their recipe).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed: the same split for every candidate.")] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps.")] = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Train every candidate on the same split and rank them: accuracy, macro F1, train/predict time, size."""
+    from rich.table import Table
+
+    from picsift.compare import compare as run_compare
+    from picsift.compare import human_bytes
+
+    board = run_compare(workspace, models, time_budget_min=time_budget, epochs=epochs, seed=seed, device=device)
+    if json_out:
+        print_json({**board.meta, "leaderboard": board.rows, "json": str(board.json_path),
+                    "html": str(board.html_path)})  # fmt: skip
+        return
+    table = Table("#", "candidate", "accuracy", "macro F1", "train s", "predict ms/img", "size",
+                  title=f"leaderboard on {board.n_eval} {board.split} images")  # fmt: skip
+    for i, r in enumerate(board.rows, 1):
+        if "error" in r:
+            table.add_row(str(i), r["candidate"], f"[red]failed: {r['error']}[/]", "", "", "", "")
+            continue
+        table.add_row(
+            str(i), r["candidate"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['train_seconds']:.1f}",
+            f"{r['predict_ms_per_image']:.2f}", human_bytes(r["model_bytes"]),
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"leaderboard: {board.html_path}", highlight=False)
+
+
+@handle_errors
+def cluster(
+    workspace: WorkspaceOpt = None,
+    k: Annotated[int | None, typer.Option("--k", help="Number of clusters (default: chosen by silhouette).")] = None,
+    auto: Annotated[bool, typer.Option("--auto", help="Choose k by silhouette (the default without --k).")] = False,
+    features_name: FeaturesOpt = "hog",
+    method: Annotated[str, typer.Option(help="kmeans | agglomerative | hdbscan.")] = "kmeans",
+    max_k: Annotated[int, typer.Option("--max-k", help="Largest k tried by --auto.")] = 12,
+    map_method: Annotated[str, typer.Option("--map", help="2-D map: auto | tsne | umap | pca.")] = "auto",
+    labeled_only: Annotated[bool, typer.Option("--labeled-only", help="Cluster only labelled images.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Group the images without labels; writes clusters.json (ids per cluster) and clusters.html (a map)."""
+    from picsift.cluster import run as run_cluster
+    from picsift.errors import ConfigError
+
+    if auto and k is not None:
+        raise ConfigError("give either --k K or --auto, not both")
+    if map_method not in ("auto", "tsne", "umap", "pca"):
+        raise ConfigError(f"--map must be auto, tsne, umap or pca; got {map_method!r}")
+    result = run_cluster(
+        workspace, features=features_name, k=k, method=method, max_k=max_k, map_method=map_method,
+        labeled_only=labeled_only, seed=seed,
+    )  # fmt: skip
+    s = result.summary
+    if json_out:
+        print_json({**s, "json": str(result.json_path), "html": str(result.html_path)})
+        return
+    sil = "n/a" if s["silhouette"] is None else f"{s['silhouette']:.3f}"
+    console.print(
+        f"{s['n_images']} images -> {s['k']} clusters ({s['method']} on {s['features']}, k by {s['k_chosen_by']}, "
+        f"silhouette {sil})",
+        highlight=False,
+    )
+    for c in s["clusters"]:
+        top = ", ".join(f"{k_} {v}" for k_, v in list(c["labels"].items())[:3]) or "unlabelled"
+        name = "noise" if c["cluster"] < 0 else f"cluster {c['cluster']}"
+        console.print(f"  {name}: {c['size']} images ({top})", highlight=False)
+    if s["metrics"]:
+        m = s["metrics"]
+        console.print(f"vs labels: purity {m['purity']:.3f}, NMI {m['nmi']:.3f}, ARI {m['ari']:.3f}", highlight=False)
+    console.print(f"map: {result.html_path}\ngroups: {result.json_path}", highlight=False)

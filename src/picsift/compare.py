@@ -1,0 +1,250 @@
+"""`picsift compare`: train several candidates on the same split and rank them on held-out images.
+
+A candidate is a registry model (`fastcnn`, `resnet18`, `timm/...`) or a classical model with its
+features (`svm:hog`, `knn:cnn:fastcnn`, `logistic:run:RUN`; a bare `svm` uses HOG). Every candidate
+goes through `picsift.train.run` with the same seed, hence the same train/val/test split, and is scored
+on the test split (val when there is none) through the same Predictor that serves it. The leaderboard
+(accuracy, macro F1, training time, prediction time per image, model size) is printed by the CLI and
+written as leaderboard.json and leaderboard.html (table + bar charts) under `<workspace>/compare/`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from picsift.errors import ConfigError, PicsiftError
+from picsift.store import Workspace
+
+log = logging.getLogger("picsift.compare")
+
+DEFAULT_CANDIDATES = ("fastcnn", "svm:hog", "logistic:hog", "knn:hog", "random-forest:hog", "svm:cnn:fastcnn")
+COMPARE_DIR = "compare"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    label: str  # as the user wrote it
+    model: str
+    features: str | None  # classical models only
+
+
+def parse_candidates(text: str | list[str] | tuple[str, ...]) -> list[Candidate]:
+    """'fastcnn,svm:hog,knn:cnn:fastcnn' -> candidates; unknown models and bad combinations raise."""
+    from picsift.models.classical import CLASSICAL, DEFAULT_FEATURES
+    from picsift.models.registry import get_spec
+
+    items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
+    if not items:
+        raise ConfigError("--models is empty: give comma-separated candidates, e.g. fastcnn,svm:hog")
+    out: list[Candidate] = []
+    for item in items:
+        model, _, features = item.partition(":")
+        spec = get_spec(model)  # unknown name -> ModelNotFoundError with a did-you-mean
+        if spec.family == "classical":
+            from picsift.features import get_extractor
+
+            feats = features or DEFAULT_FEATURES
+            if not feats.startswith("run:"):
+                get_extractor(feats)  # typo -> did-you-mean, before anything is trained
+            out.append(Candidate(item, model, feats))
+        elif features:
+            raise ConfigError(
+                f"candidate {item!r}: only classical models ({', '.join(CLASSICAL)}) take features; "
+                f"{model} is a {spec.family} CNN, write it alone"
+            )
+        else:
+            out.append(Candidate(item, model, None))
+    dupes = sorted({c.label for c in out if [d.label for d in out].count(c.label) > 1})
+    if dupes:
+        raise ConfigError(f"candidates listed twice: {dupes}")
+    return out
+
+
+@dataclass
+class Leaderboard:
+    rows: list[dict[str, Any]]  # best first; failed candidates last with "error"
+    split: str
+    n_eval: int
+    json_path: Path
+    html_path: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def evaluate_run(ws: Workspace, run_dir: Path) -> dict[str, Any]:
+    """Score a run on its test split (val if it has none) with the serving Predictor, timing prediction."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from picsift.deploy.predictor import Predictor
+    from picsift.train.data import load_arrays
+
+    data = json.loads((run_dir / "data.json").read_text())
+    split = "test" if data.get("test_ids") else "val"
+    ids = data.get(f"{split}_ids") or []
+    predictor = Predictor.from_run(run_dir)
+    classes = list(predictor.classes)
+    rows = [r for r in ws.catalog.images(ids=ids) if r.label in classes]
+    if not rows:
+        raise ConfigError(f"run {run_dir.name} has no labelled {split} images to score")
+    x = load_arrays(ws, rows, predictor.data_config.storage_size, f"decoding {split} images")
+    y = np.array([classes.index(r.label) for r in rows if r.label is not None])
+    t0 = time.perf_counter()
+    probs = predictor.predict_arrays(x)
+    seconds = time.perf_counter() - t0
+    pred = probs.argmax(1)
+    return {
+        "split": split,
+        "n_eval": len(rows),
+        "accuracy": float(accuracy_score(y, pred)),
+        "macro_f1": float(f1_score(y, pred, average="macro", labels=list(range(len(classes))), zero_division=0)),
+        "predict_ms_per_image": 1000.0 * seconds / len(rows),
+        "model_bytes": _dir_bytes(run_dir / "model"),
+    }
+
+
+def compare(
+    workspace: str | Path | None = None,
+    candidates: str | list[str] | tuple[str, ...] = DEFAULT_CANDIDATES,
+    *,
+    time_budget_min: float | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    out_dir: Path | None = None,
+) -> Leaderboard:
+    """Train and score every candidate on the same split. The time budget is shared: classical models
+    (seconds each) run first, then the CNNs split what is left equally."""
+    from picsift import train
+    from picsift.config import TrainConfig
+
+    if time_budget_min is not None and time_budget_min <= 0:
+        raise ConfigError(f"--time-budget must be positive minutes, got {time_budget_min}")
+    ws = Workspace.open(workspace)
+    cands = parse_candidates(candidates)
+    order = sorted(cands, key=lambda c: c.features is None)  # classical first: they are quick
+    start = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for i, cand in enumerate(order):
+        budget = None
+        if time_budget_min is not None and cand.features is None:
+            left = time_budget_min - (time.perf_counter() - start) / 60.0
+            remaining_cnns = sum(1 for c in order[i:] if c.features is None)
+            budget = max(left / remaining_cnns, 0.05)
+        cfg = TrainConfig(
+            workspace=ws.root, model=cand.model, features=cand.features, seed=seed, device=device,
+            epochs=epochs if cand.features is None else None, time_budget_min=budget,
+            run_name=f"compare-{cand.label.replace(':', '-').replace('/', '-')}",
+        )  # fmt: skip
+        row: dict[str, Any] = {"candidate": cand.label, "model": cand.model, "features": cand.features}
+        try:
+            result = train.run(cfg)
+            row.update(run_id=result.run_id, train_seconds=result.seconds, val_acc=result.val_acc,
+                       epochs=len(result.history), budget_min=budget)  # fmt: skip
+            row.update(evaluate_run(ws, result.run_dir))
+        except PicsiftError as e:
+            log.warning("candidate %s failed: %s", cand.label, e)
+            row["error"] = str(e)
+        rows.append(row)
+    rows.sort(key=lambda r: ("error" in r, -r.get("accuracy", 0.0), r.get("train_seconds", 0.0)))
+    ok = [r for r in rows if "error" not in r]
+    split = ok[0]["split"] if ok else "none"
+    n_eval = ok[0]["n_eval"] if ok else 0
+    meta = {
+        "workspace": str(ws.root),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seed": seed,
+        "time_budget_min": time_budget_min,
+        "split": split,
+        "n_eval": n_eval,
+        "catalog_hash": ws.catalog.catalog_hash(),
+    }
+    out = out_dir or ws.root / COMPARE_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "leaderboard.json"
+    json_path.write_text(json.dumps({**meta, "leaderboard": rows}, indent=2, default=str))
+    html_path = out / "leaderboard.html"
+    html_path.write_text(render_html(rows, meta))
+    return Leaderboard(rows, split, n_eval, json_path, html_path, meta)
+
+
+# ---- the HTML page ----------------------------------------------------------------------------------
+
+
+def _chart(rows: list[dict[str, Any]]) -> str:
+    """Accuracy / macro F1 bars and training time (log scale) per candidate, as an inline PNG."""
+    from matplotlib.figure import Figure
+
+    ok = [r for r in rows if "error" not in r]
+    if not ok:
+        return ""
+    names = [r["candidate"] for r in ok]
+    pos = np.arange(len(ok))
+    fig = Figure(figsize=(max(7.0, 1.1 * len(ok) + 3), 6.5))
+    ax1, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    ax1.bar(pos - 0.2, [r["accuracy"] for r in ok], 0.4, label="accuracy", color="#1f77b4")
+    ax1.bar(pos + 0.2, [r["macro_f1"] for r in ok], 0.4, label="macro F1", color="#ff7f0e")
+    for p, r in zip(pos, ok, strict=True):
+        ax1.text(p - 0.2, r["accuracy"] + 0.01, f"{r['accuracy']:.3f}", ha="center", fontsize=8)
+    ax1.set_ylim(0, 1.08)
+    ax1.set_ylabel(f"on {ok[0]['split']} ({ok[0]['n_eval']} images)")
+    ax1.legend(loc="lower right")
+    ax1.grid(axis="y", alpha=0.3)
+    ax2.bar(pos, [max(r["train_seconds"], 1e-3) for r in ok], 0.6, color="#2ca02c")
+    ax2.set_yscale("log")
+    ax2.set_ylabel("train seconds")
+    ax2.set_xticks(pos, names, rotation=25, ha="right")
+    ax2.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def render_html(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    head = ["#", "candidate", "accuracy", "macro F1", "train s", "predict ms/img", "model size", "run"]
+    body = []
+    for i, r in enumerate(rows, 1):
+        if "error" in r:
+            cells = [str(i), html.escape(r["candidate"]), f'<span class="err">failed: {html.escape(r["error"])}</span>']
+            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + f'<td colspan="{len(head) - 3}"></td></tr>')
+            continue
+        cells = [
+            str(i), html.escape(r["candidate"]), f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}",
+            f"{r['train_seconds']:.1f}", f"{r['predict_ms_per_image']:.2f}", human_bytes(r["model_bytes"]),
+            html.escape(r["run_id"]),
+        ]  # fmt: skip
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    chart = _chart(rows)
+    img = f'<img alt="leaderboard chart" src="{chart}">' if chart else ""
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>picsift leaderboard</title>
+<style>body{{font-family:system-ui,sans-serif;margin:24px;color:#222}}
+table{{border-collapse:collapse}} td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}
+td:nth-child(2),th:nth-child(2){{text-align:left}} .err{{color:#b00}}</style></head><body>
+<h1>Leaderboard</h1>
+<p>{html.escape(str(meta["n_eval"]))} {html.escape(str(meta["split"]))} images · seed {meta["seed"]} ·
+time budget {meta["time_budget_min"] or "none"} min · {html.escape(meta["created_at"])} ·
+prediction time includes feature extraction from pixels</p>
+<table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{"".join(body)}</table>
+{img}</body></html>"""
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
