@@ -30,6 +30,7 @@ def test_perfect_predictions() -> None:
     assert m["confusion_matrix"] == [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
     assert m["per_class"]["dog"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
     assert m["ece"] == pytest.approx(0.0)
+    assert m["top_confusions"] == []
     assert m["nll"] == pytest.approx(0.0, abs=1e-9)
     assert m["brier"] == pytest.approx(0.0)
     json.dumps(m)  # JSON-ready as is
@@ -41,6 +42,12 @@ def test_known_confusion_matrix_and_per_class_scores() -> None:
     pred = [0, 0, 0, 1, 1, 1, 2, 2, 2, 0]
     m = compute_metrics(y, onehot_probs(pred), CLASSES)
     assert m["confusion_matrix"] == [[3, 1, 0], [0, 2, 1], [1, 0, 2]]
+    assert [(c["true"], c["predicted"], c["count"]) for c in m["top_confusions"]] == [
+        ("cat", "dog", 1),
+        ("dog", "fox", 1),
+        ("fox", "cat", 1),
+    ]
+    assert m["top_confusions"][0]["fraction_of_true"] == pytest.approx(1 / 4)
     assert m["accuracy"] == pytest.approx(7 / 10)
     cat = m["per_class"]["cat"]
     # cat: 3 right of 4 predicted cat (precision 3/4), 3 of 4 true cats found (recall 3/4)

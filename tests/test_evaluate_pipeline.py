@@ -86,6 +86,8 @@ def test_evaluate_end_to_end(trained: tuple[Workspace, Path]) -> None:
         "split",
         "run_id",
         "model",
+        "top_confusions",
+        "temperature",
     ):
         assert key in m, key
     assert m["split"] == "test" and m["classes"] == ["0", "1", "2"]

@@ -68,6 +68,8 @@ def test_report_is_self_contained_with_all_sections(tmp_path: Path) -> None:
     assert "<fox>" not in text and "&lt;fox&gt;" in text
     assert "x&lt;1&gt;.png" in text
     assert f"{100 * metrics['accuracy']:.2f}%" in text
+    if metrics["top_confusions"]:
+        assert "Most frequent confusions" in text
 
 
 def test_report_without_history_or_mistakes(tmp_path: Path) -> None:

@@ -61,7 +61,8 @@ def compute_metrics(
 
     Returns a JSON-ready dict: accuracy; top_k_accuracy for each k <= K (as {"1": ..., "5": ...});
     per_class precision/recall/f1/support keyed by class name; macro_avg and weighted_avg; the
-    confusion matrix (rows: true class, columns: predicted class); ECE/MCE with the reliability
+    confusion matrix (rows: true class, columns: predicted class) and its largest off-diagonal cells
+    (top_confusions); ECE/MCE with the reliability
     bins; negative log-likelihood and multi-class Brier score (both lower is better).
     """
     y, p = _check_inputs(y_true, probs, classes)
@@ -92,6 +93,7 @@ def compute_metrics(
         ap, ar, af, _ = precision_recall_fscore_support(y, pred, labels=present, average=kind, zero_division=0)
         return {"precision": float(ap), "recall": float(ar), "f1": float(af), "support": int(n)}
 
+    cm = confusion_matrix(y, pred, labels=labels)
     bins = reliability_bins(confidence, correct, n_bins)
     p_true = p[np.arange(n), y]
     onehot = np.zeros_like(p)
@@ -105,7 +107,8 @@ def compute_metrics(
         "per_class": per_class,
         "macro_avg": average("macro"),
         "weighted_avg": average("weighted"),
-        "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
+        "confusion_matrix": cm.tolist(),
+        "top_confusions": top_confusions(cm, classes),
         "mean_confidence": float(confidence.mean()),
         "ece": expected_calibration_error(bins),
         "mce": maximum_calibration_error(bins),
@@ -114,6 +117,28 @@ def compute_metrics(
         "nll": float(-np.mean(np.log(np.clip(p_true, _EPS, 1.0)))),
         "brier": float(np.mean(np.sum((p - onehot) ** 2, axis=1))),
     }
+
+
+def top_confusions(cm: np.ndarray, classes: Sequence[str], limit: int = 10) -> list[dict[str, Any]]:
+    """The most frequent (true, predicted) mistakes from a confusion matrix, largest count first."""
+    cm = np.asarray(cm)
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    rows = cm.sum(axis=1)
+    flat = np.argsort(-off, axis=None, kind="stable")[:limit]
+    out = []
+    for t, p in zip(*np.unravel_index(flat, off.shape), strict=True):
+        if off[t, p] == 0:
+            break
+        out.append(
+            {
+                "true": str(classes[t]),
+                "predicted": str(classes[p]),
+                "count": int(off[t, p]),
+                "fraction_of_true": float(off[t, p] / rows[t]),
+            }
+        )
+    return out
 
 
 def most_confident_mistakes(y_true: np.ndarray, probs: np.ndarray, limit: int = 24) -> np.ndarray:

@@ -202,6 +202,8 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
         "catalog_hash": catalog_hash,
         "catalog_changed_since_training": bool(env.get("catalog_hash")) and env.get("catalog_hash") != catalog_hash,
         "skipped": skipped,
+        # Set when the run carries a fitted temperature (calibration): the scored probabilities include it.
+        "temperature": getattr(predictor, "temperature", None),
         **metrics,
     }
     metrics_path = run_dir / METRICS_FILE

@@ -267,6 +267,15 @@ def summary_cards(metrics: Mapping[str, Any], info: Mapping[str, Any]) -> str:
     )
 
 
+def confusions_table(confusions: Sequence[Mapping[str, Any]]) -> str:
+    if not confusions:
+        return ""
+    rows = [[c["true"], c["predicted"], c["count"], f"{100 * c['fraction_of_true']:.1f}%"] for c in confusions]
+    return "<h3>Most frequent confusions</h3>" + html_table(
+        ["true class", "predicted as", "images", "share of the true class"], rows, numeric_from=2
+    )
+
+
 def builtin_sections(
     metrics: Mapping[str, Any],
     history: Sequence[Mapping[str, Any]],
@@ -279,7 +288,8 @@ def builtin_sections(
             "Confusion matrix",
             "<p>Rows are true classes, columns predicted classes. Left: each row divided by its total, so the "
             "diagonal is per-class recall. Right: image counts.</p>"
-            + img_tag(figure_to_data_uri(confusion_figure(matrix, classes)), "confusion matrix"),
+            + img_tag(figure_to_data_uri(confusion_figure(matrix, classes)), "confusion matrix")
+            + confusions_table(metrics.get("top_confusions", [])),
         )
     ]
     fig, note = per_class_figure(metrics["per_class"])
@@ -346,6 +356,7 @@ nav a{margin-right:14px;color:#1d4ed8;text-decoration:none}
 main{padding:16px 32px 48px;max-width:1400px}
 section{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:12px 20px;margin:16px 0}
 h2{font-size:18px;margin:6px 0 10px}
+h3{font-size:15px;margin:14px 0 4px}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
 .card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:10px 16px;min-width:140px}
 .card .label{font-size:12px;color:#6b7280;text-transform:uppercase;letter-spacing:.04em}
