@@ -138,6 +138,8 @@ def onnx_session(path: Path, threads: int | None = None) -> Any:
     if threads:
         opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    # No busy-waiting between runs: in a server the same cores decode images and parse HTTP.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 

@@ -53,8 +53,8 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def check_image_bytes(data: bytes, max_pixels: int) -> str:
-    """Raise ApiError unless `data` looks like a supported image within the pixel cap; returns the format."""
+def check_image_bytes(data: bytes, max_pixels: int) -> int:
+    """Raise ApiError unless `data` looks like a supported image within the pixel cap; returns its pixels."""
     if not data:
         raise ApiError(400, "empty_file", "the uploaded file is empty (0 bytes)")
     fmt = sniff(data)
@@ -82,12 +82,16 @@ def check_image_bytes(data: bytes, max_pixels: int) -> str:
         raise ApiError(
             413, "too_many_pixels", f"image is {w}x{h} = {w * h} pixels; this server accepts at most {max_pixels}"
         )
-    return fmt
+    return w * h
 
 
 def decode_for(predictor: Any, data: bytes, max_pixels: int) -> np.ndarray:
     """Bytes -> uint8 (S, S, 3) at the predictor's storage size (the shared resize_square)."""
     check_image_bytes(data, max_pixels)
+    return decode_checked(predictor, data)
+
+
+def decode_checked(predictor: Any, data: bytes) -> np.ndarray:
     try:
         return resize_square(load_rgb(data), predictor.data_config.storage_size)
     except ImageDecodeError as e:
