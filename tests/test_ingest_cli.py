@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -36,8 +37,9 @@ def test_import_then_status_json_and_table(tmp_path: Path) -> None:
     code, out, _ = _invoke("status", "--workspace", ws, "--json")
     assert code == 0
     status = json.loads(out)
+    assert status["missing"] == []
     for key in (
-        "workspace", "images", "readable", "unreadable", "labeled", "unlabeled", "exact_duplicates",
+        "workspace", "images", "readable", "unreadable", "missing", "labeled", "unlabeled", "exact_duplicates",
         "excluded", "exclusions", "classes", "splits", "split_origins", "sources", "imports", "catalog_hash",
     ):  # fmt: skip
         assert key in status, key
@@ -53,14 +55,17 @@ def test_import_then_status_json_and_table(tmp_path: Path) -> None:
     code, out, _ = _invoke("status", "--workspace", ws, "--json")
     assert json.loads(out)["exclusions"] == {"blurry": 1} and json.loads(out)["excluded"] == 1
 
+    gone = data / "2" / sorted(os.listdir(data / "2"))[0]
+    gone.unlink()
     code, out, _ = _invoke("status", "--workspace", ws)
     assert code == 0
+    assert "missing files" in out and "no longer on disk" in out
     assert "excluded from training: blurry 1" in out
     assert "32 images" in out and "train" in out and "unreadable files" in out and "not an image" in out
 
     code, out, _ = _invoke("import", str(data), "--workspace", ws)
     assert code == 0
-    assert "added 0" in out and "already present 32" in out
+    assert "added 0" in out and "already present 31" in out
 
 
 def test_errors_exit_2_with_one_line(tmp_path: Path) -> None:

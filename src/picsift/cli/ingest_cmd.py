@@ -133,3 +133,6 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
         excluded = ", ".join(f"{why} {n}" for why, n in info["exclusions"].items())
         console.print(f"  excluded from training: {excluded} (`picsift clean --undo` restores them)", highlight=False)
     _print_issues("unreadable files", info["unreadable"])
+    if info["missing"]:
+        gone = [{"path": p, "reason": "no longer on disk (moved or deleted since import)"} for p in info["missing"]]
+        _print_issues("missing files", gone)

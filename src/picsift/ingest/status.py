@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,10 @@ from picsift.store.schema import Image, ImportRecord
 def status(workspace: str | Path | None = None) -> dict[str, Any]:
     """The catalog summary plus per-split/class counts, where images came from, and past imports.
 
-    Keys: workspace, images, readable, unreadable (list of {path, reason}), labeled, unlabeled,
-    exact_duplicates, excluded, exclusions ({reason: n}, active), classes, splits ({split: {class: n}},
-    readable and not excluded),
-    split_origins, sources ({kind: n}), imports (list), catalog_hash.
+    Keys: workspace, images, readable, unreadable (list of {path, reason}), missing (readable rows whose
+    file is gone from disk: moved or deleted since import), labeled, unlabeled, exact_duplicates,
+    excluded, exclusions ({reason: n}, active), classes, splits ({split: {class: n}}, readable and not
+    excluded), split_origins, sources ({kind: n}), imports (list), catalog_hash.
     """
     ws = Workspace.open(workspace)
     try:
@@ -39,6 +40,8 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
                     .group_by(Image.split_origin)
                 )
             }
+            paths = s.scalars(select(Image.path).where(Image.readable.is_(True)).order_by(Image.id))
+            missing = [p for p in paths if not os.path.exists(p)]
             imports = [
                 {
                     "id": r.id,
@@ -53,6 +56,7 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
         return {
             "workspace": str(ws.root),
             **summary,
+            "missing": missing,
             "exclusions": dict(exclusions.most_common()),
             "split_origins": origins,
             "sources": dict(sorted(sources.items())),
