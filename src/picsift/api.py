@@ -108,3 +108,33 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
     from picsift import ingest
 
     return ingest.status(workspace)
+
+
+def clean(workspace: str | Path | None = None, **settings: Any) -> Any:
+    """Run the clean checks (`picsift clean`); settings are CleanConfig fields. Returns a CleanResult."""
+    from picsift import curate
+    from picsift.config import CleanConfig
+
+    return curate.run(CleanConfig(workspace=Path(workspace) if workspace else None, **settings))
+
+
+def clean_apply(workspace: str | Path | None = None, **options: bool) -> dict[str, Any]:
+    """Record exclusions from the last findings (`picsift clean --apply`); options are ApplyOptions fields,
+    e.g. near_duplicates=True, quality=True. Returns the action id and counts."""
+    from picsift import curate
+
+    return curate.apply(workspace, curate.ApplyOptions(**options))
+
+
+def clean_undo(workspace: str | Path | None = None, action_id: int | None = None) -> dict[str, Any]:
+    """Undo a clean action (`picsift clean --undo [ACTION_ID]`): its images are included again."""
+    from picsift import curate
+
+    return curate.undo(workspace, action_id)
+
+
+def export_clean(dest: str | Path, workspace: str | Path | None = None, *, by_split: bool = False) -> dict[str, Any]:
+    """Write the clean labelled images to DEST, folder per class, as hard links (or copies)."""
+    from picsift import curate
+
+    return curate.export_clean(workspace, dest, by_split=by_split)

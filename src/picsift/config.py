@@ -109,6 +109,47 @@ class EvalConfig:
         return self
 
 
+@dataclass(frozen=True)
+class CleanConfig:
+    """`picsift clean`: which checks run and their thresholds (defaults tuned on planted CIFAR-10 problems)."""
+
+    workspace: Path | None = None
+    checks: tuple[str, ...] = ("duplicates", "quality", "outliers", "labels", "imbalance")
+    image_size: int = 64  # decoded square copy every pixel check reads
+    include_excluded: bool = False  # also check images already excluded
+    near_dup_threshold: float = 0.955  # aligned 16x16 thumbnail correlation
+    near_dup_neighbours: int = 20
+    phash_max_bits: int = 4
+    blur_z: float = 3.5
+    dark_p95: float = 45.0
+    bright_p05: float = 225.0
+    min_side: int = 16
+    max_aspect: float = 4.0
+    extractor: str = "hand"  # embedding for outliers and labels: "hand" or any picsift.features extractor
+    outlier_k: int = 10
+    outlier_z: float = 4.0
+    label_folds: int = 5
+    label_model: str = "ridge"  # ridge | logreg | mlp, fitted on the embedding
+    tiny_class: int = 10
+    max_imbalance: float = 5.0
+    seed: int = 0
+
+    def validate(self) -> CleanConfig:
+        known = ("duplicates", "quality", "outliers", "labels", "imbalance")
+        bad = [c for c in self.checks if c not in known]
+        if bad or not self.checks:
+            raise ConfigError(f"--checks must be 'all' or a comma list of {', '.join(known)}; got {self.checks}")
+        if not 0.0 < self.near_dup_threshold <= 1.0:
+            raise ConfigError(f"near_dup_threshold must be in (0, 1], got {self.near_dup_threshold}")
+        if self.image_size < 16:
+            raise ConfigError(f"image_size must be at least 16 pixels, got {self.image_size}")
+        if self.label_folds < 2:
+            raise ConfigError(f"label_folds must be at least 2, got {self.label_folds}")
+        if self.label_model not in ("ridge", "logreg", "mlp"):
+            raise ConfigError(f"label_model must be ridge, logreg or mlp; got {self.label_model!r}")
+        return self
+
+
 def to_jsonable(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}

@@ -34,6 +34,9 @@ def build_app() -> typer.Typer:
     from picsift.cli import features_cmd
 
     features_cmd.register(app)
+    from picsift.cli import curate_cmd
+
+    curate_cmd.register(app)
     return app
 
 

@@ -1,0 +1,128 @@
+"""`picsift clean` (check, --apply, --undo) and `picsift export-clean`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from picsift.cli.common import JsonOpt, WorkspaceOpt, console, handle_errors, print_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("clean")(clean)
+    app.command("export-clean")(export_clean)
+
+
+@handle_errors
+def clean(
+    action_id: Annotated[int | None, typer.Argument(help="With --undo: the action to undo (default: latest).")] = None,
+    workspace: WorkspaceOpt = None,
+    checks: Annotated[
+        str, typer.Option(help="all, or a comma list of duplicates,quality,outliers,labels,imbalance.")
+    ] = "all",
+    apply: Annotated[bool, typer.Option("--apply", help="Record exclusions from the last findings.")] = False,
+    undo: Annotated[bool, typer.Option("--undo", help="Undo a clean --apply (the latest, or ACTION_ID).")] = False,
+    exclude_near_duplicates: Annotated[
+        bool, typer.Option("--exclude-near-duplicates", help="Keep the best copy of each duplicate group.")
+    ] = False,
+    exclude_unreadable: Annotated[bool, typer.Option("--exclude-unreadable", help="Exclude unreadable files.")] = False,
+    exclude_quality: Annotated[
+        bool, typer.Option("--exclude-quality", help="Exclude too small, blurry, too dark/bright, near-constant.")
+    ] = False,
+    exclude_outliers: Annotated[bool, typer.Option("--exclude-outliers", help="Exclude outliers.")] = False,
+    exclude_label_issues: Annotated[
+        bool, typer.Option("--exclude-label-issues", help="Exclude images whose label looks wrong.")
+    ] = False,
+    extractor: Annotated[str, typer.Option(help="Embedding for outliers/labels: hand, or a features extractor.")] = (
+        "hand"
+    ),
+    near_dup_threshold: Annotated[float | None, typer.Option(help="Near-duplicate similarity (0-1).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file of settings (flags override it).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Find duplicates, quality problems, outliers, label errors and imbalance; nothing is deleted.
+
+    Writes findings.json and clean-report.html into the workspace. --apply records exclusions (training
+    skips them), --undo restores them.
+    """
+    from picsift import curate
+    from picsift.config import CleanConfig, load_yaml_overrides
+    from picsift.errors import ConfigError
+
+    if apply and undo:
+        raise ConfigError("use either --apply or --undo, not both")
+    if action_id is not None and not undo:
+        raise ConfigError(f"ACTION_ID {action_id} is only meaningful with --undo")
+    if undo:
+        out = curate.undo(workspace, action_id)
+        if json_out:
+            print_json(out)
+        else:
+            console.print(
+                f"undid action {out['undone_action_id']}: {out['restored']} image(s) included again "
+                f"({out['excluded_now']} still excluded)"
+            )
+        return
+    if apply:
+        opts = curate.ApplyOptions(
+            near_duplicates=exclude_near_duplicates,
+            unreadable=exclude_unreadable,
+            quality=exclude_quality,
+            outliers=exclude_outliers,
+            label_issues=exclude_label_issues,
+        )
+        res = curate.apply(workspace, opts)
+        if json_out:
+            print_json(res)
+        elif res["action_id"] is None:
+            console.print("nothing to exclude (already excluded or no matching findings)")
+        else:
+            console.print(
+                f"excluded {res['excluded']} image(s) as action {res['action_id']} "
+                f"({', '.join(res['options'])}); undo with `picsift clean --undo {res['action_id']}`"
+            )
+        return
+    chosen = tuple(c.strip() for c in checks.split(",") if c.strip())
+    cfg = load_yaml_overrides(
+        CleanConfig,
+        config,
+        workspace=workspace,
+        checks=None if chosen == ("all",) else chosen,
+        extractor=extractor if extractor != "hand" else None,
+        near_dup_threshold=near_dup_threshold,
+    )
+    result = curate.run(cfg)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    console.print(f"checked {result.n_images} images in {result.timings_s.get('total', 0):.1f}s")
+    if not result.counts:
+        console.print("no problems found")
+    for kind, n in result.counts.items():
+        console.print(f"  {kind:<20} {n}")
+    console.print(f"findings: {result.findings_path}\nreport:   {result.report_path}")
+
+
+@handle_errors
+def export_clean(
+    dest: Annotated[Path, typer.Argument(help="New folder for the cleaned copy.")],
+    workspace: WorkspaceOpt = None,
+    by_split: Annotated[bool, typer.Option("--by-split", help="DEST/<split>/<class>/ instead of DEST/<class>/.")] = (
+        False
+    ),
+    copy: Annotated[bool, typer.Option("--copy", help="Copy files instead of hard-linking them.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write the clean labelled images (not excluded) to DEST, one folder per class (hard links or copies)."""
+    from picsift import curate
+
+    out = curate.export_clean(workspace, dest, by_split=by_split, copy=copy)
+    if json_out:
+        print_json(out)
+        return
+    console.print(
+        f"wrote {out['images']} images in {len(out['classes'])} classes to {out['dest']} "
+        f"({out['hard_links']} hard links, {out['copies']} copies)"
+    )

@@ -1,0 +1,95 @@
+"""The one record every check produces: a Finding (kind, images, score, one-line explanation, details)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from picsift.errors import WorkspaceError
+
+# Every kind a check can emit, with the check that emits it (the report groups by check).
+KINDS: dict[str, str] = {
+    "exact_duplicate": "duplicates",
+    "near_duplicate": "duplicates",
+    "split_leakage": "duplicates",
+    "conflicting_labels": "duplicates",
+    "unreadable": "quality",
+    "too_small": "quality",
+    "extreme_aspect": "quality",
+    "blurry": "quality",
+    "too_dark": "quality",
+    "too_bright": "quality",
+    "low_information": "quality",
+    "grayscale": "quality",
+    "outlier": "outliers",
+    "class_outlier": "outliers",
+    "label_issue": "labels",
+    "tiny_class": "imbalance",
+    "class_imbalance": "imbalance",
+}
+CHECKS = ("duplicates", "quality", "outliers", "labels", "imbalance")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem. `image_ids` holds one image, or a whole group for duplicates (first = the one to keep).
+
+    `score` is comparable within a kind only: higher means more certainly or more severely a problem.
+    """
+
+    kind: str
+    image_ids: tuple[int, ...]
+    score: float
+    explanation: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def check(self) -> str:
+        return KINDS[self.kind]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "check": self.check,
+            "image_ids": list(self.image_ids),
+            "score": round(float(self.score), 6),
+            "explanation": self.explanation,
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Finding:
+        return cls(
+            kind=str(d["kind"]),
+            image_ids=tuple(int(i) for i in d["image_ids"]),
+            score=float(d["score"]),
+            explanation=str(d["explanation"]),
+            details=dict(d.get("details") or {}),
+        )
+
+
+def counts_by_kind(findings: list[Finding]) -> dict[str, int]:
+    c = Counter(f.kind for f in findings)
+    return {k: c[k] for k in KINDS if c[k]}
+
+
+def save_findings(path: Path, findings: list[Finding], meta: dict[str, Any]) -> None:
+    doc = {**meta, "counts": counts_by_kind(findings), "findings": [f.to_dict() for f in findings]}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=str))
+    tmp.replace(path)  # readers never see a half-written file
+
+
+def load_findings(path: Path) -> tuple[list[Finding], dict[str, Any]]:
+    if not path.exists():
+        raise WorkspaceError(f"no findings at {path}: run `picsift clean` first")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise WorkspaceError(f"cannot read findings {path}: {e}; run `picsift clean` again") from e
+    findings = [Finding.from_dict(d) for d in doc.get("findings", [])]
+    meta = {k: v for k, v in doc.items() if k != "findings"}
+    return findings, meta

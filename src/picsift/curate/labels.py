@@ -1,0 +1,156 @@
+"""Label issues by confident learning: out-of-sample predicted probabilities from k-fold cross-validation
+of a fast model on image features, fed to `cleanlab.filter.find_label_issues`.
+
+Out-of-sample matters: a model scoring images it was trained on has memorised their (possibly wrong)
+labels and would vouch for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from picsift.curate.findings import Finding
+
+
+def _fit_predict(
+    xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, n_classes: int, model: str, l2: float, seed: int
+) -> np.ndarray:
+    """Multinomial logistic regression (or a one-hidden-layer MLP) fitted full-batch with L-BFGS."""
+    import torch
+
+    torch.manual_seed(seed)
+    xt = torch.from_numpy(xtr)
+    yt = torch.from_numpy(ytr.astype(np.int64))
+    d = xt.shape[1]
+    if model == "mlp":
+        net: torch.nn.Module = torch.nn.Sequential(
+            torch.nn.Linear(d, 256), torch.nn.GELU(), torch.nn.Dropout(0.2), torch.nn.Linear(256, n_classes)
+        )
+    else:
+        net = torch.nn.Linear(d, n_classes)
+    opt = torch.optim.LBFGS(
+        net.parameters(), lr=1.0, max_iter=60, history_size=10, line_search_fn="strong_wolfe", tolerance_change=1e-6
+    )
+    weights = [p for name, p in net.named_parameters() if "weight" in name]
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(xt), yt) + l2 * sum((w**2).sum() for w in weights)
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
+
+    net.train()
+    opt.step(closure)  # type: ignore[no-untyped-call]
+    net.eval()
+    with torch.no_grad():
+        return torch.softmax(net(torch.from_numpy(xte)), dim=1).numpy().astype(np.float64)
+
+
+def _ridge_scores(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, n_classes: int, l2: float) -> np.ndarray:
+    """Closed-form ridge regression onto one-hot targets: one (D, D) solve, milliseconds even on a busy CPU."""
+    x1 = np.hstack([xtr, np.ones((len(xtr), 1), np.float32)]).astype(np.float64)
+    t = np.eye(n_classes)[ytr]
+    reg = l2 * len(xtr) * np.eye(x1.shape[1])
+    reg[-1, -1] = 0.0  # no penalty on the bias
+    w = np.linalg.solve(x1.T @ x1 + reg, x1.T @ t)
+    return np.hstack([xte, np.ones((len(xte), 1), np.float32)]).astype(np.float64) @ w
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
+    """The softmax temperature with the lowest log loss (a 1-D grid search: one scalar, hard to overfit)."""
+    grid = np.geomspace(1.0, 200.0, 40)
+    nll = [-np.log(_softmax(scores * g)[np.arange(len(y)), y] + 1e-12).mean() for g in grid]
+    return float(grid[int(np.argmin(nll))])
+
+
+def cross_val_pred_probs(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    *,
+    folds: int = 5,
+    model: str = "ridge",
+    l2: float | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """(N, D) features and (N,) int labels -> (N, n_classes) out-of-sample probabilities (stratified k-fold).
+
+    model: "ridge" (closed-form ridge on one-hot targets, then one softmax temperature fitted to all the
+    out-of-fold scores; the default because it costs milliseconds), "logreg" (multinomial logistic
+    regression, L-BFGS) or "mlp" (one hidden layer, L-BFGS).
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    if model not in ("ridge", "logreg", "mlp"):
+        raise ValueError(f"model must be ridge, logreg or mlp, got {model!r}")
+    x = np.asarray(features, dtype=np.float32)
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    x = (x - mu) / sd  # standardised once: a per-fold refit would not change the ranking materially
+    y = np.asarray(labels, dtype=np.int64)
+    min_count = int(np.bincount(y, minlength=n_classes)[np.unique(y)].min())
+    k = max(2, min(folds, min_count))
+    probs = np.zeros((len(y), n_classes), dtype=np.float64)
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    if model == "ridge":
+        scores = np.zeros((len(y), n_classes), dtype=np.float64)
+        for tr, te in splitter.split(x, y):
+            scores[te] = _ridge_scores(x[tr], y[tr], x[te], n_classes, 1.0 if l2 is None else l2)
+        return _softmax(scores * _fit_temperature(scores, y))
+    for f, (tr, te) in enumerate(splitter.split(x, y)):
+        probs[te] = _fit_predict(x[tr], y[tr], x[te], n_classes, model, 1e-3 if l2 is None else l2, seed + f)
+    return probs
+
+
+def find_label_issues(
+    ids: Sequence[int],
+    labels: np.ndarray,
+    pred_probs: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    filter_by: str = "prune_by_noise_rate",
+) -> list[Finding]:
+    """Images whose given label disagrees with out-of-sample predictions (cleanlab confident learning).
+
+    Each finding names the given label, the suggested label and the model's confidence in it; the score
+    is 1 - p(given label), so the most certain mistakes sort first.
+    """
+    from cleanlab.filter import find_label_issues as cl_find
+
+    y = np.asarray(labels, dtype=np.int64)
+    if len(ids) != len(y) or pred_probs.shape != (len(y), len(class_names)):
+        raise ValueError(
+            f"shapes disagree: {len(ids)} ids, {len(y)} labels, pred_probs {pred_probs.shape}, "
+            f"{len(class_names)} classes"
+        )
+    if len(y) == 0 or len(np.unique(y)) < 2:
+        return []
+    issues = cl_find(labels=y, pred_probs=pred_probs, filter_by=filter_by)
+    findings = []
+    for i in (int(v) for v in np.flatnonzero(issues)):
+        given, suggested = int(y[i]), int(pred_probs[i].argmax())
+        if suggested == given:
+            continue
+        conf = float(pred_probs[i, suggested])
+        findings.append(
+            Finding(
+                "label_issue",
+                (int(ids[i]),),
+                float(1.0 - pred_probs[i, given]),
+                f"labelled {class_names[given]!r} but looks like {class_names[suggested]!r} (confidence {conf:.2f})",
+                {
+                    "given_label": class_names[given],
+                    "suggested_label": class_names[suggested],
+                    "confidence": round(conf, 4),
+                    "p_given": round(float(pred_probs[i, given]), 4),
+                },
+            )
+        )
+    return findings

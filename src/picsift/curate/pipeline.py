@@ -1,0 +1,351 @@
+"""The clean stage wired to the workspace: `run` checks and writes findings.json + clean-report.html,
+`apply` records exclusions (reversible), `undo` restores them, `export_clean` writes a cleaned copy.
+
+Nothing here deletes, moves or edits a user's image file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from picsift.config import CleanConfig, to_jsonable
+from picsift.curate.duplicates import DuplicateParams, duplicate_findings, near_duplicate_pairs
+from picsift.curate.findings import Finding, counts_by_kind, load_findings, save_findings
+from picsift.curate.imbalance import find_imbalance
+from picsift.curate.labels import cross_val_pred_probs, find_label_issues
+from picsift.curate.outliers import find_outliers
+from picsift.curate.quality import QualityThresholds, find_quality_issues, quality_metrics, unreadable_findings
+from picsift.curate.report import render_report, thumbnail_uri
+from picsift.data.cache import DecodedCache
+from picsift.errors import ConfigError, ImageDecodeError, WorkspaceError
+from picsift.store import ImageRow, Workspace
+from picsift.store.schema import utcnow
+
+log = logging.getLogger(__name__)
+
+FINDINGS_FILE = "findings.json"
+REPORT_FILE = "clean-report.html"
+ACTION_KIND = "clean"
+QUALITY_EXCLUDED = ("unreadable", "too_small", "blurry", "too_dark", "too_bright", "low_information")
+
+
+@dataclass
+class CleanResult:
+    findings: list[Finding]
+    n_images: int
+    findings_path: Path
+    report_path: Path
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return counts_by_kind(self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "images": self.n_images,
+            "counts": self.counts,
+            "findings": len(self.findings),
+            "findings_path": str(self.findings_path),
+            "report_path": str(self.report_path),
+            "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
+        }
+
+
+def _decode(
+    ws: Workspace, rows: list[ImageRow], size: int
+) -> tuple[np.ndarray, list[ImageRow], list[tuple[ImageRow, str]]]:
+    """Decode rows through the shared cache; rows that fail are returned with the reason instead."""
+    cache = DecodedCache(ws.cache_dir, size)
+    try:
+        x = cache.get_many([(r.sha256, r.path) for r in rows], "decoding images")
+        return x, rows, []
+    except (ImageDecodeError, OSError):
+        pass  # some file changed or vanished since import: fall back to one at a time
+    good: list[ImageRow] = []
+    arrays: list[np.ndarray] = []
+    bad: list[tuple[ImageRow, str]] = []
+    for r in rows:
+        try:
+            arrays.append(cache.get_many([(r.sha256, r.path)])[0])
+            good.append(r)
+        except (ImageDecodeError, OSError) as e:
+            bad.append((r, str(e)))
+    x = np.stack(arrays) if arrays else np.zeros((0, size, size, 3), np.uint8)
+    return x, good, bad
+
+
+def _embeddings(ws: Workspace, rows: list[ImageRow], x: np.ndarray, extractor: str) -> np.ndarray:
+    if extractor == "hand":
+        from picsift.curate.descriptors import hand_features
+
+        return hand_features(x)
+    from picsift.features import extract
+
+    return np.asarray(extract(ws, rows, extractor), dtype=np.float32)
+
+
+def run(cfg: CleanConfig) -> CleanResult:
+    """Run the chosen checks over the workspace; write findings.json and clean-report.html into it."""
+    cfg = cfg.validate()
+    ws = Workspace.open(cfg.workspace)
+    cat = ws.catalog
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    rows_all = cat.images(readable=None, include_excluded=cfg.include_excluded)
+    if not rows_all:
+        raise WorkspaceError(f"workspace {ws.root} has no images to check: run `picsift import PATH` first")
+    readable_rows = [r for r in rows_all if r.readable]
+    x, rows, failed = _decode(ws, readable_rows, cfg.image_size)
+    unreadable = [(r, r.error or "unreadable at import") for r in rows_all if not r.readable] + failed
+    timings["decode"] = time.perf_counter() - t0
+    ids = [r.id for r in rows]
+    findings: list[Finding] = []
+    metrics = quality_metrics(x) if len(x) else {}
+    sharpness = {r.id: float(s) for r, s in zip(rows, metrics.get("sharpness", []), strict=False)}
+
+    if "quality" in cfg.checks:
+        t = time.perf_counter()
+        th = QualityThresholds(
+            min_side=cfg.min_side,
+            max_aspect=cfg.max_aspect,
+            blur_z=cfg.blur_z,
+            dark_p95=cfg.dark_p95,
+            bright_p05=cfg.bright_p05,
+        )
+        findings += unreadable_findings(
+            [r.id for r, _ in unreadable], [e for _, e in unreadable], [r.path for r, _ in unreadable]
+        )
+        findings += find_quality_issues(ids, x, [(r.width, r.height) for r in rows], th)
+        timings["quality"] = time.perf_counter() - t
+
+    if "duplicates" in cfg.checks:
+        t = time.perf_counter()
+        params = DuplicateParams(
+            threshold=cfg.near_dup_threshold, neighbours=cfg.near_dup_neighbours, phash_max_bits=cfg.phash_max_bits
+        )
+        pairs = near_duplicate_pairs(x, params)
+        # Unreadable rows join only exact (same-bytes) groups; they come after the decoded rows.
+        findings += duplicate_findings(rows + [r for r, _ in unreadable], pairs, sharpness)
+        timings["duplicates"] = time.perf_counter() - t
+
+    emb: np.ndarray | None = None
+    if {"outliers", "labels"} & set(cfg.checks) and len(rows) > 0:
+        t = time.perf_counter()
+        emb = _embeddings(ws, rows, x, cfg.extractor)
+        timings["embeddings"] = time.perf_counter() - t
+
+    if "outliers" in cfg.checks and emb is not None:
+        t = time.perf_counter()
+        findings += find_outliers(ids, emb, [r.label for r in rows], k=cfg.outlier_k, z=cfg.outlier_z)
+        timings["outliers"] = time.perf_counter() - t
+
+    if "labels" in cfg.checks and emb is not None:
+        t = time.perf_counter()
+        findings += _label_findings(rows, emb, cfg)
+        timings["labels"] = time.perf_counter() - t
+
+    if "imbalance" in cfg.checks:
+        train = cat.training_images("train") or cat.images(labeled=True, include_duplicates=False)
+        counts: dict[str, int] = {}
+        for r in train:
+            counts[str(r.label)] = counts.get(str(r.label), 0) + 1
+        findings += find_imbalance(counts, tiny=cfg.tiny_class, max_ratio=cfg.max_imbalance)
+
+    t = time.perf_counter()
+    meta = {
+        "created_at": utcnow().isoformat(timespec="seconds") + "Z",
+        "n_images": len(rows_all),
+        "checks": list(cfg.checks),
+        "catalog_hash": cat.catalog_hash(),
+        "config": to_jsonable(cfg),
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
+    findings_path = ws.root / FINDINGS_FILE
+    save_findings(findings_path, findings, meta)
+    report_path = ws.root / REPORT_FILE
+    index = {r.id: i for i, r in enumerate(rows)}
+    shown = {i for f in findings for i in f.image_ids[:8]}
+    thumbs = {i: thumbnail_uri(x[index[i]]) for i in shown if i in index}
+    report_path.write_text(
+        render_report(
+            findings,
+            thumbs=thumbs,
+            labels={r.id: r.label for r in rows_all},
+            paths={r.id: r.path for r in rows_all},
+            meta=meta,
+        )
+    )
+    timings["report"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    log.info("clean: %d findings over %d images in %.1fs", len(findings), len(rows_all), timings["total"])
+    return CleanResult(findings, len(rows_all), findings_path, report_path, timings)
+
+
+def _label_findings(rows: list[ImageRow], emb: np.ndarray, cfg: CleanConfig) -> list[Finding]:
+    # One row per distinct picture: byte-identical copies in different folds would vouch for each other.
+    seen: set[str] = set()
+    keep = []
+    for i, r in enumerate(rows):
+        if r.label is not None and r.sha256 not in seen:
+            seen.add(r.sha256)
+            keep.append(i)
+    labels = [str(rows[i].label) for i in keep]
+    counts = {c: labels.count(c) for c in set(labels)}
+    classes = sorted(c for c, n in counts.items() if n >= 2)  # a class needs 2 images to be cross-validated
+    if len(classes) < 2:
+        return []
+    keep = [i for i in keep if str(rows[i].label) in classes]
+    y = np.array([classes.index(str(rows[i].label)) for i in keep])
+    probs = cross_val_pred_probs(
+        emb[keep], y, len(classes), folds=cfg.label_folds, model=cfg.label_model, seed=cfg.seed
+    )
+    return find_label_issues([rows[i].id for i in keep], y, probs, classes)
+
+
+# ---- apply / undo / export ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    near_duplicates: bool = False
+    unreadable: bool = False
+    quality: bool = False
+    outliers: bool = False
+    label_issues: bool = False
+
+    def any(self) -> bool:
+        return any((self.near_duplicates, self.unreadable, self.quality, self.outliers, self.label_issues))
+
+
+def select_exclusions(findings: list[Finding], opts: ApplyOptions) -> dict[int, str]:
+    """Image id -> reason, from the findings the options select. The first id of a duplicate group
+    (the best copy) is always kept."""
+    chosen: dict[int, str] = {}
+    single: set[str] = set()
+    if opts.unreadable:
+        single.add("unreadable")
+    if opts.quality:
+        single.update(k for k in QUALITY_EXCLUDED if k != "unreadable")
+    if opts.outliers:
+        single.update(("outlier", "class_outlier"))
+    if opts.label_issues:
+        single.add("label_issue")
+    # Duplicate groups first: "copy of image N" is the most useful reason when an image has several.
+    ordered = sorted(findings, key=lambda f: f.check != "duplicates")
+    for f in ordered:
+        if opts.near_duplicates and f.kind in ("exact_duplicate", "near_duplicate"):
+            for other in f.image_ids[1:]:
+                why = f"{f.kind.replace('_', ' ')} of image {f.image_ids[0]} (similarity {f.score:.3f})"
+                chosen.setdefault(other, why)
+        elif f.kind in single:
+            chosen.setdefault(f.image_ids[0], f.explanation)
+    return chosen
+
+
+def apply(workspace: str | Path | None, opts: ApplyOptions, *, actor: str | None = None) -> dict[str, Any]:
+    """Record the selected findings as exclusions: one undoable action. Returns what was done."""
+    if not opts.any():
+        raise ConfigError(
+            "--apply needs at least one of --exclude-near-duplicates, --exclude-unreadable, --exclude-quality, "
+            "--exclude-outliers, --exclude-label-issues"
+        )
+    ws = Workspace.open(workspace)
+    cat = ws.catalog
+    findings, meta = load_findings(ws.root / FINDINGS_FILE)
+    wanted = select_exclusions(findings, opts)
+    present = {r.id: r for r in cat.images(readable=None, include_excluded=True, ids=list(wanted))}
+    todo = {i: why for i, why in wanted.items() if i in present and not present[i].excluded}
+    stale = meta.get("catalog_hash") != cat.catalog_hash()
+    flags = [k for k, v in opts.__dict__.items() if v]
+    result: dict[str, Any] = {
+        "action_id": None,
+        "excluded": len(todo),
+        "already_excluded": sum(1 for i in wanted if i in present and present[i].excluded),
+        "missing": sum(1 for i in wanted if i not in present),
+        "options": flags,
+        "findings_stale": stale,
+    }
+    if stale:
+        log.warning("the catalog changed since `picsift clean` ran; consider running it again")
+    if todo:
+        who = actor or os.environ.get("USER") or "picsift"
+        result["action_id"] = cat.exclude(
+            todo, kind=ACTION_KIND, actor=who, reason="picsift clean --apply: " + ", ".join(flags)
+        )
+    return result
+
+
+def undo(workspace: str | Path | None, action_id: int | None = None) -> dict[str, Any]:
+    """Undo a clean action (the latest one not yet undone by default): its images are included again."""
+    ws = Workspace.open(workspace)
+    cat = ws.catalog
+    actions = cat.actions()
+    if action_id is None:
+        open_ = [a for a in actions if a["kind"] == ACTION_KIND and a["undone_at"] is None]
+        if not open_:
+            raise WorkspaceError("nothing to undo: no `picsift clean --apply` action is in effect")
+        action_id = int(open_[-1]["id"])
+    else:
+        match = [a for a in actions if a["id"] == action_id]
+        if not match:
+            known = ", ".join(str(a["id"]) for a in actions if a["undone_at"] is None) or "none"
+            raise WorkspaceError(f"no action {action_id} in the catalog (actions in effect: {known})")
+    restored = sum(1 for e in cat.exclusions() if e["action_id"] == action_id)
+    undone = cat.undo(action_id)
+    return {"undone_action_id": undone, "restored": restored, "excluded_now": cat.summary()["excluded"]}
+
+
+_UNSAFE = re.compile(r"[^\w.\- ]+")
+
+
+def export_clean(
+    workspace: str | Path | None, dest: str | Path, *, by_split: bool = False, copy: bool = False
+) -> dict[str, Any]:
+    """Write the clean, labelled images (not excluded, readable, one per identical file) to DEST in a
+    folder-per-class layout (DEST/<class>/ or DEST/<split>/<class>/), as hard links where the file system
+    allows, else copies. DEST must not exist or be empty."""
+    ws = Workspace.open(workspace)
+    out = Path(dest)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise WorkspaceError(f"export destination {out} exists and is not an empty folder; choose a new path")
+    rows = ws.catalog.images(labeled=True, include_duplicates=False)
+    if not rows:
+        raise WorkspaceError(f"workspace {ws.root} has no clean labelled images to export")
+    linked = copied = 0
+    per_class: dict[str, int] = {}
+    for r in rows:
+        cls = _UNSAFE.sub("_", str(r.label)).strip() or "_"
+        folder = out / (_UNSAFE.sub("_", r.split or "unsplit") if by_split else "") / cls
+        folder.mkdir(parents=True, exist_ok=True)
+        name = Path(r.path).name
+        target = folder / name
+        if target.exists():
+            target = folder / f"{r.id}_{name}"
+        if not copy:
+            try:
+                os.link(r.path, target)
+                linked += 1
+                per_class[cls] = per_class.get(cls, 0) + 1
+                continue
+            except OSError:
+                pass  # another file system, or links not allowed: copy instead
+        shutil.copy2(r.path, target)
+        copied += 1
+        per_class[cls] = per_class.get(cls, 0) + 1
+    return {
+        "dest": str(out.resolve()),
+        "images": linked + copied,
+        "hard_links": linked,
+        "copies": copied,
+        "classes": dict(sorted(per_class.items())),
+    }

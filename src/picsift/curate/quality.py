@@ -1,0 +1,183 @@
+"""Image quality checks on decoded uint8 pixels: unreadable, too small, extreme aspect ratio, blurry,
+too dark, too bright, low information and grayscale-in-a-colour-dataset.
+
+Thresholds that depend on the data (blur) are robust z-scores against the dataset itself, because a
+sharp 32-pixel thumbnail and a sharp 12-megapixel photo have nothing in common in absolute terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from picsift.curate.findings import Finding
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    min_side: int = 16  # pixels; also anything under a quarter of the dataset's median side
+    max_aspect: float = 4.0  # long side / short side
+    blur_z: float = 3.5  # robust z below the dataset's median (log sharpness)
+    dark_p95: float = 45.0  # luma: the brightest 5% of pixels are still below this
+    bright_p05: float = 225.0  # luma: the darkest 5% of pixels are still above this
+    min_std: float = 6.0  # luma standard deviation below this = near-constant
+    gray_chroma: float = 2.0  # mean |channel difference| below this = grayscale
+    colour_fraction: float = 0.5  # grayscale is flagged only when this share of the data is colour
+
+
+def luma(x: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, H, W) float32 luma (ITU-R 601)."""
+    xf = x.astype(np.float32)
+    return xf[..., 0] * 0.299 + xf[..., 1] * 0.587 + xf[..., 2] * 0.114
+
+
+def laplacian_variance(gray: np.ndarray) -> np.ndarray:
+    """Variance of the 4-neighbour Laplacian per image, (N, H, W) -> (N,). The classic blur measure."""
+    lap = gray[:, :-2, 1:-1] + gray[:, 2:, 1:-1] + gray[:, 1:-1, :-2] + gray[:, 1:-1, 2:] - 4.0 * gray[:, 1:-1, 1:-1]
+    return lap.reshape(len(gray), -1).var(axis=1)
+
+
+def quality_metrics(x: np.ndarray, batch: int = 1024) -> dict[str, np.ndarray]:
+    """Per-image measurements of (N, H, W, 3) uint8 pixels, each an (N,) float array."""
+    if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != np.uint8:
+        raise ValueError(f"expected (N, H, W, 3) uint8 pixels, got {x.shape} {x.dtype}")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("mean", "std", "p05", "p95", "lapvar", "chroma")}
+    for i in range(0, len(x), batch):
+        xb = x[i : i + batch]
+        g = luma(xb)
+        flat = g.reshape(len(g), -1)
+        parts["mean"].append(flat.mean(1))
+        parts["std"].append(flat.std(1))
+        q = np.percentile(flat, [5, 95], axis=1)
+        parts["p05"].append(q[0])
+        parts["p95"].append(q[1])
+        parts["lapvar"].append(laplacian_variance(g))
+        xi = xb.astype(np.int16)
+        chroma = (
+            np.abs(xi[..., 0] - xi[..., 1]) + np.abs(xi[..., 1] - xi[..., 2]) + np.abs(xi[..., 0] - xi[..., 2])
+        ) / 3.0
+        parts["chroma"].append(chroma.reshape(len(xb), -1).mean(1))
+    out = {k: np.concatenate(v) if v else np.zeros(0, np.float32) for k, v in parts.items()}
+    # Sharpness relative to contrast: a low-contrast but sharp image is not blurry.
+    out["sharpness"] = np.log((out["lapvar"] + 1e-3) / (out["std"] ** 2 + 1.0))
+    return out
+
+
+def robust_z(values: np.ndarray) -> np.ndarray:
+    """(v - median) / (1.4826 * MAD): a z-score that a few extreme images cannot distort."""
+    med = float(np.median(values)) if len(values) else 0.0
+    mad = float(np.median(np.abs(values - med))) * 1.4826 if len(values) else 0.0
+    return (values - med) / (mad if mad > 1e-9 else 1.0)
+
+
+def find_quality_issues(
+    ids: Sequence[int],
+    x: np.ndarray,
+    sizes: Sequence[tuple[int | None, int | None]] | None = None,
+    thresholds: QualityThresholds | None = None,
+) -> list[Finding]:
+    """Findings for decodable images. `x`: (N, H, W, 3) uint8 (a fixed-size decoded copy);
+    `sizes`: each image's original (width, height), for the size and aspect checks."""
+    t = thresholds or QualityThresholds()
+    if len(ids) != len(x):
+        raise ValueError(f"{len(ids)} ids but {len(x)} images")
+    findings: list[Finding] = []
+    if len(x) == 0:
+        return findings
+    m = quality_metrics(x)
+    informative = m["std"] >= t.min_std
+    # Blur statistics over informative images only: constant images have no edges to measure.
+    sharp_z = np.zeros(len(x))
+    if informative.sum() >= 5:
+        med = float(np.median(m["sharpness"][informative]))
+        mad = float(np.median(np.abs(m["sharpness"][informative] - med))) * 1.4826 or 1.0
+        sharp_z = (m["sharpness"] - med) / mad
+    colour_share = float((m["chroma"] >= t.gray_chroma).mean())
+    sides = [min(w, h) for w, h in (sizes or []) if w and h]
+    min_side = max(t.min_side, int(0.25 * float(np.median(sides)))) if sides else t.min_side
+    for i, image_id in enumerate(ids):
+        iid = (int(image_id),)
+        if sizes is not None:
+            w, h = sizes[i]
+            if w and h:
+                if min(w, h) < min_side:
+                    findings.append(
+                        Finding(
+                            "too_small",
+                            iid,
+                            float(min_side / max(1, min(w, h))),
+                            f"only {w}x{h} pixels (shorter side under {min_side})",
+                            {"width": w, "height": h},
+                        )
+                    )
+                aspect = max(w, h) / max(1, min(w, h))
+                if aspect > t.max_aspect:
+                    findings.append(
+                        Finding(
+                            "extreme_aspect",
+                            iid,
+                            float(aspect),
+                            f"aspect ratio {aspect:.1f}:1 ({w}x{h}); training crops it to a square",
+                            {"width": w, "height": h},
+                        )
+                    )
+        if not informative[i]:
+            findings.append(
+                Finding(
+                    "low_information",
+                    iid,
+                    float(t.min_std - m["std"][i]),
+                    f"almost one flat colour (brightness spread {m['std'][i]:.1f} of 255)",
+                    {"std": round(float(m["std"][i]), 2), "mean": round(float(m["mean"][i]), 1)},
+                )
+            )
+        elif sharp_z[i] < -t.blur_z:
+            findings.append(
+                Finding(
+                    "blurry",
+                    iid,
+                    float(-sharp_z[i]),
+                    f"blurry: edge sharpness {-sharp_z[i]:.1f} robust SDs below the dataset median",
+                    {"laplacian_var": round(float(m["lapvar"][i]), 2), "sharpness_z": round(float(sharp_z[i]), 2)},
+                )
+            )
+        if m["p95"][i] < t.dark_p95:
+            findings.append(
+                Finding(
+                    "too_dark",
+                    iid,
+                    float(1.0 - m["p95"][i] / 255.0),
+                    f"too dark: 95% of pixels are darker than {m['p95'][i]:.0f}/255",
+                    {"p95": round(float(m["p95"][i]), 1), "mean": round(float(m["mean"][i]), 1)},
+                )
+            )
+        if m["p05"][i] > t.bright_p05:
+            findings.append(
+                Finding(
+                    "too_bright",
+                    iid,
+                    float(m["p05"][i] / 255.0),
+                    f"too bright / washed out: 95% of pixels are brighter than {m['p05'][i]:.0f}/255",
+                    {"p05": round(float(m["p05"][i]), 1), "mean": round(float(m["mean"][i]), 1)},
+                )
+            )
+        if colour_share >= t.colour_fraction and m["chroma"][i] < t.gray_chroma and informative[i]:
+            findings.append(
+                Finding(
+                    "grayscale",
+                    iid,
+                    float(t.gray_chroma - m["chroma"][i]),
+                    f"grayscale image in a dataset where {colour_share:.0%} of images are in colour",
+                    {"chroma": round(float(m["chroma"][i]), 2)},
+                )
+            )
+    return findings
+
+
+def unreadable_findings(ids: Sequence[int], errors: Sequence[str | None], paths: Sequence[str]) -> list[Finding]:
+    return [
+        Finding("unreadable", (int(i),), 1.0, f"cannot be decoded: {err or 'unknown error'}", {"path": p})
+        for i, err, p in zip(ids, errors, paths, strict=True)
+    ]

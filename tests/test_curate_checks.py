@@ -1,0 +1,121 @@
+"""Each clean check on small crafted images, as plain functions (no workspace)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from picsift.curate.duplicates import DuplicateParams, UnionFind, duplicate_findings, near_duplicate_pairs
+from picsift.curate.imbalance import find_imbalance
+from picsift.curate.labels import cross_val_pred_probs, find_label_issues
+from picsift.curate.outliers import find_outliers
+from picsift.curate.quality import find_quality_issues
+from picsift.store import ImageRow
+
+
+def texture(seed: int, size: int = 64) -> np.ndarray:
+    """A smooth random colour picture: low-frequency noise upsampled, so it has real structure."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    img = Image.fromarray(small).resize((size, size), Image.BICUBIC)
+    detail = rng.normal(0, 12, (size, size, 3))
+    return np.clip(np.asarray(img, np.float64) + detail, 0, 255).astype(np.uint8)
+
+
+def jpeg_crop_copy(a: np.ndarray, crop: float = 0.08, quality: int = 40, bright: float = 1.15) -> np.ndarray:
+    s = a.shape[0]
+    c = int(round(s * crop))
+    img = Image.fromarray(a).crop((c, 0, s, s - c)).resize((s, s), Image.BILINEAR)
+    img = Image.fromarray(np.clip(np.asarray(img, np.float64) * bright, 0, 255).astype(np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def row(i: int, sha: str | None = None, split: str = "train", label: str | None = "a", size: int = 64) -> ImageRow:
+    return ImageRow(
+        id=i, sha256=sha or f"{i:064x}", path=f"/data/{i}.png", source="", byte_size=1000 + i, width=size,
+        height=size, format="PNG", mode="RGB", readable=True, error=None, label=label, label_version=1,
+        split=split, duplicate_of=None, excluded=False,
+    )  # fmt: skip
+
+
+def test_near_duplicate_pair_is_found_and_distinct_images_are_not() -> None:
+    originals = [texture(s) for s in range(30)]
+    x = np.stack([*originals, jpeg_crop_copy(originals[3])])
+    pairs = near_duplicate_pairs(x, DuplicateParams(neighbours=5))
+    assert {(i, j) for i, j, _ in pairs} == {(3, 30)}
+    assert pairs[0][2] > 0.955
+
+
+def test_duplicate_groups_flag_exact_copies_leakage_and_conflicting_labels() -> None:
+    rows = [row(0), row(1, sha=f"{0:064x}", split="test", label="b"), row(2), row(3, size=128)]
+    findings = duplicate_findings(rows, near_pairs=[(2, 3, 0.97)])
+    kinds = sorted(f.kind for f in findings)
+    assert kinds == ["conflicting_labels", "exact_duplicate", "near_duplicate", "split_leakage"]
+    exact = next(f for f in findings if f.kind == "exact_duplicate")
+    assert exact.image_ids == (1, 0)  # the held-out (test) copy is the one kept
+    near = next(f for f in findings if f.kind == "near_duplicate")
+    assert near.image_ids == (3, 2)  # the larger copy is kept
+
+
+def test_union_find_merges_chains_into_one_group() -> None:
+    uf = UnionFind(6)
+    uf.union(0, 1)
+    uf.union(1, 2)
+    uf.union(4, 5)
+    assert sorted(map(sorted, uf.groups())) == [[0, 1, 2], [4, 5]]
+
+
+def test_quality_flags_blurred_black_dark_bright_gray_and_small() -> None:
+    normal = [texture(s) for s in range(40)]
+    blurred = np.asarray(Image.fromarray(normal[0]).filter(ImageFilter.GaussianBlur(3)))
+    black = np.zeros((64, 64, 3), np.uint8)
+    dark = (normal[1] * 0.12).astype(np.uint8)
+    bright = (255 - (255 - normal[2].astype(np.int32)) * 0.08).astype(np.uint8)
+    gray = np.repeat(normal[3].mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    x = np.stack([*normal, blurred, black, dark, bright, gray])
+    ids = list(range(len(x)))
+    sizes = [(64, 64)] * 40 + [(64, 64), (64, 64), (64, 64), (64, 64), (8, 64)]
+    got = {(f.kind, f.image_ids[0]) for f in find_quality_issues(ids, x, sizes)}
+    assert ("blurry", 40) in got
+    assert ("low_information", 41) in got and ("too_dark", 41) in got
+    assert ("too_dark", 42) in got
+    assert ("too_bright", 43) in got
+    assert ("grayscale", 44) in got and ("too_small", 44) in got and ("extreme_aspect", 44) in got
+    assert not [k for k, i in got if i < 40], "sharp, well-exposed colour images must not be flagged"
+
+
+def test_outlier_far_from_everything_is_flagged() -> None:
+    rng = np.random.default_rng(0)
+    emb = rng.normal(0, 0.05, (60, 8)) + np.array([1, 0, 0, 0, 0, 0, 0, 0])
+    emb[17] = [0, 0, 0, 0, 0, 0, 0, 1]
+    found = find_outliers(list(range(60)), emb.astype(np.float32), ["a"] * 60, k=5)
+    assert {f.image_ids[0] for f in found} == {17}
+    assert {f.kind for f in found} == {"outlier", "class_outlier"}
+
+
+def test_flipped_label_in_a_separable_set_is_found_with_a_suggestion() -> None:
+    rng = np.random.default_rng(1)
+    n = 60
+    y = np.repeat([0, 1, 2], n // 3)
+    centres = np.eye(3, 6) * 4
+    feats = (centres[y] + rng.normal(0, 1, (n, 6))).astype(np.float32)
+    given = y.copy()
+    given[5] = 2  # a class-0 image labelled as class 2
+    probs = cross_val_pred_probs(feats, given, 3, folds=5)
+    assert probs.shape == (n, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    found = find_label_issues(list(range(100, 100 + n)), given, probs, ["cat", "dog", "owl"])
+    assert [f.image_ids[0] for f in found] == [105]
+    assert found[0].details["given_label"] == "owl" and found[0].details["suggested_label"] == "cat"
+    assert found[0].details["confidence"] > 0.5
+
+
+def test_imbalance_reports_tiny_class_and_remedy() -> None:
+    found = find_imbalance({"a": 500, "b": 40, "c": 3})
+    kinds = {f.kind: f for f in found}
+    assert kinds["tiny_class"].details["class"] == "c"
+    assert "sampler" in kinds["class_imbalance"].details["remedy"]
+    assert find_imbalance({"a": 50, "b": 45}) == []
