@@ -64,7 +64,11 @@ def walk_files(folder: Path) -> tuple[list[str], list[tuple[str, str]]]:
     """All files under `folder`, sorted, and those skipped as hidden or system files."""
     files: list[str] = []
     skipped: list[tuple[str, str]] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+
+    def unlistable(error: OSError) -> None:  # its files cannot even be counted; say so
+        skipped.append((os.fsdecode(error.filename or folder), f"cannot list folder: {error.strerror or error}"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unlistable):
         dirnames.sort()
         hidden_dirs = [d for d in dirnames if is_hidden(d)]
         dirnames[:] = [d for d in dirnames if not is_hidden(d)]
@@ -139,8 +143,12 @@ def discover_folder(
         disc.skipped += hidden
         disc.entries += [Entry(f, source, disc.kind, label, split, forced_origin) for f in found]
         return disc
-    dirs, _, _ = _top_level(root)
-    by_split = {d: normalize_split(d) for d in dirs}
+    try:
+        names = sorted(os.listdir(root))
+    except OSError as e:
+        raise DatasetError(f"cannot list folder {root}: {e.strerror or e}") from e
+    subfolders = [n for n in names if not is_hidden(n) and os.path.isdir(os.path.join(root, n))]
+    by_split = {d: normalize_split(d) for d in subfolders}
     if "train" in by_split.values():
         disc = Discovery(kind or "split-folders", source)
         dirs, files, skipped = _top_level(root)
@@ -158,7 +166,7 @@ def discover_folder(
                 continue
             _class_folders(root / d, disc, disc.kind, source, split or canonical, forced_origin or "source")
         return disc
-    if dirs:
+    if subfolders:
         disc = Discovery(kind or "folder", source)
         _class_folders(root, disc, disc.kind, source, split, forced_origin)
         return disc
