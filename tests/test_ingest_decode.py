@@ -14,8 +14,8 @@ import picsift.data.images as images_mod
 from picsift.config import ImportConfig
 from picsift.data.images import load_rgb, probe
 from picsift.errors import ImageDecodeError
-from picsift.ingest import run
-from picsift.store import Workspace
+from picsift.ingest import ImportResult, run
+from picsift.store import ImageRow, Workspace
 
 
 def _rgb(w: int = 24, h: int = 16, seed: int = 0) -> Image.Image:
@@ -38,10 +38,12 @@ def _jpeg_with_exif(path: Path, orientation: int | None = None, **tags: object) 
     _rgb(40, 20).save(path, "JPEG", exif=exif)
 
 
-def _import(folder: Path, ws: Path) -> dict[str, object]:
+def _import(folder: Path, ws: Path) -> tuple[ImportResult, dict[str, ImageRow]]:
     result = run(ImportConfig(source=str(folder), workspace=ws, label="x"))
-    rows = Workspace.open(ws).catalog.images(readable=None)
-    return {"result": result, "rows": {os.path.basename(r.path): r for r in rows}}
+    w = Workspace.open(ws)
+    rows = w.catalog.images(readable=None)
+    w.close()
+    return result, {os.path.basename(r.path): r for r in rows}
 
 
 def test_exif_orientation_swaps_width_and_height(tmp_path: Path) -> None:
@@ -58,8 +60,8 @@ def test_exif_camera_time_and_gps_recorded(tmp_path: Path) -> None:
     src.mkdir()
     gps = {1: "N", 2: (52.0, 30.0, 0.0), 3: "W", 4: (1.0, 15.0, 0.0)}
     _jpeg_with_exif(src / "cam.jpg", make="Canon", model="EOS 5D", when="2021:06:01 12:34:56", gps=gps)
-    got = _import(src, tmp_path / "ws")
-    row = got["rows"]["cam.jpg"]  # type: ignore[index]
+    _, rows = _import(src, tmp_path / "ws")
+    row = rows["cam.jpg"]
     assert row.exif_camera == "Canon EOS 5D"
     assert row.exif_time == "2021:06:01 12:34:56"
     assert row.gps_lat == pytest.approx(52.5)
@@ -86,16 +88,15 @@ def test_every_pixel_format_decodes_to_rgb(tmp_path: Path) -> None:
     base.save(src / "pic.webp")
     base.save(src / "pic.tiff")
 
-    got = _import(src, tmp_path / "ws")
-    rows = got["rows"]
-    assert len(rows) == 11  # type: ignore[arg-type]
-    for name, row in rows.items():  # type: ignore[attr-defined]
+    _, rows = _import(src, tmp_path / "ws")
+    assert len(rows) == 11
+    for name, row in rows.items():
         assert row.readable, (name, row.error)
         assert (row.width, row.height) == (24, 16), name
         rgb = load_rgb(src / name)
         assert rgb.mode == "RGB" and rgb.size == (24, 16)
-    assert rows["cmyk.jpg"].mode == "CMYK"  # type: ignore[index]
-    assert rows["deep16.png"].mode.startswith("I")  # type: ignore[index]
+    assert rows["cmyk.jpg"].mode == "CMYK"
+    assert rows["deep16.png"].mode.startswith("I")
     assert probe(src / "anim.gif").n_frames == 3
     # 16-bit values are scaled, not clipped: the brightest input pixel stays the brightest.
     deep = np.asarray(load_rgb(src / "deep16.png"))[..., 0]
@@ -120,20 +121,19 @@ def test_broken_files_are_unreadable_with_reasons(tmp_path: Path) -> None:
     (src / "notes.txt").write_text("not a picture")
     (src / "page.png").write_text("<html>oops</html>")
 
-    got = _import(src, tmp_path / "ws")
-    result, rows = got["result"], got["rows"]
-    assert result.added == 1  # type: ignore[attr-defined]
-    reasons = {os.path.basename(i.path): i.reason for i in result.unreadable}  # type: ignore[attr-defined]
+    result, rows = _import(src, tmp_path / "ws")
+    assert result.added == 1
+    reasons = {os.path.basename(i.path): i.reason for i in result.unreadable}
     assert set(reasons) == {"truncated.jpg", "empty.jpg", "random.jpg", "notes.txt", "page.png"}
     assert "truncated" in reasons["truncated.jpg"]
     assert "empty file" in reasons["empty.jpg"]
     assert reasons["random.jpg"].startswith("not an image")
     assert reasons["notes.txt"] == "not an image (.txt file)"
     for name in reasons:
-        row = rows[name]  # type: ignore[index]
+        row = rows[name]
         assert not row.readable and row.error == reasons[name]
         assert row.split is None  # never trained or tested on
-    assert rows["ok.jpg"].readable  # type: ignore[index]
+    assert rows["ok.jpg"].readable
 
 
 def test_decompression_bomb_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,10 +144,9 @@ def test_decompression_bomb_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(images_mod, "MAX_PIXELS", 50 * 50)
     with pytest.raises(ImageDecodeError, match="decompression bomb"):
         probe(src / "big.png")
-    got = _import(src, tmp_path / "ws")
-    rows = got["rows"]
-    assert not rows["big.png"].readable and "decompression bomb" in rows["big.png"].error  # type: ignore[index]
-    assert rows["small.png"].readable  # type: ignore[index]
+    _, rows = _import(src, tmp_path / "ws")
+    assert not rows["big.png"].readable and "decompression bomb" in rows["big.png"].error
+    assert rows["small.png"].readable
 
 
 def test_pillow_bomb_error_becomes_decode_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
