@@ -6,15 +6,16 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-from conftest import write_digits
 
+from conftest import write_digits
 from picsift.config import TrainConfig
 from picsift.store import Workspace
 from picsift.store.schema import Image
 
 
-def make_workspace(root: Path, classes: int = 3, per_class: int = 30, seed: int = 0,
-                   skip: dict[int, int] | None = None) -> Workspace:
+def make_workspace(
+    root: Path, classes: int = 3, per_class: int = 30, seed: int = 0, skip: dict[int, int] | None = None
+) -> Workspace:
     """A workspace over digits PNGs; `skip` keeps only the first n images of some classes (imbalance)."""
     folder = write_digits(root / "images", per_class=per_class, classes=classes, seed=seed)
     ws = Workspace.open(root / "ws", create=True)
@@ -25,8 +26,15 @@ def make_workspace(root: Path, classes: int = 3, per_class: int = 30, seed: int 
             found = found[: skip[c]]
         files += [(f, str(c)) for f in found]
     ws.catalog.add_images(
-        Image(sha256=hashlib.sha256(f.read_bytes()).hexdigest(), path=str(f), source=str(folder), width=16,
-              height=16, format="PNG", mode="RGB")
+        Image(
+            sha256=hashlib.sha256(f.read_bytes()).hexdigest(),
+            path=str(f),
+            source=str(folder),
+            width=16,
+            height=16,
+            format="PNG",
+            mode="RGB",
+        )
         for f, _ in files
     )
     by_path = {r.path: r.id for r in ws.catalog.images()}
@@ -41,7 +49,16 @@ def make_workspace(root: Path, classes: int = 3, per_class: int = 30, seed: int 
 
 
 def quick_config(ws: Workspace, **kw: object) -> TrainConfig:
-    base = dict(workspace=ws.root, model="fastcnn", epochs=4, batch_size=32, device="cpu", amp=False, seed=0)
+    base = dict(
+        workspace=ws.root,
+        model="fastcnn",
+        epochs=4,
+        batch_size=32,
+        device="cpu",
+        amp=False,
+        seed=0,
+        model_params={"widths": [8, 16, 32], "threads": 1},
+    )
     base.update(kw)
     return TrainConfig(**base)  # type: ignore[arg-type]
 

@@ -169,7 +169,11 @@ def predict_files(predictor: Any, paths: list[str], top_k: int = 1) -> list[Pred
             except (ImageDecodeError, OSError, ValueError) as e:
                 results.append(Prediction(path, [], error=str(e) or type(e).__name__))
         if arrays:
-            probs = predictor.predict_arrays(np.stack(arrays))
-            for row, i in zip(probs, ok, strict=True):
+            batch = np.stack(arrays)
+            probs = predictor.predict_arrays(batch)
+            rejector = getattr(predictor, "rejector", None)  # unknown rejection (picsift.improve.unknown)
+            rejected = rejector(batch, probs) if rejector is not None else np.zeros(len(ok), bool)
+            for row, i, flag in zip(probs, ok, rejected, strict=True):
                 results[i].top = top_classes(row, predictor.classes, top_k)
+                results[i].rejected = bool(flag)
     return results

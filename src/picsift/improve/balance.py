@@ -11,6 +11,11 @@
              so the effective step size, swing from batch to batch, whereas re-sampling keeps batches
              balanced with ordinary losses)
 
+Where it happens: the standard loop (train/loop.py) calls `plan` and uses the sampler or the class
+weights; classical models set scikit-learn's class_weight="balanced" themselves; the fast CNN
+recipe draws its own batches, so the pipeline hands it `oversample`d arrays (minority images
+repeated up to the largest class) for any mode other than none.
+
 Per-class decision thresholds: `fit_class_scales` finds one multiplier per class so that
 argmax(p * scale) maximises a metric (macro-F1 or balanced accuracy) on validation data; the
 multipliers re-rank, they do not change the probabilities.
@@ -152,3 +157,35 @@ def fit_class_scales(
         if not changed:
             break
     return scales, before, best
+
+
+def oversample(data: Any, mode: str, seed: int) -> Any:
+    """A TrainData whose minority classes are repeated (seeded) up to the largest class's count.
+
+    The data-level equivalent of the balanced sampler, for trainers that take neither a sampler nor
+    class weights (the fast CNN recipe draws its own batches): every original image stays in, the
+    rarer classes' images appear several times per epoch. Returns `data` unchanged when `mode`
+    decides on "none".
+    """
+    import dataclasses
+
+    k = len(data.classes)
+    counts = class_counts(data.y_train, k)
+    if choose_strategy(counts, mode) == "none":
+        return data
+    rng = np.random.default_rng(seed)
+    target = int(counts.max())
+    index = []
+    for c in range(k):
+        members = np.flatnonzero(data.y_train == c)
+        if len(members) == 0:
+            continue
+        n_extra = max(0, target - len(members))
+        extra = rng.choice(members, size=n_extra, replace=True) if n_extra else np.empty(0, np.int64)
+        index.append(np.concatenate([members, extra.astype(np.int64)]))
+    order = np.sort(np.concatenate(index))
+    log.info(
+        "balance %s: oversampled %d training images to %d (%d per class)", mode, len(data.y_train), len(order), target
+    )
+    ids = [data.train_ids[i] for i in order] if data.train_ids else []
+    return dataclasses.replace(data, x_train=data.x_train[order], y_train=data.y_train[order], train_ids=ids)

@@ -8,11 +8,12 @@ through `picsift.train.run` with its settings, so the result is an ordinary run 
 config.json reproduces it) holding `tune.json` and `tune.html` (the study plot and trial table).
 
 Search spaces by model family:
-- neural networks: lr (log), weight decay (log), augmentation (none | flip-crop | trivial),
-  label smoothing, epochs; for the fast CNN also its width (a multiplier on its layer widths,
-  passed as model_params) when its constructor takes `widths` or `width`.
+- the fast CNN: its recipe's lr (log), label smoothing, epochs, translate augmentation strength
+  (0-3 px) and width (a multiplier on its layer widths), the last two passed as model_params;
+- other networks: lr (log), weight decay (log), augmentation (none | flip-crop | trivial),
+  label smoothing, epochs.
 - classical models (TrainConfig.model_params): `C` (log) for SVMs and logistic regression,
-  `gamma` (log) for RBF SVMs, `k` for k-nearest-neighbours.
+  `gamma` (log) for RBF SVMs, `n_neighbors` for k-nearest-neighbours.
 """
 
 from __future__ import annotations
@@ -58,29 +59,39 @@ def sample_params(trial: Any, spec: ModelSpec, base: TrainConfig, max_epochs: in
         name = spec.name.lower()
         params: dict[str, Any] = dict(base.model_params)
         if "knn" in name or "neighbor" in name:
-            params["k"] = trial.suggest_int("k", 1, 25)
+            params["n_neighbors"] = trial.suggest_int("n_neighbors", 1, 25)
         else:
             params["C"] = trial.suggest_float("C", 1e-2, 1e2, log=True)
             if "svm" in name or "svc" in name:
                 params["gamma"] = trial.suggest_float("gamma", 1e-4, 1e0, log=True)
         return {"model_params": params}
-    out: dict[str, Any] = {
-        "lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
-        "weight_decay": trial.suggest_float("weight_decay", 1e-3, 0.3, log=True),
-        "augment": trial.suggest_categorical("augment", ["none", "flip-crop", "trivial"]),
-        "label_smoothing": trial.suggest_float("label_smoothing", 0.0, 0.2),
-        "epochs": trial.suggest_int("epochs", max(1, max_epochs // 2), max_epochs),
-    }
     if spec.family == "fast":
+        # The fast recipe has its own optimiser (lr = the filter learning rate, default 0.24), no weight
+        # decay setting, and batch-level flip + translate augmentation whose strength is `translate`.
+        params = {**base.model_params, "translate": trial.suggest_int("translate", 0, 3)}
+        out: dict[str, Any] = {
+            "lr": trial.suggest_float("lr", 0.06, 0.6, log=True),
+            "label_smoothing": trial.suggest_float("label_smoothing", 0.0, 0.3),
+            "epochs": trial.suggest_int("epochs", max(1, max_epochs // 2), max_epochs),
+        }
         width = _width_param(spec)
         if width is not None:
             mult = trial.suggest_categorical("width_mult", [0.5, 0.75, 1.0])
             name, default = width
             default = base.model_params.get(name, default)  # relative to the widths asked for, if any
             if name == "widths":
-                out["model_params"] = {**base.model_params, "widths": [max(8, int(w * mult)) for w in default]}
+                params["widths"] = [max(8, int(w * mult)) for w in default]
             else:
-                out["model_params"] = {**base.model_params, "width": max(8, int(default * mult))}
+                params["width"] = max(8, int(default * mult))
+        out["model_params"] = params
+        return out
+    out = {
+        "lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-3, 0.3, log=True),
+        "augment": trial.suggest_categorical("augment", ["none", "flip-crop", "trivial"]),
+        "label_smoothing": trial.suggest_float("label_smoothing", 0.0, 0.2),
+        "epochs": trial.suggest_int("epochs", max(1, max_epochs // 2), max_epochs),
+    }
     return out
 
 

@@ -102,11 +102,11 @@ class UnknownDetector:
 
     @property
     def conf_threshold(self) -> float:
-        return float(np.quantile(self.val_conf, self.target_frr / 2))
+        return float(np.quantile(self.val_conf, self.target_frr / 2, method="lower"))
 
     @property
     def knn_threshold(self) -> float:
-        return float(np.quantile(self.val_knn, self.target_frr / 2))
+        return float(np.quantile(self.val_knn, self.target_frr / 2, method="lower"))
 
     def scores(self, x: np.ndarray, probs: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Per-image scores (higher = more known): confidence, knn and `combined` (min of ECDF ranks)."""

@@ -117,10 +117,10 @@ def run(cfg: TrainConfig) -> RunResult:
         train_ids=[r.id for r in train_rows],
         val_ids=[r.id for r in val_rows],
     )
-    if cfg.balance != "none":  # per-image weights for trainers that take them; torch loops read cfg.balance
-        from picsift.improve.balance import sample_weights
+    if cfg.balance != "none" and spec.family == "fast":  # its recipe draws its own batches: resample the data
+        from picsift.improve.balance import oversample
 
-        data.sample_weight = sample_weights(data.y_train, cfg.balance, len(classes))
+        data = oversample(data, cfg.balance, cfg.seed)
     metrics = MetricsLog(run_dir / "metrics.jsonl")
     t0 = time.perf_counter()
     trained = _train(spec, data, cfg, run_dir, metrics, resume_from, ws)

@@ -1,0 +1,61 @@
+"""Temperature scaling: never worse validation NLL, argmax unchanged, applied by the Predictor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from picsift.improve.calibration import apply_temperature, ece, fit_temperature, nll
+from test_improve_common import make_workspace, quick_config
+
+
+def overconfident(n: int = 600, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities that are 70% right but claim ~99% confidence."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    pred = np.where(rng.random(n) < 0.7, y, (y + 1) % k)
+    logits = rng.normal(0, 0.5, (n, k))
+    logits[np.arange(n), pred] += 6.0
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True), y
+
+
+def test_temperature_softens_overconfident_probabilities() -> None:
+    probs, y = overconfident()
+    t = fit_temperature(probs, y)
+    assert t > 1.5
+    after = apply_temperature(probs, t)
+    assert nll(after, y) < nll(probs, y)
+    assert ece(after, y)[0] < ece(probs, y)[0]
+    assert (after.argmax(1) == probs.argmax(1)).all()
+
+
+def test_temperature_never_increases_nll_on_calibrated_data() -> None:
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(3), 400)
+    y = np.array([rng.choice(3, p=p) for p in probs])  # calibrated by construction
+    t = fit_temperature(probs, y)
+    assert nll(apply_temperature(probs, t), y) <= nll(probs, y) + 1e-9
+
+
+def test_calibrate_run_writes_file_and_predictor_applies_it(tmp_path: Path) -> None:
+    from picsift import train
+    from picsift.deploy.predictor import Predictor
+    from picsift.improve.calibration import calibrate
+    from picsift.improve.rundata import split_data
+
+    ws = make_workspace(tmp_path)
+    run_dir = train.run(quick_config(ws)).run_dir
+    result = calibrate(run_dir)
+    saved = json.loads((run_dir / "calibration.json").read_text())
+    assert saved["temperature"] == result["temperature"] > 0
+    assert saved["val"]["nll_after"] <= saved["val"]["nll_before"] + 1e-9
+    assert "test" in saved and (run_dir / "calibration.png").stat().st_size > 1000
+    val = split_data(run_dir, "val")
+    calibrated = Predictor.from_run(run_dir)
+    raw = calibrated.predict_raw(val.x)
+    probs = calibrated.predict_arrays(val.x)
+    np.testing.assert_allclose(probs, apply_temperature(raw, result["temperature"]), atol=1e-5)
+    assert (probs.argmax(1) == raw.argmax(1)).all()

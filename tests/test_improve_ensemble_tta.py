@@ -1,0 +1,92 @@
+"""Ensembles (a new run of family "ensemble") and test-time augmentation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from picsift.improve.ensemble import fit_weights
+from picsift.improve.tta import apply_view, predict_tta, select_views
+from test_improve_common import make_workspace, quick_config
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from picsift import train
+
+    ws = make_workspace(tmp_path_factory.mktemp("ens"))
+    return train.run(quick_config(ws)).run_dir
+
+
+def test_ensemble_of_identical_runs_equals_the_single_run(run_dir: Path) -> None:
+    from picsift.deploy.predictor import Predictor
+    from picsift.improve.ensemble import make_ensemble
+    from picsift.improve.rundata import split_data
+
+    ens = make_ensemble([run_dir, run_dir], method="weighted", name="twins")
+    meta = json.loads((ens / "model" / "model.json").read_text())
+    assert meta["family"] == "ensemble" and len(meta["extra"]["members"]) == 2
+    assert (ens / "model" / "members" / "1" / "model.json").exists()  # self-contained
+    test = split_data(run_dir, "test")
+    single = Predictor.from_run(run_dir).predict_arrays(test.x)
+    both = Predictor.from_run(ens).predict_arrays(test.x)
+    np.testing.assert_allclose(both, single, atol=1e-5)
+    summary = json.loads((ens / "run.json").read_text())
+    assert summary["best_val_acc"] == pytest.approx(summary["member_val_acc"][0])
+    folder = Path(run_dir).parent.parent.parent / "images" / "0"
+    preds = Predictor.from_run(ens).predict_paths([str(next(folder.glob("*.png")))], top_k=2)
+    assert preds[0].error is None and len(preds[0].top) == 2
+
+
+def test_weighted_ensemble_prefers_the_better_member() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    good = np.full((300, 3), 0.1)
+    good[np.arange(300), y] = 0.8
+    noise = rng.dirichlet(np.ones(3), 300)
+    w = fit_weights([noise, good], y)
+    assert w[1] > 0.8 and np.isclose(sum(w), 1.0)
+
+
+def test_views_shift_and_flip_pixels() -> None:
+    x = np.zeros((1, 8, 8, 3), np.uint8)
+    x[0, 3, 2] = 255
+    assert apply_view(x, "hflip")[0, 3, 5, 0] == 255
+    shifted = apply_view(x, "shift:2:1")  # right by 2, down by 1
+    assert shifted[0, 4, 4, 0] == 255 and shifted.shape == x.shape
+
+
+def test_view_selection_drops_a_flip_that_hurts() -> None:
+    # A "model" that reads the class from which half of the image is bright: flipping breaks it.
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    x = np.zeros((200, 8, 8, 3), np.uint8)
+    for i, c in enumerate(y):
+        x[i, :, :4] = 200 if c == 0 else 0
+        x[i, :, 4:] = 0 if c == 0 else 200
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        left = batch[:, :, :4].mean((1, 2, 3)) / 255
+        right = batch[:, :, 4:].mean((1, 2, 3)) / 255
+        p0 = 0.05 + 0.9 * (left > right)
+        return np.stack([p0, 1 - p0], 1)
+
+    chosen = select_views(predict, x, y, ["identity", "hflip", "shift:1:0"])
+    assert "hflip" not in chosen["views"]
+    np.testing.assert_allclose(predict_tta(predict, x, ["identity"]), predict(x), atol=1e-6)
+
+
+def test_tta_on_a_run_writes_its_views(run_dir: Path) -> None:
+    from picsift.deploy.predictor import Predictor
+    from picsift.improve.rundata import split_data
+
+    p = Predictor.from_run(run_dir)
+    p.enable_tta(run_dir)
+    saved = json.loads((run_dir / "tta.json").read_text())
+    assert saved["views"][0] == "identity" and p.tta_views == saved["views"]
+    assert saved["val"]["acc_tta"] >= saved["val"]["acc_single"]
+    probs = p.predict_arrays(split_data(run_dir, "test").x)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-4)
