@@ -40,7 +40,9 @@ def write_digits(root: Path, per_class: int = 30, classes: int = 3, size: int = 
         for i in idx:
             img = (digits.images[i] / 16.0 * 255).astype(np.uint8)
             img = np.clip(img.astype(int) + rng.integers(0, 3, img.shape), 0, 255).astype(np.uint8)
-            Image.fromarray(img, "L").resize((size, size), Image.NEAREST).convert("RGB").save(root / str(c) / f"{i}.png")
+            Image.fromarray(img, "L").resize((size, size), Image.NEAREST).convert("RGB").save(
+                root / str(c) / f"{i}.png"
+            )
     return root
 
 

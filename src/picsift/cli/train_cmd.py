@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -57,10 +57,27 @@ def train(
     from picsift.config import TrainConfig, load_yaml_overrides
 
     cfg = load_yaml_overrides(
-        TrainConfig, config, workspace=workspace, model=model, epochs=epochs, time_budget_min=time_budget,
-        seed=seed, pretrained=pretrained, weights=weights, image_size=image_size, batch_size=batch_size, lr=lr,
-        weight_decay=weight_decay, optimizer=optimizer, schedule=schedule, label_smoothing=label_smoothing,
-        augment=augment, early_stopping=early_stopping, resume=resume, device=device, features=features,
+        TrainConfig,
+        config,
+        workspace=workspace,
+        model=model,
+        epochs=epochs,
+        time_budget_min=time_budget,
+        seed=seed,
+        pretrained=pretrained,
+        weights=weights,
+        image_size=image_size,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        optimizer=optimizer,
+        schedule=schedule,
+        label_smoothing=label_smoothing,
+        augment=augment,
+        early_stopping=early_stopping,
+        resume=resume,
+        device=device,
+        features=features,
         run_name=name,
         with_feedback=with_feedback or None,
         balance=balance,
@@ -96,22 +113,30 @@ def models(
 
     from picsift.models import count_parameters, create_model, list_models
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for spec in list_models(pattern):
         params = None
         if spec.builder is not None:
             params = count_parameters(create_model(spec.name, num_classes=10))
-        rows.append({"name": spec.name, "family": spec.family, "input_size": spec.data_config.input_size,
-                     "params_10_classes": params, "pretrained": spec.pretrained_available,
-                     "description": spec.description})
+        rows.append(
+            {
+                "name": spec.name,
+                "family": spec.family,
+                "input_size": spec.data_config.input_size,
+                "params_10_classes": params,
+                "pretrained": spec.pretrained_available,
+                "description": spec.description,
+            }
+        )
     if json_out:
         print_json({"models": rows})
         return
     table = Table("name", "family", "input", "params (10 classes)", "pretrained", "description")
     for r in rows:
         p = f"{r['params_10_classes'] / 1e6:.2f}M" if r["params_10_classes"] else "-"
-        table.add_row(r["name"], r["family"], str(r["input_size"]), p, "yes" if r["pretrained"] else "-",
-                      r["description"])
+        table.add_row(
+            r["name"], r["family"], str(r["input_size"]), p, "yes" if r["pretrained"] else "-", r["description"]
+        )
     console.print(table)
 
 

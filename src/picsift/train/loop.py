@@ -32,7 +32,8 @@ CHECKPOINT = "checkpoint.pt"
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, pretrained: bool) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for p in model.parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)
@@ -160,7 +161,7 @@ def fit_standard(
                 optimizer.step()
                 tracker.step += 1
                 seen += len(yb)
-                loss_sum += float(loss) * len(yb)
+                loss_sum += float(loss.detach()) * len(yb)
                 correct += int((logits.argmax(1) == yb).sum())
                 if budget_s and tracker.done(time.perf_counter()):
                     break
@@ -187,8 +188,13 @@ def fit_standard(
             else:
                 stale += 1
             torch.save(
-                {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                 "best_acc": best_acc, "best_state": best_state},
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch,
+                    "best_acc": best_acc,
+                    "best_state": best_state,
+                },
                 run_dir / CHECKPOINT,
             )
             if cfg.early_stopping and stale >= cfg.early_stopping:
@@ -199,5 +205,10 @@ def fit_standard(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return TrainedModel(model=model.cpu().to(memory_format=torch.contiguous_format),
-                        model_kwargs=dict(cfg.model_params), data_config=dc, history=history, extra=extra)
+    return TrainedModel(
+        model=model.cpu().to(memory_format=torch.contiguous_format),
+        model_kwargs=dict(cfg.model_params),
+        data_config=dc,
+        history=history,
+        extra=extra,
+    )

@@ -46,8 +46,15 @@ def resolve_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow])
     return spec.data_config
 
 
-def _train(spec: ModelSpec, data: TrainData, cfg: TrainConfig, run_dir: Path, metrics: MetricsLog,
-           resume_from: Path | None, ws: Workspace) -> TrainedModel:
+def _train(
+    spec: ModelSpec,
+    data: TrainData,
+    cfg: TrainConfig,
+    run_dir: Path,
+    metrics: MetricsLog,
+    resume_from: Path | None,
+    ws: Workspace,
+) -> TrainedModel:
     if spec.family == "classical":
         from picsift.models import classical
 
