@@ -250,7 +250,11 @@ def _quantize_int8(fp32: Path, int8: Path) -> None:
     last: Exception | None = None
     for weight_type in (QuantType.QUInt8, QuantType.QInt8):
         try:
-            quantize_dynamic(str(fp32), str(int8), weight_type=weight_type)
+            logging.disable(logging.WARNING)  # the quantiser warns on the root logger about the uint8 input
+            try:
+                quantize_dynamic(str(fp32), str(int8), weight_type=weight_type)
+            finally:
+                logging.disable(logging.NOTSET)
             onnx_session(int8)  # a model ORT cannot load is not an export
             return
         except Exception as e:
@@ -328,19 +332,21 @@ def export(
         }
         predictor = Predictor(artifact)
         smp = sample_images(run_dir, dc, artifact.classes, samples)
-        reference = predictor.predict_arrays(smp.x)
-        if artifact.family == "classical":
+        reference = predictor.predict_raw(smp.x)  # the model's own probabilities: no TTA, no temperature
+        import torch
+
+        if not isinstance(artifact.model, torch.nn.Module):  # classical (scikit-learn) or ensemble runs
             meta.update(
                 format="artifact",
                 model_file=None,
                 parity={"runtime": "same predictor as the run", "samples": smp.source, "passed": True},
             )
             if quantize:
-                raise ConfigError("--quantize applies to ONNX exports; classical runs are exported as artifacts")
+                raise ConfigError(
+                    f"--quantize applies to ONNX exports; {artifact.family} runs are exported as artifacts"
+                )
             digest = _file_sha256(tmp / ARTIFACT_DIR / "model.json")
         else:
-            import torch
-
             module = _preprocessing_module(artifact.model, dc)
             example = torch.from_numpy(smp.x[:2].copy())
             with torch.no_grad():
