@@ -1,34 +1,168 @@
-"""PLACEHOLDER fast CNN (to be replaced by the speed-record-inspired design)."""
+"""picsift's default model: a small from-scratch CNN built for fast training on small images.
+
+The design follows what the CIFAR-10 speed records taught (Keller Jordan's airbench, hlb-CIFAR10),
+re-derived here and generalised to any number of classes and input size:
+
+- a frozen first convolution whose filters whiten 2x2 pixel patches (initialised from the training
+  data by `init_whitening`), followed by positive and negative copies so GELU keeps both signs;
+- `depth` blocks of conv -> 2x2 max-pool -> BatchNorm -> GELU -> conv -> BatchNorm -> GELU, with
+  identity-initialised convolutions (a block starts close to a pass-through, so deep signal flows
+  from the first step);
+- BatchNorm with frozen unit scale (only the shift learns: the conv filters already carry scale)
+  and a short running-statistics memory, which suits runs of only a few hundred steps;
+- global max-pooling and a bias-free linear head whose output is divided by the feature width,
+  a fixed temperature that keeps the initial logits small.
+
+Every shape choice is a constructor argument (JSON-serialisable), so
+`create_model("fastcnn", num_classes=K, **model_kwargs)` rebuilds the architecture exactly and
+`load_state_dict` restores all weights, including the frozen whitening filters (parameters that
+do not require grad, so they are saved with the rest).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
+from torch.nn import functional as F
 
 from picsift.models.registry import DataConfig, ModelSpec, register
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
+DEFAULT_WIDTHS = (64, 256, 256)
+
+
+class FrozenScaleBatchNorm(nn.BatchNorm2d):
+    """BatchNorm whose scale stays 1; `memory` is how much of the old running stats each step keeps."""
+
+    def __init__(self, num_features: int, memory: float = 0.6, eps: float = 1e-5) -> None:
+        super().__init__(num_features, eps=eps, momentum=1.0 - memory)
+        self.weight.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Statistics in fp32 even under bf16 autocast: with bf16's 8-bit mantissa, the batch variance
+        # of a channel with a large mean and a small spread cancels to garbage and gradients explode.
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float()).to(x.dtype)
+
+
+class IdentityInitConv(nn.Conv2d):
+    """3x3 'same' convolution whose first in_channels filters start as the identity (dirac)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(cin, cout, kernel_size=3, padding=1, bias=False)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        with torch.no_grad():
+            n = min(self.weight.shape[0], self.weight.shape[1])
+            nn.init.dirac_(self.weight[:n])
+
+
+class Block(nn.Module):
+    def __init__(self, cin: int, cout: int, bn_memory: float) -> None:
+        super().__init__()
+        self.conv1 = IdentityInitConv(cin, cout)
+        self.pool = nn.MaxPool2d(2)
+        self.norm1 = FrozenScaleBatchNorm(cout, bn_memory)
+        self.conv2 = IdentityInitConv(cout, cout)
+        self.norm2 = FrozenScaleBatchNorm(cout, bn_memory)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.norm1(self.pool(self.conv1(x))))
+        return self.act(self.norm2(self.conv2(x)))
+
+
+def default_depth(input_size: int) -> int:
+    """Blocks needed to bring the image down to about 3x3 (each block halves it): 3 at 16-40 px."""
+    depth, side = 0, input_size - 1  # the 2x2 whitening conv (no padding) removes one pixel
+    while side >= 6 or depth < 3:
+        side //= 2
+        depth += 1
+        if side < 2:
+            break
+    return max(3, depth)
 
 
 class FastCNN(nn.Module):
-    def __init__(self, num_classes: int, width: int = 64, input_size: int = 32) -> None:
+    """(N, 3, H, W) float input, normalised with the data config -> logits (N, num_classes)."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        widths: tuple[int, ...] | list[int] = DEFAULT_WIDTHS,
+        depth: int | None = None,
+        input_size: int = 32,
+        whiten_kernel: int = 2,
+        bn_memory: float = 0.6,
+    ) -> None:
         super().__init__()
+        depth = depth or default_depth(input_size)
+        widths = list(widths)
+        if len(widths) < depth:  # deeper nets for larger images repeat the last width
+            widths += [widths[-1]] * (depth - len(widths))
+        widths = widths[:depth]
+        self.input_size = input_size
+        self.whiten_width = 2 * 3 * whiten_kernel**2
+        # Frozen filters (a Parameter without grad, so state_dict carries them); the bias trains early on.
+        self.whiten = nn.Conv2d(3, self.whiten_width, whiten_kernel, padding=0, bias=True)
+        self.whiten.weight.requires_grad_(False)
+        blocks, cin = [], self.whiten_width
+        for w in widths:
+            blocks.append(Block(cin, w, bn_memory))
+            cin = w
+        self.act = nn.GELU()
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(cin, num_classes, bias=False)
+        self.scale = 1.0 / cin
+        with torch.no_grad():
+            self.head.weight.mul_(1.0 / self.head.weight.std())
 
-        def block(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.GELU(), nn.MaxPool2d(2)
-            )
+    @torch.no_grad()
+    def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> int:
+        """Set the whitening filters from normalised training images (N, 3, H, W), N ~ a few thousand.
 
-        self.features = nn.Sequential(block(3, width), block(width, 2 * width), block(2 * width, 4 * width))
-        self.head = nn.Linear(4 * width, num_classes)
+        The filters are the eigenvectors of the covariance of all kxk patches, scaled by 1/sqrt(eigenvalue),
+        so the first layer's outputs are decorrelated with unit variance; each filter also appears negated.
+        Returns the number of patch directions the data does not vary in (their filters are zero).
+        """
+        k = self.whiten.weight.shape[-1]
+        x = images.float()
+        patches = x.unfold(2, k, 1).unfold(3, k, 1)  # N, C, H', W', k, k
+        flat = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, 3 * k * k)
+        cov = flat.T @ flat / len(flat)
+        eigenvalues, eigenvectors = torch.linalg.eigh(cov)
+        filters = eigenvectors.T.reshape(-1, 3, k, k) / torch.sqrt(eigenvalues.clamp_min(0) + eps).view(-1, 1, 1, 1)
+        # Directions the data never varies in (grey images have no colour, upscaled ones no fine detail)
+        # amplify rounding noise by up to 1/sqrt(eps) ~ 45x; callers use the count to avoid bf16 then.
+        # CIFAR-10's weakest direction is ~1e-5 of the strongest; absent ones are ~1e-7 or less.
+        absent = eigenvalues < 1e-6 * eigenvalues.max()
+        self.whiten.weight.copy_(torch.cat([filters, -filters]).to(self.whiten.weight.dtype))
+        return int(absent.sum())
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
-        return self.head(self.features(x).amax(dim=(2, 3)))
+    def features(self, x: torch.Tensor, whiten_bias_grad: bool = True) -> torch.Tensor:
+        bias = self.whiten.bias if whiten_bias_grad or self.whiten.bias is None else self.whiten.bias.detach()
+        # Always fp32: whitening filters scale low-variance patch directions by up to 1/sqrt(eps) ~ 45,
+        # which would amplify bf16 rounding of the input into noise. The layer is tiny (3 -> 24 channels).
+        with torch.autocast(x.device.type, enabled=False):
+            x = self.act(F.conv2d(x.float(), self.whiten.weight.float(), None if bias is None else bias.float()))
+        return self.blocks(x).amax(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor, whiten_bias_grad: bool = True) -> torch.Tensor:
+        return self.head(self.features(x, whiten_bias_grad)) * self.scale
 
 
 def build(num_classes: int, pretrained: bool = False, weights: str | None = None, **kwargs: Any) -> nn.Module:
+    from picsift.errors import ConfigError
+
+    if pretrained or weights:
+        raise ConfigError(
+            "fastcnn is trained from scratch and has no pretrained weights; drop --pretrained/--weights "
+            "or pick a backbone (`picsift models`)"
+        )
     return FastCNN(num_classes, **kwargs)
 
 

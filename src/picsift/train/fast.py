@@ -1,29 +1,88 @@
-"""PLACEHOLDER fast recipe (to be replaced): the standard loop with small-image defaults."""
+"""The fast recipe: picsift's default from-scratch training, sized to the data and to a time budget.
+
+Data arrive as uint8 arrays (decoded once by the spine's cache) and stay uint8 on the training
+device; batches are augmented and normalised as whole tensors (`fast_aug`). The schedule is a
+function of progress p = max(steps done / steps planned, time used / time budget), so a budgeted
+run decays its learning rate on time, whatever speed the machine gives it, and stops at p = 1.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
+from picsift import progress
 from picsift.config import TrainConfig
-from picsift.models.registry import DataConfig, ModelSpec
+from picsift.errors import ConfigError
+from picsift.models.fastcnn import DEFAULT_WIDTHS, FastCNN
+from picsift.models.registry import DataConfig, ModelSpec, create_model
 from picsift.store import ImageRow
 from picsift.train.data import TrainData, TrainedModel
-from picsift.train.loop import fit_standard
+from picsift.train.device import autocast, seed_everything
+from picsift.train.fast_aug import BatchAugmenter
+from picsift.train.fast_eval import logits_for
+from picsift.train.fast_optim import FastHyper, WeightAverage, apply_schedule, make_optimizers
+from picsift.train.fast_runtime import maybe_compile, thread_scope
+
+log = logging.getLogger("picsift.train")
+CHECKPOINT = "checkpoint.pt"
+MIN_INPUT = 16
+RECIPE_LABEL_SMOOTHING = 0.2
+_CFG_DEFAULT_SMOOTHING = {f.name: f.default for f in dataclasses.fields(TrainConfig)}["label_smoothing"]
 
 
 def resolve_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow]) -> DataConfig:
+    """Input size from the data: the median shorter side, rounded to a multiple of 8, kept in
+    [16, 64] (in [16, 48] below 2,000 images, where more pixels mostly cost time); cfg.image_size wins."""
+    base = dataclasses.replace(spec.data_config, crop_pct=1.0)
     if cfg.image_size:
-        return dataclasses.replace(spec.data_config, input_size=cfg.image_size)
-    sides = [min(r.width or 32, r.height or 32) for r in rows] or [32]
+        if cfg.image_size < MIN_INPUT:
+            raise ConfigError(f"--image-size {cfg.image_size} is too small for fastcnn: use at least {MIN_INPUT}")
+        return base.with_size(cfg.image_size)
+    sides = [min(r.width, r.height) for r in rows if r.width and r.height] or [32]
     median = float(np.median(sides))
-    size = 32 if median <= 48 else 64
-    return dataclasses.replace(spec.data_config, input_size=size)
+    cap = 48 if len(rows) < 2000 else 64
+    size = int(min(cap, max(MIN_INPUT, 8 * round(median / 8))))
+    return base.with_size(size)
+
+
+def model_kwargs_for(n_train: int, input_size: int, num_classes: int, params: dict[str, Any]) -> dict[str, Any]:
+    """Widths from the dataset size: the record widths (64/256/256) from ~10k images up, half below 2k
+    (less capacity to overfit, 4x fewer FLOPs); the head grows for many classes."""
+    if "widths" in params:
+        widths = [int(w) for w in params["widths"]]
+    else:
+        scale = 1.0 if n_train >= 10_000 else 0.75 if n_train >= 2_000 else 0.5
+        widths = [max(16, int(w * scale)) for w in DEFAULT_WIDTHS]
+        if num_classes > widths[-1] // 2:
+            widths[-1] = int(2 ** math.ceil(math.log2(2 * num_classes)))
+    kw: dict[str, Any] = {"widths": widths, "input_size": input_size}
+    if "depth" in params:
+        kw["depth"] = int(params["depth"])
+    return kw
+
+
+def default_batch_size(n_train: int) -> int:
+    """About 25 steps per epoch, between 32 and 2,000 images."""
+    return int(min(2000, max(32, n_train // 25), max(1, n_train)))
+
+
+def default_epochs(steps_per_epoch: int) -> int:
+    """8 epochs on large sets; small sets get at least ~300 steps (capped at 200 epochs)."""
+    return int(min(200, max(8, math.ceil(300 / steps_per_epoch))))
+
+
+def _accuracy(logits: torch.Tensor, y: np.ndarray) -> float:
+    return float((logits.argmax(1).numpy() == y).mean()) if len(y) else float("nan")
 
 
 def fit_fast(
@@ -35,5 +94,187 @@ def fit_fast(
     run_dir: Path,
     resume_from: Path | None = None,
 ) -> TrainedModel:
-    cfg = dataclasses.replace(cfg, augment="flip-crop" if cfg.augment == "flip-crop" else cfg.augment)
-    return fit_standard(spec, data, cfg, device, log_row, run_dir, resume_from)
+    """Train the fast CNN on data.x_train; returns the model on CPU in eval mode with its kwargs."""
+    t_start = time.perf_counter()
+    params = dict(cfg.model_params)
+    with thread_scope(device, params.get("threads")):
+        return _fit(spec, data, cfg, device, log_row, run_dir, resume_from, params, t_start)
+
+
+def _fit(
+    spec: ModelSpec,
+    data: TrainData,
+    cfg: TrainConfig,
+    device: torch.device,
+    log_row: Callable[[dict[str, Any]], None],
+    run_dir: Path,
+    resume_from: Path | None,
+    params: dict[str, Any],
+    t_start: float,
+) -> TrainedModel:
+    generator = seed_everything(cfg.seed)
+    dc = data.data_config
+    n = len(data.y_train)
+    if n == 0:
+        raise ConfigError("fastcnn: no training images")
+    if data.x_train.shape[1] != dc.input_size:
+        raise ConfigError(
+            f"fastcnn expects images stored at its input size {dc.input_size} (crop_pct=1.0), "
+            f"got {data.x_train.shape[1]}"
+        )
+    kwargs = model_kwargs_for(n, dc.input_size, len(data.classes), params)
+    model: FastCNN = create_model(spec.name, len(data.classes), **kwargs)
+    batch_size = cfg.batch_size or default_batch_size(n)
+    hyper = FastHyper()
+    lr_scale = cfg.lr / hyper.filter_lr if cfg.lr else 1.0
+    smoothing = RECIPE_LABEL_SMOOTHING if cfg.label_smoothing == _CFG_DEFAULT_SMOOTHING else cfg.label_smoothing
+    amp = cfg.amp and bool(params.get("amp", True))
+
+    images = torch.from_numpy(data.x_train).permute(0, 3, 1, 2).to(device)
+    labels = torch.from_numpy(data.y_train).to(device)
+    aug = BatchAugmenter(
+        images,
+        labels,
+        dc.mean,
+        dc.std,
+        batch_size=batch_size,
+        generator=generator,
+        translate=int(params.get("translate", 2 if dc.input_size >= 24 else 1)),
+        channels_last=cfg.channels_last,
+    )
+    # Whitening filters come from (un-augmented) training patches; up to 5,000 images are plenty.
+    sample = images[torch.randperm(n, generator=generator)[:5000].to(device)]
+    degenerate = model.init_whitening(aug.normalise(sample).float().cpu())
+    if degenerate and amp:
+        # Grey or upscaled images leave patch directions empty; bf16 rounding then becomes signal that
+        # near-constant channels' BatchNorm amplifies (measured: 1000x gradients on grey digits). Such
+        # data are small and cheap, so they train in fp32.
+        log.info("fastcnn: %d empty patch directions (grey or upscaled images): training in fp32", degenerate)
+        amp = False
+    model.to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    sgd, ortho = make_optimizers(model, hyper, aug.batch_size, lr_scale)
+    averager = WeightAverage(model) if params.get("lookahead", True) else None
+    steps_per_epoch = aug.steps_per_epoch()
+    budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min else None
+    epochs = cfg.epochs or (10_000 if budget_s else default_epochs(steps_per_epoch))
+    planned_steps = epochs * steps_per_epoch
+    start_epoch, step, used_s = 0, 0, 0.0
+    if resume_from is not None:
+        ckpt = torch.load(resume_from, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        sgd.load_state_dict(ckpt["sgd"])
+        ortho.load_state_dict(ckpt["ortho"])
+        if averager is not None and ckpt.get("slow") is not None:
+            averager.slow = ckpt["slow"]
+        start_epoch, step, used_s = ckpt["epoch"] + 1, ckpt["step"], ckpt["used_s"]
+        if start_epoch >= epochs:
+            raise ConfigError(f"checkpoint already finished {start_epoch} epochs; ask for more with --epochs")
+    train_step = maybe_compile(model, device, params.get("compile", "auto"), budget_s)
+    criterion = nn.CrossEntropyLoss(label_smoothing=smoothing, reduction="sum")
+    # The budget covers everything fit_fast does: setup, training, per-epoch validation, the final pass.
+    t0 = t_start - used_s
+    t0_setup = time.perf_counter() - t_start
+    eval_s: float | None = None  # measured cost of one validation pass, reserved for the final one
+    trained_images, trained_s, train_s_before = 0, 0.0, 0.0
+    n_val = len(data.y_val)
+    history: list[dict[str, Any]] = []
+
+    def fraction(now: float) -> float:
+        p = step / planned_steps
+        if budget_s:
+            if eval_s is not None:
+                reserve = eval_s
+            else:  # a forward pass costs about a third of a training step; keep a margin
+                per_image = trained_s / trained_images if trained_images else 0.0
+                reserve = max(0.02 * budget_s, 0.5 * n_val * per_image)
+            p = max(p, (now - t0) / max(1e-3, budget_s - reserve))
+        return min(p, 1.0)
+
+    log.info(
+        "fastcnn %s: %d images at %dpx, batch %d, %s, widths %s, setup %.1fs",
+        device,
+        n,
+        dc.input_size,
+        aug.batch_size,
+        f"budget {budget_s:.0f}s" if budget_s else f"{epochs} epochs",
+        kwargs["widths"],
+        t0_setup,
+    )
+    done = False
+    with progress.bar(f"training {spec.name}", total=None if budget_s else epochs - start_epoch) as (bar, task):
+        for epoch in range(start_epoch, epochs):
+            model.train()
+            te, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+            for xb, yb in aug.epoch(epoch):
+                p = fraction(time.perf_counter())
+                if p >= 1.0:
+                    done = True
+                    break
+                whiten_bias = apply_schedule(sgd, ortho, p, hyper)
+                with autocast(device, amp):
+                    logits = train_step(xb, whiten_bias)
+                loss = criterion(logits.float(), yb)
+                loss.backward()
+                sgd.step()
+                ortho.step()
+                model.zero_grad(set_to_none=True)
+                step += 1
+                trained_images += len(yb)
+                trained_s = train_s_before + time.perf_counter() - te
+                if averager is not None and step % averager.every == 0:
+                    averager.update(model, fraction(time.perf_counter()))
+                seen += len(yb)
+                loss_sum += float(loss.detach())
+                correct += int((logits.argmax(1) == yb).sum())
+            if step >= planned_steps or fraction(time.perf_counter()) >= 1.0:
+                done = True
+            if done and averager is not None:
+                averager.update(model, 1.0, final=True)
+            train_s = time.perf_counter() - te
+            train_s_before += train_s
+            tv = time.perf_counter()
+            val_logits = logits_for(model, data.x_val, dc, device, amp=amp)
+            eval_s = (time.perf_counter() - tv) * 1.2
+            val_acc = _accuracy(val_logits, data.y_val)
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / max(seen, 1),
+                "train_acc": correct / max(seen, 1),
+                "val_acc": val_acc,
+                "lr": ortho.param_groups[0]["lr"] if ortho.param_groups else 0.0,
+                "epoch_s": time.perf_counter() - te,
+                "train_s": train_s,
+                "elapsed_s": time.perf_counter() - t0,
+                "images": seen,
+            }
+            history.append(row)
+            log_row(row)
+            bar.update(task, advance=1, info=f"val acc {val_acc:.3f}")  # type: ignore[arg-type]
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "sgd": sgd.state_dict(),
+                    "ortho": ortho.state_dict(),
+                    "slow": averager.slow if averager else None,
+                    "epoch": epoch,
+                    "step": step,
+                    "used_s": time.perf_counter() - t0,
+                    "model_kwargs": kwargs,
+                },
+                run_dir / CHECKPOINT,
+            )
+            if done:
+                break
+    model.eval()
+    model = model.cpu().to(memory_format=torch.contiguous_format)
+    extra = {
+        "recipe": "fast",
+        "batch_size": aug.batch_size,
+        "steps": step,
+        "label_smoothing": smoothing,
+        "elapsed_s": time.perf_counter() - t_start,
+        "budget_s": budget_s,
+    }
+    return TrainedModel(model=model, model_kwargs=kwargs, data_config=dc, history=history, extra=extra)

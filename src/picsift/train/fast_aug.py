@@ -1,0 +1,88 @@
+"""Whole-batch augmentation for the fast recipe: uint8 tensors in, normalised float batches out.
+
+No per-image Python: flips and translations are index arithmetic over the whole batch, done on the
+device that trains (so a GPU keeps a small dataset resident and never waits for a loader).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+class BatchAugmenter:
+    """Serves shuffled, augmented, normalised batches from a uint8 (N, 3, S, S) tensor.
+
+    - alternating flips: each image gets a random flip state in epoch 0 and the opposite state every
+      other epoch, so every image is seen both ways within two epochs (less redundancy than coin flips);
+    - translation by up to `translate` pixels with reflect padding, one random shift per image.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
+        *,
+        batch_size: int,
+        translate: int = 2,
+        flip: bool = True,
+        generator: torch.Generator,
+        channels_last: bool = True,
+    ) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected uint8 (N, 3, S, S) images, got {images.dtype} {tuple(images.shape)}")
+        self.device = images.device
+        self.size = images.shape[-1]
+        self.pad = translate
+        # Pad once (reflect) so every batch only gathers; reflect padding needs a float tensor, then back to uint8.
+        if translate > 0:
+            padded = torch.nn.functional.pad(images.float(), (translate,) * 4, mode="reflect")
+            self.images = padded.round().to(torch.uint8)
+        else:
+            self.images = images
+        self.labels = labels.to(self.device)
+        self.batch_size = min(batch_size, len(labels))
+        self.flip = flip
+        self.generator = generator
+        self.channels_last = channels_last
+        self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1) * 255.0
+        self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1) * 255.0
+        self.flip_state = torch.rand(len(labels), generator=generator) < 0.5
+
+    def steps_per_epoch(self) -> int:
+        return max(1, len(self.labels) // self.batch_size)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x.float() - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _crop(self, x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, S+2p, S+2p) uint8; dy, dx: (B,) offsets in [0, 2p] -> (B, 3, S, S)."""
+        b, c, h, w = x.shape
+        s = self.size
+        ar = torch.arange(s, device=x.device)
+        rows = (dy.view(b, 1) + ar).view(b, 1, s, 1).expand(b, c, s, w)
+        x = torch.gather(x, 2, rows)
+        cols = (dx.view(b, 1) + ar).view(b, 1, 1, s).expand(b, c, s, s)
+        return torch.gather(x, 3, cols)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield (x float normalised (B, 3, S, S), y int64 (B,)) for one epoch (drop_last)."""
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator)
+        flips = self.flip_state ^ bool(epoch % 2) if self.flip else torch.zeros(n, dtype=torch.bool)
+        shifts = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=self.generator)
+        for i in range(self.steps_per_epoch()):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            dev_idx = idx.to(self.device)
+            x = self.images[dev_idx]
+            if self.pad > 0:
+                sh = shifts[idx].to(self.device)
+                x = self._crop(x, sh[:, 0], sh[:, 1])
+            if self.flip:
+                mask = flips[idx].to(self.device).view(-1, 1, 1, 1)
+                x = torch.where(mask, x.flip(-1), x)
+            yield self.normalise(x), self.labels[dev_idx]

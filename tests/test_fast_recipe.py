@@ -1,0 +1,154 @@
+"""The fast recipe on tiny real data: it learns, honours a time budget, and rebuilds exactly."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+
+from conftest import write_digits
+from picsift.config import TrainConfig
+from picsift.models.registry import create_model, get_spec
+from picsift.train.data import TrainData
+from picsift.train.fast import fit_fast
+from picsift.train.fast_eval import logits_for, predict_tta, to_input
+
+
+def digits_arrays(tmp: Path, per_class: int = 40, classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    root = write_digits(tmp / "digits", per_class=per_class, classes=classes, size=16)
+    xs, ys = [], []
+    for c in range(classes):
+        for f in sorted((root / str(c)).glob("*.png")):
+            xs.append(np.asarray(PILImage.open(f).convert("RGB"), dtype=np.uint8))
+            ys.append(c)
+    return np.stack(xs), np.array(ys, dtype=np.int64)
+
+
+def digits_data(tmp: Path) -> TrainData:
+    x, y = digits_arrays(tmp)
+    order = np.random.default_rng(0).permutation(len(y))
+    x, y = x[order], y[order]
+    spec = get_spec("fastcnn")
+    return TrainData(
+        classes=["0", "1", "2"],
+        data_config=spec.data_config.with_size(16),
+        x_train=x[:90],
+        y_train=y[:90],
+        x_val=x[90:],
+        y_val=y[90:],
+    )
+
+
+def fit(data: TrainData, tmp: Path, **cfg: object) -> object:
+    config = TrainConfig(seed=0, device="cpu", **cfg)  # type: ignore[arg-type]
+    return fit_fast(get_spec("fastcnn"), data, config, torch.device("cpu"), lambda row: None, tmp)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainData, Any, Path]:
+    tmp = tmp_path_factory.mktemp("fast")
+    data = digits_data(tmp)
+    return data, fit(data, tmp, epochs=15), tmp
+
+
+def test_recipe_learns_far_above_chance(trained: tuple[TrainData, Any, Path]) -> None:
+    _, result, tmp = trained
+    assert result.history[-1]["val_acc"] >= 0.8  # chance is 0.33
+    assert result.history[-1]["val_acc"] > result.history[0]["val_acc"] or result.history[0]["val_acc"] >= 0.9
+    assert {"epoch", "train_loss", "val_acc", "epoch_s"} <= set(result.history[-1])
+    assert not result.model.training
+    assert (tmp / "checkpoint.pt").exists()
+
+
+def test_time_budget_is_honoured(tmp_path: Path) -> None:
+    data = digits_data(tmp_path)
+    budget_min = 0.15
+    trained = fit(data, tmp_path, time_budget_min=budget_min)
+    elapsed = trained.extra["elapsed_s"]
+    assert abs(elapsed - budget_min * 60) <= 0.1 * budget_min * 60, elapsed
+    assert len(trained.history) >= 2  # it trained several epochs, and stopped on its own
+
+
+def test_rebuild_from_kwargs_and_state_dict_is_identical(trained: tuple[TrainData, Any, Path]) -> None:
+    data, trained, _ = trained
+    rebuilt = create_model("fastcnn", num_classes=3, **trained.model_kwargs)
+    rebuilt.load_state_dict(trained.model.state_dict())
+    rebuilt.eval()
+    x = to_input(torch.from_numpy(data.x_val).permute(0, 3, 1, 2), data.data_config, channels_last=False)
+    with torch.no_grad():
+        assert torch.equal(trained.model(x), rebuilt(x))
+    # the frozen whitening filters travel in the state dict
+    assert "whiten.weight" in trained.model.state_dict()
+    assert not trained.model.whiten.weight.requires_grad
+
+
+def test_bf16_and_fp32_predictions_agree(trained: tuple[TrainData, Any, Path]) -> None:
+    data, result, _ = trained
+    model = result.model
+    x = to_input(torch.from_numpy(data.x_val).permute(0, 3, 1, 2), data.data_config)
+    with torch.no_grad():
+        fp32 = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = model(x).float()
+    assert (fp32.argmax(1) == bf16.argmax(1)).float().mean() >= 0.95
+    spread = (fp32.max(1).values - fp32.min(1).values).mean()
+    assert (fp32 - bf16).abs().mean() <= 0.05 * spread
+
+
+def test_predict_tta_shapes_and_mirror_average(trained: tuple[TrainData, Any, Path]) -> None:
+    data, result, _ = trained
+    model = result.model
+    x = to_input(torch.from_numpy(data.x_val).permute(0, 3, 1, 2), data.data_config)
+    with torch.no_grad():
+        mirror = 0.5 * (model(x) + model(x.flip(-1)))
+        assert torch.allclose(predict_tta(model, x, shift=0), mirror, atol=1e-5)
+        assert predict_tta(model, x).shape == (len(x), 3)
+    tta = logits_for(model, data.x_val, data.data_config, torch.device("cpu"), tta=True, amp=False)
+    assert tta.shape == (len(data.y_val), 3)
+
+
+def test_pretrained_is_refused() -> None:
+    from picsift.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="from scratch"):
+        create_model("fastcnn", num_classes=3, pretrained=True)
+
+
+def test_end_to_end_through_train_run(tmp_path: Path) -> None:
+    import picsift.train
+    from picsift.models.artifact import load_artifact
+    from picsift.store import Workspace
+    from picsift.store.schema import Image
+
+    root = write_digits(tmp_path / "digits", per_class=25, classes=3, size=16)
+    ws = Workspace.open(tmp_path / "ws", create=True)
+    files = sorted(root.glob("*/*.png"))
+    rows = []
+    for i, f in enumerate(files):
+        rows.append(
+            Image(
+                sha256=hashlib.sha256(f.read_bytes()).hexdigest(),
+                path=str(f),
+                source=str(root),
+                byte_size=f.stat().st_size,
+                width=16,
+                height=16,
+                format="PNG",
+                mode="RGB",
+                readable=True,
+                split="val" if i % 5 == 0 else "train",
+            )
+        )
+    ws.catalog.add_images(rows)
+    for row in ws.catalog.images():
+        ws.catalog.set_label(row.id, Path(row.path).parent.name)
+    result = picsift.train.run(TrainConfig(workspace=ws.root, model="fastcnn", epochs=10, device="cpu"))
+    assert result.val_acc is not None and result.val_acc >= 0.6
+    art = load_artifact(result.run_dir)
+    assert art.data_config.input_size == 16 and art.data_config.crop_pct == 1.0
+    assert art.model_kwargs["input_size"] == 16
