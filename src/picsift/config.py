@@ -120,8 +120,8 @@ class CleanConfig:
     near_dup_threshold: float = 0.955  # aligned 16x16 thumbnail correlation
     near_dup_neighbours: int = 20
     phash_max_bits: int = 4
-    blur_z: float = 3.5
-    dark_p95: float = 45.0
+    blur_z: float = 4.0
+    dark_p95: float = 64.0
     bright_p05: float = 225.0
     min_side: int = 16
     max_aspect: float = 4.0

@@ -229,7 +229,11 @@ class ApplyOptions:
 
 def select_exclusions(findings: list[Finding], opts: ApplyOptions) -> dict[int, str]:
     """Image id -> reason, from the findings the options select. The first id of a duplicate group
-    (the best copy) is always kept."""
+    (the best copy) is always kept.
+
+    Reasons are short categories ("near duplicate", "blurry", "label issue") so that `picsift status`
+    can count exclusions by reason; the per-image evidence stays in findings.json and the report.
+    """
     chosen: dict[int, str] = {}
     single: set[str] = set()
     if opts.unreadable:
@@ -240,15 +244,14 @@ def select_exclusions(findings: list[Finding], opts: ApplyOptions) -> dict[int, 
         single.update(("outlier", "class_outlier"))
     if opts.label_issues:
         single.add("label_issue")
-    # Duplicate groups first: "copy of image N" is the most useful reason when an image has several.
+    # Duplicate groups first: "near duplicate" is the most useful reason when an image has several.
     ordered = sorted(findings, key=lambda f: f.check != "duplicates")
     for f in ordered:
         if opts.near_duplicates and f.kind in ("exact_duplicate", "near_duplicate"):
             for other in f.image_ids[1:]:
-                why = f"{f.kind.replace('_', ' ')} of image {f.image_ids[0]} (similarity {f.score:.3f})"
-                chosen.setdefault(other, why)
+                chosen.setdefault(other, f.kind.replace("_", " "))
         elif f.kind in single:
-            chosen.setdefault(f.image_ids[0], f.explanation)
+            chosen.setdefault(f.image_ids[0], f.kind.replace("_", " "))
     return chosen
 
 
