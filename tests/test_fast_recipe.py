@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 from conftest import write_digits
 from picsift.config import TrainConfig
 from picsift.models.registry import create_model, get_spec
-from picsift.train.data import TrainData
+from picsift.train.data import TrainData, TrainedModel
 from picsift.train.fast import fit_fast
 from picsift.train.fast_eval import logits_for, predict_tta, to_input
 
@@ -44,8 +44,8 @@ def digits_data(tmp: Path) -> TrainData:
     )
 
 
-def fit(data: TrainData, tmp: Path, **cfg: object) -> object:
-    config = TrainConfig(seed=0, device="cpu", **cfg)  # type: ignore[arg-type]
+def fit(data: TrainData, tmp: Path, **cfg: Any) -> TrainedModel:
+    config = TrainConfig(seed=0, device="cpu", **cfg)
     return fit_fast(get_spec("fastcnn"), data, config, torch.device("cpu"), lambda row: None, tmp)
 
 
@@ -75,16 +75,16 @@ def test_time_budget_is_honoured(tmp_path: Path) -> None:
 
 
 def test_rebuild_from_kwargs_and_state_dict_is_identical(trained: tuple[TrainData, Any, Path]) -> None:
-    data, trained, _ = trained
-    rebuilt = create_model("fastcnn", num_classes=3, **trained.model_kwargs)
-    rebuilt.load_state_dict(trained.model.state_dict())
+    data, result, _ = trained
+    rebuilt = create_model("fastcnn", num_classes=3, **result.model_kwargs)
+    rebuilt.load_state_dict(result.model.state_dict())
     rebuilt.eval()
     x = to_input(torch.from_numpy(data.x_val).permute(0, 3, 1, 2), data.data_config, channels_last=False)
     with torch.no_grad():
-        assert torch.equal(trained.model(x), rebuilt(x))
+        assert torch.equal(result.model(x), rebuilt(x))
     # the frozen whitening filters travel in the state dict
-    assert "whiten.weight" in trained.model.state_dict()
-    assert not trained.model.whiten.weight.requires_grad
+    assert "whiten.weight" in result.model.state_dict()
+    assert not result.model.whiten.weight.requires_grad
 
 
 def test_bf16_and_fp32_predictions_agree(trained: tuple[TrainData, Any, Path]) -> None:
