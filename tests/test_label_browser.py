@@ -185,3 +185,84 @@ def test_findings_proposals_and_clusters_in_chromium(server, page) -> None:
     page.dblclick("[data-testid=card-1]")
     page.wait_for_selector("[data-testid=viewer-findings] >> text=blurry")
     assert "low Laplacian variance" in page.inner_text("[data-testid=viewer-findings]")
+
+
+def test_photo_workflow_train_queue_proposals_in_chromium(tmp_path: Path, datasets: Path, page) -> None:
+    """CIFAR-10 photos: train from the app, rank the next batch, review model proposals (README shots)."""
+    import hashlib
+    import shutil
+
+    import uvicorn
+
+    from picsift.label.autolabel import autolabel
+    from picsift.store.schema import Image
+
+    require(CHROMIUM.exists(), "Debian's chromium is not installed (apt-get install chromium)")
+    classes = ["airplane", "automobile", "frog"]
+    ws = Workspace.open(tmp_path / "ws", create=True)
+    rows = []
+    for c in classes:
+        for f in sorted((datasets / "cifar10" / "train" / c).glob("*.jpg"))[:24]:
+            dst = tmp_path / "photos" / c / f.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, dst)
+            data = dst.read_bytes()
+            rows.append(
+                Image(
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    path=str(dst),
+                    source=str(tmp_path / "photos"),
+                    byte_size=len(data),
+                    width=32,
+                    height=32,
+                    format="JPEG",
+                    mode="RGB",
+                    split="train",
+                )
+            )
+    ws.catalog.add_images(rows)
+    for c in classes:
+        for r in [r for r in ws.catalog.images() if Path(r.path).parent.name == c][:10]:
+            ws.catalog.set_label(r.id, c, origin="import", annotator="fixture")
+    port = free_port()
+    app = create_app(LabelSettings(workspace=ws.root, annotator="dana"))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: srv.started, "server start")
+        page.on("dialog", lambda d: d.accept("10"))  # the Train button asks for the number of epochs
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("body[data-ready='1']")
+        page.click("[data-testid=btn-train]")
+        page.wait_for_selector("[data-testid=job-status] >> text=train: done", timeout=180000)
+        assert len(list((ws.root / "runs").iterdir())) == 1
+        page.select_option("[data-testid=view]", "unlabeled")
+        page.select_option("[data-testid=sort]", "uncertainty")
+        page.wait_for_selector(".card .pred")
+        shot(page, "label-grid.png")
+        page.click("[data-testid=btn-queue]")
+        page.wait_for_selector("[data-testid=title] >> text=most informative")
+        assert page.locator(".card").count() == 24
+        autolabel(ws, "model", threshold=0.0)
+        page.select_option("[data-testid=sort]", "id")
+        page.select_option("[data-testid=view]", "proposed")
+        page.wait_for_selector(".card .prop")
+        shot(page, "label-proposals.png")
+        first = int(page.get_attribute(".card >> nth=0", "data-id"))
+        proposed = ws.catalog.proposals([first])[0]["label"]
+        page.dblclick(f"[data-testid=card-{first}]")
+        page.wait_for_selector("[data-testid=viewer-meta] >> text=32 × 32 px")
+        shot(page, "label-viewer.png")
+        page.keyboard.press("a")
+        wait_for(lambda: ws.catalog.image(first).label == proposed, "accepted proposal")
+        autolabel(ws, "cluster", n_clusters=4, extractor="pixels")
+        page.keyboard.press("Escape")
+        page.click("[data-testid=btn-clusters]")
+        page.wait_for_selector("[data-testid=cluster-0]")
+        page.click("[data-testid=cluster-0] .sel-cluster")
+        shot(page, "label-clusters.png")
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        ws.close()

@@ -9,7 +9,7 @@ const state = {
   classes: [], items: [], total: 0, offset: 0, pageSize: 200,
   cursor: 0, selected: new Set(), anchor: null,
   mode: "grid",            // grid | queue | clusters
-  clusters: [], undo: [], viewer: false, splits: [], jobTimer: null,
+  clusters: [], undo: [], viewer: false, splits: [], jobTimer: null, seq: 0,
 };
 
 function esc(s) {
@@ -82,9 +82,11 @@ function query() {
 
 async function loadImages(append = false) {
   state.mode = "grid";
-  if (!append) { state.offset = 0; state.items = []; state.cursor = 0; state.selected.clear(); }
+  const seq = ++state.seq;  // a later request wins: stale responses are dropped
+  if (!append) { state.offset = 0; state.cursor = 0; state.selected.clear(); }
   const page = await api("api/images?" + query());
-  state.items = state.items.concat(page.items);
+  if (seq !== state.seq) return;
+  state.items = append ? state.items.concat(page.items) : page.items;
   state.total = page.total;
   $("#title").textContent = `${state.total} images` + ($("#view").value !== "all" ? ` (${$("#view").value})` : "");
   render();
@@ -92,10 +94,13 @@ async function loadImages(append = false) {
 
 async function loadQueue() {
   toast("choosing the next batch…");
+  const seq = ++state.seq;
   const batch = await api("api/queue?n=24");
   const ids = batch.items.map((i) => i.image_id);
+  const items = ids.length ? (await api("api/images?ids=" + ids.join(",") + "&limit=500")).items : [];
+  if (seq !== state.seq) return;
   state.mode = "queue"; state.cursor = 0; state.selected.clear();
-  state.items = ids.length ? (await api("api/images?ids=" + ids.join(",") + "&limit=500")).items : [];
+  state.items = items;
   state.total = state.items.length;
   $("#title").textContent = batch.run
     ? `Next batch: ${ids.length} most informative unlabelled images (uncertainty under ${batch.run} + diversity)`
@@ -104,11 +109,15 @@ async function loadQueue() {
 }
 
 async function loadClusters() {
+  const seq = ++state.seq;
   const data = await api("api/clusters");
+  const clusters = data.clusters.slice(0, 30);
+  const ids = clusters.flatMap((c) => c.image_ids);
+  const items = ids.length ? (await api("api/images?ids=" + ids.join(",") + "&limit=2000")).items : [];
+  if (seq !== state.seq) return;
   state.mode = "clusters"; state.cursor = 0; state.selected.clear();
-  state.clusters = data.clusters.slice(0, 30);
-  const ids = state.clusters.flatMap((c) => c.image_ids);
-  state.items = ids.length ? (await api("api/images?ids=" + ids.join(",") + "&limit=2000")).items : [];
+  state.clusters = clusters;
+  state.items = items;
   state.total = state.items.length;
   $("#title").textContent = state.clusters.length
     ? `${data.clusters.length} clusters of unlabelled images — click a cluster's title to select it, ` +
@@ -329,7 +338,12 @@ function showJob(job) {
     text += ` · epoch ${done}/${total || "?"}`;
     if (p.last && p.last.val_acc != null) text += ` · val acc ${(p.last.val_acc * 100).toFixed(1)}%`;
   }
-  if (job.status === "done" && job.result) text += ` · ${esc(JSON.stringify(job.result))}`;
+  if (job.status === "done" && job.result) {
+    const r = job.result;
+    text += job.kind === "train"
+      ? ` · run ${r.run_id}` + (r.val_acc != null ? ` · best val acc ${(r.val_acc * 100).toFixed(1)}%` : "")
+      : ` · ${r.proposed ? `${r.proposed} proposals` : `${r.clusters} clusters`}`;
+  }
   if (job.error) text += ` · ${job.error}`;
   $("#job").innerHTML = `<div data-testid="job-status">${esc(text)}</div><div class="bar"><div style="width:${pct}%"></div></div>`;
 }
