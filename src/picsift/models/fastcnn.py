@@ -144,7 +144,9 @@ class FastCNN(nn.Module):
         return int(absent.sum())
 
     def features(self, x: torch.Tensor, whiten_bias_grad: bool = True) -> torch.Tensor:
-        bias = self.whiten.bias if whiten_bias_grad or self.whiten.bias is None else self.whiten.bias.detach()
+        bias = self.whiten.bias
+        if bias is not None and not whiten_bias_grad:
+            bias = bias.detach()
         # Always fp32: whitening filters scale low-variance patch directions by up to 1/sqrt(eps) ~ 45,
         # which would amplify bf16 rounding of the input into noise. The layer is tiny (3 -> 24 channels).
         with torch.autocast(x.device.type, enabled=False):

@@ -1,0 +1,106 @@
+"""Parts of the fast recipe: batch augmentation, schedule, thread policy, whitening, ONNX export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from picsift.models.fastcnn import FastCNN, default_depth
+from picsift.train.fast_aug import BatchAugmenter
+from picsift.train.fast_optim import lr_factor, orthogonalise
+from picsift.train.fast_runtime import choose_threads
+
+
+def make_aug(translate: int = 2, n: int = 64) -> tuple[BatchAugmenter, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g)
+    labels = torch.arange(n)  # label = image index, to find each image again
+    aug = BatchAugmenter(
+        images,
+        labels,
+        (0.0, 0.0, 0.0),
+        (1 / 255, 1 / 255, 1 / 255),
+        batch_size=16,
+        translate=translate,
+        generator=g,
+        channels_last=False,
+    )
+    return aug, images
+
+
+def test_batches_are_shifted_windows_of_the_reflect_padded_image() -> None:
+    aug, images = make_aug()
+    padded = torch.nn.functional.pad(images.float(), (2, 2, 2, 2), mode="reflect")
+    seen = 0
+    for x, y in aug.epoch(0):
+        assert x.shape == (16, 3, 8, 8) and x.dtype == torch.float32
+        for xi, yi in zip(x, y, strict=True):
+            p = padded[int(yi)]
+            windows = [p[:, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)]
+            windows += [w.flip(-1) for w in windows]
+            assert any(torch.equal(xi, w) for w in windows)
+            seen += 1
+    assert seen == 64  # every image once per epoch (64 = 4 full batches)
+
+
+def test_flips_alternate_between_epochs() -> None:
+    aug, images = make_aug(translate=0)
+    state = {}
+    for epoch in range(2):
+        for x, y in aug.epoch(epoch):
+            for xi, yi in zip(x, y, strict=True):
+                state.setdefault(int(yi), []).append(not torch.equal(xi, images[int(yi)].float()))
+    flipped = np.array([v for v in state.values()])
+    assert (flipped[:, 0] != flipped[:, 1]).all()  # each image seen both ways over two epochs
+    assert 0.2 < flipped[:, 0].mean() < 0.8
+
+
+def test_schedule_warms_up_decays_to_zero() -> None:
+    assert lr_factor(0.0, 0.02) < lr_factor(0.02, 0.02) == 1.0
+    assert lr_factor(0.5, 0.02) > lr_factor(0.9, 0.02) > lr_factor(1.0, 0.02) == 0.0
+
+
+def test_orthogonalise_flattens_the_spectrum() -> None:
+    g = torch.randn(64, 288) * torch.logspace(0, 3, 288)
+    s = torch.linalg.svdvals(orthogonalise(g))
+    assert s.max() < 1.6 and s.min() > 0.3
+
+
+def test_thread_policy_uses_free_cores() -> None:
+    assert choose_threads(2, 0.1) == 2
+    assert choose_threads(2, 10.0) == 1
+    assert choose_threads(16, 4.0) == 12
+
+
+def test_depth_adapts_to_input_size() -> None:
+    assert default_depth(32) == 3 and default_depth(16) == 3 and default_depth(64) == 4
+    for size in (16, 32, 48, 64):
+        assert FastCNN(5, widths=[8, 16, 16], input_size=size).eval()(torch.randn(2, 3, size, size)).shape == (2, 5)
+
+
+def test_whitening_decorrelates_patches() -> None:
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(200, 3, 12, 12, generator=g)
+    mix = torch.tensor([[1.0, 0.8, 0.6], [0.0, 0.5, 0.4], [0.0, 0.0, 0.3]])
+    x = torch.einsum("ij,njhw->nihw", mix, base)
+    x = x + 0.5 * x.roll(1, dims=-1)  # correlated neighbours
+    m = FastCNN(2, widths=[8, 8, 8], input_size=12)
+    assert m.init_whitening(x) == 0
+    out = torch.nn.functional.conv2d(x, m.whiten.weight[:12]).permute(1, 0, 2, 3).reshape(12, -1)
+    cov = out @ out.T / out.shape[1]
+    assert torch.allclose(cov, torch.eye(12), atol=0.05)
+
+
+def test_onnx_export_matches(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    m = FastCNN(3, widths=[16, 32, 32], input_size=16).eval()
+    m.init_whitening(torch.randn(50, 3, 16, 16))
+    x = torch.randn(4, 3, 16, 16)
+    path = tmp_path / "m.onnx"
+    kwargs = {"dynamo": False} if "dynamo" in torch.onnx.export.__code__.co_varnames else {}
+    torch.onnx.export(m, (x,), str(path), input_names=["x"], opset_version=17, **kwargs)  # type: ignore[arg-type]
+    (y,) = ort.InferenceSession(str(path)).run(None, {"x": x.numpy()})
+    assert np.abs(y - m(x).detach().numpy()).max() < 1e-4
