@@ -115,3 +115,15 @@ def test_accept_without_image_is_refused(tmp_path: Path) -> None:
         store.accept([item.id])
     assert store.reject([item.id])[0].status == "rejected"
     ws.close()
+
+
+def test_held_prediction_images_are_bounded(tmp_path: Path) -> None:
+    from picsift.deploy.server.settings import ServerSettings
+    from picsift.deploy.server.state import HeldPrediction, ServerState
+
+    state = ServerState(ServerSettings(bundle=tmp_path, workspace=tmp_path, feedback_cache=3, feedback_cache_bytes=250))
+    for i in range(5):
+        state.hold(f"p{i}", HeldPrediction(b"x" * 100, "sha", "cat", 0.9, "v1"))
+    assert [state.held(f"p{i}") is not None for i in range(5)] == [False, False, False, True, True]  # bytes bound
+    state.hold("big", HeldPrediction(b"x" * 300, "sha", "cat", 0.9, "v1"))  # larger than the whole budget
+    assert state.held("big") is None and state.held("p4") is not None

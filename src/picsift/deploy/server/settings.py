@@ -30,6 +30,7 @@ class ServerSettings:
     max_batch_images: int = 64
     default_top_k: int = 3
     feedback_cache: int = 1024  # recent predictions whose images are held for feedback by id
+    feedback_cache_bytes: int = 256 * 1024 * 1024  # ... and at most this many bytes of them
     log_predictions: bool = True
 
     def validate(self) -> ServerSettings:

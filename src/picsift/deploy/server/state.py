@@ -72,6 +72,7 @@ class ServerState:
         self._ws: Workspace | None = None
         self._feedback: Any = None
         self._held: collections.OrderedDict[str, HeldPrediction] = collections.OrderedDict()
+        self._held_bytes = 0
         self._reload_lock = asyncio.Lock()
         self.prediction_log: PredictionLog | None = None
 
@@ -127,11 +128,15 @@ class ServerState:
         return uuid.uuid4().hex
 
     def hold(self, prediction_id: str, held: HeldPrediction) -> None:
-        if self.settings.feedback_cache <= 0:
+        """Keep the image of a recent prediction for feedback by id (bounded in count and bytes)."""
+        limit_n, limit_bytes = self.settings.feedback_cache, self.settings.feedback_cache_bytes
+        if limit_n <= 0 or len(held.image) > limit_bytes:
             return
         self._held[prediction_id] = held
-        while len(self._held) > self.settings.feedback_cache:
-            self._held.popitem(last=False)
+        self._held_bytes += len(held.image)
+        while len(self._held) > limit_n or self._held_bytes > limit_bytes:
+            _, old = self._held.popitem(last=False)
+            self._held_bytes -= len(old.image)
 
     def held(self, prediction_id: str) -> HeldPrediction | None:
         return self._held.get(prediction_id)
