@@ -201,7 +201,7 @@ def _chart(rows: list[dict[str, Any]]) -> str:
         ax1.text(p - 0.2, r["accuracy"] + 0.01, f"{r['accuracy']:.3f}", ha="center", fontsize=8)
     ax1.set_ylim(0, 1.08)
     ax1.set_ylabel(f"on {ok[0]['split']} ({ok[0]['n_eval']} images)")
-    ax1.legend(loc="lower right")
+    ax1.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     ax1.grid(axis="y", alpha=0.3)
     ax2.bar(pos, [max(r["train_seconds"], 1e-3) for r in ok], 0.6, color="#2ca02c")
     ax2.set_yscale("log")
