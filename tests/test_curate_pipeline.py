@@ -83,6 +83,7 @@ def test_clean_finds_planted_problems_and_writes_report(tmp_path: Path) -> None:
     doc = json.loads(result.findings_path.read_text())
     # the blurred copy is also, correctly, a near duplicate of its original (the sharper copy is kept)
     assert ("near_duplicate", (ids["blue5"], ids["blurred"])) in found
+    assert doc["label_model"]["cv_agreement"] > 0.9 and not doc["label_model"]["weak"]
     assert doc["counts"]["near_duplicate"] == 2 and len(doc["findings"]) == len(result.findings)
     page = result.report_path.read_text()
     assert page.count("data:image/jpeg;base64,") >= 5 and "<script>" in page and "near_duplicate" in page

@@ -102,6 +102,12 @@ def clean(
         console.print("no problems found")
     for kind, n in result.counts.items():
         console.print(f"  {kind:<20} {n}")
+    lm = result.label_model
+    if lm.get("weak"):
+        console.print(
+            f"note: the label model agrees with only {100 * lm['cv_agreement']:.0f}% of the given labels, so "
+            "label issues are a review queue (sorted by score in the report), not a verdict"
+        )
     console.print(f"findings: {result.findings_path}\nreport:   {result.report_path}")
 
 

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 FINDINGS_FILE = "findings.json"
 REPORT_FILE = "clean-report.html"
 ACTION_KIND = "clean"
+WEAK_LABEL_MODEL = 0.8  # cross-validated agreement below which label issues are only a review queue
 QUALITY_EXCLUDED = ("unreadable", "too_small", "blurry", "too_dark", "too_bright", "low_information")
 
 
@@ -45,6 +46,7 @@ class CleanResult:
     findings_path: Path
     report_path: Path
     timings_s: dict[str, float] = field(default_factory=dict)
+    label_model: dict[str, Any] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -58,6 +60,7 @@ class CleanResult:
             "findings_path": str(self.findings_path),
             "report_path": str(self.report_path),
             "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
+            "label_model": self.label_model,
         }
 
 
@@ -139,6 +142,7 @@ def run(cfg: CleanConfig) -> CleanResult:
         timings["duplicates"] = time.perf_counter() - t
 
     emb: np.ndarray | None = None
+    label_model: dict[str, Any] = {}
     if {"outliers", "labels"} & set(cfg.checks) and len(rows) > 0:
         t = time.perf_counter()
         emb = _embeddings(ws, rows, x, cfg.extractor)
@@ -151,7 +155,8 @@ def run(cfg: CleanConfig) -> CleanResult:
 
     if "labels" in cfg.checks and emb is not None:
         t = time.perf_counter()
-        findings += _label_findings(rows, emb, cfg)
+        label_found, label_model = _label_findings(rows, emb, cfg)
+        findings += label_found
         timings["labels"] = time.perf_counter() - t
 
     if "imbalance" in cfg.checks:
@@ -169,6 +174,7 @@ def run(cfg: CleanConfig) -> CleanResult:
         "catalog_hash": cat.catalog_hash(),
         "config": to_jsonable(cfg),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "label_model": label_model,
     }
     findings_path = ws.root / FINDINGS_FILE
     save_findings(findings_path, findings, meta)
@@ -188,10 +194,12 @@ def run(cfg: CleanConfig) -> CleanResult:
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     log.info("clean: %d findings over %d images in %.1fs", len(findings), len(rows_all), timings["total"])
-    return CleanResult(findings, len(rows_all), findings_path, report_path, timings)
+    return CleanResult(findings, len(rows_all), findings_path, report_path, timings, label_model)
 
 
-def _label_findings(rows: list[ImageRow], emb: np.ndarray, cfg: CleanConfig) -> list[Finding]:
+def _label_findings(rows: list[ImageRow], emb: np.ndarray, cfg: CleanConfig) -> tuple[list[Finding], dict[str, Any]]:
+    """Label-issue findings, and how far the cross-validated model agrees with the given labels: with a
+    weak model (low agreement) the flags are a ranked review queue, not a verdict."""
     # One row per distinct picture: byte-identical copies in different folds would vouch for each other.
     seen: set[str] = set()
     keep = []
@@ -203,13 +211,30 @@ def _label_findings(rows: list[ImageRow], emb: np.ndarray, cfg: CleanConfig) -> 
     counts = {c: labels.count(c) for c in set(labels)}
     classes = sorted(c for c, n in counts.items() if n >= 2)  # a class needs 2 images to be cross-validated
     if len(classes) < 2:
-        return []
+        return [], {}
     keep = [i for i in keep if str(rows[i].label) in classes]
     y = np.array([classes.index(str(rows[i].label)) for i in keep])
     probs = cross_val_pred_probs(
         emb[keep], y, len(classes), folds=cfg.label_folds, model=cfg.label_model, seed=cfg.seed
     )
-    return find_label_issues([rows[i].id for i in keep], y, probs, classes)
+    found = find_label_issues([rows[i].id for i in keep], y, probs, classes)
+    agreement = float((probs.argmax(1) == y).mean())
+    stats = {
+        "model": cfg.label_model,
+        "extractor": cfg.extractor,
+        "folds": cfg.label_folds,
+        "images": len(keep),
+        "cv_agreement": round(agreement, 4),
+        "weak": agreement < WEAK_LABEL_MODEL,
+    }
+    if agreement < WEAK_LABEL_MODEL:
+        log.warning(
+            "the label model agrees with only %.0f%% of the given labels: treat the %d label issues as a review "
+            "queue sorted by score, not as a verdict (a stronger --extractor helps)",
+            100 * agreement,
+            len(found),
+        )
+    return found, stats
 
 
 # ---- apply / undo / export ---------------------------------------------------------------------------

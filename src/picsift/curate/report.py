@@ -48,6 +48,21 @@ def thumbnail_uri(pixels: np.ndarray, size: int = 64) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _label_banner(stats: Mapping[str, Any]) -> str:
+    if not stats:
+        return ""
+    text = (
+        f"Label check: a {stats.get('model')} model on {stats.get('extractor')} features, {stats.get('folds')}-fold "
+        f"cross-validated, agrees with {100 * float(stats.get('cv_agreement', 0)):.0f}% of the given labels."
+    )
+    if stats.get("weak"):
+        text += (
+            " That is weak: many flagged labels will be correct. Review label issues from the top (highest score)"
+            " rather than excluding them all."
+        )
+    return f"<p class='meta'>{html.escape(text)}</p>"
+
+
 def render_report(
     findings: Sequence[Finding],
     *,
@@ -73,6 +88,7 @@ def render_report(
         f"<div class='meta'>{e(str(meta.get('n_images', '?')))} images checked · checks: "
         f"{e(', '.join(meta.get('checks', [])))} · {e(str(meta.get('created_at', '')))} · "
         f"catalog {e(str(meta.get('catalog_hash', ''))[:12])}</div>",
+        _label_banner(meta.get("label_model") or {}),
         "<h2>Summary</h2><table class='sortable'><thead><tr><th>check</th><th>kind</th><th>findings</th>"
         "<th>images</th></tr></thead><tbody>",
     ]
