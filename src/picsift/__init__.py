@@ -28,9 +28,16 @@ __all__ = [
     "__version__",
     "import_images",
     "status",
+    "train",
+    "evaluate",
+    "predict",
+    "clean",
+    "list_models",
+    "create_model",
+    "Workspace",
 ]
 
-_LAZY_API = ("import_images", "status")
+_LAZY_API = ("import_images", "status", "train", "evaluate", "predict", "clean")
 
 
 def __getattr__(name: str) -> object:
@@ -39,6 +46,14 @@ def __getattr__(name: str) -> object:
         from picsift.deploy.client import Client
 
         return Client
+    if name in ("list_models", "create_model"):
+        from picsift import models
+
+        return getattr(models, name)
+    if name == "Workspace":
+        from picsift.store import Workspace
+
+        return Workspace
     if name in _LAZY_API:
         from picsift import api
 

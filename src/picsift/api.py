@@ -14,6 +14,14 @@ if TYPE_CHECKING:
     from picsift.ingest import ImportResult
 
 
+def train(workspace: str | Path | None = None, model: str = "fastcnn", **settings: Any) -> Any:
+    """Train a model on the workspace's labelled images; settings are TrainConfig fields. Returns a RunResult."""
+    from picsift import train as train_stage
+    from picsift.config import TrainConfig
+
+    return train_stage.run(TrainConfig(workspace=Path(workspace) if workspace else None, model=model, **settings))
+
+
 def predict(
     paths: list[str] | str,
     *,
