@@ -29,10 +29,11 @@ from picsift.store import ImageRow
 from picsift.train.data import TrainData, TrainedModel
 from picsift.train.device import autocast, seed_everything
 from picsift.train.fast_aug import BatchAugmenter
-from picsift.train.fast_eval import logits_for
+from picsift.train.fast_eval import logits_for, predict_tta, to_input
 from picsift.train.fast_optim import FastHyper, WeightAverage, apply_schedule, make_optimizers
-from picsift.train.fast_runtime import maybe_compile, thread_scope
+from picsift.train.fast_runtime import images_per_second, maybe_compile, thread_scope
 
+__all__ = ["fit_fast", "predict_tta", "resolve_data_config"]
 log = logging.getLogger("picsift.train")
 CHECKPOINT = "checkpoint.pt"
 MIN_INPUT = 16
@@ -74,6 +75,14 @@ def model_kwargs_for(n_train: int, input_size: int, num_classes: int, params: di
 def default_batch_size(n_train: int) -> int:
     """About 25 steps per epoch, between 32 and 2,000 images."""
     return int(min(2000, max(32, n_train // 25), max(1, n_train)))
+
+
+def budget_batch_size(n_train: int, images_in_budget: float, largest: int) -> int:
+    """Batch size for a time budget: about 200 optimiser steps in it (the record recipe's count),
+    a multiple of 32, at least 32, at most the unbudgeted default. A slow machine gets smaller batches
+    rather than a handful of steps."""
+    per_step = images_in_budget / 200
+    return int(min(largest, max(32, 32 * round(per_step / 32)), max(1, n_train)))
 
 
 def default_epochs(steps_per_epoch: int) -> int:
@@ -124,7 +133,6 @@ def _fit(
         )
     kwargs = model_kwargs_for(n, dc.input_size, len(data.classes), params)
     model: FastCNN = create_model(spec.name, len(data.classes), **kwargs)
-    batch_size = cfg.batch_size or default_batch_size(n)
     hyper = FastHyper()
     lr_scale = cfg.lr / hyper.filter_lr if cfg.lr else 1.0
     smoothing = RECIPE_LABEL_SMOOTHING if cfg.label_smoothing == _CFG_DEFAULT_SMOOTHING else cfg.label_smoothing
@@ -132,6 +140,30 @@ def _fit(
 
     images = torch.from_numpy(data.x_train).permute(0, 3, 1, 2).to(device)
     labels = torch.from_numpy(data.y_train).to(device)
+    # Whitening filters come from (un-augmented) training patches; up to 5,000 images are plenty.
+    sample = images[torch.randperm(n, generator=generator)[:5000].to(device)]
+    degenerate = model.init_whitening(to_input(sample, dc, channels_last=False).float().cpu())
+    if degenerate and amp:
+        # Grey or upscaled images leave patch directions empty; bf16 rounding then becomes signal that
+        # near-constant channels' BatchNorm amplifies (measured: 1000x gradients on grey digits). Such
+        # data are small and cheap, so they train in fp32.
+        log.info("fastcnn: %d empty patch directions (grey or upscaled images): training in fp32", degenerate)
+        amp = False
+    model.to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min else None
+    ckpt = torch.load(resume_from, map_location=device, weights_only=False) if resume_from is not None else None
+    if ckpt is not None:
+        batch_size = int(ckpt["batch_size"])
+    elif cfg.batch_size:
+        batch_size = cfg.batch_size
+    else:
+        batch_size = default_batch_size(n)
+        if budget_s:
+            speed = images_per_second(model, dc.input_size, device, amp, cfg.channels_last)
+            batch_size = budget_batch_size(n, speed * budget_s * 0.85, batch_size)
+            log.info("fastcnn: ~%.0f images/s, so batch %d for the %.0fs budget", speed, batch_size, budget_s)
     aug = BatchAugmenter(
         images,
         labels,
@@ -142,27 +174,13 @@ def _fit(
         translate=int(params.get("translate", 2 if dc.input_size >= 24 else 1)),
         channels_last=cfg.channels_last,
     )
-    # Whitening filters come from (un-augmented) training patches; up to 5,000 images are plenty.
-    sample = images[torch.randperm(n, generator=generator)[:5000].to(device)]
-    degenerate = model.init_whitening(aug.normalise(sample).float().cpu())
-    if degenerate and amp:
-        # Grey or upscaled images leave patch directions empty; bf16 rounding then becomes signal that
-        # near-constant channels' BatchNorm amplifies (measured: 1000x gradients on grey digits). Such
-        # data are small and cheap, so they train in fp32.
-        log.info("fastcnn: %d empty patch directions (grey or upscaled images): training in fp32", degenerate)
-        amp = False
-    model.to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
     sgd, ortho = make_optimizers(model, hyper, aug.batch_size, lr_scale)
     averager = WeightAverage(model) if params.get("lookahead", True) else None
     steps_per_epoch = aug.steps_per_epoch()
-    budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min else None
     epochs = cfg.epochs or (10_000 if budget_s else default_epochs(steps_per_epoch))
     planned_steps = epochs * steps_per_epoch
     start_epoch, step, used_s = 0, 0, 0.0
-    if resume_from is not None:
-        ckpt = torch.load(resume_from, map_location=device, weights_only=False)
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         sgd.load_state_dict(ckpt["sgd"])
         ortho.load_state_dict(ckpt["ortho"])
@@ -261,6 +279,7 @@ def _fit(
                     "epoch": epoch,
                     "step": step,
                     "used_s": time.perf_counter() - t0,
+                    "batch_size": aug.batch_size,
                     "model_kwargs": kwargs,
                 },
                 run_dir / CHECKPOINT,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -75,3 +76,35 @@ def maybe_compile(
         log.warning("torch.compile unavailable (%s); training eagerly", e)
         return model
     return compiled  # type: ignore[return-value]
+
+
+def images_per_second(
+    model: FastCNN, size: int, device: torch.device, amp: bool, channels_last: bool, batch: int = 64, steps: int = 2
+) -> float:
+    """Training throughput from a short probe (forward + backward on random input); weights and
+    BatchNorm statistics are restored afterwards, so the probe leaves no trace."""
+    from picsift.train.device import autocast
+
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    x = torch.randn(batch, 3, size, size, device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    model.train()
+
+    def once() -> None:
+        with autocast(device, amp):
+            out = model(x)
+        out.float().square().mean().backward()
+
+    once()  # first call pays one-off costs (allocations, kernel selection)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(steps):
+        once()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t
+    model.zero_grad(set_to_none=True)
+    model.load_state_dict(state)
+    return batch * steps / max(seconds, 1e-9)
