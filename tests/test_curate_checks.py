@@ -95,6 +95,7 @@ def test_outlier_far_from_everything_is_flagged() -> None:
     found = find_outliers(list(range(60)), emb.astype(np.float32), ["a"] * 60, k=5)
     assert {f.image_ids[0] for f in found} == {17}
     assert {f.kind for f in found} == {"outlier", "class_outlier"}
+    assert "unlike the other 'a' images" in next(f.explanation for f in found if f.kind == "class_outlier")
 
 
 def test_flipped_label_in_a_separable_set_is_found_with_a_suggestion() -> None:

@@ -62,7 +62,7 @@ def find_outliers(
         )
     if labels is not None:
         lab = np.array([str(x) if x is not None else "" for x in labels])
-        for cls in sorted(set(lab) - {""}):
+        for cls in sorted(str(c) for c in set(lab) - {""}):
             members = np.flatnonzero(lab == cls)
             if len(members) < k + 2:
                 continue
