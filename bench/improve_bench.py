@@ -137,7 +137,7 @@ def main() -> None:
     from picsift.improve.unknown import evaluate_unknowns, fit_unknown, load_detector
 
     quick = args.quick
-    per_class = 50 if quick else 1000  # training pool per class: 10,000 images in the full run
+    per_class = 30 if quick else 1000  # training pool per class: 10,000 images in the full run
     n_test = 30 if quick else 200
     epochs = 1 if quick else 4
     trials = 2 if quick else 3
@@ -166,6 +166,24 @@ def main() -> None:
     m_single = test_metrics(single)
     tta_choice = choose_for_run(single)
     m_tta = test_metrics(single, tta=True)
+    # TTA and calibration are cheap (inference only): measure them on every seed for a spread.
+    per_seed = []
+    for r in runs:
+        first = r.run_dir == single
+        views = tta_choice["views"] if first else choose_for_run(r.run_dir)["views"]
+        plain = m_single if first else test_metrics(r.run_dir)
+        with_tta = m_tta if first else test_metrics(r.run_dir, tta=True)
+        cal_r = calibrate(r.run_dir)["test"]
+        per_seed.append(
+            {
+                "run": r.run_dir.name,
+                "plain": plain,
+                "tta": with_tta,
+                "views": views,
+                "ece_before": cal_r["ece_before"],
+                "ece_after": cal_r["ece_after"],
+            }
+        )
     ens = make_ensemble([r.run_dir for r in runs], method="mean")
     m_ens = test_metrics(ens)
     seeds = [test_metrics(r.run_dir)["accuracy"] for r in runs]
@@ -180,6 +198,7 @@ def main() -> None:
         "ensemble_3": m_ens,
         "single_seeds_accuracy": seeds,
         "tuned": m_tuned,
+        "per_seed": per_seed,
         "tune": {
             k: summary[k]
             for k in (
@@ -274,6 +293,12 @@ def main() -> None:
     dest = REPO / "bench" / "results" / ("improve_bench_quick.json" if quick else "improve_bench.json")
     dest.write_text(json.dumps(out, indent=2, default=float))
     a = results["accuracy"]
+
+    def spread(values: list[float]) -> str:
+        return f"median {np.median(values):.4f} (min {min(values):.4f}, max {max(values):.4f}, n={len(values)})"
+
+    tta_gain = [s["tta"]["accuracy"] - s["plain"]["accuracy"] for s in per_seed]
+    ece_pairs = [(s["ece_before"], s["ece_after"]) for s in per_seed]
     rows = [
         ("single run (seed 0)", a["single"]["accuracy"], a["single"]["macro_f1"], ""),  # type: ignore[index]
         (f"+ TTA {a['tta_views']}", a["tta"]["accuracy"], a["tta"]["macro_f1"], ""),  # type: ignore[index]
@@ -295,6 +320,11 @@ def main() -> None:
         f"{'calibration (test) ECE':40s} {c['ece_before']:9.4f} -> {c['ece_after']:.4f}  "
         f"NLL {c['nll_before']:.4f} -> {c['nll_after']:.4f}  T={results['calibration']['temperature']:.3f}"
     )  # type: ignore[index]
+    ens_gain = a["ensemble_3"]["accuracy"] - float(np.median(seeds))  # type: ignore[index]
+    print(f"single-run accuracy, seeds 0-2: {spread(seeds)}; 3-seed ensemble minus that median {ens_gain:+.4f}")
+    print(f"TTA accuracy gain per seed: {spread(tta_gain)}")
+    print(f"test ECE per seed before: {spread([b for b, _ in ece_pairs])}")
+    print(f"test ECE per seed after:  {spread([x for _, x in ece_pairs])}")
     u = results["unknown"]["auroc"]  # type: ignore[index]
     print("unknown rejection AUROC (cat, truck held out): " + ", ".join(f"{k} {v:.3f}" for k, v in u.items()))
     print(f"wrote {dest.relative_to(REPO)}")

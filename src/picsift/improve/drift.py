@@ -3,13 +3,15 @@
 Three checks, against the run's held-out images (validation, plus test when present; the model
 never trained on them, so their confidences are an honest reference):
 
+- all comparisons below use a reference subset with the same predicted class mix as the new images
+  (`match_class_mix`), so that a folder of only one class is not mistaken for new-looking data;
 - embedding shift: a domain classifier (logistic regression, 5-fold cross-validated) tries to tell
   reference from new images by their penultimate features; its AUC is 0.5 when it cannot (no
   drift) and near 1 when the two sets are easy to tell apart. An MMD (RBF kernel, median
   bandwidth) between the two feature sets is reported alongside.
 - class-mix shift: total-variation distance between the predicted class histogram of the new
   images and the training label histogram (0 = same mix, 1 = disjoint).
-- confidence shift: mean top-1 confidence of new vs reference images, and the fraction of new
+- confidence shift: mean top-1 confidence of new vs (class-matched) reference images, and the fraction of new
   images below the reference's 10th-percentile confidence (about 0.10 without drift).
 
 The verdict is `retrain` when the embedding AUC >= 0.8 or the mean confidence drops by >= 0.10,
@@ -66,6 +68,22 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> float:
     p = p / max(p.sum(), 1e-12)
     q = q / max(q.sum(), 1e-12)
     return float(0.5 * np.abs(p - q).sum())
+
+
+def match_class_mix(ref_pred: np.ndarray, new_pred: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of a reference subset whose predicted class mix matches the new images' (no repeats).
+
+    A folder of only cats differs from a mixed reference in embedding and confidence although
+    nothing about cat photos changed; comparing against reference images of the same predicted
+    classes separates that (class-mix shift, reported on its own) from real covariate shift.
+    """
+    share = np.bincount(new_pred, minlength=k) / max(len(new_pred), 1)
+    members = [np.flatnonzero(ref_pred == c) for c in range(k)]
+    # The largest subset size for which every class's quota fits without repeating images.
+    n = min((len(members[c]) / share[c] for c in range(k) if share[c] > 0), default=0.0)
+    n = min(n, len(ref_pred))
+    picked = [rng.choice(members[c], int(round(share[c] * n)), replace=False) for c in range(k) if share[c] > 0]
+    return np.sort(np.concatenate(picked)) if picked else np.arange(len(ref_pred))
 
 
 def verdict(auc: float, conf_drop: float, mix_tv: float, n_new: int) -> tuple[str, str]:
@@ -141,7 +159,13 @@ def check_drift(
     index = {c: i for i, c in enumerate(predictor.classes)}
     train_hist = np.bincount([index[r.label] for r in rows if r.label in index], minlength=k).astype(float)
     new_hist = np.bincount(p_new.argmax(1), minlength=k).astype(float)
-    auc = domain_auc(f_ref, f_new, seed)
+    raw_auc = domain_auc(f_ref, f_new, seed)
+    matched = match_class_mix(p_ref.argmax(1), p_new.argmax(1), k, rng)
+    if len(matched) >= MIN_IMAGES:
+        f_ref, p_ref = f_ref[matched], p_ref[matched]
+        auc = domain_auc(f_ref, f_new, seed)
+    else:  # classes the reference hardly predicts: compare with all of it
+        auc = raw_auc
     conf_ref, conf_new = p_ref.max(1), p_new.max(1)
     conf_drop = float(conf_ref.mean() - conf_new.mean())
     mix_tv = total_variation(new_hist, train_hist)
@@ -152,7 +176,8 @@ def check_drift(
         "n_new": int(len(x_new)),
         "n_unreadable": unreadable,
         "n_reference": int(len(x_ref)),
-        "embedding": {"domain_auc": auc, "mmd2": mmd_rbf(f_ref[:1000], f_new[:1000])},
+        "n_reference_class_matched": int(len(f_ref)),
+        "embedding": {"domain_auc": auc, "domain_auc_unmatched": raw_auc, "mmd2": mmd_rbf(f_ref[:1000], f_new[:1000])},
         "class_mix": {
             "total_variation": mix_tv,
             "training": {c: int(v) for c, v in zip(predictor.classes, train_hist, strict=True)},
