@@ -206,7 +206,7 @@ def _fit(
                 reserve = eval_s
             else:  # a forward pass costs about a third of a training step; keep a margin
                 per_image = trained_s / trained_images if trained_images else 0.0
-                reserve = max(0.02 * budget_s, 0.5 * n_val * per_image)
+                reserve = max(0.02 * budget_s, 0.35 * n_val * per_image)
             p = max(p, (now - t0) / max(1e-3, budget_s - reserve))
         return min(p, 1.0)
 
@@ -224,7 +224,10 @@ def _fit(
     with progress.bar(f"training {spec.name}", total=None if budget_s else epochs - start_epoch) as (bar, task):
         for epoch in range(start_epoch, epochs):
             model.train()
-            te, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+            te, seen = time.perf_counter(), 0
+            # Running sums stay on the device: no host sync per step on a GPU.
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
             for xb, yb in aug.epoch(epoch):
                 p = fraction(time.perf_counter())
                 if p >= 1.0:
@@ -244,8 +247,8 @@ def _fit(
                 if averager is not None and step % averager.every == 0:
                     averager.update(model, fraction(time.perf_counter()))
                 seen += len(yb)
-                loss_sum += float(loss.detach())
-                correct += int((logits.argmax(1) == yb).sum())
+                loss_sum += loss.detach()
+                correct += (logits.detach().argmax(1) == yb).sum()
             if step >= planned_steps or fraction(time.perf_counter()) >= 1.0:
                 done = True
             if done and averager is not None:
@@ -258,8 +261,8 @@ def _fit(
             val_acc = _accuracy(val_logits, data.y_val)
             row = {
                 "epoch": epoch + 1,
-                "train_loss": loss_sum / max(seen, 1),
-                "train_acc": correct / max(seen, 1),
+                "train_loss": float(loss_sum) / max(seen, 1),
+                "train_acc": int(correct) / max(seen, 1),
                 "val_acc": val_acc,
                 "lr": ortho.param_groups[0]["lr"] if ortho.param_groups else 0.0,
                 "epoch_s": time.perf_counter() - te,
