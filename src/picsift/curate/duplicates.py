@@ -6,7 +6,7 @@ Near duplicates (re-encoded, resized, slightly cropped, brightness-shifted copie
    (plus neighbours in an embedding space when one is given, and pairs within a few bits of perceptual
    hash), so the work grows as N*k, not N^2;
 2. verification: the correlation of 16x16 normalised thumbnails, maximised over small crops (5-10%, nine
-   offsets) of either image. A crop shifts and rescales content, which breaks plain hashes and plain
+   offsets) of either image, confirmed on the thumbnails' fine detail and on the mean colour. A crop shifts and rescales content, which breaks plain hashes and plain
    thumbnails; searching over the crop explicitly is what lifts recall on cropped copies without
    lowering the threshold (and with it precision).
 
@@ -34,6 +34,8 @@ class DuplicateParams:
     threshold: float = 0.955  # aligned thumbnail correlation for a near duplicate
     neighbours: int = 20  # candidates per image from the coarse index
     phash_max_bits: int = 4  # pairs this close in 64-bit pHash are candidates and need only threshold - 0.05
+    detail_threshold: float = 0.85  # the same correlation on the thumbnails' fine detail (low-pass removed)
+    max_colour_distance: float = 0.08  # L1 distance between mean normalised (r, g, b) of the two images
     crops: tuple[float, ...] = (0.05, 0.075, 0.10)
     thumb: int = 16
 
@@ -75,9 +77,13 @@ def thumbnails(x: np.ndarray, size: int) -> np.ndarray:
     return thumbnail_variants(x, size, crops=())[:, 0]
 
 
-def thumbnail_variants(x: np.ndarray, size: int = 16, crops: Sequence[float] = (0.05, 0.075, 0.10)) -> np.ndarray:
+def thumbnail_variants(
+    x: np.ndarray, size: int = 16, crops: Sequence[float] = (0.05, 0.075, 0.10), detail: bool = False
+) -> np.ndarray:
     """(N, S, S, 3) uint8 -> (N, V, size*size): the whole image first, then each crop fraction at nine
-    offsets (corners, edges, centre), each resized to size x size and normalised."""
+    offsets (corners, edges, centre), each resized to size x size and normalised. With `detail`, each
+    thumbnail's low-pass (4x coarser) is subtracted first, so two smooth skies with different planes in
+    them no longer correlate through their shared gradient."""
     import torch
     import torch.nn.functional as F
 
@@ -93,7 +99,11 @@ def thumbnail_variants(x: np.ndarray, size: int = 16, crops: Sequence[float] = (
     outs = []
     for oy, ox, c in boxes:
         crop = g[:, :, oy : oy + c, ox : ox + c]
-        outs.append(F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False))
+        t = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        if detail:
+            low = F.avg_pool2d(t, 4)
+            t = t - F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+        outs.append(t)
     v = torch.stack(outs, 1).reshape(len(x), len(boxes), size * size).numpy()
     return _normalise(v)
 
@@ -155,19 +165,28 @@ def phash_pairs(bits: np.ndarray, max_bits: int) -> dict[tuple[int, int], int]:
 
 def aligned_similarity(
     x: np.ndarray, pairs: np.ndarray, size: int = 16, crops: Sequence[float] = (0.05, 0.075, 0.10), chunk: int = 4096
-) -> np.ndarray:
-    """For each pair (i, j): max correlation of one image's thumbnail with any crop of the other's."""
-    out = np.zeros(len(pairs), np.float32)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each pair (i, j): the max correlation of one image's thumbnail with any crop of the other's, the
+    same for the thumbnails' fine detail, and the L1 distance of their mean normalised colours."""
+    sim = np.zeros(len(pairs), np.float32)
+    det = np.zeros(len(pairs), np.float32)
+    mean = x.reshape(len(x), -1, 3).mean(axis=1)
+    chroma = mean / (mean.sum(axis=1, keepdims=True) + 1e-6)
+    col = np.abs(chroma[pairs[:, 0]] - chroma[pairs[:, 1]]).sum(axis=1) if len(pairs) else np.zeros(0)
+
+    def best(v: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        s1 = np.einsum("pvd,pd->pv", v[a], v[b, 0]).max(1)
+        s2 = np.einsum("pvd,pd->pv", v[b], v[a, 0]).max(1)
+        return np.maximum(s1, s2)
+
     for start in range(0, len(pairs), chunk):
         p = pairs[start : start + chunk]
         uniq, inv = np.unique(p.reshape(-1), return_inverse=True)
-        v = thumbnail_variants(x[uniq], size, crops)
         inv = inv.reshape(-1, 2)
         a, b = inv[:, 0], inv[:, 1]
-        s1 = np.einsum("pvd,pd->pv", v[a], v[b, 0]).max(1)
-        s2 = np.einsum("pvd,pd->pv", v[b], v[a, 0]).max(1)
-        out[start : start + len(p)] = np.maximum(s1, s2)
-    return out
+        sim[start : start + len(p)] = best(thumbnail_variants(x[uniq], size, crops), a, b)
+        det[start : start + len(p)] = best(thumbnail_variants(x[uniq], size, crops, detail=True), a, b)
+    return sim, det, col.astype(np.float32)
 
 
 def near_duplicate_pairs(
@@ -187,11 +206,11 @@ def near_duplicate_pairs(
     if not cand:
         return []
     arr = np.array(sorted(cand), dtype=np.int64)
-    sim = aligned_similarity(x, arr, p.thumb, p.crops)
+    sim, det, col = aligned_similarity(x, arr, p.thumb, p.crops)
     out = []
-    for (i, j), s in zip(arr.tolist(), sim.tolist(), strict=True):
+    for (i, j), s, d, c in zip(arr.tolist(), sim.tolist(), det.tolist(), col.tolist(), strict=True):
         need = p.threshold - (0.05 if (i, j) in close_hash else 0.0)
-        if s >= need:
+        if s >= need and d >= p.detail_threshold and c <= p.max_colour_distance:
             out.append((int(i), int(j), float(s)))
     return out
 
