@@ -361,7 +361,7 @@ def summarise(runs: list[dict[str, Any]], path: list[str]) -> str:
         vals.append(float(v))
     if len(vals) == 1:
         return f"{vals[0]:.3f}"
-    return f"{statistics.median(vals):.3f} ({min(vals):.2f}-{max(vals):.2f})"
+    return f"{statistics.median(vals):.3f} ({min(vals):.3f}-{max(vals):.3f})"
 
 
 def main() -> None:

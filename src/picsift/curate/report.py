@@ -19,7 +19,7 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 h1{margin-bottom:.2em} .meta{color:#666;margin-bottom:1em}
 table{border-collapse:collapse;margin:.5em 0 1.5em} th,td{border:1px solid #ddd;padding:4px 8px;
-vertical-align:middle;text-align:left} th{background:#f3f3f3;cursor:pointer;user-select:none}
+vertical-align:middle;text-align:left} td.imgs{white-space:nowrap} th{background:#f3f3f3;cursor:pointer;user-select:none}
 th.nosort{cursor:default} td.num{text-align:right} img{height:56px;margin:1px;image-rendering:pixelated;
 border:2px solid transparent} img.keep{border-color:#2a2} .muted{color:#888} .pill{display:inline-block;
 background:#eef;border-radius:8px;padding:0 6px;margin-right:4px}
@@ -134,7 +134,7 @@ def render_report(
                     )
                 labs = sorted({str(labels.get(i)) for i in f.image_ids if labels.get(i) is not None})
                 out.append(
-                    f"<tr><td class='num' data-v='{f.score:.6f}'>{f.score:.3f}</td><td>{''.join(imgs)}</td>"
+                    f"<tr><td class='num' data-v='{f.score:.6f}'>{f.score:.3f}</td><td class='imgs'>{''.join(imgs)}</td>"
                     f"<td>{e(f.explanation)}</td><td>{''.join(f'<span class=pill>{e(x)}</span>' for x in labs)}</td>"
                     f"<td>{e(' '.join(str(i) for i in f.image_ids[:20]))}</td></tr>"
                 )
