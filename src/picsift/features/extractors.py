@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from picsift.errors import ConfigError, ModelNotFoundError, RunNotFoundError
+from picsift.errors import ConfigError, ModelNotFoundError, RunNotFoundError, WeightsNotAvailableError
 from picsift.features import handcrafted
 
 HANDCRAFTED_SIZE = 64
@@ -136,9 +136,16 @@ def _cnn_extractor(name: str, spec_text: str) -> Extractor:
     else:
         identity = f"random-seed{deep.INIT_SEED}"
         description = f"{model_name} penultimate layer, random init (seed {deep.INIT_SEED}; no pretrained weights)"
-    source = deep.DeepSource(
-        model_name, 2, {}, spec.data_config, lambda: deep.build_registry_model(model_name, pretrained, weights)[0]
-    )
+
+    def build() -> Any:
+        try:
+            return deep.build_registry_model(model_name, pretrained, weights)[0]
+        except WeightsNotAvailableError as e:
+            raise WeightsNotAvailableError(
+                f"feature extractor {name!r}: {e} (for features: cnn:{model_name}@PATH uses a local file)"
+            ) from None
+
+    source = deep.DeepSource(model_name, 2, {}, spec.data_config, build)
     key = f"cnn:{model_name}/{identity}/{_VERSION}"
     return Extractor(name, "cnn", spec.data_config.storage_size, key, description, source, source)
 
