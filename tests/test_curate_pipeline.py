@@ -135,3 +135,9 @@ def test_cli_clean_apply_undo_json(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "nothing to undo" in r.output
     r = runner.invoke(cli, ["clean", "--workspace", str(ws), "--checks", "colour"])
     assert r.exit_code == 2 and "--checks" in r.output
+    r = runner.invoke(cli, ["export-clean", str(tmp_path / "out"), "--workspace", str(ws), "--by-split", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert (tmp_path / "out" / "test" / "blue").is_dir() and out["images"] == 43  # all readable (after undo)
+    r = runner.invoke(cli, ["export-clean", str(tmp_path / "out"), "--workspace", str(ws)])
+    assert r.exit_code == 2 and "not an empty folder" in r.output
