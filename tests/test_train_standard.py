@@ -147,3 +147,22 @@ def test_any_timm_architecture_resolves_by_prefix() -> None:
     assert create_model("timm/resnet10t", num_classes=5).eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 5)
     with pytest.raises(ModelNotFoundError):
         get_spec("timm/no_such_net")
+
+
+def test_cli_reads_yaml_settings_and_params(tmp_path: Path, digits_folder: Path) -> None:
+    from typer.testing import CliRunner
+
+    from picsift.cli import build_app
+
+    ws_path = catalog_workspace(tmp_path / "ws", digits_folder)
+    settings = tmp_path / "train.yaml"
+    settings.write_text("model: logistic\nfeatures: color-hist\nseed: 7\n")
+    runner = CliRunner()
+    args = ["train", "--workspace", str(ws_path), "--config", str(settings), "--param", "C=0.5", "--json"]
+    result = runner.invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    saved = json.loads((Path(out["run_dir"]) / "config.json").read_text())["train"]
+    assert saved["model"] == "logistic" and saved["seed"] == 7 and saved["model_params"] == {"C": 0.5}
+    bad = runner.invoke(build_app(), ["train", "--workspace", str(ws_path), "--param", "C"])
+    assert bad.exit_code == 2 and "KEY=VALUE" in bad.output

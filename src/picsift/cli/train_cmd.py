@@ -17,26 +17,46 @@ def register(app: typer.Typer) -> None:
     app.command("predict")(predict)
 
 
+def parse_params(items: list[str] | None) -> dict[str, Any] | None:
+    """`--param C=10 --param kernel=rbf` -> {"C": 10, "kernel": "rbf"} (values parsed as YAML scalars)."""
+    if not items:
+        return None
+    import yaml
+
+    from picsift.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--param {item!r}: expected KEY=VALUE, e.g. --param C=10")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--param {item!r}: cannot read the value ({e})") from e
+    return out
+
+
 @handle_errors
 def train(
     workspace: WorkspaceOpt = None,
-    model: Annotated[str, typer.Option(help="Registry name (see `picsift models`).")] = "fastcnn",
+    model: Annotated[str | None, typer.Option(help="Registry name (see `picsift models`); default fastcnn.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the recipe's choice).")] = None,
     time_budget: Annotated[float | None, typer.Option("--time-budget", help="Minutes; the schedule fits it.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
     pretrained: Annotated[bool, typer.Option(help="Start from ImageNet weights (torchvision/timm).")] = False,
     weights: Annotated[str | None, typer.Option(help="Local weights file (.safetensors/.pth).")] = None,
     image_size: Annotated[int | None, typer.Option(help="Model input size in pixels.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Weight decay.")] = None,
-    optimizer: Annotated[str, typer.Option(help="adamw | sgd (nesterov).")] = "adamw",
-    schedule: Annotated[str, typer.Option(help="onecycle | cosine.")] = "onecycle",
-    label_smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = 0.1,
-    augment: Annotated[str, typer.Option(help="none | flip-crop | trivial | randaugment.")] = "flip-crop",
-    early_stopping: Annotated[int, typer.Option(help="Patience in epochs (0: off).")] = 0,
+    optimizer: Annotated[str | None, typer.Option(help="adamw (default) | sgd (nesterov).")] = None,
+    schedule: Annotated[str | None, typer.Option(help="onecycle (default) | cosine.")] = None,
+    label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing (default 0.1).")] = None,
+    augment: Annotated[str | None, typer.Option(help="none | flip-crop (default) | trivial | randaugment.")] = None,
+    early_stopping: Annotated[int | None, typer.Option(help="Patience in epochs (default 0: off).")] = None,
     resume: Annotated[str | None, typer.Option(help="Continue from this run's checkpoint.")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps.")] = "auto",
+    device: Annotated[str | None, typer.Option(help="auto (default) | cpu | cuda | mps.")] = None,
     features: Annotated[str | None, typer.Option(help="Feature extractor for classical models.")] = None,
     name: Annotated[str | None, typer.Option(help="A name for the run folder.")] = None,
     with_feedback: Annotated[bool, typer.Option("--with-feedback", help="Add accepted feedback images.")] = False,
@@ -49,6 +69,10 @@ def train(
         bool, typer.Option("--random-erasing", help="Random erasing (p 0.25; set `random_erasing:` in YAML).")
     ] = False,
     tta: Annotated[bool, typer.Option("--tta", help="Choose test-time augmentation views after training.")] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="Model hyper-parameter KEY=VALUE (repeatable), e.g. --param C=10."),
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of settings (flags override it).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -64,7 +88,7 @@ def train(
         epochs=epochs,
         time_budget_min=time_budget,
         seed=seed,
-        pretrained=pretrained,
+        pretrained=pretrained or None,
         weights=weights,
         image_size=image_size,
         batch_size=batch_size,
@@ -85,6 +109,7 @@ def train(
         cutmix=1.0 if cutmix else None,
         random_erasing=0.25 if random_erasing else None,
         tta=tta or None,
+        model_params=parse_params(param),
     )
     result = train_stage.run(cfg)
     out = {
