@@ -163,8 +163,29 @@ def phash_pairs(bits: np.ndarray, max_bits: int) -> dict[tuple[int, int], int]:
     return out
 
 
+def _best_grouped(v: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """max over variants of v[a, k] . v[b, 0] and v[b, k] . v[a, 0] for each pair (a, b), as one small
+    matrix product per image rather than gathering a (pairs, variants, dims) array (memory-bound)."""
+    out = np.full(len(pairs), -1.0, np.float32)
+    for side in (0, 1):
+        a, b = pairs[:, side], pairs[:, 1 - side]
+        order = np.argsort(a, kind="stable")
+        starts = np.flatnonzero(np.r_[True, a[order][1:] != a[order][:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            idx = order[s:e]
+            scores = (v[a[idx[0]]] @ v[b[idx], 0].T).max(axis=0)
+            out[idx] = np.maximum(out[idx], scores)
+    return out
+
+
 def aligned_similarity(
-    x: np.ndarray, pairs: np.ndarray, size: int = 16, crops: Sequence[float] = (0.05, 0.075, 0.10), chunk: int = 4096
+    x: np.ndarray,
+    pairs: np.ndarray,
+    size: int = 16,
+    crops: Sequence[float] = (0.05, 0.075, 0.10),
+    chunk: int = 4096,
+    memory_bytes: int = 512 * 2**20,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each pair (i, j): the max correlation of one image's thumbnail with any crop of the other's, the
     same for the thumbnails' fine detail, and the L1 distance of their mean normalised colours."""
@@ -179,6 +200,18 @@ def aligned_similarity(
         s2 = np.einsum("pvd,pd->pv", v[b], v[a, 0]).max(1)
         return np.maximum(s1, s2)
 
+    n_variants = 1 + 9 * len(crops)
+    involved = np.unique(pairs.reshape(-1)) if len(pairs) else np.zeros(0, np.int64)
+    if len(involved) * n_variants * size * size * 4 * 2 <= memory_bytes:
+        # Small enough: every image's variants once, instead of once per chunk it appears in.
+        pos = np.full(len(x), -1, np.int64)
+        pos[involved] = np.arange(len(involved))
+        v_all = thumbnail_variants(x[involved], size, crops)
+        d_all = thumbnail_variants(x[involved], size, crops, detail=True)
+        p = pos[pairs]
+        sim[:] = _best_grouped(v_all, p)
+        det[:] = _best_grouped(d_all, p)
+        return sim, det, col.astype(np.float32)
     for start in range(0, len(pairs), chunk):
         p = pairs[start : start + chunk]
         uniq, inv = np.unique(p.reshape(-1), return_inverse=True)
