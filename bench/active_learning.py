@@ -7,7 +7,7 @@ k-means dictionary, soft-threshold code, quadrant pooling) and scored on the 10,
 
 Strategies (interleaved per round, same features, same classifier, same starting labels):
     random   uniform sample of the unlabelled pool
-    queue    picsift.label.queue: margin uncertainty + diversity (weighted k-means on the top 10x)
+    queue    picsift.label.queue: margin uncertainty + diversity (weighted k-means on the top 3x, PCA-32)
     margin   uncertainty alone (ablation: what the diversity term adds)
 
     python bench/active_learning.py            # 3 seeds, 10,000-image pool, ~5 minutes on 2 idle cores
@@ -258,7 +258,8 @@ def main() -> None:
             "seeds": list(range(seeds)),
             "features": f"whitened 6x6 patch k-means, K={k}, soft-threshold code, 4-quadrant sum pooling",
             "classifier": "LogisticRegression(C=0.05)",
-            "queue": "margin uncertainty, top 10x prefilter, uncertainty-weighted k-means, nearest to each centre",
+            "queue": "margin uncertainty, top 3x prefilter, PCA-32 embeddings, uncertainty-weighted k-means, "
+            "nearest to each centre",
         },
         "machine": info,
         "seconds": {"data": round(t_data, 1), "features": round(t_feat, 1), "total": round(t_total, 1)},

@@ -45,12 +45,14 @@ def select_batch(
     embeddings: np.ndarray | None,
     n: int,
     *,
-    prefilter: int = 10,
+    prefilter: int = 3,
+    dims: int | None = 32,
     seed: int = 0,
 ) -> np.ndarray:
     """Indices of `n` items: uncertain (high `scores`) and diverse (spread over `embeddings`).
 
-    scores: (N,) uncertainty; embeddings: (N, D) or None for uncertainty only. Ordered by score.
+    scores: (N,) uncertainty; embeddings: (N, D) or None for uncertainty only; `dims`: PCA size the
+    embeddings are reduced to first (None keeps them). The result is ordered by score.
     """
     scores = np.asarray(scores, dtype=np.float64)
     total = len(scores)
@@ -63,9 +65,15 @@ def select_batch(
     from sklearn.cluster import KMeans
 
     pool = order[: min(total, max(n, prefilter * n))]
-    x = np.asarray(embeddings, dtype=np.float64)[pool]
-    x = x - x.mean(axis=0)
-    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
+    x = np.asarray(embeddings, dtype=np.float64)
+    if dims and x.shape[1] > dims and total > dims:
+        # Distances in hundreds of raw dimensions are dominated by noise and turn outliers into
+        # singleton clusters (whose "nearest to the centre" is the outlier itself); the leading
+        # principal components of the whole pool keep the structure that matters.
+        from sklearn.decomposition import PCA
+
+        x = PCA(n_components=dims, random_state=seed).fit_transform(x)
+    x = x[pool]
     weights = scores[pool] - scores[pool].min() + 1e-3
     km = KMeans(n_clusters=n, n_init=1, random_state=seed).fit(x, sample_weight=weights)
     chosen: list[int] = []
