@@ -35,9 +35,9 @@ def clean(
     exclude_label_issues: Annotated[
         bool, typer.Option("--exclude-label-issues", help="Exclude images whose label looks wrong.")
     ] = False,
-    extractor: Annotated[str, typer.Option(help="Embedding for outliers/labels: hand, or a features extractor.")] = (
-        "hand"
-    ),
+    extractor: Annotated[
+        str | None, typer.Option(help="Embedding for outliers/labels: hand (default) or a features extractor.")
+    ] = None,
     near_dup_threshold: Annotated[float | None, typer.Option(help="Near-duplicate similarity (0-1).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of settings (flags override it).")] = None,
     json_out: JsonOpt = False,
@@ -90,7 +90,7 @@ def clean(
         config,
         workspace=workspace,
         checks=None if chosen == ("all",) else chosen,
-        extractor=extractor if extractor != "hand" else None,
+        extractor=extractor,
         near_dup_threshold=near_dup_threshold,
     )
     result = curate.run(cfg)
