@@ -340,7 +340,8 @@ def main(argv: list[str] | None = None) -> None:
             accs = [x["test_acc"] for x in rs]
             tta = [x["test_acc_tta"] for x in rs if "test_acc_tta" in x]
             peer = [x["test_acc"] for x in results if x["budget_min"] == budget and x["model"] == "peer resnet18"]
-            ratio = f"{np.median(tta or accs) / np.median(peer):.2f}x acc" if peer and model != "peer resnet18" else ""
+            # Plain accuracy against plain accuracy: the peer recipe has no TTA.
+            ratio = f"{np.median(accs) / np.median(peer):.2f}x acc" if peer and model != "peer resnet18" else ""
             spread = f" ({min(accs):.4f}-{max(accs):.4f})" if len(accs) > 1 else ""
             reach = [x["time_to_91_s"] for x in rs if x["time_to_91_s"] is not None]
             print(
