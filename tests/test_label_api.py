@@ -155,3 +155,42 @@ def test_train_from_app_then_queue_sort_and_autolabel(ws) -> None:
         assert auto["status"] == "done" and auto["result"]["proposed"] == 15
         assert c.get("/api/summary").json()["proposals"] == 15
     assert len(ws.catalog.images(labeled=True)) == 9  # proposals only: no label was written
+
+
+def test_label_command_beyond_localhost_prints_a_token_and_enforces_it(ws) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).parent / "picsift"
+    cmd = [str(exe), "label", "-w", str(ws.root), "--host", "0.0.0.0", "--port", str(port), "--no-browser"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        token = None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("access token:"):
+                token = line.split(":", 1)[1].strip()
+                break
+        assert token, "no token printed"
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                r = httpx.get(f"{base}/api/summary", timeout=30)
+                break
+            except httpx.TransportError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert r.status_code == 401
+        ok = httpx.get(f"{base}/api/summary", headers={"X-Picsift-Token": token}, timeout=60)
+        assert ok.status_code == 200 and ok.json()["token_required"] is True
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
