@@ -24,15 +24,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
 import shutil
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchutil import machine_info as machine
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR = REPO.parent / "shared" / "datasets" / "cifar10"
@@ -44,37 +44,6 @@ ANCHORS = [
     ("Fashion-MNIST", "HOG + SVM (published)", 0.926),
     ("CIFAR-10", "ResNet-18 (full data, GPU, official binaries)", 0.95),
 ]
-
-
-def machine() -> dict[str, Any]:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    a = torch.randn(1024, 1024)
-    torch.mm(a, a)
-    t = time.perf_counter()
-    for _ in range(10):
-        torch.mm(a, a)
-    gflops = 10 * 2 * 1024**3 / (time.perf_counter() - t) / 1e9
-    import sklearn
-
-    return {
-        "cpu": cpu,
-        "cores": __import__("os").cpu_count(),
-        "torch": torch.__version__,
-        "sklearn": sklearn.__version__,
-        "python": platform.python_version(),
-        "torch_threads": torch.get_num_threads(),
-        "matmul_fp32_gflops": round(gflops, 1),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def add_images(ws: Any, items: list[tuple[Path, str, str]], source: Path) -> None:

@@ -16,13 +16,10 @@ import argparse
 import hashlib
 import io
 import json
-import os
-import platform
 import shutil
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -30,39 +27,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
+from benchutil import machine_info as machine
+
 REPO = Path(__file__).resolve().parents[1]
 CIFAR = REPO.parent / "shared" / "datasets" / "cifar10" / "train"
 WORK = REPO / "bench" / "work" / "curate"
 RESULTS = REPO / "bench" / "results" / "curate_bench.json"
-
-
-def machine() -> dict[str, Any]:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    a = torch.randn(1024, 1024)
-    torch.mm(a, a)
-    t = time.perf_counter()
-    for _ in range(10):
-        torch.mm(a, a)
-    gflops = 10 * 2 * 1024**3 / (time.perf_counter() - t) / 1e9
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_avg_1min": round(os.getloadavg()[0], 1),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "matmul_fp32_gflops": round(gflops, 1),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 # ---- the planted-problem dataset ----------------------------------------------------------------------

@@ -20,15 +20,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from benchutil import machine_info as machine
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR = REPO.parent / "shared" / "datasets" / "cifar10"
@@ -89,31 +89,6 @@ def test_metrics(run_dir: Path, tta: bool = False) -> dict[str, float]:
         "macro_f1": float(f1_score(test.y, pred, average="macro")),
         "nll": nll(probs, test.y),
         "ece": ece(probs, test.y)[0],
-    }
-
-
-def machine() -> dict[str, object]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    a = torch.randn(512, 512)
-    t = time.perf_counter()
-    for _ in range(10):
-        a @ a
-    gflops = 10 * 2 * 512**3 / (time.perf_counter() - t) / 1e9
-    return {
-        "cpu": cpu,
-        "cores": __import__("os").cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "matmul_gflops_measured": round(gflops, 1),
-        "python": platform.python_version(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import shutil
 import socket
 import statistics
@@ -26,8 +24,9 @@ import sys
 import tempfile
 import textwrap
 import time
-from datetime import datetime, timezone
 from pathlib import Path
+
+from benchutil import machine_info as machine
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
@@ -271,38 +270,6 @@ def offline(bundle: Path, images: list[bytes], rounds: int, budget_s: float, thr
     return rows
 
 
-def machine() -> dict:
-    import torch
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    a = torch.randn(1024, 1024)
-    torch.mm(a, a)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < 0.5:
-        torch.mm(a, a)
-        n += 1
-    gflops = n * 2 * 1024**3 / (time.perf_counter() - t0) / 1e9
-    import onnxruntime
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "python": platform.python_version(),
-        "fp32_matmul_gflops": round(gflops, 1),
-        "load_average": os.getloadavg(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
 def model_flops(bundle: Path) -> float | None:
     try:
         import torch
@@ -451,7 +418,7 @@ def main() -> None:
 
     print(
         f"\nmodel: {model_desc}; {info['cpu']}, {info['cores']} cores, torch {info['torch']}, "
-        f"onnxruntime {info['onnxruntime']}, fp32 matmul {info['fp32_matmul_gflops']} GFLOP/s; "
+        f"onnxruntime {info['onnxruntime']}, fp32 matmul {info['matmul_fp32_gflops']} GFLOP/s; "
         f"{rounds} round(s) x {seconds:.0f} s per cell, medians; {args.threads} inference thread(s) each; "
         f"load average {info['load_average'][0]:.1f}"
     )
