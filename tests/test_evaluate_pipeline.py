@@ -232,3 +232,12 @@ def test_predict_files_folders_globs_and_unreadable(tmp_path: Path, trained: tup
     (tmp_path / "nothing").mkdir()
     result = runner.invoke(build_app(), ["predict", str(tmp_path / "nothing"), "--workspace", str(ws.root)])
     assert result.exit_code == 2 and "no image files" in result.stderr
+
+
+def test_tta_averages_views_and_is_recorded(trained: tuple[Workspace, Path]) -> None:
+    ws, run_dir = trained
+    plain = evaluate_run(EvalConfig(workspace=ws.root, run=run_dir.name, device="cpu"))
+    with_tta = evaluate_run(EvalConfig(workspace=ws.root, run=run_dir.name, device="cpu", tta=True))
+    assert plain.metrics["tta_views"] == [] and len(with_tta.metrics["tta_views"]) >= 2
+    # Averaging over flipped views changes the probabilities, so the NLL differs.
+    assert with_tta.metrics["nll"] != pytest.approx(plain.metrics["nll"], abs=1e-9)

@@ -63,6 +63,7 @@ def evaluate(
     split: str = "auto",
     device: str = "auto",
     batch_size: int = 256,
+    tta: bool = False,
 ) -> EvalResult:
     """Score a run (default: the latest) on its test split, else its validation split; writes
     metrics.json, predictions.csv and report.html into the run folder."""
@@ -75,6 +76,7 @@ def evaluate(
         split=split,
         device=device,
         batch_size=batch_size,
+        tta=tta,
     )
     return evaluate_run(cfg)
 

@@ -74,9 +74,7 @@ class TrainConfig:
         if self.schedule not in ("onecycle", "cosine"):
             raise ConfigError(f"--schedule must be onecycle or cosine, got {self.schedule!r}")
         if self.augment not in ("none", "flip-crop", "trivial", "randaugment"):
-            raise ConfigError(
-                f"--augment must be one of none, flip-crop, trivial, randaugment; got {self.augment!r}"
-            )
+            raise ConfigError(f"--augment must be one of none, flip-crop, trivial, randaugment; got {self.augment!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.balance not in ("none", "auto", "weights", "sampler"):
@@ -94,6 +92,7 @@ class EvalConfig:
     top_k: tuple[int, ...] = (1, 5)
     ece_bins: int = 15
     mistakes: int = 24  # thumbnails in the report's gallery of confident mistakes
+    tta: bool = False  # average over the run's test-time views (tta.json, else flips)
 
     def validate(self) -> EvalConfig:
         if self.split not in ("auto", "test", "val"):

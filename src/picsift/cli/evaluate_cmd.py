@@ -20,6 +20,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="auto (test if the run has one, else val) | test | val.")] = "auto",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
+    tta: Annotated[bool, typer.Option("--tta", help="Test-time augmentation (the run's chosen views).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Score a run (default: the latest) on its held-out images; write metrics.json and report.html."""
@@ -27,7 +28,7 @@ def evaluate(
 
     from picsift.api import evaluate as api_evaluate
 
-    result = api_evaluate(workspace=workspace, run=run, split=split, device=device, batch_size=batch_size)
+    result = api_evaluate(workspace=workspace, run=run, split=split, device=device, batch_size=batch_size, tta=tta)
     m = result.metrics
     if json_out:
         print_json(

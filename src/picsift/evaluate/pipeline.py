@@ -170,6 +170,8 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
     run_dir = resolve_run(ws, cfg.run)
     data = read_data_split(run_dir)
     predictor = Predictor.from_run(run_dir, device=str(select_device(cfg.device)))
+    if cfg.tta:
+        predictor.enable_tta(run_dir)
     classes = list(predictor.classes)
     split, ids, reason = choose_split(data, cfg.split)
     rows, skipped = select_rows(ws, ids, classes)
@@ -198,6 +200,7 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
         "model": predictor.artifact.model_name,
         "split": split,
         "split_reason": reason,
+        "tta_views": list(predictor.tta_views or []),
         "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "catalog_hash": catalog_hash,
         "catalog_changed_since_training": bool(env.get("catalog_hash")) and env.get("catalog_hash") != catalog_hash,
