@@ -28,8 +28,8 @@ __all__ = [
     "__version__",
     "import_images",
     "status",
-    "train",
-    "evaluate",
+    "train_model",
+    "evaluate_run",
     "predict",
     "clean",
     "list_models",
@@ -37,7 +37,8 @@ __all__ = [
     "Workspace",
 ]
 
-_LAZY_API = ("import_images", "status", "train", "evaluate", "predict", "clean")
+# Not `train`/`evaluate`: those names are the stage subpackages (picsift.train.run(cfg) etc.).
+_LAZY_API = ("import_images", "status", "train_model", "evaluate_run", "predict", "clean")
 
 
 def __getattr__(name: str) -> object:

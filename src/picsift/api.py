@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from picsift.ingest import ImportResult
 
 
-def train(workspace: str | Path | None = None, model: str = "fastcnn", **settings: Any) -> Any:
+def train_model(workspace: str | Path | None = None, model: str = "fastcnn", **settings: Any) -> Any:
     """Train a model on the workspace's labelled images; settings are TrainConfig fields. Returns a RunResult."""
     from picsift import train as train_stage
     from picsift.config import TrainConfig
@@ -56,7 +56,7 @@ def predict(
     return predictor.predict_paths(items, top_k=top_k)
 
 
-def evaluate(
+def evaluate_run(
     *,
     workspace: str | Path | None = None,
     run: str | Path | None = None,

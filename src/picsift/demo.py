@@ -19,10 +19,11 @@ from PIL import Image
 DEMO_ROOT = Path("demo-data")
 
 
-def write_digits_pngs(dest: Path, size: int = 32) -> int:
+def write_digits_pngs(dest: str | Path, size: int = 32) -> int:
     """1,797 real 8x8 digit scans, upscaled to size x size PNGs in dest/<digit>/NNNN.png."""
     from sklearn.datasets import load_digits
 
+    dest = Path(dest)
     digits = load_digits()
     for i, (img, target) in enumerate(zip(digits.images, digits.target, strict=True)):
         folder = dest / str(target)

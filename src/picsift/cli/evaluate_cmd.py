@@ -26,7 +26,7 @@ def evaluate(
     """Score a run (default: the latest) on its held-out images; write metrics.json and report.html."""
     from rich.table import Table
 
-    from picsift.api import evaluate as api_evaluate
+    from picsift.api import evaluate_run as api_evaluate
 
     result = api_evaluate(workspace=workspace, run=run, split=split, device=device, batch_size=batch_size, tta=tta)
     m = result.metrics
