@@ -89,18 +89,45 @@ def calibrate(
     target_frr: Annotated[
         float, typer.Option(help="Unknown rejection: share of known-class images allowed to be rejected.")
     ] = 0.05,
+    thresholds: Annotated[
+        str | None,
+        typer.Option(
+            "--thresholds",
+            help="Per-class decision thresholds maximising macro-f1 | balanced-accuracy on validation data "
+            "(thresholds.json); none removes them. Default: keep the run's current ones.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Fit temperature scaling on validation data (calibration.json) and unknown-rejection thresholds."""
+    """Fit temperature scaling (calibration.json), optional per-class thresholds and unknown rejection."""
     from picsift.improve.calibration import calibrate as fit
+    from picsift.improve.thresholds import fit_thresholds, metric_name, remove_thresholds
     from picsift.improve.unknown import fit_unknown
 
     run_dir = _run_dir(workspace, run)
+    fitted: dict | None = None
+    if thresholds == "none":
+        remove_thresholds(run_dir)
+    elif thresholds is not None:
+        metric_name(thresholds)  # a typo fails before any fitting
+        # First: the temperature and the unknown thresholds are then fitted on the adjusted probabilities.
+        fitted = fit_thresholds(run_dir, thresholds, tta=tta)
     result = fit(run_dir, tta=tta)
     unknown = fit_unknown(run_dir, target_frr=target_frr)
     if json_out:
-        print_json({"run_dir": str(run_dir), **{k: v for k, v in result.items() if k != "bins"}, "unknown": unknown})
+        out = {"run_dir": str(run_dir), **{k: v for k, v in result.items() if k != "bins"}, "unknown": unknown}
+        print_json({**out, "thresholds": fitted})
         return
+    if fitted is not None:
+        for split in ("val", "test"):
+            if split in fitted:
+                r = fitted[split]
+                console.print(
+                    f"thresholds ({fitted['metric']}) {split}: {r['before']:.4f} -> {r['after']:.4f} "
+                    f"(accuracy {r['accuracy_before']:.4f} -> {r['accuracy_after']:.4f})"
+                )
+        scales = ", ".join(f"{c} x{s:.2f}" for c, s in zip(fitted["classes"], fitted["scales"], strict=True))
+        console.print(f"class scales: {scales} ({run_dir / 'thresholds.json'})")
     console.print(f"temperature {result['temperature']:.3f} (fitted on {result['n']} validation images)")
     for split in ("val", "test"):
         if split in result:

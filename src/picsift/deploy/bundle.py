@@ -51,6 +51,8 @@ class BundlePredictor:
         self.version: str = str(meta.get("version", "unknown"))
         t = meta.get("temperature")
         self.temperature = float(t) if t else 1.0
+        scales = meta.get("class_scales")  # per-class decision scales, applied before the temperature
+        self.log_scales = np.log(np.asarray(scales, dtype=np.float64)) if scales else None
 
     @classmethod
     def load(
@@ -95,12 +97,14 @@ class BundlePredictor:
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
         if self.runtime == "onnx":
-            return softmax(onnx_logits(self._engine, x), self.temperature)
+            logits = onnx_logits(self._engine, x)
+            return softmax(logits if self.log_scales is None else logits + self.log_scales, self.temperature)
         with self._lock:
             probs = self._engine.predict_arrays(x)
-        if self.temperature == 1.0:
+        if self.temperature == 1.0 and self.log_scales is None:
             return np.asarray(probs, dtype=np.float32)
-        return softmax(np.log(np.clip(probs, 1e-12, None)), self.temperature)
+        z = np.log(np.clip(probs, 1e-12, None))
+        return softmax(z if self.log_scales is None else z + self.log_scales, self.temperature)
 
     def predict_paths(self, paths: list[str], top_k: int = 1) -> list[Prediction]:
         return predict_files(self, paths, top_k)
@@ -116,6 +120,7 @@ class BundlePredictor:
             "parity",
             "quantization",
             "temperature",
+            "class_scales",
             "picsift_version",
             "created_at",
             "model_file",

@@ -9,7 +9,8 @@ sample images (from the run's test/val split) and the export fails if they disag
 
 Bundle layout::
 
-    bundle.json       classes, data config, version, source run, parity, quantisation, temperature
+    bundle.json       classes, data config, version, source run, parity, quantisation, temperature,
+                      class_scales (per-class decision scales: p ~ p * s, before the temperature)
     model.onnx        float32 graph (input "pixels" uint8 NHWC, output "logits")
     model.int8.onnx   with --quantize int8 (dynamic quantisation); bundle.json's model_file names it
     model/            a copy of the run's artifact (safetensors + model.json), for `--runtime torch`
@@ -293,6 +294,7 @@ def export(
     """
     from picsift import __version__
     from picsift.deploy.predictor import Predictor
+    from picsift.improve.thresholds import bundle_class_scales
 
     run_dir = Path(run_dir).resolve()
     if not (run_dir / ARTIFACT_DIR).is_dir():
@@ -320,6 +322,7 @@ def export(
                 f"crop {dc.input_size}, /255, (x - mean) / std"
             ),
             "temperature": run_temperature(run_dir, artifact),
+            "class_scales": bundle_class_scales(run_dir),  # per-class decision scales (thresholds.json)
             "source_run": {
                 "id": run_dir.name,
                 "path": str(run_dir),

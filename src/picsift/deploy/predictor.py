@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from picsift.data.images import IMAGE_EXTENSIONS, load_rgb, resize_square
-from picsift.errors import DatasetError, ImageDecodeError
+from picsift.errors import DatasetError, ImageDecodeError, RunNotFoundError
 from picsift.models.artifact import Artifact, load_artifact
 
 
@@ -92,6 +92,7 @@ class Predictor:
         self.temperature: float | None = None
         self.tta_views: list[str] | None = None
         self.rejector: Any = None  # callable (arrays, probs) -> bool mask of rejected images
+        self.class_scales: np.ndarray | None = None  # per-class decision scales from thresholds.json
 
     @classmethod
     def from_run(cls, run_dir: Path, device: str = "cpu") -> Predictor:
@@ -99,6 +100,15 @@ class Predictor:
 
         predictor = cls(load_artifact(run_dir, device=device), device=device)
         predictor.temperature = read_temperature(run_dir)
+        from picsift.improve.thresholds import read_class_scales
+
+        scales = read_class_scales(run_dir)
+        if scales is not None and len(scales) != len(predictor.classes):
+            raise RunNotFoundError(
+                f"{run_dir}/thresholds.json has {len(scales)} scales for {len(predictor.classes)} classes: "
+                "refit it with `picsift calibrate --thresholds macro-f1`"
+            )
+        predictor.class_scales = scales
         return predictor
 
     def enable_tta(self, run_dir: Path | None = None, views: list[str] | None = None) -> None:
@@ -108,13 +118,17 @@ class Predictor:
         self.tta_views = views or (views_for_run(run_dir) if run_dir is not None else list(DEFAULT_VIEWS))
 
     def predict_arrays(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """uint8 (N, S, S, 3) at storage size -> probabilities (N, K) float32 (TTA, temperature applied)."""
+        """uint8 (N, S, S, 3) at storage size -> probabilities (N, K) float32 (TTA, class scales, temperature)."""
         if self.tta_views:
             from picsift.improve.tta import predict_tta
 
             probs = predict_tta(lambda v: self.predict_raw(v, batch_size), x, self.tta_views)
         else:
             probs = self.predict_raw(x, batch_size)
+        if self.class_scales is not None:  # before the temperature: the decision then ignores T
+            from picsift.improve.thresholds import apply_class_scales
+
+            probs = apply_class_scales(probs, self.class_scales)
         if self.temperature is not None:
             from picsift.improve.calibration import apply_temperature
 

@@ -1,0 +1,98 @@
+"""Per-class decision thresholds: fitted on validation data, applied by predict, evaluate and bundles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from picsift.improve.thresholds import THRESHOLDS_FILE, apply_class_scales
+from test_improve_common import make_workspace, quick_config
+
+
+@pytest.fixture(scope="module")
+def long_tailed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from picsift import train
+
+    # Long-tailed: 60 / 60 / 10 images; a short run under-predicts the rare class.
+    ws = make_workspace(tmp_path_factory.mktemp("lt"), classes=3, per_class=60, skip={2: 10})
+    return train.run(quick_config(ws, epochs=2)).run_dir
+
+
+def macro_f1(y: np.ndarray, probs: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y, probs.argmax(1), average="macro", labels=[0, 1, 2], zero_division=0))
+
+
+def test_apply_class_scales_is_a_prior_shift() -> None:
+    p = np.array([[0.6, 0.3, 0.1], [0.1, 0.2, 0.7]], dtype=np.float32)
+    q = apply_class_scales(p, np.array([1.0, 3.0, 1.0]))
+    np.testing.assert_allclose(q.sum(1), 1.0, rtol=1e-6)
+    assert q.argmax(1).tolist() == [1, 2]  # 0.3 * 3 > 0.6
+    np.testing.assert_allclose(apply_class_scales(p, None), p)
+
+
+def test_thresholds_do_not_lower_validation_macro_f1_and_predictor_applies_them(long_tailed_run: Path) -> None:
+    from picsift.config import EvalConfig
+    from picsift.deploy.predictor import Predictor
+    from picsift.evaluate import pipeline
+    from picsift.improve.rundata import split_data
+    from picsift.improve.thresholds import fit_thresholds
+
+    run_dir = long_tailed_run
+    val = split_data(run_dir, "val")
+    before = macro_f1(val.y, Predictor.from_run(run_dir).predict_arrays(val.x))
+    result = fit_thresholds(run_dir, "macro-f1")
+    doc = json.loads((run_dir / THRESHOLDS_FILE).read_text())
+    assert doc["metric"] == "macro_f1" and len(doc["scales"]) == 3 and doc["classes"] == ["0", "1", "2"]
+    assert result["val"]["before"] == pytest.approx(before)
+    assert result["val"]["after"] >= result["val"]["before"]
+    predictor = Predictor.from_run(run_dir)
+    assert predictor.class_scales is not None
+    probs = predictor.predict_arrays(val.x)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    assert macro_f1(val.y, probs) == pytest.approx(result["val"]["after"])
+    # evaluate scores what the predictor decides
+    ev = pipeline.run(EvalConfig(run=str(run_dir), split="val", device="cpu"))
+    assert ev.metrics["accuracy"] == pytest.approx(result["val"]["accuracy_after"])
+    # the decision does not depend on a later temperature
+    predictor.temperature = 2.5
+    assert (predictor.predict_arrays(val.x).argmax(1) == probs.argmax(1)).all()
+
+
+def test_cli_calibrate_thresholds_and_bundle_parity(long_tailed_run: Path, tmp_path: Path) -> None:
+    from picsift.cli import build_app
+    from picsift.deploy.bundle import BundlePredictor
+    from picsift.deploy.export import export
+    from picsift.deploy.predictor import Predictor
+    from picsift.improve.rundata import split_data
+
+    runner = CliRunner()
+    app = build_app()
+    bad = runner.invoke(app, ["calibrate", "--run", str(long_tailed_run), "--thresholds", "f1"])
+    assert bad.exit_code == 2 and "macro-f1" in bad.output
+    out = runner.invoke(
+        app, ["calibrate", "--run", str(long_tailed_run), "--thresholds", "balanced-accuracy", "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    fitted = json.loads(out.stdout)["thresholds"]
+    assert fitted["metric"] == "balanced_accuracy" and fitted["val"]["after"] >= fitted["val"]["before"]
+
+    test = split_data(long_tailed_run, "test")
+    reference = Predictor.from_run(long_tailed_run).predict_arrays(test.x)  # scales and temperature
+    bundle = export(long_tailed_run, tmp_path / "bundle", samples=8)
+    meta = json.loads((bundle / "bundle.json").read_text())
+    assert meta["class_scales"] == pytest.approx(fitted["scales"]) and meta["temperature"]
+    for runtime in ("onnx", "torch"):
+        served = BundlePredictor.load(bundle, runtime=runtime).predict_arrays(test.x)
+        np.testing.assert_allclose(served, reference, atol=2e-3)
+        assert (served.argmax(1) == reference.argmax(1)).all()
+
+    removed = runner.invoke(app, ["calibrate", "--run", str(long_tailed_run), "--thresholds", "none", "--json"])
+    assert removed.exit_code == 0, removed.output
+    assert not (long_tailed_run / THRESHOLDS_FILE).exists()
+    assert Predictor.from_run(long_tailed_run).class_scales is None
