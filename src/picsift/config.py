@@ -61,6 +61,7 @@ class TrainConfig:
     cutmix: float = 0.0
     random_erasing: float = 0.0
     tta: bool = False  # choose test-time augmentation views on validation data after training (tta.json)
+    snapshots: int = 0  # keep the weights of the last N epochs in snapshots/ (for snapshot ensembles)
     with_feedback: bool = False
     run_name: str | None = None
 
@@ -79,6 +80,8 @@ class TrainConfig:
             raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.balance not in ("none", "auto", "weights", "sampler"):
             raise ConfigError(f"--balance must be none, auto, weights or sampler; got {self.balance!r}")
+        if self.snapshots < 0:
+            raise ConfigError(f"--snapshots must be 0 (off) or a number of epochs, got {self.snapshots}")
         return self
 
 

@@ -57,26 +57,40 @@ def tune(
 
 @handle_errors
 def ensemble(
-    runs: Annotated[list[str], typer.Argument(help="Two or more run ids or folders.")],
+    runs: Annotated[list[str] | None, typer.Argument(help="Two or more run ids or folders.")] = None,
     workspace: WorkspaceOpt = None,
+    snapshots: Annotated[
+        str | None,
+        typer.Option("--snapshots", help="Instead of RUNS: one run trained with --snapshots N; ensemble its epochs."),
+    ] = None,
+    last: Annotated[int | None, typer.Option(help="With --snapshots: only the last N snapshots.")] = None,
     method: Annotated[str, typer.Option(help="mean | weighted (weights fitted on validation NLL).")] = "mean",
     name: Annotated[str | None, typer.Option(help="A name for the ensemble's run folder.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Combine runs into a new run whose probabilities are the (weighted) mean of theirs."""
+    """Combine runs (or one run's epoch snapshots) into a new run averaging their probabilities."""
     import json
 
+    from picsift.errors import ConfigError
     from picsift.improve.ensemble import make_ensemble
+    from picsift.improve.snapshots import make_snapshot_ensemble
 
-    dirs = [_run_dir(workspace, r) for r in runs]
-    run_dir = make_ensemble(dirs, method=method, name=name)
+    if bool(runs) == bool(snapshots):
+        raise ConfigError("give either two or more RUNS or --snapshots RUN (one run trained with --snapshots N)")
+    if snapshots:
+        dirs = [_run_dir(workspace, snapshots)]
+        run_dir = make_snapshot_ensemble(dirs[0], method=method, last=last, name=name)
+    else:
+        dirs = [_run_dir(workspace, r) for r in runs or []]
+        run_dir = make_ensemble(dirs, method=method, name=name)
     summary = json.loads((run_dir / "run.json").read_text())
     if json_out:
         print_json({**summary, "run_dir": str(run_dir)})
         return
     accs = ", ".join("n/a" if a is None else f"{a:.4f}" for a in summary["member_val_acc"])
     acc = summary["best_val_acc"]
-    console.print(f"ensemble of {len(dirs)} runs ({method}): val acc {'n/a' if acc is None else f'{acc:.4f}'}")
+    what = f"{len(summary['members'])} snapshots of {snapshots}" if snapshots else f"{len(dirs)} runs"
+    console.print(f"ensemble of {what} ({method}): val acc {'n/a' if acc is None else f'{acc:.4f}'}")
     console.print(f"members: {accs}; weights {[round(w, 3) for w in summary['weights']]}")
     console.print(f"run: {run_dir}")
 

@@ -69,6 +69,9 @@ def train(
         bool, typer.Option("--random-erasing", help="Random erasing (p 0.25; set `random_erasing:` in YAML).")
     ] = False,
     tta: Annotated[bool, typer.Option("--tta", help="Choose test-time augmentation views after training.")] = False,
+    snapshots: Annotated[
+        int | None, typer.Option(help="Keep the last N epochs' weights (for `picsift ensemble --snapshots`).")
+    ] = None,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", help="Model hyper-parameter KEY=VALUE (repeatable), e.g. --param C=10."),
@@ -109,6 +112,7 @@ def train(
         cutmix=1.0 if cutmix else None,
         random_erasing=0.25 if random_erasing else None,
         tta=tta or None,
+        snapshots=snapshots,
         model_params=parse_params(param),
     )
     result = train_stage.run(cfg)

@@ -287,6 +287,10 @@ def _fit(
                 },
                 run_dir / CHECKPOINT,
             )
+            if cfg.snapshots:  # the last N epochs' weights, for a snapshot ensemble (improve.snapshots)
+                from picsift.improve.snapshots import save_snapshot
+
+                save_snapshot(run_dir, model, epoch + 1, cfg.snapshots)
             if done:
                 break
     model.eval()
