@@ -18,7 +18,8 @@ repeated up to the largest class) for any mode other than none.
 
 Per-class decision thresholds: `fit_class_scales` finds one multiplier per class so that
 argmax(p * scale) maximises a metric (macro-F1 or balanced accuracy) on validation data; the
-multipliers re-rank, they do not change the probabilities.
+multipliers re-rank; `improve.thresholds` fits them for a run (`picsift calibrate --thresholds`), stores
+them in thresholds.json and has the predictor apply them as a prior shift.
 """
 
 from __future__ import annotations
