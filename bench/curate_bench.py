@@ -202,12 +202,35 @@ def run_picsift(root: Path, truth: dict[str, Any], ws_dir: Path) -> dict[str, An
         "unreadable": prf(ids_to_paths("unreadable"), set(truth["corrupt"])),
         "blurry": prf(ids_to_paths("blurry"), set(truth["blur"])),
         "too_dark": prf(ids_to_paths("too_dark"), set(truth["dark"])),
-        "label_issues": prf(ids_to_paths("label_issue"), set(truth["flip"])),
+        "label_issues": {**prf(ids_to_paths("label_issue"), set(truth["flip"])), **top_precision(result, paths, truth)},
+        "label_model": result.label_model,
         "near_dup_recall_by_transform": recall_by_transform(pred_pairs, truth),
         "counts": result.counts,
         "timings_s": {**{k: round(v, 2) for k, v in result.timings_s.items()}, "import": round(t_import, 2)},
         "clean_wall_s": round(t_clean, 2),
     }
+
+
+def top_precision(result: Any, paths: dict[int, str], truth: dict[str, Any], k: int = 50) -> dict[str, float]:
+    """Precision of the k highest-scored label issues: the head of the review queue the report shows."""
+    flags = sorted((f for f in result.findings if f.kind == "label_issue"), key=lambda f: -f.score)[:k]
+    hits = sum(str(Path(paths[f.image_ids[0]]).resolve()) in set(truth["flip"]) for f in flags)
+    return {f"precision_top{k}": round(hits / max(1, len(flags)), 4)}
+
+
+def run_picsift_linear(ws_dir: Path, truth: dict[str, Any]) -> dict[str, Any]:
+    """picsift's label check with the linear model only (`--label-model linear`), on the same workspace."""
+    from picsift.config import CleanConfig
+    from picsift.curate import run
+    from picsift.store import Workspace
+
+    t = time.perf_counter()
+    result = run(CleanConfig(workspace=ws_dir, checks=("labels",), label_model="linear"))
+    wall = time.perf_counter() - t
+    paths = {r.id: r.path for r in Workspace.open(ws_dir).catalog.images(readable=None, include_excluded=True)}
+    pred = {str(Path(paths[i]).resolve()) for f in result.findings if f.kind == "label_issue" for i in f.image_ids}
+    return {**prf(pred, set(truth["flip"])), **top_precision(result, paths, truth), "wall_s": round(wall, 2),
+            "label_model": result.label_model}  # fmt: skip
 
 
 def recall_by_transform(pred_pairs: set[tuple[str, str]], truth: dict[str, Any]) -> dict[str, str]:
@@ -284,7 +307,7 @@ def run_cleanlab_logreg(ws_dir: Path, truth: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_digits(seed: int) -> dict[str, Any]:
-    """The label check where a fast model is strong: scikit-learn's digits (1,797 8x8 images), 5% flipped.
+    """The label check where a fast linear model is strong: scikit-learn's digits (1,797 8x8 images), 5% flipped.
     The same functions as the workspace pipeline, on plain arrays; the peer is CV LogisticRegression."""
     import warnings
 
@@ -357,10 +380,11 @@ def main() -> None:
         except ImportError:
             phash = None
         peer_lab = run_cleanlab_logreg(WORK / f"ws-{n}-{seed}", truth)
+        linear = run_picsift_linear(WORK / f"ws-{n}-{seed}", truth)
         digits = run_digits(seed)
         runs.append(
             {"seed": seed, "files": truth["n_files"], "picsift": ours, "imagededup_phash": phash,
-             "cleanlab_logreg": peer_lab, "digits": digits}
+             "cleanlab_logreg": peer_lab, "picsift_linear": linear, "digits": digits}
         )  # fmt: skip
         print(f"seed {seed}: {truth['n_files']} files, picsift clean {ours['clean_wall_s']}s", file=sys.stderr)
     doc = {"machine": info, "n_clean_images": n, "seeds": seeds, "imagededup_cnn": cnn, "runs": runs,
@@ -375,7 +399,8 @@ def main() -> None:
         ("corrupt files", "picsift", ["picsift", "unreadable"]),
         ("blurred", "picsift (Laplacian variance / gradient energy)", ["picsift", "blurry"]),
         ("darkened", "picsift", ["picsift", "too_dark"]),
-        ("flipped labels (5%)", "picsift (ridge CV + cleanlab)", ["picsift", "label_issues"]),
+        ("flipped labels (5%)", "picsift default (fast CNN x ridge CV + cleanlab)", ["picsift", "label_issues"]),
+        ("flipped labels (5%)", "picsift --label-model linear (ridge CV + cleanlab)", ["picsift_linear"]),
         ("flipped labels (5%)", "cleanlab on CV LogisticRegression", ["cleanlab_logreg", "label_issues"]),
         ("digits: flipped labels (5%)", "picsift (ridge CV + cleanlab)", ["digits", "picsift"]),
         ("digits: flipped labels (5%)", "cleanlab on CV LogisticRegression", ["digits", "cleanlab_logreg"]),
@@ -401,6 +426,11 @@ def main() -> None:
     if runs[0]["imagededup_phash"]:
         print(f"  imagededup PHash {runs[0]['imagededup_phash']['near_dup_recall_by_transform']}")
     print(f"imagededup CNN: {cnn}")
+    print(f"label issues, precision of the 50 top-scored flags: default {summarise(runs, ['picsift', 'label_issues', 'precision_top50'])}, "
+          f"linear {summarise(runs, ['picsift_linear', 'precision_top50'])}; label-model agreement with the labels "
+          f"{summarise(runs, ['picsift', 'label_model', 'cv_agreement'])}, CNN alone "
+          f"{summarise(runs, ['picsift', 'label_model', 'cnn_cv_agreement'])}, CNN folds "
+          f"{summarise(runs, ['picsift', 'label_model', 'cnn_s'])} s")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
+from conftest import write_digits
+from picsift.curate.descriptors import hand_features
 from picsift.curate.duplicates import DuplicateParams, UnionFind, duplicate_findings, near_duplicate_pairs
 from picsift.curate.imbalance import find_imbalance
-from picsift.curate.labels import cross_val_pred_probs, find_label_issues
+from picsift.curate.labels import cnn_cross_val_logits, combine_probs, cross_val_pred_probs, find_label_issues
 from picsift.curate.outliers import find_outliers
 from picsift.curate.quality import find_quality_issues
 from picsift.store import ImageRow
@@ -120,3 +123,24 @@ def test_imbalance_reports_tiny_class_and_remedy() -> None:
     assert kinds["tiny_class"].details["class"] == "c"
     assert "sampler" in kinds["class_imbalance"].details["remedy"]
     assert find_imbalance({"a": 50, "b": 45}) == []
+
+
+def test_cnn_label_model_scores_out_of_fold_and_catches_a_flipped_digit(tmp_path: Path) -> None:
+    """The CNN path on tiny real data: out-of-fold logits, ensembled with the linear model, put the one
+    flipped digit among the flags with the right suggestion."""
+    root = write_digits(tmp_path / "d", per_class=40, classes=3, size=16)
+    x = np.stack(
+        [np.asarray(Image.open(f).convert("RGB")) for c in range(3) for f in sorted((root / str(c)).iterdir())]
+    )
+    y = np.repeat([0, 1, 2], 40)
+    given = y.copy()
+    given[4] = 1  # a '0' labelled '1'
+    logits = cnn_cross_val_logits(x, given, 3, folds=2, budget_s=None, epochs=30, size=16)
+    assert logits.shape == (120, 3) and np.isfinite(logits).all()
+    assert (logits.argmax(1) == y).mean() > 0.8  # out-of-fold, far above chance (1/3)
+    probs = combine_probs(logits, cross_val_pred_probs(hand_features(x), given, 3), given)
+    assert np.allclose(probs.sum(1), 1, atol=1e-6)
+    found = find_label_issues(list(range(120)), given, probs, ["0", "1", "2"])
+    flipped = [f for f in found if f.image_ids[0] == 4]
+    assert flipped and flipped[0].details["suggested_label"] == "0"
+    assert len(found) <= 5

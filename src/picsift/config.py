@@ -131,7 +131,12 @@ class CleanConfig:
     outlier_k: int = 10
     outlier_z: float = 4.0
     label_folds: int = 5
-    label_model: str = "ridge"  # ridge | logreg | mlp, fitted on the embedding
+    # auto: "cnn" from label_cnn_min_images labelled images up, else "linear" (ridge on the embedding).
+    # cnn: picsift's fast CNN per fold within label_cnn_budget_s, ensembled with the linear model.
+    label_model: str = "auto"  # auto | linear | cnn (or ridge | logreg | mlp on the embedding)
+    label_cnn_budget_s: float = 60.0  # training time for all CNN folds together
+    label_cnn_folds: int = 4
+    label_cnn_min_images: int = 1000
     tiny_class: int = 10
     max_imbalance: float = 5.0
     seed: int = 0
@@ -147,8 +152,15 @@ class CleanConfig:
             raise ConfigError(f"image_size must be at least 16 pixels, got {self.image_size}")
         if self.label_folds < 2:
             raise ConfigError(f"label_folds must be at least 2, got {self.label_folds}")
-        if self.label_model not in ("ridge", "logreg", "mlp"):
-            raise ConfigError(f"label_model must be ridge, logreg or mlp; got {self.label_model!r}")
+        if self.label_model not in ("auto", "linear", "cnn", "ridge", "logreg", "mlp"):
+            raise ConfigError(
+                f"label_model must be auto, linear, cnn (or ridge, logreg, mlp); got {self.label_model!r}"
+            )
+        if self.label_cnn_budget_s <= 0 or self.label_cnn_folds < 2:
+            raise ConfigError(
+                f"label_cnn_budget_s must be > 0 and label_cnn_folds >= 2; got {self.label_cnn_budget_s}, "
+                f"{self.label_cnn_folds}"
+            )
         return self
 
 

@@ -38,6 +38,13 @@ def clean(
     extractor: Annotated[
         str | None, typer.Option(help="Embedding for outliers/labels: hand (default) or a features extractor.")
     ] = None,
+    label_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Label-issue model: auto (cnn from 1,000 labelled images, else linear), linear (ridge on the "
+            "embedding, seconds), cnn (fast CNN per fold, ~1 min, ensembled with linear)."
+        ),
+    ] = None,
     near_dup_threshold: Annotated[float | None, typer.Option(help="Near-duplicate similarity (0-1).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of settings (flags override it).")] = None,
     json_out: JsonOpt = False,
@@ -91,6 +98,7 @@ def clean(
         workspace=workspace,
         checks=None if chosen == ("all",) else chosen,
         extractor=extractor,
+        label_model=label_model,
         near_dup_threshold=near_dup_threshold,
     )
     result = curate.run(cfg)

@@ -1,5 +1,9 @@
 """Label issues by confident learning: out-of-sample predicted probabilities from k-fold cross-validation
-of a fast model on image features, fed to `cleanlab.filter.find_label_issues`.
+of a fast model, fed to `cleanlab.filter.find_label_issues`.
+
+Two fast models: a closed-form linear model on an embedding (`cross_val_pred_probs`, milliseconds), and
+picsift's own from-scratch CNN trained once per fold under a time budget (`cnn_cross_val_logits`, about a
+minute for 2,000 images on 2 cores); `combine_probs` ensembles the two (each fails on different images).
 
 Out-of-sample matters: a model scoring images it was trained on has memorised their (possibly wrong)
 labels and would vouch for them.
@@ -8,6 +12,7 @@ labels and would vouch for them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -109,13 +114,79 @@ def cross_val_pred_probs(
     return probs
 
 
+def _fit_logit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Like `_fit_temperature`, on a grid that can also sharpen or soften network logits."""
+    grid = np.geomspace(0.05, 20.0, 60)
+    nll = [-np.log(_softmax(logits * g)[np.arange(len(y)), y] + 1e-12).mean() for g in grid]
+    return float(grid[int(np.argmin(nll))])
+
+
+def cnn_cross_val_logits(
+    images: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    *,
+    folds: int = 4,
+    budget_s: float | None = 60.0,
+    epochs: int | None = None,
+    size: int = 32,
+    seed: int = 0,
+) -> np.ndarray:
+    """(N, S, S, 3) uint8 images and (N,) int labels -> (N, n_classes) out-of-fold logits of picsift's fast
+    CNN (the `fastcnn` recipe from scratch, no weights needed), trained once per stratified fold with
+    budget_s / folds seconds each (and/or a fixed number of epochs), scored with test-time flips and shifts.
+    Images are resized to size px."""
+    import tempfile
+
+    import torch
+    import torch.nn.functional as F
+    from sklearn.model_selection import StratifiedKFold
+
+    from picsift.config import TrainConfig
+    from picsift.models.registry import get_spec
+    from picsift.train.data import TrainData
+    from picsift.train.fast import fit_fast
+    from picsift.train.fast_eval import logits_for
+
+    y = np.asarray(labels, dtype=np.int64)
+    x = np.asarray(images, dtype=np.uint8)
+    if x.shape[1] != size:  # area-style resize, once for all folds
+        t = torch.from_numpy(x).permute(0, 3, 1, 2).float()
+        t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        x = t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    min_count = int(np.bincount(y, minlength=n_classes)[np.unique(y)].min())
+    k = max(2, min(folds, min_count))
+    spec = get_spec("fastcnn")
+    dc = spec.data_config.with_size(size)
+    classes = [str(c) for c in range(n_classes)]
+    cpu = torch.device("cpu")
+    out = np.zeros((len(y), n_classes), dtype=np.float64)
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    with tempfile.TemporaryDirectory(prefix="picsift-labels-") as tmp:
+        for f, (tr, te) in enumerate(splitter.split(x, y)):
+            data = TrainData(classes, dc, x[tr], y[tr], x[te][:0], y[te][:0])
+            budget_min = budget_s / k / 60.0 if budget_s else None
+            cfg = TrainConfig(seed=seed + f, device="cpu", time_budget_min=budget_min, epochs=epochs)
+            trained = fit_fast(spec, data, cfg, cpu, lambda row: None, Path(tmp))
+            out[te] = logits_for(trained.model, x[te], dc, cpu, tta=True).numpy()
+    return out
+
+
+def combine_probs(cnn_logits: np.ndarray, linear_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The CNN's out-of-fold logits (temperature fitted to the given labels) and a linear model's
+    probabilities, ensembled by a geometric mean (product of experts, renormalised)."""
+    y = np.asarray(labels, dtype=np.int64)
+    p_cnn = _softmax(cnn_logits * _fit_logit_temperature(cnn_logits, y))
+    return _softmax(0.5 * np.log(p_cnn + 1e-9) + 0.5 * np.log(linear_probs + 1e-9))
+
+
 def find_label_issues(
     ids: Sequence[int],
     labels: np.ndarray,
     pred_probs: np.ndarray,
     class_names: Sequence[str],
     *,
-    filter_by: str = "prune_by_noise_rate",
+    filter_by: str = "both",
 ) -> list[Finding]:
     """Images whose given label disagrees with out-of-sample predictions (cleanlab confident learning).
 
