@@ -96,3 +96,20 @@ def test_cli_calibrate_thresholds_and_bundle_parity(long_tailed_run: Path, tmp_p
     assert removed.exit_code == 0, removed.output
     assert not (long_tailed_run / THRESHOLDS_FILE).exists()
     assert Predictor.from_run(long_tailed_run).class_scales is None
+
+
+def test_scales_raise_macro_f1_when_the_rare_class_is_under_predicted() -> None:
+    from picsift.improve.balance import fit_class_scales
+
+    # 200 / 200 / 20 images; the model gives the rare class only 0.4 on its own images, so argmax never picks it.
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], [200, 200, 20])
+    probs = np.full((len(y), 3), 0.05)
+    probs[np.arange(len(y)), y] = 0.9
+    rare = y == 2
+    probs[rare] = [0.45, 0.15, 0.4]
+    probs += rng.uniform(0, 0.02, probs.shape)
+    probs /= probs.sum(1, keepdims=True)
+    scales, before, after = fit_class_scales(probs, y, "macro_f1")
+    assert after > before + 0.2 and scales[2] > scales[0]
+    assert macro_f1(y, apply_class_scales(probs, scales)) == pytest.approx(after)
