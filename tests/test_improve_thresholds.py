@@ -59,6 +59,7 @@ def test_thresholds_do_not_lower_validation_macro_f1_and_predictor_applies_them(
     # evaluate scores what the predictor decides
     ev = pipeline.run(EvalConfig(run=str(run_dir), split="val", device="cpu"))
     assert ev.metrics["accuracy"] == pytest.approx(result["val"]["accuracy_after"])
+    assert ev.metrics["class_scales"] == pytest.approx(doc["scales"])
     # the decision does not depend on a later temperature
     predictor.temperature = 2.5
     assert (predictor.predict_arrays(val.x).argmax(1) == probs.argmax(1)).all()

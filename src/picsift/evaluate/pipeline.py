@@ -207,6 +207,8 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
         "skipped": skipped,
         # Set when the run carries a fitted temperature (calibration): the scored probabilities include it.
         "temperature": getattr(predictor, "temperature", None),
+        # Set when the run carries per-class decision scales (thresholds.json): predictions include them.
+        "class_scales": None if predictor.class_scales is None else [float(v) for v in predictor.class_scales],
         **metrics,
     }
     metrics_path = run_dir / METRICS_FILE
