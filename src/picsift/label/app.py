@@ -1,6 +1,6 @@
 """The labelling web app: `create_app(settings)` -> a FastAPI app serving a JSON API and a static UI.
 
-One router per resource (images, classes, labels, proposals, queue, jobs). Settings and the
+One router per resource (images, classes, labels, proposals, exclusions, feedback, queue, jobs). Settings and the
 workspace are injected with `Depends`, so tests can override them; nothing is created at import.
 Every label change goes through the catalog with the annotator's name and time; a write based on a
 stale version gets HTTP 409 with the catalog's message (the later writer loses, never silently).
@@ -167,6 +167,12 @@ def _item(row: ImageRow, proposal: dict[str, Any] | None, pred: dict[str, Any] |
     }
 
 
+def _pending_feedback(ws: Workspace) -> int:
+    from picsift.deploy.feedback import FeedbackStore
+
+    return len(FeedbackStore(ws).items("pending"))
+
+
 def _jpeg(img: Any, quality: int = 85) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality)
@@ -199,6 +205,23 @@ class MergeBody(BaseModel):
 
 
 class ProposalIds(BaseModel):
+    ids: list[int]
+
+
+class ExcludeBody(BaseModel):
+    image_ids: list[int]
+    reason: str = ""
+
+
+class IncludeBody(BaseModel):
+    image_ids: list[int]
+
+
+class ActionBody(BaseModel):
+    action_id: int
+
+
+class FeedbackIds(BaseModel):
     ids: list[int]
 
 
@@ -456,6 +479,140 @@ def proposals_router() -> APIRouter:
     return r
 
 
+def exclusions_router() -> APIRouter:
+    """Exclude images from training and include them again, as reversible catalog actions."""
+    r = APIRouter(prefix="/api/exclusions", tags=["exclusions"])
+
+    @r.get("")
+    def list_exclusions(ws: Workspace = Depends(get_workspace)) -> list[dict[str, Any]]:
+        return ws.catalog.exclusions()
+
+    @r.post("")
+    def exclude(body: ExcludeBody, ws: Workspace = Depends(get_workspace), who: str = Depends(annotator)) -> dict:
+        if not body.image_ids:
+            raise ConfigError("no images to exclude: select at least one")
+        for image_id in body.image_ids:
+            ws.catalog.image(image_id)  # 404 for an unknown id before anything is written
+        reason = body.reason.strip()[:500] or "excluded in the labelling app"
+        action_id = ws.catalog.exclude(dict.fromkeys(body.image_ids, reason), kind="manual", actor=who, reason=reason)
+        return {"action_id": action_id, "excluded": body.image_ids}
+
+    @r.post("/undo")
+    def undo(body: ActionBody, ws: Workspace = Depends(get_workspace)) -> dict[str, Any]:
+        affected = sorted({e["image_id"] for e in ws.catalog.exclusions() if e["action_id"] == body.action_id})
+        ws.catalog.undo(body.action_id)
+        return {"undone": body.action_id, "images": affected}
+
+    @r.post("/include")
+    def include(body: IncludeBody, ws: Workspace = Depends(get_workspace)) -> JSONResponse:
+        """Include images again by undoing the actions that excluded them.
+
+        An action is undone only if every image it excluded is among `image_ids`: including one image
+        must not silently bring back others excluded with it (e.g. a curation run); those are
+        reported as conflicts naming the action to undo instead.
+        """
+        wanted = set(body.image_ids)
+        by_action: dict[int, set[int]] = {}
+        for e in ws.catalog.exclusions():
+            by_action.setdefault(int(e["action_id"]), set()).add(int(e["image_id"]))
+        undone: list[int] = []
+        conflicts: list[dict[str, Any]] = []
+        for action_id, images in sorted(by_action.items()):
+            hit = images & wanted
+            if not hit:
+                continue
+            if images <= wanted:
+                ws.catalog.undo(action_id)
+                undone.append(action_id)
+            else:
+                conflicts.append(
+                    {
+                        "action_id": action_id,
+                        "image_ids": sorted(hit),
+                        "message": f"images {sorted(hit)} were excluded together with {len(images - wanted)} "
+                        f"other image(s) by action {action_id}; select them all or undo action {action_id}",
+                    }
+                )
+        still = {
+            x.id for x in ws.catalog.images(ids=sorted(wanted), readable=None, include_excluded=True) if x.excluded
+        }
+        out = {"undone": undone, "included": sorted(wanted - still), "conflicts": conflicts}
+        if conflicts:
+            return JSONResponse({**out, "detail": "; ".join(c["message"] for c in conflicts)}, status_code=409)
+        return JSONResponse(out)
+
+    return r
+
+
+def feedback_router() -> APIRouter:
+    """Review the corrections a served model collected (deploy stage): accept or reject them."""
+    r = APIRouter(prefix="/api/feedback", tags=["feedback"])
+
+    def store(ws: Workspace) -> Any:
+        from picsift.deploy.feedback import FeedbackStore
+
+        return FeedbackStore(ws)
+
+    @r.get("")
+    def list_feedback(status: str | None = "pending", ws: Workspace = Depends(get_workspace)) -> dict[str, Any]:
+        """status: pending (default) | accepted | rejected | all."""
+        items = store(ws).items(None if status in (None, "", "all") else status)
+        return {"items": [i.to_dict() for i in items], "classes": ws.catalog.classes()}
+
+    @r.get("/{feedback_id}/image")
+    def feedback_image(
+        feedback_id: int, ws: Workspace = Depends(get_workspace), settings: LabelSettings = Depends(get_settings)
+    ) -> Response:
+        from picsift.data.images import load_rgb
+
+        item = store(ws).get(feedback_id)
+        if not item.image_path:
+            raise HTTPException(404, f"feedback {feedback_id} carries no image")
+        root = ws.root.resolve()
+        path = (root / item.image_path).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise HTTPException(404, f"feedback {feedback_id}: its image is missing from the workspace")
+        try:
+            img = load_rgb(path)
+        except (ImageDecodeError, OSError) as e:
+            raise HTTPException(404, f"feedback {feedback_id}: image cannot be decoded: {e}") from e
+        img.thumbnail((settings.thumb_size, settings.thumb_size))
+        return Response(_jpeg(img), media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
+    def review(ids: list[int], ws: Workspace, who: str, accept: bool) -> JSONResponse:
+        fb = store(ws)
+        done: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for fid in ids:  # one by one: a bad item must not block the rest of a bulk review
+            try:
+                out = fb.accept([fid], reviewer=who) if accept else fb.reject([fid], reviewer=who)
+            except PicsiftError as e:
+                errors.append({"id": fid, "message": str(e)})
+                continue
+            done.append(out[0].to_dict())
+        key = "accepted" if accept else "rejected"
+        body: dict[str, Any] = {key: done, "errors": errors}
+        if errors:
+            body["detail"] = "; ".join(e["message"] for e in errors)
+            return JSONResponse(body, status_code=409)
+        return JSONResponse(body)
+
+    @r.post("/accept")
+    def accept(
+        body: FeedbackIds, ws: Workspace = Depends(get_workspace), who: str = Depends(annotator)
+    ) -> JSONResponse:
+        """Accepted feedback enters the catalog labelled (split "feedback"), for `train --with-feedback`."""
+        return review(body.ids, ws, who, accept=True)
+
+    @r.post("/reject")
+    def reject(
+        body: FeedbackIds, ws: Workspace = Depends(get_workspace), who: str = Depends(annotator)
+    ) -> JSONResponse:
+        return review(body.ids, ws, who, accept=False)
+
+    return r
+
+
 def queue_router() -> APIRouter:
     r = APIRouter(prefix="/api", tags=["queue"])
 
@@ -501,6 +658,7 @@ def queue_router() -> APIRouter:
             "unlabeled": s["unlabeled"],
             "excluded": s["excluded"],
             "proposals": len(ws.catalog.proposals()),
+            "feedback": _pending_feedback(ws),
             "findings": len(load_findings(ws)),
             "splits": sorted(k for k in s["splits"] if k != "none"),
             "latest_run": run.name if run else None,
@@ -603,7 +761,7 @@ def _status(exc: PicsiftError) -> int:
         return 409
     if isinstance(exc, RunNotFoundError):
         return 404
-    if isinstance(exc, WorkspaceError) and str(exc).startswith("no image with id"):
+    if isinstance(exc, WorkspaceError) and str(exc).startswith(("no image with id", "no feedback with id")):
         return 404
     if isinstance(exc, (ConfigError, DatasetError, WorkspaceError)):
         return 400
@@ -633,6 +791,8 @@ def create_app(settings: LabelSettings) -> FastAPI:
         labels_router(),
         classes_router(),
         proposals_router(),
+        exclusions_router(),
+        feedback_router(),
         queue_router(),
         jobs_router(),
     ):
