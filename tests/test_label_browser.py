@@ -266,3 +266,57 @@ def test_photo_workflow_train_queue_proposals_in_chromium(tmp_path: Path, datase
         srv.should_exit = True
         thread.join(timeout=10)
         ws.close()
+
+
+def test_feedback_review_and_exclusion_in_chromium(server, page) -> None:
+    """Review a served model's feedback with the keyboard and a click; exclude an image and undo it."""
+    import io
+
+    from PIL import Image as PILImage
+
+    from picsift.deploy.feedback import FeedbackStore
+
+    url, ws = server
+
+    def png(value: int) -> bytes:
+        buf = io.BytesIO()
+        PILImage.new("RGB", (12, 12), (value, 255 - value, 40)).save(buf, format="PNG")
+        return buf.getvalue()
+
+    store = FeedbackStore(ws)
+    first = store.add("2", image=png(10), predicted_label="1", confidence=0.7, comment="clearly a two")
+    second = store.add("0", image=png(200), predicted_label="0", comment="spam")
+    page.goto(url + "?token=tok3n")
+    page.wait_for_selector("body[data-ready='1']")
+    page.fill("[data-testid=annotator]", "dana")
+    page.press("[data-testid=annotator]", "Enter")
+    page.wait_for_selector("[data-testid=btn-feedback] >> text=Feedback (2)")
+    page.click("[data-testid=btn-feedback]")
+    page.wait_for_selector(f"[data-testid=fb-{first.id}] >> text=clearly a two")
+    assert "suggested: 2" in page.inner_text(f"[data-testid=fb-{first.id}]")
+    shot(page, "label-feedback.png")
+
+    # The cursor starts on the first item: "a" accepts it into the catalog with the suggested label.
+    page.click("[data-testid=title]")
+    page.keyboard.press("a")
+    wait_for(lambda: store.get(first.id).status == "accepted", "feedback accepted")
+    image_id = store.get(first.id).image_id
+    assert image_id is not None and ws.catalog.image(image_id).label == "2"
+    assert ws.catalog.image(image_id).split == "feedback"
+    last = ws.catalog.label_history(image_id)[-1]
+    assert (last["origin"], last["annotator"]) == ("feedback", "dana")
+    page.wait_for_selector(f"[data-testid=fb-{first.id}]", state="detached")
+    page.click(f"[data-testid=fb-reject-{second.id}]")
+    wait_for(lambda: store.get(second.id).status == "rejected", "feedback rejected")
+    assert store.get(second.id).image_id is None
+
+    # Exclude the image under the cursor with "x", then undo: one reversible catalog action.
+    page.select_option("[data-testid=view]", "all")
+    page.wait_for_selector("[data-testid=card-3]")
+    page.click("[data-testid=card-3]")
+    page.keyboard.press("x")
+    wait_for(lambda: ws.catalog.image(3).excluded, "excluded")
+    assert [(a["kind"], a["actor"]) for a in ws.catalog.actions()] == [("manual", "dana")]
+    page.keyboard.press("u")
+    wait_for(lambda: not ws.catalog.image(3).excluded, "exclusion undone")
+    assert ws.catalog.actions()[0]["undone_at"] is not None

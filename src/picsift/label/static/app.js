@@ -8,7 +8,7 @@ const TOKEN = params.get("token");
 const state = {
   classes: [], items: [], total: 0, offset: 0, pageSize: 200,
   cursor: 0, selected: new Set(), anchor: null,
-  mode: "grid",            // grid | queue | clusters
+  mode: "grid",            // grid | queue | clusters | feedback
   clusters: [], undo: [], viewer: false, splits: [], jobTimer: null, seq: 0,
 };
 
@@ -48,6 +48,7 @@ async function loadSummary() {
   $("#summary").textContent =
     `${s.images} images · ${s.labeled} labelled · ${s.unlabeled} unlabelled · ${s.proposals} proposals` +
     (s.findings ? ` · ${s.findings} findings` : "") + (s.latest_run ? ` · model ${s.latest_run}` : " · no model yet");
+  $("#btn-feedback").textContent = s.feedback ? `Feedback (${s.feedback})` : "Feedback";
   if (!user()) $("#annotator").value = s.annotator;
   if (JSON.stringify(s.splits) !== JSON.stringify(state.splits)) {
     state.splits = s.splits;
@@ -126,7 +127,27 @@ async function loadClusters() {
   render();
 }
 
+// Corrections sent to the served model (`POST /v1/feedback`), awaiting review.
+async function loadFeedback() {
+  const seq = ++state.seq;
+  const data = await api("api/feedback?status=pending");
+  if (seq !== state.seq) return;
+  state.mode = "feedback"; state.cursor = 0; state.selected.clear();
+  state.items = data.items;
+  state.total = state.items.length;
+  feedbackTitle();
+  render();
+}
+
+function feedbackTitle() {
+  $("#title").textContent = state.items.length
+    ? `${state.items.length} pending feedback from the served model — a accept (the image becomes training data ` +
+      `with the suggested label), r reject; select several for bulk`
+    : "No pending feedback (corrections sent to `picsift serve` via POST /v1/feedback appear here)";
+}
+
 function reload() {
+  if (state.mode === "feedback") return loadFeedback();
   if (state.mode === "queue") return loadQueue();
   if (state.mode === "clusters") return loadClusters();
   return loadImages();
@@ -148,9 +169,30 @@ function card(it, idx) {
     `<div class="cap" title="${esc(it.name)}">${lab}${prop}${pred}</div></div>`;
 }
 
+function feedbackCard(f, idx) {
+  const classes = ["card", "fb-card"];
+  if (idx === state.cursor) classes.push("cursor");
+  if (state.selected.has(f.id)) classes.push("selected");
+  const conf = f.confidence != null ? ` ${(f.confidence * 100).toFixed(0)}%` : "";
+  return `<div class="${classes.join(" ")}" data-idx="${idx}" data-id="${f.id}" data-testid="fb-${f.id}">` +
+    (f.image_path ? `<img loading="lazy" src="api/feedback/${f.id}/image" alt="feedback ${f.id}">`
+      : `<div class="noimg">no image</div>`) +
+    `<div class="cap"><div class="pred">model: ${esc(f.predicted_label ?? "?")}${conf}</div>` +
+    `<div>suggested: <span class="lab">${esc(f.label)}</span></div>` +
+    (f.comment ? `<div class="comment" title="${esc(f.comment)}">“${esc(f.comment)}”</div>` : "") +
+    `<div class="fb-actions"><button data-fb="accept" data-testid="fb-accept-${f.id}">Accept</button>` +
+    `<button data-fb="reject" data-testid="fb-reject-${f.id}">Reject</button></div></div></div>`;
+}
+
 function render() {
   const grid = $("#grid");
-  if (state.mode === "clusters") {
+  const fb = state.mode === "feedback";
+  $("#btn-accept").textContent = fb ? "Accept feedback" : "Accept proposals";
+  $("#btn-reject").textContent = fb ? "Reject feedback" : "Reject proposals";
+  $("#btn-exclude").hidden = $("#btn-include").hidden = fb;
+  if (fb) {
+    grid.innerHTML = state.items.map(feedbackCard).join("");
+  } else if (state.mode === "clusters") {
     const index = new Map(state.items.map((it, i) => [it.id, i]));
     grid.innerHTML = state.clusters.map((c, ci) =>
       `<section class="cluster" data-testid="cluster-${ci}"><h4><button class="sel-cluster" data-cluster="${ci}">` +
@@ -181,7 +223,7 @@ function refreshCards(ids) {
   for (const id of ids) {
     const idx = state.items.findIndex((it) => it.id === id);
     const el = document.querySelector(`.card[data-id="${id}"]`);
-    if (idx >= 0 && el) el.outerHTML = card(state.items[idx], idx);
+    if (idx >= 0 && el) el.outerHTML = (state.mode === "feedback" ? feedbackCard : card)(state.items[idx], idx);
   }
   renderSelection();
 }
@@ -221,6 +263,14 @@ async function applyLabel(items, label) {
 async function undo() {
   const entry = state.undo.pop();
   if (!entry) { toast("nothing to undo"); return; }
+  if (entry.exclusion) {  // an exclusion is one catalog action: undo it as a whole
+    const r = await post("api/exclusions/undo", { action_id: entry.exclusion });
+    for (const id of r.images) updateItem(id, { excluded: false });
+    toast(`included again (${r.images.length})`);
+    refreshCards(r.images);
+    loadSummary().catch(report);
+    return;
+  }
   const ids = [];
   for (const { id, version } of entry) {
     try {
@@ -235,7 +285,58 @@ async function undo() {
   loadClasses().catch(report); loadSummary().catch(report);
 }
 
+async function reviewFeedback(accept, ids) {
+  ids = ids || targets().map((f) => f.id);
+  if (!ids.length) { toast("no feedback selected"); return; }
+  let r;
+  try {
+    r = await post(`api/feedback/${accept ? "accept" : "reject"}`, { ids });
+  } catch (e) {
+    if (e.status !== 409) throw e;
+    r = e.body; toast(e.message, true);
+  }
+  const done = new Set((r.accepted || r.rejected || []).map((x) => x.id));
+  if (done.size && !r.errors.length) toast(`${done.size} feedback ${accept ? "accepted into the catalog" : "rejected"}`);
+  const current = state.items[state.cursor];
+  state.items = state.items.filter((f) => !done.has(f.id));
+  for (const id of done) state.selected.delete(id);
+  state.total = state.items.length;
+  const stay = current ? state.items.findIndex((f) => f.id === current.id) : -1;
+  state.cursor = Math.max(0, Math.min(stay >= 0 ? stay : state.cursor, state.items.length - 1));
+  feedbackTitle(); render();
+  loadSummary().catch(report); loadClasses().catch(report);
+}
+
+async function excludeImages(items) {
+  items = items.filter((it) => !it.excluded);
+  if (!items.length) { toast("already excluded"); return; }
+  const ids = items.map((it) => it.id);
+  const r = await post("api/exclusions", { image_ids: ids, reason: "excluded in the labelling app" });
+  for (const id of ids) updateItem(id, { excluded: true });
+  state.undo.push({ exclusion: r.action_id });
+  toast(`${ids.length} excluded from training (u to undo)`);
+  refreshCards(ids);
+  loadSummary().catch(report);
+}
+
+async function includeImages(items) {
+  const ids = items.filter((it) => it.excluded).map((it) => it.id);
+  if (!ids.length) { toast("no excluded image in the selection"); return; }
+  let r;
+  try {
+    r = await post("api/exclusions/include", { image_ids: ids });
+  } catch (e) {
+    if (e.status !== 409) throw e;
+    r = e.body; toast(e.message, true);
+  }
+  for (const id of r.included) updateItem(id, { excluded: false });
+  if (!r.conflicts.length) toast(`${r.included.length} included again`);
+  refreshCards(ids);
+  loadSummary().catch(report);
+}
+
 async function resolveProposals(accept) {
+  if (state.mode === "feedback") return reviewFeedback(accept);
   const its = targets().filter((it) => it.proposal);
   if (!its.length) { toast("no proposals in the selection"); return; }
   let r;
@@ -422,6 +523,9 @@ function bind() {
     catch (err) { report(err); }
   });
   $("#btn-queue").addEventListener("click", () => loadQueue().catch(report));
+  $("#btn-feedback").addEventListener("click", () => loadFeedback().catch(report));
+  $("#btn-exclude").addEventListener("click", () => excludeImages(targets()).catch(report));
+  $("#btn-include").addEventListener("click", () => includeImages(targets()).catch(report));
   $("#btn-clusters").addEventListener("click", () => loadClusters().catch(report));
   $("#btn-train").addEventListener("click", () => startTrain().catch(report));
   $("#btn-autolabel").addEventListener("click", () => startAutolabel().catch(report));
@@ -433,6 +537,11 @@ function bind() {
   $("#btn-more").hidden = true;
   $("#grid").addEventListener("click", (e) => {
     if (e.target.id === "load-more") { state.offset += state.pageSize; loadImages(true).catch(report); return; }
+    const fbBtn = e.target.closest("[data-fb]");
+    if (fbBtn) {
+      const id = Number(fbBtn.closest(".card").dataset.id);
+      reviewFeedback(fbBtn.dataset.fb === "accept", [id]).catch(report); return;
+    }
     const clusterBtn = e.target.closest(".sel-cluster");
     if (clusterBtn) {
       for (const id of state.clusters[Number(clusterBtn.dataset.cluster)].image_ids) state.selected.add(id);
@@ -500,6 +609,21 @@ function onKey(e) {
   if (key === "ArrowLeft") { e.preventDefault(); move(-1); return; }
   if (key === "ArrowDown" && !state.viewer) { e.preventDefault(); move(columns()); return; }
   if (key === "ArrowUp" && !state.viewer) { e.preventDefault(); move(-columns()); return; }
+  if (state.mode === "feedback" && !state.viewer) {  // feedback rows are not catalog images
+    if (key === " ") {
+      e.preventDefault();
+      const f = state.items[state.cursor];
+      if (f) { if (state.selected.has(f.id)) state.selected.delete(f.id); else state.selected.add(f.id); renderSelection(); }
+    } else if (key === "a" || key === "r") {
+      reviewFeedback(key === "a").catch(report);
+    }
+    return;
+  }
+  if (key === "x") {
+    const its = state.viewer ? [state.items[state.cursor]].filter(Boolean) : targets();
+    excludeImages(its).then(() => { if (state.viewer) openViewer(state.cursor); }).catch(report);
+    return;
+  }
   if (key === "Enter" && !state.viewer) { openViewer(state.cursor).catch(report); return; }
   if (key === " " && !state.viewer) {
     e.preventDefault();
