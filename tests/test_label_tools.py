@@ -15,7 +15,7 @@ from picsift.cli import build_app
 from picsift.errors import ConfigError
 from picsift.label.autolabel import autolabel, load_clusters
 from picsift.label.labels_io import FORMATS, export_labels, import_labels
-from picsift.label.queue import next_batch, select_batch, uncertainty
+from picsift.label.queue import next_batch, select_batch, uncertainty, uncertainty_share
 
 
 @pytest.fixture
@@ -46,6 +46,26 @@ def test_select_batch_spreads_over_clusters_where_uncertainty_alone_does_not() -
     assert (diverse < 50).any() and (diverse >= 50).any()
     assert len(set(diverse.tolist())) == 4
     assert list(scores[diverse]) == sorted(scores[diverse], reverse=True)
+
+
+def test_cold_start_share_covers_the_pool_and_grows_with_labels() -> None:
+    rng = np.random.default_rng(1)
+    centres = np.array([[6, 0], [-6, 0], [0, 6], [0, -6]])
+    emb = np.concatenate([rng.normal(0, 0.1, (40, 2)) + c for c in centres])
+    scores = np.concatenate([0.9 + rng.random(40) * 0.1, 0.5 + rng.random(120) * 0.3])
+    blob = np.arange(160) // 40
+    confident_only = select_batch(scores, emb, 4, uncertainty_share=1.0)
+    assert set(blob[confident_only]) == {0}  # the model's doubts all sit in one region
+    covering = select_batch(scores, emb, 4, uncertainty_share=0.0)
+    assert sorted(blob[covering]) == [0, 1, 2, 3]
+    for i in covering:  # within each region, the image the model is least sure about
+        assert scores[i] == scores[blob == blob[i]].max()
+    mixed = select_batch(scores, emb, 8, uncertainty_share=0.5)
+    assert len(set(mixed.tolist())) == 8 and set(blob[mixed]) == {0, 1, 2, 3}
+    with pytest.raises(ConfigError):
+        select_batch(scores, emb, 4, uncertainty_share=1.5)
+    shares = [uncertainty_share(n, 10) for n in (100, 200, 400, 1000, 5000)]
+    assert shares[0] == shares[1] == 0.0 and shares[-1] == 1.0 and shares == sorted(shares)
 
 
 def test_cluster_autolabel_groups_unlabelled_images_by_digit(ws) -> None:

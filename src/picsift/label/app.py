@@ -627,6 +627,7 @@ def queue_router() -> APIRouter:
             "run": batch.run,
             "method": batch.method,
             "embeddings": batch.embeddings,
+            "uncertainty_share": batch.uncertainty_share,
             "items": [i.to_dict() for i in batch.items],
         }
 

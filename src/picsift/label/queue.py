@@ -48,11 +48,16 @@ def select_batch(
     prefilter: int = 3,
     dims: int | None = 32,
     seed: int = 0,
+    uncertainty_share: float = 1.0,
 ) -> np.ndarray:
     """Indices of `n` items: uncertain (high `scores`) and diverse (spread over `embeddings`).
 
     scores: (N,) uncertainty; embeddings: (N, D) or None for uncertainty only; `dims`: PCA size the
-    embeddings are reduced to first (None keeps them). The result is ordered by score.
+    embeddings are reduced to first (None keeps them). `uncertainty_share` in [0, 1]: the fraction of
+    the batch chosen by uncertainty among the most uncertain; the rest cover the whole pool (k-means
+    over all of it, the most uncertain image of each cluster), which is what a weak early model needs
+    (see `uncertainty_share`).
+    The result is ordered by score.
     """
     scores = np.asarray(scores, dtype=np.float64)
     total = len(scores)
@@ -62,9 +67,8 @@ def select_batch(
     order = np.argsort(-scores, kind="stable")
     if embeddings is None or n == total:
         return order[:n]
-    from sklearn.cluster import KMeans
-
-    pool = order[: min(total, max(n, prefilter * n))]
+    if not 0.0 <= uncertainty_share <= 1.0:
+        raise ConfigError(f"uncertainty_share must be in [0, 1], got {uncertainty_share}")
     x = np.asarray(embeddings, dtype=np.float64)
     if dims and x.shape[1] > dims and total > dims:
         # Distances in hundreds of raw dimensions are dominated by noise and turn outliers into
@@ -73,21 +77,66 @@ def select_batch(
         from sklearn.decomposition import PCA
 
         x = PCA(n_components=dims, random_state=seed).fit_transform(x)
-    x = x[pool]
-    weights = scores[pool] - scores[pool].min() + 1e-3
-    km = KMeans(n_clusters=n, n_init=1, random_state=seed).fit(x, sample_weight=weights)
+    n_unc = int(round(n * uncertainty_share))
     chosen: list[int] = []
-    taken: set[int] = set()
-    centres = km.cluster_centers_
-    dist = (x**2).sum(1)[:, None] - 2.0 * x @ centres.T + (centres**2).sum(1)[None, :]  # (pool, n)
-    for c in range(n):
-        for j in np.argsort(dist[:, c]):
-            if int(j) not in taken:
-                taken.add(int(j))
-                chosen.append(int(pool[j]))
-                break
+    if n - n_unc > 0:
+        # Cover the whole pool before trusting the model's ranking: one image per region of the data,
+        # the one the model is least sure about there.
+        chosen = _most_uncertain_per_cluster(x, scores, n - n_unc, seed)
+    n_unc = n - len(chosen)  # k-means may leave a cluster empty: uncertainty fills the batch
+    if n_unc > 0:
+        taken = set(chosen)
+        rest = np.array([i for i in order if int(i) not in taken], dtype=np.int64)
+        pool = rest[: min(len(rest), max(n_unc, prefilter * n_unc))]
+        weights = scores[pool] - scores[pool].min() + 1e-3
+        chosen += _nearest_to_centres(x, pool, weights, n_unc, taken, seed)
     picked = np.array(chosen, dtype=np.int64)
     return picked[np.argsort(-scores[picked], kind="stable")]
+
+
+def _most_uncertain_per_cluster(x: np.ndarray, scores: np.ndarray, k: int, seed: int) -> list[int]:
+    """k-means on all of x with k centres; the highest-scoring item of each cluster."""
+    from sklearn.cluster import KMeans
+
+    labels = KMeans(n_clusters=min(k, len(x)), n_init=1, random_state=seed).fit_predict(x)
+    chosen = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        chosen.append(int(members[np.argmax(scores[members])]))
+    return chosen
+
+
+def _nearest_to_centres(
+    x: np.ndarray, pool: np.ndarray, weights: np.ndarray, k: int, taken: set[int], seed: int
+) -> list[int]:
+    """Weighted k-means on x[pool] with k centres; the untaken pool item nearest each centre."""
+    from sklearn.cluster import KMeans
+
+    xp = x[pool]
+    k = min(k, len(pool))
+    km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(xp, sample_weight=weights)
+    centres = km.cluster_centers_
+    dist = (xp**2).sum(1)[:, None] - 2.0 * xp @ centres.T + (centres**2).sum(1)[None, :]  # (pool, k)
+    chosen: list[int] = []
+    taken = set(taken)
+    for c in range(k):
+        for j in np.argsort(dist[:, c]):
+            if int(pool[j]) not in taken:
+                taken.add(int(pool[j]))
+                chosen.append(int(pool[j]))
+                break
+    return chosen
+
+
+def uncertainty_share(n_labelled: int, n_classes: int, *, start: float = 20.0, full: float = 100.0) -> float:
+    """Fraction of a batch to choose by uncertainty, growing with labels per class.
+
+    With few labels per class the model's uncertainty is mostly noise, and uncertainty sampling loses
+    to random ("cold start", Hacohen et al. 2022); representatives of the pool do better there. The
+    share rises linearly from 0 at `start` labels per class to 1 at `full`.
+    """
+    per_class = n_labelled / max(n_classes, 1)
+    return float(np.clip((per_class - start) / max(full - start, 1e-9), 0.0, 1.0))
 
 
 @dataclass
@@ -112,6 +161,7 @@ class Batch:
     run: str | None  # the run whose uncertainty ranked the batch; None: diversity only
     method: str
     embeddings: str
+    uncertainty_share: float = 1.0  # fraction chosen among the most uncertain; the rest cover the pool
 
 
 def next_batch(
@@ -126,8 +176,9 @@ def next_batch(
 ) -> Batch:
     """The next `n` unlabelled images to label, most informative first.
 
-    With a trained run, uncertainty comes from its predictions; before the first run every image is
-    equally uncertain and the batch is chosen for diversity alone (a spread-out first sample).
+    With a trained run, uncertainty comes from its predictions, and the share of the batch chosen
+    among the most uncertain grows with the labels per class (`uncertainty_share`); before the first
+    run every image is equally uncertain and the batch is chosen for diversity alone.
     """
     from picsift.label.scoring import embed_rows, latest_run, predict_rows
 
@@ -141,15 +192,17 @@ def next_batch(
     if len(rows) > max_pool:  # bound the work on huge catalogs: a random pool stands in for all
         keep = np.sort(rng.choice(len(rows), size=max_pool, replace=False))
         rows = [rows[i] for i in keep]
+    share = 1.0
     if run_dir is not None:
         probs, classes = predict_rows(ws, rows, run_dir)
         scores = uncertainty(probs, method)
         top = probs.argmax(axis=1)
+        share = uncertainty_share(len(ws.catalog.images(labeled=True)), len(classes))
     else:
         probs, classes, top = None, [], None
         scores = np.ones(len(rows)) + rng.random(len(rows)) * 1e-6
     emb, emb_name = embed_rows(ws, rows, extractor)
-    picked = select_batch(scores, emb, n, seed=seed)
+    picked = select_batch(scores, emb, n, seed=seed, uncertainty_share=share)
     items = [
         QueueItem(
             image_id=rows[i].id,
@@ -159,4 +212,4 @@ def next_batch(
         )
         for i in picked
     ]
-    return Batch(items, run_dir.name if run_dir is not None else None, method, emb_name)
+    return Batch(items, run_dir.name if run_dir is not None else None, method, emb_name, share)
