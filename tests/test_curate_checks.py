@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image, ImageFilter
 
 from conftest import write_digits
@@ -144,3 +145,16 @@ def test_cnn_label_model_scores_out_of_fold_and_catches_a_flipped_digit(tmp_path
     flipped = [f for f in found if f.image_ids[0] == 4]
     assert flipped and flipped[0].details["suggested_label"] == "0"
     assert len(found) <= 5
+
+
+def test_label_model_auto_picks_cnn_only_for_large_sets_and_rejects_unknown_names() -> None:
+    from picsift.config import CleanConfig
+    from picsift.curate.pipeline import resolve_label_model
+    from picsift.errors import ConfigError
+
+    cfg = CleanConfig().validate()
+    assert resolve_label_model(cfg, 300) == "ridge" and resolve_label_model(cfg, 2000) == "cnn"
+    assert resolve_label_model(CleanConfig(label_model="linear"), 5000) == "ridge"
+    assert resolve_label_model(CleanConfig(label_model="cnn"), 50) == "cnn"
+    with pytest.raises(ConfigError, match="auto, linear, cnn"):
+        CleanConfig(label_model="resnet").validate()
