@@ -129,8 +129,10 @@ def run(cfg: TrainConfig) -> RunResult:
 
         data = oversample(data, cfg.balance, cfg.seed)
     if spec.family == "fast" and (cfg.mixup or cfg.cutmix or cfg.random_erasing):
-        log.warning("the fast CNN recipe has its own batch augmentation: --mixup, --cutmix and --random-erasing "
-                    "apply to backbones trained with the standard loop and are ignored here")
+        log.warning(
+            "the fast CNN recipe has its own batch augmentation: --mixup, --cutmix and --random-erasing "
+            "apply to backbones trained with the standard loop and are ignored here"
+        )
     metrics = MetricsLog(run_dir / "metrics.jsonl")
     t0 = time.perf_counter()
     trained = _train(spec, data, cfg, run_dir, metrics, resume_from, ws)
