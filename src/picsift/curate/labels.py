@@ -69,9 +69,13 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
-    """The softmax temperature with the lowest log loss (a 1-D grid search: one scalar, hard to overfit)."""
-    grid = np.geomspace(1.0, 200.0, 40)
+# Ridge scores are small and need sharpening only; network logits may need softening too.
+RIDGE_GRID = np.geomspace(1.0, 200.0, 40)
+LOGIT_GRID = np.geomspace(0.05, 20.0, 60)
+
+
+def _fit_temperature(scores: np.ndarray, y: np.ndarray, grid: np.ndarray = RIDGE_GRID) -> float:
+    """The softmax scale with the lowest log loss (a 1-D grid search: one scalar, hard to overfit)."""
     nll = [-np.log(_softmax(scores * g)[np.arange(len(y)), y] + 1e-12).mean() for g in grid]
     return float(grid[int(np.argmin(nll))])
 
@@ -112,13 +116,6 @@ def cross_val_pred_probs(
     for f, (tr, te) in enumerate(splitter.split(x, y)):
         probs[te] = _fit_predict(x[tr], y[tr], x[te], n_classes, model, 1e-3 if l2 is None else l2, seed + f)
     return probs
-
-
-def _fit_logit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
-    """Like `_fit_temperature`, on a grid that can also sharpen or soften network logits."""
-    grid = np.geomspace(0.05, 20.0, 60)
-    nll = [-np.log(_softmax(logits * g)[np.arange(len(y)), y] + 1e-12).mean() for g in grid]
-    return float(grid[int(np.argmin(nll))])
 
 
 def cnn_cross_val_logits(
@@ -185,7 +182,7 @@ def combine_probs(cnn_logits: np.ndarray, linear_probs: np.ndarray, labels: np.n
     """The CNN's out-of-fold logits (temperature fitted to the given labels) and a linear model's
     probabilities, ensembled by a geometric mean (product of experts, renormalised)."""
     y = np.asarray(labels, dtype=np.int64)
-    p_cnn = _softmax(cnn_logits * _fit_logit_temperature(cnn_logits, y))
+    p_cnn = _softmax(cnn_logits * _fit_temperature(cnn_logits, y, LOGIT_GRID))
     return _softmax(0.5 * np.log(p_cnn + 1e-9) + 0.5 * np.log(linear_probs + 1e-9))
 
 

@@ -113,6 +113,13 @@ def _result(
     return out
 
 
+def ready_predictor(state: ServerState) -> Any:
+    """The loaded predictor, or a 503 while none is loaded yet."""
+    if state.predictor is None:
+        raise ApiError(503, "not_ready", "no model loaded yet")
+    return state.predictor
+
+
 @router.post("/predict", summary="Classify one image", openapi_extra=_IMAGE_BODY)
 async def predict(
     request: Request,
@@ -121,9 +128,7 @@ async def predict(
     settings: ServerSettings = Depends(get_settings),
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
-    predictor = state.predictor
-    if predictor is None:
-        raise ApiError(503, "not_ready", "no model loaded yet")
+    predictor = ready_predictor(state)
     with state.batcher.arriving():
         data, body_k = await read_single(request)
         k = parse_top_k(top_k if top_k is not None else body_k, settings.default_top_k, len(predictor.classes))
@@ -140,9 +145,7 @@ async def predict_batch(
     settings: ServerSettings = Depends(get_settings),
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
-    predictor = state.predictor
-    if predictor is None:
-        raise ApiError(503, "not_ready", "no model loaded yet")
+    predictor = ready_predictor(state)
     client = request.client.host if request.client else None
     with state.batcher.arriving():
         items, body_k = await read_many(request, settings.max_batch_images)
