@@ -82,6 +82,11 @@ def page(tmp_path: Path):
         context.close()
 
 
+def settled(page) -> None:
+    """Wait until the app has no request in flight (it counts them in body[data-pending])."""
+    page.wait_for_selector("body[data-pending='0']", state="attached")
+
+
 def wait_for(predicate, what: str, timeout: float = 20.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -126,6 +131,7 @@ def test_keyboard_labelling_undo_and_bulk_in_chromium(server, page) -> None:
     shot(page, "label-viewer.png")
     page.keyboard.press("3")
     wait_for(lambda: ws.catalog.image(second).label == "2", "label from the viewer")
+    settled(page)
     page.keyboard.press("u")
     wait_for(lambda: ws.catalog.image(second).label is None, "undo")
     page.keyboard.press("Escape")
@@ -316,6 +322,7 @@ def test_feedback_review_and_exclusion_in_chromium(server, page) -> None:
     page.click("[data-testid=card-3]")
     page.keyboard.press("x")
     wait_for(lambda: ws.catalog.image(3).excluded, "excluded")
+    settled(page)  # the app records the undo entry when the server answers, a moment after the catalog changes
     assert [(a["kind"], a["actor"]) for a in ws.catalog.actions()] == [("manual", "dana")]
     page.keyboard.press("u")
     wait_for(lambda: not ws.catalog.image(3).excluded, "exclusion undone")

@@ -22,9 +22,15 @@ async function api(path, opts = {}) {
   const headers = { "Content-Type": "application/json" };
   if (user()) headers["X-Picsift-User"] = user();
   if (TOKEN) headers["X-Picsift-Token"] = TOKEN;
-  const res = await fetch(path, { ...opts, headers: { ...headers, ...(opts.headers || {}) } });
-  let body = null;
-  try { body = await res.json(); } catch (e) { body = null; }
+  // body[data-pending] counts requests in flight, so scripts (and tests) can wait for the app to settle.
+  document.body.dataset.pending = String(Number(document.body.dataset.pending || 0) + 1);
+  let res, body = null;
+  try {
+    res = await fetch(path, { ...opts, headers: { ...headers, ...(opts.headers || {}) } });
+    try { body = await res.json(); } catch (e) { body = null; }
+  } finally {
+    document.body.dataset.pending = String(Number(document.body.dataset.pending) - 1);
+  }
   if (!res.ok) {
     const err = new Error((body && body.detail) || `${res.status} ${res.statusText}`);
     err.status = res.status; err.body = body;
