@@ -132,9 +132,12 @@ def run_picsift(data: dict[str, np.ndarray], budget: float, seed: int, device: t
         tta_s = time.perf_counter() - t
     tta_acc = float((tta_logits.argmax(1).numpy() == data["y_test"]).mean())
     fresh = create_model("fastcnn", len(td.classes), **trained.model_kwargs).to(device)
-    flops = train_flops_per_image(fresh, 32, device)
     images = sum(h["images"] for h in rows)
     train_s = sum(h["train_s"] for h in rows)
+    low = trained.extra["low_res"]  # progressive resizing: part of the images ran at a smaller size
+    total_flops = train_flops_per_image(fresh, 32, device) * (images - low["images"])
+    if low["images"]:
+        total_flops += train_flops_per_image(fresh, low["size"], device) * low["images"]
     return {
         "model": "picsift fastcnn",
         "budget_min": budget,
@@ -145,8 +148,9 @@ def run_picsift(data: dict[str, np.ndarray], budget: float, seed: int, device: t
         "elapsed_s": trained.extra["elapsed_s"],
         "train_s": train_s,
         "images": images,
-        "train_gflops": flops * images / 1e9,
-        "gflop_per_s": flops * images / max(train_s, 1e-9) / 1e9,
+        "train_gflops": total_flops / 1e9,
+        "gflop_per_s": total_flops / max(train_s, 1e-9) / 1e9,
+        "low_res": low,
         "model_kwargs": trained.model_kwargs,
         "batch_size": trained.extra["batch_size"],
         **epoch_rows_summary(rows),

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from picsift.models.fastcnn import FastCNN, default_depth
+from picsift.train.fast import cpu_batch_size, default_batch_size, low_resolution_phase, shrink
 from picsift.train.fast_aug import BatchAugmenter
 from picsift.train.fast_optim import lr_factor, orthogonalise
-from picsift.train.fast_runtime import choose_threads
+from picsift.train.fast_runtime import busy_cores, choose_threads
 
 
 def make_aug(translate: int = 2, n: int = 64) -> tuple[BatchAugmenter, torch.Tensor]:
@@ -104,3 +106,41 @@ def test_onnx_export_matches(tmp_path: Path) -> None:
     torch.onnx.export(m, (x,), str(path), input_names=["x"], opset_version=17, **kwargs)  # type: ignore[arg-type]
     (y,) = ort.InferenceSession(str(path)).run(None, {"x": x.numpy()})
     assert np.abs(y - m(x).detach().numpy()).max() < 1e-4
+
+
+def test_low_resolution_phase_defaults_and_overrides() -> None:
+    assert low_resolution_phase(32, {}, budgeted=True) == (0.5, 24)  # budgeted runs start small
+    assert low_resolution_phase(32, {}, budgeted=False) == (0.0, 24)  # epoch-count runs do not
+    assert low_resolution_phase(32, {"low_res_until": 0.3, "low_res_size": 20}, budgeted=False) == (0.3, 20)
+    assert low_resolution_phase(16, {}, budgeted=True)[0] == 0.0  # nothing smaller than 16 px is worth it
+
+
+def test_shrink_keeps_layout_and_content() -> None:
+    x = torch.randn(4, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    small = shrink(x, 24)
+    assert small.shape == (4, 3, 24, 24) and small.is_contiguous(memory_format=torch.channels_last)
+    flat = torch.full((2, 3, 32, 32), 0.7)
+    assert torch.allclose(shrink(flat, 24), torch.full((2, 3, 24, 24), 0.7), atol=1e-5)
+
+
+def test_cpu_batch_size_gives_about_80_steps_on_large_sets() -> None:
+    sizes = [cpu_batch_size(n) for n in (100, 1000, 2000, 10_000, 50_000, 1_000_000)]
+    assert sizes == sorted(sizes) and sizes[-1] == 2000
+    assert cpu_batch_size(1000) == default_batch_size(1000)  # small sets keep the default
+    assert 60 <= 50_000 // cpu_batch_size(50_000) <= 100
+
+
+def test_busy_cores_is_a_share_of_the_machine() -> None:
+    import os
+
+    assert 0.0 <= busy_cores(0.05) <= (os.cpu_count() or 1) + 1e-6
+
+
+def test_orthogonalise_in_bf16_is_close_to_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = torch.randn(64, 288)
+    monkeypatch.setenv("PICSIFT_CPU_BF16", "0")
+    exact = orthogonalise(g)
+    monkeypatch.setenv("PICSIFT_CPU_BF16", "1")
+    fast = orthogonalise(g)
+    assert fast.dtype == torch.float32 and not torch.equal(fast, exact)
+    assert float((fast - exact).norm() / exact.norm()) < 0.03

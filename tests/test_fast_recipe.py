@@ -152,3 +152,21 @@ def test_end_to_end_through_train_run(tmp_path: Path) -> None:
     art = load_artifact(result.run_dir)
     assert art.data_config.input_size == 16 and art.data_config.crop_pct == 1.0
     assert art.model_kwargs["input_size"] == 16
+
+
+def test_budgeted_run_starts_at_low_resolution(tmp_path: Path) -> None:
+    x, y = digits_arrays(tmp_path, per_class=30)
+    x = np.stack([np.asarray(PILImage.fromarray(im).resize((32, 32)), dtype=np.uint8) for im in x])
+    data = TrainData(
+        classes=["0", "1", "2"],
+        data_config=get_spec("fastcnn").data_config.with_size(32),
+        x_train=x[::2],
+        y_train=y[::2],
+        x_val=x[1::2],
+        y_val=y[1::2],
+    )
+    trained = fit(data, tmp_path, time_budget_min=0.1)
+    low = trained.extra["low_res"]
+    seen = sum(row["images"] for row in trained.history)
+    assert low["size"] == 24 and 0 < low["images"] < seen  # the first half small, the rest full size
+    assert trained.history[-1]["val_acc"] >= 0.6  # and it still learns (chance is 0.33)

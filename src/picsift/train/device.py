@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import AbstractContextManager, nullcontext
 
@@ -30,6 +31,11 @@ def cpu_has_native_bf16() -> bool:
     """True on CPUs with AVX512-BF16 or AMX, where bf16 matmuls/convs are faster than fp32."""
     if os.environ.get("PICSIFT_CPU_BF16") in ("0", "1"):
         return os.environ["PICSIFT_CPU_BF16"] == "1"
+    return _cpuinfo_has_bf16()
+
+
+@functools.cache
+def _cpuinfo_has_bf16() -> bool:
     try:
         with open("/proc/cpuinfo") as f:
             flags = f.read()

@@ -33,6 +33,35 @@ def choose_threads(cores: int, load: float) -> int:
     return max(1, min(cores, int(free + 0.5)))
 
 
+def _cpu_times() -> tuple[float, float] | None:
+    """(busy, total) jiffies over all CPUs from /proc/stat, or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_cores(window_s: float = 0.3) -> float:
+    """How many cores other work keeps busy right now: sampled from /proc/stat over a short window.
+
+    The load average would do, but it remembers the last minute: a process that has just finished
+    (a previous training run, a test) still counts, and a fresh run on an idle machine took one thread."""
+    first = _cpu_times()
+    if first is None:
+        try:
+            return os.getloadavg()[0]
+        except OSError:
+            return 0.0
+    time.sleep(window_s)
+    second = _cpu_times()
+    if second is None or second[1] <= first[1]:
+        return 0.0
+    return (second[0] - first[0]) / (second[1] - first[1]) * (os.cpu_count() or 1)
+
+
 @contextmanager
 def thread_scope(device: torch.device, threads: int | None = None) -> Iterator[int]:
     """Set torch's intra-op threads for the duration of training, then restore them."""
@@ -44,11 +73,7 @@ def thread_scope(device: torch.device, threads: int | None = None) -> Iterator[i
     if threads is None and env:
         threads = int(env)
     if threads is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:
-            load = 0.0
-        threads = choose_threads(usable_cores(), load)
+        threads = choose_threads(usable_cores(), busy_cores())
     torch.set_num_threads(max(1, int(threads)))
     log.info("fastcnn: %d CPU thread(s) (was %d)", torch.get_num_threads(), before)
     try:
