@@ -42,6 +42,7 @@ DATA = REPO.parent / "shared" / "datasets" / "cifar10"
 WORK = REPO / "bench" / "work"
 RESULT = REPO / "bench" / "results" / "train_cifar10.json"
 TARGET = 0.91
+MODEL_PARAMS: dict[str, Any] = {}  # --params: recipe options for ablations
 
 
 def load_cifar() -> dict[str, np.ndarray]:
@@ -116,7 +117,7 @@ def run_picsift(data: dict[str, np.ndarray], budget: float, seed: int, device: t
         x_val=data["x_mon"],
         y_val=data["y_mon"],
     )
-    cfg = TrainConfig(time_budget_min=budget, seed=seed, device=str(device))
+    cfg = TrainConfig(time_budget_min=budget, seed=seed, device=str(device), model_params=MODEL_PARAMS)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         trained = fit_fast(spec, td, cfg, device, rows.append, Path(tmp))
@@ -284,8 +285,10 @@ def main(argv: list[str] | None = None) -> None:
         default=10_000,
         help="score on a fixed random subset of the test split (a busy machine cannot afford 10,000 views)",
     )
+    ap.add_argument("--params", default="{}", help='fastcnn model_params as JSON, e.g. \'{"low_res_until": 0}\'')
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args(argv)
+    MODEL_PARAMS.update(json.loads(args.params))
     device = select_device(args.device)
     data = load_cifar()
     rng = np.random.default_rng(0)
