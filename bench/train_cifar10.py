@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
         default=10_000,
         help="score on a fixed random subset of the test split (a busy machine cannot afford 10,000 views)",
     )
-    ap.add_argument("--params", default="{}", help='fastcnn model_params as JSON, e.g. \'{"low_res_until": 0}\'')
+    ap.add_argument("--params", default="{}", help="fastcnn model_params as JSON, e.g. '{\"low_res_until\": 0}'")
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args(argv)
     MODEL_PARAMS.update(json.loads(args.params))
