@@ -13,6 +13,7 @@ bench/results/train_cifar10.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -42,7 +43,6 @@ DATA = REPO.parent / "shared" / "datasets" / "cifar10"
 WORK = REPO / "bench" / "work"
 RESULT = REPO / "bench" / "results" / "train_cifar10.json"
 TARGET = 0.91
-MODEL_PARAMS: dict[str, Any] = {}  # --params: recipe options for ablations
 
 
 def load_cifar() -> dict[str, np.ndarray]:
@@ -106,7 +106,10 @@ def epoch_rows_summary(history: list[dict[str, Any]]) -> dict[str, Any]:
     return {"epochs": len(history), "time_to_91_s": reached, "history": history}
 
 
-def run_picsift(data: dict[str, np.ndarray], budget: float, seed: int, device: torch.device) -> dict[str, Any]:
+def run_picsift(
+    data: dict[str, np.ndarray], budget: float, seed: int, device: torch.device, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """picsift's default under `budget` minutes; `params` are fastcnn recipe options (--params, for ablations)."""
     spec = get_spec("fastcnn")
     dc = spec.data_config.with_size(32)
     td = TrainData(
@@ -117,7 +120,7 @@ def run_picsift(data: dict[str, np.ndarray], budget: float, seed: int, device: t
         x_val=data["x_mon"],
         y_val=data["y_mon"],
     )
-    cfg = TrainConfig(time_budget_min=budget, seed=seed, device=str(device), model_params=MODEL_PARAMS)
+    cfg = TrainConfig(time_budget_min=budget, seed=seed, device=str(device), model_params=params or {})
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         trained = fit_fast(spec, td, cfg, device, rows.append, Path(tmp))
@@ -288,7 +291,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--params", default="{}", help="fastcnn model_params as JSON, e.g. '{\"low_res_until\": 0}'")
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args(argv)
-    MODEL_PARAMS.update(json.loads(args.params))
     device = select_device(args.device)
     data = load_cifar()
     rng = np.random.default_rng(0)
@@ -323,7 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     results: list[dict[str, Any]] = []
     for budget in args.budget:
         for r in range(args.runs):
-            for name, fn in (("picsift", run_picsift), ("peer", run_peer)):
+            picsift = functools.partial(run_picsift, params=json.loads(args.params))
+            for name, fn in (("picsift", picsift), ("peer", run_peer)):
                 if args.only not in ("both", name):
                     continue
                 res = fn(data, budget, r, device)

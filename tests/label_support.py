@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
+from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 
 from conftest import write_digits
+from picsift.label.app import LabelSettings, create_app
 from picsift.store import Workspace
 from picsift.store.schema import Image
 
@@ -52,3 +55,8 @@ def make_workspace(
 
 def truth(ws: Workspace) -> dict[int, str]:
     return {r.id: Path(r.path).parent.name for r in ws.catalog.images(include_excluded=True)}
+
+
+def app_client(ws: Workspace, **settings: Any) -> TestClient:
+    """A test client of the labelling app on `ws`, as annotator "alice"."""
+    return TestClient(create_app(LabelSettings(workspace=ws.root, annotator="alice", **settings)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from picsift.models.fastcnn import FastCNN, default_depth
 from picsift.train.fast import cpu_batch_size, default_batch_size, low_resolution_phase, shrink
 from picsift.train.fast_aug import BatchAugmenter
 from picsift.train.fast_optim import lr_factor, orthogonalise
-from picsift.train.fast_runtime import busy_cores, choose_threads
+from picsift.train.fast_runtime import busy_cores, choose_threads, usable_cores
 
 
 def make_aug(translate: int = 2, n: int = 64) -> tuple[BatchAugmenter, torch.Tensor]:
@@ -130,10 +131,18 @@ def test_cpu_batch_size_gives_about_80_steps_on_large_sets() -> None:
     assert 60 <= 50_000 // cpu_batch_size(50_000) <= 100
 
 
-def test_busy_cores_is_a_share_of_the_machine() -> None:
-    import os
+def test_busy_cores_sees_a_spinning_process() -> None:
+    import subprocess
+    import sys
 
-    assert 0.0 <= busy_cores(0.05) <= (os.cpu_count() or 1) + 1e-6
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        busy = busy_cores(0.5)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert 0.7 <= busy <= usable_cores() + 1e-6
 
 
 def test_orthogonalise_in_bf16_is_close_to_fp32(monkeypatch: pytest.MonkeyPatch) -> None:

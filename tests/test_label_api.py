@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from label_support import make_workspace, truth
-from picsift.label.app import LabelSettings, create_app, needs_token
+from label_support import app_client, make_workspace, truth
+from picsift.label.app import needs_token
 
 
 @pytest.fixture
@@ -20,8 +19,7 @@ def ws(tmp_path: Path):
     w.close()
 
 
-def client(ws, **kw) -> TestClient:
-    return TestClient(create_app(LabelSettings(workspace=ws.root, annotator="alice", **kw)))
+client = app_client
 
 
 def test_label_conflict_and_undo_are_recorded_with_annotator(ws) -> None:

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
-from label_support import make_workspace
+from label_support import app_client, make_workspace
 from picsift.deploy.feedback import FeedbackStore, accepted_feedback_rows
-from picsift.label.app import LabelSettings, create_app
 
 
 @pytest.fixture
@@ -22,8 +20,7 @@ def ws(tmp_path: Path):
     w.close()
 
 
-def client(ws, **kw) -> TestClient:
-    return TestClient(create_app(LabelSettings(workspace=ws.root, annotator="alice", **kw)))
+client = app_client
 
 
 def png(seed: int) -> bytes:

@@ -190,7 +190,7 @@ def _fit(
     elif cfg.batch_size:
         batch_size = cfg.batch_size
     else:
-        batch_size = default_batch_size(n) if device.type == "cuda" else cpu_batch_size(n)
+        batch_size = cpu_batch_size(n) if device.type == "cpu" else default_batch_size(n)
         if budget_s:
             speed = images_per_second(model, dc.input_size, device, amp, cfg.channels_last)
             batch_size = budget_batch_size(n, speed * budget_s * 0.85, batch_size)

@@ -16,10 +16,8 @@ log = logging.getLogger("picsift.train")
 
 
 def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    cpus = _usable_cpu_ids()
+    return len(cpus) if cpus is not None else os.cpu_count() or 1
 
 
 def choose_threads(cores: int, load: float) -> int:
@@ -33,33 +31,49 @@ def choose_threads(cores: int, load: float) -> int:
     return max(1, min(cores, int(free + 0.5)))
 
 
-def _cpu_times() -> tuple[float, float] | None:
-    """(busy, total) jiffies over all CPUs from /proc/stat, or None off Linux."""
+def _usable_cpu_ids() -> set[int] | None:
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return None
+
+
+def _cpu_times(cpus: set[int] | None) -> tuple[float, float] | None:
+    """(busy, total) jiffies summed over the given CPUs (all if None) from /proc/stat, or None off Linux."""
+    busy = total = 0.0
     try:
         with open("/proc/stat") as f:
-            fields = [float(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
+            for line in f:
+                name, *values = line.split()
+                if not (name.startswith("cpu") and name[3:].isdigit()):
+                    continue
+                if cpus is not None and int(name[3:]) not in cpus:
+                    continue
+                fields = [float(v) for v in values]
+                idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+                busy, total = busy + sum(fields) - idle, total + sum(fields)
+    except (OSError, ValueError, IndexError):
         return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-    return sum(fields) - idle, sum(fields)
+    return (busy, total) if total > 0 else None
 
 
 def busy_cores(window_s: float = 0.3) -> float:
-    """How many cores other work keeps busy right now: sampled from /proc/stat over a short window.
+    """How many of this process's usable cores other work keeps busy now, sampled from /proc/stat.
 
     The load average would do, but it remembers the last minute: a process that has just finished
     (a previous training run, a test) still counts, and a fresh run on an idle machine took one thread."""
-    first = _cpu_times()
+    cpus = _usable_cpu_ids()
+    first = _cpu_times(cpus)
     if first is None:
         try:
             return os.getloadavg()[0]
         except OSError:
             return 0.0
     time.sleep(window_s)
-    second = _cpu_times()
+    second = _cpu_times(cpus)
     if second is None or second[1] <= first[1]:
         return 0.0
-    return (second[0] - first[0]) / (second[1] - first[1]) * (os.cpu_count() or 1)
+    return (second[0] - first[0]) / (second[1] - first[1]) * usable_cores()
 
 
 @contextmanager
