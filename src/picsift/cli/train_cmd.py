@@ -128,7 +128,7 @@ def train(
         print_json(out)
     else:
         acc = f"{result.val_acc:.4f}" if result.val_acc is not None else "n/a"
-        console.print(f"trained [bold]{result.model}[/] in {result.seconds:.1f}s, best val acc {acc}")
+        console.print(f"trained [bold]{result.model}[/] in {result.seconds:.1f}s, val acc {acc}")
         console.print(f"run: {result.run_dir}")
 
 

@@ -37,6 +37,9 @@ class TrainedModel:
     data_config: DataConfig
     history: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # Validation accuracy of the returned model when the trainer keeps its last weights rather than its best
+    # epoch's (None: the best epoch's weights were kept, so the history's maximum describes the model).
+    final_val_acc: float | None = None
 
 
 def split_rows(ws: Workspace, seed: int) -> tuple[list[ImageRow], list[ImageRow], list[ImageRow]]:

@@ -152,7 +152,7 @@ def run(cfg: TrainConfig) -> RunResult:
 
         choose_for_run(run_dir, ws)
     val_accs = [h["val_acc"] for h in trained.history if h.get("val_acc") is not None]
-    val_acc = max(val_accs) if val_accs else None
+    val_acc = trained.final_val_acc if trained.final_val_acc is not None else max(val_accs) if val_accs else None
     summary = {
         "run_id": run_dir.name,
         "model": spec.name,

@@ -448,7 +448,7 @@ function showJob(job) {
   if (job.status === "done" && job.result) {
     const r = job.result;
     text += job.kind === "train"
-      ? ` · run ${r.run_id}` + (r.val_acc != null ? ` · best val acc ${(r.val_acc * 100).toFixed(1)}%` : "")
+      ? ` · run ${r.run_id}` + (r.val_acc != null ? ` · val acc ${(r.val_acc * 100).toFixed(1)}%` : "")
       : ` · ${r.proposed ? `${r.proposed} proposals` : `${r.clusters} clusters`}`;
   }
   if (job.error) text += ` · ${job.error}`;
