@@ -37,7 +37,6 @@ __all__ = ["fit_fast", "predict_tta", "resolve_data_config"]
 log = logging.getLogger("picsift.train")
 CHECKPOINT = "checkpoint.pt"
 MIN_INPUT = 16
-MIN_LOOKAHEAD_STEPS = 200
 RECIPE_LABEL_SMOOTHING = 0.2
 _CFG_DEFAULT_SMOOTHING = {f.name: f.default for f in dataclasses.fields(TrainConfig)}["label_smoothing"]
 
@@ -210,10 +209,7 @@ def _fit(
     steps_per_epoch = aug.steps_per_epoch()
     epochs = cfg.epochs or (10_000 if budget_s else default_epochs(steps_per_epoch))
     planned_steps = epochs * steps_per_epoch
-    # Lookahead averaging pulls every 5 steps; a run of a few dozen steps ends on weights that lag a quarter
-    # of training behind (60 digits, 20 steps: 0.40 val acc with it, 0.93 without), so short runs skip it.
-    lookahead = params.get("lookahead", planned_steps >= MIN_LOOKAHEAD_STEPS)
-    averager = WeightAverage(model) if lookahead else None
+    averager = WeightAverage(model) if params.get("lookahead", True) else None
     start_epoch, step, used_s = 0, 0, 0.0
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
