@@ -107,9 +107,15 @@ def epoch_rows_summary(history: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_picsift(
-    data: dict[str, np.ndarray], budget: float, seed: int, device: torch.device, params: dict[str, Any] | None = None
+    data: dict[str, np.ndarray],
+    budget: float,
+    seed: int,
+    device: torch.device,
+    params: dict[str, Any] | None = None,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
-    """picsift's default under `budget` minutes; `params` are fastcnn recipe options (--params, for ablations)."""
+    """picsift's default under `budget` minutes; `params` (fastcnn recipe options) and `batch_size` are for
+    ablations (--params, --batch-size)."""
     spec = get_spec("fastcnn")
     dc = spec.data_config.with_size(32)
     td = TrainData(
@@ -120,7 +126,9 @@ def run_picsift(
         x_val=data["x_mon"],
         y_val=data["y_mon"],
     )
-    cfg = TrainConfig(time_budget_min=budget, seed=seed, device=str(device), model_params=params or {})
+    cfg = TrainConfig(
+        time_budget_min=budget, seed=seed, device=str(device), model_params=params or {}, batch_size=batch_size
+    )
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         trained = fit_fast(spec, td, cfg, device, rows.append, Path(tmp))
@@ -138,10 +146,10 @@ def run_picsift(
     fresh = create_model("fastcnn", len(td.classes), **trained.model_kwargs).to(device)
     images = sum(h["images"] for h in rows)
     train_s = sum(h["train_s"] for h in rows)
-    low = trained.extra["low_res"]  # progressive resizing: part of the images ran at a smaller size
-    total_flops = train_flops_per_image(fresh, 32, device) * (images - low["images"])
-    if low["images"]:
-        total_flops += train_flops_per_image(fresh, low["size"], device) * low["images"]
+    low = trained.extra["low_res"]  # progressive resizing: part of the images ran at smaller sizes
+    total_flops = train_flops_per_image(fresh, 32, device) * (images - sum(low["images"].values()))
+    for size, count in low["images"].items():
+        total_flops += train_flops_per_image(fresh, int(size), device) * count
     return {
         "model": "picsift fastcnn",
         "budget_min": budget,
@@ -288,7 +296,8 @@ def main(argv: list[str] | None = None) -> None:
         default=10_000,
         help="score on a fixed random subset of the test split (a busy machine cannot afford 10,000 views)",
     )
-    ap.add_argument("--params", default="{}", help="fastcnn model_params as JSON, e.g. '{\"low_res_until\": 0}'")
+    ap.add_argument("--params", default="{}", help="fastcnn model_params as JSON, e.g. '{\"resize\": [[0.5, 24]]}'")
+    ap.add_argument("--batch-size", type=int, default=None, help="picsift's batch size (default: the recipe's)")
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args(argv)
     device = select_device(args.device)
@@ -325,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     results: list[dict[str, Any]] = []
     for budget in args.budget:
         for r in range(args.runs):
-            picsift = functools.partial(run_picsift, params=json.loads(args.params))
+            picsift = functools.partial(run_picsift, params=json.loads(args.params), batch_size=args.batch_size)
             for name, fn in (("picsift", picsift), ("peer", run_peer)):
                 if args.only not in ("both", name):
                     continue

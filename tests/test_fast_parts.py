@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from picsift.errors import ConfigError
 from picsift.models.fastcnn import FastCNN, default_depth
-from picsift.train.fast import cpu_batch_size, default_batch_size, low_resolution_phase, shrink
+from picsift.train.fast import cpu_batch_size, default_batch_size
 from picsift.train.fast_aug import BatchAugmenter
 from picsift.train.fast_optim import lr_factor, orthogonalise
+from picsift.train.fast_resize import resize_stages, shrink, size_at
 from picsift.train.fast_runtime import busy_cores, choose_threads, usable_cores
 
 
@@ -109,11 +111,17 @@ def test_onnx_export_matches(tmp_path: Path) -> None:
     assert np.abs(y - m(x).detach().numpy()).max() < 1e-4
 
 
-def test_low_resolution_phase_defaults_and_overrides() -> None:
-    assert low_resolution_phase(32, {}, budgeted=True) == (0.5, 24)  # budgeted runs start small
-    assert low_resolution_phase(32, {}, budgeted=False) == (0.0, 24)  # epoch-count runs do not
-    assert low_resolution_phase(32, {"low_res_until": 0.3, "low_res_size": 20}, budgeted=False) == (0.3, 20)
-    assert low_resolution_phase(16, {}, budgeted=True)[0] == 0.0  # nothing smaller than 16 px is worth it
+def test_resize_stages_defaults_and_overrides() -> None:
+    assert resize_stages(32, {}, budgeted=True) == [(0.5, 24)]  # budgeted runs start small
+    assert resize_stages(32, {}, budgeted=False) == []  # epoch-count runs do not
+    assert resize_stages(32, {"low_res_until": 0.3, "low_res_size": 20}, budgeted=False) == [(0.3, 20)]
+    assert resize_stages(16, {}, budgeted=True) == []  # nothing smaller than 16 px is worth it
+    # Explicit stages are sorted; sizes at or above the input, or below 16 px, are dropped.
+    stages = resize_stages(32, {"resize": [[0.6, 24], [0.3, 20], [0.8, 32], [0.1, 8]]}, budgeted=False)
+    assert stages == [(0.3, 20), (0.6, 24)]
+    assert [size_at(stages, p, 32) for p in (0.0, 0.29, 0.3, 0.59, 0.6, 1.0)] == [20, 20, 24, 24, 32, 32]
+    with pytest.raises(ConfigError, match="until, size"):
+        resize_stages(32, {"resize": [0.5]}, budgeted=True)
 
 
 def test_shrink_keeps_layout_and_content() -> None:
@@ -153,3 +161,24 @@ def test_orthogonalise_in_bf16_is_close_to_fp32(monkeypatch: pytest.MonkeyPatch)
     fast = orthogonalise(g)
     assert fast.dtype == torch.float32 and not torch.equal(fast, exact)
     assert float((fast - exact).norm() / exact.norm()) < 0.03
+
+
+def test_batchnorm_on_bf16_activations_matches_fp32_statistics() -> None:
+    """The fast CNN's BatchNorm takes bf16 activations without casting: PyTorch must accumulate its
+    statistics and gradients in fp32, or a channel with a large mean and a small spread turns to noise."""
+    from picsift.models.fastcnn import FrozenScaleBatchNorm
+
+    torch.manual_seed(0)
+    norm = FrozenScaleBatchNorm(16)
+    x = (torch.randn(64, 16, 8, 8) * 0.02 + 5).bfloat16().contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(64, 16, 8, 8).bfloat16().contiguous(memory_format=torch.channels_last)
+    native, cast = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = norm(native)
+    out.backward(grad)
+    ref = norm(cast.float())
+    ref.backward(grad.float())
+    assert out.dtype == torch.bfloat16
+    assert (out.float() - ref).abs().max() < 0.05  # within bf16 rounding of values ~ +-3
+    assert ref.std() > 0.9  # the channel's tiny spread was normalised, not lost
+    rel = (native.grad.float() - cast.grad).norm() / cast.grad.norm()
+    assert rel < 1e-2

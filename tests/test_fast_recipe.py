@@ -170,5 +170,5 @@ def test_budgeted_run_starts_at_low_resolution(tmp_path: Path) -> None:
     trained = fit(data, tmp_path, time_budget_min=0.1)
     low = trained.extra["low_res"]
     seen = sum(row["images"] for row in trained.history)
-    assert low["size"] == 24 and 0 < low["images"] < seen  # the first half small, the rest full size
+    assert low["stages"] == [(0.5, 24)] and 0 < low["images"]["24"] < seen  # the first half small, then full size
     assert trained.history[-1]["val_acc"] >= 0.6  # and it still learns (chance is 0.33)

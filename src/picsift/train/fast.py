@@ -31,12 +31,13 @@ from picsift.train.device import autocast, seed_everything
 from picsift.train.fast_aug import BatchAugmenter
 from picsift.train.fast_eval import logits_for, predict_tta, to_input
 from picsift.train.fast_optim import FastHyper, WeightAverage, apply_schedule, make_optimizers
+from picsift.train.fast_resize import MIN_SIZE, resize_stages, shrink, size_at
 from picsift.train.fast_runtime import images_per_second, maybe_compile, thread_scope
 
 __all__ = ["fit_fast", "predict_tta", "resolve_data_config"]
 log = logging.getLogger("picsift.train")
 CHECKPOINT = "checkpoint.pt"
-MIN_INPUT = 16
+MIN_INPUT = MIN_SIZE  # the smallest input size worth training at
 RECIPE_LABEL_SMOOTHING = 0.2
 _CFG_DEFAULT_SMOOTHING = {f.name: f.default for f in dataclasses.fields(TrainConfig)}["label_smoothing"]
 
@@ -95,30 +96,6 @@ def budget_batch_size(n_train: int, images_in_budget: float, largest: int) -> in
 def default_epochs(steps_per_epoch: int) -> int:
     """8 epochs on large sets; small sets get at least ~300 steps (capped at 200 epochs)."""
     return int(min(200, max(8, math.ceil(300 / steps_per_epoch))))
-
-
-def low_resolution_phase(input_size: int, params: dict[str, Any], budgeted: bool) -> tuple[float, int]:
-    """(progress until which batches are downscaled, the smaller side) for progressive resizing.
-
-    Early training learns coarse features that do not need every pixel; a 3/4-size image costs about
-    half the FLOPs in this net (all convolutions, global max-pool, so any size works). The last part of
-    training runs at full size, so BatchNorm statistics and filters settle at the size used to predict.
-    Under a time budget the first half runs small by default (10,000 CIFAR-10 images, 2 minutes:
-    80.6% against 78.8% at full size throughout, 10,000 test images); `low_res_until` sets the fraction.
-    """
-    until = float(params.get("low_res_until", 0.5 if budgeted else 0.0))
-    size = int(params.get("low_res_size", 8 * round(0.75 * input_size / 8)))
-    if size >= input_size or size < MIN_INPUT:
-        return 0.0, input_size
-    return until, size
-
-
-def shrink(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Downscale a normalised batch (antialiased bilinear), keeping its memory format."""
-    out = nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return (
-        out.contiguous(memory_format=torch.channels_last) if x.is_contiguous(memory_format=torch.channels_last) else out
-    )
 
 
 def _accuracy(logits: torch.Tensor, y: np.ndarray) -> float:
@@ -222,12 +199,13 @@ def _fit(
             raise ConfigError(f"checkpoint already finished {start_epoch} epochs; ask for more with --epochs")
     train_step = maybe_compile(model, device, params.get("compile", "auto"), budget_s)
     criterion = nn.CrossEntropyLoss(label_smoothing=smoothing, reduction="sum")
-    low_res_until, low_size = low_resolution_phase(dc.input_size, params, budgeted=budget_s is not None)
+    stages = resize_stages(dc.input_size, params, budgeted=budget_s is not None)
     # The budget covers everything fit_fast does: setup, training, per-epoch validation, the final pass.
     t0 = t_start - used_s
     t0_setup = time.perf_counter() - t_start
     eval_s: float | None = None  # measured cost of one validation pass, reserved for the final one
-    trained_images, trained_s, train_s_before, low_res_images = 0, 0.0, 0.0, 0
+    trained_images, trained_s, train_s_before = 0, 0.0, 0.0
+    images_at: dict[str, int] = {}  # images trained per downscaled size
     n_val = len(data.y_val)
     history: list[dict[str, Any]] = []
 
@@ -266,9 +244,10 @@ def _fit(
                     done = True
                     break
                 whiten_bias = apply_schedule(sgd, ortho, p, hyper)
-                if p < low_res_until:
-                    xb = shrink(xb, low_size)
-                    low_res_images += len(yb)
+                size = size_at(stages, p, dc.input_size)
+                if size != dc.input_size:
+                    xb = shrink(xb, size)
+                    images_at[str(size)] = images_at.get(str(size), 0) + len(yb)
                 with autocast(device, amp):
                     logits = train_step(xb, whiten_bias)
                 loss = criterion(logits.float(), yb)
@@ -335,7 +314,7 @@ def _fit(
         "batch_size": aug.batch_size,
         "steps": step,
         "label_smoothing": smoothing,
-        "low_res": {"size": low_size, "until": low_res_until, "images": low_res_images},
+        "low_res": {"stages": stages, "images": images_at},
         "elapsed_s": time.perf_counter() - t_start,
         "budget_s": budget_s,
     }
