@@ -113,6 +113,7 @@ def run_picsift(
     device: torch.device,
     params: dict[str, Any] | None = None,
     batch_size: int | None = None,
+    save_dir: Path | None = None,
 ) -> dict[str, Any]:
     """picsift's default under `budget` minutes; `params` (fastcnn recipe options) and `batch_size` are for
     ablations (--params, --batch-size)."""
@@ -132,6 +133,12 @@ def run_picsift(
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         trained = fit_fast(spec, td, cfg, device, rows.append, Path(tmp))
+    if save_dir is not None:  # for looking at the model afterwards (test-time augmentation variants, errors)
+        save_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {"state_dict": trained.model.state_dict(), "model_kwargs": trained.model_kwargs},
+            save_dir / f"fastcnn-{budget:g}min-seed{seed}.pt",
+        )
     model = trained.model.to(device)
     with thread_scope(device):
         if data["x_mon"] is data["x_test"]:  # the last epoch's validation pass already scored the final weights
@@ -298,6 +305,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--params", default="{}", help="fastcnn model_params as JSON, e.g. '{\"resize\": [[0.5, 24]]}'")
     ap.add_argument("--batch-size", type=int, default=None, help="picsift's batch size (default: the recipe's)")
+    ap.add_argument("--save-models", type=Path, default=None, help="folder to save picsift's trained models in")
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args(argv)
     device = select_device(args.device)
@@ -334,7 +342,9 @@ def main(argv: list[str] | None = None) -> None:
     results: list[dict[str, Any]] = []
     for budget in args.budget:
         for r in range(args.runs):
-            picsift = functools.partial(run_picsift, params=json.loads(args.params), batch_size=args.batch_size)
+            picsift = functools.partial(
+                run_picsift, params=json.loads(args.params), batch_size=args.batch_size, save_dir=args.save_models
+            )
             for name, fn in (("picsift", picsift), ("peer", run_peer)):
                 if args.only not in ("both", name):
                     continue

@@ -39,7 +39,7 @@ def test_batches_are_shifted_windows_of_the_reflect_padded_image() -> None:
     aug, images = make_aug()
     padded = torch.nn.functional.pad(images.float(), (2, 2, 2, 2), mode="reflect")
     seen = 0
-    for x, y in aug.epoch(0):
+    for x, y, _ in aug.epoch(0):
         assert x.shape == (16, 3, 8, 8) and x.dtype == torch.float32
         for xi, yi in zip(x, y, strict=True):
             p = padded[int(yi)]
@@ -54,7 +54,7 @@ def test_flips_alternate_between_epochs() -> None:
     aug, images = make_aug(translate=0)
     state = {}
     for epoch in range(2):
-        for x, y in aug.epoch(epoch):
+        for x, y, _ in aug.epoch(epoch):
             for xi, yi in zip(x, y, strict=True):
                 state.setdefault(int(yi), []).append(not torch.equal(xi, images[int(yi)].float()))
     flipped = np.array([v for v in state.values()])
@@ -182,3 +182,32 @@ def test_batchnorm_on_bf16_activations_matches_fp32_statistics() -> None:
     assert ref.std() > 0.9  # the channel's tiny spread was normalised, not lost
     rel = (native.grad.float() - cast.grad).norm() / cast.grad.norm()
     assert rel < 1e-2
+
+
+def test_pruner_drops_only_well_learned_examples_and_reweights_the_rest() -> None:
+    from picsift.train.fast_prune import LossPruner
+
+    n = 10_000
+    pruner = LossPruner(n, ratio=0.5, until=0.85, generator=torch.Generator().manual_seed(0))
+    assert len(pruner.plan(0.0)) == n  # nothing seen yet: every example trains
+    losses = torch.linspace(0.0, 2.0, n)  # mean 1.0: the first half is well learned
+    pruner.record(torch.arange(n), losses)
+    kept = pruner.plan(0.3)
+    well = kept[kept < n // 2]
+    assert torch.equal(kept[kept >= n // 2], torch.arange(n // 2, n))  # hard examples always train
+    assert abs(len(well) - n // 4) < 250  # about half of the easy half sits this epoch out
+    assert torch.all(pruner.weight[well] == 2.0) and torch.all(pruner.weight[n // 2 :] == 1.0)
+    assert abs(float(pruner.weight[kept].sum()) - n) < 500  # unbiased: the weighted count is the full set's
+    assert len(pruner.plan(0.9)) == n and torch.all(pruner.weight == 1.0)  # the end trains on everything
+
+
+def test_pruner_is_off_unless_asked() -> None:
+    from picsift.train.fast_prune import pruner_from
+
+    g = torch.Generator().manual_seed(0)
+    assert pruner_from({}, 100, budgeted=False, generator=g) is None
+    assert pruner_from({"prune": 0}, 100, budgeted=True, generator=g) is None
+    pruner = pruner_from({"prune": 0.3, "prune_until": 0.7}, 100, budgeted=False, generator=g)
+    assert pruner is not None and (pruner.ratio, pruner.until) == (0.3, 0.7)
+    with pytest.raises(ConfigError, match="prune"):
+        pruner_from({"prune": 1.5}, 100, budgeted=False, generator=g)

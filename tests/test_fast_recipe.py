@@ -172,3 +172,13 @@ def test_budgeted_run_starts_at_low_resolution(tmp_path: Path) -> None:
     seen = sum(row["images"] for row in trained.history)
     assert low["stages"] == [(0.5, 24)] and 0 < low["images"]["24"] < seen  # the first half small, then full size
     assert trained.history[-1]["val_acc"] >= 0.6  # and it still learns (chance is 0.33)
+
+
+def test_pruned_run_skips_learned_examples_and_still_learns(tmp_path: Path) -> None:
+    data = digits_data(tmp_path)
+    trained = fit(data, tmp_path, epochs=15, batch_size=8, model_params={"prune": 0.5})
+    images = [row["images"] for row in trained.history]
+    assert trained.extra["prune"]["skipped"] > 0
+    assert min(images[1:12]) < images[0]  # pruned epochs are shorter than the first, full one
+    assert images[-1] == images[0]  # the last epochs train on everything again
+    assert trained.history[-1]["val_acc"] >= 0.8

@@ -31,6 +31,7 @@ from picsift.train.device import autocast, seed_everything
 from picsift.train.fast_aug import BatchAugmenter
 from picsift.train.fast_eval import logits_for, predict_tta, to_input
 from picsift.train.fast_optim import FastHyper, WeightAverage, apply_schedule, make_optimizers
+from picsift.train.fast_prune import pruner_from
 from picsift.train.fast_resize import MIN_SIZE, resize_stages, shrink, size_at
 from picsift.train.fast_runtime import images_per_second, maybe_compile, thread_scope
 
@@ -185,7 +186,6 @@ def _fit(
     sgd, ortho = make_optimizers(model, hyper, aug.batch_size, lr_scale)
     steps_per_epoch = aug.steps_per_epoch()
     epochs = cfg.epochs or (10_000 if budget_s else default_epochs(steps_per_epoch))
-    planned_steps = epochs * steps_per_epoch
     averager = WeightAverage(model) if params.get("lookahead", True) else None
     start_epoch, step, used_s = 0, 0, 0.0
     if ckpt is not None:
@@ -198,8 +198,11 @@ def _fit(
         if start_epoch >= epochs:
             raise ConfigError(f"checkpoint already finished {start_epoch} epochs; ask for more with --epochs")
     train_step = maybe_compile(model, device, params.get("compile", "auto"), budget_s)
-    criterion = nn.CrossEntropyLoss(label_smoothing=smoothing, reduction="sum")
+    criterion = nn.CrossEntropyLoss(label_smoothing=smoothing, reduction="none")
     stages = resize_stages(dc.input_size, params, budgeted=budget_s is not None)
+    pruner = pruner_from(params, n, budgeted=budget_s is not None, generator=generator)
+    if pruner is not None and ckpt is not None and ckpt.get("pruner") is not None:
+        pruner.load_state_dict(ckpt["pruner"])
     # The budget covers everything fit_fast does: setup, training, per-epoch validation, the final pass.
     t0 = t_start - used_s
     t0_setup = time.perf_counter() - t_start
@@ -208,9 +211,11 @@ def _fit(
     images_at: dict[str, int] = {}  # images trained per downscaled size
     n_val = len(data.y_val)
     history: list[dict[str, Any]] = []
+    position = float(start_epoch)  # epochs done, fractional within an epoch
+    skipped = 0  # image-epochs left out by pruning
 
     def fraction(now: float) -> float:
-        p = step / planned_steps
+        p = position / epochs
         if budget_s:
             if eval_s is not None:
                 reserve = eval_s
@@ -238,7 +243,11 @@ def _fit(
             # Running sums stay on the device: no host sync per step on a GPU.
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
-            for xb, yb in aug.epoch(epoch):
+            subset = pruner.plan(fraction(time.perf_counter())) if pruner is not None else None
+            weights = pruner.weight.to(device) if pruner is not None else None
+            n_batches = max(1, (n if subset is None else len(subset)) // aug.batch_size)
+            skipped += 0 if subset is None else n - len(subset)
+            for i, (xb, yb, idx) in enumerate(aug.epoch(epoch, subset)):
                 p = fraction(time.perf_counter())
                 if p >= 1.0:
                     done = True
@@ -250,12 +259,18 @@ def _fit(
                     images_at[str(size)] = images_at.get(str(size), 0) + len(yb)
                 with autocast(device, amp):
                     logits = train_step(xb, whiten_bias)
-                loss = criterion(logits.float(), yb)
+                losses = criterion(logits.float(), yb)
+                if pruner is not None and weights is not None:
+                    pruner.record(idx, losses)
+                    loss = (losses * weights[idx.to(device)]).sum()
+                else:
+                    loss = losses.sum()
                 loss.backward()
                 sgd.step()
                 ortho.step()
                 model.zero_grad(set_to_none=True)
                 step += 1
+                position = epoch + (i + 1) / n_batches
                 trained_images += len(yb)
                 trained_s = train_s_before + time.perf_counter() - te
                 if averager is not None and step % averager.every == 0:
@@ -263,7 +278,7 @@ def _fit(
                 seen += len(yb)
                 loss_sum += loss.detach()
                 correct += (logits.detach().argmax(1) == yb).sum()
-            if step >= planned_steps or fraction(time.perf_counter()) >= 1.0:
+            if epoch + 1 >= epochs or fraction(time.perf_counter()) >= 1.0:
                 done = True
             if done and averager is not None:
                 averager.update(model, 1.0, final=True)
@@ -293,6 +308,7 @@ def _fit(
                     "sgd": sgd.state_dict(),
                     "ortho": ortho.state_dict(),
                     "slow": averager.slow if averager else None,
+                    "pruner": pruner.state_dict() if pruner else None,
                     "epoch": epoch,
                     "step": step,
                     "used_s": time.perf_counter() - t0,
@@ -315,6 +331,7 @@ def _fit(
         "steps": step,
         "label_smoothing": smoothing,
         "low_res": {"stages": stages, "images": images_at},
+        "prune": {"ratio": pruner.ratio, "until": pruner.until, "skipped": skipped} if pruner else None,
         "elapsed_s": time.perf_counter() - t_start,
         "budget_s": budget_s,
     }

@@ -69,13 +69,17 @@ class BatchAugmenter:
         cols = (dx.view(b, 1) + ar).view(b, 1, 1, s).expand(b, c, s, s)
         return torch.gather(x, 3, cols)
 
-    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield (x float normalised (B, 3, S, S), y int64 (B,)) for one epoch (drop_last)."""
+    def epoch(
+        self, epoch: int, subset: torch.Tensor | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Yield (x float normalised (B, 3, S, S), y int64 (B,), the images' indices (B,) on the CPU) for one
+        epoch over all images, or over `subset` (indices) when given; drop_last, but at least one batch."""
         n = len(self.labels)
-        order = torch.randperm(n, generator=self.generator)
+        pool = torch.arange(n) if subset is None else subset.cpu()
+        order = pool[torch.randperm(len(pool), generator=self.generator)]
         flips = self.flip_state ^ bool(epoch % 2) if self.flip else torch.zeros(n, dtype=torch.bool)
         shifts = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=self.generator)
-        for i in range(self.steps_per_epoch()):
+        for i in range(max(1, len(order) // self.batch_size)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             dev_idx = idx.to(self.device)
             x = self.images[dev_idx]
@@ -85,4 +89,4 @@ class BatchAugmenter:
             if self.flip:
                 mask = flips[idx].to(self.device).view(-1, 1, 1, 1)
                 x = torch.where(mask, x.flip(-1), x)
-            yield self.normalise(x), self.labels[dev_idx]
+            yield self.normalise(x), self.labels[dev_idx], idx

@@ -1,0 +1,62 @@
+"""Dynamic data pruning for the fast recipe: skip part of the examples the model already fits.
+
+The idea of InfoBatch (Qin et al., ICLR 2024), re-derived for this recipe: each training step records
+every example's loss (free: the forward pass computes it anyway). At the start of an epoch, examples
+whose last loss is below the mean are "well learned"; a random `ratio` of them sit the epoch out, and the
+ones that stay have their loss scaled by 1 / (1 - ratio), so the expected gradient over the epoch is the
+full data's. Examples not yet seen, or above the mean, always train. Late in training (progress from
+`until` on) every example trains again at weight 1, so the end of the run sees the plain objective.
+
+Under a time budget a pruned epoch is simply shorter: the run fits more epochs of the informative
+examples into the same time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from picsift.errors import ConfigError
+
+
+class LossPruner:
+    def __init__(self, n: int, ratio: float, until: float, generator: torch.Generator) -> None:
+        if not 0.0 <= ratio < 1.0:
+            raise ConfigError(f"model_params.prune must be in [0, 1), got {ratio}")
+        self.ratio = ratio
+        self.until = until
+        self.generator = generator
+        self.loss = torch.full((n,), float("inf"))  # never seen: always kept
+        self.weight = torch.ones(n)
+
+    def plan(self, progress: float) -> torch.Tensor:
+        """The example indices to train this epoch (CPU int64); sets `weight` for them."""
+        n = len(self.loss)
+        self.weight = torch.ones(n)
+        seen = torch.isfinite(self.loss)
+        if self.ratio <= 0 or progress >= self.until or not bool(seen.any()):
+            return torch.arange(n)
+        well_learned = seen & (self.loss < self.loss[seen].mean())
+        dropped = well_learned & (torch.rand(n, generator=self.generator) < self.ratio)
+        self.weight[well_learned & ~dropped] = 1.0 / (1.0 - self.ratio)
+        return torch.nonzero(~dropped).flatten()
+
+    def record(self, idx: torch.Tensor, losses: torch.Tensor) -> None:
+        self.loss[idx.cpu()] = losses.detach().float().cpu()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"loss": self.loss.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["loss"]) == len(self.loss):
+            self.loss = state["loss"].clone()
+
+
+def pruner_from(params: dict[str, Any], n: int, budgeted: bool, generator: torch.Generator) -> LossPruner | None:
+    """`model_params.prune` (the drop ratio for well-learned examples; 0 turns it off) and `prune_until`
+    (progress from which every example trains again, default 0.85). On by default under a time budget."""
+    ratio = float(params.get("prune", 0.0))
+    if ratio <= 0:
+        return None
+    return LossPruner(n, ratio, float(params.get("prune_until", 0.85)), generator)
