@@ -201,11 +201,13 @@ def test_pruner_drops_only_well_learned_examples_and_reweights_the_rest() -> Non
     assert len(pruner.plan(0.9)) == n and torch.all(pruner.weight == 1.0)  # the end trains on everything
 
 
-def test_pruner_is_off_unless_asked() -> None:
+def test_pruner_is_on_for_budgeted_runs_and_configurable() -> None:
     from picsift.train.fast_prune import pruner_from
 
     g = torch.Generator().manual_seed(0)
-    assert pruner_from({}, 100, budgeted=False, generator=g) is None
+    assert pruner_from({}, 100, budgeted=False, generator=g) is None  # an epoch count means full epochs
+    default = pruner_from({}, 100, budgeted=True, generator=g)
+    assert default is not None and (default.ratio, default.until) == (0.5, 0.85)
     assert pruner_from({"prune": 0}, 100, budgeted=True, generator=g) is None
     pruner = pruner_from({"prune": 0.3, "prune_until": 0.7}, 100, budgeted=False, generator=g)
     assert pruner is not None and (pruner.ratio, pruner.until) == (0.3, 0.7)

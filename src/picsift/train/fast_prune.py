@@ -56,7 +56,7 @@ class LossPruner:
 def pruner_from(params: dict[str, Any], n: int, budgeted: bool, generator: torch.Generator) -> LossPruner | None:
     """`model_params.prune` (the drop ratio for well-learned examples; 0 turns it off) and `prune_until`
     (progress from which every example trains again, default 0.85). On by default under a time budget."""
-    ratio = float(params.get("prune", 0.0))
+    ratio = float(params.get("prune", 0.5 if budgeted else 0.0))
     if ratio <= 0:
         return None
     return LossPruner(n, ratio, float(params.get("prune_until", 0.85)), generator)
