@@ -170,6 +170,7 @@ def run_picsift(
         "train_gflops": total_flops / 1e9,
         "gflop_per_s": total_flops / max(train_s, 1e-9) / 1e9,
         "low_res": low,
+        "prune": trained.extra.get("prune"),  # image-epochs that data pruning left out
         "model_kwargs": trained.model_kwargs,
         "batch_size": trained.extra["batch_size"],
         **epoch_rows_summary(rows),
