@@ -75,6 +75,7 @@ def test_int8_quantisation_reports_accuracy_change(fast_run: Path, tmp_path: Pat
     assert meta["model_file"] == "model.int8.onnx" and (bundle / "model.onnx").exists()
     assert q["size_int8_bytes"] > 0 and q["size_fp32_bytes"] > 0  # smaller unless weights are shared
     assert b"ConvInteger" in (bundle / "model.int8.onnx").read_bytes()  # the convolutions run in int8
+    assert not list(bundle.glob("*prequant*"))  # the intermediate graph is not left in the bundle
     assert "accuracy_change" in q and 0.0 <= q["top1_agreement"] <= 1.0
     preds = BundlePredictor.load(bundle).predict_paths(_image_files(fast_run)[:3])
     assert all(p.error is None and abs(sum(pr for _, pr in p.top) - p.top[0][1]) < 1e-6 for p in preds)

@@ -244,23 +244,53 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _inline_aliased_initializers(src: Path, dst: Path) -> None:
+    """Replace Identity nodes that merely rename a weight by a copy of that weight.
+
+    The TorchScript exporter folds BatchNorm into the convolution before it and de-duplicates equal
+    constants, so a conv can get its weight or bias through an Identity of another tensor; ONNX Runtime
+    runs that, but its quantiser needs every conv weight to be an initializer."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    keep = []
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            copy = numpy_helper.from_array(numpy_helper.to_array(inits[node.input[0]]), node.output[0])
+            graph.initializer.append(copy)
+            inits[copy.name] = copy
+        else:
+            keep.append(node)
+    del graph.node[:]
+    graph.node.extend(keep)
+    onnx.save(model, str(dst))
+
+
 def _quantize_int8(fp32: Path, int8: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    source = int8.with_name(int8.stem + ".prequant.onnx")
+    _inline_aliased_initializers(fp32, source)
     # Conv layers become ConvInteger, whose CPU kernel takes uint8 weights; QUInt8 is the portable choice.
     last: Exception | None = None
-    for weight_type in (QuantType.QUInt8, QuantType.QInt8):
-        try:
-            logging.disable(logging.WARNING)  # the quantiser warns on the root logger about the uint8 input
+    try:
+        for weight_type in (QuantType.QUInt8, QuantType.QInt8):
             try:
-                quantize_dynamic(str(fp32), str(int8), weight_type=weight_type)
-            finally:
-                logging.disable(logging.NOTSET)
-            onnx_session(int8)  # a model ORT cannot load is not an export
-            return
-        except Exception as e:
-            last = e
-            int8.unlink(missing_ok=True)
+                logging.disable(logging.WARNING)  # the quantiser warns on the root logger about the uint8 input
+                try:
+                    quantize_dynamic(str(source), str(int8), weight_type=weight_type)
+                finally:
+                    logging.disable(logging.NOTSET)
+                onnx_session(int8)  # a model ORT cannot load is not an export
+                return
+            except Exception as e:
+                last = e
+                int8.unlink(missing_ok=True)
+    finally:
+        source.unlink(missing_ok=True)
     raise ExportError(f"int8 quantisation failed: {type(last).__name__}: {last}")
 
 
