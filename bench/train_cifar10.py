@@ -1,6 +1,7 @@
 """CIFAR-10 under a wall-clock budget: picsift's default (fastcnn) vs a standard ResNet-18 recipe.
 
     python bench/train_cifar10.py --budget 2 5 [--runs 1] [--device cpu] [--quick]
+        [--only picsift|peer] [--params '{"prune": 0}'] [--batch-size N] [--save-models DIR] [--out FILE]
 
 Data: the JPEG copy in ../shared/datasets/cifar10 (50,000 train / 10,000 test), decoded once into a
 uint8 array cached in bench/work/. For each budget and run, picsift and the peer train in turn
