@@ -191,7 +191,7 @@ def test_pruner_drops_only_well_learned_examples_and_reweights_the_rest() -> Non
     pruner = LossPruner(n, ratio=0.5, until=0.85, generator=torch.Generator().manual_seed(0))
     assert len(pruner.plan(0.0)) == n  # nothing seen yet: every example trains
     losses = torch.linspace(0.0, 2.0, n)  # mean 1.0: the first half is well learned
-    pruner.record(torch.arange(n), losses)
+    assert float(pruner.weigh(torch.arange(n), losses)) == pytest.approx(float(losses.sum()))  # weights 1 so far
     kept = pruner.plan(0.3)
     well = kept[kept < n // 2]
     assert torch.equal(kept[kept >= n // 2], torch.arange(n // 2, n))  # hard examples always train

@@ -38,7 +38,6 @@ from picsift.train.fast_runtime import images_per_second, maybe_compile, thread_
 __all__ = ["fit_fast", "predict_tta", "resolve_data_config"]
 log = logging.getLogger("picsift.train")
 CHECKPOINT = "checkpoint.pt"
-MIN_INPUT = MIN_SIZE  # the smallest input size worth training at
 RECIPE_LABEL_SMOOTHING = 0.2
 _CFG_DEFAULT_SMOOTHING = {f.name: f.default for f in dataclasses.fields(TrainConfig)}["label_smoothing"]
 
@@ -48,13 +47,13 @@ def resolve_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow])
     [16, 64] (in [16, 48] below 2,000 images, where more pixels mostly cost time); cfg.image_size wins."""
     base = dataclasses.replace(spec.data_config, crop_pct=1.0)
     if cfg.image_size:
-        if cfg.image_size < MIN_INPUT:
-            raise ConfigError(f"--image-size {cfg.image_size} is too small for fastcnn: use at least {MIN_INPUT}")
+        if cfg.image_size < MIN_SIZE:
+            raise ConfigError(f"--image-size {cfg.image_size} is too small for fastcnn: use at least {MIN_SIZE}")
         return base.with_size(cfg.image_size)
     sides = [min(r.width, r.height) for r in rows if r.width and r.height] or [32]
     median = float(np.median(sides))
     cap = 48 if len(rows) < 2000 else 64
-    size = int(min(cap, max(MIN_INPUT, 8 * round(median / 8))))
+    size = int(min(cap, max(MIN_SIZE, 8 * round(median / 8))))
     return base.with_size(size)
 
 
@@ -200,7 +199,7 @@ def _fit(
     train_step = maybe_compile(model, device, params.get("compile", "auto"), budget_s)
     criterion = nn.CrossEntropyLoss(label_smoothing=smoothing, reduction="none")
     stages = resize_stages(dc.input_size, params, budgeted=budget_s is not None)
-    pruner = pruner_from(params, n, budgeted=budget_s is not None, generator=generator)
+    pruner = pruner_from(params, n, budgeted=budget_s is not None, generator=generator, device=device)
     if pruner is not None and ckpt is not None and ckpt.get("pruner") is not None:
         pruner.load_state_dict(ckpt["pruner"])
     # The budget covers everything fit_fast does: setup, training, per-epoch validation, the final pass.
@@ -244,8 +243,7 @@ def _fit(
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
             subset = pruner.plan(fraction(time.perf_counter())) if pruner is not None else None
-            weights = pruner.weight.to(device) if pruner is not None else None
-            n_batches = max(1, (n if subset is None else len(subset)) // aug.batch_size)
+            n_batches = aug.steps_per_epoch(subset)
             skipped += 0 if subset is None else n - len(subset)
             for i, (xb, yb, idx) in enumerate(aug.epoch(epoch, subset)):
                 p = fraction(time.perf_counter())
@@ -260,11 +258,7 @@ def _fit(
                 with autocast(device, amp):
                     logits = train_step(xb, whiten_bias)
                 losses = criterion(logits.float(), yb)
-                if pruner is not None and weights is not None:
-                    pruner.record(idx, losses)
-                    loss = (losses * weights[idx.to(device)]).sum()
-                else:
-                    loss = losses.sum()
+                loss = pruner.weigh(idx, losses) if pruner is not None else losses.sum()
                 loss.backward()
                 sgd.step()
                 ortho.step()

@@ -52,8 +52,9 @@ class BatchAugmenter:
         self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1) * 255.0
         self.flip_state = torch.rand(len(labels), generator=generator) < 0.5
 
-    def steps_per_epoch(self) -> int:
-        return max(1, len(self.labels) // self.batch_size)
+    def steps_per_epoch(self, subset: torch.Tensor | None = None) -> int:
+        """Batches in an epoch over all images or over `subset`: drop_last, but at least one."""
+        return max(1, (len(self.labels) if subset is None else len(subset)) // self.batch_size)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         x = (x.float() - self.mean) / self.std
@@ -73,13 +74,13 @@ class BatchAugmenter:
         self, epoch: int, subset: torch.Tensor | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Yield (x float normalised (B, 3, S, S), y int64 (B,), the images' indices (B,) on the CPU) for one
-        epoch over all images, or over `subset` (indices) when given; drop_last, but at least one batch."""
+        epoch over all images, or over `subset` (indices) when given."""
         n = len(self.labels)
         pool = torch.arange(n) if subset is None else subset.cpu()
         order = pool[torch.randperm(len(pool), generator=self.generator)]
         flips = self.flip_state ^ bool(epoch % 2) if self.flip else torch.zeros(n, dtype=torch.bool)
         shifts = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=self.generator)
-        for i in range(max(1, len(order) // self.batch_size)):
+        for i in range(self.steps_per_epoch(pool)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             dev_idx = idx.to(self.device)
             x = self.images[dev_idx]

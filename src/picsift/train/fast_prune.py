@@ -21,42 +21,54 @@ from picsift.errors import ConfigError
 
 
 class LossPruner:
-    def __init__(self, n: int, ratio: float, until: float, generator: torch.Generator) -> None:
+    """Per-example losses and weights live on the training device (no host sync per step on a GPU);
+    the generator (CPU) draws which examples sit out."""
+
+    def __init__(
+        self, n: int, ratio: float, until: float, generator: torch.Generator, device: torch.device | None = None
+    ) -> None:
         if not 0.0 <= ratio < 1.0:
             raise ConfigError(f"model_params.prune must be in [0, 1), got {ratio}")
         self.ratio = ratio
         self.until = until
         self.generator = generator
-        self.loss = torch.full((n,), float("inf"))  # never seen: always kept
-        self.weight = torch.ones(n)
+        self.device = device or torch.device("cpu")
+        self.loss = torch.full((n,), float("inf"), device=self.device)  # never seen: always kept
+        self.weight = torch.ones(n, device=self.device)
 
     def plan(self, progress: float) -> torch.Tensor:
         """The example indices to train this epoch (CPU int64); sets `weight` for them."""
         n = len(self.loss)
-        self.weight = torch.ones(n)
-        seen = torch.isfinite(self.loss)
+        self.weight = torch.ones(n, device=self.device)
+        loss = self.loss.cpu()
+        seen = torch.isfinite(loss)
         if self.ratio <= 0 or progress >= self.until or not bool(seen.any()):
             return torch.arange(n)
-        well_learned = seen & (self.loss < self.loss[seen].mean())
+        well_learned = seen & (loss < loss[seen].mean())
         dropped = well_learned & (torch.rand(n, generator=self.generator) < self.ratio)
-        self.weight[well_learned & ~dropped] = 1.0 / (1.0 - self.ratio)
+        self.weight[(well_learned & ~dropped).to(self.device)] = 1.0 / (1.0 - self.ratio)
         return torch.nonzero(~dropped).flatten()
 
-    def record(self, idx: torch.Tensor, losses: torch.Tensor) -> None:
-        self.loss[idx.cpu()] = losses.detach().float().cpu()
+    def weigh(self, idx: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        """Record a batch's per-example losses (idx: the examples' indices) and return its weighted sum."""
+        idx = idx.to(self.device)
+        self.loss[idx] = losses.detach().float()
+        return (losses * self.weight[idx]).sum()
 
     def state_dict(self) -> dict[str, Any]:
         return {"loss": self.loss.clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if len(state["loss"]) == len(self.loss):
-            self.loss = state["loss"].clone()
+            self.loss = state["loss"].to(self.device).clone()
 
 
-def pruner_from(params: dict[str, Any], n: int, budgeted: bool, generator: torch.Generator) -> LossPruner | None:
+def pruner_from(
+    params: dict[str, Any], n: int, budgeted: bool, generator: torch.Generator, device: torch.device | None = None
+) -> LossPruner | None:
     """`model_params.prune` (the drop ratio for well-learned examples; 0 turns it off) and `prune_until`
     (progress from which every example trains again, default 0.85). On by default under a time budget."""
     ratio = float(params.get("prune", 0.5 if budgeted else 0.0))
     if ratio <= 0:
         return None
-    return LossPruner(n, ratio, float(params.get("prune_until", 0.85)), generator)
+    return LossPruner(n, ratio, float(params.get("prune_until", 0.85)), generator, device)
