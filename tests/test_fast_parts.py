@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from picsift.train.fast_resize import resize_stages, shrink, size_at
 from picsift.train.fast_runtime import busy_cores, choose_threads, usable_cores
 
 
-def make_aug(translate: int = 2, n: int = 64) -> tuple[BatchAugmenter, torch.Tensor]:
+def make_aug(translate: int = 2, n: int = 64, **kw: Any) -> tuple[BatchAugmenter, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g)
     labels = torch.arange(n)  # label = image index, to find each image again
@@ -31,6 +32,7 @@ def make_aug(translate: int = 2, n: int = 64) -> tuple[BatchAugmenter, torch.Ten
         translate=translate,
         generator=g,
         channels_last=False,
+        **kw,
     )
     return aug, images
 
@@ -60,6 +62,33 @@ def test_flips_alternate_between_epochs() -> None:
     flipped = np.array([v for v in state.values()])
     assert (flipped[:, 0] != flipped[:, 1]).all()  # each image seen both ways over two epochs
     assert 0.2 < flipped[:, 0].mean() < 0.8
+
+
+def test_colour_jitter_is_a_bounded_per_image_brightness_and_contrast_change() -> None:
+    aug, images = make_aug(translate=0, flip=False, jitter=0.2)
+    factors = []
+    for x, y, _ in aug.epoch(0):
+        for xi, yi in zip(x, y, strict=True):
+            plain = images[int(yi)].float()
+            # xi = (plain + shift) * scale: recover both by least squares, then check the fit is exact.
+            a = torch.stack([plain.flatten(), torch.ones(plain.numel())], 1)
+            scale, offset = torch.linalg.lstsq(a, xi.flatten().unsqueeze(1)).solution.flatten().tolist()
+            assert torch.allclose(a @ torch.tensor([scale, offset]), xi.flatten(), atol=1e-3)
+            factors.append((float(scale), float(offset / scale)))
+    scales, shifts = np.array(factors).T
+    assert np.all(np.abs(scales - 1) <= 0.2 + 1e-5) and np.all(np.abs(shifts) <= 0.2 + 1e-5)
+    assert scales.std() > 0.05 and shifts.std() > 0.05  # drawn per image, not per batch
+    plain_aug, _ = make_aug(translate=0, flip=False)
+    x0, y0, _ = next(iter(plain_aug.epoch(0)))
+    assert torch.equal(x0, images[y0].float())  # no jitter unless asked
+
+
+def test_activation_is_a_model_argument() -> None:
+    silu = FastCNN(3, widths=[16, 32, 32], input_size=16, activation="silu")
+    assert isinstance(silu.blocks[0].act, torch.nn.SiLU)
+    assert isinstance(FastCNN(3, widths=[16, 32, 32], input_size=16).blocks[0].act, torch.nn.GELU)  # old models
+    with pytest.raises(ValueError, match="activation"):
+        FastCNN(3, activation="relu6")
 
 
 def test_schedule_warms_up_decays_to_zero() -> None:

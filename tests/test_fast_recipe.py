@@ -66,12 +66,19 @@ def test_recipe_learns_far_above_chance(trained: tuple[TrainData, Any, Path]) ->
 
 
 def test_time_budget_is_honoured(tmp_path: Path) -> None:
+    import dataclasses
+
     data = digits_data(tmp_path)
+    reps = 2400 // len(data.y_val) + 1  # a validation split larger than the per-epoch monitoring sample
+    data = dataclasses.replace(data, x_val=np.tile(data.x_val, (reps, 1, 1, 1)), y_val=np.tile(data.y_val, reps))
     budget_min = 0.15
     trained = fit(data, tmp_path, time_budget_min=budget_min)
     elapsed = trained.extra["elapsed_s"]
     assert abs(elapsed - budget_min * 60) <= 0.1 * budget_min * 60, elapsed
     assert len(trained.history) >= 2  # it trained several epochs, and stopped on its own
+    # Epochs before the last watch a fixed sample of the validation split; the last scores all of it.
+    assert {row["val_images"] for row in trained.history[:-1]} == {2000}
+    assert trained.history[-1]["val_images"] == len(data.y_val) > 2400
 
 
 def test_rebuild_from_kwargs_and_state_dict_is_identical(trained: tuple[TrainData, Any, Path]) -> None:

@@ -60,15 +60,18 @@ class IdentityInitConv(nn.Conv2d):
             nn.init.dirac_(self.weight[:n])
 
 
+ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU}
+
+
 class Block(nn.Module):
-    def __init__(self, cin: int, cout: int, bn_memory: float) -> None:
+    def __init__(self, cin: int, cout: int, bn_memory: float, activation: str = "gelu") -> None:
         super().__init__()
         self.conv1 = IdentityInitConv(cin, cout)
         self.pool = nn.MaxPool2d(2)
         self.norm1 = FrozenScaleBatchNorm(cout, bn_memory)
         self.conv2 = IdentityInitConv(cout, cout)
         self.norm2 = FrozenScaleBatchNorm(cout, bn_memory)
-        self.act = nn.GELU()
+        self.act = ACTIVATIONS[activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self.norm1(self.pool(self.conv1(x))))
@@ -97,8 +100,11 @@ class FastCNN(nn.Module):
         input_size: int = 32,
         whiten_kernel: int = 2,
         bn_memory: float = 0.6,
+        activation: str = "gelu",
     ) -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"fastcnn activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         depth = depth or default_depth(input_size)
         widths = list(widths)
         if len(widths) < depth:  # deeper nets for larger images repeat the last width
@@ -111,7 +117,7 @@ class FastCNN(nn.Module):
         self.whiten.weight.requires_grad_(False)
         blocks, cin = [], self.whiten_width
         for w in widths:
-            blocks.append(Block(cin, w, bn_memory))
+            blocks.append(Block(cin, w, bn_memory, activation))
             cin = w
         self.act = nn.GELU()
         self.blocks = nn.Sequential(*blocks)

@@ -70,6 +70,8 @@ def model_kwargs_for(n_train: int, input_size: int, num_classes: int, params: di
     kw: dict[str, Any] = {"widths": widths, "input_size": input_size}
     if "depth" in params:
         kw["depth"] = int(params["depth"])
+    if "activation" in params:
+        kw["activation"] = str(params["activation"])
     return kw
 
 
@@ -96,6 +98,16 @@ def budget_batch_size(n_train: int, images_in_budget: float, largest: int) -> in
 def default_epochs(steps_per_epoch: int) -> int:
     """8 epochs on large sets; small sets get at least ~300 steps (capped at 200 epochs)."""
     return int(min(200, max(8, math.ceil(300 / steps_per_epoch))))
+
+
+MONITOR_IMAGES = 2000
+
+
+def monitor_sample(n_val: int, seed: int) -> np.ndarray | None:
+    """Indices of at most MONITOR_IMAGES validation images (sorted, fixed by the seed); None if all fit."""
+    if n_val <= MONITOR_IMAGES:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n_val, MONITOR_IMAGES, replace=False))
 
 
 def _accuracy(logits: torch.Tensor, y: np.ndarray) -> float:
@@ -142,6 +154,8 @@ def _fit(
     kwargs = model_kwargs_for(n, dc.input_size, len(data.classes), params)
     model: FastCNN = create_model(spec.name, len(data.classes), **kwargs)
     hyper = FastHyper()
+    if "whiten_bias_until" in params:
+        hyper = dataclasses.replace(hyper, whiten_bias_fraction=float(params["whiten_bias_until"]))
     lr_scale = cfg.lr / hyper.filter_lr if cfg.lr else 1.0
     smoothing = RECIPE_LABEL_SMOOTHING if cfg.label_smoothing == _CFG_DEFAULT_SMOOTHING else cfg.label_smoothing
     amp = cfg.amp and bool(params.get("amp", True))
@@ -180,6 +194,7 @@ def _fit(
         batch_size=batch_size,
         generator=generator,
         translate=int(params.get("translate", 2 if dc.input_size >= 24 else 1)),
+        jitter=float(params.get("jitter", 0.0)),
         channels_last=cfg.channels_last,
     )
     sgd, ortho = make_optimizers(model, hyper, aug.batch_size, lr_scale)
@@ -209,6 +224,9 @@ def _fit(
     trained_images, trained_s, train_s_before = 0, 0.0, 0.0
     images_at: dict[str, int] = {}  # images trained per downscaled size
     n_val = len(data.y_val)
+    # A budgeted run spends its time on training: epochs before the last validate on a fixed sample of
+    # the validation split (the last epoch on all of it), so a large split does not eat the budget.
+    peek = monitor_sample(n_val, cfg.seed) if budget_s else None
     history: list[dict[str, Any]] = []
     position = float(start_epoch)  # epochs done, fractional within an epoch
     skipped = 0  # image-epochs left out by pruning
@@ -279,9 +297,11 @@ def _fit(
             train_s = time.perf_counter() - te
             train_s_before += train_s
             tv = time.perf_counter()
-            val_logits = logits_for(model, data.x_val, dc, device, amp=amp)
-            eval_s = (time.perf_counter() - tv) * 1.2
-            val_acc = _accuracy(val_logits, data.y_val)
+            sample = None if done or peek is None else peek
+            x_val, y_val = (data.x_val, data.y_val) if sample is None else (data.x_val[sample], data.y_val[sample])
+            val_logits = logits_for(model, x_val, dc, device, amp=amp)
+            eval_s = (time.perf_counter() - tv) * 1.2 * n_val / max(1, len(y_val))  # the final pass sees all
+            val_acc = _accuracy(val_logits, y_val)
             row = {
                 "epoch": epoch + 1,
                 "train_loss": float(loss_sum) / max(seen, 1),
@@ -292,6 +312,7 @@ def _fit(
                 "train_s": train_s,
                 "elapsed_s": time.perf_counter() - t0,
                 "images": seen,
+                "val_images": len(y_val),
             }
             history.append(row)
             log_row(row)

@@ -16,7 +16,9 @@ class BatchAugmenter:
 
     - alternating flips: each image gets a random flip state in epoch 0 and the opposite state every
       other epoch, so every image is seen both ways within two epochs (less redundancy than coin flips);
-    - translation by up to `translate` pixels with reflect padding, one random shift per image.
+    - translation by up to `translate` pixels with reflect padding, one random shift per image;
+    - optional colour jitter: per image, a brightness shift and a contrast factor 1 +- `jitter`, applied to the
+      normalised pixels (units of the data's standard deviation).
     """
 
     def __init__(
@@ -29,6 +31,7 @@ class BatchAugmenter:
         batch_size: int,
         translate: int = 2,
         flip: bool = True,
+        jitter: float = 0.0,
         generator: torch.Generator,
         channels_last: bool = True,
     ) -> None:
@@ -46,6 +49,7 @@ class BatchAugmenter:
         self.labels = labels.to(self.device)
         self.batch_size = min(batch_size, len(labels))
         self.flip = flip
+        self.jitter = jitter
         self.generator = generator
         self.channels_last = channels_last
         self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1) * 255.0
@@ -90,4 +94,12 @@ class BatchAugmenter:
             if self.flip:
                 mask = flips[idx].to(self.device).view(-1, 1, 1, 1)
                 x = torch.where(mask, x.flip(-1), x)
-            yield self.normalise(x), self.labels[dev_idx], idx
+            yield self._jitter(self.normalise(x)), self.labels[dev_idx], idx
+
+    def _jitter(self, x: torch.Tensor) -> torch.Tensor:
+        if self.jitter <= 0:
+            return x
+        # Drawn on the CPU from the seeded generator (reproducible on any device), two numbers per image.
+        r = (torch.rand(len(x), 2, generator=self.generator) * 2 - 1) * self.jitter
+        r = r.to(x.device)
+        return (x + r[:, 0].view(-1, 1, 1, 1)) * (1 + r[:, 1].view(-1, 1, 1, 1))
