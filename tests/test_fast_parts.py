@@ -12,11 +12,11 @@ import torch
 
 from picsift.errors import ConfigError
 from picsift.models.fastcnn import FastCNN, default_depth
-from picsift.train.fast import cpu_batch_size, default_batch_size
 from picsift.train.fast_aug import BatchAugmenter
 from picsift.train.fast_optim import lr_factor, orthogonalise
 from picsift.train.fast_resize import resize_stages, shrink, size_at
 from picsift.train.fast_runtime import busy_cores, choose_threads, usable_cores
+from picsift.train.fast_sizing import cpu_batch_size, default_batch_size, widen_for_budget
 
 
 def make_aug(translate: int = 2, n: int = 64, **kw: Any) -> tuple[BatchAugmenter, torch.Tensor]:
@@ -242,3 +242,11 @@ def test_pruner_is_on_for_budgeted_runs_and_configurable() -> None:
     assert pruner is not None and (pruner.ratio, pruner.until) == (0.3, 0.7)
     with pytest.raises(ConfigError, match="prune"):
         pruner_from({"prune": 1.5}, 100, budgeted=False, generator=g)
+
+
+def test_long_budgets_on_large_sets_buy_width() -> None:
+    base = {"widths": [64, 256, 256], "input_size": 32}
+    assert widen_for_budget(base, 50_000, 20.0, {})["widths"] == [96, 384, 384]  # e.g. 30 minutes on CIFAR-10
+    assert widen_for_budget(base, 50_000, 5.0, {}) == base  # a short budget keeps the net
+    assert widen_for_budget(base, 5_000, 50.0, {}) == base  # a small set would only overfit a wider one
+    assert widen_for_budget(base, 50_000, 20.0, {"widths": [64, 256, 256]}) == base  # explicit widths win

@@ -189,3 +189,25 @@ def test_pruned_run_skips_learned_examples_and_still_learns(tmp_path: Path) -> N
     assert min(images[1:12]) < images[0]  # pruned epochs are shorter than the first, full one
     assert images[-1] == images[0]  # the last epochs train on everything again
     assert trained.history[-1]["val_acc"] >= 0.8
+
+
+def test_budgeted_run_on_a_large_set_widens_when_time_allows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import picsift.train.fast_sizing as sizing
+
+    monkeypatch.setattr(sizing, "WIDE_PASSES", 0.0)  # any budget "holds enough passes": the wide path runs
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 10_200)
+    x = rng.integers(0, 100, (10_200, 16, 16, 3)).astype(np.uint8)
+    x[y == 1, 4:12, 4:12] += 120  # class 1 has a bright square
+    data = TrainData(
+        classes=["0", "1"],
+        data_config=get_spec("fastcnn").data_config.with_size(16),
+        x_train=x[:10_000],
+        y_train=y[:10_000],
+        x_val=x[10_000:],
+        y_val=y[10_000:],
+    )
+    trained = fit(data, tmp_path, time_budget_min=0.1)
+    assert trained.model_kwargs["widths"] == [96, 384, 384]
+    assert [b.conv1.out_channels for b in trained.model.blocks] == [96, 384, 384]
+    assert trained.history[-1]["val_acc"] >= 0.9  # and it learned the square

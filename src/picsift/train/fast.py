@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,91 +22,32 @@ from torch import nn
 from picsift import progress
 from picsift.config import TrainConfig
 from picsift.errors import ConfigError
-from picsift.models.fastcnn import DEFAULT_WIDTHS, FastCNN
-from picsift.models.registry import DataConfig, ModelSpec, create_model
-from picsift.store import ImageRow
+from picsift.models.fastcnn import FastCNN
+from picsift.models.registry import ModelSpec, create_model
 from picsift.train.data import TrainData, TrainedModel
 from picsift.train.device import autocast, seed_everything
 from picsift.train.fast_aug import BatchAugmenter
 from picsift.train.fast_eval import logits_for, predict_tta, to_input
 from picsift.train.fast_optim import FastHyper, WeightAverage, apply_schedule, make_optimizers
 from picsift.train.fast_prune import pruner_from
-from picsift.train.fast_resize import MIN_SIZE, resize_stages, shrink, size_at
+from picsift.train.fast_resize import resize_stages, shrink, size_at
 from picsift.train.fast_runtime import images_per_second, maybe_compile, thread_scope
+from picsift.train.fast_sizing import (
+    budget_batch_size,
+    cpu_batch_size,
+    default_batch_size,
+    default_epochs,
+    model_kwargs_for,
+    monitor_sample,
+    resolve_data_config,
+    widen_for_budget,
+)
 
 __all__ = ["fit_fast", "predict_tta", "resolve_data_config"]
 log = logging.getLogger("picsift.train")
 CHECKPOINT = "checkpoint.pt"
 RECIPE_LABEL_SMOOTHING = 0.2
 _CFG_DEFAULT_SMOOTHING = {f.name: f.default for f in dataclasses.fields(TrainConfig)}["label_smoothing"]
-
-
-def resolve_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow]) -> DataConfig:
-    """Input size from the data: the median shorter side, rounded to a multiple of 8, kept in
-    [16, 64] (in [16, 48] below 2,000 images, where more pixels mostly cost time); cfg.image_size wins."""
-    base = dataclasses.replace(spec.data_config, crop_pct=1.0)
-    if cfg.image_size:
-        if cfg.image_size < MIN_SIZE:
-            raise ConfigError(f"--image-size {cfg.image_size} is too small for fastcnn: use at least {MIN_SIZE}")
-        return base.with_size(cfg.image_size)
-    sides = [min(r.width, r.height) for r in rows if r.width and r.height] or [32]
-    median = float(np.median(sides))
-    cap = 48 if len(rows) < 2000 else 64
-    size = int(min(cap, max(MIN_SIZE, 8 * round(median / 8))))
-    return base.with_size(size)
-
-
-def model_kwargs_for(n_train: int, input_size: int, num_classes: int, params: dict[str, Any]) -> dict[str, Any]:
-    """Widths from the dataset size: the record widths (64/256/256) from ~10k images up, half below 2k
-    (less capacity to overfit, 4x fewer FLOPs); the head grows for many classes."""
-    if "widths" in params:
-        widths = [int(w) for w in params["widths"]]
-    else:
-        scale = 1.0 if n_train >= 10_000 else 0.75 if n_train >= 2_000 else 0.5
-        widths = [max(16, int(w * scale)) for w in DEFAULT_WIDTHS]
-        if num_classes > widths[-1] // 2:
-            widths[-1] = int(2 ** math.ceil(math.log2(2 * num_classes)))
-    kw: dict[str, Any] = {"widths": widths, "input_size": input_size}
-    if "depth" in params:
-        kw["depth"] = int(params["depth"])
-    if "activation" in params:
-        kw["activation"] = str(params["activation"])
-    return kw
-
-
-def default_batch_size(n_train: int) -> int:
-    """About 25 steps per epoch, between 32 and 2,000 images."""
-    return int(min(2000, max(32, n_train // 25), max(1, n_train)))
-
-
-def cpu_batch_size(n_train: int) -> int:
-    """About 80 steps per epoch on a CPU (50,000 images: 640). A GPU wants big batches to keep busy;
-    a CPU runs this net as fast per image at 256 as at 2,000, and more, smaller steps learn more per
-    epoch: on 10,000 CIFAR-10 images, 4 epochs reached 79.3% at batch 128 against 73.1% at 1,024."""
-    return min(default_batch_size(n_train), max(64, 32 * round(n_train / 80 / 32)))
-
-
-def budget_batch_size(n_train: int, images_in_budget: float, largest: int) -> int:
-    """Batch size for a time budget: at least about 200 optimiser steps in it (the record recipe's
-    count), a multiple of 32, at least 32, at most `largest`. A slow machine gets smaller batches
-    rather than a handful of steps."""
-    per_step = images_in_budget / 200
-    return int(min(largest, max(32, 32 * round(per_step / 32)), max(1, n_train)))
-
-
-def default_epochs(steps_per_epoch: int) -> int:
-    """8 epochs on large sets; small sets get at least ~300 steps (capped at 200 epochs)."""
-    return int(min(200, max(8, math.ceil(300 / steps_per_epoch))))
-
-
-MONITOR_IMAGES = 2000
-
-
-def monitor_sample(n_val: int, seed: int) -> np.ndarray | None:
-    """Indices of at most MONITOR_IMAGES validation images (sorted, fixed by the seed); None if all fit."""
-    if n_val <= MONITOR_IMAGES:
-        return None
-    return np.sort(np.random.default_rng(seed).choice(n_val, MONITOR_IMAGES, replace=False))
 
 
 def _accuracy(logits: torch.Tensor, y: np.ndarray) -> float:
@@ -128,6 +68,29 @@ def fit_fast(
     params = dict(cfg.model_params)
     with thread_scope(device, params.get("threads")):
         return _fit(spec, data, cfg, device, log_row, run_dir, resume_from, params, t_start)
+
+
+def _build_model(
+    spec: ModelSpec,
+    num_classes: int,
+    kwargs: dict[str, Any],
+    whiten_from: torch.Tensor,
+    device: torch.device,
+    channels_last: bool,
+    amp: bool,
+) -> tuple[FastCNN, bool]:
+    """The fast CNN with its whitening filters set from `whiten_from`, on the device; returns it and whether to
+    train in bf16 (not on data whose patches have empty directions)."""
+    model: FastCNN = create_model(spec.name, num_classes, **kwargs)
+    degenerate = model.init_whitening(whiten_from)
+    if degenerate and amp:
+        # Grey or upscaled images leave patch directions empty; bf16 rounding then becomes signal that
+        # near-constant channels' BatchNorm amplifies (measured: 1000x gradients on grey digits). Such
+        # data are small and cheap, so they train in fp32.
+        log.info("fastcnn: %d empty patch directions (grey or upscaled images): training in fp32", degenerate)
+        amp = False
+    model.to(device)
+    return (model.to(memory_format=torch.channels_last) if channels_last else model), amp
 
 
 def _fit(
@@ -151,8 +114,6 @@ def _fit(
             f"fastcnn expects images stored at its input size {dc.input_size} (crop_pct=1.0), "
             f"got {data.x_train.shape[1]}"
         )
-    kwargs = model_kwargs_for(n, dc.input_size, len(data.classes), params)
-    model: FastCNN = create_model(spec.name, len(data.classes), **kwargs)
     hyper = FastHyper()
     if "whiten_bias_until" in params:
         hyper = dataclasses.replace(hyper, whiten_bias_fraction=float(params["whiten_bias_until"]))
@@ -164,26 +125,31 @@ def _fit(
     labels = torch.from_numpy(data.y_train).to(device)
     # Whitening filters come from (un-augmented) training patches; up to 5,000 images are plenty.
     sample = images[torch.randperm(n, generator=generator)[:5000].to(device)]
-    degenerate = model.init_whitening(to_input(sample, dc, channels_last=False).float().cpu())
-    if degenerate and amp:
-        # Grey or upscaled images leave patch directions empty; bf16 rounding then becomes signal that
-        # near-constant channels' BatchNorm amplifies (measured: 1000x gradients on grey digits). Such
-        # data are small and cheap, so they train in fp32.
-        log.info("fastcnn: %d empty patch directions (grey or upscaled images): training in fp32", degenerate)
-        amp = False
-    model.to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    whiten_from = to_input(sample, dc, channels_last=False).float().cpu()
     budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min else None
     ckpt = torch.load(resume_from, map_location=device, weights_only=False) if resume_from is not None else None
+    kwargs = ckpt["model_kwargs"] if ckpt is not None else model_kwargs_for(n, dc.input_size, len(data.classes), params)
+    model, amp = _build_model(spec, len(data.classes), kwargs, whiten_from, device, cfg.channels_last, amp)
+    speed = None
+    if budget_s and ckpt is None:
+        speed = images_per_second(model, dc.input_size, device, amp, cfg.channels_last)
+        wider = widen_for_budget(kwargs, n, speed * budget_s * 0.85 / n, params)
+        if wider != kwargs:
+            log.info(
+                "fastcnn: the budget holds ~%.0f passes over the data: widths %s",
+                speed * budget_s * 0.85 / n,
+                wider["widths"],
+            )
+            kwargs = wider
+            model, amp = _build_model(spec, len(data.classes), kwargs, whiten_from, device, cfg.channels_last, amp)
+            speed = images_per_second(model, dc.input_size, device, amp, cfg.channels_last)
     if ckpt is not None:
         batch_size = int(ckpt["batch_size"])
     elif cfg.batch_size:
         batch_size = cfg.batch_size
     else:
         batch_size = cpu_batch_size(n) if device.type == "cpu" else default_batch_size(n)
-        if budget_s:
-            speed = images_per_second(model, dc.input_size, device, amp, cfg.channels_last)
+        if budget_s and speed:
             batch_size = budget_batch_size(n, speed * budget_s * 0.85, batch_size)
             log.info("fastcnn: ~%.0f images/s, so batch %d for the %.0fs budget", speed, batch_size, budget_s)
     aug = BatchAugmenter(
@@ -297,8 +263,8 @@ def _fit(
             train_s = time.perf_counter() - te
             train_s_before += train_s
             tv = time.perf_counter()
-            sample = None if done or peek is None else peek
-            x_val, y_val = (data.x_val, data.y_val) if sample is None else (data.x_val[sample], data.y_val[sample])
+            watch = None if done else peek
+            x_val, y_val = (data.x_val, data.y_val) if watch is None else (data.x_val[watch], data.y_val[watch])
             val_logits = logits_for(model, x_val, dc, device, amp=amp)
             eval_s = (time.perf_counter() - tv) * 1.2 * n_val / max(1, len(y_val))  # the final pass sees all
             val_acc = _accuracy(val_logits, y_val)
