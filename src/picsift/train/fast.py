@@ -46,6 +46,7 @@ from picsift.train.fast_sizing import (
 __all__ = ["fit_fast", "predict_tta", "resolve_data_config"]
 log = logging.getLogger("picsift.train")
 CHECKPOINT = "checkpoint.pt"
+MONITOR_SHARE = 0.1
 RECIPE_LABEL_SMOOTHING = 0.2
 _CFG_DEFAULT_SMOOTHING = {f.name: f.default for f in dataclasses.fields(TrainConfig)}["label_smoothing"]
 
@@ -187,6 +188,7 @@ def _fit(
     t0 = t_start - used_s
     t0_setup = time.perf_counter() - t_start
     eval_s: float | None = None  # measured cost of one validation pass, reserved for the final one
+    overhead_s = 0.0  # time spent validating and checkpointing
     trained_images, trained_s, train_s_before = 0, 0.0, 0.0
     images_at: dict[str, int] = {}  # images trained per downscaled size
     n_val = len(data.y_val)
@@ -263,11 +265,16 @@ def _fit(
             train_s = time.perf_counter() - te
             train_s_before += train_s
             tv = time.perf_counter()
-            watch = None if done else peek
-            x_val, y_val = (data.x_val, data.y_val) if watch is None else (data.x_val[watch], data.y_val[watch])
-            val_logits = logits_for(model, x_val, dc, device, amp=amp)
-            eval_s = (time.perf_counter() - tv) * 1.2 * n_val / max(1, len(y_val))  # the final pass sees all
-            val_acc = _accuracy(val_logits, y_val)
+            # Under a budget, validation and checkpoints may take at most MONITOR_SHARE of the training time
+            # so far (tiny sets train an epoch faster than they validate); the last epoch always validates.
+            check = done or not budget_s or overhead_s <= MONITOR_SHARE * train_s_before
+            val_acc, n_watched = None, 0
+            if check:
+                watch = None if done else peek
+                x_val, y_val = (data.x_val, data.y_val) if watch is None else (data.x_val[watch], data.y_val[watch])
+                val_logits = logits_for(model, x_val, dc, device, amp=amp)
+                eval_s = (time.perf_counter() - tv) * 1.2 * n_val / max(1, len(y_val))  # the final pass sees all
+                val_acc, n_watched = _accuracy(val_logits, y_val), len(y_val)
             row = {
                 "epoch": epoch + 1,
                 "train_loss": float(loss_sum) / max(seen, 1),
@@ -278,26 +285,30 @@ def _fit(
                 "train_s": train_s,
                 "elapsed_s": time.perf_counter() - t0,
                 "images": seen,
-                "val_images": len(y_val),
+                "val_images": n_watched,
             }
             history.append(row)
             log_row(row)
-            bar.update(task, advance=1, info=f"val acc {val_acc:.3f}")  # type: ignore[arg-type]
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "sgd": sgd.state_dict(),
-                    "ortho": ortho.state_dict(),
-                    "slow": averager.slow if averager else None,
-                    "pruner": pruner.state_dict() if pruner else None,
-                    "epoch": epoch,
-                    "step": step,
-                    "used_s": time.perf_counter() - t0,
-                    "batch_size": aug.batch_size,
-                    "model_kwargs": kwargs,
-                },
-                run_dir / CHECKPOINT,
-            )
+            if val_acc is not None:
+                bar.update(task, info=f"val acc {val_acc:.3f}")  # type: ignore[arg-type]
+            bar.update(task, advance=1)  # type: ignore[arg-type]
+            if check:
+                torch.save(
+                    {
+                        "model": model.state_dict(),
+                        "sgd": sgd.state_dict(),
+                        "ortho": ortho.state_dict(),
+                        "slow": averager.slow if averager else None,
+                        "pruner": pruner.state_dict() if pruner else None,
+                        "epoch": epoch,
+                        "step": step,
+                        "used_s": time.perf_counter() - t0,
+                        "batch_size": aug.batch_size,
+                        "model_kwargs": kwargs,
+                    },
+                    run_dir / CHECKPOINT,
+                )
+            overhead_s += time.perf_counter() - tv
             if cfg.snapshots:  # the last N epochs' weights, for a snapshot ensemble (improve.snapshots)
                 from picsift.improve.snapshots import save_snapshot
 
