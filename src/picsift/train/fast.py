@@ -33,6 +33,7 @@ from picsift.train.fast_prune import pruner_from
 from picsift.train.fast_resize import resize_stages, shrink, size_at
 from picsift.train.fast_runtime import images_per_second, maybe_compile, thread_scope
 from picsift.train.fast_sizing import (
+    MONITOR_SHARE,
     budget_batch_size,
     cpu_batch_size,
     default_batch_size,
@@ -46,7 +47,6 @@ from picsift.train.fast_sizing import (
 __all__ = ["fit_fast", "predict_tta", "resolve_data_config"]
 log = logging.getLogger("picsift.train")
 CHECKPOINT = "checkpoint.pt"
-MONITOR_SHARE = 0.1
 RECIPE_LABEL_SMOOTHING = 0.2
 _CFG_DEFAULT_SMOOTHING = {f.name: f.default for f in dataclasses.fields(TrainConfig)}["label_smoothing"]
 
@@ -131,28 +131,30 @@ def _fit(
     ckpt = torch.load(resume_from, map_location=device, weights_only=False) if resume_from is not None else None
     kwargs = ckpt["model_kwargs"] if ckpt is not None else model_kwargs_for(n, dc.input_size, len(data.classes), params)
     model, amp = _build_model(spec, len(data.classes), kwargs, whiten_from, device, cfg.channels_last, amp)
-    speed = None
+
+    def probe() -> float:  # images the budget can train: throughput x the budget's share left for training
+        return images_per_second(model, dc.input_size, device, amp, cfg.channels_last) * (budget_s or 0.0) * 0.85
+
+    images_in_budget = None
     if budget_s and ckpt is None:
-        speed = images_per_second(model, dc.input_size, device, amp, cfg.channels_last)
-        wider = widen_for_budget(kwargs, n, speed * budget_s * 0.85 / n, params)
-        if wider != kwargs:
+        images_in_budget = probe()
+        wider = widen_for_budget(kwargs, n, images_in_budget / n, params)
+        if wider is not kwargs:
             log.info(
-                "fastcnn: the budget holds ~%.0f passes over the data: widths %s",
-                speed * budget_s * 0.85 / n,
-                wider["widths"],
+                "fastcnn: the budget holds ~%.0f passes over the data: widths %s", images_in_budget / n, wider["widths"]
             )
             kwargs = wider
             model, amp = _build_model(spec, len(data.classes), kwargs, whiten_from, device, cfg.channels_last, amp)
-            speed = images_per_second(model, dc.input_size, device, amp, cfg.channels_last)
+            images_in_budget = probe()
     if ckpt is not None:
         batch_size = int(ckpt["batch_size"])
     elif cfg.batch_size:
         batch_size = cfg.batch_size
     else:
         batch_size = cpu_batch_size(n) if device.type == "cpu" else default_batch_size(n)
-        if budget_s and speed:
-            batch_size = budget_batch_size(n, speed * budget_s * 0.85, batch_size)
-            log.info("fastcnn: ~%.0f images/s, so batch %d for the %.0fs budget", speed, batch_size, budget_s)
+        if images_in_budget:
+            batch_size = budget_batch_size(n, images_in_budget, batch_size)
+            log.info("fastcnn: ~%.0f images in the %.0fs budget, so batch %d", images_in_budget, budget_s, batch_size)
     aug = BatchAugmenter(
         images,
         labels,

@@ -87,7 +87,8 @@ def default_epochs(steps_per_epoch: int) -> int:
     return int(min(200, max(8, math.ceil(300 / steps_per_epoch))))
 
 
-MONITOR_IMAGES = 2000
+MONITOR_IMAGES = 2000  # validation images watched per epoch before the last, under a budget
+MONITOR_SHARE = 0.1  # under a budget, validation and checkpoints take at most this share of training time
 
 
 def monitor_sample(n_val: int, seed: int) -> np.ndarray | None:
