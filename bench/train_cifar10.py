@@ -1,7 +1,7 @@
 """CIFAR-10 under a wall-clock budget: picsift's default (fastcnn) vs a standard ResNet-18 recipe.
 
     python bench/train_cifar10.py --budget 2 5 [--runs 1] [--device cpu] [--quick]
-        [--only picsift|peer] [--params '{"prune": 0}'] [--batch-size N] [--save-models DIR] [--out FILE]
+        [--only picsift|peer] [--params '{"prune": 0}'] [--batch-size N] [--label-smoothing X] [--save-models DIR] [--out FILE]
 
 Data: the JPEG copy in ../shared/datasets/cifar10 (50,000 train / 10,000 test), decoded once into a
 uint8 array cached in bench/work/. For each budget and run, picsift and the peer train in turn
@@ -114,10 +114,11 @@ def run_picsift(
     device: torch.device,
     params: dict[str, Any] | None = None,
     batch_size: int | None = None,
+    label_smoothing: float | None = None,
     save_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """picsift's default under `budget` minutes; `params` (fastcnn recipe options) and `batch_size` are for
-    ablations (--params, --batch-size)."""
+    """picsift's default under `budget` minutes; `params` (fastcnn recipe options), `batch_size` and
+    `label_smoothing` are for ablations (--params, --batch-size, --label-smoothing)."""
     spec = get_spec("fastcnn")
     dc = spec.data_config.with_size(32)
     td = TrainData(
@@ -129,7 +130,12 @@ def run_picsift(
         y_val=data["y_mon"],
     )
     cfg = TrainConfig(
-        time_budget_min=budget, seed=seed, device=str(device), model_params=params or {}, batch_size=batch_size
+        time_budget_min=budget,
+        seed=seed,
+        device=str(device),
+        model_params=params or {},
+        batch_size=batch_size,
+        label_smoothing=label_smoothing,
     )
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,6 +180,7 @@ def run_picsift(
         "prune": trained.extra.get("prune"),  # image-epochs that data pruning left out
         "model_kwargs": trained.model_kwargs,
         "batch_size": trained.extra["batch_size"],
+        "label_smoothing": trained.extra["label_smoothing"],
         **epoch_rows_summary(rows),
     }
 
@@ -307,6 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--params", default="{}", help="fastcnn model_params as JSON, e.g. '{\"resize\": [[0.5, 24]]}'")
     ap.add_argument("--batch-size", type=int, default=None, help="picsift's batch size (default: the recipe's)")
+    ap.add_argument("--label-smoothing", type=float, default=None, help="picsift's label smoothing (default: 0.2)")
     ap.add_argument("--save-models", type=Path, default=None, help="folder to save picsift's trained models in")
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args(argv)
@@ -345,7 +353,11 @@ def main(argv: list[str] | None = None) -> None:
     for budget in args.budget:
         for r in range(args.runs):
             picsift = functools.partial(
-                run_picsift, params=json.loads(args.params), batch_size=args.batch_size, save_dir=args.save_models
+                run_picsift,
+                params=json.loads(args.params),
+                batch_size=args.batch_size,
+                label_smoothing=args.label_smoothing,
+                save_dir=args.save_models,
             )
             for name, fn in (("picsift", picsift), ("peer", run_peer)):
                 if args.only not in ("both", name):

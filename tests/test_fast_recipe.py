@@ -65,6 +65,18 @@ def test_recipe_learns_far_above_chance(trained: tuple[TrainData, Any, Path]) ->
     assert (tmp / "checkpoint.pt").exists()
 
 
+def test_label_smoothing_default_is_the_recipes_and_any_explicit_value_wins(
+    trained: tuple[TrainData, Any, Path], tmp_path: Path
+) -> None:
+    _, result, _ = trained
+    assert result.extra["label_smoothing"] == 0.2  # the fast recipe's own default
+    data = digits_data(tmp_path)
+    # 0.1 is the standard loop's default; asking for it explicitly must not fall back to the recipe's 0.2
+    for asked in (0.1, 0.0):
+        run = fit(data, tmp_path, epochs=1, label_smoothing=asked)
+        assert run.extra["label_smoothing"] == asked
+
+
 def test_time_budget_is_honoured(tmp_path: Path) -> None:
     import dataclasses
 

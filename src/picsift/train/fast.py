@@ -48,7 +48,6 @@ __all__ = ["fit_fast", "predict_tta", "resolve_data_config"]
 log = logging.getLogger("picsift.train")
 CHECKPOINT = "checkpoint.pt"
 RECIPE_LABEL_SMOOTHING = 0.2
-_CFG_DEFAULT_SMOOTHING = {f.name: f.default for f in dataclasses.fields(TrainConfig)}["label_smoothing"]
 
 
 def _accuracy(logits: torch.Tensor, y: np.ndarray) -> float:
@@ -119,7 +118,7 @@ def _fit(
     if "whiten_bias_until" in params:
         hyper = dataclasses.replace(hyper, whiten_bias_fraction=float(params["whiten_bias_until"]))
     lr_scale = cfg.lr / hyper.filter_lr if cfg.lr else 1.0
-    smoothing = RECIPE_LABEL_SMOOTHING if cfg.label_smoothing == _CFG_DEFAULT_SMOOTHING else cfg.label_smoothing
+    smoothing = RECIPE_LABEL_SMOOTHING if cfg.label_smoothing is None else cfg.label_smoothing
     amp = cfg.amp and bool(params.get("amp", True))
 
     images = torch.from_numpy(data.x_train).permute(0, 3, 1, 2).to(device)

@@ -29,6 +29,7 @@ from picsift.train.transforms import ArrayDataset, eval_transform, train_transfo
 
 log = logging.getLogger("picsift.train")
 CHECKPOINT = "checkpoint.pt"
+DEFAULT_LABEL_SMOOTHING = 0.1
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, pretrained: bool) -> torch.optim.Optimizer:
@@ -126,7 +127,9 @@ def fit_standard(
     optimizer = make_optimizer(model, cfg, pretrained)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     weight = class_weights.to(device) if class_weights is not None else None
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, weight=weight)
+    criterion = nn.CrossEntropyLoss(
+        label_smoothing=DEFAULT_LABEL_SMOOTHING if cfg.label_smoothing is None else cfg.label_smoothing, weight=weight
+    )
     epochs = cfg.epochs or (1000 if cfg.time_budget_min else 10)
     budget_s = cfg.time_budget_min * 60 if cfg.time_budget_min else None
     start_epoch, best_acc, best_state, stale = 0, -1.0, None, 0
