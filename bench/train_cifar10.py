@@ -386,10 +386,11 @@ def main(argv: list[str] | None = None) -> None:
             # Plain accuracy against plain accuracy: the peer recipe has no TTA.
             ratio = f"{np.median(accs) / np.median(peer):.2f}x acc" if peer and model != "peer resnet18" else ""
             spread = f" ({min(accs):.4f}-{max(accs):.4f})" if len(accs) > 1 else ""
+            tta_spread = f" ({min(tta):.4f}-{max(tta):.4f})" if len(tta) > 1 else ""
             reach = [x["time_to_91_s"] for x in rs if x["time_to_91_s"] is not None]
             print(
                 f"| {budget:g} min | {model} | {np.median(accs):.4f}{spread} | "
-                f"{fmt(float(np.median(tta)) if tta else None)} | {np.median([x['epochs'] for x in rs]):g} | "
+                f"{fmt(float(np.median(tta)) if tta else None)}{tta_spread} | {np.median([x['epochs'] for x in rs]):g} | "
                 f"{fmt(min(reach) if reach else None, '.0f')} | {np.median([x['gflop_per_s'] for x in rs]):.0f} | "
                 f"{ratio} |"
             )

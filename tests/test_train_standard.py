@@ -114,6 +114,7 @@ def test_standard_run_folder_is_complete_and_reproducible(tmp_path: Path, digits
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
     artifact = load_artifact(run_dir)
     assert artifact.classes == ["0", "1", "2"] and artifact.data_config.input_size == 32
+    assert artifact.extra["label_smoothing"] == 0.1  # the effective value is recorded, not only the (unset) option
     assert (run_dir / "model" / "weights.safetensors").exists()
     # the same seed gives the same first-epoch loss
     again = train_run(cfg)

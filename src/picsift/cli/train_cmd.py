@@ -52,7 +52,9 @@ def train(
     weight_decay: Annotated[float | None, typer.Option(help="Weight decay.")] = None,
     optimizer: Annotated[str | None, typer.Option(help="adamw (default) | sgd (nesterov).")] = None,
     schedule: Annotated[str | None, typer.Option(help="onecycle (default) | cosine.")] = None,
-    label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing (default 0.1; the fast CNN's recipe 0.2).")] = None,
+    label_smoothing: Annotated[
+        float | None, typer.Option(help="Label smoothing (default 0.1; the fast CNN's recipe 0.2).")
+    ] = None,
     augment: Annotated[str | None, typer.Option(help="none | flip-crop (default) | trivial | randaugment.")] = None,
     early_stopping: Annotated[int | None, typer.Option(help="Patience in epochs (default 0: off).")] = None,
     resume: Annotated[str | None, typer.Option(help="Continue from this run's checkpoint.")] = None,

@@ -106,7 +106,8 @@ def fit_standard(
     dc = data.data_config
     batch_size = cfg.batch_size or 64
     train_ds = ArrayDataset(data.x_train, data.y_train, train_transform(dc, cfg.augment, cfg.random_erasing))
-    extra: dict[str, Any] = {}
+    smoothing = DEFAULT_LABEL_SMOOTHING if cfg.label_smoothing is None else cfg.label_smoothing
+    extra: dict[str, Any] = {"label_smoothing": smoothing}
     if sampler is None and class_weights is None and cfg.balance != "none":
         from picsift.improve.balance import plan
 
@@ -127,9 +128,7 @@ def fit_standard(
     optimizer = make_optimizer(model, cfg, pretrained)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     weight = class_weights.to(device) if class_weights is not None else None
-    criterion = nn.CrossEntropyLoss(
-        label_smoothing=DEFAULT_LABEL_SMOOTHING if cfg.label_smoothing is None else cfg.label_smoothing, weight=weight
-    )
+    criterion = nn.CrossEntropyLoss(label_smoothing=smoothing, weight=weight)
     epochs = cfg.epochs or (1000 if cfg.time_budget_min else 10)
     budget_s = cfg.time_budget_min * 60 if cfg.time_budget_min else None
     start_epoch, best_acc, best_state, stale = 0, -1.0, None, 0
