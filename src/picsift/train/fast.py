@@ -131,12 +131,12 @@ def _fit(
     kwargs = ckpt["model_kwargs"] if ckpt is not None else model_kwargs_for(n, dc.input_size, len(data.classes), params)
     model, amp = _build_model(spec, len(data.classes), kwargs, whiten_from, device, cfg.channels_last, amp)
 
-    def probe() -> float:  # images the budget can train: throughput x the budget's share left for training
-        return images_per_second(model, dc.input_size, device, amp, cfg.channels_last) * (budget_s or 0.0) * 0.85
+    def probe(net: FastCNN) -> float:  # images the budget can train: throughput x the budget's share for training
+        return images_per_second(net, dc.input_size, device, amp, cfg.channels_last) * (budget_s or 0.0) * 0.85
 
     images_in_budget = None
     if budget_s and ckpt is None:
-        images_in_budget = probe()
+        images_in_budget = probe(model)
         wider = widen_for_budget(kwargs, n, images_in_budget / n, params)
         if wider is not kwargs:
             log.info(
@@ -144,7 +144,7 @@ def _fit(
             )
             kwargs = wider
             model, amp = _build_model(spec, len(data.classes), kwargs, whiten_from, device, cfg.channels_last, amp)
-            images_in_budget = probe()
+            images_in_budget = probe(model)
     if ckpt is not None:
         batch_size = int(ckpt["batch_size"])
     elif cfg.batch_size:
