@@ -12,11 +12,12 @@ import torch
 
 from picsift.errors import ConfigError
 from picsift.models.fastcnn import FastCNN, default_depth
+from picsift.models.registry import create_model
 from picsift.train.fast_aug import BatchAugmenter
 from picsift.train.fast_optim import lr_factor, orthogonalise
 from picsift.train.fast_resize import resize_stages, shrink, size_at
 from picsift.train.fast_runtime import busy_cores, choose_threads, usable_cores
-from picsift.train.fast_sizing import cpu_batch_size, default_batch_size, widen_for_budget
+from picsift.train.fast_sizing import cpu_batch_size, default_batch_size, model_kwargs_for, widen_for_budget
 
 
 def make_aug(translate: int = 2, n: int = 64, **kw: Any) -> tuple[BatchAugmenter, torch.Tensor]:
@@ -89,6 +90,29 @@ def test_activation_is_a_model_argument() -> None:
     assert isinstance(FastCNN(3, widths=[16, 32, 32], input_size=16).blocks[0].act, torch.nn.GELU)  # old models
     with pytest.raises(ValueError, match="activation"):
         FastCNN(3, activation="relu6")
+
+
+def test_pool_first_blocks_keep_shapes_and_cost_fewer_flops() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(2, 3, 32, 32)
+
+    def flops(model: FastCNN) -> tuple[int, tuple[int, ...]]:
+        with FlopCounterMode(display=False) as counter:
+            out = model(x)
+        return counter.get_total_flops(), tuple(out.shape)
+
+    plain, plain_shape = flops(FastCNN(10))
+    cheap, cheap_shape = flops(FastCNN(10, pool_first=2))
+    assert cheap_shape == plain_shape == (2, 10)
+    assert 0.5 < cheap / plain < 0.65  # the two widest first convolutions run on a quarter of the pixels
+    assert [block.pool_first for block in FastCNN(10, pool_first=2).blocks] == [False, True, True]
+    assert model_kwargs_for(50_000, 32, 10, {"pool_first": 2})["pool_first"] == 2
+    assert "pool_first" not in model_kwargs_for(50_000, 32, 10, {})  # runs saved before the option rebuild as they were
+    with pytest.raises(ValueError, match="pool_first"):
+        FastCNN(10, pool_first=4)
+    with pytest.raises(ConfigError, match="pool_first must be between 0 and the depth"):  # a clear error at the CLI
+        create_model("fastcnn", num_classes=10, pool_first=4)
 
 
 def test_schedule_warms_up_decays_to_zero() -> None:
@@ -247,6 +271,7 @@ def test_pruner_is_on_for_budgeted_runs_and_configurable() -> None:
 def test_long_budgets_on_large_sets_buy_width() -> None:
     base = {"widths": [64, 256, 256], "input_size": 32}
     assert widen_for_budget(base, 50_000, 20.0, {})["widths"] == [96, 384, 384]  # e.g. 30 minutes on CIFAR-10
-    assert widen_for_budget(base, 50_000, 5.0, {}) == base  # a short budget keeps the net
+    assert widen_for_budget(base, 50_000, 7.0, {})["widths"] == [96, 384, 384]  # e.g. 20 minutes on CIFAR-10
+    assert widen_for_budget(base, 50_000, 4.0, {}) == base  # a short budget (10 minutes) keeps the net
     assert widen_for_budget(base, 5_000, 50.0, {}) == base  # a small set would only overfit a wider one
     assert widen_for_budget(base, 50_000, 20.0, {"widths": [64, 256, 256]}) == base  # explicit widths win

@@ -13,6 +13,7 @@ from PIL import Image as PILImage
 
 from conftest import write_digits
 from picsift.config import TrainConfig
+from picsift.errors import ConfigError
 from picsift.models.registry import create_model, get_spec
 from picsift.train.data import TrainData, TrainedModel
 from picsift.train.fast import fit_fast
@@ -171,6 +172,9 @@ def test_end_to_end_through_train_run(tmp_path: Path) -> None:
     ws.catalog.add_images(rows)
     for row in ws.catalog.images():
         ws.catalog.set_label(row.id, Path(row.path).parent.name)
+    with pytest.raises(ConfigError, match="pool_first"):  # a wrong model parameter leaves no half-made run behind
+        picsift.train.run(TrainConfig(workspace=ws.root, model="fastcnn", epochs=1, model_params={"pool_first": 9}))
+    assert not list(ws.runs_dir.iterdir())
     result = picsift.train.run(TrainConfig(workspace=ws.root, model="fastcnn", epochs=15, device="cpu"))
     assert result.val_acc is not None and result.val_acc >= 0.6
     # The recipe keeps its last weights, so the run reports their accuracy, not the best epoch's.

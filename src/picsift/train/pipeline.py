@@ -16,7 +16,7 @@ from picsift.models.registry import DataConfig, ModelSpec, get_spec
 from picsift.store import ImageRow, Workspace
 from picsift.train.data import TrainData, TrainedModel, encode_labels, load_arrays, split_rows
 from picsift.train.device import select_device
-from picsift.train.runs import MetricsLog, environment, new_run_dir, resolve_run, write_json
+from picsift.train.runs import MetricsLog, environment, new_run_dir, removed_on_error, resolve_run, write_json
 
 log = logging.getLogger("picsift.train")
 
@@ -80,24 +80,17 @@ def extra_training_rows(ws: Workspace, cfg: TrainConfig) -> list[ImageRow]:
     return list(accepted_feedback_rows(ws))
 
 
-def run(cfg: TrainConfig) -> RunResult:
-    """Train one model on the workspace's labelled data and write a complete, reproducible run folder."""
-    cfg = cfg.validate()
-    spec = get_spec(cfg.model)
-    ws = Workspace.open(cfg.workspace)
-    train_rows, val_rows, test_rows = split_rows(ws, cfg.seed)
-    train_rows = train_rows + extra_training_rows(ws, cfg)
-    classes = sorted({r.label for r in train_rows if r.label is not None})
-    if len(classes) < 2:
-        raise DatasetError(f"training needs at least 2 classes with training images, found {classes}")
-    val_rows = [r for r in val_rows if r.label in classes]
-    data_config = resolve_data_config(spec, cfg, train_rows)
-    resume_from = None
-    if cfg.resume:
-        resume_from = resolve_run(ws, cfg.resume) / "checkpoint.pt"
-        if not resume_from.exists():
-            raise ConfigError(f"--resume {cfg.resume}: that run has no checkpoint.pt")
-    run_dir = new_run_dir(ws, spec.name, cfg.run_name)
+def _record_inputs(
+    run_dir: Path,
+    cfg: TrainConfig,
+    ws: Workspace,
+    data_config: DataConfig,
+    classes: list[str],
+    splits: tuple[list[ImageRow], list[ImageRow], list[ImageRow]],
+) -> str:
+    """config.json, env.json (seed, data version, packages) and data.json (which images, which split); returns
+    the catalog hash."""
+    train_rows, val_rows, test_rows = splits
     catalog_hash = ws.catalog.catalog_hash()
     write_json(run_dir / "config.json", {"train": to_jsonable(cfg), "data_config": data_config.to_dict()})
     write_json(
@@ -113,6 +106,19 @@ def run(cfg: TrainConfig) -> RunResult:
             "test_ids": [r.id for r in test_rows if r.label in classes],
         },
     )
+    return catalog_hash
+
+
+def _load_data(
+    ws: Workspace,
+    cfg: TrainConfig,
+    spec: ModelSpec,
+    data_config: DataConfig,
+    classes: list[str],
+    train_rows: list[ImageRow],
+    val_rows: list[ImageRow],
+) -> TrainData:
+    """The split's images decoded (through the cache) at the storage size, resampled for the fast recipe."""
     size = data_config.storage_size
     data = TrainData(
         classes=classes,
@@ -133,9 +139,32 @@ def run(cfg: TrainConfig) -> RunResult:
             "the fast CNN recipe has its own batch augmentation: --mixup, --cutmix and --random-erasing "
             "apply to backbones trained with the standard loop and are ignored here"
         )
-    metrics = MetricsLog(run_dir / "metrics.jsonl")
-    t0 = time.perf_counter()
-    trained = _train(spec, data, cfg, run_dir, metrics, resume_from, ws)
+    return data
+
+
+def run(cfg: TrainConfig) -> RunResult:
+    """Train one model on the workspace's labelled data and write a complete, reproducible run folder."""
+    cfg = cfg.validate()
+    spec = get_spec(cfg.model)
+    ws = Workspace.open(cfg.workspace)
+    train_rows, val_rows, test_rows = split_rows(ws, cfg.seed)
+    train_rows = train_rows + extra_training_rows(ws, cfg)
+    classes = sorted({r.label for r in train_rows if r.label is not None})
+    if len(classes) < 2:
+        raise DatasetError(f"training needs at least 2 classes with training images, found {classes}")
+    val_rows = [r for r in val_rows if r.label in classes]
+    data_config = resolve_data_config(spec, cfg, train_rows)
+    resume_from = None
+    if cfg.resume:
+        resume_from = resolve_run(ws, cfg.resume) / "checkpoint.pt"
+        if not resume_from.exists():
+            raise ConfigError(f"--resume {cfg.resume}: that run has no checkpoint.pt")
+    run_dir = new_run_dir(ws, spec.name, cfg.run_name)
+    with removed_on_error(run_dir):
+        catalog_hash = _record_inputs(run_dir, cfg, ws, data_config, classes, (train_rows, val_rows, test_rows))
+        data = _load_data(ws, cfg, spec, data_config, classes, train_rows, val_rows)
+        t0 = time.perf_counter()
+        trained = _train(spec, data, cfg, run_dir, MetricsLog(run_dir / "metrics.jsonl"), resume_from, ws)
     seconds = time.perf_counter() - t0
     save_artifact(
         run_dir,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import re
+import shutil
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from picsift.errors import RunNotFoundError
+from picsift.errors import PicsiftError, RunNotFoundError
 from picsift.store import Workspace
 
 PACKAGES = (
@@ -62,6 +65,18 @@ def new_run_dir(ws: Workspace, model: str, name: str | None = None) -> Path:
         path = ws.runs_dir / f"{base}-{i}"
     path.mkdir(parents=True)
     return path
+
+
+@contextlib.contextmanager
+def removed_on_error(run_dir: Path) -> Iterator[None]:
+    """A run that stops on bad input (unreadable images, a wrong model parameter) before it saved a checkpoint
+    leaves no half-made folder behind; one with a checkpoint keeps it, for `--resume`."""
+    try:
+        yield
+    except PicsiftError:
+        if not (run_dir / "checkpoint.pt").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def list_runs(ws: Workspace) -> list[Path]:
