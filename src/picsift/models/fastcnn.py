@@ -180,7 +180,7 @@ def build(num_classes: int, pretrained: bool = False, weights: str | None = None
         )
     try:
         return FastCNN(num_classes, **kwargs)
-    except (TypeError, ValueError) as e:  # an unknown or out-of-range --param reaches the constructor
+    except ValueError as e:  # an out-of-range model parameter (`--param pool_first=9`) is the user's to fix
         raise ConfigError(f"{e}; see the README's fastcnn model_params") from e
 
 
