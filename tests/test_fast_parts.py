@@ -109,6 +109,9 @@ def test_pool_first_blocks_keep_shapes_and_cost_fewer_flops() -> None:
     assert [block.pool_first for block in FastCNN(10, pool_first=2).blocks] == [False, True, True]
     assert model_kwargs_for(50_000, 32, 10, {"pool_first": 2})["pool_first"] == 2
     assert "pool_first" not in model_kwargs_for(50_000, 32, 10, {})  # runs saved before the option rebuild as they were
+    for bad in ({"pool_first": "two"}, {"depth": 2.5}, {"widths": 64}, {"widths": [64, "wide"]}):
+        with pytest.raises(ConfigError, match="expected a"):  # one line at the CLI, not a traceback
+            model_kwargs_for(50_000, 32, 10, bad)
     with pytest.raises(ValueError, match="pool_first"):
         FastCNN(10, pool_first=4)
     with pytest.raises(ConfigError, match="pool_first must be between 0 and the depth"):  # a clear error at the CLI
