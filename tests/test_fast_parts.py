@@ -109,13 +109,28 @@ def test_pool_first_blocks_keep_shapes_and_cost_fewer_flops() -> None:
     assert [block.pool_first for block in FastCNN(10, pool_first=2).blocks] == [False, True, True]
     assert model_kwargs_for(50_000, 32, 10, {"pool_first": 2})["pool_first"] == 2
     assert "pool_first" not in model_kwargs_for(50_000, 32, 10, {})  # runs saved before the option rebuild as they were
-    for bad in ({"pool_first": "two"}, {"depth": 2.5}, {"widths": 64}, {"widths": [64, "wide"]}):
-        with pytest.raises(ConfigError, match="expected a"):  # one line at the CLI, not a traceback
-            model_kwargs_for(50_000, 32, 10, bad)
     with pytest.raises(ValueError, match="pool_first"):
         FastCNN(10, pool_first=4)
     with pytest.raises(ConfigError, match="pool_first must be between 0 and the depth"):  # a clear error at the CLI
         create_model("fastcnn", num_classes=10, pool_first=4)
+
+
+def test_model_params_of_the_wrong_kind_are_errors_that_name_the_key() -> None:
+    from picsift.train.fast_params import param_float, param_int
+    from picsift.train.fast_prune import pruner_from
+
+    assert param_int({"translate": "3"}, "translate", 2) == 3 and param_int({}, "translate", 2) == 2
+    assert param_float({"jitter": 0.15}, "jitter", 0.0) == 0.15
+    with pytest.raises(ConfigError, match="jitter: expected a number, got 'lots'"):
+        param_float({"jitter": "lots"}, "jitter", 0.0)
+    # One line at the CLI, not a traceback, from every reader of model_params:
+    for bad in ({"pool_first": "two"}, {"depth": 2.5}, {"widths": 64}, {"widths": [64, "wide"]}):
+        with pytest.raises(ConfigError, match=f"model_params {next(iter(bad))}: expected a"):
+            model_kwargs_for(50_000, 32, 10, bad)
+    with pytest.raises(ConfigError, match="low_res_size: expected a whole number"):
+        resize_stages(32, {"low_res_size": 20.5}, budgeted=True)
+    with pytest.raises(ConfigError, match="prune_until: expected a number"):
+        pruner_from({"prune_until": float("nan")}, 100, budgeted=True, generator=torch.Generator())
 
 
 def test_schedule_warms_up_decays_to_zero() -> None:

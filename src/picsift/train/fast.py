@@ -29,6 +29,7 @@ from picsift.train.device import autocast, seed_everything
 from picsift.train.fast_aug import BatchAugmenter
 from picsift.train.fast_eval import logits_for, predict_tta, to_input
 from picsift.train.fast_optim import FastHyper, WeightAverage, apply_schedule, make_optimizers
+from picsift.train.fast_params import param_float, param_int
 from picsift.train.fast_prune import pruner_from
 from picsift.train.fast_resize import resize_stages, shrink, size_at
 from picsift.train.fast_runtime import images_per_second, maybe_compile, thread_scope
@@ -116,7 +117,7 @@ def _fit(
         )
     hyper = FastHyper()
     if "whiten_bias_until" in params:
-        hyper = dataclasses.replace(hyper, whiten_bias_fraction=float(params["whiten_bias_until"]))
+        hyper = dataclasses.replace(hyper, whiten_bias_fraction=param_float(params, "whiten_bias_until", 0.0))
     lr_scale = cfg.lr / hyper.filter_lr if cfg.lr else 1.0
     smoothing = RECIPE_LABEL_SMOOTHING if cfg.label_smoothing is None else cfg.label_smoothing
     amp = cfg.amp and bool(params.get("amp", True))
@@ -161,8 +162,8 @@ def _fit(
         dc.std,
         batch_size=batch_size,
         generator=generator,
-        translate=int(params.get("translate", 2 if dc.input_size >= 24 else 1)),
-        jitter=float(params.get("jitter", 0.0)),
+        translate=param_int(params, "translate", 2 if dc.input_size >= 24 else 1),
+        jitter=param_float(params, "jitter", 0.0),
         channels_last=cfg.channels_last,
     )
     sgd, ortho = make_optimizers(model, hyper, aug.batch_size, lr_scale)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from picsift.errors import ConfigError
+from picsift.train.fast_params import param_float, param_int
 
 MIN_SIZE = 16
 Stages = list[tuple[float, int]]
@@ -34,8 +35,8 @@ def resize_stages(input_size: int, params: dict[str, Any], budgeted: bool) -> St
                 f"model_params.resize must be a list of [until, size] pairs, got {params['resize']!r}"
             ) from e
     else:
-        until = float(params.get("low_res_until", 0.5 if budgeted else 0.0))
-        stages = [(until, int(params.get("low_res_size", 8 * round(0.75 * input_size / 8))))]
+        until = param_float(params, "low_res_until", 0.5 if budgeted else 0.0)
+        stages = [(until, param_int(params, "low_res_size", 8 * round(0.75 * input_size / 8)))]
     return sorted((u, s) for u, s in stages if u > 0 and MIN_SIZE <= s < input_size)
 
 

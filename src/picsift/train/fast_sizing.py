@@ -14,6 +14,7 @@ from picsift.errors import ConfigError
 from picsift.models.fastcnn import DEFAULT_WIDTHS
 from picsift.models.registry import DataConfig, ModelSpec
 from picsift.store import ImageRow
+from picsift.train.fast_params import param_int, param_ints
 from picsift.train.fast_resize import MIN_SIZE
 
 
@@ -36,7 +37,7 @@ def model_kwargs_for(n_train: int, input_size: int, num_classes: int, params: di
     """Widths from the dataset size: the record widths (64/256/256) from ~10k images up, half below 2k
     (less capacity to overfit, 4x fewer FLOPs); the head grows for many classes."""
     if "widths" in params:
-        widths = [_integer("widths", w) for w in _listed(params, "widths")]
+        widths = param_ints(params, "widths")
     else:
         scale = 1.0 if n_train >= 10_000 else 0.75 if n_train >= 2_000 else 0.5
         widths = [max(16, int(w * scale)) for w in DEFAULT_WIDTHS]
@@ -45,29 +46,10 @@ def model_kwargs_for(n_train: int, input_size: int, num_classes: int, params: di
     kw: dict[str, Any] = {"widths": widths, "input_size": input_size}
     for key in ("depth", "pool_first"):
         if key in params:
-            kw[key] = _integer(key, params[key])
+            kw[key] = param_int(params, key, 0)
     if "activation" in params:
         kw["activation"] = str(params["activation"])
     return kw
-
-
-def _integer(key: str, value: Any) -> int:
-    try:
-        number = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not number.is_integer():  # NaN and infinity are not either
-        raise ConfigError(f"fastcnn model_params {key}: expected a whole number, got {value!r}")
-    return int(number)
-
-
-def _listed(params: dict[str, Any], key: str) -> list[Any]:
-    value = params[key]
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ConfigError(
-            f"fastcnn model_params {key}: expected a list of whole numbers, e.g. [64, 256, 256], got {value!r}"
-        )
-    return list(value)
 
 
 # Full-size passes over the data the budget must hold before it buys width instead. On CIFAR-10 (2 cores) the
