@@ -14,7 +14,7 @@ from picsift.errors import ConfigError
 from picsift.models.fastcnn import FastCNN, default_depth
 from picsift.models.registry import create_model
 from picsift.train.fast_aug import BatchAugmenter
-from picsift.train.fast_optim import lr_factor, orthogonalise
+from picsift.train.fast_optim import FastHyper, hyper_from, lr_factor, make_optimizers, orthogonalise
 from picsift.train.fast_resize import resize_stages, shrink, size_at
 from picsift.train.fast_runtime import busy_cores, choose_threads, usable_cores
 from picsift.train.fast_sizing import cpu_batch_size, default_batch_size, model_kwargs_for, widen_for_budget
@@ -131,6 +131,17 @@ def test_model_params_of_the_wrong_kind_are_errors_that_name_the_key() -> None:
         resize_stages(32, {"low_res_size": 20.5}, budgeted=True)
     with pytest.raises(ConfigError, match="prune_until: expected a number"):
         pruner_from({"prune_until": float("nan")}, 100, budgeted=True, generator=torch.Generator())
+
+
+def test_recipe_hyper_parameters_are_overridden_by_name_in_model_params() -> None:
+    hyper = hyper_from({"filter_lr": "0.12", "filter_momentum": 0.8, "whiten_bias_until": 0.1, "widths": [8, 8, 8]})
+    assert (hyper.filter_lr, hyper.filter_momentum, hyper.whiten_bias_fraction) == (0.12, 0.8, 0.1)
+    assert hyper.head_lr == FastHyper().head_lr  # untouched fields keep the recipe's values
+    model = create_model("fastcnn", num_classes=3, widths=[8, 8, 8])
+    sgd, ortho = make_optimizers(model, hyper, batch_size=hyper.reference_batch)
+    assert ortho.param_groups[0]["lr"] == pytest.approx(0.12) and ortho.param_groups[0]["momentum"] == 0.8
+    with pytest.raises(ConfigError, match="model_params reference_batch: expected a whole number"):
+        hyper_from({"reference_batch": 100.5})
 
 
 def test_schedule_warms_up_decays_to_zero() -> None:

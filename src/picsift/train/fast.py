@@ -8,7 +8,6 @@ run decays its learning rate on time, whatever speed the machine gives it, and s
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from picsift.train.data import TrainData, TrainedModel
 from picsift.train.device import autocast, seed_everything
 from picsift.train.fast_aug import BatchAugmenter
 from picsift.train.fast_eval import logits_for, predict_tta, to_input
-from picsift.train.fast_optim import FastHyper, WeightAverage, apply_schedule, make_optimizers
+from picsift.train.fast_optim import WeightAverage, apply_schedule, hyper_from, make_optimizers
 from picsift.train.fast_params import param_float, param_int
 from picsift.train.fast_prune import pruner_from
 from picsift.train.fast_resize import resize_stages, shrink, size_at
@@ -115,9 +114,7 @@ def _fit(
             f"fastcnn expects images stored at its input size {dc.input_size} (crop_pct=1.0), "
             f"got {data.x_train.shape[1]}"
         )
-    hyper = FastHyper()
-    if "whiten_bias_until" in params:
-        hyper = dataclasses.replace(hyper, whiten_bias_fraction=param_float(params, "whiten_bias_until", 0.0))
+    hyper = hyper_from(params)
     lr_scale = cfg.lr / hyper.filter_lr if cfg.lr else 1.0
     smoothing = RECIPE_LABEL_SMOOTHING if cfg.label_smoothing is None else cfg.label_smoothing
     amp = cfg.amp and bool(params.get("amp", True))

@@ -9,12 +9,15 @@ per-example step size does not depend on the batch size.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from picsift.models.fastcnn import FastCNN
+from picsift.train.fast_params import param_float, param_int
 
 # Quintic Newton-Schulz coefficients chosen for a steep slope at zero: a few iterations push all
 # singular values into roughly [0.5, 1.5], which is as good as exact orthogonalisation for training.
@@ -79,6 +82,20 @@ class FastHyper:
     whiten_bias_fraction: float = 3 / 8  # the whitening bias learns for this part of training, then freezes
     warmup: float = 0.02
     reference_batch: int = 2000
+
+
+def hyper_from(params: dict[str, Any]) -> FastHyper:
+    """The recipe's hyper-parameters with any of them overridden by name in `model_params` (e.g.
+    `filter_lr: 0.3`); `whiten_bias_until` is another name for `whiten_bias_fraction`."""
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(FastHyper):
+        key = "whiten_bias_until" if f.name == "whiten_bias_fraction" and f.name not in params else f.name
+        if key in params:
+            default = getattr(FastHyper, f.name)
+            changes[f.name] = (
+                param_int(params, key, default) if isinstance(default, int) else param_float(params, key, default)
+            )
+    return dataclasses.replace(FastHyper(), **changes)
 
 
 def make_optimizers(
