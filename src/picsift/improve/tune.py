@@ -116,25 +116,13 @@ class _Reporter:
 
 
 def _load_data(ws: Workspace, cfg: TrainConfig, spec: ModelSpec) -> Any:
-    from picsift.train.data import TrainData, encode_labels, load_arrays, split_rows
-    from picsift.train.pipeline import resolve_data_config
+    """The same data a training run with `cfg` would see."""
+    from picsift.train.pipeline import RunInputs, load_data
 
-    train_rows, val_rows, _ = split_rows(ws, cfg.seed)
-    classes = sorted({r.label for r in train_rows if r.label is not None})
-    val_rows = [r for r in val_rows if r.label in classes]
-    if not val_rows:
+    inputs = RunInputs.gather(ws, cfg, spec)
+    if not inputs.val_rows:
         raise ConfigError("tuning needs validation images (a val split or enough images to hold 10% out)")
-    dc = resolve_data_config(spec, cfg, train_rows)
-    return TrainData(
-        classes=classes,
-        data_config=dc,
-        x_train=load_arrays(ws, train_rows, dc.storage_size, "decoding train images"),
-        y_train=encode_labels(train_rows, classes),
-        x_val=load_arrays(ws, val_rows, dc.storage_size, "decoding val images"),
-        y_val=encode_labels(val_rows, classes),
-        train_ids=[r.id for r in train_rows],
-        val_ids=[r.id for r in val_rows],
-    )
+    return load_data(ws, cfg, spec, inputs)
 
 
 def tune(

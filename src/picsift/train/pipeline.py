@@ -80,19 +80,32 @@ def extra_training_rows(ws: Workspace, cfg: TrainConfig) -> list[ImageRow]:
     return list(accepted_feedback_rows(ws))
 
 
-def _record_inputs(
-    run_dir: Path,
-    cfg: TrainConfig,
-    ws: Workspace,
-    data_config: DataConfig,
-    classes: list[str],
-    splits: tuple[list[ImageRow], list[ImageRow], list[ImageRow]],
-) -> str:
+@dataclass(frozen=True)
+class RunInputs:
+    """What one training run reads from the workspace: its classes, the splits' rows and the data config."""
+
+    classes: list[str]
+    train_rows: list[ImageRow]
+    val_rows: list[ImageRow]
+    test_rows: list[ImageRow]
+    data_config: DataConfig
+
+    @classmethod
+    def gather(cls, ws: Workspace, cfg: TrainConfig, spec: ModelSpec) -> RunInputs:
+        train_rows, val_rows, test_rows = split_rows(ws, cfg.seed)
+        train_rows = train_rows + extra_training_rows(ws, cfg)
+        classes = sorted({r.label for r in train_rows if r.label is not None})
+        if len(classes) < 2:
+            raise DatasetError(f"training needs at least 2 classes with training images, found {classes}")
+        val_rows = [r for r in val_rows if r.label in classes]
+        return cls(classes, train_rows, val_rows, test_rows, resolve_data_config(spec, cfg, train_rows))
+
+
+def _record_inputs(run_dir: Path, cfg: TrainConfig, ws: Workspace, inputs: RunInputs) -> str:
     """config.json, env.json (seed, data version, packages) and data.json (which images, which split); returns
     the catalog hash."""
-    train_rows, val_rows, test_rows = splits
     catalog_hash = ws.catalog.catalog_hash()
-    write_json(run_dir / "config.json", {"train": to_jsonable(cfg), "data_config": data_config.to_dict()})
+    write_json(run_dir / "config.json", {"train": to_jsonable(cfg), "data_config": inputs.data_config.to_dict()})
     write_json(
         run_dir / "env.json",
         {"seed": cfg.seed, "catalog_hash": catalog_hash, "workspace": str(ws.root), **environment()},
@@ -100,35 +113,27 @@ def _record_inputs(
     write_json(
         run_dir / "data.json",
         {
-            "classes": classes,
-            "train_ids": [r.id for r in train_rows],
-            "val_ids": [r.id for r in val_rows],
-            "test_ids": [r.id for r in test_rows if r.label in classes],
+            "classes": inputs.classes,
+            "train_ids": [r.id for r in inputs.train_rows],
+            "val_ids": [r.id for r in inputs.val_rows],
+            "test_ids": [r.id for r in inputs.test_rows if r.label in inputs.classes],
         },
     )
     return catalog_hash
 
 
-def _load_data(
-    ws: Workspace,
-    cfg: TrainConfig,
-    spec: ModelSpec,
-    data_config: DataConfig,
-    classes: list[str],
-    train_rows: list[ImageRow],
-    val_rows: list[ImageRow],
-) -> TrainData:
+def load_data(ws: Workspace, cfg: TrainConfig, spec: ModelSpec, inputs: RunInputs) -> TrainData:
     """The split's images decoded (through the cache) at the storage size, resampled for the fast recipe."""
-    size = data_config.storage_size
+    size = inputs.data_config.storage_size
     data = TrainData(
-        classes=classes,
-        data_config=data_config,
-        x_train=load_arrays(ws, train_rows, size, "decoding train images"),
-        y_train=encode_labels(train_rows, classes),
-        x_val=load_arrays(ws, val_rows, size, "decoding val images"),
-        y_val=encode_labels(val_rows, classes),
-        train_ids=[r.id for r in train_rows],
-        val_ids=[r.id for r in val_rows],
+        classes=inputs.classes,
+        data_config=inputs.data_config,
+        x_train=load_arrays(ws, inputs.train_rows, size, "decoding train images"),
+        y_train=encode_labels(inputs.train_rows, inputs.classes),
+        x_val=load_arrays(ws, inputs.val_rows, size, "decoding val images"),
+        y_val=encode_labels(inputs.val_rows, inputs.classes),
+        train_ids=[r.id for r in inputs.train_rows],
+        val_ids=[r.id for r in inputs.val_rows],
     )
     if cfg.balance != "none" and spec.family == "fast":  # its recipe draws its own batches: resample the data
         from picsift.improve.balance import oversample
@@ -147,13 +152,7 @@ def run(cfg: TrainConfig) -> RunResult:
     cfg = cfg.validate()
     spec = get_spec(cfg.model)
     ws = Workspace.open(cfg.workspace)
-    train_rows, val_rows, test_rows = split_rows(ws, cfg.seed)
-    train_rows = train_rows + extra_training_rows(ws, cfg)
-    classes = sorted({r.label for r in train_rows if r.label is not None})
-    if len(classes) < 2:
-        raise DatasetError(f"training needs at least 2 classes with training images, found {classes}")
-    val_rows = [r for r in val_rows if r.label in classes]
-    data_config = resolve_data_config(spec, cfg, train_rows)
+    inputs = RunInputs.gather(ws, cfg, spec)
     resume_from = None
     if cfg.resume:
         resume_from = resolve_run(ws, cfg.resume) / "checkpoint.pt"
@@ -161,8 +160,8 @@ def run(cfg: TrainConfig) -> RunResult:
             raise ConfigError(f"--resume {cfg.resume}: that run has no checkpoint.pt")
     run_dir = new_run_dir(ws, spec.name, cfg.run_name)
     with removed_on_error(run_dir):
-        catalog_hash = _record_inputs(run_dir, cfg, ws, data_config, classes, (train_rows, val_rows, test_rows))
-        data = _load_data(ws, cfg, spec, data_config, classes, train_rows, val_rows)
+        catalog_hash = _record_inputs(run_dir, cfg, ws, inputs)
+        data = load_data(ws, cfg, spec, inputs)
         t0 = time.perf_counter()
         trained = _train(spec, data, cfg, run_dir, MetricsLog(run_dir / "metrics.jsonl"), resume_from, ws)
     seconds = time.perf_counter() - t0
@@ -171,7 +170,7 @@ def run(cfg: TrainConfig) -> RunResult:
         model=trained.model,
         model_name=spec.name,
         family=spec.family,
-        classes=classes,
+        classes=inputs.classes,
         data_config=trained.data_config,
         model_kwargs=trained.model_kwargs,
         extra=trained.extra,
@@ -186,9 +185,9 @@ def run(cfg: TrainConfig) -> RunResult:
         "run_id": run_dir.name,
         "model": spec.name,
         "family": spec.family,
-        "classes": classes,
-        "n_train": len(train_rows),
-        "n_val": len(val_rows),
+        "classes": inputs.classes,
+        "n_train": len(inputs.train_rows),
+        "n_val": len(inputs.val_rows),
         "best_val_acc": val_acc,
         "train_seconds": seconds,
         "epochs": len(trained.history),
@@ -197,4 +196,4 @@ def run(cfg: TrainConfig) -> RunResult:
     }
     write_json(run_dir / "run.json", summary)
     ws.catalog.record_run(run_dir.name, str(run_dir), spec.name, catalog_hash, {"best_val_acc": val_acc})
-    return RunResult(run_dir.name, run_dir, spec.name, classes, val_acc, seconds, trained.history)
+    return RunResult(run_dir.name, run_dir, spec.name, inputs.classes, val_acc, seconds, trained.history)
