@@ -142,6 +142,13 @@ def test_recipe_hyper_parameters_are_overridden_by_name_in_model_params() -> Non
     assert ortho.param_groups[0]["lr"] == pytest.approx(0.12) and ortho.param_groups[0]["momentum"] == 0.8
     with pytest.raises(ConfigError, match="model_params reference_batch: expected a whole number"):
         hyper_from({"reference_batch": 100.5})
+    for bad, need in (
+        ({"whiten_bias_until": 0}, "above 0"),
+        ({"momentum": 1.0}, r"in \[0, 1\)"),
+        ({"wd_per_example": -1e-6}, "0 or more"),
+    ):
+        with pytest.raises(ConfigError, match=f"{next(iter(bad))}: expected a number {need}"):
+            hyper_from(bad)
 
 
 def test_schedule_warms_up_decays_to_zero() -> None:
