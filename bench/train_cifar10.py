@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import sys
 import tempfile
 import time
@@ -346,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
         "threads": threads,
         "device": str(device),
         "ceilings_gflops": ceil,
-        "command": "python bench/train_cifar10.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": shlex.join(["python", "bench/train_cifar10.py", *(sys.argv[1:] if argv is None else argv)]),
     }
     print(f"ceilings (GFLOP/s, {threads} thread(s)): " + ", ".join(f"{k} {v:.0f}" for k, v in ceil.items()))
     results: list[dict[str, Any]] = []

@@ -145,7 +145,7 @@ def test_recipe_hyper_parameters_are_overridden_by_name_in_model_params() -> Non
     for bad, need in (
         ({"whiten_bias_until": 0}, "above 0"),
         ({"momentum": 1.0}, r"in \[0, 1\)"),
-        ({"wd_per_example": -1e-6}, "0 or more"),
+        ({"wd_per_example": -1e-6}, "of 0 or more"),
     ):
         with pytest.raises(ConfigError, match=f"{next(iter(bad))}: expected a number {need}"):
             hyper_from(bad)

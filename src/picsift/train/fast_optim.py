@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from picsift.errors import ConfigError
 from picsift.models.fastcnn import FastCNN
 from picsift.train.fast_params import param_float, param_int
 
@@ -89,27 +88,24 @@ def hyper_from(params: dict[str, Any]) -> FastHyper:
     """The recipe's hyper-parameters with any of them overridden by name in `model_params` (e.g.
     `filter_lr: 0.3`); `whiten_bias_until` is another name for `whiten_bias_fraction`."""
     changes: dict[str, Any] = {}
-    keys: dict[str, str] = {}  # field -> the name the user wrote
     for f in dataclasses.fields(FastHyper):
-        key = "whiten_bias_until" if f.name == "whiten_bias_fraction" and f.name not in params else f.name
+        key = f.name if f.name in params else _ALIASES.get(f.name, f.name)
         if key in params:
-            keys[f.name] = key
             default = getattr(FastHyper, f.name)
-            changes[f.name] = (
-                param_int(params, key, default) if isinstance(default, int) else param_float(params, key, default)
-            )
-    for name, value in changes.items():
-        low, high = _HYPER_RANGES.get(name, (0.0, None))
-        too_low = value <= low if name in _POSITIVE else value < low
-        if too_low or (high is not None and value >= high):
-            need = f"in [{low:g}, {high:g})" if high is not None else ("above 0" if name in _POSITIVE else "0 or more")
-            raise ConfigError(f"fastcnn model_params {keys[name]}: expected a number {need}, got {value!r}")
+            read = param_int if isinstance(default, int) else param_float
+            changes[f.name] = read(params, key, default, **_BOUNDS.get(f.name, {"above": 0.0}))
     return dataclasses.replace(FastHyper(), **changes)
 
 
-# Momenta and the warm-up are fractions; weight decay may be 0; the rest divide or scale and must be positive.
-_HYPER_RANGES = {"filter_momentum": (0.0, 1.0), "momentum": (0.0, 1.0), "warmup": (0.0, 1.0)}
-_POSITIVE = {"filter_lr", "bias_lr", "head_lr", "whiten_bias_fraction", "reference_batch"}
+_ALIASES = {"whiten_bias_fraction": "whiten_bias_until"}
+# Momenta and the warm-up are fractions, weight decay may be 0; the rest divide or scale, so must be positive.
+_FRACTION = {"at_least": 0.0, "below": 1.0}
+_BOUNDS = {
+    "filter_momentum": _FRACTION,
+    "momentum": _FRACTION,
+    "warmup": _FRACTION,
+    "wd_per_example": {"at_least": 0.0},
+}
 
 
 def make_optimizers(
