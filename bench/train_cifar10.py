@@ -179,6 +179,7 @@ def run_picsift(
         "gflop_per_s": total_flops / max(train_s, 1e-9) / 1e9,
         "low_res": low,
         "prune": trained.extra.get("prune"),  # image-epochs that data pruning left out
+        "freeze": trained.extra.get("freeze"),  # progressive freezing: stages and blocks frozen at the end
         "model_kwargs": trained.model_kwargs,
         "batch_size": trained.extra["batch_size"],
         "label_smoothing": trained.extra["label_smoothing"],

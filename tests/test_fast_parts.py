@@ -14,6 +14,7 @@ from picsift.errors import ConfigError
 from picsift.models.fastcnn import FastCNN, default_depth
 from picsift.models.registry import create_model
 from picsift.train.fast_aug import BatchAugmenter
+from picsift.train.fast_freeze import freeze_blocks, freeze_stages, frozen_at
 from picsift.train.fast_optim import FastHyper, hyper_from, lr_factor, make_optimizers, orthogonalise
 from picsift.train.fast_resize import resize_stages, shrink, size_at
 from picsift.train.fast_runtime import busy_cores, choose_threads, usable_cores
@@ -211,6 +212,37 @@ def test_resize_stages_defaults_and_overrides() -> None:
     assert [size_at(stages, p, 32) for p in (0.0, 0.29, 0.3, 0.59, 0.6, 1.0)] == [20, 20, 24, 24, 32, 32]
     with pytest.raises(ConfigError, match="until, size"):
         resize_stages(32, {"resize": [0.5]}, budgeted=True)
+
+
+def test_freeze_stages_parse_sort_and_keep_the_last_block_learning() -> None:
+    assert freeze_stages({}, depth=3) == []  # off unless asked for
+    stages = freeze_stages({"freeze": [[0.85, 2], [0.5, 1], [0.9, 5], [1.0, 1], [0.2, 0]]}, depth=3)
+    assert stages == [(0.5, 1), (0.85, 2), (0.9, 2)]  # sorted; capped below the depth; p >= 1 and 0 blocks dropped
+    assert [frozen_at(stages, p) for p in (0.0, 0.49, 0.5, 0.84, 0.85, 1.0)] == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ConfigError, match=r"freeze: expected a list of \[from, blocks\] pairs"):
+        freeze_stages({"freeze": [0.5, 1]}, depth=3)
+    with pytest.raises(ConfigError, match="freeze: expected a whole number"):
+        freeze_stages({"freeze": [[0.5, "first"]]}, depth=3)
+
+
+def test_a_frozen_block_keeps_its_weights_and_is_skipped_by_backward() -> None:
+    torch.manual_seed(0)
+    model = create_model("fastcnn", num_classes=3, widths=[8, 16, 16], input_size=16)
+    sgd, ortho = make_optimizers(model, FastHyper(), batch_size=32)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    freeze_blocks(model, 1)
+    x = torch.randn(32, 3, 16, 16)
+    seen: list[bool] = []
+    model.blocks[0].register_forward_hook(lambda mod, inp, out: seen.append(out.requires_grad))
+    model(x, whiten_bias_grad=False).square().sum().backward()
+    sgd.step()
+    ortho.step()
+    assert seen == [False]  # nothing before or in the frozen block needs gradients: autograd skips it
+    after = model.state_dict()
+    for name in ("blocks.0.conv1.weight", "blocks.0.conv2.weight", "blocks.0.norm1.bias"):
+        assert torch.equal(after[name], before[name]) and model.get_parameter(name).grad is None
+    for name in ("blocks.1.conv1.weight", "blocks.2.norm2.bias", "head.weight"):
+        assert not torch.equal(after[name], before[name])  # the blocks after it still learn
 
 
 def test_shrink_keeps_layout_and_content() -> None:

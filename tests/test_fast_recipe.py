@@ -212,6 +212,18 @@ def test_pruned_run_skips_learned_examples_and_still_learns(tmp_path: Path) -> N
     assert trained.history[-1]["val_acc"] >= 0.8
 
 
+def test_frozen_run_stops_the_first_block_learning_and_still_learns(tmp_path: Path) -> None:
+    data = digits_data(tmp_path)
+    trained = fit(data, tmp_path, epochs=15, model_params={"freeze": [[0.0, 1], [0.6, 2]]})
+    assert trained.extra["freeze"] == {"stages": [(0.0, 1), (0.6, 2)], "frozen_blocks": 2}
+    torch.manual_seed(0)  # the run's seed: the same initial filters
+    fresh = create_model("fastcnn", num_classes=3, **trained.model_kwargs)
+    block = trained.model.blocks[0]
+    assert torch.equal(block.conv1.weight, fresh.blocks[0].conv1.weight)  # frozen from the start: never moved
+    assert not torch.equal(trained.model.blocks[2].conv1.weight, fresh.blocks[2].conv1.weight)
+    assert trained.history[-1]["val_acc"] >= 0.8
+
+
 def test_budgeted_run_on_a_large_set_widens_when_time_allows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import picsift.train.fast_sizing as sizing
 

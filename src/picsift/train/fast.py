@@ -27,6 +27,7 @@ from picsift.train.data import TrainData, TrainedModel
 from picsift.train.device import autocast, seed_everything
 from picsift.train.fast_aug import BatchAugmenter
 from picsift.train.fast_eval import logits_for, predict_tta, to_input
+from picsift.train.fast_freeze import freeze_blocks, freeze_stages, frozen_at
 from picsift.train.fast_optim import WeightAverage, apply_schedule, hyper_from, make_optimizers
 from picsift.train.fast_params import param_float, param_int
 from picsift.train.fast_prune import pruner_from
@@ -180,6 +181,7 @@ def _fit(
     train_step = maybe_compile(model, device, params.get("compile", "auto"), budget_s)
     criterion = nn.CrossEntropyLoss(label_smoothing=smoothing, reduction="none")
     stages = resize_stages(dc.input_size, params, budgeted=budget_s is not None)
+    freezing, frozen = freeze_stages(params, len(model.blocks)), 0
     pruner = pruner_from(params, n, budgeted=budget_s is not None, generator=generator, device=device)
     if pruner is not None and ckpt is not None and ckpt.get("pruner") is not None:
         pruner.load_state_dict(ckpt["pruner"])
@@ -237,6 +239,9 @@ def _fit(
                     break
                 whiten_bias = apply_schedule(sgd, ortho, p, hyper)
                 size = size_at(stages, p, dc.input_size)
+                if frozen_at(freezing, p) > frozen:
+                    frozen = frozen_at(freezing, p)
+                    freeze_blocks(model, frozen)
                 if size != dc.input_size:
                     xb = shrink(xb, size)
                     images_at[str(size)] = images_at.get(str(size), 0) + len(yb)
@@ -322,6 +327,7 @@ def _fit(
         "steps": step,
         "label_smoothing": smoothing,
         "low_res": {"stages": stages, "images": images_at},
+        "freeze": {"stages": freezing, "frozen_blocks": frozen} if freezing else None,
         "prune": {"ratio": pruner.ratio, "until": pruner.until, "skipped": skipped} if pruner else None,
         "elapsed_s": time.perf_counter() - t_start,
         "budget_s": budget_s,

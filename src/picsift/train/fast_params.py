@@ -54,3 +54,12 @@ def param_ints(params: dict[str, Any], key: str) -> list[int]:
             f"fastcnn model_params {key}: expected a list of whole numbers, e.g. [64, 256, 256], got {value!r}"
         )
     return [int(_number(key, v, whole=True)) for v in value]
+
+
+def param_stages(params: dict[str, Any], key: str, pair: str, example: str) -> list[tuple[float, int]]:
+    """params[key] as a list of (number, whole number) pairs, e.g. the schedule `resize: [[0.5, 24]]` (may be
+    empty); `pair` names the two parts for the error message, e.g. "[until, size]"."""
+    value = params[key]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, (list, tuple)) and len(v) == 2 for v in value):
+        raise ConfigError(f"fastcnn model_params {key}: expected a list of {pair} pairs, e.g. {example}, got {value!r}")
+    return [(_number(key, first, whole=False), int(_number(key, second, whole=True))) for first, second in value]

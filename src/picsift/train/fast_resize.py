@@ -16,8 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from picsift.errors import ConfigError
-from picsift.train.fast_params import param_float, param_int
+from picsift.train.fast_params import param_float, param_int, param_stages
 
 MIN_SIZE = 16
 Stages = list[tuple[float, int]]
@@ -28,12 +27,7 @@ def resize_stages(input_size: int, params: dict[str, Any], budgeted: bool) -> St
     `low_res_until` (default 0.5 under a time budget, 0 otherwise) at `low_res_size` (default 3/4 of the
     input, a multiple of 8). Stages at or above the input size, or below 16 px, are dropped."""
     if "resize" in params:
-        try:
-            stages = [(float(until), int(size)) for until, size in params["resize"]]
-        except (TypeError, ValueError) as e:
-            raise ConfigError(
-                f"model_params.resize must be a list of [until, size] pairs, got {params['resize']!r}"
-            ) from e
+        stages = param_stages(params, "resize", pair="[until, size]", example="[[0.5, 24]]")
     else:
         until = param_float(params, "low_res_until", 0.5 if budgeted else 0.0)
         stages = [(until, param_int(params, "low_res_size", 8 * round(0.75 * input_size / 8)))]
