@@ -17,7 +17,7 @@ from picsift.train.fast_aug import BatchAugmenter
 from picsift.train.fast_freeze import freeze_blocks, freeze_stages, frozen_at
 from picsift.train.fast_optim import FastHyper, hyper_from, lr_factor, make_optimizers, orthogonalise
 from picsift.train.fast_resize import resize_stages, shrink, size_at
-from picsift.train.fast_runtime import busy_cores, choose_threads, usable_cores
+from picsift.train.fast_runtime import COMPILE_MIN_BUDGET_S, busy_cores, choose_threads, maybe_compile, usable_cores
 from picsift.train.fast_sizing import cpu_batch_size, default_batch_size, model_kwargs_for, widen_for_budget
 
 
@@ -258,6 +258,16 @@ def test_cpu_batch_size_gives_about_80_steps_on_large_sets() -> None:
     assert sizes == sorted(sizes) and sizes[-1] == 2000
     assert cpu_batch_size(1000) == default_batch_size(1000)  # small sets keep the default
     assert 60 <= 50_000 // cpu_batch_size(50_000) <= 100
+
+
+def test_compile_where_it_pays_and_never_inside_a_short_budget() -> None:
+    model = FastCNN(3, widths=[8, 8, 8], input_size=16)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")  # torch.compile is lazy: no GPU is touched here
+    assert maybe_compile(model, cuda, "auto", None) is not model  # unbudgeted GPU runs compile
+    assert maybe_compile(model, cuda, "auto", COMPILE_MIN_BUDGET_S) is not model
+    assert maybe_compile(model, cuda, "auto", 30.0) is model  # compiling would eat a 30 s budget
+    assert maybe_compile(model, cpu, "auto", None) is model  # oneDNN already runs the convolutions
+    assert maybe_compile(model, cuda, True, 30.0) is not model and maybe_compile(model, cpu, "true", None) is not model
 
 
 def test_busy_cores_sees_a_spinning_process() -> None:

@@ -96,17 +96,23 @@ def thread_scope(device: torch.device, threads: int | None = None) -> Iterator[i
         torch.set_num_threads(before)
 
 
+# Compiling takes tens of seconds, all inside a time budget: a budget this short trains eagerly instead.
+COMPILE_MIN_BUDGET_S = 120.0
+
+
 def maybe_compile(
     model: FastCNN, device: torch.device, mode: str | bool, budget_s: float | None
 ) -> Callable[[torch.Tensor, bool], torch.Tensor]:
     """The training forward, compiled where compilation pays for itself.
 
-    On CUDA compilation takes seconds and speeds every step, so "auto" compiles. On a CPU the
-    convolutions already run in oneDNN and compiling does not pay: on 2 cores (torch 2.14) it took 40 s
-    and the compiled training step ran 8% slower than eager, so "auto" stays eager there;
-    `model_params={"compile": True}` forces it.
+    On CUDA compilation takes seconds to tens of seconds and speeds every step, so "auto" compiles, unless a
+    time budget under COMPILE_MIN_BUDGET_S would spend much of itself compiling. On a CPU the convolutions
+    already run in oneDNN and compiling does not pay: on 2 cores (torch 2.14) it took 40 s and the compiled
+    training step ran 8% slower than eager, so "auto" stays eager there; `model_params={"compile": True}` forces
+    it (any device, any budget).
     """
-    want = mode is True or mode == "true" or (mode == "auto" and device.type == "cuda")
+    short_budget = budget_s is not None and budget_s < COMPILE_MIN_BUDGET_S
+    want = mode is True or mode == "true" or (mode == "auto" and device.type == "cuda" and not short_budget)
     if not want:
         return model
     try:
