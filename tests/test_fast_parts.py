@@ -18,7 +18,13 @@ from picsift.train.fast_freeze import freeze_blocks, freeze_stages, frozen_at
 from picsift.train.fast_optim import FastHyper, hyper_from, lr_factor, make_optimizers, orthogonalise
 from picsift.train.fast_resize import resize_stages, shrink, size_at
 from picsift.train.fast_runtime import COMPILE_MIN_BUDGET_S, busy_cores, choose_threads, maybe_compile, usable_cores
-from picsift.train.fast_sizing import cpu_batch_size, default_batch_size, model_kwargs_for, widen_for_budget
+from picsift.train.fast_sizing import (
+    cpu_batch_size,
+    default_batch_size,
+    model_kwargs_for,
+    probe_batch,
+    widen_for_budget,
+)
 
 
 def make_aug(translate: int = 2, n: int = 64, **kw: Any) -> tuple[BatchAugmenter, torch.Tensor]:
@@ -268,6 +274,12 @@ def test_compile_where_it_pays_and_never_inside_a_short_budget() -> None:
     assert maybe_compile(model, cuda, "auto", 30.0) is model  # compiling would eat a 30 s budget
     assert maybe_compile(model, cpu, "auto", None) is model  # oneDNN already runs the convolutions
     assert maybe_compile(model, cuda, True, 30.0) is not model and maybe_compile(model, cpu, "true", None) is not model
+
+
+def test_throughput_probe_uses_a_small_batch_on_a_cpu_and_the_training_batch_on_a_gpu() -> None:
+    assert probe_batch(torch.device("cpu"), 50_000) == 64
+    assert probe_batch(torch.device("cuda"), 50_000) == default_batch_size(50_000) == 2000
+    assert probe_batch(torch.device("cuda"), 500) == default_batch_size(500) == 32
 
 
 def test_busy_cores_sees_a_spinning_process() -> None:

@@ -41,6 +41,7 @@ from picsift.train.fast_sizing import (
     default_epochs,
     model_kwargs_for,
     monitor_sample,
+    probe_batch,
     resolve_data_config,
     widen_for_budget,
 )
@@ -131,7 +132,8 @@ def _fit(
     model, amp = _build_model(spec, len(data.classes), kwargs, whiten_from, device, cfg.channels_last, amp)
 
     def probe(net: FastCNN) -> float:  # images the budget can train: throughput x the budget's share for training
-        return images_per_second(net, dc.input_size, device, amp, cfg.channels_last) * (budget_s or 0.0) * 0.85
+        speed = images_per_second(net, dc.input_size, device, amp, cfg.channels_last, batch=probe_batch(device, n))
+        return speed * (budget_s or 0.0) * 0.85
 
     images_in_budget = None
     if budget_s and ckpt is None:
