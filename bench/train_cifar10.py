@@ -1,6 +1,6 @@
 """CIFAR-10 under a wall-clock budget: picsift's default (fastcnn) vs a standard ResNet-18 recipe.
 
-    python bench/train_cifar10.py --budget 2 5 [--runs 1] [--device cpu] [--quick] [--data DIR] [--warmup]
+    python bench/train_cifar10.py --budget 2 5 [--runs 1] [--seed 0] [--device cpu] [--quick] [--data DIR] [--warmup]
         [--only picsift|peer] [--params '{"prune": 0}'] [--batch-size N] [--label-smoothing X] [--save-models DIR] [--out FILE]
 
 Data: the JPEG copy in ../shared/datasets/cifar10 (50,000 train / 10,000 test), decoded once into a
@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, nargs="+", default=[2.0, 5.0], help="minutes (several allowed)")
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="the first run's seed (run r uses seed + r)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--quick", action="store_true", help="5,000 train / 1,000 test images, 0.25-minute budget")
     ap.add_argument("--only", choices=["both", "picsift", "peer"], default="both")
@@ -374,11 +375,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.warmup or (args.warmup is None and device.type == "cuda"):
         t = time.perf_counter()
-        picsift(data, max(args.budget), 0, device)
+        picsift(data, max(args.budget), args.seed, device)
         info["warmup_s"] = time.perf_counter() - t
         print(f"warm-up run (discarded): {info['warmup_s']:.1f}s", flush=True)
     for budget in args.budget:
-        for r in range(args.runs):
+        for r in range(args.seed, args.seed + args.runs):
             for name, fn in (("picsift", picsift), ("peer", run_peer)):
                 if args.only not in ("both", name):
                     continue
@@ -415,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{ratio} |"
             )
     print(
-        f"\nruns: {args.runs} per budget, seeds 0..{args.runs - 1}; {info['cpu']}, {threads} thread(s); "
+        f"\nruns: {args.runs} per budget, seeds {args.seed}..{args.seed + args.runs - 1}; {info['cpu']}, {threads} thread(s); "
         f"ceilings {', '.join(f'{k} {v:.0f}' for k, v in ceil.items())} GFLOP/s"
     )
 

@@ -354,8 +354,10 @@ def test_pruner_is_on_for_budgeted_runs_and_configurable() -> None:
     assert pruner_from({"prune": 0}, 100, budgeted=True, generator=g) is None
     pruner = pruner_from({"prune": 0.3, "prune_until": 0.7}, 100, budgeted=False, generator=g)
     assert pruner is not None and (pruner.ratio, pruner.until) == (0.3, 0.7)
-    with pytest.raises(ConfigError, match="prune"):
+    with pytest.raises(ConfigError, match=r"model_params prune: expected a number in \[0, 1\), got 1.5"):
         pruner_from({"prune": 1.5}, 100, budgeted=False, generator=g)
+    with pytest.raises(ConfigError, match="prune_until: expected a number of 0 or more"):
+        pruner_from({"prune_until": -0.5}, 100, budgeted=True, generator=g)
 
 
 def test_long_budgets_on_large_sets_buy_width() -> None:

@@ -69,7 +69,7 @@ def pruner_from(
 ) -> LossPruner | None:
     """`model_params.prune` (the drop ratio for well-learned examples; 0 turns it off) and `prune_until`
     (progress from which every example trains again, default 0.85). On by default under a time budget."""
-    ratio = param_float(params, "prune", 0.5 if budgeted else 0.0)
+    ratio = param_float(params, "prune", 0.5 if budgeted else 0.0, at_least=0.0, below=1.0)
     if ratio <= 0:
         return None
-    return LossPruner(n, ratio, param_float(params, "prune_until", 0.85), generator, device)
+    return LossPruner(n, ratio, param_float(params, "prune_until", 0.85, at_least=0.0), generator, device)
