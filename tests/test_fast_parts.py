@@ -17,7 +17,14 @@ from picsift.train.fast_aug import BatchAugmenter
 from picsift.train.fast_freeze import freeze_blocks, freeze_stages, frozen_at
 from picsift.train.fast_optim import FastHyper, hyper_from, lr_factor, make_optimizers, orthogonalise
 from picsift.train.fast_resize import resize_stages, shrink, size_at
-from picsift.train.fast_runtime import COMPILE_MIN_BUDGET_S, busy_cores, choose_threads, maybe_compile, usable_cores
+from picsift.train.fast_runtime import (
+    COMPILE_MIN_BUDGET_S,
+    busy_cores,
+    choose_threads,
+    cudnn_autotune,
+    maybe_compile,
+    usable_cores,
+)
 from picsift.train.fast_sizing import (
     cpu_batch_size,
     default_batch_size,
@@ -274,6 +281,15 @@ def test_compile_where_it_pays_and_never_inside_a_short_budget() -> None:
     assert maybe_compile(model, cuda, "auto", 30.0) is model  # compiling would eat a 30 s budget
     assert maybe_compile(model, cpu, "auto", None) is model  # oneDNN already runs the convolutions
     assert maybe_compile(model, cuda, True, 30.0) is not model and maybe_compile(model, cpu, "true", None) is not model
+
+
+def test_cudnn_autotune_is_on_for_cuda_training_only_and_restored() -> None:
+    before = torch.backends.cudnn.benchmark
+    with cudnn_autotune(torch.device("cpu")):
+        assert torch.backends.cudnn.benchmark == before
+    with cudnn_autotune(torch.device("cuda")):  # a flag only: no GPU is touched
+        assert torch.backends.cudnn.benchmark is True
+    assert torch.backends.cudnn.benchmark == before
 
 
 def test_throughput_probe_uses_a_small_batch_on_a_cpu_and_the_training_batch_on_a_gpu() -> None:

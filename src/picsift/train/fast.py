@@ -32,7 +32,7 @@ from picsift.train.fast_optim import WeightAverage, apply_schedule, hyper_from, 
 from picsift.train.fast_params import param_float, param_int
 from picsift.train.fast_prune import pruner_from
 from picsift.train.fast_resize import resize_stages, shrink, size_at
-from picsift.train.fast_runtime import images_per_second, maybe_compile, thread_scope
+from picsift.train.fast_runtime import cudnn_autotune, images_per_second, maybe_compile, thread_scope
 from picsift.train.fast_sizing import (
     MONITOR_SHARE,
     budget_batch_size,
@@ -68,7 +68,7 @@ def fit_fast(
     """Train the fast CNN on data.x_train; returns the model on CPU in eval mode with its kwargs."""
     t_start = time.perf_counter()
     params = dict(cfg.model_params)
-    with thread_scope(device, params.get("threads")):
+    with thread_scope(device, params.get("threads")), cudnn_autotune(device):
         return _fit(spec, data, cfg, device, log_row, run_dir, resume_from, params, t_start)
 
 
