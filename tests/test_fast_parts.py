@@ -129,6 +129,27 @@ def test_pool_first_blocks_keep_shapes_and_cost_fewer_flops() -> None:
         create_model("fastcnn", num_classes=10, pool_first=4)
 
 
+def test_third_conv_deepens_the_last_blocks_at_their_pooled_size() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(2, 3, 32, 32)
+
+    def flops(model: FastCNN) -> int:
+        with FlopCounterMode(display=False) as counter:
+            assert model(x).shape == (2, 10)
+        return counter.get_total_flops()
+
+    deeper = FastCNN(10, third_conv=1)
+    assert [hasattr(block, "conv3") for block in deeper.blocks] == [False, False, True]
+    assert 1.03 < flops(deeper) / flops(FastCNN(10)) < 1.06  # a 256 -> 256 conv on 3x3 pixels: cheap
+    assert "blocks.2.conv3.weight" in deeper.state_dict() and "blocks.2.conv3.weight" not in FastCNN(10).state_dict()
+    kwargs = model_kwargs_for(50_000, 32, 10, {"third_conv": 1})
+    rebuilt = create_model("fastcnn", num_classes=10, **kwargs)
+    rebuilt.load_state_dict(deeper.state_dict())  # the kwargs rebuild the same architecture
+    with pytest.raises(ConfigError, match="third_conv must be between 0 and the depth"):
+        create_model("fastcnn", num_classes=10, third_conv=4)
+
+
 def test_model_params_of_the_wrong_kind_are_errors_that_name_the_key() -> None:
     from picsift.train.fast_params import param_float, param_int
     from picsift.train.fast_prune import pruner_from

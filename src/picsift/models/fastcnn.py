@@ -9,6 +9,7 @@ re-derived here and generalised to any number of classes and input size:
   identity-initialised convolutions (a block starts close to a pass-through, so deep signal flows
   from the first step); `pool_first=N` makes the last N blocks pool before their first convolution
   (a quarter of its FLOPs; cheaper, but it trained a weaker net in the same time, see the README);
+  `third_conv=N` gives the last N blocks a third conv -> BatchNorm -> GELU at the block's pooled size;
 - BatchNorm with frozen unit scale (only the shift learns: the conv filters already carry scale)
   and a short running-statistics memory, which suits runs of only a few hundred steps;
 - global max-pooling and a bias-free linear head whose output is divided by the feature width,
@@ -66,7 +67,13 @@ ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU}
 
 class Block(nn.Module):
     def __init__(
-        self, cin: int, cout: int, bn_memory: float, activation: str = "gelu", pool_first: bool = False
+        self,
+        cin: int,
+        cout: int,
+        bn_memory: float,
+        activation: str = "gelu",
+        pool_first: bool = False,
+        third_conv: bool = False,
     ) -> None:
         super().__init__()
         self.pool_first = pool_first
@@ -75,12 +82,16 @@ class Block(nn.Module):
         self.norm1 = FrozenScaleBatchNorm(cout, bn_memory)
         self.conv2 = IdentityInitConv(cout, cout)
         self.norm2 = FrozenScaleBatchNorm(cout, bn_memory)
+        if third_conv:
+            self.conv3 = IdentityInitConv(cout, cout)
+            self.norm3 = FrozenScaleBatchNorm(cout, bn_memory)
         self.act = ACTIVATIONS[activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(self.pool(x)) if self.pool_first else self.pool(self.conv1(x))
         x = self.act(self.norm1(x))
-        return self.act(self.norm2(self.conv2(x)))
+        x = self.act(self.norm2(self.conv2(x)))
+        return self.act(self.norm3(self.conv3(x))) if hasattr(self, "conv3") else x
 
 
 def default_depth(input_size: int) -> int:
@@ -107,6 +118,7 @@ class FastCNN(nn.Module):
         bn_memory: float = 0.6,
         activation: str = "gelu",
         pool_first: int = 0,
+        third_conv: int = 0,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -114,6 +126,8 @@ class FastCNN(nn.Module):
         depth = depth or default_depth(input_size)
         if not 0 <= pool_first <= depth:
             raise ValueError(f"fastcnn pool_first must be between 0 and the depth ({depth}), got {pool_first}")
+        if not 0 <= third_conv <= depth:
+            raise ValueError(f"fastcnn third_conv must be between 0 and the depth ({depth}), got {third_conv}")
         widths = list(widths)
         if len(widths) < depth:  # deeper nets for larger images repeat the last width
             widths += [widths[-1]] * (depth - len(widths))
@@ -125,7 +139,10 @@ class FastCNN(nn.Module):
         self.whiten.weight.requires_grad_(False)
         blocks, cin = [], self.whiten_width
         for i, w in enumerate(widths):
-            blocks.append(Block(cin, w, bn_memory, activation, pool_first=i >= depth - pool_first))
+            last = depth - i  # this block and the ones after it
+            blocks.append(
+                Block(cin, w, bn_memory, activation, pool_first=last <= pool_first, third_conv=last <= third_conv)
+            )
             cin = w
         self.act = nn.GELU()
         self.blocks = nn.Sequential(*blocks)

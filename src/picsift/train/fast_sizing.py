@@ -45,7 +45,7 @@ def model_kwargs_for(n_train: int, input_size: int, num_classes: int, params: di
         if num_classes > widths[-1] // 2:
             widths[-1] = int(2 ** math.ceil(math.log2(2 * num_classes)))
     kw: dict[str, Any] = {"widths": widths, "input_size": input_size}
-    for key in ("depth", "pool_first"):
+    for key in ("depth", "pool_first", "third_conv"):
         if key in params:
             kw[key] = param_int(params, key, 0)
     if "activation" in params:
