@@ -84,6 +84,27 @@ def test_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     assert code == 2 and "--split must be one of" in err
 
 
+def test_square_brackets_in_names_and_messages_are_printed_as_written(tmp_path: Path) -> None:
+    # The terminal output goes through rich, whose markup is [tag]...[/]: text from the user's data (class folder
+    # names, paths) and picsift's own messages ("a list of [until, size] pairs") must not be taken for markup.
+    data = write_digits(tmp_path / "digits", per_class=6, classes=2)
+    (data / "0").rename(data / "[misc]")
+    ws = str(tmp_path / "ws [copy]")
+    code, out, _ = _invoke("import", str(data), "--workspace", ws)
+    assert code == 0 and "[copy]" in out
+    code, out, _ = _invoke("status", "--workspace", ws)
+    assert code == 0 and "│ [misc]" in out and "[copy]" in out
+    code, _, err = _invoke("train", "--workspace", ws, "--epochs", "1", "--param", "resize=[[0.5]]")
+    assert code == 2 and "expected a list of [until, size] pairs" in err
+    code, out, _ = _invoke("train", "--workspace", ws, "--epochs", "1", "--seed", "0")
+    assert code == 0 and "[copy]" in out
+    code, out, _ = _invoke("evaluate", "--workspace", ws)
+    assert code == 0 and "│ [misc]" in out  # the per-class table
+    image = next((data / "[misc]").glob("*.png"))
+    code, out, _ = _invoke("predict", str(image), "--workspace", ws, "--top-k", "2")
+    assert code == 0 and "[misc]" in out and str(image.name) in out  # "path: label (label p, label p)"
+
+
 def test_python_api_wrappers(tmp_path: Path) -> None:
     import picsift
     from picsift import api

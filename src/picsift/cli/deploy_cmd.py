@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
 
@@ -66,7 +67,7 @@ def export(
         print_json(out_obj)
         return
     p = meta.get("parity") or {}
-    console.print(f"exported [bold]{meta['model']}[/] to {bundle} (version {meta['version']})")
+    console.print(f"exported [bold]{meta['model']}[/] to {escape(str(bundle))} (version {meta['version']})")
     if "max_abs_prob_diff" in p:
         console.print(
             f"parity vs PyTorch on {p['samples']}: max prob diff {p['max_abs_prob_diff']:.2e}, "
@@ -166,11 +167,11 @@ def feedback_list(
         table.add_row(
             str(it.id),
             it.status,
-            it.label,
-            it.predicted_label or "-",
+            escape(it.label),
+            escape(it.predicted_label or "-"),
             conf,
-            it.model_version or "-",
-            it.comment[:40],
+            escape(it.model_version or "-"),
+            escape(it.comment[:40]),
             it.created_at,
         )
     console.print(table)
@@ -188,7 +189,7 @@ def feedback_export(
     if json_out:
         print_json(result)
     else:
-        console.print(f"wrote {result['rows']} rows and {result['images']} images to {result['out']}")
+        console.print(f"wrote {result['rows']} rows and {result['images']} images to {result['out']}", markup=False)
 
 
 @handle_errors
@@ -204,7 +205,7 @@ def feedback_accept(
         print_json({"accepted": [it.to_dict() for it in items]})
     else:
         for it in items:
-            console.print(f"accepted feedback {it.id}: image {it.image_id} labelled {it.label!r}")
+            console.print(f"accepted feedback {it.id}: image {it.image_id} labelled {it.label!r}", markup=False)
 
 
 @handle_errors

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
 
@@ -43,7 +44,7 @@ def evaluate(
         return
     table = Table("class", "precision", "recall", "F1", "support", title=f"{result.run_id} on the {result.split} split")
     for name, c in m["per_class"].items():
-        table.add_row(name, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
+        table.add_row(escape(name), f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
     table.add_section()
     for key in ("macro_avg", "weighted_avg"):
         a = m[key]
@@ -66,5 +67,5 @@ def evaluate(
         f"NLL {m['nll']:.4f}" + (f"  {top}" if top else ""),
         highlight=False,
     )
-    console.print(f"metrics: {result.metrics_path}", highlight=False, soft_wrap=True)
-    console.print(f"report:  {result.report_path}", highlight=False, soft_wrap=True)
+    console.print(f"metrics: {result.metrics_path}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"report:  {result.report_path}", markup=False, highlight=False, soft_wrap=True)

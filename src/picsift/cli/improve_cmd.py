@@ -51,8 +51,11 @@ def tune(
         f"study [bold]{summary['study']}[/]: {summary['trials_total']} trials "
         f"({summary['trials_complete']} complete, {summary['trials_pruned']} pruned)"
     )
-    console.print(f"best trial {summary['best_trial']}: val acc {summary['best_value']:.4f} {summary['best_params']}")
-    console.print(f"run: {summary['run_dir']} (study plot: tune.html)")
+    console.print(
+        f"best trial {summary['best_trial']}: val acc {summary['best_value']:.4f} {summary['best_params']}",
+        markup=False,
+    )
+    console.print(f"run: {summary['run_dir']} (study plot: tune.html)", markup=False)
 
 
 @handle_errors
@@ -91,8 +94,8 @@ def ensemble(
     acc = summary["best_val_acc"]
     what = f"{len(summary['members'])} snapshots of {snapshots}" if snapshots else f"{len(dirs)} runs"
     console.print(f"ensemble of {what} ({method}): val acc {'n/a' if acc is None else f'{acc:.4f}'}")
-    console.print(f"members: {accs}; weights {[round(w, 3) for w in summary['weights']]}")
-    console.print(f"run: {run_dir}")
+    console.print(f"members: {accs}; weights {[round(w, 3) for w in summary['weights']]}", markup=False)
+    console.print(f"run: {run_dir}", markup=False)
 
 
 @handle_errors
@@ -141,7 +144,7 @@ def calibrate(
                     f"(accuracy {r['accuracy_before']:.4f} -> {r['accuracy_after']:.4f})"
                 )
         scales = ", ".join(f"{c} x{s:.2f}" for c, s in zip(fitted["classes"], fitted["scales"], strict=True))
-        console.print(f"class scales: {scales} ({run_dir / 'thresholds.json'})")
+        console.print(f"class scales: {scales} ({run_dir / 'thresholds.json'})", markup=False)
     console.print(f"temperature {result['temperature']:.3f} (fitted on {result['n']} validation images)")
     for split in ("val", "test"):
         if split in result:
@@ -150,7 +153,7 @@ def calibrate(
                 f"{split}: NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}, "
                 f"ECE {r['ece_before']:.4f} -> {r['ece_after']:.4f}"
             )
-    console.print(f"reliability diagram: {run_dir / result['reliability_diagram']}")
+    console.print(f"reliability diagram: {run_dir / result['reliability_diagram']}", markup=False)
     t = unknown["thresholds"]
     console.print(
         f"unknown rejection: confidence < {t['confidence']:.3f} or kNN score < {t['knn']:.3f} "

@@ -6,6 +6,7 @@ import os
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from picsift.cli.common import JsonOpt, WorkspaceOpt, console, handle_errors, print_json
@@ -19,8 +20,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _shown(path: str) -> str:
-    """A path safe for the terminal: undecodable bytes shown as \\xNN escapes."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace") if isinstance(path, str) else str(path)
+    """A path safe for the terminal: undecodable bytes shown as \\xNN escapes, square brackets kept (not markup)."""
+    return escape(os.fsencode(path).decode("utf-8", "backslashreplace") if isinstance(path, str) else str(path))
 
 
 def _print_issues(title: str, issues: list[dict[str, Any]]) -> None:
@@ -30,7 +31,7 @@ def _print_issues(title: str, issues: list[dict[str, Any]]) -> None:
     table.add_column("file", overflow="fold")
     table.add_column("reason", overflow="fold")
     for item in issues[:_SHOW]:
-        table.add_row(_shown(item["path"]), item["reason"] or "")
+        table.add_row(_shown(item["path"]), escape(item["reason"] or ""))
     if len(issues) > _SHOW:
         table.add_row(f"... and {len(issues) - _SHOW} more (see --json)", "")
     console.print(table)
@@ -83,12 +84,12 @@ def import_(
     if result.splits:
         per_split = ", ".join(f"{k} {v}" for k, v in result.splits.items())
         origins = ", ".join(f"{k} {v}" for k, v in result.split_origins.items())
-        console.print(f"  splits: {per_split} (origin: {origins})", highlight=False)
+        console.print(f"  splits: {per_split} (origin: {origins})", markup=False, highlight=False)
     if result.classes:
         console.print(f"  labels: {result.labeled} images in {len(result.classes)} classes", highlight=False)
     if out["skipped_by_reason"]:
         why = ", ".join(f"{k} {v}" for k, v in out["skipped_by_reason"].items())
-        console.print(f"  skipped: {why}", highlight=False)
+        console.print(f"  skipped: {why}", markup=False, highlight=False)
     _print_issues("unreadable files (recorded, not used for training)", out["unreadable_files"])
 
 
@@ -120,7 +121,7 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
         classes = sorted({c for counts in splits.values() for c in counts})
         for c in classes:
             row = [splits[n].get(c, 0) for n in names]
-            table.add_row(c, *map(str, row), str(sum(row)))
+            table.add_row(escape(c), *map(str, row), str(sum(row)))
         totals = [sum(splits[n].values()) for n in names]
         table.add_row("[bold]total[/]", *map(str, totals), str(sum(totals)))
         console.print(table)

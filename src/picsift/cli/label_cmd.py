@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
 
@@ -43,7 +44,9 @@ def label(
     ws.close()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
-    console.print(f"labelling {ws.root} at [bold]{url}[/]  (Ctrl+C to stop)", highlight=False, soft_wrap=True)
+    console.print(
+        f"labelling {escape(str(ws.root))} at [bold]{url}[/]  (Ctrl+C to stop)", highlight=False, soft_wrap=True
+    )
     if token:
         console.print(f"access token: {token}", highlight=False)
     if not no_browser:
@@ -82,7 +85,7 @@ def autolabel(
             highlight=False,
         )
         for name, n in sorted(result.per_class.items()):
-            console.print(f"  {name}: {n}", highlight=False)
+            console.print(f"  {name}: {n}", markup=False, highlight=False)
     else:
         console.print(
             f"{result.clusters} clusters of {result.considered} unlabelled images (embeddings: {result.embeddings}); "
@@ -121,7 +124,7 @@ def import_labels(
             highlight=False,
         )
     for u in report.unmatched[:10]:
-        console.print(f"  no catalog image for {u}", highlight=False)
+        console.print(f"  no catalog image for {u}", markup=False, highlight=False)
 
 
 @handle_errors
@@ -139,4 +142,4 @@ def export_labels(
     if json_out:
         print_json({"file": str(file), "format": fmt, "labeled": n})
     else:
-        console.print(f"wrote {n} labels to {file} ({fmt})", highlight=False)
+        console.print(f"wrote {n} labels to {file} ({fmt})", markup=False, highlight=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
 
@@ -130,8 +131,8 @@ def train(
         print_json(out)
     else:
         acc = f"{result.val_acc:.4f}" if result.val_acc is not None else "n/a"
-        console.print(f"trained [bold]{result.model}[/] in {result.seconds:.1f}s, val acc {acc}")
-        console.print(f"run: {result.run_dir}")
+        console.print(f"trained [bold]{result.model}[/] in {result.seconds:.1f}s, val acc {acc}", highlight=False)
+        console.print(f"run: {result.run_dir}", markup=False, highlight=False)
 
 
 @handle_errors
@@ -203,9 +204,13 @@ def predict(
     elif csv_file is None:
         for r in rows:
             if "error" in r:
-                console.print(f"[red]{r['path']}: error: {r['error']}[/]", highlight=False)
+                console.print(
+                    f"{r['path']}: error: {r['error']}", style="red", markup=False, highlight=False, soft_wrap=True
+                )
             else:
-                alts = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"])
-                console.print(f"{r['path']}: [bold]{r['label']}[/] ({alts})", highlight=False)
+                alts = escape(", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"]))
+                console.print(
+                    f"{escape(str(r['path']))}: [bold]{escape(r['label'])}[/] ({alts})", highlight=False, soft_wrap=True
+                )
     if rows and all("error" in r for r in rows):
         raise typer.Exit(code=2)
