@@ -101,8 +101,11 @@ def test_square_brackets_in_names_and_messages_are_printed_as_written(tmp_path: 
     code, out, _ = _invoke("evaluate", "--workspace", ws)
     assert code == 0 and "│ [misc]" in out  # the per-class table
     image = next((data / "[misc]").glob("*.png"))
-    code, out, _ = _invoke("predict", str(image), "--workspace", ws, "--top-k", "2")
-    assert code == 0 and "[misc]" in out and str(image.name) in out  # "path: label (label p, label p)"
+    code, predicted, _ = _invoke("predict", str(image), "--workspace", ws, "--top-k", "2")
+    assert code == 0 and "[misc]" in predicted and str(image.name) in predicted  # "path: label (label p, label p)"
+    code, listed, _ = _invoke("status", "--workspace", ws)
+    for shown in (out, predicted, listed):  # styled lines neither leak their tags nor the escapes of their values
+        assert "[bold]" not in shown and "[/]" not in shown and "\\[" not in shown
 
 
 def test_python_api_wrappers(tmp_path: Path) -> None:

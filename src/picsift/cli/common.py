@@ -17,7 +17,9 @@ from picsift.errors import PicsiftError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console()
+# Markup off by default: paths, class names and messages print as written (rich would read "[misc]" or "a list
+# of [until, size] pairs" as tags and drop them). A line that styles opts in with markup=True and escapes its values.
+console = Console(markup=False)
 err_console = Console(stderr=True)
 
 WorkspaceOpt = Annotated[
@@ -49,7 +51,7 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except PicsiftError as e:
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -116,7 +116,7 @@ def clean(
             f"note: the label model agrees with only {100 * lm['cv_agreement']:.0f}% of the given labels, so "
             "label issues are a review queue (sorted by score in the report), not a verdict"
         )
-    console.print(f"findings: {result.findings_path}\nreport:   {result.report_path}", markup=False)
+    console.print(f"findings: {result.findings_path}\nreport:   {result.report_path}")
 
 
 @handle_errors

@@ -67,7 +67,9 @@ def export(
         print_json(out_obj)
         return
     p = meta.get("parity") or {}
-    console.print(f"exported [bold]{meta['model']}[/] to {escape(str(bundle))} (version {meta['version']})")
+    console.print(
+        f"exported [bold]{escape(meta['model'])}[/] to {escape(str(bundle))} (version {meta['version']})", markup=True
+    )
     if "max_abs_prob_diff" in p:
         console.print(
             f"parity vs PyTorch on {p['samples']}: max prob diff {p['max_abs_prob_diff']:.2e}, "
@@ -167,11 +169,11 @@ def feedback_list(
         table.add_row(
             str(it.id),
             it.status,
-            escape(it.label),
-            escape(it.predicted_label or "-"),
+            it.label,
+            it.predicted_label or "-",
             conf,
-            escape(it.model_version or "-"),
-            escape(it.comment[:40]),
+            it.model_version or "-",
+            it.comment[:40],
             it.created_at,
         )
     console.print(table)
@@ -189,7 +191,7 @@ def feedback_export(
     if json_out:
         print_json(result)
     else:
-        console.print(f"wrote {result['rows']} rows and {result['images']} images to {result['out']}", markup=False)
+        console.print(f"wrote {result['rows']} rows and {result['images']} images to {result['out']}")
 
 
 @handle_errors
@@ -205,7 +207,7 @@ def feedback_accept(
         print_json({"accepted": [it.to_dict() for it in items]})
     else:
         for it in items:
-            console.print(f"accepted feedback {it.id}: image {it.image_id} labelled {it.label!r}", markup=False)
+            console.print(f"accepted feedback {it.id}: image {it.image_id} labelled {it.label!r}")
 
 
 @handle_errors

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
 
@@ -44,12 +45,12 @@ def evaluate(
         return
     table = Table("class", "precision", "recall", "F1", "support", title=f"{result.run_id} on the {result.split} split")
     for name, c in m["per_class"].items():
-        table.add_row(escape(name), f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
+        table.add_row(name, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
     table.add_section()
     for key in ("macro_avg", "weighted_avg"):
         a = m[key]
         table.add_row(
-            f"[bold]{key.replace('_', ' ')}[/]",
+            Text(key.replace("_", " "), style="bold"),
             f"{a['precision']:.3f}",
             f"{a['recall']:.3f}",
             f"{a['f1']:.3f}",
@@ -59,13 +60,15 @@ def evaluate(
     top = "  ".join(f"top-{k} {v:.4f}" for k, v in m["top_k_accuracy"].items() if k != "1")
     console.print(
         f"split: [bold]{result.split}[/] ({result.split_reason}), {result.n_images} images"
-        + (f", skipped {sum(result.skipped.values())}: {result.skipped}" if result.skipped else ""),
+        + (f", skipped {sum(result.skipped.values())}: {escape(str(result.skipped))}" if result.skipped else ""),
+        markup=True,
         highlight=False,
     )
     console.print(
         f"accuracy [bold]{m['accuracy']:.4f}[/]  macro F1 {m['macro_avg']['f1']:.4f}  ECE {m['ece']:.4f}  "
         f"NLL {m['nll']:.4f}" + (f"  {top}" if top else ""),
+        markup=True,
         highlight=False,
     )
-    console.print(f"metrics: {result.metrics_path}", markup=False, highlight=False, soft_wrap=True)
-    console.print(f"report:  {result.report_path}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"metrics: {result.metrics_path}", highlight=False, soft_wrap=True)
+    console.print(f"report:  {result.report_path}", highlight=False, soft_wrap=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from picsift.cli.common import JsonOpt, WorkspaceOpt, console, handle_errors, print_json
 
@@ -41,7 +41,7 @@ def features(
             print_json({"extractors": rows})
         else:
             for r in rows:
-                console.print(f"[bold]{r['name']}[/]  {r['description']}", highlight=False)
+                console.print(Text.assemble((r["name"], "bold"), f"  {r['description']}"), highlight=False)
         return
     ws = Workspace.open(workspace)
     ext = get_extractor(extractor, ws)
@@ -74,7 +74,7 @@ def features(
         f"({result['computed']} computed, {result['cached']} from cache) in {seconds:.1f}s",
         highlight=False,
     )
-    console.print(f"cache: {store.path}", markup=False, highlight=False)
+    console.print(f"cache: {store.path}", highlight=False)
 
 
 @handle_errors
@@ -106,14 +106,14 @@ def compare(
                   title=f"leaderboard on {board.n_eval} {board.split} images")  # fmt: skip
     for i, r in enumerate(board.rows, 1):
         if "error" in r:
-            table.add_row(str(i), r["candidate"], f"[red]failed: {escape(str(r['error']))}[/]", "", "", "", "")
+            table.add_row(str(i), r["candidate"], Text(f"failed: {r['error']}", style="red"), "", "", "", "")
             continue
         table.add_row(
             str(i), r["candidate"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['train_seconds']:.1f}",
             f"{r['predict_ms_per_image']:.2f}", human_bytes(r["model_bytes"]),
         )  # fmt: skip
     console.print(table)
-    console.print(f"leaderboard: {board.html_path}", markup=False, highlight=False)
+    console.print(f"leaderboard: {board.html_path}", highlight=False)
 
 
 @handle_errors
@@ -154,8 +154,8 @@ def cluster(
     for c in s["clusters"]:
         top = ", ".join(f"{k_} {v}" for k_, v in list(c["labels"].items())[:3]) or "unlabelled"
         name = "noise" if c["cluster"] < 0 else f"cluster {c['cluster']}"
-        console.print(f"  {name}: {c['size']} images ({top})", markup=False, highlight=False)
+        console.print(f"  {name}: {c['size']} images ({top})", highlight=False)
     if s["metrics"]:
         m = s["metrics"]
         console.print(f"vs labels: purity {m['purity']:.3f}, NMI {m['nmi']:.3f}, ARI {m['ari']:.3f}", highlight=False)
-    console.print(f"map: {result.html_path}\ngroups: {result.json_path}", markup=False, highlight=False)
+    console.print(f"map: {result.html_path}\ngroups: {result.json_path}", highlight=False)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
 
@@ -48,14 +49,12 @@ def tune(
         print_json(summary)
         return
     console.print(
-        f"study [bold]{summary['study']}[/]: {summary['trials_total']} trials "
-        f"({summary['trials_complete']} complete, {summary['trials_pruned']} pruned)"
+        f"study [bold]{escape(summary['study'])}[/]: {summary['trials_total']} trials "
+        f"({summary['trials_complete']} complete, {summary['trials_pruned']} pruned)",
+        markup=True,
     )
-    console.print(
-        f"best trial {summary['best_trial']}: val acc {summary['best_value']:.4f} {summary['best_params']}",
-        markup=False,
-    )
-    console.print(f"run: {summary['run_dir']} (study plot: tune.html)", markup=False)
+    console.print(f"best trial {summary['best_trial']}: val acc {summary['best_value']:.4f} {summary['best_params']}")
+    console.print(f"run: {summary['run_dir']} (study plot: tune.html)")
 
 
 @handle_errors
@@ -94,8 +93,8 @@ def ensemble(
     acc = summary["best_val_acc"]
     what = f"{len(summary['members'])} snapshots of {snapshots}" if snapshots else f"{len(dirs)} runs"
     console.print(f"ensemble of {what} ({method}): val acc {'n/a' if acc is None else f'{acc:.4f}'}")
-    console.print(f"members: {accs}; weights {[round(w, 3) for w in summary['weights']]}", markup=False)
-    console.print(f"run: {run_dir}", markup=False)
+    console.print(f"members: {accs}; weights {[round(w, 3) for w in summary['weights']]}")
+    console.print(f"run: {run_dir}")
 
 
 @handle_errors
@@ -144,7 +143,7 @@ def calibrate(
                     f"(accuracy {r['accuracy_before']:.4f} -> {r['accuracy_after']:.4f})"
                 )
         scales = ", ".join(f"{c} x{s:.2f}" for c, s in zip(fitted["classes"], fitted["scales"], strict=True))
-        console.print(f"class scales: {scales} ({run_dir / 'thresholds.json'})", markup=False)
+        console.print(f"class scales: {scales} ({run_dir / 'thresholds.json'})")
     console.print(f"temperature {result['temperature']:.3f} (fitted on {result['n']} validation images)")
     for split in ("val", "test"):
         if split in result:
@@ -153,7 +152,7 @@ def calibrate(
                 f"{split}: NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}, "
                 f"ECE {r['ece_before']:.4f} -> {r['ece_after']:.4f}"
             )
-    console.print(f"reliability diagram: {run_dir / result['reliability_diagram']}", markup=False)
+    console.print(f"reliability diagram: {run_dir / result['reliability_diagram']}")
     t = unknown["thresholds"]
     console.print(
         f"unknown rejection: confidence < {t['confidence']:.3f} or kNN score < {t['knn']:.3f} "
@@ -181,4 +180,4 @@ def check_drift(
     console.print(f"embedding shift: domain-classifier AUC {e['domain_auc']:.3f} (0.5 = indistinguishable)")
     console.print(f"confidence: {c['reference_mean']:.3f} -> {c['new_mean']:.3f}")
     console.print(f"class mix shift (total variation): {m['total_variation']:.3f}")
-    console.print(f"[bold]{result['message']}[/]")
+    console.print(result["message"], style="bold")

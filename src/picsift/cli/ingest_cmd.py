@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from picsift.cli.common import JsonOpt, WorkspaceOpt, console, handle_errors, print_json
 
@@ -20,8 +21,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _shown(path: str) -> str:
-    """A path safe for the terminal: undecodable bytes shown as \\xNN escapes, square brackets kept (not markup)."""
-    return escape(os.fsencode(path).decode("utf-8", "backslashreplace") if isinstance(path, str) else str(path))
+    """A path safe for the terminal: undecodable bytes shown as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace") if isinstance(path, str) else str(path)
 
 
 def _print_issues(title: str, issues: list[dict[str, Any]]) -> None:
@@ -31,7 +32,7 @@ def _print_issues(title: str, issues: list[dict[str, Any]]) -> None:
     table.add_column("file", overflow="fold")
     table.add_column("reason", overflow="fold")
     for item in issues[:_SHOW]:
-        table.add_row(_shown(item["path"]), escape(item["reason"] or ""))
+        table.add_row(_shown(item["path"]), item["reason"] or "")
     if len(issues) > _SHOW:
         table.add_row(f"... and {len(issues) - _SHOW} more (see --json)", "")
     console.print(table)
@@ -72,8 +73,9 @@ def import_(
         print_json(out)
         return
     console.print(
-        f"imported [bold]{_shown(result.source)}[/] ({result.kind}) into {_shown(str(result.workspace))} "
-        f"in {result.seconds:.1f}s",
+        f"imported [bold]{escape(_shown(result.source))}[/] ({result.kind}) into "
+        f"{escape(_shown(str(result.workspace)))} in {result.seconds:.1f}s",
+        markup=True,
         highlight=False,
     )
     console.print(
@@ -84,12 +86,12 @@ def import_(
     if result.splits:
         per_split = ", ".join(f"{k} {v}" for k, v in result.splits.items())
         origins = ", ".join(f"{k} {v}" for k, v in result.split_origins.items())
-        console.print(f"  splits: {per_split} (origin: {origins})", markup=False, highlight=False)
+        console.print(f"  splits: {per_split} (origin: {origins})", highlight=False)
     if result.classes:
         console.print(f"  labels: {result.labeled} images in {len(result.classes)} classes", highlight=False)
     if out["skipped_by_reason"]:
         why = ", ".join(f"{k} {v}" for k, v in out["skipped_by_reason"].items())
-        console.print(f"  skipped: {why}", markup=False, highlight=False)
+        console.print(f"  skipped: {why}", highlight=False)
     _print_issues("unreadable files (recorded, not used for training)", out["unreadable_files"])
 
 
@@ -102,7 +104,7 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     if json_out:
         print_json(info)
         return
-    console.print(f"workspace [bold]{_shown(info['workspace'])}[/]", highlight=False)
+    console.print(f"workspace [bold]{escape(_shown(info['workspace']))}[/]", markup=True, highlight=False)
     console.print(
         f"  {info['images']} images: {info['readable']} readable, {len(info['unreadable'])} unreadable, "
         f"{info['exact_duplicates']} exact duplicates, {info['excluded']} excluded; "
@@ -121,9 +123,9 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
         classes = sorted({c for counts in splits.values() for c in counts})
         for c in classes:
             row = [splits[n].get(c, 0) for n in names]
-            table.add_row(escape(c), *map(str, row), str(sum(row)))
+            table.add_row(c, *map(str, row), str(sum(row)))
         totals = [sum(splits[n].values()) for n in names]
-        table.add_row("[bold]total[/]", *map(str, totals), str(sum(totals)))
+        table.add_row(Text("total", style="bold"), *map(str, totals), str(sum(totals)))
         console.print(table)
     if info["split_origins"]:
         origins = ", ".join(f"{k} {v}" for k, v in info["split_origins"].items())

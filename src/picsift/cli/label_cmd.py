@@ -45,7 +45,10 @@ def label(
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     console.print(
-        f"labelling {escape(str(ws.root))} at [bold]{url}[/]  (Ctrl+C to stop)", highlight=False, soft_wrap=True
+        f"labelling {escape(str(ws.root))} at [bold]{escape(url)}[/]  (Ctrl+C to stop)",
+        markup=True,
+        highlight=False,
+        soft_wrap=True,
     )
     if token:
         console.print(f"access token: {token}", highlight=False)
@@ -85,7 +88,7 @@ def autolabel(
             highlight=False,
         )
         for name, n in sorted(result.per_class.items()):
-            console.print(f"  {name}: {n}", markup=False, highlight=False)
+            console.print(f"  {name}: {n}", highlight=False)
     else:
         console.print(
             f"{result.clusters} clusters of {result.considered} unlabelled images (embeddings: {result.embeddings}); "
@@ -124,7 +127,7 @@ def import_labels(
             highlight=False,
         )
     for u in report.unmatched[:10]:
-        console.print(f"  no catalog image for {u}", markup=False, highlight=False)
+        console.print(f"  no catalog image for {u}", highlight=False)
 
 
 @handle_errors
@@ -142,4 +145,4 @@ def export_labels(
     if json_out:
         print_json({"file": str(file), "format": fmt, "labeled": n})
     else:
-        console.print(f"wrote {n} labels to {file} ({fmt})", markup=False, highlight=False)
+        console.print(f"wrote {n} labels to {file} ({fmt})", highlight=False)

@@ -131,8 +131,12 @@ def train(
         print_json(out)
     else:
         acc = f"{result.val_acc:.4f}" if result.val_acc is not None else "n/a"
-        console.print(f"trained [bold]{result.model}[/] in {result.seconds:.1f}s, val acc {acc}", highlight=False)
-        console.print(f"run: {result.run_dir}", markup=False, highlight=False)
+        console.print(
+            f"trained [bold]{escape(result.model)}[/] in {result.seconds:.1f}s, val acc {acc}",
+            markup=True,
+            highlight=False,
+        )
+        console.print(f"run: {result.run_dir}", highlight=False)
 
 
 @handle_errors
@@ -204,13 +208,14 @@ def predict(
     elif csv_file is None:
         for r in rows:
             if "error" in r:
-                console.print(
-                    f"{r['path']}: error: {r['error']}", style="red", markup=False, highlight=False, soft_wrap=True
-                )
+                console.print(f"{r['path']}: error: {r['error']}", style="red", highlight=False, soft_wrap=True)
             else:
                 alts = escape(", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"]))
                 console.print(
-                    f"{escape(str(r['path']))}: [bold]{escape(r['label'])}[/] ({alts})", highlight=False, soft_wrap=True
+                    f"{escape(str(r['path']))}: [bold]{escape(r['label'])}[/] ({alts})",
+                    markup=True,
+                    highlight=False,
+                    soft_wrap=True,
                 )
     if rows and all("error" in r for r in rows):
         raise typer.Exit(code=2)
