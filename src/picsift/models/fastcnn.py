@@ -82,16 +82,18 @@ class Block(nn.Module):
         self.norm1 = FrozenScaleBatchNorm(cout, bn_memory)
         self.conv2 = IdentityInitConv(cout, cout)
         self.norm2 = FrozenScaleBatchNorm(cout, bn_memory)
-        if third_conv:
-            self.conv3 = IdentityInitConv(cout, cout)
-            self.norm3 = FrozenScaleBatchNorm(cout, bn_memory)
+        # Optional third layer; None registers nothing, so state dicts of two-conv blocks are unchanged.
+        self.conv3 = IdentityInitConv(cout, cout) if third_conv else None
+        self.norm3 = FrozenScaleBatchNorm(cout, bn_memory) if third_conv else None
         self.act = ACTIVATIONS[activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(self.pool(x)) if self.pool_first else self.pool(self.conv1(x))
         x = self.act(self.norm1(x))
         x = self.act(self.norm2(self.conv2(x)))
-        return self.act(self.norm3(self.conv3(x))) if hasattr(self, "conv3") else x
+        if self.conv3 is None or self.norm3 is None:
+            return x
+        return self.act(self.norm3(self.conv3(x)))
 
 
 def default_depth(input_size: int) -> int:

@@ -241,7 +241,7 @@ def _fit(
                     break
                 whiten_bias = apply_schedule(sgd, ortho, p, hyper)
                 size = size_at(stages, p, dc.input_size)
-                if frozen_at(freezing, p) > frozen:
+                if freezing and frozen_at(freezing, p) > frozen:  # freezing only ever grows
                     frozen = frozen_at(freezing, p)
                     freeze_blocks(model, frozen)
                 if size != dc.input_size:
