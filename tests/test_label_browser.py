@@ -1,7 +1,7 @@
 """End to end in a real browser: Debian's chromium driven by Playwright labels images with the keyboard.
 
 The real app runs under uvicorn on a free loopback port in a thread; the test then checks the catalog.
-Set PICSIFT_SCREENSHOTS_DIR=docs/img to also save the README's screenshots.
+Set PICSIFT_SCREENSHOTS_DIR=docs/img to also save the screenshots in docs/label.md.
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def test_findings_proposals_and_clusters_in_chromium(server, page) -> None:
 
 
 def test_photo_workflow_train_queue_proposals_in_chromium(tmp_path: Path, datasets: Path, page) -> None:
-    """CIFAR-10 photos: train from the app, rank the next batch, review model proposals (README shots)."""
+    """CIFAR-10 photos: train from the app, rank the next batch, review model proposals (the docs/label.md shots)."""
     import hashlib
     import shutil
 

@@ -8,7 +8,7 @@ re-derived here and generalised to any number of classes and input size:
 - `depth` blocks of conv -> 2x2 max-pool -> BatchNorm -> GELU -> conv -> BatchNorm -> GELU, with
   identity-initialised convolutions (a block starts close to a pass-through, so deep signal flows
   from the first step); `pool_first=N` makes the last N blocks pool before their first convolution
-  (a quarter of its FLOPs; cheaper, but it trained a weaker net in the same time, see the README);
+  (a quarter of its FLOPs; cheaper, but it trained a weaker net in the same time, see docs/train.md);
   `third_conv=N` gives the last N blocks a third conv -> BatchNorm -> GELU at the block's pooled size;
 - BatchNorm with frozen unit scale (only the shift learns: the conv filters already carry scale)
   and a short running-statistics memory, which suits runs of only a few hundred steps;
@@ -200,7 +200,7 @@ def build(num_classes: int, pretrained: bool = False, weights: str | None = None
     try:
         return FastCNN(num_classes, **kwargs)
     except ValueError as e:  # an out-of-range model parameter (`--param pool_first=9`) is the user's to fix
-        raise ConfigError(f"{e}; see the README's fastcnn model_params") from e
+        raise ConfigError(f"{e}; see the fastcnn model_params in docs/train.md") from e
 
 
 def register_fastcnn() -> None:
