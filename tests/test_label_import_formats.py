@@ -77,7 +77,7 @@ def test_json_min_with_url_encoded_local_files_paths(ws: Workspace, tmp_path: Pa
     assert _last_annotator(ws, "photos/cat 1.png") == "import"  # the file names no annotator
 
     code, out, _ = _cli("import-labels", str(f), "-w", str(ws.root))
-    assert code == 0 and "3 unchanged" in out and "1 labels name no catalog image" in out
+    assert code == 0 and "3 unchanged" in out and "1 label names no catalog image:" in out
     assert "no catalog image for photos/gone.png" in out
 
 
@@ -180,6 +180,11 @@ def test_label_studio_csv_export(ws: Workspace, tmp_path: Path) -> None:
         ("export.json", [{"foo": 1, "bar": "x"}], f"no labels recognised in export.json: {TRIED}"),
         ("export.json", {"foo": 1}, f"no labels recognised in export.json: unrecognised JSON; {TRIED}"),
         ("export.json", [], f"no labels recognised in export.json: {TRIED}"),
+        (
+            "export.json",
+            [{"image": "a.png", "what": 1, "ever": 2}],
+            "export.json: cannot tell which field holds the label",
+        ),
         (
             "export.json",
             [_task(1, "/data/upload/1/8f3a2b1c-dog_0.png", (1, ["dog"], True))],

@@ -153,7 +153,8 @@ def import_labels(
         )
     if report.unmatched:
         first = ", the first 10" if len(report.unmatched) > 10 else ""
-        console.print(f"  {len(report.unmatched)} labels name no catalog image{first}:", highlight=False)
+        n = len(report.unmatched)
+        console.print(f"  {n} {'label names' if n == 1 else 'labels name'} no catalog image{first}:", highlight=False)
     for u in report.unmatched[:10]:
         console.print(f"  no catalog image for {u}", highlight=False)
 

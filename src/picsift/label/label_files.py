@@ -118,7 +118,8 @@ def _pick_label_key(keys: list[str], path_key: str | None, label_field: str | No
     rest = [k for k in keys if k != path_key and k.lower() not in _NOT_LABELS]
     if len(rest) > 1:
         raise DatasetError(
-            f"{name}: cannot tell which field holds the label ({', '.join(rest)}); choose one with --field"
+            f"no labels recognised in {name}: cannot tell which field holds the label ({', '.join(rest)}); "
+            "choose one with --field"
         )
     return rest[0] if rest else None
 
