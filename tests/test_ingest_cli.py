@@ -75,7 +75,12 @@ def test_errors_exit_2_with_one_line(tmp_path: Path) -> None:
 
     (tmp_path / "m.csv").write_text("path,label\nnope.png,cat\n")
     code, _, err = _invoke("import", str(tmp_path / "m.csv"), "--workspace", ws, "--json")
-    assert code == 2 and "line 2: file not found: nope.png" in err
+    assert code == 2 and "m.csv line 2: file not found: nope.png" in err
+
+    (tmp_path / "cols.csv").write_text("path;label\nnope.png;cat\nnope.png\n")
+    code, out, err = _invoke("import", str(tmp_path / "cols.csv"), "--workspace", ws)
+    assert code == 2 and out == ""
+    assert "cols.csv line 3: expected 2 columns (path, label) separated by ';', found 1" in " ".join(err.split())
 
     code, _, err = _invoke("status", "--workspace", str(tmp_path / "never-made"))
     assert code == 2 and "no picsift workspace" in err

@@ -131,11 +131,20 @@ def test_csv_manifest_relative_paths_labels_and_splits(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("path,label\nimgs/0.png,cat\nimgs/missing.png,dog\n", r"labels.csv: line 3: file not found: imgs/missing.png"),
-        ("imgs/0.png,cat,train,extra\n", r"line 1: expected path,label\[,split\], got 4 columns"),
+        ("path,label\nimgs/0.png,cat\nimgs/missing.png,dog\n", r"labels.csv line 3: file not found: imgs/missing.png"),
+        ("imgs/0.png,cat,train,extra\n", r"labels.csv line 1: expected at most 3 columns \(path, label, split\) "),
+        (
+            "path,label\nimgs/0.png,cat\n\nimgs/0.png\n",
+            r"labels.csv line 4: expected 2 columns \(path, label\) separated by ','",
+        ),
+        (
+            "imgs/0.png;cat\nimgs/0.png;cat;train\n",
+            r"labels.csv line 2: expected 2 columns \(path, label\) separated by ';', found 3",
+        ),
         ("path,label,split\nimgs/0.png,cat,holdout\n", r"line 2: unknown split 'holdout'"),
         ("path,label\n,cat\n", r"line 2: empty path"),
-        ("path,label\nimgs\n", r"line 2: imgs is a folder"),
+        ("path,label\nimgs,cat\n", r"line 2: imgs is a folder"),
+        ("C:\\data\\0.png,cat\n", r"line 1: file not found: C:\\data\\0.png .*backslash paths: written on Windows\?"),
         ("path,label\nimgs/0.png,cat\nimgs/0.png,dog\n", r"line 3: imgs/0.png is listed again .*first on line 2"),
     ],
 )
@@ -152,6 +161,33 @@ def test_csv_errors_name_the_line_and_change_nothing(tmp_path: Path, content: st
     w = Workspace.open(ws)
     assert w.catalog.catalog_hash() == before and w.catalog.count() == 1
     w.close()
+
+
+def test_manifest_written_on_windows_backslash_paths_bom_and_crlf(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for i, cls in enumerate(["a", "a", "b"]):
+        _png(data / "imgs" / cls / f"{i}.png", i)
+    rows = ["imgs\\a\\0.png,cat", "imgs\\a\\1.png,cat", "imgs\\b\\2.png,dog"]
+    (data / "labels.csv").write_bytes(("\ufeff" + "\r\n".join(rows) + "\r\n").encode())
+    result = run(ImportConfig(source=str(data / "labels.csv"), workspace=tmp_path / "ws"))
+    assert result.added == 3 and result.classes == ["cat", "dog"]
+    labels = {os.path.relpath(r.path, data): r.label for r in _rows(tmp_path / "ws")}
+    assert labels == {"imgs/a/0.png": "cat", "imgs/a/1.png": "cat", "imgs/b/2.png": "dog"}
+
+
+@pytest.mark.parametrize(("delimiter", "suffix"), [(";", ".csv"), ("\t", ".tsv"), ("|", ".csv")])
+def test_semicolon_and_tab_separated_manifests_with_headers(tmp_path: Path, delimiter: str, suffix: str) -> None:
+    data = tmp_path / "data"
+    for i in range(3):
+        _png(data / "imgs" / f"{i}.png", i)
+    lines = ["Path;Label;Split", "imgs/0.png;cat, tabby;train", "imgs/1.png;dog;val", "imgs/2.png;dog;"]
+    text = "\ufeff" + "\r\n".join(line.replace(";", delimiter) for line in lines) + "\r\n"
+    (data / f"labels{suffix}").write_bytes(text.encode())
+    result = run(ImportConfig(source=str(data / f"labels{suffix}"), workspace=tmp_path / "ws"))
+    assert result.kind == "csv" and result.added == 3 and result.classes == ["cat, tabby", "dog"]
+    rows = {os.path.basename(r.path): r for r in _rows(tmp_path / "ws")}
+    assert (rows["0.png"].label, rows["0.png"].split) == ("cat, tabby", "train")
+    assert (rows["1.png"].label, rows["1.png"].split) == ("dog", "val")
 
 
 def test_csv_not_utf8_names_the_line(tmp_path: Path) -> None:

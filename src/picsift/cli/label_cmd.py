@@ -99,11 +99,22 @@ def autolabel(
 
 @handle_errors
 def import_labels(
-    file: Annotated[Path, typer.Argument(help="CSV, picsift JSON, Label Studio JSON or COCO file.")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV, picsift JSON, COCO, or a Label Studio JSON, JSON-MIN or CSV export."),
+    ],
     workspace: WorkspaceOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing different labels.")] = False,
     as_proposals: Annotated[bool, typer.Option("--as-proposals", help="Record as proposals to review.")] = False,
-    annotator: Annotated[str, typer.Option(help="Name recorded with the changes.")] = "import",
+    annotator: Annotated[
+        str, typer.Option(help="Name recorded with the changes when the file names no annotator.")
+    ] = "import",
+    field: Annotated[
+        str | None,
+        typer.Option(
+            help="The field holding the class (Label Studio choices name, CSV column) when there are several."
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Apply labels from a file to the catalog's images (matched by path, hash, then file name)."""
@@ -111,14 +122,20 @@ def import_labels(
     from picsift.store import Workspace
 
     report = run_import(
-        Workspace.open(workspace), file, overwrite=overwrite, as_proposals=as_proposals, annotator=annotator
+        Workspace.open(workspace),
+        file,
+        overwrite=overwrite,
+        as_proposals=as_proposals,
+        annotator=annotator,
+        label_field=field,
     )
     if json_out:
         print_json(report.to_dict())
         return
     console.print(
-        f"read {report.read} labels: {report.applied} applied, {report.unchanged} unchanged, "
-        f"{report.proposed} proposed, {len(report.conflicts)} conflicts, {len(report.unmatched)} unmatched",
+        f"read {report.read} labels ({report.format}): {report.applied} applied, {report.unchanged} unchanged, "
+        f"{report.proposed} proposed, {len(report.conflicts)} conflicts, {len(report.unmatched)} unmatched, "
+        f"{len(report.disagreements)} disagreements, {len(report.multiple)} with several labels",
         highlight=False,
     )
     for c in report.conflicts[:10]:
@@ -126,6 +143,18 @@ def import_labels(
             f"  conflict: {c['path']} is {c['current']!r}, file says {c['file']!r} (use --overwrite or --as-proposals)",
             highlight=False,
         )
+    for d in report.disagreements[:10]:
+        given = "; ".join(f"{who}: {label}" for who, label in d["labels"].items())
+        console.print(f"  disagreement, not applied: {d['path']} ({given})", highlight=False)
+    for m in report.multiple[:10]:
+        console.print(
+            f"  several labels, not applied (an image holds one): {m['path']} ({', '.join(m['labels'])})",
+            highlight=False,
+        )
+    if report.unmatched:
+        first = ", the first 10" if len(report.unmatched) > 10 else ""
+        n = len(report.unmatched)
+        console.print(f"  {n} {'label names' if n == 1 else 'labels name'} no catalog image{first}:", highlight=False)
     for u in report.unmatched[:10]:
         console.print(f"  no catalog image for {u}", highlight=False)
 

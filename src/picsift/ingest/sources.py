@@ -10,19 +10,19 @@ Layouts of a folder, decided from its top level:
 
 from __future__ import annotations
 
-import csv
-import io
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from picsift.data.images import IMAGE_EXTENSIONS
 from picsift.errors import DatasetError
 from picsift.ingest.archives import extract, is_archive
+from picsift.ingest.delimited import column_count_error, delimiter_name, read_rows, read_utf8_text, sniff_delimiter
 from picsift.ingest.splits import SPLITS, normalize_split
 from picsift.ingest.urls import is_url
 
-MANIFEST_SUFFIXES = (".csv",)
+MANIFEST_SUFFIXES = (".csv", ".tsv")
 URL_LIST_SUFFIXES = (".txt", ".urls", ".list")
 # Files an operating system or tool leaves behind; never data.
 SYSTEM_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx", "$recycle.bin"})
@@ -177,69 +177,83 @@ def discover_folder(
     return disc
 
 
-def _raise_errors(what: str, errors: list[str]) -> None:
+def _raise_errors(errors: list[str]) -> None:
+    """One DatasetError listing the first problems (each names its file and line) and how many more."""
     if not errors:
         return
     more = f"; and {len(errors) - _MAX_LISTED_ERRORS} more" if len(errors) > _MAX_LISTED_ERRORS else ""
-    raise DatasetError(f"{what}: " + "; ".join(errors[:_MAX_LISTED_ERRORS]) + more)
-
-
-def _decode_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise DatasetError(f"cannot read {path}: {e.strerror or e}") from e
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise DatasetError(f"{path} line {line}: not UTF-8 text (save the file as UTF-8)") from e
+    raise DatasetError("; ".join(errors[:_MAX_LISTED_ERRORS]) + more)
 
 
 _PATH_COLUMNS = ("path", "file", "filename", "image", "url")
 _LABEL_COLUMNS = ("label", "class", "category")
+_HEADERLESS = ["path", "label", "split"]
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+def resolve_listed_path(base: Path, raw: str) -> tuple[str, str | None]:
+    """The absolute path a manifest line names, relative to `base`, and a hint when it does not exist.
+
+    A path written on Windows (`imgs\\a\\0.png`) is read with `\\` as the separator when that is
+    how it resolves, like the members of a zip archive. Returns (path, None) when the path exists,
+    else (the path as written, resolved; a hint for the error message, or None).
+    """
+    full = os.path.abspath(os.path.join(base, os.path.expanduser(raw)))
+    if os.path.lexists(full) or "\\" not in raw or os.sep == "\\":
+        return full, None
+    if not _WINDOWS_DRIVE.match(raw) and not raw.startswith("\\\\"):
+        posix = os.path.abspath(os.path.join(base, raw.replace("\\", "/")))
+        if os.path.lexists(posix):
+            return posix, None
+    return full, "backslash paths: written on Windows? Use paths relative to the manifest's folder"
 
 
 def discover_manifest(manifest: Path, *, label: str | None = None, split: str | None = None) -> Discovery:
-    """A CSV of `path,label[,split]` (header optional), paths relative to the CSV's folder."""
+    """A delimited file of `path,label[,split]` (header optional), paths relative to its folder.
+
+    The delimiter (`, ; <tab> |`) is detected (see `picsift.ingest.delimited`); every data line must
+    have as many columns as the header (or, without one, the first line). Raises DatasetError listing
+    each bad line as "labels.csv line 4: ..." before anything is written.
+    """
     manifest = Path(os.path.abspath(manifest))
     base = manifest.parent
     source = os.fsdecode(manifest)
     name = manifest.name
     disc = Discovery("csv", source)
-    reader = csv.reader(io.StringIO(_decode_text(manifest), newline=""))
+    text = read_utf8_text(manifest)
+    delimiter = sniff_delimiter(text)
     errors: list[str] = []
     columns: tuple[int, int | None, int | None] = (0, 1, 2)
+    header: list[str] | None = None
     seen: dict[str, tuple[int, str | None, str | None]] = {}
-    first = True
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            raise DatasetError(f"{manifest} line {reader.line_num}: malformed CSV ({e})") from e
-        line = reader.line_num
-        cells = [c.strip() for c in row]
-        if not any(cells) or cells[0].startswith("#"):
-            continue
-        if first:
-            first = False
+    for row in read_rows(text, name, delimiter):
+        line, cells = row.line, row.cells
+        if header is None:
             lowered = [c.lower() for c in cells]
             if any(c in _PATH_COLUMNS for c in lowered):
                 path_col = next(i for i, c in enumerate(lowered) if c in _PATH_COLUMNS)
                 label_col = next((i for i, c in enumerate(lowered) if c in _LABEL_COLUMNS), None)
                 split_col = next((i for i, c in enumerate(lowered) if c == "split"), None)
                 columns = (path_col, label_col, split_col)
+                header = cells
                 continue
-        if columns == (0, 1, 2) and len(cells) > 3:
-            errors.append(f"line {line}: expected path,label[,split], got {len(cells)} columns")
+            header = _HEADERLESS[: len(cells)]
+            if len(cells) > len(_HEADERLESS):
+                errors.append(
+                    f"{name} line {line}: expected at most {len(_HEADERLESS)} columns ({', '.join(_HEADERLESS)}) "
+                    f"separated by {delimiter_name(delimiter)}, found {len(cells)}"
+                )
+                header = cells
+                continue
+        if len(cells) != len(header):
+            errors.append(column_count_error(name, row, header, delimiter))
             continue
         path_col, label_col, split_col = columns
 
         def cell(i: int | None, cells: list[str] = cells) -> str:
             return cells[i] if i is not None and i < len(cells) else ""
 
+        where = f"{name} line {line}"
         raw_path = cell(path_col)
         row_label = cell(label_col) or label
         raw_split = cell(split_col)
@@ -249,36 +263,34 @@ def discover_manifest(manifest: Path, *, label: str | None = None, split: str | 
             row_split = normalize_split(raw_split)
             origin = "source"
             if row_split is None:
-                errors.append(f"line {line}: unknown split {raw_split!r} (expected one of {', '.join(SPLITS)})")
+                errors.append(f"{where}: unknown split {raw_split!r} (expected one of {', '.join(SPLITS)})")
                 continue
         if not raw_path:
-            errors.append(f"line {line}: empty path")
+            errors.append(f"{where}: empty path")
             continue
-        where = f"{name} line {line}"
         if is_url(raw_path):
             key, entry = raw_path, Entry(raw_path, source, "csv", row_label, row_split, origin, raw_path, where)
         else:
-            full = os.path.abspath(os.path.join(base, os.path.expanduser(raw_path)))
+            full, hint = resolve_listed_path(base, raw_path)
             if os.path.isdir(full):
-                errors.append(f"line {line}: {raw_path} is a folder, expected an image file")
+                errors.append(f"{where}: {raw_path} is a folder, expected an image file")
                 continue
             if not os.path.isfile(full):
-                errors.append(f"line {line}: file not found: {raw_path} (relative to {base})")
+                errors.append(f"{where}: file not found: {raw_path} (relative to {base}{'; ' + hint if hint else ''})")
                 continue
             key, entry = full, Entry(full, source, "csv", row_label, row_split, origin, None, where)
         if key in seen:
             first_line, first_label, first_split = seen[key]
             if (first_label, first_split) != (row_label, row_split):
                 errors.append(
-                    f"line {line}: {raw_path} is listed again with a different label or split "
-                    f"(first on line {first_line})"
+                    f"{where}: {raw_path} is listed again with a different label or split (first on line {first_line})"
                 )
             else:
                 disc.skipped.append((key, f"listed again on {where} (first on line {first_line})"))
             continue
         seen[key] = (line, row_label, row_split)
         disc.entries.append(entry)
-    _raise_errors(str(manifest), errors)
+    _raise_errors(errors)
     return disc
 
 
@@ -289,7 +301,7 @@ def discover_url_list(url_list: Path, *, label: str | None = None, split: str | 
     disc = Discovery("urls", source)
     errors: list[str] = []
     seen: dict[str, int] = {}
-    for line, raw in enumerate(_decode_text(url_list).splitlines(), start=1):
+    for line, raw in enumerate(read_utf8_text(url_list).splitlines(), start=1):
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
@@ -298,21 +310,23 @@ def discover_url_list(url_list: Path, *, label: str | None = None, split: str | 
             parts = text.split()
         url = parts[0]
         if not is_url(url):
-            errors.append(f"line {line}: not an http(s) URL: {url[:80]!r}")
+            errors.append(f"{url_list.name} line {line}: not an http(s) URL: {url[:80]!r}")
             continue
         row_label = parts[1] if len(parts) > 1 and parts[1] else label
         row_split, origin = split, "manual" if split else None
         if len(parts) > 2 and parts[2] and not split:
             row_split, origin = normalize_split(parts[2]), "source"
             if row_split is None:
-                errors.append(f"line {line}: unknown split {parts[2]!r} (expected one of {', '.join(SPLITS)})")
+                errors.append(
+                    f"{url_list.name} line {line}: unknown split {parts[2]!r} (expected one of {', '.join(SPLITS)})"
+                )
                 continue
         if url in seen:
             disc.skipped.append((url, f"listed again on line {line} (first on line {seen[url]})"))
             continue
         seen[url] = line
         disc.entries.append(Entry(url, url, "url", row_label, row_split, origin, url, f"{url_list.name} line {line}"))
-    _raise_errors(str(url_list), errors)
+    _raise_errors(errors)
     return disc
 
 
@@ -360,6 +374,6 @@ def discover(source: Path, *, workspace_files: Path, label: str | None = None, s
         disc.entries.append(Entry(full, full, "file", label, split, "manual" if split else None))
         return disc
     raise DatasetError(
-        f"{source}: unsupported source; expected a folder, a .csv manifest (path,label[,split]), a .txt list "
+        f"{source}: unsupported source; expected a folder, a .csv or .tsv manifest (path,label[,split]), a .txt list "
         f"of URLs, a .zip/.tar archive or an image file ({', '.join(sorted(IMAGE_EXTENSIONS))})"
     )

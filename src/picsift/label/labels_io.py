@@ -1,21 +1,25 @@
 """Import and export labels: CSV, picsift JSON, Label Studio JSON and COCO.
 
 Export writes every image of the catalog (unlabelled ones with an empty label in CSV/JSON), so a
-round trip keeps the full picture. Import matches images by path (as stored, or resolved), then by
-content hash, then by a unique file name, and never silently overwrites a different existing label:
-those are reported as conflicts unless `overwrite=True`, or recorded as proposals with
-`as_proposals=True`.
+round trip keeps the full picture. Import also reads Label Studio's JSON-MIN and CSV exports (see
+`picsift.label.label_files`); it matches images by path (as stored, or resolved), then by content
+hash, then by file name (the longest matching run of parent folders breaking ties), and never
+silently overwrites a different existing label: those are reported as conflicts unless
+`overwrite=True`, or recorded as proposals with `as_proposals=True`. An image the file labels
+differently twice (two annotators) or with several choices is reported, not applied.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from picsift.errors import DatasetError
+from picsift.label.label_files import LabelRecord, read_label_file, upload_name
 from picsift.store import ImageRow, Workspace
 
 FORMATS = ("csv", "json", "labelstudio", "coco")
@@ -94,68 +98,80 @@ def _ls_choice(label: str) -> dict[str, Any]:
 
 @dataclass
 class ImportReport:
+    """What an import did. `read`: records with a label; `unmatched`: references (first of each) that name
+    no catalog image; `disagreements`: images the file gives different labels (several annotators or
+    rows); `multiple`: images given several labels at once (the catalog holds one label per image)."""
+
+    format: str = ""
     read: int = 0
     applied: int = 0
     unchanged: int = 0
     proposed: int = 0
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
+    disagreements: list[dict[str, Any]] = field(default_factory=list)
+    multiple: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "format": self.format,
             "read": self.read,
             "applied": self.applied,
             "unchanged": self.unchanged,
             "proposed": self.proposed,
             "conflicts": self.conflicts,
             "unmatched": self.unmatched,
+            "disagreements": self.disagreements,
+            "multiple": self.multiple,
         }
 
 
-def _read_entries(path: Path) -> list[tuple[str | None, str | None, str]]:
-    """(path, sha256, label) entries from any supported file; the format is detected from content."""
-    if not path.is_file():
-        raise DatasetError(f"labels file {path} does not exist")
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix.lower() == ".csv" or not text.lstrip().startswith(("{", "[")):
-        reader = csv.DictReader(text.splitlines())
-        fields = {f.lower(): f for f in reader.fieldnames or []}
-        path_key = next((fields[k] for k in ("path", "file", "filename", "file_name", "image") if k in fields), None)
-        label_key = next((fields[k] for k in ("label", "class", "category") if k in fields), None)
-        if label_key is None or (path_key is None and "sha256" not in fields):
-            raise DatasetError(
-                f"{path}: CSV needs a label column (label/class/category) and a path or sha256 column; "
-                f"found columns {reader.fieldnames}"
-            )
-        return [
-            (row.get(path_key) if path_key else None, row.get(fields.get("sha256", "")) or None, row[label_key])
-            for row in reader
-        ]
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{path}: not valid JSON ({e})") from e
-    if isinstance(data, dict) and data.get("format") == "picsift-labels":
-        return [(d.get("path"), d.get("sha256"), d.get("label") or "") for d in data.get("images", [])]
-    if isinstance(data, dict) and "categories" in data and "images" in data:
-        names = {c["id"]: c["name"] for c in data["categories"]}
-        files = {im["id"]: im.get("file_name") for im in data["images"]}
-        return [(files.get(a["image_id"]), None, names.get(a["category_id"], "")) for a in data.get("annotations", [])]
-    if isinstance(data, list):
-        out: list[tuple[str | None, str | None, str]] = []
-        for task in data:
-            image = (task.get("data") or {}).get("image")
-            label = ""
-            for ann in task.get("annotations") or []:
-                for res in ann.get("result") or []:
-                    choices = (res.get("value") or {}).get("choices") or []
-                    if choices:
-                        label = str(choices[0])
-            out.append((image, (task.get("data") or {}).get("sha256"), label))
-        return out
-    raise DatasetError(
-        f"{path}: unrecognised labels file; expected CSV, picsift JSON, Label Studio JSON (a list of tasks) or COCO"
-    )
+def _parts(path: str) -> list[str]:
+    return [p for p in re.split(r"[\\/]+", path) if p]
+
+
+class _Matcher:
+    """Finds the catalog image a record names: by stored or resolved path, content hash, then file name
+    (a Label Studio upload prefix stripped), ties broken by the longest matching run of parent folders."""
+
+    def __init__(self, rows: list[ImageRow]) -> None:
+        self.by_path = {r.path: r for r in rows}
+        self.by_resolved = {str(Path(r.path).resolve()): r for r in rows}
+        self.by_sha: dict[str, ImageRow] = {}
+        self.by_name: dict[str, list[ImageRow]] = {}
+        for r in rows:
+            self.by_sha.setdefault(r.sha256, r)
+            self.by_name.setdefault(Path(r.path).name, []).append(r)
+
+    def find(self, path: str | None, sha: str | None) -> tuple[ImageRow | None, str]:
+        """The image, or None and why not."""
+        if path:
+            row = self.by_path.get(path) or self.by_resolved.get(str(Path(path).resolve()))
+            if row is not None:
+                return row, ""
+        if sha and sha in self.by_sha:
+            return self.by_sha[sha], ""
+        parts = _parts(path or "")
+        if not parts:
+            return None, ""
+        candidates = self.by_name.get(parts[-1], [])
+        stripped = upload_name(parts[-1])
+        if not candidates and stripped:
+            parts[-1] = stripped
+            candidates = self.by_name.get(stripped, [])
+        if len(candidates) > 1:
+            common = [_common_tail(_parts(r.path), parts) for r in candidates]
+            candidates = [r for r, n in zip(candidates, common, strict=True) if n == max(common)]
+        if len(candidates) == 1:
+            return candidates[0], ""
+        return None, f" ({len(candidates)} catalog images are named {parts[-1]})" if candidates else ""
+
+
+def _common_tail(a: list[str], b: list[str]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
 
 
 def import_labels(
@@ -165,48 +181,52 @@ def import_labels(
     overwrite: bool = False,
     as_proposals: bool = False,
     annotator: str = "import",
+    label_field: str | None = None,
 ) -> ImportReport:
-    """Apply labels from a file to matching catalog images (see the module docstring for the rules)."""
-    entries = _read_entries(path)
-    rows = _rows(ws)
-    by_path = {r.path: r for r in rows}
-    by_resolved = {str(Path(r.path).resolve()): r for r in rows}
-    by_sha: dict[str, ImageRow] = {}
-    by_name: dict[str, list[ImageRow]] = {}
-    for r in rows:
-        by_sha.setdefault(r.sha256, r)
-        by_name.setdefault(Path(r.path).name, []).append(r)
-    report = ImportReport()
-    proposals = []
-    for file_path, sha, label in entries:
-        label = (label or "").strip()
-        if not label:
+    """Apply labels from a file to matching catalog images (see the module docstring for the rules).
+
+    Reads any format of `picsift.label.label_files` (`label_field` picks the class field of an export
+    with several). The annotator recorded is the file's (Label Studio's `completed_by`/`annotator`) when
+    it names one, else `annotator`. Raises DatasetError when the file holds no label at all.
+    """
+    labels_file = read_label_file(path, label_field)
+    matcher = _Matcher(_rows(ws))
+    report = ImportReport(format=labels_file.format)
+    by_image: dict[int, tuple[ImageRow, list[LabelRecord]]] = {}
+    for record in labels_file.records:
+        if not record.labels:
             continue
         report.read += 1
-        row = None
-        if file_path:
-            if file_path.startswith("/data/local-files/?d="):  # Label Studio local storage URLs
-                file_path = "/" + file_path.split("?d=", 1)[1].lstrip("/")
-            row = by_path.get(file_path) or by_resolved.get(str(Path(file_path).resolve()))
-        if row is None and sha:
-            row = by_sha.get(sha)
-        if row is None and file_path:
-            named = by_name.get(Path(file_path).name, [])
-            row = named[0] if len(named) == 1 else None
+        row, why = matcher.find(record.path, record.sha256)
         if row is None:
-            report.unmatched.append(file_path or sha or "?")
+            report.unmatched.append((record.path or record.sha256 or record.where) + why)
             continue
+        by_image.setdefault(row.id, (row, []))[1].append(record)
+    proposals = []
+    for row, records in by_image.values():
+        answers = {r.labels for r in records}
+        if len(answers) > 1:
+            given = {r.annotator or r.where: ", ".join(r.labels) for r in records}
+            report.disagreements.append({"image_id": row.id, "path": row.path, "labels": given})
+            continue
+        (labels,) = answers
+        if len(labels) > 1:
+            report.multiple.append({"image_id": row.id, "path": row.path, "labels": list(labels)})
+            continue
+        label = labels[0]
+        who = ", ".join(dict.fromkeys(r.annotator for r in records if r.annotator))[:100] or annotator
         if row.label == label:
             report.unchanged += 1
             continue
         if as_proposals:
-            proposals.append((row.id, label, None))
+            proposals.append((row.id, label, who))
             continue
         if row.label is not None and not overwrite:
             report.conflicts.append({"image_id": row.id, "path": row.path, "current": row.label, "file": label})
             continue
-        ws.catalog.set_label(row.id, label, origin="import", annotator=annotator, expected_version=row.label_version)
+        ws.catalog.set_label(row.id, label, origin="import", annotator=who, expected_version=row.label_version)
         report.applied += 1
-    if proposals:
-        report.proposed = ws.catalog.propose_labels(proposals, origin="import", annotator=annotator)
+    for who in dict.fromkeys(w for _, _, w in proposals):
+        items = [(image_id, label, None) for image_id, label, w in proposals if w == who]
+        report.proposed += ws.catalog.propose_labels(items, origin="import", annotator=who)
     return report

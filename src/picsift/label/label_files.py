@@ -1,0 +1,268 @@
+"""Reading label files: picsift CSV/JSON, COCO, and Label Studio's JSON, JSON-MIN and CSV exports.
+
+The format is detected from the content. Label Studio exports (https://labelstud.io/guide/export):
+- JSON: a list of tasks `{"data": {"image": ...}, "annotations": [{"result": [{"type": "choices",
+  "from_name": "choice", "value": {"choices": ["dog"]}}], "was_cancelled": false, "completed_by": 1}]}`;
+  cancelled (skipped) annotations are ignored, every other annotation is one record with its annotator;
+- JSON-MIN: one flat object per annotation, `{"image": ..., "choice": "dog", "annotator": ...}`, where
+  the choices field (named after the `<Choices name=...>` of the labelling config) holds a string for
+  one choice and `{"choices": [...]}` for several;
+- CSV: the JSON-MIN fields as columns, several choices as that JSON text.
+
+Image references are turned into paths: `/data/local-files/?d=photos%2Fdog.png` (local storage,
+relative to its document root) becomes `photos/dog.png`, other URLs their decoded path, and files
+uploaded through Label Studio keep their `/data/upload/<project>/8f3a2b1c-dog.png` name, whose prefix
+the catalog matching strips (`upload_name`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from picsift.errors import DatasetError
+from picsift.ingest.delimited import column_count_error, read_rows, read_utf8_text, sniff_delimiter
+
+TRIED = "picsift CSV/JSON, COCO, Label Studio JSON, JSON-MIN and CSV"
+PATH_KEYS = ("path", "file", "filename", "file_name", "image", "img", "image_url", "url")
+LABEL_KEYS = ("label", "class", "category", "choice", "choices")
+# Columns that are never the label: picsift's own export and Label Studio's per-annotation fields.
+_NOT_LABELS = frozenset(
+    {"image_id", "sha256", "split", "excluded", "id", "annotator", "annotation_id", "created_at", "updated_at"}
+    | {"lead_time", "agreement", "history", "width", "height"}
+)
+_LS_FIELDS = frozenset({"annotator", "annotation_id", "lead_time"})
+_UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(.+)$")
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """One labelled (or unlabelled) image as a file names it."""
+
+    path: str | None  # as written, Label Studio URLs decoded to a path
+    sha256: str | None
+    labels: tuple[str, ...]  # empty: no label; several: a multiple-choice answer
+    annotator: str | None  # who labelled it, when the file says
+    where: str  # "labels.csv line 4", "export.json task 12"
+
+
+@dataclass(frozen=True)
+class LabelFile:
+    format: str  # "picsift CSV", "Label Studio JSON", ...; "" when none fits
+    records: list[LabelRecord]
+    read: str  # what was read, for messages: "12 rows", "3 tasks"
+
+
+def upload_name(name: str) -> str | None:
+    """`dog_0.png` for `8f3a2b1c-dog_0.png` (the prefix Label Studio gives uploaded files), else None."""
+    m = _UPLOAD_PREFIX.match(name)
+    return m.group(1) if m else None
+
+
+def image_reference_path(ref: str) -> str:
+    """The file path an image reference names: `/data/local-files/?d=a%2Fb.png` -> `a/b.png`,
+    `http://host/x/c%20d.png` -> `/x/c d.png`; a plain path is returned unchanged."""
+    parts = urlsplit(ref)
+    if parts.path.rstrip("/").endswith("/data/local-files"):
+        for item in parts.query.split("&"):
+            if item.startswith("d="):
+                return unquote(item[2:])
+    if parts.scheme in ("http", "https", "s3", "gs", "azure-blob") or ref.startswith("/data/"):
+        return unquote(parts.path)
+    return ref
+
+
+def _choices(value: Any) -> tuple[str, ...]:
+    """Labels from a choices value: "dog", {"choices": ["dog", "cat"]}, a list of either, or JSON text."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith(("{", "[")):
+            try:
+                return _choices(json.loads(text))
+            except json.JSONDecodeError:
+                pass
+        return (text,) if text else ()
+    if isinstance(value, dict):
+        return _choices(value.get("choices"))
+    if isinstance(value, list):
+        return tuple(c for v in value for c in _choices(v))
+    return (str(value),)
+
+
+def _annotator(value: Any) -> str | None:
+    """Label Studio's `completed_by` / `annotator`: an email, a user id, or {"email": ..., "id": ...}."""
+    if isinstance(value, dict):
+        value = value.get("email") or value.get("username") or value.get("id")
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        return f"label-studio user {value}"
+    return str(value)[:100]
+
+
+def _pick_label_key(keys: list[str], path_key: str | None, label_field: str | None, name: str) -> str | None:
+    if label_field is not None:
+        if label_field not in keys:
+            raise DatasetError(f"{name}: no field {label_field!r}; fields: {', '.join(keys)}")
+        return label_field
+    lowered = {k.lower(): k for k in keys}
+    known = next((lowered[k] for k in LABEL_KEYS if k in lowered), None)
+    if known is not None:
+        return known
+    rest = [k for k in keys if k != path_key and k.lower() not in _NOT_LABELS]
+    if len(rest) > 1:
+        raise DatasetError(
+            f"no labels recognised in {name}: cannot tell which field holds the label ({', '.join(rest)}); "
+            "choose one with --field"
+        )
+    return rest[0] if rest else None
+
+
+def _flat_records(
+    rows: list[tuple[str, dict[str, Any]]], keys: list[str], name: str, label_field: str | None
+) -> tuple[list[LabelRecord], bool]:
+    """Records of flat rows (CSV, JSON-MIN) with fields `keys`; returns them and whether a path (or
+    sha256) and a label field were found."""
+    lowered = {k.lower(): k for k in keys}
+    path_key = next((lowered[k] for k in PATH_KEYS if k in lowered), None)
+    sha_key = lowered.get("sha256")
+    if path_key is None and sha_key is None:
+        return [], False
+    label_key = _pick_label_key(keys, path_key, label_field, name)
+    if label_key is None:
+        return [], False
+    annotator_key = lowered.get("annotator")
+    records = []
+    for where, row in rows:
+        ref = row.get(path_key) if path_key else None
+        records.append(
+            LabelRecord(
+                image_reference_path(str(ref)) if ref else None,
+                str(row[sha_key]) if sha_key and row.get(sha_key) else None,
+                _choices(row.get(label_key)),
+                _annotator(row.get(annotator_key)) if annotator_key else None,
+                where,
+            )
+        )
+    return records, True
+
+
+def _read_delimited(text: str, name: str, label_field: str | None) -> LabelFile:
+    delimiter = sniff_delimiter(text)
+    rows = read_rows(text, name, delimiter)
+    header = next(rows, None)
+    if header is None:
+        raise DatasetError(f"no labels recognised in {name}: the file is empty; tried {TRIED}")
+    flat: list[tuple[str, dict[str, Any]]] = []
+    for row in rows:
+        if len(row.cells) != len(header.cells):
+            raise DatasetError(column_count_error(name, row, header.cells, delimiter))
+        flat.append((f"{name} line {row.line}", dict(zip(header.cells, row.cells, strict=True))))
+    records, found = _flat_records(flat, header.cells, name, label_field)
+    if not found:
+        raise DatasetError(
+            f"no labels recognised in {name}: a CSV needs a label column ({'/'.join(LABEL_KEYS)}, or the "
+            f"Label Studio choices column) and a path or sha256 column; found columns {', '.join(header.cells)}; "
+            f"tried {TRIED}"
+        )
+    ls = _LS_FIELDS & {c.lower() for c in header.cells}
+    return LabelFile("Label Studio CSV" if ls else "picsift CSV", records, f"{len(flat)} rows")
+
+
+def _image_of(data: dict[str, Any]) -> str | None:
+    """The image reference of a Label Studio task's data: `image`, another known key, or the one path."""
+    for key in PATH_KEYS:
+        if isinstance(data.get(key), str):
+            return str(data[key])
+    strings = [v for v in data.values() if isinstance(v, str) and ("/" in v or "." in v)]
+    return strings[0] if len(strings) == 1 else None
+
+
+def _label_studio_tasks(tasks: list[dict[str, Any]], name: str, label_field: str | None) -> LabelFile:
+    fields = {
+        str(res.get("from_name"))
+        for task in tasks
+        for ann in (task.get("annotations") or task.get("completions") or [])
+        for res in (ann.get("result") or [])
+        if isinstance((res.get("value") or {}).get("choices"), list)
+    }
+    if label_field is not None and fields and label_field not in fields:
+        raise DatasetError(f"{name}: no choices named {label_field!r}; the export has {', '.join(sorted(fields))}")
+    if label_field is None and len(fields) > 1:
+        raise DatasetError(
+            f"{name}: choices from several fields ({', '.join(sorted(fields))}); choose the class with --field"
+        )
+    records = []
+    for i, task in enumerate(tasks):
+        data = task.get("data") or {}
+        ref = _image_of(data)
+        path = image_reference_path(ref) if ref else None
+        where = f"{name} task {task.get('id', i + 1)}"
+        for ann in task.get("annotations") or task.get("completions") or []:
+            if ann.get("was_cancelled") or ann.get("skipped"):
+                continue
+            labels = tuple(
+                str(c)
+                for res in ann.get("result") or []
+                if label_field is None or res.get("from_name") == label_field
+                for c in ((res.get("value") or {}).get("choices") or [])
+            )
+            records.append(LabelRecord(path, data.get("sha256"), labels, _annotator(ann.get("completed_by")), where))
+    return LabelFile("Label Studio JSON", records, f"{len(tasks)} tasks, cancelled annotations ignored")
+
+
+def _read_json(data: Any, name: str, label_field: str | None) -> LabelFile:
+    if isinstance(data, dict) and data.get("format") == "picsift-labels":
+        records = [
+            LabelRecord(d.get("path"), d.get("sha256"), _choices(d.get("label")), None, f"{name} image {i + 1}")
+            for i, d in enumerate(data.get("images") or [])
+        ]
+        return LabelFile("picsift JSON", records, f"{len(records)} images")
+    if isinstance(data, dict) and "categories" in data and "images" in data:
+        names = {c["id"]: c["name"] for c in data["categories"]}
+        files = {im["id"]: im.get("file_name") for im in data["images"]}
+        records = [
+            LabelRecord(files.get(a["image_id"]), None, _choices(names.get(a["category_id"])), None, f"{name} ann {i}")
+            for i, a in enumerate(data.get("annotations") or [])
+        ]
+        return LabelFile("COCO", records, f"{len(records)} annotations")
+    if isinstance(data, dict) and "data" in data:
+        data = [data]  # one Label Studio task
+    if isinstance(data, list) and all(isinstance(t, dict) for t in data):
+        if any(k in t for t in data for k in ("annotations", "completions", "data")):
+            return _label_studio_tasks(data, name, label_field)
+        rows = [(f"{name} item {i + 1}", t) for i, t in enumerate(data)]
+        records, found = _flat_records(rows, list(dict.fromkeys(k for t in data for k in t)), name, label_field)
+        return LabelFile("Label Studio JSON-MIN" if found else "", records, f"{len(rows)} items")
+    raise DatasetError(f"no labels recognised in {name}: unrecognised JSON; tried {TRIED}")
+
+
+def read_label_file(path: Path, label_field: str | None = None) -> LabelFile:
+    """The records of a label file, its format detected from the content (see the module docstring).
+
+    `label_field` names the field (Label Studio `from_name`, CSV column) holding the class when there
+    are several. Raises DatasetError naming the file (and line) when it cannot be read, or when no
+    record carries a label: "no labels recognised in export.json: tried ...".
+    """
+    if not path.is_file():
+        raise DatasetError(f"labels file {path} does not exist")
+    text = read_utf8_text(path)
+    name = path.name
+    if path.suffix.lower() in (".csv", ".tsv") or not text.lstrip().startswith(("{", "[")):
+        result = _read_delimited(text, name, label_field)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{name} line {e.lineno}: not valid JSON ({e.msg})") from e
+        result = _read_json(data, name, label_field)
+    if not any(r.labels for r in result.records):
+        seen = f"read as {result.format} ({result.read}), none with a label; " if result.format else ""
+        raise DatasetError(f"no labels recognised in {name}: {seen}tried {TRIED}")
+    return result
