@@ -68,7 +68,10 @@ def test_archive_import_with_traversal_member_refused(tmp_path: Path, make: obje
     result = run(ImportConfig(source=str(archive), workspace=ws))
     assert result.kind == "archive"
     assert result.added == 5 and result.splits == {"train": 3, "val": 2}
-    assert [os.path.basename(i.path) for i in result.unreadable] == ["notes.txt"]
+    assert not result.unreadable
+    assert [(os.path.basename(i.path), i.reason) for i in result.skipped if i.path.endswith(".txt")] == [
+        ("notes.txt", "not an image file (.txt)")
+    ]
     refused = [i for i in result.skipped if "!" in i.path]
     assert sorted(i.path.split("!", 1)[1] for i in refused) == ["../../escaped.png", "/abs/escaped2.png"]
     assert all("unsafe path" in i.reason for i in refused)
@@ -85,7 +88,7 @@ def test_archive_import_with_traversal_member_refused(tmp_path: Path, make: obje
     w.close()
 
     again = run(ImportConfig(source=str(archive), workspace=ws))
-    assert (again.added, again.already_present) == (0, 6)
+    assert (again.added, again.already_present) == (0, 5)  # notes.txt is skipped again, never recorded
 
 
 def test_tar_links_are_refused(tmp_path: Path) -> None:

@@ -52,9 +52,7 @@ def test_folder_per_class_labels_and_label_events(tmp_path: Path) -> None:
     result = run(ImportConfig(source=str(root), workspace=tmp_path / "ws", seed=3))
     assert result.kind == "folder"
     assert (result.added, result.duplicates, len(result.unreadable)) == (21, 0, 0)
-    assert [(os.path.basename(i.path), i.reason) for i in result.skipped] == [
-        ("README.md", "not an image file, and outside the class folders")
-    ]
+    assert [(os.path.basename(i.path), i.reason) for i in result.skipped] == [("README.md", "not an image file (.md)")]
     rows = _rows(tmp_path / "ws")
     labels = Counter(r.label for r in rows)
     assert labels == {"cat": 10, "dog": 10, None: 1}

@@ -91,7 +91,7 @@ def import_(
         console.print(f"  labels: {result.labeled} images in {len(result.classes)} classes", highlight=False)
     if out["skipped_by_reason"]:
         why = ", ".join(f"{k} {v}" for k, v in out["skipped_by_reason"].items())
-        console.print(f"  skipped: {why}", highlight=False)
+        console.print(f"  skipped: {why}", highlight=False, soft_wrap=True)
     _print_issues("unreadable files (recorded, not used for training)", out["unreadable_files"])
 
 

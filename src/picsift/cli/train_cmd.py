@@ -176,6 +176,20 @@ def models(
     console.print(table)
 
 
+_SHOW_SKIPPED = 5  # skipped files listed by name; --json lists them all
+
+
+def _print_skipped(skipped: list[Any]) -> None:
+    from picsift.data.walk import count_by_kind
+
+    kinds = ", ".join(f"{kind} {n}" for kind, n in count_by_kind(skipped).items())
+    console.print(f"skipped {len(skipped)} files (not predicted): {kinds}", highlight=False, soft_wrap=True)
+    for s in skipped[:_SHOW_SKIPPED]:
+        console.print(f"  {s.path}: {s.reason}", highlight=False, soft_wrap=True)
+    if len(skipped) > _SHOW_SKIPPED:
+        console.print(f"  ... and {len(skipped) - _SHOW_SKIPPED} more (see --json)", highlight=False)
+
+
 @handle_errors
 def predict(
     paths: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
@@ -190,13 +204,20 @@ def predict(
     json_out: JsonOpt = False,
     csv_file: Annotated[Path | None, typer.Option("--csv", help="Write predictions to this CSV file.")] = None,
 ) -> None:
-    """Predict the class of images with a trained run (default: the latest) or an exported bundle."""
-    from picsift.api import predict as api_predict
+    """Predict the class of images with a trained run (default: the latest) or an exported bundle.
 
+    Folders are walked as `picsift import` walks them (same formats, hidden folders left out, links
+    followed); what they hold that is not an image is counted at the end, with why.
+    """
+    from picsift.api import predict as api_predict
+    from picsift.deploy.predictor import collect_inputs
+
+    found = collect_inputs(paths)
     results = api_predict(
-        paths, workspace=workspace, run=run, bundle=bundle, top_k=top_k, tta=tta, reject_unknown=reject_unknown
+        found.paths, workspace=workspace, run=run, bundle=bundle, top_k=top_k, tta=tta, reject_unknown=reject_unknown
     )
     rows = [r.to_dict() for r in results]
+    skipped = [{"path": str(s.path), "reason": s.reason} for s in found.skipped]
     if csv_file is not None:
         with csv_file.open("w", newline="") as f:
             w = csv.writer(f)
@@ -204,7 +225,7 @@ def predict(
             for r in rows:
                 w.writerow([r["path"], r.get("label", ""), r.get("confidence", ""), r.get("error", "")])
     if json_out:
-        print_json({"predictions": rows})
+        print_json({"predictions": rows, "skipped": skipped})
     elif csv_file is None:
         for r in rows:
             if "error" in r:
@@ -217,5 +238,7 @@ def predict(
                     highlight=False,
                     soft_wrap=True,
                 )
+    if skipped and not json_out:
+        _print_skipped(found.skipped)
     if rows and all("error" in r for r in rows):
         raise typer.Exit(code=2)

@@ -1,1 +1,1 @@
-"""Image decoding, preprocessing and the decoded-image cache."""
+"""Image formats (the one list picsift reads), the one folder walk, decoding, preprocessing and the decoded-image cache."""

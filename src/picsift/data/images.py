@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from picsift.data.formats import IMAGE_EXTENSIONS, PILLOW_FORMATS, missing_decoder_for
 from picsift.errors import ImageDecodeError
+
+__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageInfo", "load_rgb", "probe", "resize_square", "to_rgb"]
 
 # Refuse images above ~89 MP (Pillow's own warning threshold) instead of exhausting memory.
 MAX_PIXELS = 89_478_485
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jfif"}
-)
 _OPEN_LOCK = threading.Lock()
 
 
@@ -54,7 +54,7 @@ def _open(source: str | Path | bytes) -> Image.Image:
         # decoded cache use thread pools) must not interleave it; opening only parses the header.
         with _OPEN_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(fp)
+            img = Image.open(fp, formats=PILLOW_FORMATS)  # exactly the readable formats (picsift.data.formats)
         if img.width * img.height > MAX_PIXELS:
             raise ImageDecodeError(f"decompression bomb refused: {img.width}x{img.height} pixels exceeds {MAX_PIXELS}")
         img.load()
@@ -66,7 +66,8 @@ def _open(source: str | Path | bytes) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageDecodeError(f"decompression bomb refused: {e}") from e
     except UnidentifiedImageError as e:
-        raise ImageDecodeError("not an image (unrecognised format)") from e
+        missing = missing_decoder_for(_head(source))
+        raise ImageDecodeError(missing or "not an image (unrecognised format)") from e
     except OSError as e:
         if img is not None:
             img.close()
@@ -78,6 +79,16 @@ def _open(source: str | Path | bytes) -> Image.Image:
         if img is not None:
             img.close()
         raise ImageDecodeError(f"corrupt image: {type(e).__name__}: {e}") from e
+
+
+def _head(source: str | Path | bytes, n: int = 64) -> bytes:
+    if isinstance(source, bytes):
+        return source[:n]
+    try:
+        with open(source, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
 
 
 def _gps_to_degrees(value: object, ref: object) -> float | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from picsift.data.formats import suffix_for_format
 from picsift.data.images import probe
 from picsift.errors import ConfigError, WorkspaceError
 from picsift.store import ImageRow, Workspace
@@ -28,7 +29,6 @@ from picsift.store.schema import Image, utcnow
 
 FEEDBACK_SPLIT = "feedback"
 MAX_LABEL_CHARS = 200
-_EXT = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp"}
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class FeedbackStore:
         """Store the bytes content-addressed; returns (sha256, path relative to the workspace)."""
         info = probe(data)  # raises ImageDecodeError for anything that is not a whole image
         sha = hashlib.sha256(data).hexdigest()
-        rel = Path("feedback") / "images" / sha[:2] / f"{sha}{_EXT.get(info.format, '.img')}"
+        rel = Path("feedback") / "images" / sha[:2] / f"{sha}{suffix_for_format(info.format) or '.img'}"
         target = self.ws.root / rel
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from picsift.data.images import IMAGE_EXTENSIONS, load_rgb, resize_square
+from picsift.data.formats import describe
+from picsift.data.images import load_rgb, resize_square
+from picsift.data.walk import SkippedFile, WalkResult, count_by_kind, walk_images
 from picsift.errors import DatasetError, ImageDecodeError, RunNotFoundError
 from picsift.models.artifact import Artifact, load_artifact
 
@@ -48,38 +50,64 @@ class Prediction:
 PREDICT_CHUNK = 256  # images decoded and predicted together by predict_files
 
 
-def expand_inputs(inputs: list[str]) -> list[str]:
-    """Files, folders (recursively, image extensions) and glob patterns -> file paths, in order.
+@dataclass
+class InputFiles:
+    """The files to predict, in order, and what the folders and patterns held that is not an image
+    (hidden files, other suffixes, broken links, link loops), each with why."""
 
-    An existing path is taken literally even if its name holds glob characters (`photo[1].jpg`); a
-    folder or pattern that yields no image file is an error, so a typo never passes as "0 predictions".
-    A path that does not exist is kept: the predictor reports it per file ("no such file").
+    paths: list[str]
+    skipped: list[SkippedFile]
+
+
+def _skipped_note(skipped: list[SkippedFile]) -> str:
+    if not skipped:
+        return ""
+    kinds = ", ".join(f"{kind} {n}" for kind, n in count_by_kind(skipped).items())
+    return f"; skipped {len(skipped)}: {kinds}"
+
+
+def collect_inputs(inputs: list[str]) -> InputFiles:
+    """Files, folders and glob patterns -> the image files to predict, and what was skipped.
+
+    Folders (and the folders and files a pattern matches) are walked by `picsift.data.walk`, the same
+    walk `picsift import` uses: the same formats, hidden folders left out, links followed with loop
+    protection. An existing path is taken literally even if its name holds glob characters
+    (`photo[1].jpg`), and a file named explicitly is always predicted (a bad one is reported per
+    file). A folder or pattern that yields no image is a DatasetError, so a typo never passes as
+    "0 predictions". A path that does not exist is kept: the predictor reports it ("no such file").
     """
-
-    def images_under(folder: Path) -> list[str]:
-        return sorted(str(f) for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-
-    out: list[str] = []
+    out = InputFiles([], [])
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = images_under(p)
-            if not found:
-                exts = ", ".join(sorted(IMAGE_EXTENSIONS))
-                raise DatasetError(f"folder {item!r} holds no image files (looked for {exts}, recursively)")
-            out += found
+            found = walk_images(p)
+            out.skipped += found.skipped
+            if not found.images:
+                raise DatasetError(
+                    f"folder {item!r} holds no image files (looked for {describe()}, recursively)"
+                    + _skipped_note(found.skipped)
+                )
+            out.paths += [str(f) for f in found.images]
         elif p.exists() or not any(ch in item for ch in "*?["):
-            out.append(item)
+            out.paths.append(item)
         else:
             matches = sorted(glob.glob(item, recursive=True))
             if not matches:
                 raise DatasetError(f"pattern {item!r} matched no files")
+            found = WalkResult()
             for m in matches:
-                if Path(m).is_dir():
-                    out += images_under(Path(m))
-                elif Path(m).is_file():
-                    out.append(m)
+                found.extend(walk_images(Path(m)))
+            out.skipped += found.skipped
+            images = list(dict.fromkeys(str(f) for f in found.images))  # `**` matches a folder and its files
+            if not images:
+                raise DatasetError(f"pattern {item!r} matched no image files" + _skipped_note(found.skipped))
+            out.paths += images
     return out
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """The image files `collect_inputs` finds, without the skipped ones."""
+    return collect_inputs(inputs).paths
 
 
 class Predictor:

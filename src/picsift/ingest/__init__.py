@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from picsift import progress
 from picsift.config import ImportConfig
+from picsift.data.walk import reason_kind
 from picsift.errors import ConfigError, DatasetError, WorkspaceError
 from picsift.ingest.files import DownloadSettings, Probed, read_entry
 from picsift.ingest.sources import Discovery, discover
@@ -84,7 +85,7 @@ class ImportResult:
             "updated": self.updated,
             "unreadable": len(self.unreadable),
             "skipped": len(self.skipped),
-            "skipped_by_reason": dict(Counter(_reason_kind(i.reason) for i in self.skipped).most_common()),
+            "skipped_by_reason": dict(Counter(reason_kind(i.reason) for i in self.skipped).most_common()),
             "labeled": self.labeled,
             "classes": self.classes,
             "splits": self.splits,
@@ -93,14 +94,6 @@ class ImportResult:
             "unreadable_files": [i.to_dict() for i in self.unreadable],
             "skipped_files": [i.to_dict() for i in self.skipped],
         }
-
-
-def _reason_kind(reason: str) -> str:
-    """Group reasons that differ only in detail ("listed again on line 7" -> "listed again")."""
-    for marker in (" on ", " (", ": "):
-        if marker in reason:
-            return reason.split(marker)[0]
-    return reason
 
 
 def _annotator() -> str:
@@ -138,7 +131,8 @@ def run(cfg: ImportConfig) -> ImportResult:
         found = discover(source, workspace_files=files_dir, label=label, split=split)
         _leave_out_workspace(found, source, ws.root)
         if not found.entries:
-            hint = f" ({len(found.skipped)} files skipped: hidden, system or outside class folders)"
+            kinds = Counter(reason_kind(why) for _, why in found.skipped).most_common()
+            hint = f" ({len(found.skipped)} files skipped: " + ", ".join(f"{k} {n}" for k, n in kinds) + ")"
             raise DatasetError(f"{source}: found nothing to import{hint if found.skipped else ''}")
         known, downloaded = known_paths(catalog)
         todo = [e for e in found.entries if e.url is None or e.url not in downloaded]

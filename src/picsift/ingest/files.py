@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from picsift.data.images import IMAGE_EXTENSIONS, ImageInfo, probe
+from picsift.data.formats import IMAGE_EXTENSIONS, unavailable_reason
+from picsift.data.images import ImageInfo, probe
 from picsift.errors import ImageDecodeError
 from picsift.ingest.sources import Entry
 from picsift.ingest.urls import download
@@ -87,5 +88,5 @@ def read_entry(entry: Entry, known: dict[str, str], downloads: DownloadSettings)
         reason = f"cannot decode: {type(e).__name__}: {e}"
     ext = os.path.splitext(path)[1].lower()
     if reason.startswith("not an image") and entry.url is None and ext not in IMAGE_EXTENSIONS:
-        reason = f"not an image ({ext or 'no extension'} file)"
+        reason = unavailable_reason(ext) or f"not an image file ({ext or 'no extension'})"
     return Probed(entry, path, sha, len(data), error=reason)

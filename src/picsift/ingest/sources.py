@@ -1,11 +1,13 @@
 """Discovery: turn an import source into entries (a file or URL, its label and split) plus the files
 deliberately skipped, each with a reason. Nothing is read or decoded here beyond directory listings
-and the manifest itself, and a malformed manifest fails before anything is written.
+and the manifest itself, and a malformed manifest fails before anything is written. Which files in a
+folder are images, and which are skipped and why (hidden, not an image, links), is decided by the one
+folder walk, `picsift.data.walk`.
 
 Layouts of a folder, decided from its top level:
 - `root/{train,val,test}/<class>/**` (a `train` folder is present): splits from the source;
 - `root/<class>/**` (any sub-folders): folder-per-class, files directly in `root` are unlabeled;
-- a folder without sub-folders (or any folder with `--label`): every file, unlabeled or `--label`.
+- a folder without sub-folders (or any folder with `--label`): every image, unlabeled or `--label`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from picsift.data.images import IMAGE_EXTENSIONS
+from picsift.data.formats import describe, is_image_name, unavailable_reason
+from picsift.data.walk import Walker, WalkResult, hidden_files, is_hidden
 from picsift.errors import DatasetError
 from picsift.ingest.archives import extract, is_archive
 from picsift.ingest.delimited import column_count_error, delimiter_name, read_rows, read_utf8_text, sniff_delimiter
@@ -24,8 +27,6 @@ from picsift.ingest.urls import is_url
 
 MANIFEST_SUFFIXES = (".csv", ".tsv")
 URL_LIST_SUFFIXES = (".txt", ".urls", ".list")
-# Files an operating system or tool leaves behind; never data.
-SYSTEM_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx", "$recycle.bin"})
 _MAX_LISTED_ERRORS = 10
 
 
@@ -51,79 +52,40 @@ class Discovery:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
 
-def is_hidden(name: str) -> bool:
-    return name.startswith(".") or name.lower() in SYSTEM_NAMES
-
-
 def label_from_name(name: str) -> str:
     """A folder name as a label; bytes that are not UTF-8 become visible escapes like `\\xe9`."""
     return os.fsencode(name).decode("utf-8", "backslashreplace").strip()
 
 
-def walk_files(folder: Path) -> tuple[list[str], list[tuple[str, str]]]:
-    """All files under `folder`, sorted, and those skipped as hidden or system files."""
-    files: list[str] = []
-    skipped: list[tuple[str, str]] = []
-
-    def unlistable(error: OSError) -> None:  # its files cannot even be counted; say so
-        skipped.append((os.fsdecode(error.filename or folder), f"cannot list folder: {error.strerror or error}"))
-
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=unlistable):
-        dirnames.sort()
-        hidden_dirs = [d for d in dirnames if is_hidden(d)]
-        dirnames[:] = [d for d in dirnames if not is_hidden(d)]
-        for d in hidden_dirs:
-            for sub, _, names in os.walk(os.path.join(dirpath, d)):
-                skipped += [(os.path.join(sub, n), "hidden or system file") for n in sorted(names)]
-        for name in sorted(filenames):
-            full = os.path.join(dirpath, name)
-            if is_hidden(name):
-                skipped.append((full, "hidden or system file"))
-            elif not os.path.isfile(full):
-                skipped.append((full, "not a regular file (broken link, socket or device)"))
-            else:
-                files.append(full)
-    return files, skipped
+def _skips(found: WalkResult) -> list[tuple[str, str]]:
+    return [(os.fspath(s.path), s.reason) for s in found.skipped]
 
 
-def _looks_like_image(path: str) -> bool:
-    return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
-
-
-def _top_level(root: Path) -> tuple[list[str], list[str], list[tuple[str, str]]]:
-    dirs, files, skipped = [], [], []
-    for name in sorted(os.listdir(root)):
-        full = os.path.join(root, name)
-        if os.path.isdir(full):
-            if is_hidden(name):
-                found, hidden = walk_files(Path(full))
-                skipped += [(f, "hidden or system file") for f in found] + hidden
-            else:
-                dirs.append(name)
-        else:
-            files.append(name)
-    return dirs, files, skipped
+def _class_folder(
+    walker: Walker, folder: Path, disc: Discovery, source: str, split: str | None, split_origin: str | None
+) -> None:
+    """Every image under a class folder (recursively) is that class."""
+    label = label_from_name(folder.name) or None
+    found = walker.walk(folder)
+    disc.skipped += _skips(found)
+    disc.entries += [Entry(os.fspath(f), source, disc.kind, label, split, split_origin) for f in found.images]
 
 
 def _class_folders(
-    root: Path, disc: Discovery, kind: str, source: str, split: str | None, split_origin: str | None
+    walker: Walker,
+    level: tuple[list[Path], WalkResult],
+    disc: Discovery,
+    source: str,
+    split: str | None,
+    split_origin: str | None,
 ) -> None:
-    """`root/<class>/**`: files under a class folder are that class; loose image files are unlabeled."""
-    dirs, files, skipped = _top_level(root)
-    disc.skipped += skipped
-    for name in files:
-        full = os.path.join(root, name)
-        if is_hidden(name):
-            disc.skipped.append((full, "hidden or system file"))
-        elif _looks_like_image(full) and os.path.isfile(full):
-            disc.entries.append(Entry(full, source, kind, None, split, split_origin))
-        else:
-            disc.skipped.append((full, "not an image file, and outside the class folders"))
+    """`root/<class>/**` from `walker.split(root)`: images under a class folder are that class; loose
+    images are unlabeled."""
+    dirs, loose = level
+    disc.skipped += _skips(loose)
+    disc.entries += [Entry(os.fspath(f), source, disc.kind, None, split, split_origin) for f in loose.images]
     for d in dirs:
-        label = label_from_name(d)
-        found, hidden = walk_files(root / d)
-        disc.skipped += hidden
-        disc.entries += [Entry(f, source, kind, label or None, split, split_origin) for f in found]
+        _class_folder(walker, d, disc, source, split, split_origin)
 
 
 def discover_folder(
@@ -137,43 +99,39 @@ def discover_folder(
     root = Path(os.path.abspath(root))
     source = source if source is not None else os.fsdecode(root)
     forced_origin = "manual" if split else None
-    if label is not None:
-        disc = Discovery(kind or "flat", source)
-        found, hidden = walk_files(root)
-        disc.skipped += hidden
-        disc.entries += [Entry(f, source, disc.kind, label, split, forced_origin) for f in found]
-        return disc
     try:
-        names = sorted(os.listdir(root))
+        os.listdir(root)
     except OSError as e:
         raise DatasetError(f"cannot list folder {root}: {e.strerror or e}") from e
-    subfolders = [n for n in names if not is_hidden(n) and os.path.isdir(os.path.join(root, n))]
-    by_split = {d: normalize_split(d) for d in subfolders}
+    walker = Walker(root)
+    if label is not None:
+        disc = Discovery(kind or "flat", source)
+        found = walker.walk()
+        disc.skipped += _skips(found)
+        disc.entries += [Entry(os.fspath(f), source, disc.kind, label, split, forced_origin) for f in found.images]
+        return disc
+    dirs, top = walker.split(root)
+    by_split = {d: normalize_split(d.name) for d in dirs}
     if "train" in by_split.values():
         disc = Discovery(kind or "split-folders", source)
-        dirs, files, skipped = _top_level(root)
-        disc.skipped += skipped
-        for name in files:
-            full = os.path.join(root, name)
-            why = "hidden or system file" if is_hidden(name) else "outside the train/val/test folders"
-            disc.skipped.append((full, why))
-        for d in dirs:
-            canonical = by_split[d]
+        disc.skipped += _skips(top)
+        disc.skipped += [(os.fspath(f), "outside the train/val/test folders") for f in top.images]
+        for d, canonical in by_split.items():
             if canonical is None:
-                found, hidden = walk_files(root / d)
-                disc.skipped += hidden
-                disc.skipped += [(f, f"folder {d!r} is not a split (train, val or test)") for f in found]
+                found = walker.walk(d)
+                disc.skipped += _skips(found)
+                why = f"folder {d.name!r} is not a split (train, val or test)"
+                disc.skipped += [(os.fspath(f), why) for f in found.images]
                 continue
-            _class_folders(root / d, disc, disc.kind, source, split or canonical, forced_origin or "source")
+            _class_folders(walker, walker.split(d), disc, source, split or canonical, forced_origin or "source")
         return disc
-    if subfolders:
+    if dirs:
         disc = Discovery(kind or "folder", source)
-        _class_folders(root, disc, disc.kind, source, split, forced_origin)
+        _class_folders(walker, (dirs, top), disc, source, split, forced_origin)
         return disc
     disc = Discovery(kind or "flat", source)
-    found, hidden = walk_files(root)
-    disc.skipped += hidden
-    disc.entries += [Entry(f, source, disc.kind, None, split, forced_origin) for f in found]
+    disc.skipped += _skips(top)
+    disc.entries += [Entry(os.fspath(f), source, disc.kind, None, split, forced_origin) for f in top.images]
     return disc
 
 
@@ -341,9 +299,7 @@ def _archive_root(folder: Path) -> tuple[Path, list[tuple[str, str]]]:
             return folder, skipped
         for name in names:
             if name != visible[0]:
-                full = folder / name
-                found, hidden = walk_files(full) if full.is_dir() else ([os.fsdecode(full)], [])
-                skipped += [(f, "hidden or system file") for f in found] + hidden
+                skipped += [(os.fspath(s.path), s.reason) for s in hidden_files(folder / name)]
         folder = folder / visible[0]
 
 
@@ -368,12 +324,15 @@ def discover(source: Path, *, workspace_files: Path, label: str | None = None, s
         return discover_manifest(source, label=label, split=split)
     if lowered.endswith(URL_LIST_SUFFIXES):
         return discover_url_list(source, label=label, split=split)
-    if _looks_like_image(lowered):
+    if is_image_name(source.name):  # named on the command line: taken even when hidden
         full = os.path.abspath(source)
         disc = Discovery("file", full)
         disc.entries.append(Entry(full, full, "file", label, split, "manual" if split else None))
         return disc
+    missing = unavailable_reason(source.suffix)
+    if missing:
+        raise DatasetError(f"{source}: {missing}")
     raise DatasetError(
         f"{source}: unsupported source; expected a folder, a .csv or .tsv manifest (path,label[,split]), a .txt list "
-        f"of URLs, a .zip/.tar archive or an image file ({', '.join(sorted(IMAGE_EXTENSIONS))})"
+        f"of URLs, a .zip/.tar archive or an image file ({describe()})"
     )

@@ -17,20 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from picsift.data.images import IMAGE_EXTENSIONS
+from picsift.data.formats import IMAGE_EXTENSIONS, suffix_for_mime
 
 # Some servers send images as generic binary; those bytes are then judged by decoding them.
 _ACCEPTED_TYPES = ("application/octet-stream", "binary/octet-stream")
-_EXT_BY_TYPE = {
-    "image/jpeg": ".jpg",
-    "image/jpg": ".jpg",
-    "image/png": ".png",
-    "image/gif": ".gif",
-    "image/webp": ".webp",
-    "image/bmp": ".bmp",
-    "image/x-ms-bmp": ".bmp",
-    "image/tiff": ".tif",
-}
 _CHUNK = 1 << 16
 
 
@@ -52,7 +42,7 @@ def is_url(text: str) -> bool:
 
 
 def url_file_name(url: str, content_type: str | None) -> str:
-    ext = _EXT_BY_TYPE.get(content_type or "")
+    ext = suffix_for_mime(content_type)
     if ext is None:
         suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
         ext = suffix if suffix in IMAGE_EXTENSIONS else ".bin"

@@ -1,8 +1,9 @@
 """Request bodies -> image bytes -> model input, with limits and specific 4xx errors.
 
-Order of checks: body size (middleware), form/JSON shape, content sniffing (magic bytes, not the
-client's declared type), pixel count from the header (before decoding), then a full decode, which
-catches truncated and corrupt files.
+Order of checks: body size (middleware), form/JSON shape, content sniffing (Pillow identifies the
+format from the bytes, not from the client's declared type, trying only the readable formats of
+`picsift.data.formats`, the list every command reads), pixel count from the header (before
+decoding), then a full decode, which catches truncated and corrupt files.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ import warnings
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
+from picsift.data.formats import PILLOW_FORMATS, describe, missing_decoder_for, signature_format
 from picsift.data.images import load_rgb, resize_square
 from picsift.errors import ImageDecodeError
-
-SUPPORTED = "JPEG, PNG, GIF, BMP, TIFF, WebP"
 
 
 class ApiError(Exception):
@@ -35,48 +35,42 @@ class BodyTooLarge(ApiError):
         super().__init__(413, "request_too_large", f"request body exceeds the server's limit of {limit} bytes")
 
 
-def sniff(data: bytes) -> str | None:
-    """The image format from its first bytes, or None."""
-    head = data[:16]
-    if head.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if head.startswith(b"BM"):
-        return "BMP"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    return None
-
-
 def check_image_bytes(data: bytes, max_pixels: int) -> int:
-    """Raise ApiError unless `data` looks like a supported image within the pixel cap; returns its pixels."""
+    """Raise ApiError unless `data` is an image in a readable format within the pixel cap; returns its pixels.
+
+    415 when no readable format recognises the bytes (with what to install when it is HEIC/AVIF and
+    the decoder is missing), 422 when the header of a recognised format cannot be read, 413 above
+    `max_pixels`. Only the header is parsed here.
+    """
     if not data:
         raise ApiError(400, "empty_file", "the uploaded file is empty (0 bytes)")
-    fmt = sniff(data)
-    if fmt is None:
-        raise ApiError(
-            415,
-            "not_an_image",
-            f"the uploaded data is not an image in a supported format ({SUPPORTED}); it starts with {data[:8]!r}",
-        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as img:  # reads the header only
+            with Image.open(io.BytesIO(data), formats=PILLOW_FORMATS) as img:  # reads the header only
                 w, h = img.size
     except Image.DecompressionBombError as e:
         raise ApiError(413, "too_many_pixels", f"image refused: {e}") from e
+    except UnidentifiedImageError as e:
+        claimed = signature_format(data)
+        if claimed is not None:
+            raise ApiError(
+                422,
+                "undecodable_image",
+                f"the data starts like a {claimed.label} file but its header cannot be read (truncated or corrupt)",
+            ) from e
+        missing = missing_decoder_for(data)
+        raise ApiError(
+            415,
+            "not_an_image",
+            missing
+            or f"the uploaded data is not an image in a supported format ({describe()}); it starts with {data[:8]!r}",
+        ) from e
     except Exception as e:
         raise ApiError(
             422,
             "undecodable_image",
-            f"the data starts like a {fmt} file but its header cannot be read "
-            f"(truncated or corrupt: {type(e).__name__})",
+            f"the data looks like an image but its header cannot be read (truncated or corrupt: {type(e).__name__})",
         ) from e
     if w * h > max_pixels:
         raise ApiError(
