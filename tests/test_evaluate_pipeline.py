@@ -130,7 +130,8 @@ def test_forced_val_split_and_skipped_images(trained: tuple[Workspace, Path]) ->
         ws.catalog.undo(action)
     assert result.split == "val" and result.metrics["split"] == "val" and result.split_reason == "asked for"
     assert result.n_images == len(data["val_ids"]) - 1
-    assert result.metrics["skipped"] == {"excluded": 1}
+    excluded_class = ws.catalog.image(data["val_ids"][0]).label
+    assert result.metrics["skipped"] == {excluded_class: {"count": 1, "reason": "excluded", "reasons": {"excluded": 1}}}
     assert result.metrics["catalog_changed_since_training"] is True
 
 

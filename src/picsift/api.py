@@ -64,9 +64,11 @@ def evaluate_run(
     device: str = "auto",
     batch_size: int = 256,
     tta: bool = False,
+    strict: bool = False,
 ) -> EvalResult:
     """Score a run (default: the latest) on its test split, else its validation split; writes
-    metrics.json, predictions.csv and report.html into the run folder."""
+    metrics.json, predictions.csv and report.html into the run folder. Images whose file is missing or no
+    longer decodes are skipped (`result.skipped_images`), or raise MissingImagesError with `strict`."""
     from picsift.config import EvalConfig
     from picsift.evaluate.pipeline import run as evaluate_run
 
@@ -77,6 +79,7 @@ def evaluate_run(
         device=device,
         batch_size=batch_size,
         tta=tta,
+        strict=strict,
     )
     return evaluate_run(cfg)
 

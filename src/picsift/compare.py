@@ -89,18 +89,25 @@ def evaluate_run(ws: Workspace, run_dir: Path) -> dict[str, Any]:
     """Score a run on its test split (val if it has none) with the serving Predictor, timing prediction."""
     from sklearn.metrics import accuracy_score, f1_score
 
+    from picsift.data.available import decode_available, skipped_message
     from picsift.deploy.predictor import Predictor
-    from picsift.train.data import load_arrays
 
     data = json.loads((run_dir / "data.json").read_text())
     split = "test" if data.get("test_ids") else "val"
     ids = data.get(f"{split}_ids") or []
     predictor = Predictor.from_run(run_dir)
     classes = list(predictor.classes)
-    rows = [r for r in ws.catalog.images(ids=ids) if r.label in classes]
+    decoded = decode_available(
+        ws.cache_dir,
+        [r for r in ws.catalog.images(ids=ids) if r.label in classes],
+        predictor.data_config.storage_size,
+        f"decoding {split} images",
+    )
+    if decoded.skipped:  # files moved, deleted or corrupted since import
+        log.warning("%s images: %s", split, skipped_message(decoded.skipped))
+    rows, x = decoded.rows, decoded.x
     if not rows:
         raise ConfigError(f"run {run_dir.name} has no labelled {split} images to score")
-    x = load_arrays(ws, rows, predictor.data_config.storage_size, f"decoding {split} images")
     y = np.array([classes.index(r.label) for r in rows if r.label is not None])
     t0 = time.perf_counter()
     probs = predictor.predict_arrays(x)

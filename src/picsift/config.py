@@ -64,6 +64,7 @@ class TrainConfig:
     snapshots: int = 0  # keep the weights of the last N epochs in snapshots/ (for snapshot ensembles)
     with_feedback: bool = False
     run_name: str | None = None
+    strict: bool = False  # stop (exit 2) when an image file is missing or no longer decodes, instead of skipping it
 
     def validate(self) -> TrainConfig:
         if self.epochs is not None and self.epochs < 1:
@@ -96,6 +97,7 @@ class EvalConfig:
     ece_bins: int = 15
     mistakes: int = 24  # thumbnails in the report's gallery of confident mistakes
     tta: bool = False  # average over the run's test-time views (tta.json, else flips)
+    strict: bool = False  # stop (exit 2) when an image file is missing or no longer decodes, instead of skipping it
 
     def validate(self) -> EvalConfig:
         if self.split not in ("auto", "test", "val"):
@@ -140,6 +142,7 @@ class CleanConfig:
     tiny_class: int = 10
     max_imbalance: float = 5.0
     seed: int = 0
+    strict: bool = False  # stop (exit 2) when an image file is missing on disk, instead of skipping it
 
     def validate(self) -> CleanConfig:
         known = ("duplicates", "quality", "outliers", "labels", "imbalance")

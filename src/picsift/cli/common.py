@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from picsift.data.available import SkippedImage, skipped_message
 from picsift.errors import PicsiftError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,11 +34,29 @@ WorkspaceOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 RunOpt = Annotated[str | None, typer.Option("--run", help="Run id or folder (default: the latest run).")]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Stop (exit 2) when a catalog image is missing on disk or no longer decodes, instead of skipping it.",
+    ),
+]
 
 
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def warn(line: str) -> None:
+    """One yellow `warning:` line on stderr (stdout stays clean for --json)."""
+    err_console.print(f"[bold yellow]warning:[/] {escape(line)}", markup=True, highlight=False, soft_wrap=True)
+
+
+def warn_skipped(skipped: Sequence[SkippedImage]) -> None:
+    """The one line naming the images a command skipped because their file is missing or no longer decodes."""
+    if skipped:
+        warn(skipped_message(skipped))
 
 
 def handle_errors(fn: F) -> F:

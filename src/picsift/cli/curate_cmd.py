@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from picsift.cli.common import JsonOpt, WorkspaceOpt, console, handle_errors, print_json
+from picsift.cli.common import JsonOpt, StrictOpt, WorkspaceOpt, console, handle_errors, print_json, warn_skipped
 
 
 def register(app: typer.Typer) -> None:
@@ -47,6 +47,7 @@ def clean(
     ] = None,
     near_dup_threshold: Annotated[float | None, typer.Option(help="Near-duplicate similarity (0-1).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of settings (flags override it).")] = None,
+    strict: StrictOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Find duplicates, quality problems, outliers, label errors and imbalance; nothing is deleted.
@@ -100,8 +101,10 @@ def clean(
         extractor=extractor,
         label_model=label_model,
         near_dup_threshold=near_dup_threshold,
+        strict=strict or None,
     )
     result = curate.run(cfg)
+    warn_skipped(result.skipped)
     if json_out:
         print_json(result.to_dict())
         return
@@ -127,12 +130,15 @@ def export_clean(
         False
     ),
     copy: Annotated[bool, typer.Option("--copy", help="Copy files instead of hard-linking them.")] = False,
+    strict: StrictOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Write the clean labelled images (not excluded) to DEST, one folder per class (hard links or copies)."""
     from picsift import curate
+    from picsift.data.available import SkippedImage
 
-    out = curate.export_clean(workspace, dest, by_split=by_split, copy=copy)
+    out = curate.export_clean(workspace, dest, by_split=by_split, copy=copy, strict=strict)
+    warn_skipped([SkippedImage(**s) for s in out["skipped_images"]])
     if json_out:
         print_json(out)
         return

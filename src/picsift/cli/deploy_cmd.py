@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
+from picsift.cli.common import (
+    JsonOpt,
+    RunOpt,
+    StrictOpt,
+    WorkspaceOpt,
+    console,
+    handle_errors,
+    print_json,
+    warn,
+    warn_skipped,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +44,16 @@ def _run_dir(workspace: Path | None, run: str | None) -> Path:
     return resolve_run(ws, run)
 
 
+def _warn_parity(meta: dict[str, Any]) -> None:
+    """The parity check's caveats, on stderr: sample images skipped, and a model whose outputs barely vary."""
+    from picsift.data.available import SkippedImage
+
+    parity = meta.get("parity") or {}
+    warn_skipped([SkippedImage(**d) for d in parity.get("skipped_images", [])])
+    if parity.get("warning"):
+        warn(str(parity["warning"]))
+
+
 @handle_errors
 def export(
     workspace: WorkspaceOpt = None,
@@ -43,6 +63,7 @@ def export(
     out: Annotated[Path | None, typer.Option(help="Bundle folder (default <workspace>/exports/<run id>).")] = None,
     samples: Annotated[int, typer.Option(help="Test/val images for the parity check.")] = 64,
     version: Annotated[str | None, typer.Option(help="Version string (default <run id>-<hash>).")] = None,
+    strict: StrictOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Export a run to a bundle: ONNX model + preprocessing + classes + metadata, parity-checked."""
@@ -51,10 +72,13 @@ def export(
 
     if format != "onnx":
         raise ConfigError(f"--format must be onnx, got {format!r}")
-    bundle = export_run(_run_dir(workspace, run), out, quantize=quantize, samples=samples, version=version)
+    bundle = export_run(
+        _run_dir(workspace, run), out, quantize=quantize, samples=samples, version=version, strict=strict
+    )
     from picsift.deploy.bundle import read_bundle_meta
 
     meta = read_bundle_meta(bundle)
+    _warn_parity(meta)
     out_obj = {
         "bundle": str(bundle),
         "version": meta["version"],
@@ -119,6 +143,9 @@ def serve(
         from picsift.deploy.export import export as export_run
 
         bundle = export_run(_run_dir(workspace, run))
+        from picsift.deploy.bundle import read_bundle_meta
+
+        _warn_parity(read_bundle_meta(bundle))
     logging.getLogger("picsift").setLevel(log_level.upper())
     settings = ServerSettings(
         bundle=bundle,

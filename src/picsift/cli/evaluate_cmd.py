@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.text import Text
 
-from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
+from picsift.cli.common import (
+    JsonOpt,
+    RunOpt,
+    StrictOpt,
+    WorkspaceOpt,
+    console,
+    handle_errors,
+    print_json,
+    warn_skipped,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +31,7 @@ def evaluate(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
     tta: Annotated[bool, typer.Option("--tta", help="Test-time augmentation (the run's chosen views).")] = False,
+    strict: StrictOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Score a run (default: the latest) on its held-out images; write metrics.json and report.html."""
@@ -30,7 +39,10 @@ def evaluate(
 
     from picsift.api import evaluate_run as api_evaluate
 
-    result = api_evaluate(workspace=workspace, run=run, split=split, device=device, batch_size=batch_size, tta=tta)
+    result = api_evaluate(
+        workspace=workspace, run=run, split=split, device=device, batch_size=batch_size, tta=tta, strict=strict
+    )
+    warn_skipped(result.skipped_images)
     m = result.metrics
     if json_out:
         print_json(
@@ -58,12 +70,15 @@ def evaluate(
         )
     console.print(table)
     top = "  ".join(f"top-{k} {v:.4f}" for k, v in m["top_k_accuracy"].items() if k != "1")
+    n_skipped = sum(v["count"] for v in result.skipped.values())
     console.print(
-        f"split: [bold]{result.split}[/] ({result.split_reason}), {result.n_images} images"
-        + (f", skipped {sum(result.skipped.values())}: {escape(str(result.skipped))}" if result.skipped else ""),
+        f"split: [bold]{result.split}[/] ({result.split_reason}), {result.n_images} images scored"
+        + (f", {n_skipped} not scored" if n_skipped else ""),
         markup=True,
         highlight=False,
     )
+    for name, v in result.skipped.items():
+        console.print(f"  not scored: {name}: {v['count']} ({v['reason']})", highlight=False, soft_wrap=True)
     console.print(
         f"accuracy [bold]{m['accuracy']:.4f}[/]  macro F1 {m['macro_avg']['f1']:.4f}  ECE {m['ece']:.4f}  "
         f"NLL {m['nll']:.4f}" + (f"  {top}" if top else ""),

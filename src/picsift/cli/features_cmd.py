@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from picsift.cli.common import JsonOpt, WorkspaceOpt, console, handle_errors, print_json
+from picsift.cli.common import JsonOpt, StrictOpt, WorkspaceOpt, console, handle_errors, print_json, warn_skipped
 
 FeaturesOpt = Annotated[
     str, typer.Option("--features", "--extractor", "-f", help="hog | lbp | color-hist | cnn:MODEL | run:RUN.")
@@ -28,10 +28,12 @@ def features(
     extractor: FeaturesOpt = "hog",
     out: Annotated[Path | None, typer.Option(help="Also write ids + features to this .npz file.")] = None,
     list_all: Annotated[bool, typer.Option("--list", help="List the extractors and exit.")] = False,
+    strict: StrictOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Compute (or reuse) features of every usable image, cached by (extractor, image hash)."""
-    from picsift.features import extract, get_extractor, list_extractors
+    from picsift.data.available import check_strict
+    from picsift.features import extract_available, get_extractor, list_extractors
     from picsift.features.store import FeatureStore
     from picsift.store import Workspace
 
@@ -47,10 +49,12 @@ def features(
     ext = get_extractor(extractor, ws)
     rows_ = ws.catalog.images(include_duplicates=False)
     store = FeatureStore(ws.cache_dir, ext.key)
-    before = len(store.get([r.sha256 for r in rows_]))
+    before = set(store.get([r.sha256 for r in rows_]))
     t0 = time.perf_counter()
-    x = extract(ws, rows_, ext)
+    rows_, x, skipped = extract_available(ws, rows_, ext)
+    check_strict(skipped, strict, "features")
     seconds = time.perf_counter() - t0
+    warn_skipped(skipped)
     if out is not None:
         import numpy as np
 
@@ -60,8 +64,9 @@ def features(
         "description": ext.description,
         "images": len(rows_),
         "dim": int(x.shape[1]) if x.ndim == 2 else 0,
-        "computed": len({r.sha256 for r in rows_}) - before,
-        "cached": before,
+        "computed": len({r.sha256 for r in rows_} - before),
+        "cached": len({r.sha256 for r in rows_} & before),
+        "skipped_images": [s.to_dict() for s in skipped],
         "seconds": round(seconds, 3),
         "cache_file": str(store.path),
         "out": str(out) if out else None,
@@ -142,6 +147,9 @@ def cluster(
         labeled_only=labeled_only, seed=seed,
     )  # fmt: skip
     s = result.summary
+    from picsift.data.available import SkippedImage
+
+    warn_skipped([SkippedImage(**d) for d in s["skipped_images"]])
     if json_out:
         print_json({**s, "json": str(result.json_path), "html": str(result.html_path)})
         return

@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
+from picsift.cli.common import (
+    JsonOpt,
+    RunOpt,
+    StrictOpt,
+    WorkspaceOpt,
+    console,
+    handle_errors,
+    print_json,
+    warn_skipped,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -68,6 +77,7 @@ def autolabel(
     features: Annotated[
         str | None, typer.Option(help="Feature extractor for clustering (default: latest run, else hog).")
     ] = None,
+    strict: StrictOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Propose labels for unlabelled images (never overwrites labels) or group them into clusters."""
@@ -76,8 +86,16 @@ def autolabel(
 
     ws = Workspace.open(workspace)
     result = run_autolabel(
-        ws, method, threshold=threshold, run=run, n_clusters=clusters, algorithm=algorithm, extractor=features
+        ws,
+        method,
+        threshold=threshold,
+        run=run,
+        n_clusters=clusters,
+        algorithm=algorithm,
+        extractor=features,
+        strict=strict,
     )
+    warn_skipped(result.skipped)
     out = result.to_dict()
     if json_out:
         print_json(out)

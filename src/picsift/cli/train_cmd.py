@@ -9,7 +9,17 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
+from picsift.cli.common import (
+    JsonOpt,
+    RunOpt,
+    StrictOpt,
+    WorkspaceOpt,
+    console,
+    handle_errors,
+    print_json,
+    warn,
+    warn_skipped,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -80,6 +90,7 @@ def train(
         typer.Option("--param", help="Model hyper-parameter KEY=VALUE (repeatable), e.g. --param C=10."),
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of settings (flags override it).")] = None,
+    strict: StrictOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a model on the workspace's labelled images; writes a complete run folder."""
@@ -117,8 +128,12 @@ def train(
         tta=tta or None,
         snapshots=snapshots,
         model_params=parse_params(param),
+        strict=strict or None,
     )
     result = train_stage.run(cfg)
+    warn_skipped(result.skipped)
+    for line in result.warnings:
+        warn(line)
     out = {
         "run_id": result.run_id,
         "run_dir": str(result.run_dir),
@@ -126,6 +141,8 @@ def train(
         "best_val_acc": result.val_acc,
         "train_seconds": round(result.seconds, 2),
         "epochs": len(result.history),
+        "skipped_images": [s.to_dict() for s in result.skipped],
+        "warnings": result.warnings,
     }
     if json_out:
         print_json(out)

@@ -46,8 +46,9 @@ def run(
     out_dir: Path | None = None,
 ) -> ClusterResult:
     """Cluster the workspace's usable images (readable, not excluded, first copy of their bytes)."""
+    from picsift.data.available import skipped_dicts
     from picsift.data.cache import DecodedCache
-    from picsift.features import extract, get_extractor
+    from picsift.features import extract_available, get_extractor
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
     ext = get_extractor(features, ws)  # fail on a typo before any work
@@ -57,7 +58,9 @@ def run(
     if k is not None and k > len(rows):
         raise ConfigError(f"--k {k} is larger than the number of images ({len(rows)}); pick k <= {len(rows)}")
     t0 = time.perf_counter()
-    x = extract(ws, rows, ext)
+    rows, x, skipped = extract_available(ws, rows, ext)  # images missing on disk or no longer decoding: skipped
+    if len(rows) < 2:
+        raise WorkspaceError(f"fewer than 2 images can be read to cluster in {ws.root} ({len(skipped)} skipped)")
     t_features = time.perf_counter() - t0
     result = cluster_features(x, k=k, method=method, max_k=max_k, seed=seed)
     t_cluster = time.perf_counter() - t0 - t_features
@@ -92,6 +95,7 @@ def run(
         "map_method": used_map,
         "seconds": {"features": round(t_features, 3), "cluster": round(t_cluster, 3)},
         "clusters": clusters,
+        "skipped_images": skipped_dicts(skipped),
     }
     out = out_dir or ws.root / CLUSTERS_DIR
     out.mkdir(parents=True, exist_ok=True)
@@ -103,8 +107,11 @@ def run(
     gallery_ids = {i for c in clusters for i in c["image_ids"][:24]}
     show_rows = [rows[i] for i in shown]
     need = {r.id: r for r in show_rows} | {r.id: r for r in rows if r.id in gallery_ids}
-    pixels = DecodedCache(ws.cache_dir, 48).get_many([(r.sha256, r.path) for r in need.values()], "thumbnails")
-    thumbs = {rid: thumb_uri(img) for rid, img in zip(need, pixels, strict=True)}
+    pixels, failed = DecodedCache(ws.cache_dir, 48).get_available(
+        [(r.sha256, r.path) for r in need.values()], "thumbnails"
+    )
+    shown_ids = [rid for i, rid in enumerate(need) if i not in failed]
+    thumbs = {rid: thumb_uri(img) for rid, img in zip(shown_ids, pixels, strict=True)}
     points = [
         {"id": r.id, "x": float(p[0]), "y": float(p[1]), "cluster": int(result.labels[i]), "label": r.label,
          "path": r.path}

@@ -45,7 +45,7 @@ def render(summary: dict[str, Any], points: list[dict[str, Any]], thumbs: dict[i
         top = (ys.max() - p["y"]) / span_y * inner
         tip = html.escape(f"#{p['id']} cluster {p['cluster']} label {p['label'] or '-'}\n{p['path']}")
         items.append(
-            f'<img class="pt c{p["cluster"]}" src="{thumbs[p["id"]]}" title="{tip}" '
+            f'<img class="pt c{p["cluster"]}" src="{thumbs.get(p["id"], "")}" title="{tip}" '
             f'style="left:{left:.0f}px;top:{top:.0f}px;border-color:{colour(p["cluster"])}">'
         )
     boxes, galleries = [], []

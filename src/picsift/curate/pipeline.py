@@ -25,8 +25,15 @@ from picsift.curate.labels import cnn_cross_val_logits, combine_probs, cross_val
 from picsift.curate.outliers import find_outliers
 from picsift.curate.quality import QualityThresholds, find_quality_issues, quality_metrics, unreadable_findings
 from picsift.curate.report import render_report, thumbnail_uri
-from picsift.data.cache import DecodedCache
-from picsift.errors import ConfigError, ImageDecodeError, WorkspaceError
+from picsift.data.available import (
+    UNDECODABLE,
+    SkippedImage,
+    check_strict,
+    decode_available,
+    skipped_dicts,
+    split_present,
+)
+from picsift.errors import ConfigError, WorkspaceError
 from picsift.store import ImageRow, Workspace
 from picsift.store.schema import utcnow
 
@@ -47,6 +54,7 @@ class CleanResult:
     report_path: Path
     timings_s: dict[str, float] = field(default_factory=dict)
     label_model: dict[str, Any] = field(default_factory=dict)
+    skipped: list[SkippedImage] = field(default_factory=list)  # files missing on disk or no longer decoding
 
     @property
     def counts(self) -> dict[str, int]:
@@ -61,30 +69,21 @@ class CleanResult:
             "report_path": str(self.report_path),
             "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
             "label_model": self.label_model,
+            "skipped_images": skipped_dicts(self.skipped),
         }
 
 
 def _decode(
-    ws: Workspace, rows: list[ImageRow], size: int
-) -> tuple[np.ndarray, list[ImageRow], list[tuple[ImageRow, str]]]:
-    """Decode rows through the shared cache; rows that fail are returned with the reason instead."""
-    cache = DecodedCache(ws.cache_dir, size)
-    try:
-        x = cache.get_many([(r.sha256, r.path) for r in rows], "decoding images")
-        return x, rows, []
-    except (ImageDecodeError, OSError):
-        pass  # some file changed or vanished since import: fall back to one at a time
-    good: list[ImageRow] = []
-    arrays: list[np.ndarray] = []
-    bad: list[tuple[ImageRow, str]] = []
-    for r in rows:
-        try:
-            arrays.append(cache.get_many([(r.sha256, r.path)])[0])
-            good.append(r)
-        except (ImageDecodeError, OSError) as e:
-            bad.append((r, str(e)))
-    x = np.stack(arrays) if arrays else np.zeros((0, size, size, 3), np.uint8)
-    return x, good, bad
+    ws: Workspace, rows: list[ImageRow], size: int, strict: bool
+) -> tuple[np.ndarray, list[ImageRow], list[tuple[ImageRow, str]], list[SkippedImage]]:
+    """Decode rows through the shared cache -> (pixels, rows that decoded, (row, reason) for those that exist but
+    no longer decode, every image set aside). Files missing on disk are only set aside: there is nothing to check.
+    Raises MissingImagesError under `strict` when anything was set aside."""
+    decoded = decode_available(ws.cache_dir, rows, size, "decoding images")
+    check_strict(decoded.skipped, strict, "clean")
+    by_id = {r.id: r for r in rows}
+    bad = [(by_id[s.image_id], s.reason) for s in decoded.skipped if s.kind == UNDECODABLE]
+    return decoded.x, decoded.rows, bad, decoded.skipped
 
 
 def _embeddings(ws: Workspace, rows: list[ImageRow], x: np.ndarray, extractor: str) -> np.ndarray:
@@ -108,7 +107,7 @@ def run(cfg: CleanConfig) -> CleanResult:
     if not rows_all:
         raise WorkspaceError(f"workspace {ws.root} has no images to check: run `picsift import PATH` first")
     readable_rows = [r for r in rows_all if r.readable]
-    x, rows, failed = _decode(ws, readable_rows, cfg.image_size)
+    x, rows, failed, skipped = _decode(ws, readable_rows, cfg.image_size, cfg.strict)
     unreadable = [(r, r.error or "unreadable at import") for r in rows_all if not r.readable] + failed
     timings["decode"] = time.perf_counter() - t0
     ids = [r.id for r in rows]
@@ -175,6 +174,7 @@ def run(cfg: CleanConfig) -> CleanResult:
         "config": to_jsonable(cfg),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "label_model": label_model,
+        "skipped_images": skipped_dicts(skipped),
     }
     findings_path = ws.root / FINDINGS_FILE
     save_findings(findings_path, findings, meta)
@@ -194,7 +194,7 @@ def run(cfg: CleanConfig) -> CleanResult:
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     log.info("clean: %d findings over %d images in %.1fs", len(findings), len(rows_all), timings["total"])
-    return CleanResult(findings, len(rows_all), findings_path, report_path, timings, label_model)
+    return CleanResult(findings, len(rows_all), findings_path, report_path, timings, label_model, skipped)
 
 
 def resolve_label_model(cfg: CleanConfig, n_images: int) -> str:
@@ -362,16 +362,23 @@ _UNSAFE = re.compile(r"[^\w.\- ]+")
 
 
 def export_clean(
-    workspace: str | Path | None, dest: str | Path, *, by_split: bool = False, copy: bool = False
+    workspace: str | Path | None,
+    dest: str | Path,
+    *,
+    by_split: bool = False,
+    copy: bool = False,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """Write the clean, labelled images (not excluded, readable, one per identical file) to DEST in a
     folder-per-class layout (DEST/<class>/ or DEST/<split>/<class>/), as hard links where the file system
-    allows, else copies. DEST must not exist or be empty."""
+    allows, else copies. DEST must not exist or be empty. Images whose file is missing on disk are skipped
+    (listed under "skipped_images"), or raise MissingImagesError with `strict`."""
     ws = Workspace.open(workspace)
     out = Path(dest)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise WorkspaceError(f"export destination {out} exists and is not an empty folder; choose a new path")
-    rows = ws.catalog.images(labeled=True, include_duplicates=False)
+    rows, skipped = split_present(ws.catalog.images(labeled=True, include_duplicates=False))
+    check_strict(skipped, strict, "export-clean")
     if not rows:
         raise WorkspaceError(f"workspace {ws.root} has no clean labelled images to export")
     linked = copied = 0
@@ -401,4 +408,5 @@ def export_clean(
         "hard_links": linked,
         "copies": copied,
         "classes": dict(sorted(per_class.items())),
+        "skipped_images": skipped_dicts(skipped),
     }

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from picsift import progress
+from picsift.data.available import file_problem
 from picsift.data.images import load_rgb, resize_square
 from picsift.errors import ImageDecodeError
 
@@ -36,9 +37,24 @@ class DecodedCache:
         return db
 
     def get_many(self, items: Sequence[tuple[str, str]], description: str = "decoding images") -> np.ndarray:
-        """items: (sha256, path) pairs -> uint8 array (N, size, size, 3) in the same order."""
+        """items: (sha256, path) pairs -> uint8 array (N, size, size, 3) in the same order.
+
+        Raises ImageDecodeError naming the file when one is gone from disk or does not decode; stages that
+        would rather skip such images use `get_available` (through `picsift.data.available`).
+        """
+        x, failed = self.get_available(items, description)
+        if failed:
+            index, why = next(iter(failed.items()))
+            raise ImageDecodeError(f"{items[index][1]}: {why}")
+        return x
+
+    def get_available(
+        self, items: Sequence[tuple[str, str]], description: str = "decoding images"
+    ) -> tuple[np.ndarray, dict[int, str]]:
+        """items: (sha256, path) pairs -> (uint8 array (M, size, size, 3) of the items that decoded, in order;
+        {index into items: why it did not} for the others). Pixels already cached are served from the cache
+        whether or not the file is still there."""
         n, s = len(items), self.size
-        out = np.empty((n, s, s, 3), dtype=np.uint8)
         wanted = {sha for sha, _ in items}
         found: dict[str, bytes] = {}
         with self._connect() as db:
@@ -48,33 +64,44 @@ class DecodedCache:
                 marks = ",".join("?" * len(chunk))
                 for sha, blob in db.execute(f"SELECT sha256, data FROM pixels WHERE sha256 IN ({marks})", chunk):
                     found[sha] = blob
+        errors: dict[str, str] = {}
         missing = [(i, sha, path) for i, (sha, path) in enumerate(items) if sha not in found]
         if missing:
             first_path: dict[str, str] = {}
             for _, sha, path in missing:
                 first_path.setdefault(sha, path)
 
-            def work(entry: tuple[str, str]) -> tuple[str, bytes]:
+            def work(entry: tuple[str, str]) -> tuple[str, bytes | str]:
                 sha, path = entry
                 try:
                     return sha, decode_square(path, s).tobytes()
                 except ImageDecodeError as e:
-                    raise ImageDecodeError(f"{path}: {e}") from e
+                    return sha, str(e)
+                except OSError:
+                    return sha, file_problem(path) or "cannot be read"
 
             # PIL releases the GIL while decoding, so threads give real parallelism here.
             with ThreadPoolExecutor(max_workers=4) as pool:
                 results = pool.map(work, first_path.items())
                 new: list[tuple[str, bytes]] = []
                 for sha, blob in progress.track(results, description, total=len(first_path)):
+                    if isinstance(blob, str):
+                        errors[sha] = blob
+                        continue
                     found[sha] = blob
                     new.append((sha, blob))
                     if len(new) >= 2000:
                         self._store(new)
                         new = []
                 self._store(new)
+        failed = {i: errors[sha] for i, (sha, _) in enumerate(items) if sha in errors}
+        out = np.empty((n - len(failed), s, s, 3), dtype=np.uint8)
+        k = 0
         for i, (sha, _) in enumerate(items):
-            out[i] = np.frombuffer(found[sha], dtype=np.uint8).reshape(s, s, 3)
-        return out
+            if i not in failed:
+                out[k] = np.frombuffer(found[sha], dtype=np.uint8).reshape(s, s, 3)
+                k += 1
+        return out, failed
 
     def _store(self, rows: list[tuple[str, bytes]]) -> None:
         if rows:

@@ -29,13 +29,21 @@ import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from picsift.data.available import (
+    MISSING,
+    UNDECODABLE,
+    SkippedImage,
+    check_strict,
+    file_problem,
+    skipped_dicts,
+)
 from picsift.data.images import load_rgb, resize_square
 from picsift.errors import ConfigError, ImageDecodeError, PicsiftError, RunNotFoundError
 from picsift.models.artifact import ARTIFACT_DIR, Artifact, load_artifact
@@ -57,13 +65,20 @@ class ExportError(PicsiftError):
     """The export could not be made, or the exported model disagrees with the original."""
 
 
+# Below this (the largest, over classes, standard deviation across the samples of the reference
+# probabilities) the model answers the same for every sample, so agreement between two runtimes proves nothing.
+MIN_OUTPUT_SPREAD = 1e-3
+
+
 @dataclass(frozen=True)
 class Samples:
-    """uint8 (N, S, S, 3) sample images, their labels (-1 when unknown) and where they came from."""
+    """uint8 (N, S, S, 3) sample images, their labels (-1 when unknown) and where they came from; `skipped`:
+    the run's test/val images left out because their file is missing on disk or no longer decodes."""
 
     x: np.ndarray
     y: np.ndarray
     source: str
+    skipped: list[SkippedImage] = field(default_factory=list)
 
 
 def crop_offsets(dc: DataConfig) -> tuple[int, int]:
@@ -170,6 +185,7 @@ def sample_images(run_dir: Path, dc: DataConfig, classes: list[str], n: int, see
     noise = rng.integers(0, 256, size=(4, size, size, 3), dtype=np.uint8)
     arrays: list[np.ndarray] = []
     labels: list[int] = []
+    skipped: list[SkippedImage] = []
     source = "random noise (the run's workspace was not found)"
     try:
         data = json.loads((run_dir / "data.json").read_text())
@@ -189,9 +205,14 @@ def sample_images(run_dir: Path, dc: DataConfig, classes: list[str], n: int, see
                 row = rows.get(image_id)
                 if row is None:
                     continue
+                problem = file_problem(row.path)
+                if problem is not None:
+                    skipped.append(SkippedImage(row.id, row.path, MISSING, problem))
+                    continue
                 try:
                     arrays.append(resize_square(load_rgb(row.path), size))
-                except (ImageDecodeError, OSError):
+                except (ImageDecodeError, OSError) as e:
+                    skipped.append(SkippedImage(row.id, row.path, UNDECODABLE, str(e)))
                     continue
                 labels.append(index.get(row.label or "", -1))
                 if len(arrays) >= n:
@@ -202,7 +223,7 @@ def sample_images(run_dir: Path, dc: DataConfig, classes: list[str], n: int, see
         log.warning("cannot read the run's sample images (%s); checking parity on noise images", e)
     x = np.concatenate([np.stack(arrays), noise]) if arrays else noise
     y = np.array(labels + [-1] * len(noise), dtype=np.int64)
-    return Samples(x, y, source)
+    return Samples(x, y, source, skipped)
 
 
 def compare(reference: np.ndarray, other: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -219,6 +240,30 @@ def compare(reference: np.ndarray, other: np.ndarray, y: np.ndarray) -> dict[str
         out["accuracy_reference"] = float((ref_top[labelled] == y[labelled]).mean())
         out["accuracy_exported"] = float((oth_top[labelled] == y[labelled]).mean())
     return out
+
+
+def output_spread(reference: np.ndarray) -> dict[str, Any]:
+    """How much a model's (N, K) probabilities vary across the N parity samples.
+
+    -> {"output_spread": max over classes of the standard deviation across samples, "degenerate": spread below
+    MIN_OUTPUT_SPREAD, "distinct_top1": how many classes are ever the top-1}. A degenerate model answers the
+    same for every input, so a parity check on it cannot tell a correct export from a broken one.
+    """
+    probs = np.asarray(reference, dtype=np.float64)
+    spread = float(probs.std(axis=0).max()) if probs.size and len(probs) > 1 else 0.0
+    return {
+        "output_spread": spread,
+        "degenerate": bool(spread < MIN_OUTPUT_SPREAD),
+        "distinct_top1": int(len(np.unique(probs.argmax(axis=1)))) if probs.size else 0,
+    }
+
+
+def degenerate_message(n: int, spread: float) -> str:
+    return (
+        f"the model's outputs barely vary across the {n} parity samples (max std {spread:.1e}): the check "
+        "cannot tell a correct export from a broken one; the model may be degenerate (predicts the same for "
+        "every image)"
+    )
 
 
 def run_temperature(run_dir: Path, artifact: Artifact) -> float | None:
@@ -316,11 +361,14 @@ def export(
     opset: int = DEFAULT_OPSET,
     tolerance: float = PARITY_MAX_PROB_DIFF,
     version: str | None = None,
+    strict: bool = False,
 ) -> Path:
     """Export a run folder to a bundle folder (default `<workspace>/exports/<run id>`); returns it.
 
     Raises ExportError if ONNX Runtime and PyTorch disagree on the sample images (top-1 or more than
-    `tolerance` in any probability).
+    `tolerance` in any probability), MissingImagesError with `strict` when a sample image's file is missing
+    or no longer decodes (else it is skipped and listed in bundle.json's parity "skipped_images"). A model
+    whose outputs barely vary across the samples is recorded as parity "degenerate" with a "warning".
     """
     from picsift import __version__
     from picsift.deploy.predictor import Predictor
@@ -365,6 +413,7 @@ def export(
         }
         predictor = Predictor(artifact)
         smp = sample_images(run_dir, dc, artifact.classes, samples)
+        check_strict(smp.skipped, strict, "export")
         reference = predictor.predict_raw(smp.x)  # the model's own probabilities: no TTA, no temperature
         import torch
 
@@ -372,7 +421,12 @@ def export(
             meta.update(
                 format="artifact",
                 model_file=None,
-                parity={"runtime": "same predictor as the run", "samples": smp.source, "passed": True},
+                parity={
+                    "runtime": "same predictor as the run",
+                    "samples": smp.source,
+                    "passed": True,
+                    "skipped_images": skipped_dicts(smp.skipped),
+                },
             )
             if quantize:
                 raise ConfigError(
@@ -389,6 +443,10 @@ def export(
             parity = compare(reference, exported, smp.y)
             parity.update(samples=smp.source, tolerance=tolerance, runtime="onnxruntime CPU vs torch eager")
             parity["passed"] = bool(parity["max_abs_prob_diff"] <= tolerance and parity["top1_agreement"] == 1.0)
+            parity.update(output_spread(reference), skipped_images=skipped_dicts(smp.skipped))
+            if parity["degenerate"]:
+                parity["warning"] = degenerate_message(len(reference), parity["output_spread"])
+                log.info("export of %s: %s", run_dir.name, parity["warning"])
             if not parity["passed"]:
                 raise ExportError(
                     f"exported model disagrees with PyTorch on {smp.source}: max probability difference "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from picsift.config import EvalConfig
+from picsift.data.available import SkippedImage, check_strict, decode_available, skipped_dicts
 from picsift.data.images import load_rgb
 from picsift.errors import DatasetError, ImageDecodeError, RunNotFoundError
 from picsift.evaluate.metrics import compute_metrics, most_confident_mistakes
 from picsift.evaluate.report import Mistake, ReportSection, write_report
 from picsift.store import ImageRow, Workspace
-from picsift.train.data import load_arrays
 from picsift.train.runs import read_history, resolve_run, write_json
 
 log = logging.getLogger("picsift.evaluate")
@@ -44,7 +45,9 @@ class EvalResult:
     metrics_path: Path
     report_path: Path
     predictions_path: Path
-    skipped: dict[str, int] = field(default_factory=dict)
+    # {class: {"count", "reason", "reasons"}}: held-out images not scored, and why (see skipped_by_class)
+    skipped: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped_images: list[SkippedImage] = field(default_factory=list)  # files missing or no longer decoding
 
     @property
     def accuracy(self) -> float:
@@ -96,25 +99,46 @@ def choose_split(data: dict[str, Any], wanted: str) -> tuple[str, list[int], str
     return "val", val_ids, reason
 
 
-def select_rows(ws: Workspace, ids: list[int], classes: list[str]) -> tuple[list[ImageRow], dict[str, int]]:
-    """The run's held-out images still usable now, in data.json order, and counts of those dropped."""
+NOT_IN_MODEL = "class not in the model (no training images)"
+
+
+def skipped_by_class(entries: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """(class, reason) per image not scored -> {class: {"count": n, "reason": text, "reasons": {reason: n}}};
+    `reason` is the single reason, or "n reason; m reason" when a class's images were skipped for several."""
+    grouped: dict[str, Counter[str]] = {}
+    for cls, why in entries:
+        grouped.setdefault(cls, Counter())[why] += 1
+    out: dict[str, dict[str, Any]] = {}
+    for cls in sorted(grouped):
+        reasons = dict(grouped[cls].most_common())
+        text = next(iter(reasons)) if len(reasons) == 1 else "; ".join(f"{n} {why}" for why, n in reasons.items())
+        out[cls] = {"count": sum(reasons.values()), "reason": text, "reasons": reasons}
+    return out
+
+
+def select_rows(ws: Workspace, ids: list[int], classes: list[str]) -> tuple[list[ImageRow], list[tuple[str, str]]]:
+    """The run's held-out images still usable now, in data.json order, and (class, reason) for each dropped:
+    gone from the catalog, unreadable, excluded since training, unlabelled now, or of a class the model
+    does not know (it had no training images, or the image was relabelled to a new class)."""
     by_id = {r.id: r for r in ws.catalog.images(ids=ids, readable=None, include_excluded=True)}
     known = set(classes)
     rows: list[ImageRow] = []
-    skipped = {"missing_from_catalog": 0, "unreadable": 0, "excluded": 0, "unlabeled_or_new_class": 0}
+    dropped: list[tuple[str, str]] = []
     for image_id in ids:
         row = by_id.get(image_id)
         if row is None:
-            skipped["missing_from_catalog"] += 1
+            dropped.append(("(removed from the catalog)", "removed from the catalog since training"))
         elif not row.readable:
-            skipped["unreadable"] += 1
+            dropped.append((row.label or "(unlabelled)", "unreadable"))
         elif row.excluded:
-            skipped["excluded"] += 1
+            dropped.append((row.label or "(unlabelled)", "excluded"))
+        elif row.label is None:
+            dropped.append(("(unlabelled)", "no label now"))
         elif row.label not in known:
-            skipped["unlabeled_or_new_class"] += 1
+            dropped.append((row.label, NOT_IN_MODEL))
         else:
             rows.append(row)
-    return rows, {k: v for k, v in skipped.items() if v}
+    return rows, dropped
 
 
 def _thumbnail_source(row: ImageRow, cached: np.ndarray) -> np.ndarray:
@@ -174,20 +198,20 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
         predictor.enable_tta(run_dir)
     classes = list(predictor.classes)
     split, ids, reason = choose_split(data, cfg.split)
-    rows, skipped = select_rows(ws, ids, classes)
+    rows, dropped = select_rows(ws, ids, classes)
+    decoded = decode_available(ws.cache_dir, rows, predictor.data_config.storage_size, f"decoding {split} images")
+    check_strict(decoded.skipped, cfg.strict, "evaluate")
+    by_id = {r.id: r for r in rows}
+    dropped += [(by_id[s.image_id].label or "(unlabelled)", s.kind) for s in decoded.skipped]
+    rows, x = decoded.rows, decoded.x
+    skipped = skipped_by_class(dropped)
     if skipped:
-        log.warning("evaluation skips %s of the run's %s images: %s", sum(skipped.values()), split, skipped)
+        log.info("evaluation skips %d of the run's %d %s images: %s", len(dropped), len(ids), split, skipped)
     if not rows:
         raise DatasetError(
-            f"none of the run's {len(ids)} {split} images can be evaluated now ({skipped}): "
-            "they were removed, excluded or relabelled to classes the model does not know"
+            f"none of the run's {len(ids)} {split} images can be evaluated now ({_skipped_text(skipped)}): "
+            "they were removed, excluded, are missing on disk, or belong to classes the model does not know"
         )
-    try:
-        x = load_arrays(ws, rows, predictor.data_config.storage_size, f"decoding {split} images")
-    except OSError as e:
-        raise DatasetError(
-            f"cannot read a {split} image: {e}; it was moved or deleted since import (re-import the folder)"
-        ) from e
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[r.label] for r in rows if r.label is not None], dtype=np.int64)
     probs = predictor.predict_arrays(x, batch_size=cfg.batch_size)
@@ -204,7 +228,8 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
         "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "catalog_hash": catalog_hash,
         "catalog_changed_since_training": bool(env.get("catalog_hash")) and env.get("catalog_hash") != catalog_hash,
-        "skipped": skipped,
+        "skipped": skipped,  # {class: {count, reason, reasons}}: held-out images that were not scored
+        "skipped_images": skipped_dicts(decoded.skipped),
         # Set when the run carries a fitted temperature (calibration): the scored probabilities include it.
         "temperature": getattr(predictor, "temperature", None),
         # Set when the run carries per-class decision scales (thresholds.json): predictions include them.
@@ -260,4 +285,9 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
         report_path=report_path,
         predictions_path=predictions_path,
         skipped=skipped,
+        skipped_images=decoded.skipped,
     )
+
+
+def _skipped_text(skipped: dict[str, dict[str, Any]]) -> str:
+    return ", ".join(f"{cls}: {v['count']} {v['reason']}" for cls, v in skipped.items())

@@ -7,7 +7,7 @@ X = extract_arrays(x_uint8, "cnn:fastcnn")
 
 from __future__ import annotations
 
-from picsift.features.extract import extract, extract_arrays
+from picsift.features.extract import extract, extract_arrays, extract_available
 from picsift.features.extractors import Extractor, get_extractor, list_extractors
 
-__all__ = ["Extractor", "extract", "extract_arrays", "get_extractor", "list_extractors"]
+__all__ = ["Extractor", "extract", "extract_arrays", "extract_available", "get_extractor", "list_extractors"]

@@ -101,7 +101,7 @@ def make_ensemble(
     from picsift import __version__
     from picsift.deploy.predictor import Predictor
     from picsift.improve.rundata import run_workspace
-    from picsift.train.runs import MetricsLog, environment, new_run_dir, write_json
+    from picsift.train.runs import MetricsLog, environment, new_run, write_json
 
     if method not in ("mean", "weighted"):
         raise ConfigError(f"--method must be mean or weighted, got {method!r}")
@@ -139,54 +139,56 @@ def make_ensemble(
     val_acc = float((np.asarray(mix).argmax(1) == val.y).mean()) if len(val.y) else None
     member_accs = [float((p.argmax(1) == val.y).mean()) if len(val.y) else None for p in member_probs]
 
-    run_dir = new_run_dir(ws, "ensemble", name)
-    out = run_dir / ARTIFACT_DIR
-    members = []
-    for i, (r, meta) in enumerate(zip(runs, metas, strict=True)):
-        dest = out / MEMBERS_DIR / str(i)
-        shutil.copytree(r / ARTIFACT_DIR, dest)
-        members.append(
-            {
-                "dir": f"{MEMBERS_DIR}/{i}",
-                "run_id": r.name,
-                "model": meta["model"],
-                "family": meta["family"],
-                "val_acc": member_accs[i],
-            }
+    with new_run(ws, "ensemble", name) as run_dir:
+        out = run_dir / ARTIFACT_DIR
+        members = []
+        for i, (r, meta) in enumerate(zip(runs, metas, strict=True)):
+            dest = out / MEMBERS_DIR / str(i)
+            shutil.copytree(r / ARTIFACT_DIR, dest)
+            members.append(
+                {
+                    "dir": f"{MEMBERS_DIR}/{i}",
+                    "run_id": r.name,
+                    "model": meta["model"],
+                    "family": meta["family"],
+                    "val_acc": member_accs[i],
+                }
+            )
+        meta_out = {
+            "picsift_version": __version__,
+            "model": "ensemble",
+            "family": "ensemble",
+            "model_kwargs": {},
+            "classes": classes,
+            "data_config": data_config,
+            "extra": {"method": method, "weights": weights, "members": members},
+        }
+        (out / META_FILE).write_text(json.dumps(meta_out, indent=2))
+        write_json(run_dir / "config.json", {"ensemble": {"runs": [r.name for r in runs], "method": method}})
+        write_json(
+            run_dir / "env.json",
+            {"seed": None, "catalog_hash": ws.catalog.catalog_hash(), "workspace": str(ws.root), **environment()},
         )
-    meta_out = {
-        "picsift_version": __version__,
-        "model": "ensemble",
-        "family": "ensemble",
-        "model_kwargs": {},
-        "classes": classes,
-        "data_config": data_config,
-        "extra": {"method": method, "weights": weights, "members": members},
-    }
-    (out / META_FILE).write_text(json.dumps(meta_out, indent=2))
-    write_json(run_dir / "config.json", {"ensemble": {"runs": [r.name for r in runs], "method": method}})
-    write_json(
-        run_dir / "env.json",
-        {"seed": None, "catalog_hash": ws.catalog.catalog_hash(), "workspace": str(ws.root), **environment()},
-    )
-    shutil.copyfile(runs[largest] / "data.json", run_dir / "data.json")
-    MetricsLog(run_dir / "metrics.jsonl")({"epoch": 1, "val_acc": val_acc, "member_val_acc": member_accs})
-    summary = {
-        "run_id": run_dir.name,
-        "model": "ensemble",
-        "family": "ensemble",
-        "classes": classes,
-        "members": [r.name for r in runs],
-        "method": method,
-        "weights": weights,
-        "n_val": int(len(val.y)),
-        "best_val_acc": val_acc,
-        "member_val_acc": member_accs,
-        "shared_val_split": same_val,
-        "train_seconds": 0.0,
-        "epochs": 0,
-    }
-    write_json(run_dir / "run.json", summary)
-    ws.catalog.record_run(run_dir.name, str(run_dir), "ensemble", ws.catalog.catalog_hash(), {"best_val_acc": val_acc})
+        shutil.copyfile(runs[largest] / "data.json", run_dir / "data.json")
+        MetricsLog(run_dir / "metrics.jsonl")({"epoch": 1, "val_acc": val_acc, "member_val_acc": member_accs})
+        summary = {
+            "run_id": run_dir.name,
+            "model": "ensemble",
+            "family": "ensemble",
+            "classes": classes,
+            "members": [r.name for r in runs],
+            "method": method,
+            "weights": weights,
+            "n_val": int(len(val.y)),
+            "best_val_acc": val_acc,
+            "member_val_acc": member_accs,
+            "shared_val_split": same_val,
+            "train_seconds": 0.0,
+            "epochs": 0,
+        }
+        write_json(run_dir / "run.json", summary)
+        ws.catalog.record_run(
+            run_dir.name, str(run_dir), "ensemble", ws.catalog.catalog_hash(), {"best_val_acc": val_acc}
+        )
     log.info("ensemble of %d runs (%s): val acc %s (members %s)", len(runs), method, val_acc, member_accs)
     return run_dir

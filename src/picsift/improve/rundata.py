@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from picsift.data.available import decode_available, skipped_message
 from picsift.errors import RunNotFoundError, WorkspaceError
 from picsift.store import Workspace
-from picsift.train.data import load_arrays
+
+log = logging.getLogger("picsift.improve")
 
 
 @dataclass
@@ -74,8 +77,12 @@ def split_data(
     y = np.array([index.get(r.label or "", -1) for r in ordered], dtype=np.int64)
     keep = y >= 0  # images relabelled to a class the run does not know cannot be scored
     ordered = [r for r, k in zip(ordered, keep, strict=True) if k]
-    x = load_arrays(workspace, ordered, size, f"decoding {split} images")
-    return SplitData(x, y[keep], [r.id for r in ordered], classes)
+    decoded = decode_available(workspace.cache_dir, ordered, size, f"decoding {split} images")
+    if decoded.skipped:  # files moved, deleted or corrupted since import
+        log.warning("%s images of run %s: %s", split, run_dir.name, skipped_message(decoded.skipped))
+    index_of = {r.id: i for i, r in enumerate(ordered)}
+    y = y[keep][[index_of[r.id] for r in decoded.rows]]
+    return SplitData(decoded.x, y, [r.id for r in decoded.rows], classes)
 
 
 def log_probs(probs: np.ndarray) -> np.ndarray:

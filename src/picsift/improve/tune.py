@@ -122,7 +122,7 @@ def _load_data(ws: Workspace, cfg: TrainConfig, spec: ModelSpec) -> Any:
     inputs = RunInputs.gather(ws, cfg, spec)
     if not inputs.val_rows:
         raise ConfigError("tuning needs validation images (a val split or enough images to hold 10% out)")
-    return load_data(ws, cfg, spec, inputs)
+    return load_data(ws, cfg, spec, inputs)[0]
 
 
 def tune(

@@ -179,6 +179,23 @@ def _jpeg(img: Any, quality: int = 85) -> bytes:
     return buf.getvalue()
 
 
+def _open_image(image_id: int, path: str) -> Any:
+    """The catalog image as an RGB PIL image; 404 with a JSON `detail` that says why when its file is missing
+    on disk, cannot be read or no longer decodes."""
+    from picsift.data.available import file_problem
+    from picsift.data.images import load_rgb
+
+    problem = file_problem(path)
+    if problem is not None:
+        raise HTTPException(
+            404, f"image {image_id} ({path}): {problem} (moved or changed since import; run `picsift status`)"
+        )
+    try:
+        return load_rgb(path)
+    except (ImageDecodeError, OSError) as e:
+        raise HTTPException(404, f"image {image_id} ({path}): no longer decodes: {e}") from e
+
+
 # ---- request bodies -----------------------------------------------------------------------------
 class LabelBody(BaseModel):
     image_ids: list[int]
@@ -340,12 +357,7 @@ def images_router() -> APIRouter:
         size = settings.thumb_size
         path = ws.cache_dir / "thumbs" / f"{row.sha256}-{size}.jpg"
         if not path.exists():
-            from picsift.data.images import load_rgb
-
-            try:
-                img = load_rgb(row.path)
-            except (ImageDecodeError, OSError) as e:
-                raise HTTPException(404, f"image {image_id} cannot be decoded: {e}") from e
+            img = _open_image(image_id, row.path)
             img.thumbnail((size, size))
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
@@ -355,13 +367,8 @@ def images_router() -> APIRouter:
 
     @r.get("/{image_id}/full")
     def full_image(image_id: int, ws: Workspace = Depends(get_workspace)) -> Response:
-        from picsift.data.images import load_rgb
-
         row = ws.catalog.image(image_id)
-        try:
-            img = load_rgb(row.path)
-        except (ImageDecodeError, OSError) as e:
-            raise HTTPException(404, f"image {image_id} cannot be decoded: {e}") from e
+        img = _open_image(image_id, row.path)
         img.thumbnail((1024, 1024))
         return Response(_jpeg(img, 90), media_type="image/jpeg")
 

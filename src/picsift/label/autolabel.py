@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from picsift.data.available import SkippedImage, check_strict, skipped_dicts
 from picsift.errors import ConfigError, RunNotFoundError, WorkspaceError
 from picsift.store import Workspace
 
@@ -37,9 +38,11 @@ class AutolabelResult:
     embeddings: str | None = None
     threshold: float | None = None
     per_class: dict[str, int] = field(default_factory=dict)
+    skipped: list[SkippedImage] = field(default_factory=list)  # files missing on disk or no longer decoding
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if k != "skipped"}
+        return {**out, "skipped_images": skipped_dicts(self.skipped)}
 
 
 def autolabel_model(
@@ -48,8 +51,12 @@ def autolabel_model(
     *,
     run: str | Path | None = None,
     annotator: str = "autolabel",
+    strict: bool = False,
 ) -> AutolabelResult:
-    """Propose the latest run's prediction for each unlabelled image whose confidence >= threshold."""
+    """Propose the latest run's prediction for each unlabelled image whose confidence >= threshold.
+
+    Images whose file is missing on disk or no longer decodes are skipped (`result.skipped`), or raise
+    MissingImagesError with `strict`."""
     from picsift.label.scoring import latest_run, predict_rows
 
     if not 0.0 <= threshold <= 1.0:
@@ -61,10 +68,11 @@ def autolabel_model(
             "or use `picsift autolabel --method cluster`"
         )
     rows = ws.catalog.images(labeled=False)
-    probs, classes = predict_rows(ws, rows, run_dir)
-    result = AutolabelResult("model", len(rows), run=run_dir.name, threshold=threshold)
+    scored, probs, classes, skipped = predict_rows(ws, rows, run_dir)
+    check_strict(skipped, strict, "autolabel")
+    result = AutolabelResult("model", len(rows), run=run_dir.name, threshold=threshold, skipped=skipped)
     items = []
-    for row, p in zip(rows, probs, strict=True):
+    for row, p in zip(scored, probs, strict=True):
         k = int(np.argmax(p))
         if float(p[k]) >= threshold:
             items.append((row.id, classes[k], float(p[k])))
@@ -99,18 +107,28 @@ def autolabel_cluster(
     algorithm: str = "kmeans",
     extractor: str | None = None,
     seed: int = 0,
+    strict: bool = False,
 ) -> AutolabelResult:
-    """Cluster unlabelled images and write clusters.json (largest cluster first, members by centrality)."""
+    """Cluster unlabelled images and write clusters.json (largest cluster first, members by centrality).
+
+    Images whose file is missing on disk or no longer decodes are left out (`result.skipped`), or raise
+    MissingImagesError with `strict`."""
+    from picsift.data.available import split_present
     from picsift.label.scoring import embed_rows
 
-    rows = ws.catalog.images(labeled=False)
+    rows, skipped = split_present(ws.catalog.images(labeled=False))
+    check_strict(skipped, strict, "autolabel")
     if len(rows) < 2:
         raise WorkspaceError(f"clustering needs at least 2 unlabelled images, found {len(rows)}")
     if n_clusters is None:
         # About one cluster per ~20 images, so a cluster fits on a screen; at least the class count.
         n_clusters = max(len(ws.catalog.classes()), round(len(rows) / 20), 2)
     n_clusters = max(2, min(int(n_clusters), len(rows)))
-    emb, emb_name = embed_rows(ws, rows, extractor)
+    rows, emb, emb_name, undecodable = embed_rows(ws, rows, extractor)
+    check_strict(undecodable, strict, "autolabel")
+    skipped += undecodable
+    if len(rows) < n_clusters:
+        raise WorkspaceError(f"only {len(rows)} unlabelled images can be read, fewer than {n_clusters} clusters")
     assign = cluster_embeddings(emb, n_clusters, algorithm, seed)
     z = emb - emb.mean(axis=0)
     z /= np.linalg.norm(z, axis=1, keepdims=True) + 1e-12
@@ -139,7 +157,9 @@ def autolabel_cluster(
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=1))
     tmp.replace(path)
-    return AutolabelResult("cluster", len(rows), clusters=len(clusters), embeddings=emb_name)
+    return AutolabelResult(
+        "cluster", len(rows) + len(skipped), clusters=len(clusters), embeddings=emb_name, skipped=skipped
+    )
 
 
 def load_clusters(ws: Workspace) -> dict[str, Any]:
@@ -164,10 +184,11 @@ def autolabel(
     algorithm: str = "kmeans",
     extractor: str | None = None,
     annotator: str = "autolabel",
+    strict: bool = False,
 ) -> AutolabelResult:
     """The entry point the CLI and the web app share."""
     if method == "model":
-        return autolabel_model(ws, threshold, run=run, annotator=annotator)
+        return autolabel_model(ws, threshold, run=run, annotator=annotator, strict=strict)
     if method == "cluster":
-        return autolabel_cluster(ws, n_clusters=n_clusters, algorithm=algorithm, extractor=extractor)
+        return autolabel_cluster(ws, n_clusters=n_clusters, algorithm=algorithm, extractor=extractor, strict=strict)
     raise ConfigError(f"unknown --method {method!r}; choose one of {', '.join(METHODS)}")

@@ -193,15 +193,22 @@ def next_batch(
         keep = np.sort(rng.choice(len(rows), size=max_pool, replace=False))
         rows = [rows[i] for i in keep]
     share = 1.0
-    if run_dir is not None:
-        probs, classes = predict_rows(ws, rows, run_dir)
+    if run_dir is not None:  # images whose file is gone or no longer decodes are left out of the batch
+        rows, probs, classes, _ = predict_rows(ws, rows, run_dir)
         scores = uncertainty(probs, method)
         top = probs.argmax(axis=1)
         share = uncertainty_share(len(ws.catalog.images(labeled=True)), len(classes))
     else:
         probs, classes, top = None, [], None
         scores = np.ones(len(rows)) + rng.random(len(rows)) * 1e-6
-    emb, emb_name = embed_rows(ws, rows, extractor)
+    embedded, emb, emb_name, _ = embed_rows(ws, rows, extractor)
+    if len(embedded) < len(rows):
+        readable = np.isin([r.id for r in rows], [r.id for r in embedded])
+        rows, scores = embedded, scores[readable]
+        if probs is not None and top is not None:
+            probs, top = probs[readable], top[readable]
+    if not rows:
+        return Batch([], run_dir.name if run_dir is not None else None, method, emb_name)
     picked = select_batch(scores, emb, n, seed=seed, uncertainty_share=share)
     items = [
         QueueItem(

@@ -1,6 +1,7 @@
 """What the labelling tools know about images: the latest run's predictions and embeddings.
 
-Both are plain arrays aligned with a list of catalog rows: `predict_rows` -> (N, K) probabilities,
+Both are plain arrays aligned with the catalog rows that could be read (returned with them; images whose file
+is missing on disk or no longer decodes are set aside): `predict_rows` -> (N, K) probabilities,
 `embed_rows` -> (N, D) float32 vectors used for clustering and for the queue's diversity term.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from picsift.data.cache import DecodedCache
+from picsift.data.available import SkippedImage, decode_available
 from picsift.errors import PicsiftError, RunNotFoundError
 from picsift.store import ImageRow, Workspace
 
@@ -35,38 +36,43 @@ def latest_run(ws: Workspace, run: str | Path | None = None) -> Path | None:
         return None
 
 
-def predict_rows(ws: Workspace, rows: list[ImageRow], run_dir: Path) -> tuple[np.ndarray, list[str]]:
-    """Probabilities (N, K) of `rows` under the run's model, and its class names (column order)."""
+def predict_rows(
+    ws: Workspace, rows: list[ImageRow], run_dir: Path
+) -> tuple[list[ImageRow], np.ndarray, list[str], list[SkippedImage]]:
+    """-> (the rows that could be read, their probabilities (N, K) under the run's model, its class names
+    (column order), the rows set aside because their file is missing on disk or no longer decodes)."""
     from picsift.deploy.predictor import Predictor
 
     predictor = Predictor.from_run(run_dir)
     k = len(predictor.classes)
-    if not rows:
-        return np.zeros((0, k), dtype=np.float32), list(predictor.classes)
-    cache = DecodedCache(ws.cache_dir, predictor.data_config.storage_size)
-    x = cache.get_many([(r.sha256, r.path) for r in rows], description="decoding for predictions")
-    return predictor.predict_arrays(x), list(predictor.classes)
+    decoded = decode_available(ws.cache_dir, rows, predictor.data_config.storage_size, "decoding for predictions")
+    if not decoded.rows:
+        return [], np.zeros((0, k), dtype=np.float32), list(predictor.classes), decoded.skipped
+    return decoded.rows, predictor.predict_arrays(decoded.x), list(predictor.classes), decoded.skipped
 
 
-def pixel_embeddings(ws: Workspace, rows: list[ImageRow]) -> np.ndarray:
-    """Downsampled, per-image standardised pixels: (N, 16*16*3) float32."""
-    if not rows:
-        return np.zeros((0, PIXEL_SIZE * PIXEL_SIZE * 3), dtype=np.float32)
-    x = DecodedCache(ws.cache_dir, PIXEL_SIZE).get_many([(r.sha256, r.path) for r in rows], "decoding pixels")
-    flat = x.reshape(len(x), -1).astype(np.float32)
+def pixel_embeddings(ws: Workspace, rows: list[ImageRow]) -> tuple[list[ImageRow], np.ndarray, list[SkippedImage]]:
+    """Downsampled, per-image standardised pixels: (rows that decoded, (N, 16*16*3) float32, rows set aside)."""
+    decoded = decode_available(ws.cache_dir, rows, PIXEL_SIZE, "decoding pixels")
+    if not decoded.rows:
+        return [], np.zeros((0, PIXEL_SIZE * PIXEL_SIZE * 3), dtype=np.float32), decoded.skipped
+    flat = decoded.x.reshape(len(decoded.x), -1).astype(np.float32)
     flat -= flat.mean(axis=1, keepdims=True)
     flat /= flat.std(axis=1, keepdims=True) + 1e-6
-    return flat
+    return decoded.rows, flat, decoded.skipped
 
 
-def embed_rows(ws: Workspace, rows: list[ImageRow], extractor: str | None = None) -> tuple[np.ndarray, str]:
-    """Embeddings (N, D) and the name of what produced them.
+def embed_rows(
+    ws: Workspace, rows: list[ImageRow], extractor: str | None = None
+) -> tuple[list[ImageRow], np.ndarray, str, list[SkippedImage]]:
+    """(rows that could be read, their embeddings (N, D), the name of what produced them, rows set aside
+    because their file is missing on disk or no longer decodes).
 
     `extractor` None picks the best available: the latest run's penultimate layer, else HOG
     descriptors, else downsampled pixels (when the features stage is unavailable or fails).
     """
     if extractor == "pixels":
-        return pixel_embeddings(ws, rows), "pixels"
+        return _with_name(pixel_embeddings(ws, rows), "pixels")
     candidates: list[str] = [extractor] if extractor else []
     if not extractor:
         run_dir = latest_run(ws)
@@ -74,19 +80,26 @@ def embed_rows(ws: Workspace, rows: list[ImageRow], extractor: str | None = None
             candidates.append(f"run:{run_dir}")
         candidates.append("hog")
     try:
-        from picsift.features import extract
+        from picsift.features import extract_available
     except ImportError:
         if extractor:
             raise
-        return pixel_embeddings(ws, rows), "pixels"
+        return _with_name(pixel_embeddings(ws, rows), "pixels")
     for name in candidates:
         try:
-            return np.asarray(extract(ws, rows, name), dtype=np.float32), name
+            kept, emb, skipped = extract_available(ws, rows, name)
+            return kept, np.asarray(emb, dtype=np.float32), name, skipped
         except PicsiftError:
             if extractor:
                 raise
             log.warning("embeddings with %s failed; trying the next extractor", name, exc_info=True)
-    return pixel_embeddings(ws, rows), "pixels"
+    return _with_name(pixel_embeddings(ws, rows), "pixels")
+
+
+def _with_name(
+    found: tuple[list[ImageRow], np.ndarray, list[SkippedImage]], name: str
+) -> tuple[list[ImageRow], np.ndarray, str, list[SkippedImage]]:
+    return found[0], found[1], name, found[2]
 
 
 class PredictionCache:
@@ -107,9 +120,9 @@ class PredictionCache:
             if self._run != run_dir.name:
                 self._run, self._probs, self._classes = run_dir.name, {}, []
             missing = [r for r in rows if r.id not in self._probs and r.readable]
-            if missing:
-                probs, self._classes = predict_rows(ws, missing, run_dir)
-                self._probs.update({r.id: p for r, p in zip(missing, probs, strict=True)})
+            if missing:  # images whose file is gone or no longer decodes get no prediction
+                scored, probs, self._classes, _ = predict_rows(ws, missing, run_dir)
+                self._probs.update({r.id: p for r, p in zip(scored, probs, strict=True)})
             elif not self._classes:
                 meta = json.loads((run_dir / "model" / "model.json").read_text())
                 self._classes = list(meta["classes"])

@@ -5,18 +5,29 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from picsift.config import TrainConfig, to_jsonable
+from picsift.data.available import (
+    Decoded,
+    SkippedImage,
+    check_strict,
+    decode_available,
+    skipped_dicts,
+    split_present,
+)
 from picsift.errors import ConfigError, DatasetError
 from picsift.models.artifact import save_artifact
 from picsift.models.registry import DataConfig, ModelSpec, get_spec
 from picsift.store import ImageRow, Workspace
-from picsift.train.data import TrainData, TrainedModel, encode_labels, load_arrays, split_rows
+from picsift.train.data import TrainData, TrainedModel, encode_labels, split_rows
 from picsift.train.device import select_device
-from picsift.train.runs import MetricsLog, environment, new_run_dir, removed_on_error, resolve_run, write_json
+from picsift.train.runs import MetricsLog, environment, new_run, resolve_run, write_json
 
 log = logging.getLogger("picsift.train")
 
@@ -30,6 +41,8 @@ class RunResult:
     val_acc: float | None
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[SkippedImage] = field(default_factory=list)  # images missing on disk or no longer decoding
+    warnings: list[str] = field(default_factory=list)  # class coverage problems (RunInputs.warnings)
 
 
 def resolve_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow]) -> DataConfig:
@@ -80,25 +93,82 @@ def extra_training_rows(ws: Workspace, cfg: TrainConfig) -> list[ImageRow]:
     return list(accepted_feedback_rows(ws))
 
 
+def coverage_warnings(
+    classes: list[str], val_rows: list[ImageRow], held_out: list[ImageRow], auto_val: bool
+) -> list[str]:
+    """What the model will not learn or not be checked on: classes that have validation or test images but no
+    training images (the model cannot predict them, so evaluation skips their images), and classes that have
+    training images but no validation images (validation accuracy says nothing about them)."""
+    unseen: dict[str, Counter[str]] = {}
+    for r in held_out:
+        if r.label is not None and r.label not in classes:
+            unseen.setdefault(r.label, Counter())[r.split or "unsplit"] += 1
+    out: list[str] = []
+    if unseen:
+        parts = [
+            f"{c} ({', '.join(f'{n} {split}' for split, n in sorted(counts.items()))})"
+            for c, counts in sorted(unseen.items())
+        ]
+        out.append(
+            f"{len(unseen)} class{'' if len(unseen) == 1 else 'es'} {'has' if len(unseen) == 1 else 'have'} no "
+            f"training images, so the model cannot predict {'it' if len(unseen) == 1 else 'them'}: "
+            f"{', '.join(parts)}; evaluation skips {'its' if len(unseen) == 1 else 'their'} images "
+            "(add training images to learn it)"
+        )
+    if val_rows:
+        with_val = {r.label for r in val_rows}
+        no_val = [c for c in classes if c not in with_val]
+        if no_val:
+            why = " (fewer than 5 training images for the automatic 10% split)" if auto_val else ""
+            out.append(
+                f"{len(no_val)} class{'' if len(no_val) == 1 else 'es'} {'has' if len(no_val) == 1 else 'have'} "
+                f"training images but no validation images{why}: {', '.join(no_val)}; validation accuracy "
+                "does not cover them"
+            )
+    return out
+
+
 @dataclass(frozen=True)
 class RunInputs:
-    """What one training run reads from the workspace: its classes, the splits' rows and the data config."""
+    """What one training run reads from the workspace: its classes, the splits' rows and the data config.
+
+    `test_rows` holds every labelled test image, also of classes without training images (evaluation reports
+    those as skipped); `skipped`: train/val images set aside because their file is missing or no longer decodes;
+    `warnings`: class coverage problems (see `coverage_warnings`).
+    """
 
     classes: list[str]
     train_rows: list[ImageRow]
     val_rows: list[ImageRow]
     test_rows: list[ImageRow]
     data_config: DataConfig
+    skipped: list[SkippedImage] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def gather(cls, ws: Workspace, cfg: TrainConfig, spec: ModelSpec) -> RunInputs:
+        """Raises DatasetError for fewer than 2 classes, MissingImagesError under `cfg.strict` when an image
+        file is missing on disk."""
         train_rows, val_rows, test_rows = split_rows(ws, cfg.seed)
+        auto_val = bool(val_rows) and not ws.catalog.training_images("val")
         train_rows = train_rows + extra_training_rows(ws, cfg)
+        train_rows, gone_train = split_present(train_rows)
+        val_rows, gone_val = split_present(val_rows)
+        skipped = gone_train + gone_val  # test images are not read here: evaluation checks them
+        check_strict(skipped, cfg.strict, "train")
         classes = sorted({r.label for r in train_rows if r.label is not None})
         if len(classes) < 2:
             raise DatasetError(f"training needs at least 2 classes with training images, found {classes}")
+        warnings = coverage_warnings(classes, val_rows, val_rows + test_rows, auto_val)
         val_rows = [r for r in val_rows if r.label in classes]
-        return cls(classes, train_rows, val_rows, test_rows, resolve_data_config(spec, cfg, train_rows))
+        return cls(
+            classes, train_rows, val_rows, test_rows, resolve_data_config(spec, cfg, train_rows), skipped, warnings
+        )
+
+    @property
+    def scored_test_rows(self) -> list[ImageRow]:
+        """Test images of the model's classes (what evaluation can score)."""
+        return [r for r in self.test_rows if r.label in self.classes]
 
 
 def _record_inputs(run_dir: Path, cfg: TrainConfig, ws: Workspace, inputs: RunInputs) -> str:
@@ -116,24 +186,45 @@ def _record_inputs(run_dir: Path, cfg: TrainConfig, ws: Workspace, inputs: RunIn
             "classes": inputs.classes,
             "train_ids": [r.id for r in inputs.train_rows],
             "val_ids": [r.id for r in inputs.val_rows],
-            "test_ids": [r.id for r in inputs.test_rows if r.label in inputs.classes],
+            "test_ids": [r.id for r in inputs.test_rows],
+            "skipped_images": skipped_dicts(inputs.skipped),
         },
     )
     return catalog_hash
 
 
-def load_data(ws: Workspace, cfg: TrainConfig, spec: ModelSpec, inputs: RunInputs) -> TrainData:
-    """The split's images decoded (through the cache) at the storage size, resampled for the fast recipe."""
+def load_data(ws: Workspace, cfg: TrainConfig, spec: ModelSpec, inputs: RunInputs) -> tuple[TrainData, RunInputs]:
+    """The split's images decoded (through the cache) at the storage size, resampled for the fast recipe.
+
+    Images that no longer decode are set aside: the returned inputs have them in `skipped` and not in their
+    split (classes recomputed). Raises MissingImagesError under `cfg.strict`, DatasetError when fewer than 2
+    classes keep training images."""
     size = inputs.data_config.storage_size
+    train = decode_available(ws.cache_dir, inputs.train_rows, size, "decoding train images")
+    val = decode_available(ws.cache_dir, inputs.val_rows, size, "decoding val images")
+    if train.skipped or val.skipped:
+        check_strict(train.skipped + val.skipped, cfg.strict, "train")
+        classes = sorted({r.label for r in train.rows if r.label is not None})
+        if len(classes) < 2:
+            raise DatasetError(f"training needs at least 2 classes with training images, found {classes}")
+        keep = np.array([r.label in classes for r in val.rows], dtype=bool)
+        val = Decoded([r for r, k in zip(val.rows, keep, strict=True) if k], val.x[keep], val.skipped)
+        inputs = dataclasses.replace(
+            inputs,
+            classes=classes,
+            train_rows=train.rows,
+            val_rows=val.rows,
+            skipped=inputs.skipped + train.skipped + val.skipped,
+        )
     data = TrainData(
         classes=inputs.classes,
         data_config=inputs.data_config,
-        x_train=load_arrays(ws, inputs.train_rows, size, "decoding train images"),
-        y_train=encode_labels(inputs.train_rows, inputs.classes),
-        x_val=load_arrays(ws, inputs.val_rows, size, "decoding val images"),
-        y_val=encode_labels(inputs.val_rows, inputs.classes),
-        train_ids=[r.id for r in inputs.train_rows],
-        val_ids=[r.id for r in inputs.val_rows],
+        x_train=train.x,
+        y_train=encode_labels(train.rows, inputs.classes),
+        x_val=val.x,
+        y_val=encode_labels(val.rows, inputs.classes),
+        train_ids=[r.id for r in train.rows],
+        val_ids=[r.id for r in val.rows],
     )
     if cfg.balance != "none" and spec.family == "fast":  # its recipe draws its own batches: resample the data
         from picsift.improve.balance import oversample
@@ -144,7 +235,7 @@ def load_data(ws: Workspace, cfg: TrainConfig, spec: ModelSpec, inputs: RunInput
             "the fast CNN recipe has its own batch augmentation: --mixup, --cutmix and --random-erasing "
             "apply to backbones trained with the standard loop and are ignored here"
         )
-    return data
+    return data, inputs
 
 
 def run(cfg: TrainConfig) -> RunResult:
@@ -158,42 +249,56 @@ def run(cfg: TrainConfig) -> RunResult:
         resume_from = resolve_run(ws, cfg.resume) / "checkpoint.pt"
         if not resume_from.exists():
             raise ConfigError(f"--resume {cfg.resume}: that run has no checkpoint.pt")
-    run_dir = new_run_dir(ws, spec.name, cfg.run_name)
-    with removed_on_error(run_dir):
+    with new_run(ws, spec.name, cfg.run_name) as run_dir:
+        data, inputs = load_data(ws, cfg, spec, inputs)
+        for line in inputs.warnings:
+            log.info("train: %s", line)
         catalog_hash = _record_inputs(run_dir, cfg, ws, inputs)
-        data = load_data(ws, cfg, spec, inputs)
         t0 = time.perf_counter()
         trained = _train(spec, data, cfg, run_dir, MetricsLog(run_dir / "metrics.jsonl"), resume_from, ws)
-    seconds = time.perf_counter() - t0
-    save_artifact(
-        run_dir,
-        model=trained.model,
-        model_name=spec.name,
-        family=spec.family,
-        classes=inputs.classes,
-        data_config=trained.data_config,
-        model_kwargs=trained.model_kwargs,
-        extra=trained.extra,
-    )
-    if cfg.tta:  # choose test-time views on validation data now -> tta.json
-        from picsift.improve.tta import choose_for_run
+        seconds = time.perf_counter() - t0
+        save_artifact(
+            run_dir,
+            model=trained.model,
+            model_name=spec.name,
+            family=spec.family,
+            classes=inputs.classes,
+            data_config=trained.data_config,
+            model_kwargs=trained.model_kwargs,
+            extra=trained.extra,
+        )
+        if cfg.tta:  # choose test-time views on validation data now -> tta.json
+            from picsift.improve.tta import choose_for_run
 
-        choose_for_run(run_dir, ws)
-    val_accs = [h["val_acc"] for h in trained.history if h.get("val_acc") is not None]
-    val_acc = trained.final_val_acc if trained.final_val_acc is not None else max(val_accs) if val_accs else None
-    summary = {
-        "run_id": run_dir.name,
-        "model": spec.name,
-        "family": spec.family,
-        "classes": inputs.classes,
-        "n_train": len(inputs.train_rows),
-        "n_val": len(inputs.val_rows),
-        "best_val_acc": val_acc,
-        "train_seconds": seconds,
-        "epochs": len(trained.history),
-        "catalog_hash": catalog_hash,
-        "seed": cfg.seed,
-    }
-    write_json(run_dir / "run.json", summary)
-    ws.catalog.record_run(run_dir.name, str(run_dir), spec.name, catalog_hash, {"best_val_acc": val_acc})
-    return RunResult(run_dir.name, run_dir, spec.name, inputs.classes, val_acc, seconds, trained.history)
+            choose_for_run(run_dir, ws)
+        val_accs = [h["val_acc"] for h in trained.history if h.get("val_acc") is not None]
+        val_acc = trained.final_val_acc if trained.final_val_acc is not None else max(val_accs) if val_accs else None
+        summary = {
+            "run_id": run_dir.name,
+            "model": spec.name,
+            "family": spec.family,
+            "classes": inputs.classes,
+            "n_train": len(inputs.train_rows),
+            "n_val": len(inputs.val_rows),
+            "n_test": len(inputs.scored_test_rows),
+            "n_skipped": len(inputs.skipped),
+            "warnings": inputs.warnings,
+            "best_val_acc": val_acc,
+            "train_seconds": seconds,
+            "epochs": len(trained.history),
+            "catalog_hash": catalog_hash,
+            "seed": cfg.seed,
+        }
+        write_json(run_dir / "run.json", summary)
+        ws.catalog.record_run(run_dir.name, str(run_dir), spec.name, catalog_hash, {"best_val_acc": val_acc})
+    return RunResult(
+        run_dir.name,
+        run_dir,
+        spec.name,
+        inputs.classes,
+        val_acc,
+        seconds,
+        trained.history,
+        skipped=inputs.skipped,
+        warnings=inputs.warnings,
+    )

@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from picsift.errors import PicsiftError, RunNotFoundError
+from picsift.errors import RunNotFoundError
 from picsift.store import Workspace
 
 PACKAGES = (
@@ -54,7 +54,7 @@ def environment() -> dict[str, Any]:
     }
 
 
-def new_run_dir(ws: Workspace, model: str, name: str | None = None) -> Path:
+def _make_run_dir(ws: Workspace, model: str, name: str | None = None) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name or model).strip("-") or "run"
     base = f"{stamp}-{slug}"
@@ -68,12 +68,16 @@ def new_run_dir(ws: Workspace, model: str, name: str | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def removed_on_error(run_dir: Path) -> Iterator[None]:
-    """A run that stops on bad input (unreadable images, a wrong model parameter) before it saved a checkpoint
-    leaves no half-made folder behind; one with a checkpoint keeps it, for `--resume`."""
+def new_run(ws: Workspace, model: str, name: str | None = None) -> Iterator[Path]:
+    """Create `runs/<UTC stamp>-<name or model>/` and yield it; the one owner of a run folder's life.
+
+    A run that stops for any reason (bad input, a crash, Ctrl+C) before it saved a checkpoint leaves no
+    half-made folder behind; one with a checkpoint keeps it, for `--resume`.
+    """
+    run_dir = _make_run_dir(ws, model, name)
     try:
-        yield
-    except PicsiftError:
+        yield run_dir
+    except BaseException:
         if not (run_dir / "checkpoint.pt").exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
