@@ -38,8 +38,8 @@ from picsift.models.registry import create_model, get_spec
 from picsift.train.data import TrainData
 from picsift.train.device import autocast, select_device
 from picsift.train.fast import fit_fast
-from picsift.train.fast_eval import logits_for, to_input
-from picsift.train.fast_runtime import thread_scope
+from picsift.train.fast.evaluate import logits_for, to_input
+from picsift.train.fast.runtime import thread_scope
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets" / "cifar10"

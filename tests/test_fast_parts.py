@@ -13,11 +13,11 @@ import torch
 from picsift.errors import ConfigError
 from picsift.models.fastcnn import FastCNN, default_depth
 from picsift.models.registry import create_model
-from picsift.train.fast_aug import BatchAugmenter
-from picsift.train.fast_freeze import freeze_blocks, freeze_stages, frozen_at
-from picsift.train.fast_optim import FastHyper, hyper_from, lr_factor, make_optimizers, orthogonalise
-from picsift.train.fast_resize import resize_stages, shrink, size_at
-from picsift.train.fast_runtime import (
+from picsift.train.fast.augment import BatchAugmenter
+from picsift.train.fast.freeze import freeze_blocks, freeze_stages, frozen_at
+from picsift.train.fast.optim import FastHyper, hyper_from, lr_factor, make_optimizers, orthogonalise
+from picsift.train.fast.resize import resize_stages, shrink, size_at
+from picsift.train.fast.runtime import (
     COMPILE_MIN_BUDGET_S,
     busy_cores,
     choose_threads,
@@ -25,7 +25,7 @@ from picsift.train.fast_runtime import (
     maybe_compile,
     usable_cores,
 )
-from picsift.train.fast_sizing import (
+from picsift.train.fast.sizing import (
     cpu_batch_size,
     default_batch_size,
     model_kwargs_for,
@@ -151,8 +151,8 @@ def test_third_conv_deepens_the_last_blocks_at_their_pooled_size() -> None:
 
 
 def test_model_params_of_the_wrong_kind_are_errors_that_name_the_key() -> None:
-    from picsift.train.fast_params import param_float, param_int
-    from picsift.train.fast_prune import pruner_from
+    from picsift.train.fast.params import param_float, param_int
+    from picsift.train.fast.prune import pruner_from
 
     assert param_int({"translate": "3"}, "translate", 2) == 3 and param_int({}, "translate", 2) == 2
     assert param_float({"jitter": 0.15}, "jitter", 0.0) == 0.15
@@ -365,7 +365,7 @@ def test_batchnorm_on_bf16_activations_matches_fp32_statistics() -> None:
 
 
 def test_pruner_drops_only_well_learned_examples_and_reweights_the_rest() -> None:
-    from picsift.train.fast_prune import LossPruner
+    from picsift.train.fast.prune import LossPruner
 
     n = 10_000
     pruner = LossPruner(n, ratio=0.5, until=0.85, generator=torch.Generator().manual_seed(0))
@@ -382,7 +382,7 @@ def test_pruner_drops_only_well_learned_examples_and_reweights_the_rest() -> Non
 
 
 def test_pruner_is_on_for_budgeted_runs_and_configurable() -> None:
-    from picsift.train.fast_prune import pruner_from
+    from picsift.train.fast.prune import pruner_from
 
     g = torch.Generator().manual_seed(0)
     assert pruner_from({}, 100, budgeted=False, generator=g) is None  # an epoch count means full epochs

@@ -17,7 +17,7 @@ from picsift.errors import ConfigError
 from picsift.models.registry import create_model, get_spec
 from picsift.train.data import TrainData, TrainedModel
 from picsift.train.fast import fit_fast
-from picsift.train.fast_eval import logits_for, predict_tta, to_input
+from picsift.train.fast.evaluate import logits_for, predict_tta, to_input
 
 
 def digits_arrays(tmp: Path, per_class: int = 40, classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -225,7 +225,7 @@ def test_frozen_run_stops_the_first_block_learning_and_still_learns(tmp_path: Pa
 
 
 def test_budgeted_run_on_a_large_set_widens_when_time_allows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import picsift.train.fast_sizing as sizing
+    import picsift.train.fast.sizing as sizing
 
     monkeypatch.setattr(sizing, "WIDE_PASSES", 0.0)  # any budget "holds enough passes": the wide path runs
     rng = np.random.default_rng(0)

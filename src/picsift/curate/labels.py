@@ -145,7 +145,7 @@ def cnn_cross_val_logits(
     from picsift.models.registry import get_spec
     from picsift.train.data import TrainData
     from picsift.train.fast import fit_fast
-    from picsift.train.fast_eval import logits_for
+    from picsift.train.fast.evaluate import logits_for
 
     y = np.asarray(labels, dtype=np.int64)
     x = np.asarray(images, dtype=np.uint8)

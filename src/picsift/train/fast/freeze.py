@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from picsift.models.fastcnn import FastCNN
-from picsift.train.fast_params import param_stages
+from picsift.train.fast.params import param_stages
 
 Stages = list[tuple[float, int]]
 

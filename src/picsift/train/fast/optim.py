@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from picsift.models.fastcnn import FastCNN
-from picsift.train.fast_params import param_float, param_int
+from picsift.train.fast.params import param_float, param_int
 
 # Quintic Newton-Schulz coefficients chosen for a steep slope at zero: a few iterations push all
 # singular values into roughly [0.5, 1.5], which is as good as exact orthogonalisation for training.

@@ -15,8 +15,8 @@ from picsift.errors import ConfigError
 from picsift.models.fastcnn import DEFAULT_WIDTHS
 from picsift.models.registry import DataConfig, ModelSpec
 from picsift.store import ImageRow
-from picsift.train.fast_params import param_int, param_ints
-from picsift.train.fast_resize import MIN_SIZE
+from picsift.train.fast.params import param_int, param_ints
+from picsift.train.fast.resize import MIN_SIZE
 
 
 def resolve_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow]) -> DataConfig:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from picsift.train.fast_params import param_float, param_int, param_stages
+from picsift.train.fast.params import param_float, param_int, param_stages
 
 MIN_SIZE = 16
 Stages = list[tuple[float, int]]

@@ -1,7 +1,7 @@
 """The fast recipe: picsift's default from-scratch training, sized to the data and to a time budget.
 
 Data arrive as uint8 arrays (decoded once by the spine's cache) and stay uint8 on the training
-device; batches are augmented and normalised as whole tensors (`fast_aug`). The schedule is a
+device; batches are augmented and normalised as whole tensors (`augment`). The schedule is a
 function of progress p = max(steps done / steps planned, time used / time budget), so a budgeted
 run decays its learning rate on time, whatever speed the machine gives it, and stops at p = 1.
 """
@@ -25,15 +25,15 @@ from picsift.models.fastcnn import FastCNN
 from picsift.models.registry import ModelSpec, create_model
 from picsift.train.data import TrainData, TrainedModel
 from picsift.train.device import autocast, seed_everything
-from picsift.train.fast_aug import BatchAugmenter
-from picsift.train.fast_eval import logits_for, predict_tta, to_input
-from picsift.train.fast_freeze import freeze_blocks, freeze_stages, frozen_at
-from picsift.train.fast_optim import WeightAverage, apply_schedule, hyper_from, make_optimizers
-from picsift.train.fast_params import param_float, param_int
-from picsift.train.fast_prune import pruner_from
-from picsift.train.fast_resize import resize_stages, shrink, size_at
-from picsift.train.fast_runtime import cudnn_autotune, images_per_second, maybe_compile, thread_scope
-from picsift.train.fast_sizing import (
+from picsift.train.fast.augment import BatchAugmenter
+from picsift.train.fast.evaluate import logits_for, to_input
+from picsift.train.fast.freeze import freeze_blocks, freeze_stages, frozen_at
+from picsift.train.fast.optim import WeightAverage, apply_schedule, hyper_from, make_optimizers
+from picsift.train.fast.params import param_float, param_int
+from picsift.train.fast.prune import pruner_from
+from picsift.train.fast.resize import resize_stages, shrink, size_at
+from picsift.train.fast.runtime import cudnn_autotune, images_per_second, maybe_compile, thread_scope
+from picsift.train.fast.sizing import (
     MONITOR_SHARE,
     budget_batch_size,
     cpu_batch_size,
@@ -42,11 +42,10 @@ from picsift.train.fast_sizing import (
     model_kwargs_for,
     monitor_sample,
     probe_batch,
-    resolve_data_config,
     widen_for_budget,
 )
 
-__all__ = ["fit_fast", "predict_tta", "resolve_data_config"]
+__all__ = ["fit_fast"]
 log = logging.getLogger("picsift.train")
 CHECKPOINT = "checkpoint.pt"
 RECIPE_LABEL_SMOOTHING = 0.2

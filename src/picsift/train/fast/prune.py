@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from picsift.errors import ConfigError
-from picsift.train.fast_params import param_float
+from picsift.train.fast.params import param_float
 
 
 class LossPruner:
