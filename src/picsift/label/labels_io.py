@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from picsift.errors import DatasetError
+from picsift.labels_text import normalize_label
 from picsift.store import ImageRow, Workspace
 
 FORMATS = ("csv", "json", "labelstudio", "coco")
@@ -179,9 +180,9 @@ def import_labels(
     report = ImportReport()
     proposals = []
     for file_path, sha, label in entries:
-        label = (label or "").strip()
-        if not label:
+        if not (label or "").strip():
             continue
+        label = normalize_label(label)
         report.read += 1
         row = None
         if file_path:

@@ -11,9 +11,11 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from picsift.errors import PicsiftError, WorkspaceError
+from picsift.labels_text import normalize_label, normalize_optional_label
 from picsift.store.schema import (
     SCHEMA_VERSION,
     Action,
@@ -105,11 +107,20 @@ class Catalog:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction: committed on success, rolled back on any error (nothing half-written)."""
+        """A transaction: committed on success, rolled back on any error (nothing half-written).
+
+        A picsift error raised while binding a value (an empty label, see `LabelText`) comes out as
+        itself rather than wrapped in SQLAlchemy's StatementError.
+        """
         s = self._sessions()
         try:
             yield s
             s.commit()
+        except StatementError as e:
+            s.rollback()
+            if isinstance(e.orig, PicsiftError):
+                raise e.orig from e
+            raise
         except BaseException:
             s.rollback()
             raise
@@ -168,6 +179,8 @@ class Catalog:
         return sorted(x for x in used | declared if x is not None)
 
     def add_class(self, name: str) -> None:
+        """Declare a class (normalised by `normalize_label`; LabelError when empty)."""
+        name = normalize_label(name)
         with self.session() as s:
             if s.get(ClassName, name) is None:
                 s.add(ClassName(name=name))
@@ -187,7 +200,9 @@ class Catalog:
 
         With `expected_version`, the write only succeeds if nobody changed the label since the caller
         read that version (optimistic locking): the later writer gets a LabelConflictError.
+        The label is normalised by `normalize_label` (LabelError when empty).
         """
+        label = normalize_optional_label(label)
         with self.session() as s:
             q = update(Image).where(Image.id == image_id)
             if expected_version is not None:
@@ -256,7 +271,8 @@ class Catalog:
         """
         n = 0
         with self.session() as s:
-            for image_id, label, confidence in items:
+            for image_id, raw_label, confidence in items:
+                label = normalize_label(raw_label)
                 s.execute(
                     update(LabelEvent)
                     .where(
@@ -387,10 +403,9 @@ class Catalog:
         """Rename class `old` to `new`, or merge it into `new` if that exists. Returns images changed.
 
         Every affected image gets a label event (who and when), and pending proposals follow.
+        Both names are normalised by `normalize_label` (LabelError when empty).
         """
-        new = new.strip()
-        if not new:
-            raise WorkspaceError("a class name cannot be empty")
+        old, new = normalize_label(old), normalize_label(new)
         if old not in self.classes():
             raise WorkspaceError(f"no class {old!r}; classes: {self.classes()}")
         if old == new:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from picsift.errors import PicsiftError, RunNotFoundError
+from picsift.filenames import inside, safe_filename
 from picsift.store import Workspace
 
 PACKAGES = (
@@ -57,12 +58,12 @@ def environment() -> dict[str, Any]:
 def new_run_dir(ws: Workspace, model: str, name: str | None = None) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name or model).strip("-") or "run"
-    base = f"{stamp}-{slug}"
-    path = ws.runs_dir / base
+    base = safe_filename(f"{stamp}-{slug}", max_bytes=200)  # room for a "-<n>" suffix and long `--name`s
+    path = inside(ws.runs_dir, base)
     i = 1
     while path.exists():
         i += 1
-        path = ws.runs_dir / f"{base}-{i}"
+        path = inside(ws.runs_dir, f"{base}-{i}")
     path.mkdir(parents=True)
     return path
 
