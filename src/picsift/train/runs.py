@@ -59,9 +59,11 @@ def new_run_dir(ws: Workspace, model: str, name: str | None = None) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name or model).strip("-") or "run"
     base = safe_filename(f"{stamp}-{slug}", max_bytes=200)  # room for a "-<n>" suffix and long `--name`s
+    # Compared ignoring case: on a case-insensitive file system `Cat` would reuse the folder of `cat`.
+    taken = {p.name.casefold() for p in ws.runs_dir.iterdir()} if ws.runs_dir.is_dir() else set()
     path = inside(ws.runs_dir, base)
     i = 1
-    while path.exists():
+    while path.name.casefold() in taken or path.exists():
         i += 1
         path = inside(ws.runs_dir, f"{base}-{i}")
     path.mkdir(parents=True)
