@@ -204,3 +204,31 @@ def test_feedback_label_nfd_is_stored_nfc(tmp_path: Path) -> None:
     accepted = store.accept([item.id])[0]
     assert ws.catalog.image(accepted.image_id).label == NFC and ws.catalog.classes() == [NFC]
     ws.close()
+
+
+def test_workspace_written_before_normalisation_is_merged_once(tmp_path: Path) -> None:
+    """An older catalog holding both spellings (as earlier picsift wrote it) shows one class when opened."""
+    import sqlite3
+
+    ws = make_label_workspace(tmp_path, per_class=2, labelled_per_class=0)
+    ids = [r.id for r in ws.catalog.images()]
+    ws.close()
+    db = sqlite3.connect(tmp_path / "ws" / "catalog.sqlite")
+    with db:
+        db.execute("DELETE FROM meta WHERE key = 'labels_normalized'")
+        for image_id, label in zip(ids[:4], [NFD, NFD, NFC, " cat "], strict=True):
+            db.execute("UPDATE images SET label = ?, label_version = 1 WHERE id = ?", (label, image_id))
+            db.execute(
+                "INSERT INTO labels (image_id, label, status, origin, annotator, created_at) "
+                "VALUES (?, ?, 'accepted', 'import', 'old', '2024-01-01 00:00:00')",
+                (image_id, label),
+            )
+        db.executemany("INSERT INTO classes (name, created_at) VALUES (?, '2024-01-01')", [(NFD,), (NFC,), (" cat ",)])
+    db.close()
+
+    ws = Workspace.open(tmp_path / "ws")
+    assert ws.catalog.classes() == ["cat", NFC]
+    assert [r.label for r in ws.catalog.images()][:4] == [NFC, NFC, NFC, "cat"]
+    assert {e["label"] for e in ws.catalog.label_history(ids[0])} == {NFC}
+    assert ws.catalog.relabel_class(NFC, "brulee") == 3  # the merged class is found under either spelling
+    ws.close()

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy import create_engine, event, func, inspect, select, text, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from picsift.errors import PicsiftError, WorkspaceError
+from picsift.errors import LabelError, PicsiftError, WorkspaceError
 from picsift.labels_text import normalize_label, normalize_optional_label
 from picsift.store.schema import (
     SCHEMA_VERSION,
@@ -28,6 +29,9 @@ from picsift.store.schema import (
     RunRecord,
     utcnow,
 )
+
+logger = logging.getLogger(__name__)
+_LABELS_NORMALIZED = "labels_normalized"  # meta key: stored labels were brought to normalize_label's form
 
 
 class LabelConflictError(PicsiftError):
@@ -67,6 +71,13 @@ class ImageRow:
         return cls(**{f.name: getattr(image, f.name) for f in fields(cls)})
 
 
+def _normalized_or_none(label: Any) -> str | None:
+    try:
+        return normalize_label(label)
+    except LabelError:  # an empty legacy label is left as it was
+        return None
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the labelling server read while a training run writes; busy_timeout avoids spurious
@@ -101,6 +112,40 @@ class Catalog:
                     f"catalog {url} has schema version {found.value}; this picsift reads up to "
                     f"{SCHEMA_VERSION}: upgrade picsift"
                 )
+        self._normalize_stored_labels()
+
+    def _normalize_stored_labels(self) -> None:
+        """Once per catalog: labels stored before they were normalised (a macOS NFD folder name next to
+        an NFC manifest cell) are rewritten to `normalize_label`'s form, merging the two classes."""
+        try:
+            with self.session() as s:
+                if s.get(Meta, _LABELS_NORMALIZED) is not None:
+                    return
+                conn = s.connection()
+                # Plain SQL: the LabelText columns would normalise the old value in the WHERE clause too.
+                present = set(inspect(conn).get_table_names())
+                for table in ("images", "labels", "feedback"):
+                    if table not in present:
+                        continue
+                    query = text(f"SELECT DISTINCT label FROM {table} WHERE label IS NOT NULL")
+                    for old in conn.execute(query).scalars().all():
+                        new = _normalized_or_none(old)
+                        if new is not None and new != old:
+                            change = text(f"UPDATE {table} SET label = :new WHERE label = :old")
+                            conn.execute(change, {"new": new, "old": old})
+                names = set(conn.execute(text("SELECT name FROM classes")).scalars().all())
+                for old in sorted(names):
+                    new = _normalized_or_none(old)
+                    if new is None or new == old:
+                        continue
+                    if new in names:
+                        conn.execute(text("DELETE FROM classes WHERE name = :old"), {"old": old})
+                    else:
+                        conn.execute(text("UPDATE classes SET name = :new WHERE name = :old"), {"new": new, "old": old})
+                        names.add(new)
+                s.merge(Meta(key=_LABELS_NORMALIZED, value="1"))
+        except (OperationalError, IntegrityError) as e:  # read-only, or another process is doing it: next time
+            logger.warning("could not normalise the stored labels of %s yet: %s", self.url, e)
 
     def close(self) -> None:
         self.engine.dispose()
