@@ -43,7 +43,9 @@ def _png(seed: int) -> bytes:
 
 
 def _files(root: Path) -> set[Path]:
-    return {Path(d) / f for d, _, names in os.walk(root) for f in names}
+    """Every file under `root`, but the catalog's SQLite journal files (opening a workspace makes them)."""
+    found = {Path(d) / f for d, _, names in os.walk(root) for f in names}
+    return {p for p in found if not p.name.startswith(("catalog.sqlite-wal", "catalog.sqlite-shm"))}
 
 
 def _assert_portable(name: str) -> None:
