@@ -33,3 +33,11 @@ class WeightsNotAvailableError(PicsiftError):
 
 class RunNotFoundError(PicsiftError):
     """A run id or folder does not exist."""
+
+
+class LabelError(ConfigError):
+    """A label (class name) is not usable: not text, or empty once surrounding spaces are removed."""
+
+
+class UnsafePathError(PicsiftError):
+    """A path built from user-supplied text would lie outside the folder it was meant for."""

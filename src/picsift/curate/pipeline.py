@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from picsift.data.available import (
     split_present,
 )
 from picsift.errors import ConfigError, WorkspaceError
+from picsift.filenames import UniqueNames, inside, safe_filename, unique_names
 from picsift.store import ImageRow, Workspace
 from picsift.store.schema import utcnow
 
@@ -358,9 +358,6 @@ def undo(workspace: str | Path | None, action_id: int | None = None) -> dict[str
     return {"undone_action_id": undone, "restored": restored, "excluded_now": cat.summary()["excluded"]}
 
 
-_UNSAFE = re.compile(r"[^\w.\- ]+")
-
-
 def export_clean(
     workspace: str | Path | None,
     dest: str | Path,
@@ -372,7 +369,8 @@ def export_clean(
     """Write the clean, labelled images (not excluded, readable, one per identical file) to DEST in a
     folder-per-class layout (DEST/<class>/ or DEST/<split>/<class>/), as hard links where the file system
     allows, else copies. DEST must not exist or be empty. Images whose file is missing on disk are skipped
-    (listed under "skipped_images"), or raise MissingImagesError with `strict`."""
+    (listed under "skipped_images"), or raise MissingImagesError with `strict`. Folder and file names go through
+    `picsift.filenames` (a class `..` stays inside DEST; `Cat` and `cat` stay two folders)."""
     ws = Workspace.open(workspace)
     out = Path(dest)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -383,14 +381,15 @@ def export_clean(
         raise WorkspaceError(f"workspace {ws.root} has no clean labelled images to export")
     linked = copied = 0
     per_class: dict[str, int] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    class_dirs = unique_names((str(r.label) for r in rows), fallback="unnamed", allow_hidden=False)
+    files_in: dict[Path, UniqueNames] = {}
     for r in rows:
-        cls = _UNSAFE.sub("_", str(r.label)).strip() or "_"
-        folder = out / (_UNSAFE.sub("_", r.split or "unsplit") if by_split else "") / cls
+        cls = class_dirs[str(r.label)]
+        parts = (safe_filename(r.split or "unsplit", allow_hidden=False), cls) if by_split else (cls,)
+        folder = inside(out, *parts)
         folder.mkdir(parents=True, exist_ok=True)
-        name = Path(r.path).name
-        target = folder / name
-        if target.exists():
-            target = folder / f"{r.id}_{name}"
+        target = inside(folder, files_in.setdefault(folder, UniqueNames(fallback="image")).new(Path(r.path).name))
         if not copy:
             try:
                 os.link(r.path, target)

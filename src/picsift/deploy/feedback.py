@@ -22,7 +22,9 @@ from sqlalchemy import select
 
 from picsift.data.formats import suffix_for_format
 from picsift.data.images import probe
-from picsift.errors import ConfigError, WorkspaceError
+from picsift.errors import ConfigError, LabelError, WorkspaceError
+from picsift.filenames import inside, unique_names
+from picsift.labels_text import normalize_label
 from picsift.store import ImageRow, Workspace
 from picsift.store.feedback import Feedback, ensure_feedback_table
 from picsift.store.schema import Image, utcnow
@@ -74,9 +76,11 @@ class FeedbackItem:
 
 
 def validate_label(label: Any) -> str:
-    if not isinstance(label, str) or not label.strip():
-        raise ConfigError("feedback needs a non-empty string 'label' (the correct class)")
-    label = label.strip()
+    """The label in its normal form (`normalize_label`); ConfigError when not text, empty or too long."""
+    try:
+        label = normalize_label(label)
+    except LabelError as e:
+        raise LabelError(f"feedback needs a non-empty string 'label' (the correct class): {e}") from e
     if len(label) > MAX_LABEL_CHARS:
         raise ConfigError(f"feedback label is {len(label)} characters long; at most {MAX_LABEL_CHARS} allowed")
     return label
@@ -226,9 +230,16 @@ class FeedbackStore:
             return int(image.id)
 
     def export(self, out_dir: Path, status: str | None = "accepted") -> dict[str, Any]:
-        """Copy feedback images into `out_dir/<label>/` plus `feedback.csv`; returns counts."""
+        """Copy feedback images into `out_dir/<label>/` plus `feedback.csv`; returns counts.
+
+        Each label's folder is named by `picsift.filenames.unique_names` (a label `..` or `a/b` stays
+        inside `out_dir`; `Cat` and `cat` stay two folders), and every path is checked to lie inside.
+        """
         items = self.items(status)
         out_dir.mkdir(parents=True, exist_ok=True)
+        folders = unique_names(
+            (it.label for it in items), fallback="unnamed", allow_hidden=False, taken=["feedback.csv"]
+        )
         copied = 0
         with (out_dir / "feedback.csv").open("w", newline="") as fh:
             w = csv.writer(fh)
@@ -251,8 +262,7 @@ class FeedbackStore:
                 if it.image_path:
                     src = self.ws.root / it.image_path
                     if src.is_file():
-                        safe = "".join(ch if ch.isalnum() or ch in "-_. " else "_" for ch in it.label)
-                        dst = out_dir / safe / src.name
+                        dst = inside(out_dir, folders[it.label], src.name)
                         dst.parent.mkdir(parents=True, exist_ok=True)
                         shutil.copyfile(src, dst)
                         rel = str(dst.relative_to(out_dir))

@@ -13,7 +13,7 @@ import os
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from picsift.ingest.sources import Discovery, discover
 from picsift.ingest.splits import SPLITS, check_fractions, normalize_split
 from picsift.ingest.status import status
 from picsift.ingest.writer import known_paths, write_import
+from picsift.labels_text import normalize_label
 from picsift.store import Workspace
 
 logger = logging.getLogger(__name__)
@@ -127,8 +128,9 @@ def run(cfg: ImportConfig) -> ImportResult:
     try:
         catalog = ws.catalog  # a new workspace gets its (empty) catalog even if the source is bad
         files_dir = ws.root / "files"
-        label = cfg.label.strip() if cfg.label else None
+        label = normalize_label(cfg.label) if cfg.label else None
         found = discover(source, workspace_files=files_dir, label=label, split=split)
+        _normalize_labels(found)
         _leave_out_workspace(found, source, ws.root)
         if not found.entries:
             kinds = Counter(reason_kind(why) for _, why in found.skipped).most_common()
@@ -187,6 +189,12 @@ def run(cfg: ImportConfig) -> ImportResult:
         return result
     finally:
         ws.close()
+
+
+def _normalize_labels(found: Discovery) -> None:
+    """One spelling per class, whichever source a label came from: a macOS folder name (NFD) and a
+    manifest cell (NFC) naming the same class become one label (`normalize_label`)."""
+    found.entries = [e if e.label is None else replace(e, label=normalize_label(e.label)) for e in found.entries]
 
 
 def _leave_out_workspace(found: Discovery, source: Path, ws_root: Path) -> None:

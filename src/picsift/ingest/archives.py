@@ -3,6 +3,10 @@
 A member whose name would land outside the extraction folder (absolute paths, `..`), a link, a
 device or an encrypted entry is refused and reported, never written; the rest is extracted. An
 archive is extracted once per content hash, so importing it again reuses the folder.
+
+Each part of a member's path is written under `picsift.filenames.safe_filename` (so a folder named
+`CON` or `a:b` extracts on any system), distinct per folder even on a case-insensitive file system
+(`Cat/` and `cat/` stay two folders: the second gets a short hash suffix).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from picsift.errors import DatasetError
+from picsift.filenames import UniqueNames, inside
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +67,33 @@ def safe_member_path(name: str) -> PurePosixPath | None:
     return PurePosixPath(*parts)
 
 
+def zip_member_name(info: zipfile.ZipInfo) -> str:
+    """The member's name as its maker meant it. Without the zip's UTF-8 flag Python reads names as
+    cp437, but macOS and most current tools write UTF-8 there anyway: bytes that decode as UTF-8
+    (and are not plain ASCII) are taken as UTF-8, so `crème/` does not become `creÌ€me/`."""
+    name = info.filename
+    if info.flag_bits & 0x800 or name.isascii():
+        return name
+    try:
+        return name.encode("cp437").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return name
+
+
+class _SafeNames:
+    """Safe, distinct relative paths for the members: the names of each folder through one UniqueNames."""
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self._folders: dict[PurePosixPath, UniqueNames] = {}
+
+    def target(self, rel: PurePosixPath) -> Path:
+        out = PurePosixPath()
+        for part in rel.parts:
+            out = out / self._folders.setdefault(out, UniqueNames())(part)
+        return inside(self.dest, *out.parts)
+
+
 class _Budget:
     def __init__(self, limit: int) -> None:
         self.left = limit
@@ -83,11 +115,12 @@ def _extract_zip(archive: Path, dest: Path, refused: list[tuple[str, str]], budg
         zf = zipfile.ZipFile(archive)  # noqa: SIM115 (closed by the `with zf` below)
     except (zipfile.BadZipFile, OSError) as e:
         raise DatasetError(f"{archive}: not a readable zip archive ({e})") from e
+    names = _SafeNames(dest)
     with zf:
         for info in zf.infolist():
             if info.is_dir():
                 continue
-            rel = safe_member_path(info.filename)
+            rel = safe_member_path(zip_member_name(info))
             if rel is None:
                 refused.append((info.filename, "unsafe path outside the archive folder, not extracted"))
                 continue
@@ -97,7 +130,7 @@ def _extract_zip(archive: Path, dest: Path, refused: list[tuple[str, str]], budg
             if info.flag_bits & 0x1:
                 refused.append((info.filename, "encrypted member, not extracted"))
                 continue
-            target = dest / rel
+            target = names.target(rel)
             try:
                 with zf.open(info) as src:
                     budget.copy(src, target)
@@ -111,6 +144,7 @@ def _extract_tar(archive: Path, dest: Path, refused: list[tuple[str, str]], budg
         tf = tarfile.open(archive, "r:*")  # noqa: SIM115 (closed by the `with tf` below)
     except (tarfile.TarError, OSError) as e:
         raise DatasetError(f"{archive}: not a readable tar archive ({e})") from e
+    names = _SafeNames(dest)
     with tf:
         try:
             for member in tf:
@@ -134,7 +168,7 @@ def _extract_tar(archive: Path, dest: Path, refused: list[tuple[str, str]], budg
                     refused.append((member.name, "unreadable member, not extracted"))
                     continue
                 with src:
-                    budget.copy(src, dest / rel)
+                    budget.copy(src, names.target(rel))
         except (tarfile.TarError, EOFError, OSError) as e:
             # A truncated archive: keep what was extracted, report the rest.
             refused.append((archive.name, f"archive is truncated or corrupt after this point: {e}"))

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from picsift.data.formats import IMAGE_EXTENSIONS, suffix_for_mime
+from picsift.filenames import inside, safe_filename
 
 # Some servers send images as generic binary; those bytes are then judged by decoding them.
 _ACCEPTED_TYPES = ("application/octet-stream", "binary/octet-stream")
@@ -46,7 +47,7 @@ def url_file_name(url: str, content_type: str | None) -> str:
     if ext is None:
         suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
         ext = suffix if suffix in IMAGE_EXTENSIONS else ".bin"
-    return hashlib.sha256(url.encode("utf-8", "surrogateescape")).hexdigest()[:32] + ext
+    return safe_filename(hashlib.sha256(url.encode("utf-8", "surrogateescape")).hexdigest()[:32] + ext)
 
 
 def _fetch_once(url: str, timeout_s: float, max_bytes: int) -> tuple[bytes, str | None]:
@@ -96,7 +97,7 @@ def download(url: str, dest_dir: Path, *, timeout_s: float, retries: int, max_by
             error = f"download failed: {type(e).__name__}: {e}"
         else:
             dest_dir.mkdir(parents=True, exist_ok=True)
-            path = dest_dir / url_file_name(url, content_type)
+            path = inside(dest_dir, url_file_name(url, content_type))
             tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
             tmp.write_bytes(data)
             os.replace(tmp, path)

@@ -35,6 +35,7 @@ from picsift.errors import (
 )
 from picsift.label.jobs import Job, Jobs
 from picsift.label.scoring import PredictionCache, latest_run
+from picsift.labels_text import normalize_label, normalize_optional_label
 from picsift.store import ImageRow, LabelConflictError, Workspace
 
 log = logging.getLogger("picsift.label")
@@ -283,8 +284,9 @@ def images_router() -> APIRouter:
         )
         if view == "excluded":
             rows = [x for x in rows if x.excluded]
-        if label:
-            rows = [x for x in rows if x.label == label]
+        if label and label.strip():
+            wanted = normalize_label(label)
+            rows = [x for x in rows if x.label == wanted]
         proposals: dict[int, dict[str, Any]] = {}
         for p in ws.catalog.proposals():
             proposals.setdefault(p["image_id"], p)
@@ -391,9 +393,7 @@ def labels_router() -> APIRouter:
         body: LabelBody, ws: Workspace = Depends(get_workspace), who: str = Depends(annotator)
     ) -> JSONResponse:
         """Label images (None removes the label). A stale expected version -> 409 for that image."""
-        label = body.label.strip() if body.label else None
-        if body.label is not None and not label:
-            raise ConfigError("a label cannot be empty")
+        label = normalize_optional_label(body.label)  # LabelError (400) when empty
         applied: list[dict[str, Any]] = []
         conflicts: list[dict[str, Any]] = []
         for image_id in body.image_ids:
@@ -430,27 +430,26 @@ def classes_router() -> APIRouter:
 
     @r.post("")
     def create_class(body: ClassBody, ws: Workspace = Depends(get_workspace)) -> list[dict[str, Any]]:
-        name = body.name.strip()
-        if not name:
-            raise ConfigError("a class name cannot be empty")
-        ws.catalog.add_class(name)
+        ws.catalog.add_class(normalize_label(body.name))  # LabelError (400) when empty
         return listing(ws)
 
     @r.post("/rename")
     def rename(
         body: RenameBody, ws: Workspace = Depends(get_workspace), who: str = Depends(annotator)
     ) -> dict[str, Any]:
-        if body.new.strip() in ws.catalog.classes() and body.new.strip() != body.old:
-            raise ConfigError(f"class {body.new!r} already exists: use merge to combine the two classes")
-        changed = ws.catalog.relabel_class(body.old, body.new, annotator=who)
+        old, new = normalize_label(body.old), normalize_label(body.new)
+        if new in ws.catalog.classes() and new != old:
+            raise ConfigError(f"class {new!r} already exists: use merge to combine the two classes")
+        changed = ws.catalog.relabel_class(old, new, annotator=who)
         return {"changed": changed, "classes": listing(ws)}
 
     @r.post("/merge")
     def merge(body: MergeBody, ws: Workspace = Depends(get_workspace), who: str = Depends(annotator)) -> dict[str, Any]:
         changed = 0
-        for source in body.sources:
-            if source != body.target:
-                changed += ws.catalog.relabel_class(source, body.target, annotator=who)
+        target = normalize_label(body.target)
+        for source in map(normalize_label, body.sources):
+            if source != target:
+                changed += ws.catalog.relabel_class(source, target, annotator=who)
         return {"changed": changed, "classes": listing(ws)}
 
     return r

@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 from picsift.errors import DatasetError
 from picsift.ingest.delimited import column_count_error, read_rows, read_utf8_text, sniff_delimiter
+from picsift.labels_text import normalize_label
 
 TRIED = "picsift CSV/JSON, COCO, Label Studio JSON, JSON-MIN and CSV"
 PATH_KEYS = ("path", "file", "filename", "file_name", "image", "img", "image_url", "url")
@@ -87,12 +88,13 @@ def _choices(value: Any) -> tuple[str, ...]:
                 return _choices(json.loads(text))
             except json.JSONDecodeError:
                 pass
-        return (text,) if text else ()
+        return (normalize_label(text),) if text else ()
     if isinstance(value, dict):
         return _choices(value.get("choices"))
     if isinstance(value, list):
         return tuple(c for v in value for c in _choices(v))
-    return (str(value),)
+    text = str(value).strip()
+    return (normalize_label(text),) if text else ()
 
 
 def _annotator(value: Any) -> str | None:

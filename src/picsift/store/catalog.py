@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy import create_engine, event, func, inspect, select, text, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from picsift.errors import PicsiftError, WorkspaceError
+from picsift.errors import LabelError, PicsiftError, WorkspaceError
+from picsift.labels_text import normalize_label, normalize_optional_label
 from picsift.store.schema import (
     SCHEMA_VERSION,
     Action,
@@ -26,6 +29,9 @@ from picsift.store.schema import (
     RunRecord,
     utcnow,
 )
+
+logger = logging.getLogger(__name__)
+_LABELS_NORMALIZED = "labels_normalized"  # meta key: stored labels were brought to normalize_label's form
 
 
 class LabelConflictError(PicsiftError):
@@ -65,6 +71,13 @@ class ImageRow:
         return cls(**{f.name: getattr(image, f.name) for f in fields(cls)})
 
 
+def _normalized_or_none(label: Any) -> str | None:
+    try:
+        return normalize_label(label)
+    except LabelError:  # an empty legacy label is left as it was
+        return None
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the labelling server read while a training run writes; busy_timeout avoids spurious
@@ -99,17 +112,60 @@ class Catalog:
                     f"catalog {url} has schema version {found.value}; this picsift reads up to "
                     f"{SCHEMA_VERSION}: upgrade picsift"
                 )
+        self._normalize_stored_labels()
+
+    def _normalize_stored_labels(self) -> None:
+        """Once per catalog: labels stored before they were normalised (a macOS NFD folder name next to
+        an NFC manifest cell) are rewritten to `normalize_label`'s form, merging the two classes."""
+        try:
+            with self.session() as s:
+                if s.get(Meta, _LABELS_NORMALIZED) is not None:
+                    return
+                conn = s.connection()
+                # Plain SQL: the LabelText columns would normalise the old value in the WHERE clause too.
+                present = set(inspect(conn).get_table_names())
+                for table in ("images", "labels", "feedback"):
+                    if table not in present:
+                        continue
+                    query = text(f"SELECT DISTINCT label FROM {table} WHERE label IS NOT NULL")
+                    for old in conn.execute(query).scalars().all():
+                        new = _normalized_or_none(old)
+                        if new is not None and new != old:
+                            change = text(f"UPDATE {table} SET label = :new WHERE label = :old")
+                            conn.execute(change, {"new": new, "old": old})
+                names = set(conn.execute(text("SELECT name FROM classes")).scalars().all())
+                for old in sorted(names):
+                    new = _normalized_or_none(old)
+                    if new is None or new == old:
+                        continue
+                    if new in names:
+                        conn.execute(text("DELETE FROM classes WHERE name = :old"), {"old": old})
+                    else:
+                        conn.execute(text("UPDATE classes SET name = :new WHERE name = :old"), {"new": new, "old": old})
+                        names.add(new)
+                s.merge(Meta(key=_LABELS_NORMALIZED, value="1"))
+        except (OperationalError, IntegrityError) as e:  # read-only, or another process is doing it: next time
+            logger.warning("could not normalise the stored labels of %s yet: %s", self.url, e)
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction: committed on success, rolled back on any error (nothing half-written)."""
+        """A transaction: committed on success, rolled back on any error (nothing half-written).
+
+        A picsift error raised while binding a value (an empty label, see `LabelText`) comes out as
+        itself rather than wrapped in SQLAlchemy's StatementError.
+        """
         s = self._sessions()
         try:
             yield s
             s.commit()
+        except StatementError as e:
+            s.rollback()
+            if isinstance(e.orig, PicsiftError):
+                raise e.orig from e
+            raise
         except BaseException:
             s.rollback()
             raise
@@ -168,6 +224,8 @@ class Catalog:
         return sorted(x for x in used | declared if x is not None)
 
     def add_class(self, name: str) -> None:
+        """Declare a class (normalised by `normalize_label`; LabelError when empty)."""
+        name = normalize_label(name)
         with self.session() as s:
             if s.get(ClassName, name) is None:
                 s.add(ClassName(name=name))
@@ -187,7 +245,9 @@ class Catalog:
 
         With `expected_version`, the write only succeeds if nobody changed the label since the caller
         read that version (optimistic locking): the later writer gets a LabelConflictError.
+        The label is normalised by `normalize_label` (LabelError when empty).
         """
+        label = normalize_optional_label(label)
         with self.session() as s:
             q = update(Image).where(Image.id == image_id)
             if expected_version is not None:
@@ -256,7 +316,8 @@ class Catalog:
         """
         n = 0
         with self.session() as s:
-            for image_id, label, confidence in items:
+            for image_id, raw_label, confidence in items:
+                label = normalize_label(raw_label)
                 s.execute(
                     update(LabelEvent)
                     .where(
@@ -387,10 +448,9 @@ class Catalog:
         """Rename class `old` to `new`, or merge it into `new` if that exists. Returns images changed.
 
         Every affected image gets a label event (who and when), and pending proposals follow.
+        Both names are normalised by `normalize_label` (LabelError when empty).
         """
-        new = new.strip()
-        if not new:
-            raise WorkspaceError("a class name cannot be empty")
+        old, new = normalize_label(old), normalize_label(new)
         if old not in self.classes():
             raise WorkspaceError(f"no class {old!r}; classes: {self.classes()}")
         if old == new:

@@ -13,7 +13,7 @@ from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from picsift.store.schema import Base, utcnow
+from picsift.store.schema import Base, LabelText, utcnow
 
 FEEDBACK_STATUSES = ("pending", "accepted", "rejected")
 
@@ -23,7 +23,7 @@ class Feedback(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     prediction_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    label: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(LabelText(200))
     comment: Mapped[str] = mapped_column(Text, default="")
     predicted_label: Mapped[str | None] = mapped_column(String(200), nullable=True)
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -17,6 +17,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from picsift.labels_text import normalize_label
+
 SCHEMA_VERSION = 1
 
 
@@ -53,6 +55,17 @@ class FsPath(TypeDecorator[str]):
         return value
 
 
+class LabelText(TypeDecorator[str]):
+    """A label (class name): every value written or compared is in the one normal form of
+    `normalize_label` (NFC, stripped), so no write path can store two spellings of one class."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else normalize_label(value)
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -77,7 +90,7 @@ class Image(Base):
     gps_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
     readable: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    label: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    label: Mapped[str | None] = mapped_column(LabelText(200), nullable=True, index=True)
     label_version: Mapped[int] = mapped_column(Integer, default=0)
     split: Mapped[str | None] = mapped_column(String(8), nullable=True, index=True)
     split_origin: Mapped[str | None] = mapped_column(String(8), nullable=True)  # "source" or "auto"
@@ -92,7 +105,7 @@ class LabelEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
-    label: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    label: Mapped[str | None] = mapped_column(LabelText(200), nullable=True)
     # accepted: the image's label; proposed: awaiting review; rejected: a refused proposal;
     # superseded: an accepted label later replaced.
     status: Mapped[str] = mapped_column(String(12), default="accepted", index=True)
@@ -105,7 +118,7 @@ class LabelEvent(Base):
 class ClassName(Base):
     __tablename__ = "classes"
 
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(LabelText(200), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

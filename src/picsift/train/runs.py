@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from picsift.errors import RunNotFoundError
+from picsift.filenames import inside, safe_filename
 from picsift.store import Workspace
 
 PACKAGES = (
@@ -54,15 +55,17 @@ def environment() -> dict[str, Any]:
     }
 
 
-def _make_run_dir(ws: Workspace, model: str, name: str | None = None) -> Path:
+def new_run_dir(ws: Workspace, model: str, name: str | None = None) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name or model).strip("-") or "run"
-    base = f"{stamp}-{slug}"
-    path = ws.runs_dir / base
+    base = safe_filename(f"{stamp}-{slug}", max_bytes=200)  # room for a "-<n>" suffix and long `--name`s
+    # Compared ignoring case: on a case-insensitive file system `Cat` would reuse the folder of `cat`.
+    taken = {p.name.casefold() for p in ws.runs_dir.iterdir()} if ws.runs_dir.is_dir() else set()
+    path = inside(ws.runs_dir, base)
     i = 1
-    while path.exists():
+    while path.name.casefold() in taken or path.exists():
         i += 1
-        path = ws.runs_dir / f"{base}-{i}"
+        path = inside(ws.runs_dir, f"{base}-{i}")
     path.mkdir(parents=True)
     return path
 
@@ -74,7 +77,7 @@ def new_run(ws: Workspace, model: str, name: str | None = None) -> Iterator[Path
     A run that stops for any reason (bad input, a crash, Ctrl+C) before it saved a checkpoint leaves no
     half-made folder behind; one with a checkpoint keeps it, for `--resume`.
     """
-    run_dir = _make_run_dir(ws, model, name)
+    run_dir = new_run_dir(ws, model, name)
     try:
         yield run_dir
     except BaseException:

@@ -1,0 +1,31 @@
+"""The one normal form of a label (class name), applied wherever a label enters picsift.
+
+The same word can be spelt with different code points: macOS stores file names decomposed (NFD,
+"e" + U+0300 for "è"), while most editors write composed text (NFC, U+00E8). Both print the same,
+so picsift keeps labels in Unicode Normalization Form C (Unicode Standard Annex #15) with the
+surrounding white space removed; two spellings of one class are then one class.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from picsift.errors import LabelError
+
+
+def normalize_label(text: object) -> str:
+    """`text` in NFC with surrounding white space stripped: " crème " (any spelling) -> "crème".
+
+    Raises LabelError when `text` is not a string or is empty after stripping.
+    """
+    if not isinstance(text, str):
+        raise LabelError(f"a label must be text, got {type(text).__name__}")
+    label = unicodedata.normalize("NFC", text).strip()
+    if not label:
+        raise LabelError(f"a label cannot be empty or only spaces (got {text!r})")
+    return label
+
+
+def normalize_optional_label(text: object) -> str | None:
+    """normalize_label, with None kept as None (no label); an empty string is still a LabelError."""
+    return None if text is None else normalize_label(text)
