@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from picsift.errors import PicsiftError
+from picsift.jsonio import dumps
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,8 +37,17 @@ RunOpt = Annotated[str | None, typer.Option("--run", help="Run id or folder (def
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.write(dumps(obj, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def fmt_metric(value: Any, spec: str = ".4f") -> str:
+    """A metric for the terminal: `value` formatted with `spec` (e.g. ".4f", ".1%"), or "n/a" when it was not
+    measured (None, or NaN/infinity from an empty set) rather than Python's "nan"."""
+    if value is None:
+        return "n/a"
+    number = float(value)
+    return format(number, spec) if math.isfinite(number) else "n/a"
 
 
 def handle_errors(fn: F) -> F:

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
+from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, fmt_metric, handle_errors, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -45,19 +45,17 @@ def evaluate(
         return
     table = Table("class", "precision", "recall", "F1", "support", title=f"{result.run_id} on the {result.split} split")
     for name, c in m["per_class"].items():
-        table.add_row(name, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
+        table.add_row(name, *(fmt_metric(c[k], ".3f") for k in ("precision", "recall", "f1")), str(c["support"]))
     table.add_section()
     for key in ("macro_avg", "weighted_avg"):
         a = m[key]
         table.add_row(
             Text(key.replace("_", " "), style="bold"),
-            f"{a['precision']:.3f}",
-            f"{a['recall']:.3f}",
-            f"{a['f1']:.3f}",
+            *(fmt_metric(a[k], ".3f") for k in ("precision", "recall", "f1")),
             str(a["support"]),
         )
     console.print(table)
-    top = "  ".join(f"top-{k} {v:.4f}" for k, v in m["top_k_accuracy"].items() if k != "1")
+    top = "  ".join(f"top-{k} {fmt_metric(v)}" for k, v in m["top_k_accuracy"].items() if k != "1")
     console.print(
         f"split: [bold]{result.split}[/] ({result.split_reason}), {result.n_images} images"
         + (f", skipped {sum(result.skipped.values())}: {escape(str(result.skipped))}" if result.skipped else ""),
@@ -65,8 +63,8 @@ def evaluate(
         highlight=False,
     )
     console.print(
-        f"accuracy [bold]{m['accuracy']:.4f}[/]  macro F1 {m['macro_avg']['f1']:.4f}  ECE {m['ece']:.4f}  "
-        f"NLL {m['nll']:.4f}" + (f"  {top}" if top else ""),
+        f"accuracy [bold]{fmt_metric(m['accuracy'])}[/]  macro F1 {fmt_metric(m['macro_avg']['f1'])}  "
+        f"ECE {fmt_metric(m['ece'])}  NLL {fmt_metric(m['nll'])}" + (f"  {top}" if top else ""),
         markup=True,
         highlight=False,
     )

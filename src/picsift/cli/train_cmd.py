@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
+from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, fmt_metric, handle_errors, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -130,9 +130,10 @@ def train(
     if json_out:
         print_json(out)
     else:
-        acc = f"{result.val_acc:.4f}" if result.val_acc is not None else "n/a"
+        acc = fmt_metric(result.val_acc)
+        measured = f", val acc {acc}" if acc != "n/a" else "; no validation images: validation accuracy not measured"
         console.print(
-            f"trained [bold]{escape(result.model)}[/] in {result.seconds:.1f}s, val acc {acc}",
+            f"trained [bold]{escape(result.model)}[/] in {result.seconds:.1f}s{measured}",
             markup=True,
             highlight=False,
         )

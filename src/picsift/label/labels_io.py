@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from picsift.errors import DatasetError
+from picsift.jsonio import write_json
 from picsift.store import ImageRow, Workspace
 
 FORMATS = ("csv", "json", "labelstudio", "coco")
@@ -56,7 +57,7 @@ def export_labels(ws: Workspace, path: Path, fmt: str = "csv") -> int:
                 for r in rows
             ],
         }
-        path.write_text(json.dumps(payload, indent=1))
+        write_json(path, payload, indent=1)
     elif fmt == "labelstudio":
         proposals: dict[int, dict[str, Any]] = {}
         for p in ws.catalog.proposals():
@@ -72,7 +73,7 @@ def export_labels(ws: Workspace, path: Path, fmt: str = "csv") -> int:
                     {"model_version": p["origin"], "score": p["confidence"], "result": [_ls_choice(p["label"])]}
                 ]
             tasks.append(task)
-        path.write_text(json.dumps(tasks, indent=1))
+        write_json(path, tasks, indent=1)
     else:
         cat_id = {c: i + 1 for i, c in enumerate(classes)}
         coco = {
@@ -84,7 +85,7 @@ def export_labels(ws: Workspace, path: Path, fmt: str = "csv") -> int:
             ],
             "categories": [{"id": i, "name": c} for c, i in cat_id.items()],
         }
-        path.write_text(json.dumps(coco, indent=1))
+        write_json(path, coco, indent=1)
     return labelled
 
 

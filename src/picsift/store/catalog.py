@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from picsift.errors import PicsiftError, WorkspaceError
+from picsift.jsonio import dumps
 from picsift.store.schema import (
     SCHEMA_VERSION,
     Action,
@@ -76,7 +77,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    engine = create_engine(url, future=True)
+    engine = create_engine(url, future=True, json_serializer=dumps)  # JSON columns strict too: NaN -> null
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
