@@ -1,11 +1,14 @@
 """End to end in a real browser: Debian's chromium driven by Playwright labels images with the keyboard.
 
 The real app runs under uvicorn on a free loopback port in a thread; the test then checks the catalog.
-Set PICSIFT_SCREENSHOTS_DIR=docs/img to also save the screenshots in docs/label.md.
+Set PICSIFT_SCREENSHOTS_DIR=docs/img to also save the screenshots in docs/label.md, PICSIFT_CHROMIUM to use another
+chromium executable. Without chromium or playwright every test here skips (fails under PICSIFT_REQUIRE_ALL=1)
+before it starts anything.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import threading
@@ -20,7 +23,8 @@ from label_support import make_workspace
 from picsift.label.app import LabelSettings, create_app
 from picsift.store import Workspace
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ENV = "PICSIFT_CHROMIUM"
+DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -42,8 +46,32 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Workspace]]:
-    require(CHROMIUM.exists(), "Debian's chromium is not installed (apt-get install chromium)")
+def chromium_path() -> Path:
+    """The chromium executable ($PICSIFT_CHROMIUM, else Debian's), once it and the playwright package are known
+    to be there: skips (fails under PICSIFT_REQUIRE_ALL=1) otherwise. Every browser fixture depends on it."""
+    path = Path(os.environ.get(CHROMIUM_ENV) or DEBIAN_CHROMIUM)
+    require(
+        path.is_file() and os.access(path, os.X_OK),
+        f"chromium not found at {path} (apt-get install chromium, or set {CHROMIUM_ENV})",
+    )
+    try:
+        importlib.import_module("playwright.sync_api")
+        playwright_error = ""
+    except ImportError as e:
+        playwright_error = str(e)
+    require(
+        not playwright_error, f"the playwright package cannot be imported ({playwright_error}): pip install playwright"
+    )
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _browser_available(chromium_path: Path) -> None:
+    """Autouse fixtures set up first: the check runs before a test's other fixtures build workspaces or servers."""
+
+
+@pytest.fixture
+def server(chromium_path: Path, tmp_path: Path) -> Iterator[tuple[str, Workspace]]:
     import uvicorn
 
     ws = make_workspace(tmp_path, per_class=8, labelled_per_class=2)
@@ -65,13 +93,13 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Workspace]]:
 
 
 @pytest.fixture
-def page(tmp_path: Path):
+def page(chromium_path: Path, tmp_path: Path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
+            executable_path=str(chromium_path),
             args=CHROMIUM_ARGS,
             headless=True,
             viewport={"width": 1280, "height": 800},
@@ -203,7 +231,6 @@ def test_photo_workflow_train_queue_proposals_in_chromium(tmp_path: Path, datase
     from picsift.label.autolabel import autolabel
     from picsift.store.schema import Image
 
-    require(CHROMIUM.exists(), "Debian's chromium is not installed (apt-get install chromium)")
     classes = ["airplane", "automobile", "frog"]
     ws = Workspace.open(tmp_path / "ws", create=True)
     rows = []

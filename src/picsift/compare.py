@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from picsift.errors import ConfigError, PicsiftError
+from picsift.jsonio import write_json
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.compare")
@@ -182,7 +183,7 @@ def compare(
     out = out_dir or ws.root / COMPARE_DIR
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "leaderboard.json"
-    json_path.write_text(json.dumps({**meta, "leaderboard": rows}, indent=2, default=str))
+    write_json(json_path, {**meta, "leaderboard": rows}, default=str)
     html_path = out / "leaderboard.html"
     html_path.write_text(render_html(rows, meta))
     return Leaderboard(rows, split, n_eval, json_path, html_path, meta)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from picsift.data.available import SkippedImage, skipped_message
 from picsift.errors import PicsiftError
+from picsift.jsonio import dumps
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,7 +45,7 @@ StrictOpt = Annotated[
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.write(dumps(obj, indent=2, default=str) + "\n")
     sys.stdout.flush()
 
 
@@ -57,6 +58,15 @@ def warn_skipped(skipped: Sequence[SkippedImage]) -> None:
     """The one line naming the images a command skipped because their file is missing or no longer decodes."""
     if skipped:
         warn(skipped_message(skipped))
+
+
+def fmt_metric(value: Any, spec: str = ".4f") -> str:
+    """A metric for the terminal: `value` formatted with `spec` (e.g. ".4f", ".1%"), or "n/a" when it was not
+    measured (None, or NaN/infinity from an empty set) rather than Python's "nan"."""
+    if value is None:
+        return "n/a"
+    number = float(value)
+    return format(number, spec) if math.isfinite(number) else "n/a"
 
 
 def handle_errors(fn: F) -> F:

@@ -13,6 +13,7 @@ from picsift.cli.common import (
     StrictOpt,
     WorkspaceOpt,
     console,
+    fmt_metric,
     handle_errors,
     print_json,
     warn_skipped,
@@ -57,19 +58,17 @@ def evaluate(
         return
     table = Table("class", "precision", "recall", "F1", "support", title=f"{result.run_id} on the {result.split} split")
     for name, c in m["per_class"].items():
-        table.add_row(name, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"]))
+        table.add_row(name, *(fmt_metric(c[k], ".3f") for k in ("precision", "recall", "f1")), str(c["support"]))
     table.add_section()
     for key in ("macro_avg", "weighted_avg"):
         a = m[key]
         table.add_row(
             Text(key.replace("_", " "), style="bold"),
-            f"{a['precision']:.3f}",
-            f"{a['recall']:.3f}",
-            f"{a['f1']:.3f}",
+            *(fmt_metric(a[k], ".3f") for k in ("precision", "recall", "f1")),
             str(a["support"]),
         )
     console.print(table)
-    top = "  ".join(f"top-{k} {v:.4f}" for k, v in m["top_k_accuracy"].items() if k != "1")
+    top = "  ".join(f"top-{k} {fmt_metric(v)}" for k, v in m["top_k_accuracy"].items() if k != "1")
     n_skipped = sum(v["count"] for v in result.skipped.values())
     console.print(
         f"split: [bold]{result.split}[/] ({result.split_reason}), {result.n_images} images scored"
@@ -80,8 +79,8 @@ def evaluate(
     for name, v in result.skipped.items():
         console.print(f"  not scored: {name}: {v['count']} ({v['reason']})", highlight=False, soft_wrap=True)
     console.print(
-        f"accuracy [bold]{m['accuracy']:.4f}[/]  macro F1 {m['macro_avg']['f1']:.4f}  ECE {m['ece']:.4f}  "
-        f"NLL {m['nll']:.4f}" + (f"  {top}" if top else ""),
+        f"accuracy [bold]{fmt_metric(m['accuracy'])}[/]  macro F1 {fmt_metric(m['macro_avg']['f1'])}  "
+        f"ECE {fmt_metric(m['ece'])}  NLL {fmt_metric(m['nll'])}" + (f"  {top}" if top else ""),
         markup=True,
         highlight=False,
     )

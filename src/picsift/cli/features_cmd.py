@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from picsift.cli.common import JsonOpt, StrictOpt, WorkspaceOpt, console, handle_errors, print_json, warn_skipped
+from picsift.cli.common import (
+    JsonOpt,
+    StrictOpt,
+    WorkspaceOpt,
+    console,
+    fmt_metric,
+    handle_errors,
+    print_json,
+    warn_skipped,
+)
 
 FeaturesOpt = Annotated[
     str, typer.Option("--features", "--extractor", "-f", help="hog | lbp | color-hist | cnn:MODEL | run:RUN.")
@@ -114,7 +123,7 @@ def compare(
             table.add_row(str(i), r["candidate"], Text(f"failed: {r['error']}", style="red"), "", "", "", "")
             continue
         table.add_row(
-            str(i), r["candidate"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['train_seconds']:.1f}",
+            str(i), r["candidate"], fmt_metric(r["accuracy"]), fmt_metric(r["macro_f1"]), f"{r['train_seconds']:.1f}",
             f"{r['predict_ms_per_image']:.2f}", human_bytes(r["model_bytes"]),
         )  # fmt: skip
     console.print(table)

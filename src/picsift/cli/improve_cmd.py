@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, handle_errors, print_json
+from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, fmt_metric, handle_errors, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -53,7 +53,9 @@ def tune(
         f"({summary['trials_complete']} complete, {summary['trials_pruned']} pruned)",
         markup=True,
     )
-    console.print(f"best trial {summary['best_trial']}: val acc {summary['best_value']:.4f} {summary['best_params']}")
+    console.print(
+        f"best trial {summary['best_trial']}: val acc {fmt_metric(summary['best_value'])} {summary['best_params']}"
+    )
     console.print(f"run: {summary['run_dir']} (study plot: tune.html)")
 
 
@@ -89,10 +91,10 @@ def ensemble(
     if json_out:
         print_json({**summary, "run_dir": str(run_dir)})
         return
-    accs = ", ".join("n/a" if a is None else f"{a:.4f}" for a in summary["member_val_acc"])
+    accs = ", ".join(fmt_metric(a) for a in summary["member_val_acc"])
     acc = summary["best_val_acc"]
     what = f"{len(summary['members'])} snapshots of {snapshots}" if snapshots else f"{len(dirs)} runs"
-    console.print(f"ensemble of {what} ({method}): val acc {'n/a' if acc is None else f'{acc:.4f}'}")
+    console.print(f"ensemble of {what} ({method}): val acc {fmt_metric(acc)}")
     console.print(f"members: {accs}; weights {[round(w, 3) for w in summary['weights']]}")
     console.print(f"run: {run_dir}")
 
@@ -139,8 +141,8 @@ def calibrate(
             if split in fitted:
                 r = fitted[split]
                 console.print(
-                    f"thresholds ({fitted['metric']}) {split}: {r['before']:.4f} -> {r['after']:.4f} "
-                    f"(accuracy {r['accuracy_before']:.4f} -> {r['accuracy_after']:.4f})"
+                    f"thresholds ({fitted['metric']}) {split}: {fmt_metric(r['before'])} -> {fmt_metric(r['after'])} "
+                    f"(accuracy {fmt_metric(r['accuracy_before'])} -> {fmt_metric(r['accuracy_after'])})"
                 )
         scales = ", ".join(f"{c} x{s:.2f}" for c, s in zip(fitted["classes"], fitted["scales"], strict=True))
         console.print(f"class scales: {scales} ({run_dir / 'thresholds.json'})")
@@ -149,14 +151,14 @@ def calibrate(
         if split in result:
             r = result[split]
             console.print(
-                f"{split}: NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}, "
-                f"ECE {r['ece_before']:.4f} -> {r['ece_after']:.4f}"
+                f"{split}: NLL {fmt_metric(r['nll_before'])} -> {fmt_metric(r['nll_after'])}, "
+                f"ECE {fmt_metric(r['ece_before'])} -> {fmt_metric(r['ece_after'])}"
             )
     console.print(f"reliability diagram: {run_dir / result['reliability_diagram']}")
     t = unknown["thresholds"]
     console.print(
         f"unknown rejection: confidence < {t['confidence']:.3f} or kNN score < {t['knn']:.3f} "
-        f"(rejects {unknown['val_rejection_rate']:.1%} of validation images)"
+        f"(rejects {fmt_metric(unknown['val_rejection_rate'], '.1%')} of validation images)"
     )
 
 
@@ -177,7 +179,9 @@ def check_drift(
         return
     e, c, m = result["embedding"], result["confidence"], result["class_mix"]
     console.print(f"{result['n_new']} new images vs {result['n_reference']} held-out training-distribution images")
-    console.print(f"embedding shift: domain-classifier AUC {e['domain_auc']:.3f} (0.5 = indistinguishable)")
-    console.print(f"confidence: {c['reference_mean']:.3f} -> {c['new_mean']:.3f}")
-    console.print(f"class mix shift (total variation): {m['total_variation']:.3f}")
+    console.print(
+        f"embedding shift: domain-classifier AUC {fmt_metric(e['domain_auc'], '.3f')} (0.5 = indistinguishable)"
+    )
+    console.print(f"confidence: {fmt_metric(c['reference_mean'], '.3f')} -> {fmt_metric(c['new_mean'], '.3f')}")
+    console.print(f"class mix shift (total variation): {fmt_metric(m['total_variation'], '.3f')}")
     console.print(result["message"], style="bold")

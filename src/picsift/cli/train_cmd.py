@@ -15,6 +15,7 @@ from picsift.cli.common import (
     StrictOpt,
     WorkspaceOpt,
     console,
+    fmt_metric,
     handle_errors,
     print_json,
     warn,
@@ -147,9 +148,10 @@ def train(
     if json_out:
         print_json(out)
     else:
-        acc = f"{result.val_acc:.4f}" if result.val_acc is not None else "n/a"
+        acc = fmt_metric(result.val_acc)
+        measured = f", val acc {acc}" if acc != "n/a" else "; no validation images: validation accuracy not measured"
         console.print(
-            f"trained [bold]{escape(result.model)}[/] in {result.seconds:.1f}s, val acc {acc}",
+            f"trained [bold]{escape(result.model)}[/] in {result.seconds:.1f}s{measured}",
             markup=True,
             highlight=False,
         )

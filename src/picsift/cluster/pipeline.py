@@ -6,7 +6,6 @@ group to name at once.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -18,6 +17,7 @@ import numpy as np
 
 from picsift.cluster.algorithms import agreement, cluster_features, embed_2d
 from picsift.errors import ConfigError, WorkspaceError
+from picsift.jsonio import write_json
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.cluster")
@@ -100,7 +100,7 @@ def run(
     out = out_dir or ws.root / CLUSTERS_DIR
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "clusters.json"
-    json_path.write_text(json.dumps(summary, indent=2))
+    write_json(json_path, summary)
 
     from picsift.cluster.report import render, thumb_uri
 

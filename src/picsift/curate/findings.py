@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from picsift.errors import WorkspaceError
+from picsift.jsonio import write_json
 
 # Every kind a check can emit, with the check that emits it (the report groups by check).
 KINDS: dict[str, str] = {
@@ -78,9 +79,7 @@ def counts_by_kind(findings: list[Finding]) -> dict[str, int]:
 
 def save_findings(path: Path, findings: list[Finding], meta: dict[str, Any]) -> None:
     doc = {**meta, "counts": counts_by_kind(findings), "findings": [f.to_dict() for f in findings]}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=str))
-    tmp.replace(path)  # readers never see a half-written file
+    write_json(path, doc, indent=1, default=str)  # atomic: readers never see a half-written file
 
 
 def load_findings(path: Path) -> tuple[list[Finding], dict[str, Any]]:

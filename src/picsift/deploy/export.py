@@ -46,6 +46,7 @@ from picsift.data.available import (
 )
 from picsift.data.images import load_rgb, resize_square
 from picsift.errors import ConfigError, ImageDecodeError, PicsiftError, RunNotFoundError
+from picsift.jsonio import write_json
 from picsift.models.artifact import ARTIFACT_DIR, Artifact, load_artifact
 from picsift.models.registry import DataConfig
 
@@ -482,7 +483,7 @@ def export(
                 meta.update(model_file=INT8_FILE, quantization=q)
             digest = _file_sha256(tmp / meta["model_file"])
         meta["version"] = version or f"{run_dir.name}-{digest[:8]}"
-        (tmp / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
+        write_json(tmp / BUNDLE_FILE, meta)
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

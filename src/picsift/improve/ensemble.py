@@ -18,7 +18,6 @@ fitted on images some member trained on.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -163,7 +162,7 @@ def make_ensemble(
             "data_config": data_config,
             "extra": {"method": method, "weights": weights, "members": members},
         }
-        (out / META_FILE).write_text(json.dumps(meta_out, indent=2))
+        write_json(out / META_FILE, meta_out)
         write_json(run_dir / "config.json", {"ensemble": {"runs": [r.name for r in runs], "method": method}})
         write_json(
             run_dir / "env.json",

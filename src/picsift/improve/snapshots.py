@@ -69,6 +69,7 @@ def make_snapshot_ensemble(
     import json
 
     from picsift.improve.ensemble import make_ensemble
+    from picsift.train.runs import write_json
 
     run_dir = Path(run_dir).resolve()
     meta = read_meta(run_dir)
@@ -101,6 +102,6 @@ def make_snapshot_ensemble(
     config = json.loads((out / "config.json").read_text())
     config["ensemble"]["snapshots_of"] = run_dir.name
     config["ensemble"]["epochs"] = [e for e, _ in snaps]
-    (out / "config.json").write_text(json.dumps(config, indent=2))
+    write_json(out / "config.json", config)
     log.info("snapshot ensemble of %s (epochs %s) -> %s", run_dir.name, [e for e, _ in snaps], out.name)
     return out

@@ -25,6 +25,7 @@ from typing import IO
 
 from picsift.errors import DatasetError
 from picsift.filenames import UniqueNames, inside
+from picsift.jsonio import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ def extract(archive: Path, into: Path) -> Extracted:
         if dest.exists():  # a folder from an interrupted import
             shutil.rmtree(dest)
         partial.rename(dest)
-        done.write_text(json.dumps({"archive": os.fsdecode(archive), "refused": refused}))
+        write_json(done, {"archive": os.fsdecode(archive), "refused": refused}, indent=None)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from picsift.errors import (
@@ -33,6 +33,7 @@ from picsift.errors import (
     RunNotFoundError,
     WorkspaceError,
 )
+from picsift.json_response import StrictJSONResponse
 from picsift.label.jobs import Job, Jobs
 from picsift.label.scoring import PredictionCache, latest_run
 from picsift.labels_text import normalize_label, normalize_optional_label
@@ -391,7 +392,7 @@ def labels_router() -> APIRouter:
     @r.post("")
     def set_labels(
         body: LabelBody, ws: Workspace = Depends(get_workspace), who: str = Depends(annotator)
-    ) -> JSONResponse:
+    ) -> StrictJSONResponse:
         """Label images (None removes the label). A stale expected version -> 409 for that image."""
         label = normalize_optional_label(body.label)  # LabelError (400) when empty
         applied: list[dict[str, Any]] = []
@@ -410,7 +411,7 @@ def labels_router() -> APIRouter:
             applied.append({"image_id": image_id, "label": label, "version": version, "previous": previous.label})
         status = 409 if conflicts else 200
         detail = "; ".join(c["message"] for c in conflicts) if conflicts else None
-        return JSONResponse({"applied": applied, "conflicts": conflicts, "detail": detail}, status_code=status)
+        return StrictJSONResponse({"applied": applied, "conflicts": conflicts, "detail": detail}, status_code=status)
 
     return r
 
@@ -465,7 +466,7 @@ def proposals_router() -> APIRouter:
     @r.post("/accept")
     def accept(
         body: ProposalIds, ws: Workspace = Depends(get_workspace), who: str = Depends(annotator)
-    ) -> JSONResponse:
+    ) -> StrictJSONResponse:
         out = ws.catalog.resolve_proposals(body.ids, accept=True, annotator=who)
         if out["conflicts"]:
             out_any: dict[str, Any] = dict(out)
@@ -473,8 +474,8 @@ def proposals_router() -> APIRouter:
                 f"{len(out['conflicts'])} proposal(s) not applied: the image was labelled differently "
                 "in the meantime; reload to review"
             )
-            return JSONResponse(out_any, status_code=409)
-        return JSONResponse(out)
+            return StrictJSONResponse(out_any, status_code=409)
+        return StrictJSONResponse(out)
 
     @r.post("/reject")
     def reject(
@@ -510,7 +511,7 @@ def exclusions_router() -> APIRouter:
         return {"undone": body.action_id, "images": affected}
 
     @r.post("/include")
-    def include(body: IncludeBody, ws: Workspace = Depends(get_workspace)) -> JSONResponse:
+    def include(body: IncludeBody, ws: Workspace = Depends(get_workspace)) -> StrictJSONResponse:
         """Include images again by undoing the actions that excluded them.
 
         An action is undone only if every image it excluded is among `image_ids`: including one image
@@ -544,8 +545,8 @@ def exclusions_router() -> APIRouter:
         }
         out = {"undone": undone, "included": sorted(wanted - still), "conflicts": conflicts}
         if conflicts:
-            return JSONResponse({**out, "detail": "; ".join(c["message"] for c in conflicts)}, status_code=409)
-        return JSONResponse(out)
+            return StrictJSONResponse({**out, "detail": "; ".join(c["message"] for c in conflicts)}, status_code=409)
+        return StrictJSONResponse(out)
 
     return r
 
@@ -585,7 +586,7 @@ def feedback_router() -> APIRouter:
         img.thumbnail((settings.thumb_size, settings.thumb_size))
         return Response(_jpeg(img), media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
 
-    def review(ids: list[int], ws: Workspace, who: str, accept: bool) -> JSONResponse:
+    def review(ids: list[int], ws: Workspace, who: str, accept: bool) -> StrictJSONResponse:
         fb = store(ws)
         done: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
@@ -600,20 +601,20 @@ def feedback_router() -> APIRouter:
         body: dict[str, Any] = {key: done, "errors": errors}
         if errors:
             body["detail"] = "; ".join(e["message"] for e in errors)
-            return JSONResponse(body, status_code=409)
-        return JSONResponse(body)
+            return StrictJSONResponse(body, status_code=409)
+        return StrictJSONResponse(body)
 
     @r.post("/accept")
     def accept(
         body: FeedbackIds, ws: Workspace = Depends(get_workspace), who: str = Depends(annotator)
-    ) -> JSONResponse:
+    ) -> StrictJSONResponse:
         """Accepted feedback enters the catalog labelled (split "feedback"), for `train --with-feedback`."""
         return review(body.ids, ws, who, accept=True)
 
     @r.post("/reject")
     def reject(
         body: FeedbackIds, ws: Workspace = Depends(get_workspace), who: str = Depends(annotator)
-    ) -> JSONResponse:
+    ) -> StrictJSONResponse:
         return review(body.ids, ws, who, accept=False)
 
     return r
@@ -785,7 +786,14 @@ def create_app(settings: LabelSettings) -> FastAPI:
             ws.close()
 
     # No interactive docs: every route, documentation included, would have to sit behind the token.
-    app = FastAPI(title="picsift label", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="picsift label",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+        default_response_class=StrictJSONResponse,  # NaN in a metric -> null, never a 500
+    )
     app.state.settings = settings
     app.state.workspaces = {}
     app.state.lock = threading.Lock()
@@ -806,7 +814,7 @@ def create_app(settings: LabelSettings) -> FastAPI:
         app.include_router(router, dependencies=guard)
 
     @app.exception_handler(PicsiftError)
-    def picsift_error(_request: Request, exc: PicsiftError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=_status(exc))
+    def picsift_error(_request: Request, exc: PicsiftError) -> StrictJSONResponse:
+        return StrictJSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=_status(exc))
 
     return app

@@ -20,6 +20,7 @@ import numpy as np
 
 from picsift.data.available import SkippedImage, check_strict, skipped_dicts
 from picsift.errors import ConfigError, RunNotFoundError, WorkspaceError
+from picsift.jsonio import write_json
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.label")
@@ -153,10 +154,7 @@ def autolabel_cluster(
         "embeddings": emb_name,
         "clusters": clusters,
     }
-    path = ws.root / CLUSTERS_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    tmp.replace(path)
+    write_json(ws.root / CLUSTERS_FILE, payload, indent=1)
     return AutolabelResult(
         "cluster", len(rows) + len(skipped), clusters=len(clusters), embeddings=emb_name, skipped=skipped
     )

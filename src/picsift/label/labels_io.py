@@ -12,13 +12,13 @@ differently twice (two annotators) or with several choices is reported, not appl
 from __future__ import annotations
 
 import csv
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from picsift.errors import DatasetError
+from picsift.jsonio import write_json
 from picsift.label.label_files import LabelRecord, read_label_file, upload_name
 from picsift.store import ImageRow, Workspace
 
@@ -60,7 +60,7 @@ def export_labels(ws: Workspace, path: Path, fmt: str = "csv") -> int:
                 for r in rows
             ],
         }
-        path.write_text(json.dumps(payload, indent=1))
+        write_json(path, payload, indent=1)
     elif fmt == "labelstudio":
         proposals: dict[int, dict[str, Any]] = {}
         for p in ws.catalog.proposals():
@@ -76,7 +76,7 @@ def export_labels(ws: Workspace, path: Path, fmt: str = "csv") -> int:
                     {"model_version": p["origin"], "score": p["confidence"], "result": [_ls_choice(p["label"])]}
                 ]
             tasks.append(task)
-        path.write_text(json.dumps(tasks, indent=1))
+        write_json(path, tasks, indent=1)
     else:
         cat_id = {c: i + 1 for i, c in enumerate(classes)}
         coco = {
@@ -88,7 +88,7 @@ def export_labels(ws: Workspace, path: Path, fmt: str = "csv") -> int:
             ],
             "categories": [{"id": i, "name": c} for c, i in cat_id.items()],
         }
-        path.write_text(json.dumps(coco, indent=1))
+        write_json(path, coco, indent=1)
     return labelled
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from picsift.errors import RunNotFoundError
+from picsift.jsonio import write_json
 from picsift.models.registry import DataConfig
 
 ARTIFACT_DIR = "model"
@@ -69,7 +70,7 @@ def save_artifact(
 
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(out / WEIGHTS_FILE), metadata={"model": model_name})
-    (out / META_FILE).write_text(json.dumps(meta, indent=2))
+    write_json(out / META_FILE, meta)
     return out
 
 

@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 from picsift.config import TrainConfig
 from picsift.errors import ConfigError, ModelNotFoundError
 from picsift.features.extractors import Extractor, get_extractor
+from picsift.jsonio import dumps, write_json
 from picsift.models.registry import DataConfig, ModelSpec, register
 
 log = logging.getLogger("picsift.models")
@@ -318,7 +319,7 @@ def fit_classical(
 
 def _jsonable(v: Any) -> bool:
     try:
-        json.dumps(v)
+        dumps(v)
         return True
     except TypeError:
         return False
@@ -348,7 +349,7 @@ def save_estimator(model: Any, out_dir: Path) -> str:
             state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
             save_file(state, str(out_dir / FEATURE_MODEL_FILE))
             meta = {"extractor": ext.name, "key": ext.key, **ext.source.describe()}
-            (out_dir / FEATURE_META_FILE).write_text(json.dumps(meta, indent=2))
+            write_json(out_dir / FEATURE_META_FILE, meta)
     sio.dump(model, out_dir / ESTIMATOR_FILE)
     return ESTIMATOR_FILE
 

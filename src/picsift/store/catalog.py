@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from picsift.errors import LabelError, PicsiftError, WorkspaceError
+from picsift.jsonio import dumps
 from picsift.labels_text import normalize_label, normalize_optional_label
 from picsift.store.schema import (
     SCHEMA_VERSION,
@@ -89,7 +90,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    engine = create_engine(url, future=True)
+    engine = create_engine(url, future=True, json_serializer=dumps)  # JSON columns strict too: NaN -> null
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -169,8 +169,9 @@ def fit_standard(
                     break
             val_logits = predict_logits(model, data.x_val, dc, device, amp=cfg.amp)
             yv = torch.from_numpy(data.y_val)
-            val_acc = float((val_logits.argmax(1) == yv).float().mean()) if len(yv) else float("nan")
-            val_loss = float(nn.functional.cross_entropy(val_logits, yv)) if len(yv) else float("nan")
+            # No validation images: accuracy and loss are not measured (None, null in metrics.jsonl), not NaN.
+            val_acc = float((val_logits.argmax(1) == yv).float().mean()) if len(yv) else None
+            val_loss = float(nn.functional.cross_entropy(val_logits, yv)) if len(yv) else None
             row = {
                 "epoch": epoch + 1,
                 "train_loss": loss_sum / max(seen, 1),
@@ -182,8 +183,9 @@ def fit_standard(
             }
             history.append(row)
             log_row(row)
-            bar.update(task, advance=1, info=f"val acc {val_acc:.3f}")  # type: ignore[arg-type]
-            score = val_acc if not np.isnan(val_acc) else -row["train_loss"]
+            info = f"val acc {val_acc:.3f}" if val_acc is not None else f"train loss {row['train_loss']:.3f}"
+            bar.update(task, advance=1, info=info)  # type: ignore[arg-type]
+            score = val_acc if val_acc is not None else -row["train_loss"]
             if score > best_acc:
                 best_acc, stale = score, 0
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})

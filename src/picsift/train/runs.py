@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from picsift import jsonio
 from picsift.errors import RunNotFoundError
 from picsift.filenames import inside, safe_filename
 from picsift.store import Workspace
@@ -117,9 +118,8 @@ def resolve_run(ws: Workspace | None, run: str | Path | None) -> Path:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    tmp.replace(path)
+    """A run folder's JSON file, strict and atomic (see picsift.jsonio); other objects are written as str()."""
+    jsonio.write_json(path, obj, default=str)
 
 
 class MetricsLog:
@@ -131,8 +131,7 @@ class MetricsLog:
 
     def __call__(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
-        with self.path.open("a") as f:
-            f.write(json.dumps(row, default=float) + "\n")
+        jsonio.append_json_line(self.path, row, default=float)
 
 
 def read_history(run_dir: Path) -> list[dict[str, Any]]:

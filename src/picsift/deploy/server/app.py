@@ -13,13 +13,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 
 from picsift.deploy.server.inputs import ApiError, BodyTooLarge
 from picsift.deploy.server.routers import admin, docs, feedback, health, metrics, model, predict
 from picsift.deploy.server.settings import SETTINGS_ENV, ServerSettings
 from picsift.deploy.server.state import ServerState
 from picsift.errors import ConfigError, ImageDecodeError, PicsiftError
+from picsift.json_response import StrictJSONResponse
 
 log = logging.getLogger("picsift.serve")
 
@@ -69,9 +69,9 @@ class LimitsAndMetrics:
             m.latency.labels(route=route).observe(time.perf_counter() - t0)
 
 
-def _error_response(status: int, code: str, message: str) -> JSONResponse:
+def _error_response(status: int, code: str, message: str) -> StrictJSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": code, "detail": message}, status_code=status, headers=headers)
+    return StrictJSONResponse({"error": code, "detail": message}, status_code=status, headers=headers)
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -99,6 +99,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        default_response_class=StrictJSONResponse,  # NaN in a metric -> null, never a 500
     )
     app.state.settings = settings
     app.state.server = state
@@ -106,24 +107,24 @@ def create_app(settings: ServerSettings) -> FastAPI:
         app.include_router(r)
 
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, e: ApiError) -> JSONResponse:
+    async def api_error(_: Request, e: ApiError) -> StrictJSONResponse:
         if e.status < 500:
             state.metrics.input_errors.labels(code=e.code).inc()
         return _error_response(e.status, e.code, e.message)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, e: RequestValidationError) -> JSONResponse:
+    async def validation_error(_: Request, e: RequestValidationError) -> StrictJSONResponse:
         parts = [f"{'.'.join(str(x) for x in err.get('loc', []))}: {err.get('msg')}" for err in e.errors()]
         state.metrics.input_errors.labels(code="invalid_parameter").inc()
         return _error_response(422, "invalid_parameter", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(PicsiftError)
-    async def picsift_error(_: Request, e: PicsiftError) -> JSONResponse:
+    async def picsift_error(_: Request, e: PicsiftError) -> StrictJSONResponse:
         status = 422 if isinstance(e, (ConfigError, ImageDecodeError)) else 400
         return _error_response(status, type(e).__name__, str(e))
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, e: Exception) -> JSONResponse:
+    async def unexpected(_: Request, e: Exception) -> StrictJSONResponse:
         log.exception("unexpected error")
         return _error_response(500, "internal_error", f"{type(e).__name__}: the server logged the details")
 

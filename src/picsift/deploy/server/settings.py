@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from picsift.errors import ConfigError
+from picsift.jsonio import dumps
 
 API_KEY_ENV = "PICSIFT_API_KEY"
 SETTINGS_ENV = "PICSIFT_SERVE_SETTINGS"  # JSON settings handed to each worker process
@@ -54,7 +55,7 @@ class ServerSettings:
 
     def to_json(self) -> str:
         d: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in d.items()})
+        return dumps(d)  # paths as strings
 
     @classmethod
     def from_json(cls, text: str) -> ServerSettings:

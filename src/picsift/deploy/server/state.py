@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import threading
 import time
@@ -18,6 +17,7 @@ from picsift.deploy.bundle import BundlePredictor, read_bundle_meta
 from picsift.deploy.server.batching import MicroBatcher
 from picsift.deploy.server.metrics import Metrics
 from picsift.deploy.server.settings import ServerSettings
+from picsift.jsonio import dumps
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.serve")
@@ -55,7 +55,7 @@ class PredictionLog:
 
     def write(self, records: list[dict[str, Any]]) -> None:
         day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-        lines = "".join(json.dumps(r) + "\n" for r in records)
+        lines = "".join(dumps(r) + "\n" for r in records)
         with self._lock, (self.folder / f"{day}.jsonl").open("a") as f:
             f.write(lines)
 

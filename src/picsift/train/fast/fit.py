@@ -51,8 +51,9 @@ CHECKPOINT = "checkpoint.pt"
 RECIPE_LABEL_SMOOTHING = 0.2
 
 
-def _accuracy(logits: torch.Tensor, y: np.ndarray) -> float:
-    return float((logits.argmax(1).numpy() == y).mean()) if len(y) else float("nan")
+def _accuracy(logits: torch.Tensor, y: np.ndarray) -> float | None:
+    """Top-1 accuracy in [0, 1]; None (not measured) when there are no images."""
+    return float((logits.argmax(1).numpy() == y).mean()) if len(y) else None
 
 
 def fit_fast(

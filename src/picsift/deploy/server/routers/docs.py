@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 
 from picsift.deploy.server.deps import require_api_key
+from picsift.json_response import StrictJSONResponse
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_api_key)])
 
 
 @router.get("/openapi.json")
-def openapi(request: Request) -> JSONResponse:
-    return JSONResponse(request.app.openapi())
+def openapi(request: Request) -> StrictJSONResponse:
+    return StrictJSONResponse(request.app.openapi())
 
 
 @router.get("/docs")

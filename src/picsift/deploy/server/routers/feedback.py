@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from picsift.deploy.server.deps import get_settings, get_state, require_api_key
@@ -14,6 +13,7 @@ from picsift.deploy.server.reading import content_kind, one_file, read_form, rea
 from picsift.deploy.server.settings import ServerSettings
 from picsift.deploy.server.state import ServerState
 from picsift.errors import ConfigError, ImageDecodeError
+from picsift.json_response import StrictJSONResponse
 
 router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(require_api_key)])
 
@@ -53,7 +53,7 @@ _FEEDBACK_BODY = {
 @router.post("/feedback", summary="Send the correct label for an image", status_code=201, openapi_extra=_FEEDBACK_BODY)
 async def feedback(
     request: Request, state: ServerState = Depends(get_state), settings: ServerSettings = Depends(get_settings)
-) -> JSONResponse:
+) -> StrictJSONResponse:
     image: bytes | None = None
     if content_kind(request) == "multipart":
         fields = await read_form(request)
@@ -98,7 +98,7 @@ async def feedback(
     state.metrics.feedback.inc()
     predictor = state.predictor
     known = predictor is not None and item.label in predictor.classes
-    return JSONResponse(
+    return StrictJSONResponse(
         {
             "feedback_id": item.id,
             "status": item.status,

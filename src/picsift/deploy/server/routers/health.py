@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
 
 from picsift.deploy.server.deps import get_state, require_api_key
 from picsift.deploy.server.state import ServerState
+from picsift.json_response import StrictJSONResponse
 
 router = APIRouter(tags=["health"])
 
@@ -17,7 +17,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness: a model is loaded", dependencies=[Depends(require_api_key)])
-def readyz(state: ServerState = Depends(get_state)) -> JSONResponse:
+def readyz(state: ServerState = Depends(get_state)) -> StrictJSONResponse:
     if not state.ready or state.predictor is None:
-        return JSONResponse({"status": "loading"}, status_code=503)
-    return JSONResponse({"status": "ready", "version": state.predictor.version})
+        return StrictJSONResponse({"status": "loading"}, status_code=503)
+    return StrictJSONResponse({"status": "ready", "version": state.predictor.version})
