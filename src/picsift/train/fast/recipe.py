@@ -51,8 +51,8 @@ class FastRecipe:
     whiten_bias_until: float = 3 / 8  # progress until which the whitening bias learns, then freezes
 
     # Optimisers (a summed loss: the SGD learning rates are per example).
-    filter_lr: float = 0.24  # conv filters' orthogonalised step per update at batch reference_batch, scaled by
-    # sqrt(batch / reference_batch); TrainConfig.lr rescales every rate by lr / filter_lr
+    filter_lr: float = 0.24  # conv filters' step per update, an angle (filters keep a fixed norm), at batch
+    # reference_batch, scaled by sqrt(batch / reference_batch); TrainConfig.lr rescales every rate by lr / filter_lr
     filter_momentum: float = 0.6  # Nesterov momentum of the filters' update, in [0, 1)
     bias_lr: float = 0.053  # BatchNorm shifts' and whitening bias' SGD rate, per example
     head_lr: float = 0.67  # the linear head's SGD rate, per example
