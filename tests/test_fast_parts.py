@@ -15,7 +15,8 @@ from picsift.models.fastcnn import FastCNN, default_depth
 from picsift.models.registry import create_model
 from picsift.train.fast.augment import BatchAugmenter
 from picsift.train.fast.freeze import freeze_blocks, freeze_stages, frozen_at
-from picsift.train.fast.optim import FastHyper, hyper_from, lr_factor, make_optimizers, orthogonalise
+from picsift.train.fast.optim import lr_factor, make_optimizers, orthogonalise
+from picsift.train.fast.recipe import FastRecipe
 from picsift.train.fast.resize import resize_stages, shrink, size_at
 from picsift.train.fast.runtime import (
     COMPILE_MIN_BUDGET_S,
@@ -32,6 +33,10 @@ from picsift.train.fast.sizing import (
     probe_batch,
     widen_for_budget,
 )
+
+
+def recipe(**params: Any) -> FastRecipe:
+    return FastRecipe.from_params(params)
 
 
 def make_aug(translate: int = 2, n: int = 64, **kw: Any) -> tuple[BatchAugmenter, torch.Tensor]:
@@ -121,8 +126,10 @@ def test_pool_first_blocks_keep_shapes_and_cost_fewer_flops() -> None:
     assert cheap_shape == plain_shape == (2, 10)
     assert 0.5 < cheap / plain < 0.65  # the two widest first convolutions run on a quarter of the pixels
     assert [block.pool_first for block in FastCNN(10, pool_first=2).blocks] == [False, True, True]
-    assert model_kwargs_for(50_000, 32, 10, {"pool_first": 2})["pool_first"] == 2
-    assert "pool_first" not in model_kwargs_for(50_000, 32, 10, {})  # runs saved before the option rebuild as they were
+    assert model_kwargs_for(50_000, 32, 10, recipe(pool_first=2))["pool_first"] == 2
+    assert "pool_first" not in model_kwargs_for(
+        50_000, 32, 10, FastRecipe()
+    )  # runs saved before the option rebuild as they were
     with pytest.raises(ValueError, match="pool_first"):
         FastCNN(10, pool_first=4)
     with pytest.raises(ConfigError, match="pool_first must be between 0 and the depth"):  # a clear error at the CLI
@@ -143,7 +150,7 @@ def test_third_conv_deepens_the_last_blocks_at_their_pooled_size() -> None:
     assert [block.conv3 is not None for block in deeper.blocks] == [False, False, True]
     assert 1.03 < flops(deeper) / flops(FastCNN(10)) < 1.06  # a 256 -> 256 conv on 3x3 pixels: cheap
     assert "blocks.2.conv3.weight" in deeper.state_dict() and "blocks.2.conv3.weight" not in FastCNN(10).state_dict()
-    kwargs = model_kwargs_for(50_000, 32, 10, {"third_conv": 1})
+    kwargs = model_kwargs_for(50_000, 32, 10, recipe(third_conv=1))
     rebuilt = create_model("fastcnn", num_classes=10, **kwargs)
     rebuilt.load_state_dict(deeper.state_dict())  # the kwargs rebuild the same architecture
     with pytest.raises(ConfigError, match="third_conv must be between 0 and the depth"):
@@ -151,39 +158,70 @@ def test_third_conv_deepens_the_last_blocks_at_their_pooled_size() -> None:
 
 
 def test_model_params_of_the_wrong_kind_are_errors_that_name_the_key() -> None:
-    from picsift.train.fast.params import param_float, param_int
-    from picsift.train.fast.prune import pruner_from
-
-    assert param_int({"translate": "3"}, "translate", 2) == 3 and param_int({}, "translate", 2) == 2
-    assert param_float({"jitter": 0.15}, "jitter", 0.0) == 0.15
+    assert recipe(translate="3").translate == 3 and FastRecipe().translate is None  # None: the recipe chooses
+    assert recipe(jitter=0.15).jitter == 0.15
     with pytest.raises(ConfigError, match="jitter: expected a number, got 'lots'"):
-        param_float({"jitter": "lots"}, "jitter", 0.0)
-    # One line at the CLI, not a traceback, from every reader of model_params:
+        recipe(jitter="lots")
+    # One line at the CLI, not a traceback, for every setting:
     for bad in ({"pool_first": "two"}, {"depth": 2.5}, {"widths": 64}, {"widths": [64, "wide"]}):
         with pytest.raises(ConfigError, match=f"model_params {next(iter(bad))}: expected a"):
-            model_kwargs_for(50_000, 32, 10, bad)
+            FastRecipe.from_params(bad)
     with pytest.raises(ConfigError, match="low_res_size: expected a whole number"):
-        resize_stages(32, {"low_res_size": 20.5}, budgeted=True)
+        recipe(low_res_size=20.5)
     with pytest.raises(ConfigError, match="prune_until: expected a number"):
-        pruner_from({"prune_until": float("nan")}, 100, budgeted=True, generator=torch.Generator())
+        recipe(prune_until=float("nan"))
+    for key, value, expected in (("amp", "maybe", "true or false"), ("compile", "sometimes", "true, false or auto")):
+        with pytest.raises(ConfigError, match=f"model_params {key}: expected {expected}"):
+            FastRecipe.from_params({key: value})
+    assert (recipe(compile="true").compile, recipe(compile=False).compile, FastRecipe().compile) == (
+        True,
+        False,
+        "auto",
+    )
+
+
+def test_unknown_recipe_settings_are_refused_with_the_nearest_known_one() -> None:
+    with pytest.raises(
+        ConfigError, match=r"unknown fastcnn setting 'prnue': did you mean 'prune'\? \(known: .*prune_until"
+    ):
+        recipe(prnue=0.5)
+    with pytest.raises(ConfigError, match="'filter_rl': did you mean 'filter_lr'"):
+        recipe(filter_rl=0.3)
+    # A training setting written under model_params is pointed to its place, not silently dropped.
+    with pytest.raises(ConfigError, match="'label_smoothing': did you mean the training setting 'label_smoothing'"):
+        recipe(label_smoothing=0.1)
+    with pytest.raises(ConfigError, match=r"unknown fastcnn setting 'zzz' \(known: "):
+        recipe(zzz=1)
+    with pytest.raises(ConfigError, match="not both"):
+        recipe(whiten_bias_until=0.2, whiten_bias_fraction=0.3)
+
+
+def test_every_recipe_setting_has_a_reader() -> None:
+    import dataclasses
+
+    from picsift.train.fast import recipe as module
+
+    assert set(module._READERS) == {f.name for f in dataclasses.fields(FastRecipe)} == module.KNOWN
 
 
 def test_recipe_hyper_parameters_are_overridden_by_name_in_model_params() -> None:
-    hyper = hyper_from({"filter_lr": "0.12", "filter_momentum": 0.8, "whiten_bias_until": 0.1, "widths": [8, 8, 8]})
-    assert (hyper.filter_lr, hyper.filter_momentum, hyper.whiten_bias_fraction) == (0.12, 0.8, 0.1)
-    assert hyper.head_lr == FastHyper().head_lr  # untouched fields keep the recipe's values
+    hyper = recipe(filter_lr="0.12", filter_momentum=0.8, whiten_bias_until=0.1, widths=[8, 8, 8])
+    assert (hyper.filter_lr, hyper.filter_momentum, hyper.whiten_bias_until) == (0.12, 0.8, 0.1)
+    assert hyper.widths == (8, 8, 8)
+    assert hyper.head_lr == FastRecipe().head_lr  # untouched fields keep the recipe's values
+    assert recipe(whiten_bias_fraction=0.2).whiten_bias_until == 0.2  # the other name of the same setting
     model = create_model("fastcnn", num_classes=3, widths=[8, 8, 8])
     sgd, ortho = make_optimizers(model, hyper, batch_size=hyper.reference_batch)
     assert ortho.param_groups[0]["lr"] == pytest.approx(0.12) and ortho.param_groups[0]["momentum"] == 0.8
     with pytest.raises(ConfigError, match="model_params reference_batch: expected a whole number"):
-        hyper_from({"reference_batch": 100.5})
+        recipe(reference_batch=100.5)
     for bad, need in (
         ({"whiten_bias_until": 0}, "above 0"),
         ({"momentum": 1.0}, r"in \[0, 1\)"),
         ({"wd_per_example": -1e-6}, "of 0 or more"),
     ):
         with pytest.raises(ConfigError, match=f"{next(iter(bad))}: expected a number {need}"):
-            hyper_from(bad)
+            FastRecipe.from_params(bad)
 
 
 def test_schedule_warms_up_decays_to_zero() -> None:
@@ -236,33 +274,33 @@ def test_onnx_export_matches(tmp_path: Path) -> None:
 
 
 def test_resize_stages_defaults_and_overrides() -> None:
-    assert resize_stages(32, {}, budgeted=True) == [(0.5, 24)]  # budgeted runs start small
-    assert resize_stages(32, {}, budgeted=False) == []  # epoch-count runs do not
-    assert resize_stages(32, {"low_res_until": 0.3, "low_res_size": 20}, budgeted=False) == [(0.3, 20)]
-    assert resize_stages(16, {}, budgeted=True) == []  # nothing smaller than 16 px is worth it
+    assert resize_stages(32, FastRecipe(), budgeted=True) == [(0.5, 24)]  # budgeted runs start small
+    assert resize_stages(32, FastRecipe(), budgeted=False) == []  # epoch-count runs do not
+    assert resize_stages(32, recipe(low_res_until=0.3, low_res_size=20), budgeted=False) == [(0.3, 20)]
+    assert resize_stages(16, FastRecipe(), budgeted=True) == []  # nothing smaller than 16 px is worth it
     # Explicit stages are sorted; sizes at or above the input, or below 16 px, are dropped.
-    stages = resize_stages(32, {"resize": [[0.6, 24], [0.3, 20], [0.8, 32], [0.1, 8]]}, budgeted=False)
+    stages = resize_stages(32, recipe(resize=[[0.6, 24], [0.3, 20], [0.8, 32], [0.1, 8]]), budgeted=False)
     assert stages == [(0.3, 20), (0.6, 24)]
     assert [size_at(stages, p, 32) for p in (0.0, 0.29, 0.3, 0.59, 0.6, 1.0)] == [20, 20, 24, 24, 32, 32]
     with pytest.raises(ConfigError, match="until, size"):
-        resize_stages(32, {"resize": [0.5]}, budgeted=True)
+        recipe(resize=[0.5])
 
 
 def test_freeze_stages_parse_sort_and_keep_the_last_block_learning() -> None:
-    assert freeze_stages({}, depth=3) == []  # off unless asked for
-    stages = freeze_stages({"freeze": [[0.85, 2], [0.5, 1], [0.9, 5], [1.0, 1], [0.2, 0]]}, depth=3)
+    assert freeze_stages(FastRecipe(), depth=3) == []  # off unless asked for
+    stages = freeze_stages(recipe(freeze=[[0.85, 2], [0.5, 1], [0.9, 5], [1.0, 1], [0.2, 0]]), depth=3)
     assert stages == [(0.5, 1), (0.85, 2), (0.9, 2)]  # sorted; capped below the depth; p >= 1 and 0 blocks dropped
     assert [frozen_at(stages, p) for p in (0.0, 0.49, 0.5, 0.84, 0.85, 1.0)] == [0, 0, 1, 1, 2, 2]
     with pytest.raises(ConfigError, match=r"freeze: expected a list of \[from, blocks\] pairs"):
-        freeze_stages({"freeze": [0.5, 1]}, depth=3)
+        recipe(freeze=[0.5, 1])
     with pytest.raises(ConfigError, match="freeze: expected a whole number"):
-        freeze_stages({"freeze": [[0.5, "first"]]}, depth=3)
+        recipe(freeze=[[0.5, "first"]])
 
 
 def test_a_frozen_block_keeps_its_weights_and_is_skipped_by_backward() -> None:
     torch.manual_seed(0)
     model = create_model("fastcnn", num_classes=3, widths=[8, 16, 16], input_size=16)
-    sgd, ortho = make_optimizers(model, FastHyper(), batch_size=32)
+    sgd, ortho = make_optimizers(model, FastRecipe(), batch_size=32)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     freeze_blocks(model, 1)
     x = torch.randn(32, 3, 16, 16)
@@ -385,23 +423,23 @@ def test_pruner_is_on_for_budgeted_runs_and_configurable() -> None:
     from picsift.train.fast.prune import pruner_from
 
     g = torch.Generator().manual_seed(0)
-    assert pruner_from({}, 100, budgeted=False, generator=g) is None  # an epoch count means full epochs
-    default = pruner_from({}, 100, budgeted=True, generator=g)
+    assert pruner_from(FastRecipe(), 100, budgeted=False, generator=g) is None  # an epoch count means full epochs
+    default = pruner_from(FastRecipe(), 100, budgeted=True, generator=g)
     assert default is not None and (default.ratio, default.until) == (0.5, 0.85)
-    assert pruner_from({"prune": 0}, 100, budgeted=True, generator=g) is None
-    pruner = pruner_from({"prune": 0.3, "prune_until": 0.7}, 100, budgeted=False, generator=g)
+    assert pruner_from(recipe(prune=0), 100, budgeted=True, generator=g) is None
+    pruner = pruner_from(recipe(prune=0.3, prune_until=0.7), 100, budgeted=False, generator=g)
     assert pruner is not None and (pruner.ratio, pruner.until) == (0.3, 0.7)
     with pytest.raises(ConfigError, match=r"model_params prune: expected a number in \[0, 1\), got 1.5"):
-        pruner_from({"prune": 1.5}, 100, budgeted=False, generator=g)
+        recipe(prune=1.5)
     with pytest.raises(ConfigError, match="prune_until: expected a number of 0 or more"):
-        pruner_from({"prune_until": -0.5}, 100, budgeted=True, generator=g)
+        recipe(prune_until=-0.5)
 
 
 def test_long_budgets_on_large_sets_buy_width() -> None:
     base = {"widths": [64, 256, 256], "input_size": 32}
-    assert widen_for_budget(base, 50_000, 20.0, {})["widths"] == [96, 384, 384]  # e.g. 30 minutes on CIFAR-10
-    assert widen_for_budget(base, 50_000, 9.9, {})["widths"] == [96, 384, 384]  # the lowest 30-minute reading
-    assert widen_for_budget(base, 50_000, 8.6, {}) == base  # 20 minutes on CIFAR-10 (a tie) keeps the net
-    assert widen_for_budget(base, 50_000, 4.0, {}) == base  # and so does 10 minutes (where width lost)
-    assert widen_for_budget(base, 5_000, 50.0, {}) == base  # a small set would only overfit a wider one
-    assert widen_for_budget(base, 50_000, 20.0, {"widths": [64, 256, 256]}) == base  # explicit widths win
+    assert widen_for_budget(base, 50_000, 20.0, FastRecipe())["widths"] == [96, 384, 384]  # e.g. 30 minutes on CIFAR-10
+    assert widen_for_budget(base, 50_000, 9.9, FastRecipe())["widths"] == [96, 384, 384]  # the lowest 30-minute reading
+    assert widen_for_budget(base, 50_000, 8.6, FastRecipe()) == base  # 20 minutes on CIFAR-10 (a tie) keeps the net
+    assert widen_for_budget(base, 50_000, 4.0, FastRecipe()) == base  # and so does 10 minutes (where width lost)
+    assert widen_for_budget(base, 5_000, 50.0, FastRecipe()) == base  # a small set would only overfit a wider one
+    assert widen_for_budget(base, 50_000, 20.0, recipe(widths=[64, 256, 256])) == base  # explicit widths win

@@ -26,6 +26,7 @@ import io
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,46 +54,65 @@ def _width_param(spec: ModelSpec) -> tuple[str, Any] | None:
     return None
 
 
-def sample_params(trial: Any, spec: ModelSpec, base: TrainConfig, max_epochs: int) -> dict[str, Any]:
-    """TrainConfig overrides for one trial, from the model family's search space."""
-    if spec.family == "classical":
-        name = spec.name.lower()
-        params: dict[str, Any] = dict(base.model_params)
-        if "knn" in name or "neighbor" in name:
-            params["n_neighbors"] = trial.suggest_int("n_neighbors", 1, 25)
+def _classical_space(trial: Any, spec: ModelSpec, base: TrainConfig, max_epochs: int) -> dict[str, Any]:
+    name = spec.name.lower()
+    params: dict[str, Any] = dict(base.model_params)
+    if "knn" in name or "neighbor" in name:
+        params["n_neighbors"] = trial.suggest_int("n_neighbors", 1, 25)
+    else:
+        params["C"] = trial.suggest_float("C", 1e-2, 1e2, log=True)
+        if "svm" in name or "svc" in name:
+            params["gamma"] = trial.suggest_float("gamma", 1e-4, 1e0, log=True)
+    return {"model_params": params}
+
+
+def _fast_space(trial: Any, spec: ModelSpec, base: TrainConfig, max_epochs: int) -> dict[str, Any]:
+    # The fast recipe has its own optimiser (lr = the filter learning rate, default 0.24), no weight
+    # decay setting, and batch-level flip + translate augmentation whose strength is `translate`.
+    params = {**base.model_params, "translate": trial.suggest_int("translate", 0, 3)}
+    out: dict[str, Any] = {
+        "lr": trial.suggest_float("lr", 0.06, 0.6, log=True),
+        "label_smoothing": trial.suggest_float("label_smoothing", 0.0, 0.3),
+        "epochs": trial.suggest_int("epochs", max(1, max_epochs // 2), max_epochs),
+    }
+    width = _width_param(spec)
+    if width is not None:
+        mult = trial.suggest_categorical("width_mult", [0.5, 0.75, 1.0])
+        name, default = width
+        default = base.model_params.get(name, default)  # relative to the widths asked for, if any
+        if name == "widths":
+            params["widths"] = [max(8, int(w * mult)) for w in default]
         else:
-            params["C"] = trial.suggest_float("C", 1e-2, 1e2, log=True)
-            if "svm" in name or "svc" in name:
-                params["gamma"] = trial.suggest_float("gamma", 1e-4, 1e0, log=True)
-        return {"model_params": params}
-    if spec.family == "fast":
-        # The fast recipe has its own optimiser (lr = the filter learning rate, default 0.24), no weight
-        # decay setting, and batch-level flip + translate augmentation whose strength is `translate`.
-        params = {**base.model_params, "translate": trial.suggest_int("translate", 0, 3)}
-        out: dict[str, Any] = {
-            "lr": trial.suggest_float("lr", 0.06, 0.6, log=True),
-            "label_smoothing": trial.suggest_float("label_smoothing", 0.0, 0.3),
-            "epochs": trial.suggest_int("epochs", max(1, max_epochs // 2), max_epochs),
-        }
-        width = _width_param(spec)
-        if width is not None:
-            mult = trial.suggest_categorical("width_mult", [0.5, 0.75, 1.0])
-            name, default = width
-            default = base.model_params.get(name, default)  # relative to the widths asked for, if any
-            if name == "widths":
-                params["widths"] = [max(8, int(w * mult)) for w in default]
-            else:
-                params["width"] = max(8, int(default * mult))
-        out["model_params"] = params
-        return out
-    out = {
+            params["width"] = max(8, int(default * mult))
+    out["model_params"] = params
+    return out
+
+
+def _standard_space(trial: Any, spec: ModelSpec, base: TrainConfig, max_epochs: int) -> dict[str, Any]:
+    return {
         "lr": trial.suggest_float("lr", 3e-4, 1e-2, log=True),
         "weight_decay": trial.suggest_float("weight_decay", 1e-3, 0.3, log=True),
         "augment": trial.suggest_categorical("augment", ["none", "flip-crop", "trivial"]),
         "label_smoothing": trial.suggest_float("label_smoothing", 0.0, 0.2),
         "epochs": trial.suggest_int("epochs", max(1, max_epochs // 2), max_epochs),
     }
-    return out
+
+
+# Search spaces by model family (the families of train.trainers.TRAINERS).
+SEARCH_SPACES: dict[str, Callable[[Any, ModelSpec, TrainConfig, int], dict[str, Any]]] = {
+    "fast": _fast_space,
+    "torchvision": _standard_space,
+    "timm": _standard_space,
+    "classical": _classical_space,
+}
+
+
+def sample_params(trial: Any, spec: ModelSpec, base: TrainConfig, max_epochs: int) -> dict[str, Any]:
+    """TrainConfig overrides for one trial, from the model family's search space."""
+    space = SEARCH_SPACES.get(spec.family)
+    if space is None:
+        raise ConfigError(f"no search space for {spec.name} (family {spec.family!r}; spaces: {sorted(SEARCH_SPACES)})")
+    return space(trial, spec, base, max_epochs)
 
 
 class _Reporter:
@@ -139,9 +159,11 @@ def tune(
     except ImportError as e:
         raise ConfigError("`picsift tune` needs optuna: pip install 'picsift[tune]'") from e
     from picsift.train import pipeline
+    from picsift.train.trainers import check_settings, fit_on_data
 
     base = base.validate()
     spec = get_spec(base.model)
+    check_settings(spec, base)
     ws = Workspace.open(base.workspace)
     max_epochs = max_epochs or base.epochs or 10
     study_name = study_name or f"tune-{spec.name}"
@@ -164,7 +186,7 @@ def tune(
         trial.set_user_attr("config", to_jsonable(overrides))
         reporter = _Reporter(trial)
         with tempfile.TemporaryDirectory(prefix="picsift-trial-") as tmp:
-            trained = pipeline._train(spec, data, cfg, Path(tmp), reporter, None, ws)  # type: ignore[arg-type]
+            trained = fit_on_data(spec, data, cfg, run_dir=Path(tmp), log_row=reporter, ws=ws)
         accs = [h["val_acc"] for h in trained.history if h.get("val_acc") is not None]
         if not accs:
             raise ConfigError(f"model {spec.name} reported no validation accuracy to tune on")

@@ -11,6 +11,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,28 +26,24 @@ from picsift.models.registry import ModelSpec, create_model
 from picsift.train.data import TrainData, TrainedModel
 from picsift.train.device import autocast, seed_everything
 from picsift.train.schedule import Progress, lr_factor
+from picsift.train.standard_recipe import StandardRecipe
 from picsift.train.transforms import ArrayDataset, eval_transform, train_transform
 
 log = logging.getLogger("picsift.train")
 CHECKPOINT = "checkpoint.pt"
-DEFAULT_LABEL_SMOOTHING = 0.1
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, pretrained: bool) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, recipe: StandardRecipe) -> torch.optim.Optimizer:
+    """AdamW or SGD-Nesterov at the recipe's peak rate; weight decay on weights of 2+ dimensions only."""
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
     for p in model.parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)
-    if cfg.optimizer == "sgd":
-        lr = cfg.lr or (0.01 if pretrained else 0.1)
-        wd = cfg.weight_decay if cfg.weight_decay is not None else 5e-4
-        groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
-    lr = cfg.lr or (5e-4 if pretrained else 2e-3)
-    wd = cfg.weight_decay if cfg.weight_decay is not None else 0.05
-    groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr)
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=0.9, nesterov=True)
+    return torch.optim.AdamW(groups, lr=recipe.lr)
 
 
 @torch.no_grad()
@@ -84,6 +81,33 @@ def batch_mix(cfg: TrainConfig, num_classes: int) -> Callable[..., Any] | None:
     return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
 
 
+@dataclass
+class LoopState:
+    """What changes while the standard loop trains: the best epoch so far and the schedule's progress."""
+
+    tracker: Progress  # steps done and time used: the schedule's progress
+    start_epoch: int = 0
+    best_acc: float = -1.0  # the best epoch's validation accuracy (minus its train loss without validation images)
+    best_state: dict[str, torch.Tensor] | None = None  # its weights, on the CPU
+    stale: int = 0  # epochs since the best one
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Training:
+    """The standard loop's fixed parts: model, batches, optimiser, loss and schedule."""
+
+    model: nn.Module
+    loader: torch.utils.data.DataLoader
+    optimizer: torch.optim.Optimizer
+    base_lrs: list[float]
+    criterion: nn.CrossEntropyLoss
+    mix: Callable[..., Any] | None  # MixUp / CutMix, or None
+    recipe: StandardRecipe
+    cfg: TrainConfig
+    device: torch.device
+
+
 def fit_standard(
     spec: ModelSpec,
     data: TrainData,
@@ -95,128 +119,174 @@ def fit_standard(
     sampler: torch.utils.data.Sampler | None = None,
     class_weights: torch.Tensor | None = None,
 ) -> TrainedModel:
+    """Train a torchvision/timm backbone on uint8 (N, S, S, 3) arrays with the recipe from `cfg`; one history row
+    per epoch goes to `log_row`, a checkpoint (and snapshots) to `run_dir`. Returns the best epoch's model (by
+    validation accuracy) on the CPU in eval mode. Raises ConfigError for any cfg.model_params key and for a
+    checkpoint that already finished the epochs asked for."""
+    recipe = StandardRecipe.from_config(spec.name, cfg)
     generator = seed_everything(cfg.seed)
-    pretrained = bool(cfg.pretrained or cfg.weights)
-    model = create_model(
-        spec.name, len(data.classes), pretrained=cfg.pretrained, weights=cfg.weights, **cfg.model_params
-    )
+    model = create_model(spec.name, len(data.classes), pretrained=cfg.pretrained, weights=cfg.weights)
     model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    dc = data.data_config
-    batch_size = cfg.batch_size or 64
-    train_ds = ArrayDataset(data.x_train, data.y_train, train_transform(dc, cfg.augment, cfg.random_erasing))
-    smoothing = DEFAULT_LABEL_SMOOTHING if cfg.label_smoothing is None else cfg.label_smoothing
-    extra: dict[str, Any] = {"label_smoothing": smoothing}
+    extra: dict[str, Any] = {"label_smoothing": recipe.label_smoothing}
     if sampler is None and class_weights is None and cfg.balance != "none":
         from picsift.improve.balance import plan
 
         sampler_gen = torch.Generator().manual_seed(cfg.seed + 1)
         sampler, class_weights, decided = plan(data.y_train, cfg.balance, len(data.classes), sampler_gen)
         extra["balance"] = decided.to_dict()
-    mix = batch_mix(cfg, len(data.classes))
-    loader = torch.utils.data.DataLoader(
-        train_ds,
-        batch_size=batch_size,
-        shuffle=sampler is None,
-        sampler=sampler,
-        drop_last=len(train_ds) > batch_size,
-        num_workers=cfg.num_workers,
-        generator=generator,
-        persistent_workers=cfg.num_workers > 0,
-    )
-    optimizer = make_optimizer(model, cfg, pretrained)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    weight = class_weights.to(device) if class_weights is not None else None
-    criterion = nn.CrossEntropyLoss(label_smoothing=smoothing, weight=weight)
-    epochs = cfg.epochs or (1000 if cfg.time_budget_min else 10)
-    budget_s = cfg.time_budget_min * 60 if cfg.time_budget_min else None
-    start_epoch, best_acc, best_state, stale = 0, -1.0, None, 0
-    if resume_from is not None:
-        ckpt = torch.load(resume_from, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        start_epoch, best_acc, best_state = ckpt["epoch"] + 1, ckpt["best_acc"], ckpt.get("best_state")
-        if start_epoch >= epochs:
-            raise ConfigError(f"checkpoint already finished {start_epoch} epochs; ask for more with --epochs")
-    tracker = Progress(epochs * max(1, len(loader)), budget_s, time.perf_counter())
-    tracker.step = start_epoch * len(loader)
-    history: list[dict[str, Any]] = []
-    with progress.bar(f"training {spec.name}", total=epochs - start_epoch) as (bar, task):
-        for epoch in range(start_epoch, epochs):
-            model.train()
-            t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-            for xb, yb in loader:
-                for g, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                    g["lr"] = base * lr_factor(cfg.schedule, tracker.fraction(time.perf_counter()))
-                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-                if cfg.channels_last:
-                    xb = xb.contiguous(memory_format=torch.channels_last)
-                target = yb
-                if mix is not None:  # soft (N, K) targets; accuracy below still counts the hard labels
-                    xb, target = mix(xb, yb)
-                with autocast(device, cfg.amp):
-                    logits = model(xb)
-                    loss = criterion(logits.float(), target)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                tracker.step += 1
-                seen += len(yb)
-                loss_sum += float(loss.detach()) * len(yb)
-                correct += int((logits.argmax(1) == yb).sum())
-                if budget_s and tracker.done(time.perf_counter()):
-                    break
-            val_logits = predict_logits(model, data.x_val, dc, device, amp=cfg.amp)
-            yv = torch.from_numpy(data.y_val)
-            # No validation images: accuracy and loss are not measured (None, null in metrics.jsonl), not NaN.
-            val_acc = float((val_logits.argmax(1) == yv).float().mean()) if len(yv) else None
-            val_loss = float(nn.functional.cross_entropy(val_logits, yv)) if len(yv) else None
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": loss_sum / max(seen, 1),
-                "train_acc": correct / max(seen, 1),
-                "val_loss": val_loss,
-                "val_acc": val_acc,
-                "lr": optimizer.param_groups[0]["lr"],
-                "epoch_s": time.perf_counter() - t0,
-            }
-            history.append(row)
+    training = _set_up(model, data, cfg, recipe, device, generator, sampler, class_weights)
+    ckpt = torch.load(resume_from, map_location=device, weights_only=False) if resume_from is not None else None
+    state = LoopState(Progress(recipe.epochs * max(1, len(training.loader)), recipe.budget_s, time.perf_counter()))
+    if ckpt is not None:
+        _restore(training, state, ckpt)
+    with progress.bar(f"training {spec.name}", total=recipe.epochs - state.start_epoch) as (bar, task):
+        for epoch in range(state.start_epoch, recipe.epochs):
+            row = _train_epoch(training, state, epoch, data)
+            state.history.append(row)
             log_row(row)
-            info = f"val acc {val_acc:.3f}" if val_acc is not None else f"train loss {row['train_loss']:.3f}"
-            bar.update(task, advance=1, info=info)  # type: ignore[arg-type]
-            score = val_acc if val_acc is not None else -row["train_loss"]
-            if score > best_acc:
-                best_acc, stale = score, 0
-                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-            else:
-                stale += 1
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "epoch": epoch,
-                    "best_acc": best_acc,
-                    "best_state": best_state,
-                },
-                run_dir / CHECKPOINT,
+            info = (
+                f"val acc {row['val_acc']:.3f}" if row["val_acc"] is not None else f"train loss {row['train_loss']:.3f}"
             )
+            bar.update(task, advance=1, info=info)  # type: ignore[arg-type]
+            _keep_best(training, state, row)
+            _checkpoint(training, state, epoch, run_dir / CHECKPOINT)
             if cfg.snapshots:  # the last N epochs' weights, for a snapshot ensemble (improve.snapshots)
                 from picsift.improve.snapshots import save_snapshot
 
                 save_snapshot(run_dir, model, epoch + 1, cfg.snapshots)
-            if cfg.early_stopping and stale >= cfg.early_stopping:
-                log.info("early stopping after %d epochs without improvement", stale)
+            if _should_stop(training, state):
                 break
-            if budget_s and tracker.done(time.perf_counter()):
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
     model.eval()
     return TrainedModel(
         model=model.cpu().to(memory_format=torch.contiguous_format),
         model_kwargs=dict(cfg.model_params),
-        data_config=dc,
-        history=history,
+        data_config=data.data_config,
+        history=state.history,
         extra=extra,
     )
+
+
+def _set_up(
+    model: nn.Module,
+    data: TrainData,
+    cfg: TrainConfig,
+    recipe: StandardRecipe,
+    device: torch.device,
+    generator: torch.Generator,
+    sampler: torch.utils.data.Sampler | None,
+    class_weights: torch.Tensor | None,
+) -> _Training:
+    """The training batches (shuffled, or drawn by `sampler`), the optimiser and the (class-weighted) loss."""
+    dc = data.data_config
+    train_ds = ArrayDataset(data.x_train, data.y_train, train_transform(dc, cfg.augment, cfg.random_erasing))
+    mix = batch_mix(cfg, len(data.classes))
+    loader = torch.utils.data.DataLoader(
+        train_ds,
+        batch_size=recipe.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=len(train_ds) > recipe.batch_size,
+        num_workers=cfg.num_workers,
+        generator=generator,
+        persistent_workers=cfg.num_workers > 0,
+    )
+    optimizer = make_optimizer(model, recipe)
+    weight = class_weights.to(device) if class_weights is not None else None
+    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing, weight=weight)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    return _Training(model, loader, optimizer, base_lrs, criterion, mix, recipe, cfg, device)
+
+
+def _restore(training: _Training, state: LoopState, ckpt: dict[str, Any]) -> None:
+    """Continue from a checkpoint: weights, optimiser state, the best epoch so far and the schedule's step."""
+    training.model.load_state_dict(ckpt["model"])
+    training.optimizer.load_state_dict(ckpt["optimizer"])
+    state.start_epoch, state.best_acc, state.best_state = ckpt["epoch"] + 1, ckpt["best_acc"], ckpt.get("best_state")
+    if state.start_epoch >= training.recipe.epochs:
+        raise ConfigError(f"checkpoint already finished {state.start_epoch} epochs; ask for more with --epochs")
+    state.tracker.step = state.start_epoch * len(training.loader)
+
+
+def _train_epoch(training: _Training, state: LoopState, epoch: int, data: TrainData) -> dict[str, Any]:
+    """One pass over the loader (cut short when a time budget runs out), then validation; returns its row."""
+    model, optimizer, cfg, device = training.model, training.optimizer, training.cfg, training.device
+    model.train()
+    t0, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+    for xb, yb in training.loader:
+        for g, base in zip(optimizer.param_groups, training.base_lrs, strict=True):
+            g["lr"] = base * lr_factor(cfg.schedule, state.tracker.fraction(time.perf_counter()))
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        if cfg.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        target = yb
+        if training.mix is not None:  # soft (N, K) targets; accuracy below still counts the hard labels
+            xb, target = training.mix(xb, yb)
+        with autocast(device, cfg.amp):
+            logits = model(xb)
+            loss = training.criterion(logits.float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        state.tracker.step += 1
+        seen += len(yb)
+        loss_sum += float(loss.detach()) * len(yb)
+        correct += int((logits.argmax(1) == yb).sum())
+        if training.recipe.budget_s and state.tracker.done(time.perf_counter()):
+            break
+    val_loss, val_acc = _validate(training, data)
+    return {
+        "epoch": epoch + 1,
+        "train_loss": loss_sum / max(seen, 1),
+        "train_acc": correct / max(seen, 1),
+        "val_loss": val_loss,
+        "val_acc": val_acc,
+        "lr": optimizer.param_groups[0]["lr"],
+        "epoch_s": time.perf_counter() - t0,
+    }
+
+
+def _validate(training: _Training, data: TrainData) -> tuple[float | None, float | None]:
+    """(loss, accuracy) on the validation images; (None, None) without any."""
+    val_logits = predict_logits(training.model, data.x_val, data.data_config, training.device, amp=training.cfg.amp)
+    yv = torch.from_numpy(data.y_val)
+    # No validation images: accuracy and loss are not measured (None, null in metrics.jsonl), not NaN.
+    val_acc = float((val_logits.argmax(1) == yv).float().mean()) if len(yv) else None
+    val_loss = float(nn.functional.cross_entropy(val_logits, yv)) if len(yv) else None
+    return val_loss, val_acc
+
+
+def _keep_best(training: _Training, state: LoopState, row: dict[str, Any]) -> None:
+    """Keep a copy of the weights of the best epoch so far (by validation accuracy, else by train loss)."""
+    score = row["val_acc"] if row["val_acc"] is not None else -row["train_loss"]
+    if score > state.best_acc:
+        state.best_acc, state.stale = score, 0
+        state.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in training.model.state_dict().items()})
+    else:
+        state.stale += 1
+
+
+def _checkpoint(training: _Training, state: LoopState, epoch: int, path: Path) -> None:
+    """What `--resume` needs: weights, optimiser state, the epoch done and the best epoch so far."""
+    torch.save(
+        {
+            "model": training.model.state_dict(),
+            "optimizer": training.optimizer.state_dict(),
+            "epoch": epoch,
+            "best_acc": state.best_acc,
+            "best_state": state.best_state,
+        },
+        path,
+    )
+
+
+def _should_stop(training: _Training, state: LoopState) -> bool:
+    """Early stopping (cfg.early_stopping epochs without a better one) or the time budget spent."""
+    patience = training.cfg.early_stopping
+    if patience and state.stale >= patience:
+        log.info("early stopping after %d epochs without improvement", state.stale)
+        return True
+    return bool(training.recipe.budget_s and state.tracker.done(time.perf_counter()))

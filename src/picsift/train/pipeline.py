@@ -25,9 +25,9 @@ from picsift.errors import ConfigError, DatasetError
 from picsift.models.artifact import save_artifact
 from picsift.models.registry import DataConfig, ModelSpec, get_spec
 from picsift.store import ImageRow, Workspace
-from picsift.train.data import TrainData, TrainedModel, encode_labels, split_rows
-from picsift.train.device import select_device
+from picsift.train.data import TrainData, encode_labels, split_rows
 from picsift.train.runs import MetricsLog, environment, new_run, resolve_run, write_json
+from picsift.train.trainers import check_settings, fit_on_data, trainer_for
 
 log = logging.getLogger("picsift.train")
 
@@ -46,40 +46,8 @@ class RunResult:
 
 
 def resolve_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow]) -> DataConfig:
-    if spec.family == "fast":
-        from picsift.train import fast
-
-        return fast.resolve_data_config(spec, cfg, rows)
-    if spec.family == "classical":
-        from picsift.models import classical  # type: ignore[attr-defined]
-
-        return classical.resolve_data_config(spec, cfg, rows)  # type: ignore[no-any-return]
-    if cfg.image_size:
-        return dataclasses.replace(spec.data_config, input_size=cfg.image_size)
-    return spec.data_config
-
-
-def _train(
-    spec: ModelSpec,
-    data: TrainData,
-    cfg: TrainConfig,
-    run_dir: Path,
-    metrics: MetricsLog,
-    resume_from: Path | None,
-    ws: Workspace,
-) -> TrainedModel:
-    if spec.family == "classical":
-        from picsift.models import classical
-
-        return classical.fit_classical(spec, data, cfg, ws, metrics)  # type: ignore[no-any-return]
-    device = select_device(cfg.device)
-    if spec.family == "fast":
-        from picsift.train.fast import fit_fast
-
-        return fit_fast(spec, data, cfg, device, metrics, run_dir, resume_from)
-    from picsift.train.loop import fit_standard
-
-    return fit_standard(spec, data, cfg, device, metrics, run_dir, resume_from)
+    """The data config the model's family derives from its training images (trainers.TRAINERS)."""
+    return trainer_for(spec).data_config(spec, cfg, rows)
 
 
 def extra_training_rows(ws: Workspace, cfg: TrainConfig) -> list[ImageRow]:
@@ -242,6 +210,7 @@ def run(cfg: TrainConfig) -> RunResult:
     """Train one model on the workspace's labelled data and write a complete, reproducible run folder."""
     cfg = cfg.validate()
     spec = get_spec(cfg.model)
+    check_settings(spec, cfg)  # a misspelt model_params key fails before any image is decoded
     ws = Workspace.open(cfg.workspace)
     inputs = RunInputs.gather(ws, cfg, spec)
     resume_from = None
@@ -255,7 +224,8 @@ def run(cfg: TrainConfig) -> RunResult:
             log.info("train: %s", line)
         catalog_hash = _record_inputs(run_dir, cfg, ws, inputs)
         t0 = time.perf_counter()
-        trained = _train(spec, data, cfg, run_dir, MetricsLog(run_dir / "metrics.jsonl"), resume_from, ws)
+        metrics = MetricsLog(run_dir / "metrics.jsonl")
+        trained = fit_on_data(spec, data, cfg, run_dir=run_dir, log_row=metrics, ws=ws, resume_from=resume_from)
         seconds = time.perf_counter() - t0
         save_artifact(
             run_dir,

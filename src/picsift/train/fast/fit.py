@@ -4,6 +4,10 @@ Data arrive as uint8 arrays (decoded once by the spine's cache) and stay uint8 o
 device; batches are augmented and normalised as whole tensors (`augment`). The schedule is a
 function of progress p = max(steps done / steps planned, time used / time budget), so a budgeted
 run decays its learning rate on time, whatever speed the machine gives it, and stops at p = 1.
+
+A run is set up (`setup.set_up`: data checks, the network planned for the budget, batches, optimisers,
+schedules), then trains epoch by epoch; each epoch ends by validating and checkpointing when the budget allows.
+What changes while it trains lives in one `FitState`.
 """
 
 from __future__ import annotations
@@ -11,49 +15,81 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from picsift import progress
 from picsift.config import TrainConfig
-from picsift.errors import ConfigError
-from picsift.models.fastcnn import FastCNN
-from picsift.models.registry import ModelSpec, create_model
+from picsift.models.registry import ModelSpec
 from picsift.train.data import TrainData, TrainedModel
-from picsift.train.device import autocast, seed_everything
-from picsift.train.fast.augment import BatchAugmenter
-from picsift.train.fast.evaluate import logits_for, to_input
-from picsift.train.fast.freeze import freeze_blocks, freeze_stages, frozen_at
-from picsift.train.fast.optim import WeightAverage, apply_schedule, hyper_from, make_optimizers
-from picsift.train.fast.params import param_float, param_int
-from picsift.train.fast.prune import pruner_from
-from picsift.train.fast.resize import resize_stages, shrink, size_at
-from picsift.train.fast.runtime import cudnn_autotune, images_per_second, maybe_compile, thread_scope
-from picsift.train.fast.sizing import (
-    MONITOR_SHARE,
-    budget_batch_size,
-    cpu_batch_size,
-    default_batch_size,
-    default_epochs,
-    model_kwargs_for,
-    monitor_sample,
-    probe_batch,
-    widen_for_budget,
-)
+from picsift.train.device import autocast
+from picsift.train.fast.evaluate import logits_for
+from picsift.train.fast.freeze import freeze_blocks, frozen_at
+from picsift.train.fast.optim import apply_schedule
+from picsift.train.fast.recipe import FastRecipe
+from picsift.train.fast.resize import shrink, size_at
+from picsift.train.fast.runtime import cudnn_autotune, thread_scope
+from picsift.train.fast.setup import FastSetup, set_up
+from picsift.train.fast.sizing import MONITOR_SHARE, monitor_sample
 
 __all__ = ["fit_fast"]
 log = logging.getLogger("picsift.train")
 CHECKPOINT = "checkpoint.pt"
-RECIPE_LABEL_SMOOTHING = 0.2
+EVAL_MARGIN = 1.2  # the reserve for the final validation pass: the measured pass, scaled to all images, x this
 
 
-def _accuracy(logits: torch.Tensor, y: np.ndarray) -> float | None:
-    """Top-1 accuracy in [0, 1]; None (not measured) when there are no images."""
-    return float((logits.argmax(1).numpy() == y).mean()) if len(y) else None
+@dataclass
+class FitState:
+    """What changes while the fast recipe trains: progress, time spent and counters."""
+
+    epochs: int  # planned
+    budget_s: float | None  # the whole call's time budget in seconds
+    n_val: int  # validation images
+    t0: float  # perf_counter() when the run began (earlier sessions of a resumed run included)
+    step: int  # optimiser steps done
+    position: float  # epochs done, fractional within an epoch
+    watch: np.ndarray | None = None  # validation images checked before the last epoch (None: all)
+    eval_s: float | None = None  # measured cost of one full validation pass, reserved for the final one
+    overhead_s: float = 0.0  # seconds spent validating and checkpointing
+    trained_images: int = 0  # images trained in this session
+    trained_s: float = 0.0  # seconds of training steps in this session
+    train_s_before: float = 0.0  # seconds of training in the epochs finished in this session
+    frozen: int = 0  # leading blocks frozen so far
+    skipped: int = 0  # image-epochs left out by pruning
+    images_at: dict[str, int] = field(default_factory=dict)  # images trained per downscaled size
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def fraction(self, now: float) -> float:
+        """Progress p in [0, 1]: epochs done / planned, or under a budget the time used over the budget less a
+        reserve for the final validation pass, whichever is larger."""
+        p = self.position / self.epochs
+        if self.budget_s:
+            if self.eval_s is not None:
+                reserve = self.eval_s
+            else:  # a forward pass costs about a third of a training step; keep a margin
+                per_image = self.trained_s / self.trained_images if self.trained_images else 0.0
+                reserve = max(0.02 * self.budget_s, 0.35 * self.n_val * per_image)
+            p = max(p, (now - self.t0) / max(1e-3, self.budget_s - reserve))
+        return min(p, 1.0)
+
+    def may_check(self, done: bool) -> bool:
+        """Whether this epoch validates and checkpoints. Under a budget, validation and checkpoints may take at most
+        MONITOR_SHARE of the training time so far (tiny sets train an epoch faster than they validate); the last
+        epoch always validates."""
+        return done or not self.budget_s or self.overhead_s <= MONITOR_SHARE * self.train_s_before
+
+
+@dataclass
+class _EpochTally:
+    started: float  # perf_counter() at the epoch's start
+    loss_sum: torch.Tensor  # running sums stay on the device: no host sync per step on a GPU
+    correct: torch.Tensor
+    seen: int = 0
+    out_of_time: bool = False  # the schedule reached p = 1 within the epoch
 
 
 def fit_fast(
@@ -65,277 +101,213 @@ def fit_fast(
     run_dir: Path,
     resume_from: Path | None = None,
 ) -> TrainedModel:
-    """Train the fast CNN on data.x_train; returns the model on CPU in eval mode with its kwargs."""
+    """Train the fast CNN on data.x_train (uint8 (N, S, S, 3) at the data config's input size); one history row per
+    epoch goes to `log_row`, checkpoints (and snapshots) to `run_dir`. Returns the model on CPU in eval mode with
+    its constructor arguments. Raises ConfigError for settings (cfg.model_params) the recipe does not know or
+    accept, and for data it cannot train on."""
     t_start = time.perf_counter()
-    params = dict(cfg.model_params)
-    with thread_scope(device, params.get("threads")), cudnn_autotune(device):
-        return _fit(spec, data, cfg, device, log_row, run_dir, resume_from, params, t_start)
+    recipe = FastRecipe.from_params(cfg.model_params)
+    with thread_scope(device, recipe.threads), cudnn_autotune(device):
+        run = set_up(spec, data, cfg, device, recipe, resume_from)
+        # The budget covers everything fit_fast does: setup, training, per-epoch validation, the final pass.
+        state = FitState(
+            epochs=run.epochs,
+            budget_s=run.budget_s,
+            n_val=len(data.y_val),
+            t0=t_start - run.used_s,
+            step=run.step,
+            position=float(run.start_epoch),
+            # A budgeted run spends its time on training: epochs before the last validate on a fixed sample of
+            # the validation split (the last epoch on all of it), so a large split does not eat the budget.
+            watch=monitor_sample(len(data.y_val), cfg.seed) if run.budget_s else None,
+        )
+        log.info(
+            "fastcnn %s: %d images at %dpx, batch %d, %s, widths %s, setup %.1fs",
+            device,
+            len(data.y_train),
+            run.data_config.input_size,
+            run.aug.batch_size,
+            f"budget {run.budget_s:.0f}s" if run.budget_s else f"{run.epochs} epochs",
+            run.model_kwargs["widths"],
+            time.perf_counter() - t_start,
+        )
+        _train_epochs(spec.name, run, state, data, cfg, log_row, run_dir)
+        return _result(run, state, t_start)
 
 
-def _build_model(
-    spec: ModelSpec,
-    num_classes: int,
-    kwargs: dict[str, Any],
-    whiten_from: torch.Tensor,
-    device: torch.device,
-    channels_last: bool,
-    amp: bool,
-) -> tuple[FastCNN, bool]:
-    """The fast CNN with its whitening filters set from `whiten_from`, on the device; returns it and whether to
-    train in bf16 (not on data whose patches have empty directions)."""
-    model: FastCNN = create_model(spec.name, num_classes, **kwargs)
-    degenerate = model.init_whitening(whiten_from)
-    if degenerate and amp:
-        # Grey or upscaled images leave patch directions empty; bf16 rounding then becomes signal that
-        # near-constant channels' BatchNorm amplifies (measured: 1000x gradients on grey digits). Such
-        # data are small and cheap, so they train in fp32.
-        log.info("fastcnn: %d empty patch directions (grey or upscaled images): training in fp32", degenerate)
-        amp = False
-    model.to(device)
-    return (model.to(memory_format=torch.channels_last) if channels_last else model), amp
-
-
-def _fit(
-    spec: ModelSpec,
+def _train_epochs(
+    name: str,
+    run: FastSetup,
+    state: FitState,
     data: TrainData,
     cfg: TrainConfig,
-    device: torch.device,
     log_row: Callable[[dict[str, Any]], None],
     run_dir: Path,
-    resume_from: Path | None,
-    params: dict[str, Any],
-    t_start: float,
-) -> TrainedModel:
-    generator = seed_everything(cfg.seed)
-    dc = data.data_config
-    n = len(data.y_train)
-    if n == 0:
-        raise ConfigError("fastcnn: no training images")
-    if data.x_train.shape[1] != dc.input_size:
-        raise ConfigError(
-            f"fastcnn expects images stored at its input size {dc.input_size} (crop_pct=1.0), "
-            f"got {data.x_train.shape[1]}"
-        )
-    hyper = hyper_from(params)
-    lr_scale = cfg.lr / hyper.filter_lr if cfg.lr else 1.0
-    smoothing = RECIPE_LABEL_SMOOTHING if cfg.label_smoothing is None else cfg.label_smoothing
-    amp = cfg.amp and bool(params.get("amp", True))
-
-    images = torch.from_numpy(data.x_train).permute(0, 3, 1, 2).to(device)
-    labels = torch.from_numpy(data.y_train).to(device)
-    # Whitening filters come from (un-augmented) training patches; up to 5,000 images are plenty.
-    sample = images[torch.randperm(n, generator=generator)[:5000].to(device)]
-    whiten_from = to_input(sample, dc, channels_last=False).float().cpu()
-    budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min else None
-    ckpt = torch.load(resume_from, map_location=device, weights_only=False) if resume_from is not None else None
-    kwargs = ckpt["model_kwargs"] if ckpt is not None else model_kwargs_for(n, dc.input_size, len(data.classes), params)
-    model, amp = _build_model(spec, len(data.classes), kwargs, whiten_from, device, cfg.channels_last, amp)
-
-    def probe(net: FastCNN) -> float:  # images the budget can train: throughput x the budget's share for training
-        speed = images_per_second(net, dc.input_size, device, amp, cfg.channels_last, batch=probe_batch(device, n))
-        return speed * (budget_s or 0.0) * 0.85
-
-    images_in_budget = None
-    if budget_s and ckpt is None:
-        images_in_budget = probe(model)
-        wider = widen_for_budget(kwargs, n, images_in_budget / n, params)
-        if wider is not kwargs:
-            log.info(
-                "fastcnn: the budget holds ~%.0f passes over the data: widths %s", images_in_budget / n, wider["widths"]
-            )
-            kwargs = wider
-            model, amp = _build_model(spec, len(data.classes), kwargs, whiten_from, device, cfg.channels_last, amp)
-            images_in_budget = probe(model)
-    if ckpt is not None:
-        batch_size = int(ckpt["batch_size"])
-    elif cfg.batch_size:
-        batch_size = cfg.batch_size
-    else:
-        batch_size = cpu_batch_size(n) if device.type == "cpu" else default_batch_size(n)
-        if images_in_budget:
-            batch_size = budget_batch_size(n, images_in_budget, batch_size)
-            log.info("fastcnn: ~%.0f images in the %.0fs budget, so batch %d", images_in_budget, budget_s, batch_size)
-    aug = BatchAugmenter(
-        images,
-        labels,
-        dc.mean,
-        dc.std,
-        batch_size=batch_size,
-        generator=generator,
-        translate=param_int(params, "translate", 2 if dc.input_size >= 24 else 1),
-        jitter=param_float(params, "jitter", 0.0),
-        channels_last=cfg.channels_last,
-    )
-    sgd, ortho = make_optimizers(model, hyper, aug.batch_size, lr_scale)
-    steps_per_epoch = aug.steps_per_epoch()
-    epochs = cfg.epochs or (10_000 if budget_s else default_epochs(steps_per_epoch))
-    averager = WeightAverage(model) if params.get("lookahead", True) else None
-    start_epoch, step, used_s = 0, 0, 0.0
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        sgd.load_state_dict(ckpt["sgd"])
-        ortho.load_state_dict(ckpt["ortho"])
-        if averager is not None and ckpt.get("slow") is not None:
-            averager.slow = ckpt["slow"]
-        start_epoch, step, used_s = ckpt["epoch"] + 1, ckpt["step"], ckpt["used_s"]
-        if start_epoch >= epochs:
-            raise ConfigError(f"checkpoint already finished {start_epoch} epochs; ask for more with --epochs")
-    train_step = maybe_compile(model, device, params.get("compile", "auto"), budget_s)
-    criterion = nn.CrossEntropyLoss(label_smoothing=smoothing, reduction="none")
-    stages = resize_stages(dc.input_size, params, budgeted=budget_s is not None)
-    freezing, frozen = freeze_stages(params, len(model.blocks)), 0
-    pruner = pruner_from(params, n, budgeted=budget_s is not None, generator=generator, device=device)
-    if pruner is not None and ckpt is not None and ckpt.get("pruner") is not None:
-        pruner.load_state_dict(ckpt["pruner"])
-    # The budget covers everything fit_fast does: setup, training, per-epoch validation, the final pass.
-    t0 = t_start - used_s
-    t0_setup = time.perf_counter() - t_start
-    eval_s: float | None = None  # measured cost of one validation pass, reserved for the final one
-    overhead_s = 0.0  # time spent validating and checkpointing
-    trained_images, trained_s, train_s_before = 0, 0.0, 0.0
-    images_at: dict[str, int] = {}  # images trained per downscaled size
-    n_val = len(data.y_val)
-    # A budgeted run spends its time on training: epochs before the last validate on a fixed sample of
-    # the validation split (the last epoch on all of it), so a large split does not eat the budget.
-    peek = monitor_sample(n_val, cfg.seed) if budget_s else None
-    history: list[dict[str, Any]] = []
-    position = float(start_epoch)  # epochs done, fractional within an epoch
-    skipped = 0  # image-epochs left out by pruning
-
-    def fraction(now: float) -> float:
-        p = position / epochs
-        if budget_s:
-            if eval_s is not None:
-                reserve = eval_s
-            else:  # a forward pass costs about a third of a training step; keep a margin
-                per_image = trained_s / trained_images if trained_images else 0.0
-                reserve = max(0.02 * budget_s, 0.35 * n_val * per_image)
-            p = max(p, (now - t0) / max(1e-3, budget_s - reserve))
-        return min(p, 1.0)
-
-    log.info(
-        "fastcnn %s: %d images at %dpx, batch %d, %s, widths %s, setup %.1fs",
-        device,
-        n,
-        dc.input_size,
-        aug.batch_size,
-        f"budget {budget_s:.0f}s" if budget_s else f"{epochs} epochs",
-        kwargs["widths"],
-        t0_setup,
-    )
-    done = False
-    with progress.bar(f"training {spec.name}", total=None if budget_s else epochs - start_epoch) as (bar, task):
-        for epoch in range(start_epoch, epochs):
-            model.train()
-            te, seen = time.perf_counter(), 0
-            # Running sums stay on the device: no host sync per step on a GPU.
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            subset = pruner.plan(fraction(time.perf_counter())) if pruner is not None else None
-            n_batches = aug.steps_per_epoch(subset)
-            skipped += 0 if subset is None else n - len(subset)
-            for i, (xb, yb, idx) in enumerate(aug.epoch(epoch, subset)):
-                p = fraction(time.perf_counter())
-                if p >= 1.0:
-                    done = True
-                    break
-                whiten_bias = apply_schedule(sgd, ortho, p, hyper)
-                size = size_at(stages, p, dc.input_size)
-                if freezing and frozen_at(freezing, p) > frozen:  # freezing only ever grows
-                    frozen = frozen_at(freezing, p)
-                    freeze_blocks(model, frozen)
-                if size != dc.input_size:
-                    xb = shrink(xb, size)
-                    images_at[str(size)] = images_at.get(str(size), 0) + len(yb)
-                with autocast(device, amp):
-                    logits = train_step(xb, whiten_bias)
-                losses = criterion(logits.float(), yb)
-                loss = pruner.weigh(idx, losses) if pruner is not None else losses.sum()
-                loss.backward()
-                sgd.step()
-                ortho.step()
-                model.zero_grad(set_to_none=True)
-                step += 1
-                position = epoch + (i + 1) / n_batches
-                trained_images += len(yb)
-                trained_s = train_s_before + time.perf_counter() - te
-                if averager is not None and step % averager.every == 0:
-                    averager.update(model, fraction(time.perf_counter()))
-                seen += len(yb)
-                loss_sum += loss.detach()
-                correct += (logits.detach().argmax(1) == yb).sum()
-            if epoch + 1 >= epochs or fraction(time.perf_counter()) >= 1.0:
-                done = True
-            if done and averager is not None:
-                averager.update(model, 1.0, final=True)
-            train_s = time.perf_counter() - te
-            train_s_before += train_s
+) -> None:
+    total = None if run.budget_s else run.epochs - run.start_epoch
+    with progress.bar(f"training {name}", total=total) as (bar, task):
+        for epoch in range(run.start_epoch, run.epochs):
+            tally = _train_epoch(run, state, epoch, len(data.y_train))
+            done = tally.out_of_time or epoch + 1 >= run.epochs or state.fraction(time.perf_counter()) >= 1.0
+            if done and run.averager is not None:
+                run.averager.update(run.model, 1.0, final=True)
+            train_s = time.perf_counter() - tally.started
+            state.train_s_before += train_s
             tv = time.perf_counter()
-            # Under a budget, validation and checkpoints may take at most MONITOR_SHARE of the training time
-            # so far (tiny sets train an epoch faster than they validate); the last epoch always validates.
-            check = done or not budget_s or overhead_s <= MONITOR_SHARE * train_s_before
-            val_acc, n_watched = None, 0
-            if check:
-                watch = None if done else peek
-                x_val, y_val = (data.x_val, data.y_val) if watch is None else (data.x_val[watch], data.y_val[watch])
-                val_logits = logits_for(model, x_val, dc, device, amp=amp)
-                eval_s = (time.perf_counter() - tv) * 1.2 * n_val / max(1, len(y_val))  # the final pass sees all
-                val_acc, n_watched = _accuracy(val_logits, y_val), len(y_val)
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": float(loss_sum) / max(seen, 1),
-                "train_acc": int(correct) / max(seen, 1),
-                "val_acc": val_acc,
-                "lr": ortho.param_groups[0]["lr"] if ortho.param_groups else 0.0,
-                "epoch_s": time.perf_counter() - te,
-                "train_s": train_s,
-                "elapsed_s": time.perf_counter() - t0,
-                "images": seen,
-                "val_images": n_watched,
-            }
-            history.append(row)
+            check = state.may_check(done)
+            val_acc, n_watched = _validate(run, state, data, done, tv) if check else (None, 0)
+            row = _history_row(run, state, epoch, tally, train_s, val_acc, n_watched)
+            state.history.append(row)
             log_row(row)
             if val_acc is not None:
                 bar.update(task, info=f"val acc {val_acc:.3f}")  # type: ignore[arg-type]
             bar.update(task, advance=1)  # type: ignore[arg-type]
             if check:
-                torch.save(
-                    {
-                        "model": model.state_dict(),
-                        "sgd": sgd.state_dict(),
-                        "ortho": ortho.state_dict(),
-                        "slow": averager.slow if averager else None,
-                        "pruner": pruner.state_dict() if pruner else None,
-                        "epoch": epoch,
-                        "step": step,
-                        "used_s": time.perf_counter() - t0,
-                        "batch_size": aug.batch_size,
-                        "model_kwargs": kwargs,
-                    },
-                    run_dir / CHECKPOINT,
-                )
-            overhead_s += time.perf_counter() - tv
+                _checkpoint(run, state, epoch, run_dir / CHECKPOINT)
+            state.overhead_s += time.perf_counter() - tv
             if cfg.snapshots:  # the last N epochs' weights, for a snapshot ensemble (improve.snapshots)
                 from picsift.improve.snapshots import save_snapshot
 
-                save_snapshot(run_dir, model, epoch + 1, cfg.snapshots)
+                save_snapshot(run_dir, run.model, epoch + 1, cfg.snapshots)
             if done:
                 break
-    model.eval()
-    model = model.cpu().to(memory_format=torch.contiguous_format)
+
+
+def _train_epoch(run: FastSetup, state: FitState, epoch: int, n: int) -> _EpochTally:
+    """One pass over the (pruned) training images, stopping early when the schedule reaches p = 1."""
+    run.model.train()
+    tally = _EpochTally(
+        started=time.perf_counter(),
+        loss_sum=torch.zeros((), device=run.device),
+        correct=torch.zeros((), device=run.device, dtype=torch.long),
+    )
+    subset = run.pruner.plan(state.fraction(time.perf_counter())) if run.pruner is not None else None
+    n_batches = run.aug.steps_per_epoch(subset)
+    state.skipped += 0 if subset is None else n - len(subset)
+    for i, (xb, yb, idx) in enumerate(run.aug.epoch(epoch, subset)):
+        p = state.fraction(time.perf_counter())
+        if p >= 1.0:
+            tally.out_of_time = True
+            break
+        logits, loss = _train_step(run, state, xb, yb, idx, p)
+        state.position = epoch + (i + 1) / n_batches
+        state.trained_images += len(yb)
+        state.trained_s = state.train_s_before + time.perf_counter() - tally.started
+        if run.averager is not None and state.step % run.averager.every == 0:
+            run.averager.update(run.model, state.fraction(time.perf_counter()))
+        tally.seen += len(yb)
+        tally.loss_sum += loss.detach()
+        tally.correct += (logits.detach().argmax(1) == yb).sum()
+    return tally
+
+
+def _train_step(
+    run: FastSetup, state: FitState, xb: torch.Tensor, yb: torch.Tensor, idx: torch.Tensor, p: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step at progress p on batch (xb, yb) of images idx; returns (logits, summed loss)."""
+    whiten_bias = apply_schedule(run.sgd, run.ortho, p, run.recipe)
+    input_size = run.data_config.input_size
+    size = size_at(run.resize, p, input_size)
+    if run.freezing and frozen_at(run.freezing, p) > state.frozen:  # freezing only ever grows
+        state.frozen = frozen_at(run.freezing, p)
+        freeze_blocks(run.model, state.frozen)
+    if size != input_size:
+        xb = shrink(xb, size)
+        state.images_at[str(size)] = state.images_at.get(str(size), 0) + len(yb)
+    with autocast(run.device, run.amp):
+        logits = run.train_step(xb, whiten_bias)
+    losses = run.criterion(logits.float(), yb)
+    loss = run.pruner.weigh(idx, losses) if run.pruner is not None else losses.sum()
+    loss.backward()
+    run.sgd.step()
+    run.ortho.step()
+    run.model.zero_grad(set_to_none=True)
+    state.step += 1
+    return logits, loss
+
+
+def _validate(run: FastSetup, state: FitState, data: TrainData, done: bool, started: float) -> tuple[float | None, int]:
+    """Accuracy on the validation images (the last epoch: all; before it, state.watch) and how many were seen;
+    measures the cost of a full pass for the budget's reserve."""
+    watch = None if done else state.watch
+    x_val, y_val = (data.x_val, data.y_val) if watch is None else (data.x_val[watch], data.y_val[watch])
+    val_logits = logits_for(run.model, x_val, run.data_config, run.device, amp=run.amp)
+    state.eval_s = (time.perf_counter() - started) * EVAL_MARGIN * state.n_val / max(1, len(y_val))
+    return _accuracy(val_logits, y_val), len(y_val)
+
+
+def _accuracy(logits: torch.Tensor, y: np.ndarray) -> float | None:
+    """Top-1 accuracy in [0, 1]; None (not measured) when there are no images."""
+    return float((logits.argmax(1).numpy() == y).mean()) if len(y) else None
+
+
+def _history_row(
+    run: FastSetup,
+    state: FitState,
+    epoch: int,
+    tally: _EpochTally,
+    train_s: float,
+    val_acc: float | None,
+    n_watched: int,
+) -> dict[str, Any]:
+    now = time.perf_counter()
+    return {
+        "epoch": epoch + 1,
+        "train_loss": float(tally.loss_sum) / max(tally.seen, 1),
+        "train_acc": int(tally.correct) / max(tally.seen, 1),
+        "val_acc": val_acc,
+        "lr": run.ortho.param_groups[0]["lr"] if run.ortho.param_groups else 0.0,
+        "epoch_s": now - tally.started,
+        "train_s": train_s,
+        "elapsed_s": now - state.t0,
+        "images": tally.seen,
+        "val_images": n_watched,
+    }
+
+
+def _checkpoint(run: FastSetup, state: FitState, epoch: int, path: Path) -> None:
+    """Everything `--resume` needs to continue the same schedule: weights, optimiser and averaging states, the
+    pruner's losses, where the run stands and the network's constructor arguments."""
+    torch.save(
+        {
+            "model": run.model.state_dict(),
+            "sgd": run.sgd.state_dict(),
+            "ortho": run.ortho.state_dict(),
+            "slow": run.averager.slow if run.averager else None,
+            "pruner": run.pruner.state_dict() if run.pruner else None,
+            "epoch": epoch,
+            "step": state.step,
+            "used_s": time.perf_counter() - state.t0,
+            "batch_size": run.aug.batch_size,
+            "model_kwargs": run.model_kwargs,
+        },
+        path,
+    )
+
+
+def _result(run: FastSetup, state: FitState, t_start: float) -> TrainedModel:
+    """The trained model on the CPU in eval mode, with what the recipe decided and did (`extra`)."""
+    run.model.eval()
+    model = run.model.cpu().to(memory_format=torch.contiguous_format)
+    pruner = run.pruner
     extra = {
         "recipe": "fast",
-        "batch_size": aug.batch_size,
-        "steps": step,
-        "label_smoothing": smoothing,
-        "low_res": {"stages": stages, "images": images_at},
-        "freeze": {"stages": freezing, "frozen_blocks": frozen} if freezing else None,
-        "prune": {"ratio": pruner.ratio, "until": pruner.until, "skipped": skipped} if pruner else None,
+        "batch_size": run.aug.batch_size,
+        "steps": state.step,
+        "label_smoothing": run.label_smoothing,
+        "low_res": {"stages": run.resize, "images": state.images_at},
+        "freeze": {"stages": run.freezing, "frozen_blocks": state.frozen} if run.freezing else None,
+        "prune": {"ratio": pruner.ratio, "until": pruner.until, "skipped": state.skipped} if pruner else None,
         "elapsed_s": time.perf_counter() - t_start,
-        "budget_s": budget_s,
+        "budget_s": run.budget_s,
     }
     # The recipe returns its last (averaged) weights, not its best epoch's: report what was kept.
-    final = history[-1]["val_acc"] if history and n_val else None
+    final = state.history[-1]["val_acc"] if state.history and state.n_val else None
     return TrainedModel(
-        model=model, model_kwargs=kwargs, data_config=dc, history=history, extra=extra, final_val_acc=final
+        model=model,
+        model_kwargs=run.model_kwargs,
+        data_config=run.data_config,
+        history=state.history,
+        extra=extra,
+        final_val_acc=final,
     )

@@ -14,21 +14,16 @@ frozen (the last matching stage wins). Freezing never thaws: a resumed run re-fr
 
 from __future__ import annotations
 
-from typing import Any
-
 from picsift.models.fastcnn import FastCNN
-from picsift.train.fast.params import param_stages
+from picsift.train.fast.recipe import FastRecipe
 
 Stages = list[tuple[float, int]]
 
 
-def freeze_stages(params: dict[str, Any], depth: int) -> Stages:
-    """`model_params.freeze: [[from, blocks], ...]`; off unless given. Blocks are capped below the depth
-    (the last block always learns)."""
-    if "freeze" not in params:
-        return []
-    stages = param_stages(params, "freeze", pair="[from, blocks]", example="[[0.5, 1], [0.85, 2]]")
-    return sorted((start, min(blocks, depth - 1)) for start, blocks in stages if 0 <= start < 1 and blocks > 0)
+def freeze_stages(recipe: FastRecipe, depth: int) -> Stages:
+    """The recipe's `freeze: [[from, blocks], ...]` (off unless given), sorted, stages outside [0, 1) or of no
+    blocks dropped; blocks are capped below the depth (the last block always learns)."""
+    return sorted((start, min(blocks, depth - 1)) for start, blocks in recipe.freeze if 0 <= start < 1 and blocks > 0)
 
 
 def frozen_at(stages: Stages, progress: float) -> int:

@@ -9,15 +9,11 @@ per-example step size does not depend on the batch size.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 from torch import nn
 
 from picsift.models.fastcnn import FastCNN
-from picsift.train.fast.params import param_float, param_int
+from picsift.train.fast.recipe import FastRecipe
 
 # Quintic Newton-Schulz coefficients chosen for a steep slope at zero: a few iterations push all
 # singular values into roughly [0.5, 1.5], which is as good as exact orthogonalisation for training.
@@ -69,61 +65,23 @@ class OrthoMomentum(torch.optim.Optimizer):
                 p.add_(update, alpha=-group["lr"])
 
 
-@dataclass(frozen=True)
-class FastHyper:
-    """Hyper-parameters of the fast recipe (summed loss: SGD learning rates are per example)."""
-
-    filter_lr: float = 0.24
-    filter_momentum: float = 0.6
-    bias_lr: float = 0.053
-    head_lr: float = 0.67
-    momentum: float = 0.85
-    wd_per_example: float = 2e-6
-    whiten_bias_fraction: float = 3 / 8  # the whitening bias learns for this part of training, then freezes
-    warmup: float = 0.02
-    reference_batch: int = 2000
-
-
-def hyper_from(params: dict[str, Any]) -> FastHyper:
-    """The recipe's hyper-parameters with any of them overridden by name in `model_params` (e.g.
-    `filter_lr: 0.3`); `whiten_bias_until` is another name for `whiten_bias_fraction`."""
-    changes: dict[str, Any] = {}
-    for f in dataclasses.fields(FastHyper):
-        key = f.name if f.name in params else _ALIASES.get(f.name, f.name)
-        if key in params:
-            default = getattr(FastHyper, f.name)
-            read = param_int if isinstance(default, int) else param_float
-            changes[f.name] = read(params, key, default, **_BOUNDS.get(f.name, {"above": 0.0}))
-    return dataclasses.replace(FastHyper(), **changes)
-
-
-_ALIASES = {"whiten_bias_fraction": "whiten_bias_until"}
-# Momenta and the warm-up are fractions, weight decay may be 0; the rest divide or scale, so must be positive.
-_FRACTION = {"at_least": 0.0, "below": 1.0}
-_BOUNDS = {
-    "filter_momentum": _FRACTION,
-    "momentum": _FRACTION,
-    "warmup": _FRACTION,
-    "wd_per_example": {"at_least": 0.0},
-}
-
-
 def make_optimizers(
-    model: FastCNN, hyper: FastHyper, batch_size: int, lr_scale: float = 1.0
+    model: FastCNN, recipe: FastRecipe, batch_size: int, lr_scale: float = 1.0
 ) -> tuple[torch.optim.SGD, OrthoMomentum]:
-    """Two optimisers; every param group gets an `initial_lr` that the schedule scales."""
+    """Two optimisers with the recipe's rates, each multiplied by `lr_scale`; every param group gets an
+    `initial_lr` that the schedule scales."""
     filters = [p for p in model.blocks.parameters() if p.ndim == 4 and p.requires_grad]
     norm_biases = [p for n, p in model.blocks.named_parameters() if "norm" in n and p.requires_grad]
-    wd = hyper.wd_per_example * batch_size
+    wd = recipe.wd_per_example * batch_size
     # Smaller batches take more steps per epoch; keep the filters' total travel per epoch similar.
-    filter_lr = hyper.filter_lr * lr_scale * (batch_size / hyper.reference_batch) ** 0.5
+    filter_lr = recipe.filter_lr * lr_scale * (batch_size / recipe.reference_batch) ** 0.5
     groups = [
-        {"params": [model.whiten.bias], "lr": hyper.bias_lr * lr_scale, "weight_decay": wd / hyper.bias_lr},
-        {"params": norm_biases, "lr": hyper.bias_lr * lr_scale, "weight_decay": wd / hyper.bias_lr},
-        {"params": [model.head.weight], "lr": hyper.head_lr * lr_scale, "weight_decay": wd / hyper.head_lr},
+        {"params": [model.whiten.bias], "lr": recipe.bias_lr * lr_scale, "weight_decay": wd / recipe.bias_lr},
+        {"params": norm_biases, "lr": recipe.bias_lr * lr_scale, "weight_decay": wd / recipe.bias_lr},
+        {"params": [model.head.weight], "lr": recipe.head_lr * lr_scale, "weight_decay": wd / recipe.head_lr},
     ]
-    sgd = torch.optim.SGD(groups, lr=hyper.bias_lr, momentum=hyper.momentum, nesterov=True)
-    ortho = OrthoMomentum(filters, lr=filter_lr, momentum=hyper.filter_momentum)
+    sgd = torch.optim.SGD(groups, lr=recipe.bias_lr, momentum=recipe.momentum, nesterov=True)
+    ortho = OrthoMomentum(filters, lr=filter_lr, momentum=recipe.filter_momentum)
     for opt in (sgd, ortho):
         for g in opt.param_groups:
             g["initial_lr"] = g["lr"]
@@ -138,10 +96,10 @@ def lr_factor(p: float, warmup: float) -> float:
     return max(0.0, 1.0 - p) / max(1e-9, 1.0 - warmup) if warmup > 0 else max(0.0, 1.0 - p)
 
 
-def apply_schedule(sgd: torch.optim.SGD, ortho: OrthoMomentum, p: float, hyper: FastHyper) -> bool:
+def apply_schedule(sgd: torch.optim.SGD, ortho: OrthoMomentum, p: float, recipe: FastRecipe) -> bool:
     """Set learning rates for progress p; returns whether the whitening bias still learns."""
-    f = lr_factor(p, hyper.warmup)
-    q = p / hyper.whiten_bias_fraction
+    f = lr_factor(p, recipe.warmup)
+    q = p / recipe.whiten_bias_until
     sgd.param_groups[0]["lr"] = sgd.param_groups[0]["initial_lr"] * max(0.0, 1.0 - q)
     for g in sgd.param_groups[1:] + ortho.param_groups:
         g["lr"] = g["initial_lr"] * f

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from picsift.errors import ConfigError
-from picsift.train.fast.params import param_float
+from picsift.train.fast.recipe import FastRecipe
 
 
 class LossPruner:
@@ -65,11 +65,11 @@ class LossPruner:
 
 
 def pruner_from(
-    params: dict[str, Any], n: int, budgeted: bool, generator: torch.Generator, device: torch.device | None = None
+    recipe: FastRecipe, n: int, budgeted: bool, generator: torch.Generator, device: torch.device | None = None
 ) -> LossPruner | None:
-    """`model_params.prune` (the drop ratio for well-learned examples; 0 turns it off) and `prune_until`
-    (progress from which every example trains again, default 0.85). On by default under a time budget."""
-    ratio = param_float(params, "prune", 0.5 if budgeted else 0.0, at_least=0.0, below=1.0)
+    """The recipe's `prune` (the drop ratio for well-learned examples; 0 turns it off; default 0.5 under a time
+    budget, else off) and `prune_until` (progress from which every example trains again)."""
+    ratio = recipe.prune if recipe.prune is not None else 0.5 if budgeted else 0.0
     if ratio <= 0:
         return None
-    return LossPruner(n, ratio, param_float(params, "prune_until", 0.85, at_least=0.0), generator, device)
+    return LossPruner(n, ratio, recipe.prune_until, generator, device)

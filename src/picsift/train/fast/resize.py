@@ -11,26 +11,25 @@ below `until` (the first matching stage wins).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from picsift.train.fast.params import param_float, param_int, param_stages
+from picsift.train.fast.recipe import FastRecipe
 
 MIN_SIZE = 16
 Stages = list[tuple[float, int]]
 
 
-def resize_stages(input_size: int, params: dict[str, Any], budgeted: bool) -> Stages:
-    """The schedule from `model_params`: `resize: [[until, size], ...]` explicitly, or the single stage
-    `low_res_until` (default 0.5 under a time budget, 0 otherwise) at `low_res_size` (default 3/4 of the
-    input, a multiple of 8). Stages at or above the input size, or below 16 px, are dropped."""
-    if "resize" in params:
-        stages = param_stages(params, "resize", pair="[until, size]", example="[[0.5, 24]]")
+def resize_stages(input_size: int, recipe: FastRecipe, budgeted: bool) -> Stages:
+    """The recipe's schedule: `resize: [[until, size], ...]` explicitly, or the single stage `low_res_until`
+    (default 0.5 under a time budget, 0 otherwise) at `low_res_size` (default 3/4 of the input, a multiple of 8).
+    Stages at or above the input size, or below 16 px, are dropped."""
+    if recipe.resize is not None:
+        stages = list(recipe.resize)
     else:
-        until = param_float(params, "low_res_until", 0.5 if budgeted else 0.0)
-        stages = [(until, param_int(params, "low_res_size", 8 * round(0.75 * input_size / 8)))]
+        until = recipe.low_res_until if recipe.low_res_until is not None else 0.5 if budgeted else 0.0
+        size = recipe.low_res_size if recipe.low_res_size is not None else 8 * round(0.75 * input_size / 8)
+        stages = [(until, size)]
     return sorted((u, s) for u, s in stages if u > 0 and MIN_SIZE <= s < input_size)
 
 

@@ -15,7 +15,7 @@ from picsift.errors import ConfigError
 from picsift.models.fastcnn import DEFAULT_WIDTHS
 from picsift.models.registry import DataConfig, ModelSpec
 from picsift.store import ImageRow
-from picsift.train.fast.params import param_int, param_ints
+from picsift.train.fast.recipe import FastRecipe
 from picsift.train.fast.resize import MIN_SIZE
 
 
@@ -34,23 +34,18 @@ def resolve_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow])
     return base.with_size(size)
 
 
-def model_kwargs_for(n_train: int, input_size: int, num_classes: int, params: dict[str, Any]) -> dict[str, Any]:
-    """Widths from the dataset size: the record widths (64/256/256) from ~10k images up, half below 2k
-    (less capacity to overfit, 4x fewer FLOPs); the head grows for many classes."""
-    if "widths" in params:
-        widths = param_ints(params, "widths")
+def model_kwargs_for(n_train: int, input_size: int, num_classes: int, recipe: FastRecipe) -> dict[str, Any]:
+    """FastCNN keyword arguments: the recipe's network settings, and widths from the dataset size unless the recipe
+    gives them: the record widths (64/256/256) from ~10k images up, half below 2k (less capacity to overfit, 4x
+    fewer FLOPs); the head grows for many classes."""
+    if recipe.widths is not None:
+        widths = list(recipe.widths)
     else:
         scale = 1.0 if n_train >= 10_000 else 0.75 if n_train >= 2_000 else 0.5
         widths = [max(16, int(w * scale)) for w in DEFAULT_WIDTHS]
         if num_classes > widths[-1] // 2:
             widths[-1] = int(2 ** math.ceil(math.log2(2 * num_classes)))
-    kw: dict[str, Any] = {"widths": widths, "input_size": input_size}
-    for key in ("depth", "pool_first", "third_conv"):
-        if key in params:
-            kw[key] = param_int(params, key, 0)
-    if "activation" in params:
-        kw["activation"] = str(params["activation"])
-    return kw
+    return {"widths": widths, "input_size": input_size, **recipe.shape_kwargs()}
 
 
 # Full-size passes over the data the budget must hold before it buys width instead. On CIFAR-10 (2 cores) the
@@ -61,10 +56,10 @@ WIDE_PASSES = 9.0
 WIDE_FACTOR = 1.5
 
 
-def widen_for_budget(kwargs: dict[str, Any], n_train: int, passes: float, params: dict[str, Any]) -> dict[str, Any]:
+def widen_for_budget(kwargs: dict[str, Any], n_train: int, passes: float, recipe: FastRecipe) -> dict[str, Any]:
     """A long budget on a large set (at least WIDE_PASSES passes of 10,000+ images at the default widths) trains
     a 1.5x wider net (about 2.2x the FLOPs) for fewer epochs; explicit `widths` are kept as given."""
-    if "widths" in params or n_train < 10_000 or passes < WIDE_PASSES:
+    if recipe.widths is not None or n_train < 10_000 or passes < WIDE_PASSES:
         return kwargs
     return {**kwargs, "widths": [int(w * WIDE_FACTOR) for w in kwargs["widths"]]}
 
