@@ -34,6 +34,8 @@ def test_fastcnn_bundle_matches_run(fast_run: Path, tmp_path: Path) -> None:
     parity = meta["parity"]
     assert parity["passed"] and parity["top1_agreement"] == 1.0 and parity["max_abs_prob_diff"] < 1e-4
     assert parity["n_labelled"] > 0 and "test/val images" in parity["samples"]
+    # A trained model's answers vary across the samples, so the parity check means something.
+    assert parity["degenerate"] is False and parity["output_spread"] > 1e-2 and "warning" not in parity
     assert meta["classes"] == ["0", "1", "2"] and meta["format"] == "onnx" and meta["version"].startswith(fast_run.name)
     run_dc = json.loads((fast_run / "model" / "model.json").read_text())["data_config"]
     assert meta["source_run"]["id"] == fast_run.name and meta["data_config"] == run_dc
@@ -93,6 +95,41 @@ def test_torchvision_model_exports_with_parity(tmp_path: Path) -> None:
     ref = Predictor.from_run(run_dir).predict_paths(files, top_k=2)
     for a, b in zip(ours, ref, strict=True):
         assert a.top[0][0] == b.top[0][0] and abs(a.top[0][1] - b.top[0][1]) < 1e-4
+
+
+def test_output_spread_flags_constant_outputs() -> None:
+    rng = np.random.default_rng(0)
+    constant = np.tile(np.array([[0.2, 0.5, 0.3]], dtype=np.float32), (10, 1))
+    spread = export_mod.output_spread(constant)
+    assert spread == {"output_spread": 0.0, "degenerate": True, "distinct_top1": 1}
+    nearly = constant + rng.normal(0, 1e-5, constant.shape).astype(np.float32)
+    assert export_mod.output_spread(nearly)["degenerate"] is True
+    varied = rng.dirichlet(np.ones(3), size=10)
+    assert export_mod.output_spread(varied)["degenerate"] is False
+    assert export_mod.output_spread(varied)["output_spread"] == pytest.approx(float(varied.std(axis=0).max()))
+
+
+def test_degenerate_model_is_reported_by_export(tmp_path: Path) -> None:
+    """mobilenet_v3_small from scratch, 1 epoch on 24 images: it answers the same for every input (spread
+    ~1e-8, five orders below the threshold), so a passing parity check proves nothing and export says so."""
+    from picsift.cli import build_app
+
+    ws = make_workspace(tmp_path, per_class=8)
+    run_dir = train_run(ws, "mobilenet_v3_small", image_size=32, batch_size=8)
+    r = CliRunner().invoke(build_app(), ["export", "--run", str(run_dir), "--out", str(tmp_path / "b"), "--json"])
+    assert r.exit_code == 0, r.output
+    parity = json.loads(r.stdout)["parity"]
+    assert parity["passed"] and parity["degenerate"] is True and parity["output_spread"] < 1e-4
+    assert parity["distinct_top1"] == 1 and parity["n"] == 10  # 6 test/val images + 4 noise images
+    expected = (
+        f"the model's outputs barely vary across the 10 parity samples (max std {parity['output_spread']:.1e}): the "
+        "check cannot tell a correct export from a broken one; the model may be degenerate (predicts the same "
+        "for every image)"
+    )
+    assert parity["warning"] == expected
+    assert r.stderr.strip() == f"warning: {expected}"
+    meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    assert meta["parity"]["degenerate"] is True and meta["parity"]["warning"] == expected
 
 
 def test_classical_run_exports_as_artifact_bundle(tmp_path: Path) -> None:

@@ -154,7 +154,7 @@ def test_evaluate_skips_missing_and_undecodable_images(setup: Setup) -> None:
     assert code == 2 and f"1 image is missing on disk: {setup.gone.path}" in err and "Traceback" not in err
 
 
-def test_clean_and_features_skip_with_one_line(setup: Setup) -> None:
+def test_clean_features_cluster_and_export_clean_skip_with_one_line(setup: Setup) -> None:
     ws = str(setup.ws)
     code, out, err = cli("clean", "-w", ws, "--checks", "quality,duplicates", "--json")
     assert code == 0, err
@@ -176,6 +176,18 @@ def test_clean_and_features_skip_with_one_line(setup: Setup) -> None:
     assert err.count("warning:") == 1 and setup.gone.path in err and setup.broken.path in err
     code, _, err = cli("features", "-w", ws, "--extractor", "lbp", "--strict")
     assert code == 2 and "error: 1 image is missing on disk" in err
+
+    code, out, err = cli("cluster", "-w", ws, "--k", "2", "--features", "lbp", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["n_images"] == 18 and sum(c["size"] for c in result["clusters"]) == 18
+    assert {s["image_id"] for s in result["skipped_images"]} == {setup.gone.id, setup.broken.id}
+
+    code, out, err = cli("export-clean", str(setup.ws.parent / "clean-copy"), "-w", ws, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["images"] == 19 and [s["image_id"] for s in result["skipped_images"]] == [setup.gone.id]
+    assert f"1 image is missing on disk and was skipped: {setup.gone.path}" in err
 
 
 def test_export_parity_samples_skip_missing_files(setup: Setup, tmp_path: Path) -> None:

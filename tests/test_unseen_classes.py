@@ -50,7 +50,7 @@ def test_train_warns_and_evaluate_records_unscored_classes(tmp_path: Path) -> No
     assert r.exit_code == 0, r.output
     assert r.stderr.splitlines() == [
         "warning: 1 class has no training images, so the model cannot predict it: owl (3 test); evaluation "
-        "skips its images (add training images to learn it)",
+        "skips its images (add training images for it)",
         "warning: 1 class has training images but no validation images: dog; validation accuracy does not cover them",
     ]
     [run_dir] = (ws / "runs").iterdir()

@@ -7,15 +7,17 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from picsift.data.available import SkippedImage, skipped_message
 from picsift.errors import PicsiftError
 from picsift.jsonio import dumps
+
+if TYPE_CHECKING:
+    from picsift.data.available import SkippedImage
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,6 +58,8 @@ def warn(line: str) -> None:
 
 def warn_skipped(skipped: Sequence[SkippedImage]) -> None:
     """The one line naming the images a command skipped because their file is missing or no longer decodes."""
+    from picsift.data.available import skipped_message
+
     if skipped:
         warn(skipped_message(skipped))
 

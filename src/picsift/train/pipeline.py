@@ -77,17 +77,17 @@ def coverage_warnings(
             f"{c} ({', '.join(f'{n} {split}' for split, n in sorted(counts.items()))})"
             for c, counts in sorted(unseen.items())
         ]
+        one = len(unseen) == 1
         out.append(
-            f"{len(unseen)} class{'' if len(unseen) == 1 else 'es'} {'has' if len(unseen) == 1 else 'have'} no "
-            f"training images, so the model cannot predict {'it' if len(unseen) == 1 else 'them'}: "
-            f"{', '.join(parts)}; evaluation skips {'its' if len(unseen) == 1 else 'their'} images "
-            "(add training images to learn it)"
+            f"{len(unseen)} class{'' if one else 'es'} {'has' if one else 'have'} no training images, so the "
+            f"model cannot predict {'it' if one else 'them'}: {', '.join(parts)}; evaluation skips "
+            f"{'its' if one else 'their'} images (add training images for {'it' if one else 'them'})"
         )
     if val_rows:
         with_val = {r.label for r in val_rows}
         no_val = [c for c in classes if c not in with_val]
         if no_val:
-            why = " (fewer than 5 training images for the automatic 10% split)" if auto_val else ""
+            why = " (too few training images for the automatic 10% validation split)" if auto_val else ""
             out.append(
                 f"{len(no_val)} class{'' if len(no_val) == 1 else 'es'} {'has' if len(no_val) == 1 else 'have'} "
                 f"training images but no validation images{why}: {', '.join(no_val)}; validation accuracy "
