@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 
 from picsift.data.images import probe
-from picsift.errors import ConfigError, WorkspaceError
+from picsift.errors import ConfigError, NotFoundError, WorkspaceError
 from picsift.store import ImageRow, Workspace
 from picsift.store.feedback import Feedback, ensure_feedback_table
 from picsift.store.schema import Image, utcnow
@@ -150,7 +150,7 @@ class FeedbackStore:
         with self.ws.catalog.session() as s:
             f = s.get(Feedback, feedback_id)
             if f is None:
-                raise WorkspaceError(f"no feedback with id {feedback_id} in {self.ws.root}")
+                raise NotFoundError(f"no feedback with id {feedback_id} in {self.ws.root}")
             return FeedbackItem.from_orm(f)
 
     def _pending(self, feedback_id: int) -> FeedbackItem:
@@ -174,7 +174,7 @@ class FeedbackStore:
             with self.ws.catalog.session() as s:
                 f = s.get(Feedback, fid)
                 if f is None:  # deleted concurrently
-                    raise WorkspaceError(f"feedback {fid} disappeared during review")
+                    raise NotFoundError(f"feedback {fid} disappeared during review")
                 f.status, f.reviewer, f.reviewed_at, f.image_id = "accepted", reviewer, utcnow(), image_id
                 s.flush()
                 out.append(FeedbackItem.from_orm(f))
@@ -187,7 +187,7 @@ class FeedbackStore:
             with self.ws.catalog.session() as s:
                 f = s.get(Feedback, fid)
                 if f is None:
-                    raise WorkspaceError(f"feedback {fid} disappeared during review")
+                    raise NotFoundError(f"feedback {fid} disappeared during review")
                 f.status, f.reviewer, f.reviewed_at = "rejected", reviewer, utcnow()
                 s.flush()
                 out.append(FeedbackItem.from_orm(f))

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from picsift.errors import PicsiftError, WorkspaceError
+from picsift.errors import ConflictError, NotFoundError, WorkspaceError
 from picsift.store.schema import (
     SCHEMA_VERSION,
     Action,
@@ -28,7 +28,7 @@ from picsift.store.schema import (
 )
 
 
-class LabelConflictError(PicsiftError):
+class LabelConflictError(ConflictError):
     """Someone else changed the image's label since the caller read it."""
 
 
@@ -149,7 +149,7 @@ class Catalog:
         with self.session() as s:
             found = s.get(Image, image_id)
             if found is None:
-                raise WorkspaceError(f"no image with id {image_id} in the catalog")
+                raise NotFoundError(f"no image with id {image_id} in the catalog")
             return ImageRow.from_orm(found)
 
     def training_images(self, split: str) -> list[ImageRow]:
@@ -196,7 +196,7 @@ class Catalog:
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 current = s.get(Image, image_id)
                 if current is None:
-                    raise WorkspaceError(f"no image with id {image_id} in the catalog")
+                    raise NotFoundError(f"no image with id {image_id} in the catalog")
                 raise LabelConflictError(
                     f"image {image_id} was relabelled to {current.label!r} by someone else "
                     f"(version {current.label_version}, you had {expected_version}); reload and retry"

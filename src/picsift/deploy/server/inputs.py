@@ -18,16 +18,9 @@ from PIL import Image
 
 from picsift.data.images import load_rgb, resize_square
 from picsift.errors import ImageDecodeError
+from picsift.web.errors import ApiError
 
 SUPPORTED = "JPEG, PNG, GIF, BMP, TIFF, WebP"
-
-
-class ApiError(Exception):
-    """A client error with an HTTP status, a stable code and an actionable message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 class BodyTooLarge(ApiError):
