@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from label_support import app_client, make_workspace, truth
-from picsift.label.app import needs_token
+from picsift.label.web.settings import needs_token
 
 
 @pytest.fixture
