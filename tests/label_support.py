@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 
 from conftest import write_digits
-from picsift.label.app import LabelSettings, create_app
+from picsift.label.web import LabelSettings, create_app
 from picsift.store import Workspace
 from picsift.store.schema import Image
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from label_support import app_client, make_workspace, truth
-from picsift.label.app import needs_token
+from picsift.label.web.settings import needs_token
 
 
 @pytest.fixture
@@ -192,3 +192,32 @@ def test_label_command_beyond_localhost_prints_a_token_and_enforces_it(ws) -> No
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_static_ui_serves_its_javascript_modules_and_nothing_outside(ws) -> None:
+    import os
+    import re
+    from urllib.parse import quote
+
+    from picsift.label.web.routers.static import STATIC, static_file
+
+    secret = ws.root / "secret.js"  # a file of a served type, outside the static folder
+    secret.write_text("secret")
+    outside = [quote(str(secret), safe=""), quote(os.path.relpath(secret, STATIC), safe="")]
+    with client(ws) as c:
+        index = c.get("/").text
+        assert '<script type="module" src="static/js/main.js">' in index
+        # Every module main.js reaches through its imports is served as JavaScript.
+        todo, seen = ["main.js"], set()
+        while todo:
+            name = todo.pop()
+            seen.add(name)
+            r = c.get(f"/static/js/{name}")
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript"), name
+            todo += [m for m in re.findall(r'from "\./([\w-]+\.js)"', r.text) if m not in seen]
+        assert {"state.js", "api.js", "grid.js", "viewer.js", "keyboard.js", "classes.js", "feedback.js"} <= seen
+        assert c.get("/static/style.css").headers["content-type"].startswith("text/css")
+        for bad in [*outside, "..%2F..%2Fweb%2Fapp.py", "%2Fetc%2Fpasswd", "nope.js", "js"]:
+            r = c.get(f"/static/{bad}")
+            assert r.status_code == 404 and r.json()["detail"].startswith("no static file"), bad
+    assert static_file("js/../style.css") is not None and static_file("../web/app.py") is None

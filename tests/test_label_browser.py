@@ -20,7 +20,7 @@ import pytest
 
 from conftest import require
 from label_support import make_workspace
-from picsift.label.app import LabelSettings, create_app
+from picsift.label.web import LabelSettings, create_app
 from picsift.store import Workspace
 
 CHROMIUM_ENV = "PICSIFT_CHROMIUM"

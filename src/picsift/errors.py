@@ -15,6 +15,14 @@ class WorkspaceError(PicsiftError):
     """The workspace is missing, empty, or not usable for the requested operation."""
 
 
+class NotFoundError(WorkspaceError):
+    """A record asked for by id (an image, a feedback item) is not in the workspace's catalog."""
+
+
+class ConflictError(PicsiftError):
+    """A write lost to a concurrent change: the record changed since the caller read it."""
+
+
 class DatasetError(PicsiftError):
     """Input data (a folder, manifest, archive, URL list) is malformed."""
 

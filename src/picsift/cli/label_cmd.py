@@ -43,7 +43,8 @@ def label(
     """Serve the labelling app for the workspace and open it in the browser."""
     import uvicorn
 
-    from picsift.label.app import LabelSettings, create_app, needs_token, new_token
+    from picsift.label.web import LabelSettings, create_app
+    from picsift.label.web.settings import needs_token, new_token
     from picsift.store import Workspace
 
     ws = Workspace.open(workspace)

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from picsift.data.formats import suffix_for_format
 from picsift.data.images import probe
-from picsift.errors import ConfigError, LabelError, WorkspaceError
+from picsift.errors import ConfigError, LabelError, NotFoundError, WorkspaceError
 from picsift.filenames import inside, unique_names
 from picsift.labels_text import normalize_label
 from picsift.store import ImageRow, Workspace
@@ -154,7 +154,7 @@ class FeedbackStore:
         with self.ws.catalog.session() as s:
             f = s.get(Feedback, feedback_id)
             if f is None:
-                raise WorkspaceError(f"no feedback with id {feedback_id} in {self.ws.root}")
+                raise NotFoundError(f"no feedback with id {feedback_id} in {self.ws.root}")
             return FeedbackItem.from_orm(f)
 
     def _pending(self, feedback_id: int) -> FeedbackItem:
@@ -178,7 +178,7 @@ class FeedbackStore:
             with self.ws.catalog.session() as s:
                 f = s.get(Feedback, fid)
                 if f is None:  # deleted concurrently
-                    raise WorkspaceError(f"feedback {fid} disappeared during review")
+                    raise NotFoundError(f"feedback {fid} disappeared during review")
                 f.status, f.reviewer, f.reviewed_at, f.image_id = "accepted", reviewer, utcnow(), image_id
                 s.flush()
                 out.append(FeedbackItem.from_orm(f))
@@ -191,7 +191,7 @@ class FeedbackStore:
             with self.ws.catalog.session() as s:
                 f = s.get(Feedback, fid)
                 if f is None:
-                    raise WorkspaceError(f"feedback {fid} disappeared during review")
+                    raise NotFoundError(f"feedback {fid} disappeared during review")
                 f.status, f.reviewer, f.reviewed_at = "rejected", reviewer, utcnow()
                 s.flush()
                 out.append(FeedbackItem.from_orm(f))

@@ -20,14 +20,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from picsift.label.app import LabelSettings, create_app
     from picsift.label.autolabel import autolabel
     from picsift.label.labels_io import export_labels, import_labels
     from picsift.label.queue import next_batch, select_batch, uncertainty
+    from picsift.label.web import LabelSettings, create_app
 
 _WHERE = {
-    "LabelSettings": "app",
-    "create_app": "app",
+    "LabelSettings": "web",
+    "create_app": "web",
     "autolabel": "autolabel",
     "export_labels": "labels_io",
     "import_labels": "labels_io",

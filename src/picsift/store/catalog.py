@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from picsift.errors import LabelError, PicsiftError, WorkspaceError
+from picsift.errors import ConflictError, LabelError, NotFoundError, PicsiftError, WorkspaceError
 from picsift.jsonio import dumps
 from picsift.labels_text import normalize_label, normalize_optional_label
 from picsift.store.schema import (
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 _LABELS_NORMALIZED = "labels_normalized"  # meta key: stored labels were brought to normalize_label's form
 
 
-class LabelConflictError(PicsiftError):
+class LabelConflictError(ConflictError):
     """Someone else changed the image's label since the caller read it."""
 
 
@@ -206,7 +206,7 @@ class Catalog:
         with self.session() as s:
             found = s.get(Image, image_id)
             if found is None:
-                raise WorkspaceError(f"no image with id {image_id} in the catalog")
+                raise NotFoundError(f"no image with id {image_id} in the catalog")
             return ImageRow.from_orm(found)
 
     def training_images(self, split: str) -> list[ImageRow]:
@@ -257,7 +257,7 @@ class Catalog:
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 current = s.get(Image, image_id)
                 if current is None:
-                    raise WorkspaceError(f"no image with id {image_id} in the catalog")
+                    raise NotFoundError(f"no image with id {image_id} in the catalog")
                 raise LabelConflictError(
                     f"image {image_id} was relabelled to {current.label!r} by someone else "
                     f"(version {current.label_version}, you had {expected_version}); reload and retry"

@@ -14,12 +14,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 
-from picsift.deploy.server.inputs import ApiError, BodyTooLarge
+from picsift.deploy.server.inputs import BodyTooLarge
 from picsift.deploy.server.routers import admin, docs, feedback, health, metrics, model, predict
 from picsift.deploy.server.settings import SETTINGS_ENV, ServerSettings
 from picsift.deploy.server.state import ServerState
-from picsift.errors import ConfigError, ImageDecodeError, PicsiftError
-from picsift.json_response import StrictJSONResponse
+from picsift.errors import ConfigError, PicsiftError
+from picsift.web.errors import ApiError, error_response, picsift_error_response
+from picsift.web.responses import StrictJSONResponse
 
 log = logging.getLogger("picsift.serve")
 
@@ -49,7 +50,7 @@ class LimitsAndMetrics:
             if length is not None and length.isdigit() and int(length) > limit:
                 err = BodyTooLarge(limit)
                 self.state.metrics.input_errors.labels(code=err.code).inc()
-                await _error_response(err.status, err.code, err.message)(scope, receive, send_wrapper)
+                await error_response(err.status, err.code, err.message)(scope, receive, send_wrapper)
                 return
             seen = [0]
 
@@ -67,11 +68,6 @@ class LimitsAndMetrics:
             m = self.state.metrics
             m.requests.labels(method=scope.get("method", ""), route=route, status=str(status[0])).inc()
             m.latency.labels(route=route).observe(time.perf_counter() - t0)
-
-
-def _error_response(status: int, code: str, message: str) -> StrictJSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return StrictJSONResponse({"error": code, "detail": message}, status_code=status, headers=headers)
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -110,23 +106,22 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def api_error(_: Request, e: ApiError) -> StrictJSONResponse:
         if e.status < 500:
             state.metrics.input_errors.labels(code=e.code).inc()
-        return _error_response(e.status, e.code, e.message)
+        return error_response(e.status, e.code, e.message)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, e: RequestValidationError) -> StrictJSONResponse:
         parts = [f"{'.'.join(str(x) for x in err.get('loc', []))}: {err.get('msg')}" for err in e.errors()]
         state.metrics.input_errors.labels(code="invalid_parameter").inc()
-        return _error_response(422, "invalid_parameter", "; ".join(parts) or "invalid request")
+        return error_response(422, "invalid_parameter", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(PicsiftError)
     async def picsift_error(_: Request, e: PicsiftError) -> StrictJSONResponse:
-        status = 422 if isinstance(e, (ConfigError, ImageDecodeError)) else 400
-        return _error_response(status, type(e).__name__, str(e))
+        return picsift_error_response(e, invalid_input=422)  # this API's convention: unusable input is 422
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, e: Exception) -> StrictJSONResponse:
         log.exception("unexpected error")
-        return _error_response(500, "internal_error", f"{type(e).__name__}: the server logged the details")
+        return error_response(500, "internal_error", f"{type(e).__name__}: the server logged the details")
 
     app.add_middleware(LimitsAndMetrics, state=state)
     return app

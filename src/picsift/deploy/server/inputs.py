@@ -20,14 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from picsift.data.formats import PILLOW_FORMATS, describe, missing_decoder_for, signature_format
 from picsift.data.images import load_rgb, resize_square
 from picsift.errors import ImageDecodeError
-
-
-class ApiError(Exception):
-    """A client error with an HTTP status, a stable code and an actionable message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+from picsift.web.errors import ApiError
 
 
 class BodyTooLarge(ApiError):

@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from picsift.deploy.server.inputs import ApiError, BodyTooLarge, b64decode
+from picsift.deploy.server.inputs import BodyTooLarge, b64decode
+from picsift.web.errors import ApiError
 
 SINGLE_HINT = "send multipart/form-data with the image in field 'file', or application/json {\"image\": BASE64}"
 

@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from picsift.deploy.server.deps import get_state, require_api_key
-from picsift.deploy.server.inputs import ApiError
 from picsift.deploy.server.state import ServerState
 from picsift.errors import PicsiftError
+from picsift.web.errors import ApiError
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_api_key)])
 

@@ -7,7 +7,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 from picsift.deploy.server.deps import require_api_key
-from picsift.json_response import StrictJSONResponse
+from picsift.web.responses import StrictJSONResponse
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_api_key)])
 

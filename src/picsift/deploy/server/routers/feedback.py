@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from picsift.deploy.server.deps import get_settings, get_state, require_api_key
-from picsift.deploy.server.inputs import ApiError, b64decode, check_image_bytes
+from picsift.deploy.server.inputs import b64decode, check_image_bytes
 from picsift.deploy.server.reading import content_kind, one_file, read_form, read_json, text_field
 from picsift.deploy.server.settings import ServerSettings
 from picsift.deploy.server.state import ServerState
 from picsift.errors import ConfigError, ImageDecodeError
-from picsift.json_response import StrictJSONResponse
+from picsift.web.errors import ApiError
+from picsift.web.responses import StrictJSONResponse
 
 router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(require_api_key)])
 

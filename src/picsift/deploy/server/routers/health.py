@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 
 from picsift.deploy.server.deps import get_state, require_api_key
 from picsift.deploy.server.state import ServerState
-from picsift.json_response import StrictJSONResponse
+from picsift.web.responses import StrictJSONResponse
 
 router = APIRouter(tags=["health"])
 

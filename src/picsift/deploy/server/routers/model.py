@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from picsift.deploy.server.deps import get_settings, get_state, require_api_key
-from picsift.deploy.server.inputs import ApiError
 from picsift.deploy.server.settings import ServerSettings
 from picsift.deploy.server.state import ServerState
+from picsift.web.errors import ApiError
 
 router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_api_key)])
 

@@ -1,0 +1,29 @@
+// fetch wrappers for the JSON API under api/: the annotator's name, the access token, errors with the server's detail.
+
+const TOKEN = new URLSearchParams(location.search).get("token");
+
+export function user() { return localStorage.getItem("picsift-user") || ""; }
+export function setUser(name) { localStorage.setItem("picsift-user", name); }
+
+export async function api(path, opts = {}) {
+  const headers = { "Content-Type": "application/json" };
+  if (user()) headers["X-Picsift-User"] = user();
+  if (TOKEN) headers["X-Picsift-Token"] = TOKEN;
+  // body[data-pending] counts requests in flight, so scripts (and tests) can wait for the app to settle.
+  document.body.dataset.pending = String(Number(document.body.dataset.pending || 0) + 1);
+  let res, body = null;
+  try {
+    res = await fetch(path, { ...opts, headers: { ...headers, ...(opts.headers || {}) } });
+    try { body = await res.json(); } catch (e) { body = null; }
+  } finally {
+    document.body.dataset.pending = String(Number(document.body.dataset.pending) - 1);
+  }
+  if (!res.ok) {
+    const err = new Error((body && body.detail) || `${res.status} ${res.statusText}`);
+    err.status = res.status; err.body = body;
+    throw err;
+  }
+  return body;
+}
+
+export const post = (path, data) => api(path, { method: "POST", body: JSON.stringify(data) });

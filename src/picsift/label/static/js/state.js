@@ -1,0 +1,86 @@
+// The app's one store. Every module reads it; only the functions below change it.
+
+export const store = {
+  classes: [], splits: [],
+  items: [], total: 0, offset: 0, pageSize: 200,
+  cursor: 0, selected: new Set(), anchor: null,
+  mode: "grid",            // grid | queue | clusters | feedback
+  clusters: [], undo: [], viewer: false, jobTimer: null, seq: 0,
+};
+
+export function setClasses(classes) { store.classes = classes; }
+export function setSplits(splits) { store.splits = splits; }
+
+// ---- loading: a later request wins, stale responses are dropped -----------------------------
+export function beginLoad() { return ++store.seq; }
+export function isLatest(seq) { return seq === store.seq; }
+
+// The catalog grid: a new listing starts at the top with nothing selected; "load more" appends a page.
+export function startGrid(append) {
+  store.mode = "grid";
+  if (!append) { store.offset = 0; store.cursor = 0; store.selected.clear(); }
+}
+export function nextPage() { store.offset += store.pageSize; }
+export function setPage(items, total, append) {
+  store.items = append ? store.items.concat(items) : items;
+  store.total = total;
+}
+
+// Another view (queue | clusters | feedback): its items, cursor on the first, nothing selected.
+export function showView(mode, items, clusters = store.clusters) {
+  store.mode = mode; store.cursor = 0; store.selected.clear();
+  store.clusters = clusters;
+  store.items = items;
+  store.total = items.length;
+}
+
+// ---- items --------------------------------------------------------------------------------------
+export function updateItem(id, fields) {
+  for (const it of store.items) if (it.id === id) Object.assign(it, fields);
+}
+
+// Drop items (reviewed feedback); the cursor stays on the same item when it remains.
+export function removeItems(ids) {
+  const current = store.items[store.cursor];
+  store.items = store.items.filter((f) => !ids.has(f.id));
+  for (const id of ids) store.selected.delete(id);
+  store.total = store.items.length;
+  const stay = current ? store.items.findIndex((f) => f.id === current.id) : -1;
+  store.cursor = Math.max(0, Math.min(stay >= 0 ? stay : store.cursor, store.items.length - 1));
+}
+
+// ---- cursor and selection -------------------------------------------------------------------
+export function setCursor(idx) { store.cursor = idx; }
+export function moveCursor(delta) {
+  store.cursor = Math.max(0, Math.min(store.items.length - 1, store.cursor + delta));
+}
+export function setAnchor(idx) { store.anchor = idx; }
+export function toggleSelected(id) {
+  if (store.selected.has(id)) store.selected.delete(id); else store.selected.add(id);
+}
+export function select(ids) { for (const id of ids) store.selected.add(id); }
+export function selectRange(from, to) {
+  for (let i = from; i <= to; i++) store.selected.add(store.items[i].id);
+}
+export function clearSelection() { store.selected.clear(); }
+// Set the selection aside (an action on the cursor's item alone), and put it back afterwards.
+export function takeSelection() {
+  const saved = new Set(store.selected);
+  store.selected.clear();
+  return saved;
+}
+export function restoreSelection(saved) { store.selected = saved; }
+
+// The selection, or else the item under the cursor.
+export function targets() {
+  if (store.selected.size) return store.items.filter((it) => store.selected.has(it.id));
+  const it = store.items[store.cursor];
+  return it ? [it] : [];
+}
+
+// ---- viewer, undo, jobs -----------------------------------------------------------------------
+export function setViewer(open) { store.viewer = open; }
+export function pushUndo(entry) { store.undo.push(entry); }
+export function popUndo() { return store.undo.pop(); }
+export function setJobTimer(timer) { clearInterval(store.jobTimer); store.jobTimer = timer; }
+export function stopJobTimer() { clearInterval(store.jobTimer); }

@@ -1,0 +1,37 @@
+"""The classes with their image counts: list, create, rename, merge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from picsift.label.edits import add_class, merge_classes, rename_class
+from picsift.label.listing import class_counts
+from picsift.label.web.deps import AnnotatorDep, WorkspaceDep
+from picsift.label.web.schemas import ClassBody, MergeBody, RenameBody
+
+router = APIRouter(prefix="/api/classes", tags=["classes"])
+
+
+@router.get("")
+def classes(ws: WorkspaceDep) -> list[dict[str, Any]]:
+    return class_counts(ws.catalog)
+
+
+@router.post("")
+def create(body: ClassBody, ws: WorkspaceDep) -> list[dict[str, Any]]:
+    add_class(ws.catalog, body.name)
+    return class_counts(ws.catalog)
+
+
+@router.post("/rename")
+def rename(body: RenameBody, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
+    changed = rename_class(ws.catalog, body.old, body.new, annotator=who)
+    return {"changed": changed, "classes": class_counts(ws.catalog)}
+
+
+@router.post("/merge")
+def merge(body: MergeBody, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
+    changed = merge_classes(ws.catalog, body.sources, body.target, annotator=who)
+    return {"changed": changed, "classes": class_counts(ws.catalog)}

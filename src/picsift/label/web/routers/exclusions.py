@@ -1,0 +1,40 @@
+"""Exclude images from training and include them again, as reversible catalog actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from picsift.label.edits import exclude_images, include_images, undo_exclusion
+from picsift.label.web.deps import AnnotatorDep, WorkspaceDep
+from picsift.label.web.schemas import ActionBody, ExcludeBody, IncludeBody
+from picsift.web.responses import StrictJSONResponse
+
+router = APIRouter(prefix="/api/exclusions", tags=["exclusions"])
+
+
+@router.get("")
+def exclusions(ws: WorkspaceDep) -> list[dict[str, Any]]:
+    return ws.catalog.exclusions()
+
+
+@router.post("")
+def exclude(body: ExcludeBody, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
+    action_id = exclude_images(ws.catalog, body.image_ids, reason=body.reason, actor=who)
+    return {"action_id": action_id, "excluded": body.image_ids}
+
+
+@router.post("/undo")
+def undo(body: ActionBody, ws: WorkspaceDep) -> dict[str, Any]:
+    return {"undone": body.action_id, "images": undo_exclusion(ws.catalog, body.action_id)}
+
+
+@router.post("/include")
+def include(body: IncludeBody, ws: WorkspaceDep) -> StrictJSONResponse:
+    """Include images again; 409 naming the action when that would bring back images not asked for."""
+    out = include_images(ws.catalog, body.image_ids)
+    result = {"undone": out.undone, "included": out.included, "conflicts": out.conflicts}
+    if out.conflicts:
+        return StrictJSONResponse({**result, "detail": out.detail}, status_code=409)
+    return StrictJSONResponse(result)

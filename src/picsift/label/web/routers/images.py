@@ -1,0 +1,82 @@
+"""GET /api/images (a filtered, sorted page), one image's detail, thumbnail and larger view; undo its last label."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import FileResponse, Response
+
+from picsift.data.available import file_problem
+from picsift.errors import ImageDecodeError
+from picsift.label.listing import ImageQuery, image_detail, list_images, parse_ids
+from picsift.label.thumbs import cached_thumbnail, preview
+from picsift.label.web.deps import AnnotatorDep, PredictionsDep, SettingsDep, WorkspaceDep
+from picsift.label.web.schemas import UndoBody
+
+router = APIRouter(prefix="/api/images", tags=["images"])
+
+FULL_SIZE = 1024  # px, longest side of the single-image view
+
+
+def _check_file(image_id: int, path: str) -> None:
+    """404 with a `detail` saying why when the catalog image's file is missing on disk or unreadable."""
+    problem = file_problem(path)
+    if problem is not None:
+        raise HTTPException(
+            404, f"image {image_id} ({path}): {problem} (moved or changed since import; run `picsift status`)"
+        )
+
+
+def _undecodable(image_id: int, path: str, e: Exception) -> HTTPException:
+    return HTTPException(404, f"image {image_id} ({path}): no longer decodes: {e}")
+
+
+@router.get("")
+def images(
+    ws: WorkspaceDep,
+    preds: PredictionsDep,
+    view: str = "all",
+    label: str | None = None,
+    split: str | None = None,
+    sort: str = "id",
+    ids: str | None = None,
+    offset: int = 0,
+    limit: int = Query(200, le=2000),
+) -> dict[str, Any]:
+    """view: all | unlabeled | labeled | proposed | excluded; sort: id | confidence | uncertainty."""
+    return list_images(ws, preds, ImageQuery(view, label, split, sort, parse_ids(ids), offset, limit))
+
+
+@router.get("/{image_id}")
+def detail(image_id: int, ws: WorkspaceDep, preds: PredictionsDep) -> dict[str, Any]:
+    return image_detail(ws, preds, image_id)
+
+
+@router.get("/{image_id}/thumb")
+def thumbnail(image_id: int, ws: WorkspaceDep, settings: SettingsDep) -> Response:
+    row = ws.catalog.image(image_id)
+    _check_file(image_id, row.path)
+    try:
+        path = cached_thumbnail(ws.cache_dir, row, settings.thumb_size)
+    except (ImageDecodeError, OSError) as e:
+        raise _undecodable(image_id, row.path, e) from e
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
+
+@router.get("/{image_id}/full")
+def full_image(image_id: int, ws: WorkspaceDep) -> Response:
+    row = ws.catalog.image(image_id)
+    _check_file(image_id, row.path)
+    try:
+        data = preview(row.path, FULL_SIZE, quality=90)
+    except (ImageDecodeError, OSError) as e:
+        raise _undecodable(image_id, row.path, e) from e
+    return Response(data, media_type="image/jpeg")
+
+
+@router.post("/{image_id}/undo")
+def undo(image_id: int, body: UndoBody, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
+    version = ws.catalog.undo_label(image_id, annotator=who, expected_version=body.expected_version)
+    row = ws.catalog.image(image_id)
+    return {"image_id": image_id, "label": row.label, "version": version}

@@ -1,0 +1,69 @@
+"""Background jobs started from the app: train a model, auto-label; poll their progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from picsift.config import TrainConfig
+from picsift.errors import ConfigError
+from picsift.label.autolabel import autolabel as run_autolabel
+from picsift.label.jobs import Job
+from picsift.label.web.deps import AnnotatorDep, JobsDep, SettingsDep
+from picsift.label.web.schemas import AutolabelBody, TrainBody
+from picsift.label.web.settings import new_token
+from picsift.store import Workspace
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+
+@router.post("/train")
+def train(body: TrainBody, settings: SettingsDep, jobs: JobsDep) -> dict[str, Any]:
+    if body.epochs < 1:
+        raise ConfigError(f"epochs must be at least 1, got {body.epochs}")
+    name = f"app-{new_token()[:6].lower().replace('_', 'x').replace('-', 'x')}"
+    cfg = TrainConfig(
+        workspace=settings.workspace, model=body.model or settings.train_model, epochs=body.epochs, run_name=name
+    ).validate()
+    job = Job(
+        0,
+        "train",
+        {"model": cfg.model, "epochs": cfg.epochs},
+        run_name=name,
+        runs_dir=settings.workspace / "runs",
+        total_epochs=cfg.epochs,
+    )
+
+    def work() -> dict[str, Any]:
+        from picsift.train import run  # torch loads with the first training, not with the app
+
+        result = run(cfg)
+        return {"run_id": result.run_id, "val_acc": result.val_acc, "seconds": round(result.seconds, 1)}
+
+    return jobs.start(job, work).to_dict()
+
+
+@router.post("/autolabel")
+def autolabel(body: AutolabelBody, settings: SettingsDep, jobs: JobsDep, who: AnnotatorDep) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        ws = Workspace.open(settings.workspace)  # the job's own connection: it outlives the request
+        try:
+            return run_autolabel(ws, body.method, threshold=body.threshold, annotator=f"model ({who})").to_dict()
+        finally:
+            ws.close()
+
+    return jobs.start(Job(0, "autolabel", body.model_dump()), work).to_dict()
+
+
+@router.get("")
+def all_jobs(jobs: JobsDep) -> list[dict[str, Any]]:
+    return [j.to_dict() for j in jobs.all()]
+
+
+@router.get("/{job_id}")
+def job_status(job_id: int, jobs: JobsDep) -> dict[str, Any]:
+    job = jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id}")
+    return job.to_dict()

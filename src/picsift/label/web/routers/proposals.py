@@ -1,0 +1,30 @@
+"""Label proposals (from auto-labelling): list, accept (409 for those labelled otherwise meanwhile), reject."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from picsift.label.edits import resolve_proposals
+from picsift.label.web.deps import AnnotatorDep, WorkspaceDep
+from picsift.label.web.schemas import ProposalIds
+from picsift.web.responses import StrictJSONResponse
+
+router = APIRouter(prefix="/api/proposals", tags=["proposals"])
+
+
+@router.get("")
+def proposals(ws: WorkspaceDep) -> list[dict[str, Any]]:
+    return ws.catalog.proposals()
+
+
+@router.post("/accept")
+def accept(body: ProposalIds, ws: WorkspaceDep, who: AnnotatorDep) -> StrictJSONResponse:
+    out = resolve_proposals(ws.catalog, body.ids, accept=True, annotator=who)
+    return StrictJSONResponse(out, status_code=409 if out["conflicts"] else 200)
+
+
+@router.post("/reject")
+def reject(body: ProposalIds, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
+    return resolve_proposals(ws.catalog, body.ids, accept=False, annotator=who)

@@ -1,0 +1,35 @@
+"""The next batch to label (active learning), the clusters of unlabelled images, and the header's summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from picsift.label.listing import unlabeled_clusters, workspace_summary
+from picsift.label.queue import next_batch
+from picsift.label.web.deps import AnnotatorDep, SettingsDep, WorkspaceDep
+
+router = APIRouter(prefix="/api", tags=["queue"])
+
+
+@router.get("/queue")
+def queue(ws: WorkspaceDep, n: int = Query(24, ge=1, le=500), method: str = "margin") -> dict[str, Any]:
+    batch = next_batch(ws, n, method=method)
+    return {
+        "run": batch.run,
+        "method": batch.method,
+        "embeddings": batch.embeddings,
+        "uncertainty_share": batch.uncertainty_share,
+        "items": [i.to_dict() for i in batch.items],
+    }
+
+
+@router.get("/clusters")
+def clusters(ws: WorkspaceDep) -> dict[str, Any]:
+    return unlabeled_clusters(ws)
+
+
+@router.get("/summary")
+def summary(ws: WorkspaceDep, settings: SettingsDep, who: AnnotatorDep) -> dict[str, Any]:
+    return {**workspace_summary(ws), "annotator": who, "token_required": settings.token is not None}

@@ -1,0 +1,37 @@
+"""The labelling app's settings, and when it needs an access token."""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    workspace: Path
+    token: str | None = None  # required on every request when set
+    annotator: str = ""  # default name recorded with label changes (the browser may send its own)
+    thumb_size: int = 160  # px, longest side of grid thumbnails
+    train_model: str = "fastcnn"  # model trained by the app's Train button
+
+    @property
+    def default_annotator(self) -> str:
+        if self.annotator:
+            return self.annotator
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "picsift"
+
+
+def needs_token(host: str) -> bool:
+    """Serving beyond the loopback interface needs an access token."""
+    return host not in LOOPBACK
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(18)

@@ -1,0 +1,41 @@
+"""One mapping from picsift's typed errors to HTTP responses, for every picsift web app.
+
+A route raises a typed error from `picsift.errors` (or an `ApiError` when it speaks HTTP itself); the app's
+exception handlers turn either into one JSON body, `{"error": CODE, "detail": MESSAGE}`.
+"""
+
+from __future__ import annotations
+
+from picsift.errors import ConfigError, ConflictError, ImageDecodeError, NotFoundError, PicsiftError, RunNotFoundError
+from picsift.web.responses import StrictJSONResponse
+
+
+class ApiError(Exception):
+    """A client error with an HTTP status, a stable code and an actionable message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def http_status(exc: PicsiftError, *, invalid_input: int = 400) -> int:
+    """The HTTP status for a typed error: 409 conflict, 404 not found, `invalid_input` for a bad setting or an
+    undecodable image (the model server answers 422, the labelling app 400), else 400."""
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, (NotFoundError, RunNotFoundError)):
+        return 404
+    if isinstance(exc, (ConfigError, ImageDecodeError)):
+        return invalid_input
+    return 400
+
+
+def error_response(status: int, code: str, message: str) -> StrictJSONResponse:
+    """The JSON error body every picsift web app answers with; a 401 also names the Bearer scheme."""
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return StrictJSONResponse({"error": code, "detail": message}, status_code=status, headers=headers)
+
+
+def picsift_error_response(exc: PicsiftError, *, invalid_input: int = 400) -> StrictJSONResponse:
+    """A typed error as a response: its class name is the code, its message the detail."""
+    return error_response(http_status(exc, invalid_input=invalid_input), type(exc).__name__, str(exc))

@@ -1,0 +1,116 @@
+"""The labelling app's listing rules without the web layer: filtering, ordering, predictions, findings, clusters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from label_support import make_workspace
+from picsift.errors import ConfigError
+from picsift.label.findings import findings_for, load_findings
+from picsift.label.listing import (
+    ImageQuery,
+    class_counts,
+    filter_rows,
+    parse_ids,
+    pending_proposals,
+    prediction_summary,
+    sort_by_confidence,
+    unlabeled_clusters,
+)
+
+
+@pytest.fixture
+def ws(tmp_path: Path):
+    # 3 classes x 8 digit PNGs, ids 1-8 / 9-16 / 17-24; the first 3 of each class labelled.
+    w = make_workspace(tmp_path)
+    yield w
+    w.close()
+
+
+def ids_of(ws, query: ImageQuery) -> list[int]:
+    return [r.id for r in filter_rows(ws.catalog, query.validate(), pending_proposals(ws.catalog))]
+
+
+def test_views_label_split_and_exclusions(ws) -> None:
+    labelled = [1, 2, 3, 9, 10, 11, 17, 18, 19]
+    assert ids_of(ws, ImageQuery()) == list(range(1, 25))
+    assert ids_of(ws, ImageQuery(view="labeled")) == labelled
+    assert ids_of(ws, ImageQuery(view="unlabeled")) == [i for i in range(1, 25) if i not in labelled]
+    assert ids_of(ws, ImageQuery(label="1")) == [9, 10, 11]
+    assert ids_of(ws, ImageQuery(split="train", view="labeled", label="2")) == [17, 18, 19]
+    assert ids_of(ws, ImageQuery(split="test")) == []
+    ws.catalog.exclude({4: "blurry", 9: "blurry"}, kind="manual")
+    assert ids_of(ws, ImageQuery(view="excluded")) == [4, 9]
+    assert 4 not in ids_of(ws, ImageQuery(view="unlabeled")) and 9 not in ids_of(ws, ImageQuery(view="labeled"))
+    assert 4 in ids_of(ws, ImageQuery(view="all"))
+
+
+def test_ids_keep_the_asked_order_and_include_excluded(ws) -> None:
+    ws.catalog.exclude({5: "odd"}, kind="manual")
+    assert ids_of(ws, ImageQuery(view="unlabeled", ids=[7, 5, 1, 99])) == [7, 5]
+    assert parse_ids("7, 5,1,") == [7, 5, 1] and parse_ids("") is None and parse_ids(None) is None
+    with pytest.raises(ConfigError, match="comma-separated image ids"):
+        parse_ids("7,five")
+
+
+def test_proposed_view_lists_images_with_a_pending_proposal(ws) -> None:
+    ws.catalog.propose_labels([(4, "0", 0.9), (12, "1", 0.8)], origin="model")
+    assert ids_of(ws, ImageQuery(view="proposed")) == [4, 12]
+    assert pending_proposals(ws.catalog)[12]["label"] == "1"
+
+
+@pytest.mark.parametrize(("field", "value"), [("view", "bogus"), ("sort", "random")])
+def test_unknown_view_or_sort_names_the_choices(field: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"unknown {field} '{value}'"):
+        ImageQuery(**{field: value}).validate()
+
+
+def test_sort_by_confidence_puts_images_without_prediction_last(ws) -> None:
+    rows = ws.catalog.images(ids=[1, 2, 3, 4])
+    probs = {1: np.array([0.5, 0.5]), 2: np.array([0.9, 0.1]), 3: np.array([0.3, 0.7])}
+    assert [r.id for r in sort_by_confidence(rows, probs, "confidence")] == [2, 3, 1, 4]
+    assert [r.id for r in sort_by_confidence(rows, probs, "uncertainty")] == [1, 3, 2, 4]
+
+
+def test_prediction_summary_top_margin_and_top3() -> None:
+    out = prediction_summary(np.array([0.1, 0.6, 0.25, 0.05]), ["a", "b", "c", "d"])
+    assert out is not None
+    assert (out["label"], out["confidence"], out["margin"]) == ("b", pytest.approx(0.6), pytest.approx(0.35))
+    assert [t["label"] for t in out["top"]] == ["b", "c", "a"]
+    assert prediction_summary(np.array([1.0]), ["only"])["margin"] == 1.0  # type: ignore[index]
+    assert prediction_summary(None, ["a"]) is None and prediction_summary(np.array([1.0]), []) is None
+
+
+def test_class_counts_count_labelled_images_and_declared_classes(ws) -> None:
+    ws.catalog.add_class("seven")
+    ws.catalog.set_label(4, "0")
+    assert class_counts(ws.catalog) == [
+        {"name": "0", "count": 4},
+        {"name": "1", "count": 3},
+        {"name": "2", "count": 3},
+        {"name": "seven", "count": 0},
+    ]
+
+
+def test_findings_accept_both_layouts_and_tolerate_bad_files(tmp_path: Path) -> None:
+    path = tmp_path / "findings.json"
+    assert load_findings(tmp_path) == []
+    path.write_text(
+        json.dumps({"findings": [{"kind": "blurry", "image_id": 3}, {"kind": "dup", "image_ids": [1, "x", "2"]}, 7]})
+    )
+    found = load_findings(tmp_path)
+    assert [(f["kind"], f["image_ids"]) for f in found] == [("blurry", [3]), ("dup", [1, 2])]
+    assert [f["kind"] for f in findings_for(found, 2)] == ["dup"]
+    path.write_text("[{not json")
+    assert load_findings(tmp_path) == []
+
+
+def test_clusters_keep_only_unlabelled_images(ws) -> None:
+    clusters = {"extractor": "pixels", "clusters": [{"id": 0, "image_ids": [1, 4, 5]}, {"id": 1, "image_ids": [2, 3]}]}
+    (ws.root / "clusters.json").write_text(json.dumps(clusters))
+    out = unlabeled_clusters(ws)
+    assert out["extractor"] == "pixels" and out["clusters"] == [{"id": 0, "image_ids": [4, 5]}]
