@@ -95,7 +95,8 @@ class Embedder:
 
     model: a feature model (e.g. `create_pretrained_backbone(name, num_classes=0)`), put in eval mode here.
     backend: one of EMBED_BACKENDS or "auto" (DEFAULT_CPU_BACKEND on CPU when ONNX Runtime is installed,
-    else "channels_last"). threads: ONNX Runtime intra-op threads (default: torch's thread count).
+    else "channels_last"). threads: ONNX Runtime intra-op threads (default: torch's thread count);
+    spinning: whether idle ONNX Runtime threads spin-wait (faster alone, wasteful on a shared machine).
     Raises ConfigError for an unknown backend or "onnx" without onnxruntime.
     """
 
@@ -106,6 +107,7 @@ class Embedder:
         backend: str = "auto",
         device: str | torch.device = "cpu",
         threads: int | None = None,
+        spinning: bool = True,
     ) -> None:
         self.data_config = data_config
         self.device = torch.device(device)
@@ -118,6 +120,8 @@ class Embedder:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = threads or torch.get_num_threads()
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if not spinning:
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = ort.InferenceSession(
                 _export_onnx(model.cpu(), data_config.input_size), opts, providers=["CPUExecutionProvider"]
             )
