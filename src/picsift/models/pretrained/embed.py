@@ -5,7 +5,10 @@ Backends (measured by bench/embed_bench.py; the fastest on CPU is the default):
   "channels_last"  fp32 PyTorch with NHWC memory format (oneDNN's preferred layout for convolutions)
   "bf16"           PyTorch under bfloat16 autocast, channels_last (fast only on CPUs with AVX512-BF16/AMX)
   "compile"        torch.compile (inductor; needs a C++ compiler, the first batches pay the compile)
-  "onnx"           the model exported to ONNX and run by ONNX Runtime (needs onnx + onnxruntime)
+  "onnx"           the model exported to ONNX and run by ONNX Runtime (needs onnxruntime)
+On the 2-core development machine (EfficientNet-Lite0, 224 px, 5 interleaved rounds) the medians over
+eager fp32 were: onnx 3.1x, bf16 2.7x (AVX512-BF16 CPU; cosine to fp32 >= 0.998), compile 1.2x,
+channels_last 0.9x (bench/results/embed_bench.json).
 
 Preprocessing is the project's eval rule from the DataConfig: images at storage size are centre-cropped
 to input_size, images at input_size are used as they are, any other size is resized (shorter side to
@@ -94,8 +97,8 @@ class Embedder:
     """A backbone prepared for one backend: call it on uint8 (N, H, W, 3) batches -> float32 (N, D).
 
     model: a feature model (e.g. `create_pretrained_backbone(name, num_classes=0)`), put in eval mode here.
-    backend: one of EMBED_BACKENDS or "auto" (DEFAULT_CPU_BACKEND on CPU when ONNX Runtime is installed,
-    else "channels_last"). threads: ONNX Runtime intra-op threads (default: torch's thread count);
+    backend: one of EMBED_BACKENDS or "auto" (on CPU: DEFAULT_CPU_BACKEND when ONNX Runtime is installed,
+    else "eager"; on a GPU: DEFAULT_DEVICE_BACKEND). threads: ONNX Runtime intra-op threads (default: torch's thread count);
     spinning: whether idle ONNX Runtime threads spin-wait (off by default: on a shared 2-core machine
     spinning threads steal the cores the work needs; bench/embed_bench.py measured 3.8x vs 3.0x eager).
     Raises ConfigError for an unknown backend or "onnx" without onnxruntime.
@@ -142,7 +145,7 @@ class Embedder:
             try:
                 import onnxruntime  # noqa: F401
             except ImportError:
-                return "channels_last"
+                return "eager"  # channels_last measured 0.9x eager here; bf16 is fast only on some CPUs
             return DEFAULT_CPU_BACKEND
         if backend not in EMBED_BACKENDS:
             raise ConfigError(f"unknown embedding backend {backend!r}; choose one of {', '.join(EMBED_BACKENDS)}")
