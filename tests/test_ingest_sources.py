@@ -319,3 +319,16 @@ def test_workspace_inside_the_imported_folder_is_left_out(tmp_path: Path) -> Non
     assert {os.path.basename(r.path) for r in _rows(ws)} == {"1.png", "2.png"}
     assert result.skipped and {i.reason for i in result.skipped} == {"inside the picsift workspace"}
     assert Workspace.open(ws).catalog.classes() == ["a", "b"]
+
+
+def test_manifest_listing_a_file_twice_in_two_unicode_spellings_is_one_entry(tmp_path: Path) -> None:
+    """The same label written decomposed (NFD) and composed (NFC), or with spaces around it, is one label: the
+    second listing is a repeat, not a conflict."""
+    data = tmp_path / "data"
+    _png(data / "a.png", 0)
+    nfd, nfc = "cre\u0300me bru\u0302le\u0301e", "crème brûlée"
+    (data / "labels.csv").write_text(f"path,label\na.png,{nfd}\na.png, {nfc} \n", encoding="utf-8")
+    result = run(ImportConfig(source=str(data / "labels.csv"), workspace=tmp_path / "ws"))
+    assert result.added == 1
+    [row] = _rows(tmp_path / "ws")
+    assert row.label == nfc

@@ -37,15 +37,36 @@ class ImageInfo:
     gps_lon: float | None = None
 
 
+def _file_object(source: str | Path | bytes) -> io.BytesIO | str | Path:
+    """What Image.open reads; an empty file is an ImageDecodeError before Pillow sees it."""
+    empty = not source if isinstance(source, bytes) else Path(source).stat().st_size == 0
+    if empty:
+        raise ImageDecodeError("empty file (0 bytes)")
+    return io.BytesIO(source) if isinstance(source, bytes) else source
+
+
+def _decode_error(e: Exception, source: str | Path | bytes) -> ImageDecodeError:
+    """Pillow's many ways of failing -> one ImageDecodeError with the reason a person can act on."""
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return ImageDecodeError(f"decompression bomb refused: {e}")
+    if isinstance(e, UnidentifiedImageError):
+        return ImageDecodeError(missing_decoder_for(_head(source)) or "not an image (unrecognised format)")
+    if isinstance(e, OSError):
+        text = str(e)
+        if "truncated" in text.lower() or "premature end" in text.lower():
+            return ImageDecodeError(f"truncated image: {text}")
+        return ImageDecodeError(f"corrupt image: {text}")
+    return ImageDecodeError(f"corrupt image: {type(e).__name__}: {e}")
+
+
+_DECODE_FAILURES = (
+    Image.DecompressionBombError, Image.DecompressionBombWarning, OSError, ValueError, SyntaxError, EOFError,
+    MemoryError, struct.error, IndexError, TypeError,
+)  # fmt: skip
+
+
 def _open(source: str | Path | bytes) -> Image.Image:
-    if isinstance(source, bytes):
-        if not source:
-            raise ImageDecodeError("empty file (0 bytes)")
-        fp: io.BytesIO | str | Path = io.BytesIO(source)
-    else:
-        if Path(source).stat().st_size == 0:
-            raise ImageDecodeError("empty file (0 bytes)")
-        fp = source
+    fp = _file_object(source)
     # Truncated files must fail loudly rather than decode as half-grey pictures.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     img: Image.Image | None = None
@@ -59,26 +80,12 @@ def _open(source: str | Path | bytes) -> Image.Image:
             raise ImageDecodeError(f"decompression bomb refused: {img.width}x{img.height} pixels exceeds {MAX_PIXELS}")
         img.load()
         return img
-    except ImageDecodeError:
+    except (ImageDecodeError, *_DECODE_FAILURES) as e:
         if img is not None:
             img.close()
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageDecodeError(f"decompression bomb refused: {e}") from e
-    except UnidentifiedImageError as e:
-        missing = missing_decoder_for(_head(source))
-        raise ImageDecodeError(missing or "not an image (unrecognised format)") from e
-    except OSError as e:
-        if img is not None:
-            img.close()
-        text = str(e)
-        if "truncated" in text.lower() or "premature end" in text.lower():
-            raise ImageDecodeError(f"truncated image: {text}") from e
-        raise ImageDecodeError(f"corrupt image: {text}") from e
-    except (ValueError, SyntaxError, EOFError, MemoryError, struct.error, IndexError, TypeError) as e:
-        if img is not None:
-            img.close()
-        raise ImageDecodeError(f"corrupt image: {type(e).__name__}: {e}") from e
+        if isinstance(e, ImageDecodeError):
+            raise
+        raise _decode_error(e, source) from e
 
 
 def _head(source: str | Path | bytes, n: int = 64) -> bytes:

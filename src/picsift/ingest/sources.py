@@ -19,11 +19,12 @@ from pathlib import Path
 
 from picsift.data.formats import describe, is_image_name, unavailable_reason
 from picsift.data.walk import Walker, WalkResult, hidden_files, is_hidden
-from picsift.errors import DatasetError
+from picsift.errors import DatasetError, LabelError
 from picsift.ingest.archives import extract, is_archive
 from picsift.ingest.delimited import column_count_error, delimiter_name, read_rows, read_utf8_text, sniff_delimiter
 from picsift.ingest.splits import SPLITS, normalize_split
 from picsift.ingest.urls import is_url
+from picsift.labels_text import normalize_optional_label
 
 MANIFEST_SUFFIXES = (".csv", ".tsv")
 URL_LIST_SUFFIXES = (".txt", ".urls", ".list")
@@ -166,6 +167,59 @@ def resolve_listed_path(base: Path, raw: str) -> tuple[str, str | None]:
     return full, "backslash paths: written on Windows? Use paths relative to the manifest's folder"
 
 
+@dataclass
+class _ManifestColumns:
+    """Where a manifest keeps its columns: from its header, or `path,label,split` in order without one."""
+
+    path: int = 0
+    label: int | None = 1
+    split: int | None = 2
+    header: list[str] | None = None
+
+    def cell(self, cells: list[str], i: int | None) -> str:
+        return cells[i] if i is not None and i < len(cells) else ""
+
+
+def _read_header(cells: list[str], columns: _ManifestColumns) -> bool:
+    """Take the column names from a header line; True when `cells` was one (and is not data)."""
+    lowered = [c.lower() for c in cells]
+    if not any(c in _PATH_COLUMNS for c in lowered):
+        return False
+    columns.path = next(i for i, c in enumerate(lowered) if c in _PATH_COLUMNS)
+    columns.label = next((i for i, c in enumerate(lowered) if c in _LABEL_COLUMNS), None)
+    columns.split = next((i for i, c in enumerate(lowered) if c == "split"), None)
+    columns.header = cells
+    return True
+
+
+def _manifest_entry(
+    cells: list[str], columns: _ManifestColumns, where: str, base: Path, source: str, label: str | None,
+    split: str | None,
+) -> tuple[str, Entry]:  # fmt: skip
+    """One data line -> (key, Entry); raises DatasetError (its message is the line's error)."""
+    raw_path = columns.cell(cells, columns.path)
+    try:
+        row_label = normalize_optional_label(columns.cell(cells, columns.label) or label)
+    except LabelError as e:
+        raise DatasetError(f"{where}: {e}") from e
+    raw_split = columns.cell(cells, columns.split)
+    row_split, origin = split, ("manual" if split else None)
+    if raw_split and not split:
+        row_split, origin = normalize_split(raw_split), "source"
+        if row_split is None:
+            raise DatasetError(f"{where}: unknown split {raw_split!r} (expected one of {', '.join(SPLITS)})")
+    if not raw_path:
+        raise DatasetError(f"{where}: empty path")
+    if is_url(raw_path):
+        return raw_path, Entry(raw_path, source, "csv", row_label, row_split, origin, raw_path, where)
+    full, hint = resolve_listed_path(base, raw_path)
+    if os.path.isdir(full):
+        raise DatasetError(f"{where}: {raw_path} is a folder, expected an image file")
+    if not os.path.isfile(full):
+        raise DatasetError(f"{where}: file not found: {raw_path} (relative to {base}{'; ' + hint if hint else ''})")
+    return full, Entry(full, source, "csv", row_label, row_split, origin, None, where)
+
+
 def discover_manifest(manifest: Path, *, label: str | None = None, split: str | None = None) -> Discovery:
     """A delimited file of `path,label[,split]` (header optional), paths relative to its folder.
 
@@ -174,79 +228,46 @@ def discover_manifest(manifest: Path, *, label: str | None = None, split: str | 
     each bad line as "labels.csv line 4: ..." before anything is written.
     """
     manifest = Path(os.path.abspath(manifest))
-    base = manifest.parent
-    source = os.fsdecode(manifest)
-    name = manifest.name
+    source, name = os.fsdecode(manifest), manifest.name
     disc = Discovery("csv", source)
     text = read_utf8_text(manifest)
     delimiter = sniff_delimiter(text)
     errors: list[str] = []
-    columns: tuple[int, int | None, int | None] = (0, 1, 2)
-    header: list[str] | None = None
+    columns = _ManifestColumns()
     seen: dict[str, tuple[int, str | None, str | None]] = {}
     for row in read_rows(text, name, delimiter):
         line, cells = row.line, row.cells
-        if header is None:
-            lowered = [c.lower() for c in cells]
-            if any(c in _PATH_COLUMNS for c in lowered):
-                path_col = next(i for i, c in enumerate(lowered) if c in _PATH_COLUMNS)
-                label_col = next((i for i, c in enumerate(lowered) if c in _LABEL_COLUMNS), None)
-                split_col = next((i for i, c in enumerate(lowered) if c == "split"), None)
-                columns = (path_col, label_col, split_col)
-                header = cells
+        if columns.header is None:
+            if _read_header(cells, columns):
                 continue
-            header = _HEADERLESS[: len(cells)]
+            columns.header = _HEADERLESS[: len(cells)]
             if len(cells) > len(_HEADERLESS):
                 errors.append(
                     f"{name} line {line}: expected at most {len(_HEADERLESS)} columns ({', '.join(_HEADERLESS)}) "
                     f"separated by {delimiter_name(delimiter)}, found {len(cells)}"
                 )
-                header = cells
+                columns.header = cells
                 continue
-        if len(cells) != len(header):
-            errors.append(column_count_error(name, row, header, delimiter))
+        if len(cells) != len(columns.header):
+            errors.append(column_count_error(name, row, columns.header, delimiter))
             continue
-        path_col, label_col, split_col = columns
-
-        def cell(i: int | None, cells: list[str] = cells) -> str:
-            return cells[i] if i is not None and i < len(cells) else ""
-
         where = f"{name} line {line}"
-        raw_path = cell(path_col)
-        row_label = cell(label_col) or label
-        raw_split = cell(split_col)
-        row_split = split
-        origin = "manual" if split else None
-        if raw_split and not split:
-            row_split = normalize_split(raw_split)
-            origin = "source"
-            if row_split is None:
-                errors.append(f"{where}: unknown split {raw_split!r} (expected one of {', '.join(SPLITS)})")
-                continue
-        if not raw_path:
-            errors.append(f"{where}: empty path")
+        try:
+            key, entry = _manifest_entry(cells, columns, where, manifest.parent, source, label, split)
+        except DatasetError as e:
+            errors.append(str(e))
             continue
-        if is_url(raw_path):
-            key, entry = raw_path, Entry(raw_path, source, "csv", row_label, row_split, origin, raw_path, where)
-        else:
-            full, hint = resolve_listed_path(base, raw_path)
-            if os.path.isdir(full):
-                errors.append(f"{where}: {raw_path} is a folder, expected an image file")
-                continue
-            if not os.path.isfile(full):
-                errors.append(f"{where}: file not found: {raw_path} (relative to {base}{'; ' + hint if hint else ''})")
-                continue
-            key, entry = full, Entry(full, source, "csv", row_label, row_split, origin, None, where)
         if key in seen:
             first_line, first_label, first_split = seen[key]
-            if (first_label, first_split) != (row_label, row_split):
+            if (first_label, first_split) != (entry.label, entry.split):
                 errors.append(
-                    f"{where}: {raw_path} is listed again with a different label or split (first on line {first_line})"
+                    f"{where}: {columns.cell(cells, columns.path)} is listed again with a different label or "
+                    f"split (first on line {first_line})"
                 )
             else:
                 disc.skipped.append((key, f"listed again on {where} (first on line {first_line})"))
             continue
-        seen[key] = (line, row_label, row_split)
+        seen[key] = (line, entry.label, entry.split)
         disc.entries.append(entry)
     _raise_errors(errors)
     return disc

@@ -89,91 +89,131 @@ def write_import(
     val_fraction: float,
     test_fraction: float,
 ) -> Written:
+    """Record one import: new images (unique, duplicates of known bytes, unreadable), updated rows for changed
+    files, the classes their labels name and a label event per labelled image, all in one transaction."""
     out = Written()
     with catalog.session() as s:
-        rows = s.execute(select(Image.id, Image.path, Image.sha256, Image.split, Image.readable, Image.duplicate_of))
-        by_path: dict[str, _Known] = {}
-        first_by_sha: dict[str, _Known] = {}
-        for image_id, path, sha, split, readable, duplicate_of in rows:
-            known = _Known(image_id, sha, split)
-            by_path[path] = known
-            if readable and duplicate_of is None and sha and sha not in first_by_sha:
-                first_by_sha[sha] = known
-
+        by_path, first_by_sha = _known_rows(s)
         record = ImportRecord(source=source, kind=kind)
         s.add(record)
         s.flush()
         out.import_id = record.id
-
-        unique: list[Probed] = []
-        duplicates: list[Probed] = []
-        unreadable: list[Probed] = []
-        seen_paths: set[str] = set()
-        new_shas: set[str] = set()
-        for p in probed:
-            if p.path in seen_paths:
-                out.skipped.append((p.path, "the same file was listed twice in this import"))
-                continue
-            seen_paths.add(p.path)
-            old = by_path.get(p.path)
-            if old is None and p.entry.url is not None and p.path != p.entry.url:
-                old = by_path.get(p.entry.url)  # an earlier failed download of this URL: retried now
-            if old is not None:
-                if p.unchanged or (old.sha256 == p.sha256 and old.sha256):
-                    out.already_present += 1
-                elif not p.sha256 and not old.sha256 and p.path == p.entry.url:
-                    out.already_present += 1  # a URL that failed before and fails again
-                else:
-                    _update_row(s, old.id, p, first_by_sha)
-                    out.updated += 1
-                continue
-            if not p.readable:
-                unreadable.append(p)
-            elif p.sha256 in first_by_sha or p.sha256 in new_shas:
-                duplicates.append(p)
-            else:
-                new_shas.add(p.sha256)
-                unique.append(p)
-
+        unique, duplicates, unreadable = _sort_probed(s, probed, by_path, first_by_sha, out)
         auto = stratified_split(
             _groups(p for p in unique if p.entry.split is None),
             seed=seed,
             val_fraction=val_fraction,
             test_fraction=test_fraction,
         )
-        labels = {p.entry.label for p in probed if p.entry.label}
-        declared = set(s.scalars(select(ClassName.name).where(ClassName.name.in_(sorted(labels)))))
-        s.add_all(ClassName(name=name) for name in sorted(labels - declared))
-
-        for batch in _batches(unique):
-            images = []
-            for p in batch:
-                split, origin = (p.entry.split, p.entry.split_origin) if p.entry.split else (auto[p.sha256], "auto")
-                images.append(_new_row(p, record.id, split, origin, out))
-            _insert(s, images)
-        query = select(Image.path, Image.id).where(Image.import_id == record.id)
-        new_ids = {path: image_id for path, image_id in s.execute(query)}
-        for p in unique:
-            first_by_sha[p.sha256] = _Known(new_ids[p.path], p.sha256, p.entry.split or auto[p.sha256])
-        out.added = len(unique)
-
-        for batch in _batches(duplicates):
-            images = []
-            for p in batch:
-                original = first_by_sha[p.sha256]
-                split, origin = (p.entry.split, p.entry.split_origin) if p.entry.split else (original.split, "auto")
-                row = _new_row(p, record.id, split, origin if split else None, out)
-                row["duplicate_of"] = original.id
-                images.append(row)
-            _insert(s, images)
-        out.duplicates = len(duplicates)
-
+        _declare_classes(s, probed)
+        _insert_unique(s, unique, record.id, auto, first_by_sha, out)
+        _insert_duplicates(s, duplicates, record.id, first_by_sha, out)
         for batch in _batches(unreadable):
-            images = [_new_row(p, record.id, p.entry.split, p.entry.split_origin, out) for p in batch]
-            _insert(s, images)
+            _insert(s, [_new_row(p, record.id, p.entry.split, p.entry.split_origin, out) for p in batch])
         _label_events(s, record.id, annotator)
         out.unreadable = [(p.entry.url or p.path, p.error or "unreadable") for p in unreadable]
     return out
+
+
+def _known_rows(s: Session) -> tuple[dict[str, _Known], dict[str, _Known]]:
+    """The catalog's images by path, and the first readable original of each content hash."""
+    rows = s.execute(select(Image.id, Image.path, Image.sha256, Image.split, Image.readable, Image.duplicate_of))
+    by_path: dict[str, _Known] = {}
+    first_by_sha: dict[str, _Known] = {}
+    for image_id, path, sha, split, readable, duplicate_of in rows:
+        known = _Known(image_id, sha, split)
+        by_path[path] = known
+        if readable and duplicate_of is None and sha and sha not in first_by_sha:
+            first_by_sha[sha] = known
+    return by_path, first_by_sha
+
+
+def _sort_probed(
+    s: Session,
+    probed: Sequence[Probed],
+    by_path: dict[str, _Known],
+    first_by_sha: dict[str, _Known],
+    out: Written,
+) -> tuple[list[Probed], list[Probed], list[Probed]]:
+    """Files already in the catalog are counted or updated in place; the rest are sorted into new unique images,
+    copies of known bytes and unreadable files."""
+    unique: list[Probed] = []
+    duplicates: list[Probed] = []
+    unreadable: list[Probed] = []
+    seen_paths: set[str] = set()
+    new_shas: set[str] = set()
+    for p in probed:
+        if p.path in seen_paths:
+            out.skipped.append((p.path, "the same file was listed twice in this import"))
+            continue
+        seen_paths.add(p.path)
+        old = by_path.get(p.path)
+        if old is None and p.entry.url is not None and p.path != p.entry.url:
+            old = by_path.get(p.entry.url)  # an earlier failed download of this URL: retried now
+        if old is not None:
+            _update_known(s, old, p, first_by_sha, out)
+        elif not p.readable:
+            unreadable.append(p)
+        elif p.sha256 in first_by_sha or p.sha256 in new_shas:
+            duplicates.append(p)
+        else:
+            new_shas.add(p.sha256)
+            unique.append(p)
+    return unique, duplicates, unreadable
+
+
+def _update_known(s: Session, old: _Known, p: Probed, first_by_sha: dict[str, _Known], out: Written) -> None:
+    if p.unchanged or (old.sha256 == p.sha256 and old.sha256):
+        out.already_present += 1
+    elif not p.sha256 and not old.sha256 and p.path == p.entry.url:
+        out.already_present += 1  # a URL that failed before and fails again
+    else:
+        _update_row(s, old.id, p, first_by_sha)
+        out.updated += 1
+
+
+def _declare_classes(s: Session, probed: Sequence[Probed]) -> None:
+    labels = {p.entry.label for p in probed if p.entry.label}
+    declared = set(s.scalars(select(ClassName.name).where(ClassName.name.in_(sorted(labels)))))
+    s.add_all(ClassName(name=name) for name in sorted(labels - declared))
+
+
+def _insert_unique(
+    s: Session,
+    unique: list[Probed],
+    import_id: int,
+    auto: dict[str, str],
+    first_by_sha: dict[str, _Known],
+    out: Written,
+) -> None:
+    """Insert new images with their given split, else the seeded one; they become the originals of their hash."""
+    for batch in _batches(unique):
+        images = []
+        for p in batch:
+            split, origin = (p.entry.split, p.entry.split_origin) if p.entry.split else (auto[p.sha256], "auto")
+            images.append(_new_row(p, import_id, split, origin, out))
+        _insert(s, images)
+    query = select(Image.path, Image.id).where(Image.import_id == import_id)
+    new_ids = {path: image_id for path, image_id in s.execute(query)}
+    for p in unique:
+        first_by_sha[p.sha256] = _Known(new_ids[p.path], p.sha256, p.entry.split or auto[p.sha256])
+    out.added = len(unique)
+
+
+def _insert_duplicates(
+    s: Session, duplicates: list[Probed], import_id: int, first_by_sha: dict[str, _Known], out: Written
+) -> None:
+    """Insert copies of known bytes pointing at their original, sharing its split unless one was given."""
+    for batch in _batches(duplicates):
+        images = []
+        for p in batch:
+            original = first_by_sha[p.sha256]
+            split, origin = (p.entry.split, p.entry.split_origin) if p.entry.split else (original.split, "auto")
+            row = _new_row(p, import_id, split, origin if split else None, out)
+            row["duplicate_of"] = original.id
+            images.append(row)
+        _insert(s, images)
+    out.duplicates = len(duplicates)
 
 
 def _groups(items: Any) -> dict[str | None, list[str]]:
