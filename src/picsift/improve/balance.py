@@ -109,14 +109,6 @@ def plan(
     return sampler, weights, decided
 
 
-def sample_weights(y: np.ndarray, mode: str, num_classes: int) -> np.ndarray | None:
-    """Per-image weights for trainers that take sample weights (classical models), or None."""
-    counts = class_counts(y, num_classes)
-    if choose_strategy(counts, mode) == "none":
-        return None
-    return inverse_frequency_weights(counts)[np.asarray(y, dtype=np.int64)]
-
-
 # ---- per-class decision thresholds -------------------------------------------------------------------
 
 

@@ -72,12 +72,6 @@ def check_image_bytes(data: bytes, max_pixels: int) -> int:
     return w * h
 
 
-def decode_for(predictor: Any, data: bytes, max_pixels: int) -> np.ndarray:
-    """Bytes -> uint8 (S, S, 3) at the predictor's storage size (the shared resize_square)."""
-    check_image_bytes(data, max_pixels)
-    return decode_checked(predictor, data)
-
-
 def decode_checked(predictor: Any, data: bytes) -> np.ndarray:
     try:
         return resize_square(load_rgb(data), predictor.data_config.storage_size)
