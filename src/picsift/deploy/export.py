@@ -21,7 +21,6 @@ bundle carries the artifact (format "artifact") and is served by the same predic
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import logging
@@ -44,6 +43,7 @@ from picsift.data.available import (
     file_problem,
     skipped_dicts,
 )
+from picsift.data.hashing import sha256_file
 from picsift.data.images import load_rgb, resize_square
 from picsift.errors import ConfigError, ImageDecodeError, PicsiftError, RunNotFoundError
 from picsift.models.artifact import ARTIFACT_DIR, Artifact, load_artifact
@@ -281,14 +281,6 @@ def run_temperature(run_dir: Path, artifact: Artifact) -> float | None:
         return None
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _inline_aliased_initializers(src: Path, dst: Path) -> None:
     """Replace Identity nodes that merely rename a weight by a copy of that weight.
 
@@ -432,7 +424,7 @@ def export(
                 raise ConfigError(
                     f"--quantize applies to ONNX exports; {artifact.family} runs are exported as artifacts"
                 )
-            digest = _file_sha256(tmp / ARTIFACT_DIR / "model.json")
+            digest = sha256_file(tmp / ARTIFACT_DIR / "model.json")
         else:
             module = _preprocessing_module(artifact.model, dc)
             example = torch.from_numpy(smp.x[:2].copy())
@@ -480,7 +472,7 @@ def export(
                 if "accuracy_exported" in q:
                     q["accuracy_change"] = q["accuracy_exported"] - q["accuracy_reference"]
                 meta.update(model_file=INT8_FILE, quantization=q)
-            digest = _file_sha256(tmp / meta["model_file"])
+            digest = sha256_file(tmp / meta["model_file"])
         meta["version"] = version or f"{run_dir.name}-{digest[:8]}"
         (tmp / BUNDLE_FILE).write_text(json.dumps(meta, indent=2))
         _replace_dir(tmp, out)

@@ -187,7 +187,7 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
     """
     # torch is imported here, not at module level, so metrics and reports stay importable without it.
     from picsift.deploy.predictor import Predictor
-    from picsift.train.device import select_device
+    from picsift.device import select_device
 
     cfg = cfg.validate()
     ws = open_workspace(cfg)
