@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from picsift.errors import (
     ConfigError,
     DatasetError,
@@ -16,6 +14,7 @@ from picsift.errors import (
     WeightsNotAvailableError,
     WorkspaceError,
 )
+from picsift.version import __version__
 
 __all__ = [
     "ConfigError",

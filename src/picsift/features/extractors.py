@@ -24,6 +24,7 @@ import numpy as np
 from picsift.data.hashing import sha256_file
 from picsift.errors import ConfigError, ModelNotFoundError, RunNotFoundError, WeightsNotAvailableError
 from picsift.features import handcrafted
+from picsift.runs import open_run
 
 HANDCRAFTED_SIZE = 64
 
@@ -144,12 +145,12 @@ def _cnn_extractor(name: str, spec_text: str) -> Extractor:
 
 def _run_extractor(name: str, run: str, workspace: Any) -> Extractor:
     from picsift.features import deep
-    from picsift.models.artifact import ARTIFACT_DIR, WEIGHTS_FILE, read_meta
+    from picsift.models.artifact import WEIGHTS_FILE, read_meta
     from picsift.models.registry import DataConfig
-    from picsift.train.runs import resolve_run
 
     try:
-        run_dir = resolve_run(workspace, run)
+        found = open_run(workspace, run)
+        run_dir = found.path
     except RunNotFoundError as e:
         raise ConfigError(f"feature extractor {name!r}: {e}") from None
     meta = read_meta(run_dir)
@@ -158,7 +159,7 @@ def _run_extractor(name: str, run: str, workspace: Any) -> Extractor:
             f"feature extractor {name!r}: run {run_dir.name} is a {meta['family']} model ({meta['model']}); "
             "run: needs a CNN run, whose penultimate layer becomes the features"
         )
-    weights = run_dir / ARTIFACT_DIR / WEIGHTS_FILE
+    weights = found.artifact_dir / WEIGHTS_FILE
     dc = DataConfig.from_dict(meta["data_config"])
 
     def build() -> Any:

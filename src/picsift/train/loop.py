@@ -21,11 +21,12 @@ from torch import nn
 from picsift import progress
 from picsift.config import TrainConfig
 from picsift.errors import ConfigError
+from picsift.models import forward
 from picsift.models.registry import ModelSpec, create_model
 from picsift.train.data import TrainData, TrainedModel
 from picsift.train.device import autocast, seed_everything
 from picsift.train.schedule import Progress, lr_factor
-from picsift.train.transforms import ArrayDataset, eval_transform, train_transform
+from picsift.train.transforms import ArrayDataset, train_transform
 
 log = logging.getLogger("picsift.train")
 CHECKPOINT = "checkpoint.pt"
@@ -49,22 +50,11 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, pretrained: bool) -> torc
     return torch.optim.AdamW(groups, lr=lr)
 
 
-@torch.no_grad()
 def predict_logits(
     model: nn.Module, x: np.ndarray, data_config: Any, device: torch.device, batch_size: int = 256, amp: bool = True
 ) -> torch.Tensor:
-    """uint8 (N, S, S, 3) -> logits (N, K) on CPU, float32."""
-    model.eval()
-    tf = eval_transform(data_config)
-    out = []
-    xt = torch.from_numpy(x).permute(0, 3, 1, 2)
-    for i in range(0, len(xt), batch_size):
-        batch = tf(xt[i : i + batch_size]).to(device)
-        if device.type == "cuda":
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp):
-            out.append(model(batch).float().cpu())
-    return torch.cat(out) if out else torch.empty(0)
+    """uint8 (N, S, S, 3) -> logits (N, K) on CPU, float32 (picsift.models.forward)."""
+    return forward.logits(model, x, data_config, device, batch_size=batch_size, amp=amp)
 
 
 def batch_mix(cfg: TrainConfig, num_classes: int) -> Callable[..., Any] | None:
