@@ -17,45 +17,19 @@ than a 3-run ensemble, mostly in calibration (NLL/ECE) and a little in accuracy.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from picsift.errors import ConfigError, RunNotFoundError
 from picsift.improve.ensemble import make_ensemble
 from picsift.models.artifact import META_FILE, WEIGHTS_FILE, read_meta
 from picsift.runs import RunFolder
+from picsift.runs.snapshots import list_snapshots, save_snapshot
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.improve")
-_NAME = re.compile(r"^epoch-(\d+)\.safetensors$")
-
-
-def list_snapshots(run_dir: Path) -> list[tuple[int, Path]]:
-    """(epoch, file) of a run's snapshots, oldest first."""
-    folder = RunFolder(Path(run_dir)).snapshots_dir
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), f) for f in folder.iterdir() if (m := _NAME.match(f.name))]
-    return sorted(found)
-
-
-def save_snapshot(run_dir: Path, model: Any, epoch: int, keep: int) -> Path | None:
-    """Write `snapshots/epoch-<epoch>.safetensors` (1-based epoch) and keep only the last `keep`."""
-    if keep <= 0:
-        return None
-    from safetensors.torch import save_file
-
-    folder = RunFolder(Path(run_dir)).snapshots_dir
-    folder.mkdir(exist_ok=True)
-    path = folder / f"epoch-{epoch}.safetensors"
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"epoch": str(epoch)})
-    for _, old in list_snapshots(run_dir)[:-keep]:
-        old.unlink(missing_ok=True)
-    return path
+__all__ = ["list_snapshots", "make_snapshot_ensemble", "save_snapshot"]
 
 
 def make_snapshot_ensemble(

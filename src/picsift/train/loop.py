@@ -190,7 +190,7 @@ def fit_standard(
                 run_dir / CHECKPOINT,
             )
             if cfg.snapshots:  # the last N epochs' weights, for a snapshot ensemble (improve.snapshots)
-                from picsift.improve.snapshots import save_snapshot
+                from picsift.runs.snapshots import save_snapshot
 
                 save_snapshot(run_dir, model, epoch + 1, cfg.snapshots)
             if cfg.early_stopping and stale >= cfg.early_stopping:

@@ -315,7 +315,7 @@ def _fit(
                 )
             overhead_s += time.perf_counter() - tv
             if cfg.snapshots:  # the last N epochs' weights, for a snapshot ensemble (improve.snapshots)
-                from picsift.improve.snapshots import save_snapshot
+                from picsift.runs.snapshots import save_snapshot
 
                 save_snapshot(run_dir, model, epoch + 1, cfg.snapshots)
             if done:
