@@ -23,13 +23,13 @@ from picsift.config import TrainConfig
 from picsift.errors import ConfigError
 from picsift.models import forward
 from picsift.models.registry import ModelSpec, create_model
+from picsift.runs import RunFolder
 from picsift.train.data import TrainData, TrainedModel
 from picsift.train.device import autocast, seed_everything
 from picsift.train.schedule import Progress, lr_factor
 from picsift.train.transforms import ArrayDataset, train_transform
 
 log = logging.getLogger("picsift.train")
-CHECKPOINT = "checkpoint.pt"
 DEFAULT_LABEL_SMOOTHING = 0.1
 
 
@@ -187,7 +187,7 @@ def fit_standard(
                     "best_acc": best_acc,
                     "best_state": best_state,
                 },
-                run_dir / CHECKPOINT,
+                RunFolder(run_dir).checkpoint_path,
             )
             if cfg.snapshots:  # the last N epochs' weights, for a snapshot ensemble (improve.snapshots)
                 from picsift.runs.snapshots import save_snapshot

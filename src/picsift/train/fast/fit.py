@@ -23,6 +23,7 @@ from picsift.config import TrainConfig
 from picsift.errors import ConfigError
 from picsift.models.fastcnn import FastCNN
 from picsift.models.registry import ModelSpec, create_model
+from picsift.runs import RunFolder
 from picsift.train.data import TrainData, TrainedModel
 from picsift.train.device import autocast, seed_everything
 from picsift.train.fast.augment import BatchAugmenter
@@ -47,7 +48,6 @@ from picsift.train.fast.sizing import (
 
 __all__ = ["fit_fast"]
 log = logging.getLogger("picsift.train")
-CHECKPOINT = "checkpoint.pt"
 RECIPE_LABEL_SMOOTHING = 0.2
 
 
@@ -311,7 +311,7 @@ def _fit(
                         "batch_size": aug.batch_size,
                         "model_kwargs": kwargs,
                     },
-                    run_dir / CHECKPOINT,
+                    RunFolder(run_dir).checkpoint_path,
                 )
             overhead_s += time.perf_counter() - tv
             if cfg.snapshots:  # the last N epochs' weights, for a snapshot ensemble (improve.snapshots)
