@@ -26,9 +26,10 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from picsift.errors import ConfigError, ModelNotFoundError, RunNotFoundError
-from picsift.features.extractors import Extractor, get_extractor
+from picsift.features.deep import DeepSource
+from picsift.features.extractors import Extractor, extractor_from_module, get_extractor
 from picsift.models.classical_names import CLASSICAL_MODELS, DEFAULT_FEATURES
-from picsift.models.registry import DataConfig
+from picsift.models.registry import DataConfig, create_model
 
 ESTIMATOR_FILE = "estimator.skops"
 FEATURE_MODEL_FILE = "feature_extractor.safetensors"
@@ -259,10 +260,6 @@ def load_estimator(path: Path) -> Any:
 
 def _bundled_extractor(folder: Path, meta: dict[str, Any]) -> Extractor:
     from safetensors.torch import load_file
-
-    from picsift.features.deep import DeepSource
-    from picsift.features.extractors import extractor_from_module
-    from picsift.models.registry import create_model
 
     def build() -> Any:
         module = create_model(meta["model"], num_classes=int(meta["num_classes"]), **meta["model_kwargs"])

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from picsift.classical import predict_proba_arrays
 from picsift.errors import ConfigError
 from picsift.inference.postprocess import Scores
 from picsift.models.artifact import Artifact
@@ -83,8 +84,6 @@ class ClassicalRuntime:
         self._lock = threading.Lock()
 
     def scores(self, x: np.ndarray, batch_size: int = 256) -> Scores:
-        from picsift.classical import predict_proba_arrays
-
         with self._lock:  # a deep feature extractor inside holds a torch module
             return Scores(predict_proba_arrays(self.artifact, x), logits=False)
 

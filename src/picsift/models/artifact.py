@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from picsift.errors import RunCorruptError, RunNotFoundError
-from picsift.models.registry import DataConfig
+from picsift.models.registry import DataConfig, create_model
 from picsift.runs import ARTIFACT_DIR, ARTIFACT_META
 from picsift.version import __version__
 
@@ -108,8 +108,6 @@ def read_meta(path: Path) -> dict[str, Any]:
 def load_torch_model(folder: Path, meta: dict[str, Any], device: str = "cpu") -> Any:
     """The registry model of an artifact folder with its saved weights, in eval mode on `device`."""
     from safetensors.torch import load_file
-
-    from picsift.models.registry import create_model
 
     model = create_model(meta["model"], num_classes=len(meta["classes"]), **meta["model_kwargs"])
     model.load_state_dict(load_file(str(folder / WEIGHTS_FILE), device="cpu"))

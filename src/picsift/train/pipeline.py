@@ -263,7 +263,7 @@ def run(cfg: TrainConfig) -> RunResult:
             extra=trained.extra,
             write_model=classical.write_estimator if spec.family == "classical" else None,
         )
-        if cfg.tta:  # choose test-time views on validation data now -> tta.json
+        if cfg.tta:  # choose test-time views on validation data now -> the run's inference spec
             from picsift.improve.tta import choose_for_run
 
             choose_for_run(run_dir, ws)
