@@ -74,13 +74,11 @@ def make_workspace(root: Path, train: list, val: list, test: list):  # type: ign
 def test_metrics(run_dir: Path, tta: bool = False) -> dict[str, float]:
     from sklearn.metrics import f1_score
 
-    from picsift.deploy.predictor import Predictor
     from picsift.improve.calibration import ece, nll
     from picsift.improve.rundata import split_data
+    from picsift.inference import Predictor
 
-    p = Predictor.from_run(run_dir)
-    if tta:
-        p.enable_tta(run_dir)
+    p = Predictor.from_run(run_dir, tta=tta)
     test = split_data(run_dir, "test")
     probs = p.predict_arrays(test.x)
     pred = probs.argmax(1)
@@ -207,7 +205,7 @@ def main() -> None:
         lt[mode] = test_metrics(r.run_dir)
         lt[mode]["run"] = r.run_dir.name  # type: ignore[assignment]
         if mode == "none":
-            from picsift.deploy.predictor import Predictor
+            from picsift.inference import Predictor
 
             p = Predictor.from_run(r.run_dir)
             val = split_data(r.run_dir, "val")
@@ -235,7 +233,7 @@ def main() -> None:
     r = train.run(cfg(ws_u.root, run_name="known8"))
     calibrate(r.run_dir)
     info = fit_unknown(r.run_dir)
-    det = load_detector(r.run_dir, fit_if_missing=False)
+    det = load_detector(r.run_dir)
     from picsift.data.images import load_rgb, resize_square
 
     size = det.predictor.data_config.storage_size

@@ -44,12 +44,11 @@ NAIVE_SERVER = textwrap.dedent(
 
     from picsift.data.images import load_rgb, resize_square
     from picsift.models.artifact import load_artifact
-    from picsift.train.transforms import eval_transform
+    from picsift.models.forward import model_input
 
     torch.set_num_threads(int(sys.argv[3]))
     artifact = load_artifact(__import__("pathlib").Path(sys.argv[1]))
     model, dc = artifact.model.eval(), artifact.data_config
-    tf = eval_transform(dc)
     app = FastAPI()
 
 
@@ -57,7 +56,7 @@ NAIVE_SERVER = textwrap.dedent(
     def predict(file: UploadFile = File(...)) -> dict:
         x = torch.from_numpy(resize_square(load_rgb(file.file.read()), dc.storage_size)).permute(2, 0, 1)
         with torch.no_grad():
-            probs = torch.softmax(model(tf(x).unsqueeze(0)), dim=1)[0]
+            probs = torch.softmax(model(model_input(x.unsqueeze(0), dc)), dim=1)[0]
         i = int(probs.argmax())
         return {"label": artifact.classes[i], "confidence": float(probs[i])}
 
@@ -238,12 +237,11 @@ def offline(bundle: Path, images: list[bytes], rounds: int, budget_s: float, thr
     import torch
 
     from picsift.deploy.bundle import BundlePredictor
-    from picsift.deploy.predictor import Predictor
-    from picsift.models.artifact import load_artifact
+    from picsift.inference import Predictor, load_artifact
 
     torch.set_num_threads(threads)
     onnx = BundlePredictor.load(bundle, runtime="onnx", threads=threads)
-    eager = Predictor(load_artifact(bundle / "model"))
+    eager = Predictor.from_artifact(load_artifact(bundle / "model"))
     base = np.stack([onnx.decode(im) for im in images])
     rows = []
     for bs in (1, 64):

@@ -34,9 +34,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from picsift.config import TrainConfig
+from picsift.device import autocast, select_device
 from picsift.models.registry import create_model, get_spec
 from picsift.train.data import TrainData
-from picsift.train.device import autocast, select_device
 from picsift.train.fast import fit_fast
 from picsift.train.fast.evaluate import logits_for, to_input
 from picsift.train.fast.runtime import thread_scope

@@ -15,8 +15,7 @@ from sklearn.utils.estimator_checks import (
     check_set_params,
 )
 
-from picsift.errors import ConfigError, ModelNotFoundError
-from picsift.models.classical import (
+from picsift.classical import (
     CLASSICAL,
     FeatureTransformer,
     load_estimator,
@@ -24,6 +23,7 @@ from picsift.models.classical import (
     make_pipeline,
     save_estimator,
 )
+from picsift.errors import ConfigError, ModelNotFoundError
 
 
 @pytest.fixture(autouse=True)

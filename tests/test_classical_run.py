@@ -11,8 +11,8 @@ import pytest
 
 from picsift import train
 from picsift.config import TrainConfig
-from picsift.deploy.predictor import Predictor
 from picsift.errors import ConfigError
+from picsift.inference import Predictor
 from picsift.train.data import load_arrays
 from test_features_extract import make_workspace
 

@@ -13,7 +13,7 @@ from deploy_support import make_workspace, train_run
 from picsift.deploy import export as export_mod
 from picsift.deploy.bundle import BundlePredictor
 from picsift.deploy.export import ExportError, export
-from picsift.deploy.predictor import Predictor
+from picsift.inference import Predictor
 from picsift.models.registry import DataConfig
 
 
@@ -140,7 +140,7 @@ def test_classical_run_exports_as_artifact_bundle(tmp_path: Path) -> None:
     assert meta["format"] == "artifact" and meta["family"] == "classical"
     files = _image_files(run_dir)[:4]
     bp = BundlePredictor.load(bundle)
-    assert bp.runtime == "sklearn"
+    assert bp.runtime.name == "sklearn"
     ours, ref = bp.predict_paths(files, top_k=2), Predictor.from_run(run_dir).predict_paths(files, top_k=2)
     assert [p.top for p in ours] == [p.top for p in ref]
 

@@ -17,7 +17,7 @@ from picsift.errors import ConfigError
 from picsift.models.registry import create_model, get_spec
 from picsift.train.data import TrainData, TrainedModel
 from picsift.train.fast import fit_fast
-from picsift.train.fast.evaluate import logits_for, predict_tta, to_input
+from picsift.train.fast.evaluate import logits_for, to_input
 
 
 def digits_arrays(tmp: Path, per_class: int = 40, classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -125,16 +125,32 @@ def test_bf16_and_fp32_predictions_agree(trained: tuple[TrainData, Any, Path]) -
     assert (fp32 - bf16).abs().mean() <= 0.05 * spread
 
 
-def test_predict_tta_shapes_and_mirror_average(trained: tuple[TrainData, Any, Path]) -> None:
+def _six_view_tta(model: torch.nn.Module, x: torch.Tensor, shift: int = 1) -> torch.Tensor:
+    """The recipe's TTA as it was written before it became the "flip-shift" view set: the image and its
+    mirror, each also shifted up-left and down-right (reflect padding); weights 1/2 unshifted, 1/4 per pair."""
+
+    def pair(v: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (model(v).float() + model(v.flip(-1)).float())
+
+    h, w = x.shape[-2:]
+    padded = torch.nn.functional.pad(x, (shift,) * 4, mode="reflect")
+    up_left = padded[:, :, :h, :w]
+    down_right = padded[:, :, 2 * shift : 2 * shift + h, 2 * shift : 2 * shift + w]
+    return 0.5 * pair(x) + 0.5 * (0.5 * (pair(up_left) + pair(down_right)))
+
+
+def test_flip_shift_view_set_gives_the_recipes_six_view_tta(trained: tuple[TrainData, Any, Path]) -> None:
     data, result, _ = trained
     model = result.model
     x = to_input(torch.from_numpy(data.x_val).permute(0, 3, 1, 2), data.data_config)
     with torch.no_grad():
-        mirror = 0.5 * (model(x) + model(x.flip(-1)))
-        assert torch.allclose(predict_tta(model, x, shift=0), mirror, atol=1e-5)
-        assert predict_tta(model, x).shape == (len(x), 3)
+        reference = _six_view_tta(model, x)
     tta = logits_for(model, data.x_val, data.data_config, torch.device("cpu"), tta=True, amp=False)
     assert tta.shape == (len(data.y_val), 3)
+    torch.testing.assert_close(tta, reference, atol=1e-5, rtol=1e-5)
+    assert torch.equal(tta.argmax(1), reference.argmax(1))
+    plain = logits_for(model, data.x_val, data.data_config, torch.device("cpu"), amp=False)
+    assert not torch.allclose(tta, plain)  # the views do change the logits
 
 
 def test_pretrained_is_refused() -> None:

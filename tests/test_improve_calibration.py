@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from picsift.improve.calibration import apply_temperature, ece, fit_temperature, nll
+from picsift.inference import read_spec
+from picsift.runs import RunFolder
 from test_improve_common import make_workspace, quick_config
 
 
@@ -42,15 +43,16 @@ def test_temperature_never_increases_nll_on_calibrated_data() -> None:
 
 def test_calibrate_run_writes_file_and_predictor_applies_it(tmp_path: Path) -> None:
     from picsift import train
-    from picsift.deploy.predictor import Predictor
     from picsift.improve.calibration import calibrate
     from picsift.improve.rundata import split_data
+    from picsift.inference import Predictor
 
     ws = make_workspace(tmp_path)
     run_dir = train.run(quick_config(ws)).run_dir
     result = calibrate(run_dir)
-    saved = json.loads((run_dir / "calibration.json").read_text())
-    assert saved["temperature"] == result["temperature"] > 0
+    spec = read_spec(RunFolder(run_dir))
+    saved = spec.fits["calibration"]
+    assert spec.temperature == saved["temperature"] == result["temperature"] > 0
     assert saved["val"]["nll_after"] <= saved["val"]["nll_before"] + 1e-9
     assert "test" in saved and (run_dir / "calibration.png").stat().st_size > 1000
     val = split_data(run_dir, "val")

@@ -8,6 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from picsift.cli import build_app
+from picsift.inference import read_spec
+from picsift.runs import RunFolder
 from test_improve_common import make_workspace
 
 
@@ -20,7 +22,7 @@ def test_improve_commands_end_to_end(tmp_path: Path) -> None:
     first = runner.invoke(app, [*train_args, "--seed", "0"])
     assert first.exit_code == 0, first.output
     run1 = json.loads(first.stdout)["run_dir"]
-    assert (Path(run1) / "tta.json").exists()
+    assert read_spec(RunFolder(Path(run1))).tta_views  # train --tta chose the views
     second = runner.invoke(app, [*train_args, "--seed", "1"])
     run2 = json.loads(second.stdout)["run_dir"]
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from picsift.improve.ensemble import fit_weights
-from picsift.improve.tta import apply_view, predict_tta, select_views
+from picsift.improve.tta import select_views
+from picsift.inference.tta import ViewSet, apply_view, average_probs
 from test_improve_common import make_workspace, quick_config
 
 
@@ -22,9 +23,9 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_ensemble_of_identical_runs_equals_the_single_run(run_dir: Path) -> None:
-    from picsift.deploy.predictor import Predictor
     from picsift.improve.ensemble import make_ensemble
     from picsift.improve.rundata import split_data
+    from picsift.inference import Predictor
 
     ens = make_ensemble([run_dir, run_dir], method="weighted", name="twins")
     meta = json.loads((ens / "model" / "model.json").read_text())
@@ -76,17 +77,28 @@ def test_view_selection_drops_a_flip_that_hurts() -> None:
 
     chosen = select_views(predict, x, y, ["identity", "hflip", "shift:1:0"])
     assert "hflip" not in chosen["views"]
-    np.testing.assert_allclose(predict_tta(predict, x, ["identity"]), predict(x), atol=1e-6)
+    np.testing.assert_allclose(average_probs(predict, x, ViewSet.equal("one", ["identity"])), predict(x), atol=1e-6)
 
 
-def test_tta_on_a_run_writes_its_views(run_dir: Path) -> None:
-    from picsift.deploy.predictor import Predictor
+def test_views_compose_left_to_right() -> None:
+    x = np.zeros((1, 8, 8, 3), np.uint8)
+    x[0, 3, 2] = 255
+    both = apply_view(x, "shift:2:1+hflip")  # right by 2, down by 1, then mirrored
+    assert both[0, 4, 3, 0] == 255
+    np.testing.assert_array_equal(both, apply_view(apply_view(x, "shift:2:1"), "hflip"))
+
+
+def test_choosing_views_stores_them_and_predicting_only_reads_them(run_dir: Path) -> None:
     from picsift.improve.rundata import split_data
+    from picsift.improve.tta import choose_for_run
+    from picsift.inference import Predictor, read_spec
+    from picsift.runs import RunFolder
 
-    p = Predictor.from_run(run_dir)
-    p.enable_tta(run_dir)
-    saved = json.loads((run_dir / "tta.json").read_text())
-    assert saved["views"][0] == "identity" and p.tta_views == saved["views"]
-    assert saved["val"]["acc_tta"] >= saved["val"]["acc_single"]
+    result = choose_for_run(run_dir)
+    spec = read_spec(RunFolder(run_dir))
+    assert spec.tta_views == tuple(result["views"]) and result["views"][0] == "identity"
+    assert spec.fits["tta"]["val"]["acc_tta"] >= spec.fits["tta"]["val"]["acc_single"]
+    p = Predictor.from_run(run_dir, tta=True)
+    assert p.tta_views == result["views"]
     probs = p.predict_arrays(split_data(run_dir, "test").x)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-4)

@@ -19,9 +19,9 @@ def test_fast_cnn_snapshots_make_an_ensemble_run_that_evaluates_and_predicts(tmp
     from picsift import train
     from picsift.cli import build_app
     from picsift.config import EvalConfig
-    from picsift.deploy.predictor import Predictor
     from picsift.evaluate import pipeline
     from picsift.improve.rundata import split_data
+    from picsift.inference import Predictor
 
     ws = make_workspace(tmp_path)
     run_dir = train.run(quick_config(ws, epochs=4, snapshots=3)).run_dir

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from picsift.improve.thresholds import THRESHOLDS_FILE, apply_class_scales
+from picsift.improve.thresholds import apply_class_scales
+from picsift.inference import read_spec
+from picsift.runs import RunFolder
 from test_improve_common import make_workspace, quick_config
 
 
@@ -38,16 +40,18 @@ def test_apply_class_scales_is_a_prior_shift() -> None:
 
 def test_thresholds_do_not_lower_validation_macro_f1_and_predictor_applies_them(long_tailed_run: Path) -> None:
     from picsift.config import EvalConfig
-    from picsift.deploy.predictor import Predictor
     from picsift.evaluate import pipeline
     from picsift.improve.rundata import split_data
     from picsift.improve.thresholds import fit_thresholds
+    from picsift.inference import Predictor
 
     run_dir = long_tailed_run
     val = split_data(run_dir, "val")
     before = macro_f1(val.y, Predictor.from_run(run_dir).predict_arrays(val.x))
     result = fit_thresholds(run_dir, "macro-f1")
-    doc = json.loads((run_dir / THRESHOLDS_FILE).read_text())
+    spec = read_spec(RunFolder(run_dir))
+    doc = spec.fits["thresholds"]
+    assert spec.class_scales == pytest.approx(doc["scales"])
     assert doc["metric"] == "macro_f1" and len(doc["scales"]) == 3 and doc["classes"] == ["0", "1", "2"]
     assert result["val"]["before"] == pytest.approx(before)
     assert result["val"]["after"] >= result["val"]["before"]
@@ -61,16 +65,16 @@ def test_thresholds_do_not_lower_validation_macro_f1_and_predictor_applies_them(
     assert ev.metrics["accuracy"] == pytest.approx(result["val"]["accuracy_after"])
     assert ev.metrics["class_scales"] == pytest.approx(doc["scales"])
     # the decision does not depend on a later temperature
-    predictor.temperature = 2.5
-    assert (predictor.predict_arrays(val.x).argmax(1) == probs.argmax(1)).all()
+    hot = predictor.with_spec(predictor.spec.replace(temperature=2.5))
+    assert (hot.predict_arrays(val.x).argmax(1) == probs.argmax(1)).all()
 
 
 def test_cli_calibrate_thresholds_and_bundle_parity(long_tailed_run: Path, tmp_path: Path) -> None:
     from picsift.cli import build_app
     from picsift.deploy.bundle import BundlePredictor
     from picsift.deploy.export import export
-    from picsift.deploy.predictor import Predictor
     from picsift.improve.rundata import split_data
+    from picsift.inference import Predictor
 
     runner = CliRunner()
     app = build_app()
@@ -95,7 +99,8 @@ def test_cli_calibrate_thresholds_and_bundle_parity(long_tailed_run: Path, tmp_p
 
     removed = runner.invoke(app, ["calibrate", "--run", str(long_tailed_run), "--thresholds", "none", "--json"])
     assert removed.exit_code == 0, removed.output
-    assert not (long_tailed_run / THRESHOLDS_FILE).exists()
+    spec = read_spec(RunFolder(long_tailed_run))
+    assert spec.class_scales is None and "thresholds" not in spec.fits
     assert Predictor.from_run(long_tailed_run).class_scales is None
 
 

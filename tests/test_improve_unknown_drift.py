@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +26,18 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def test_unknown_rejection_rejects_noise_more_than_known_images(setup: tuple[Path, Path]) -> None:
-    from picsift.deploy.predictor import expand_inputs
+    from picsift.data.inputs import expand_inputs
     from picsift.improve.rundata import split_data
     from picsift.improve.unknown import evaluate_unknowns, fit_unknown, load_detector
+    from picsift.inference import read_spec
+    from picsift.runs import RunFolder
 
     run_dir, root = setup
     info = fit_unknown(run_dir, target_frr=0.1)
     assert info["val_rejection_rate"] <= 0.1 + 1e-9
-    assert json.loads((run_dir / "unknown.json").read_text())["thresholds"] == info["thresholds"]
-    det = load_detector(run_dir, fit_if_missing=False)
+    rule = read_spec(RunFolder(run_dir)).unknown
+    assert rule is not None and rule.to_dict()["thresholds"] == info["thresholds"]
+    det = load_detector(run_dir)
     noise = np.stack([det.predictor.decode(p) for p in expand_inputs([str(root / "noise")])])
     result = evaluate_unknowns(det, split_data(run_dir, "test").x, noise)
     assert result["unknown_rejected"] > result["known_rejected"]

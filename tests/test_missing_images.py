@@ -16,8 +16,8 @@ from conftest import write_digits
 from label_support import app_client
 from picsift.cli import build_app
 from picsift.data.available import MISSING, SkippedImage, skipped_message, split_present
+from picsift.runs import new_run
 from picsift.store import ImageRow, Workspace
-from picsift.train.runs import new_run
 
 torch.set_num_threads(1)
 
@@ -94,14 +94,14 @@ def test_helper_splits_rows_and_builds_one_line(tmp_path: Path) -> None:
 
 def test_a_failed_run_leaves_no_folder(tmp_path: Path) -> None:
     ws = Workspace.open(tmp_path / "ws", create=True)
-    with pytest.raises(RuntimeError), new_run(ws, "fastcnn") as run_dir:
-        (run_dir / "config.json").write_text("{}")
+    with pytest.raises(RuntimeError), new_run(ws, "fastcnn") as run:
+        (run.path / "config.json").write_text("{}")
         raise RuntimeError("a crash mid-run")
     assert not list(ws.runs_dir.iterdir())
-    with pytest.raises(KeyboardInterrupt), new_run(ws, "fastcnn") as run_dir:
-        (run_dir / "checkpoint.pt").write_bytes(b"weights")  # resumable: kept for --resume
+    with pytest.raises(KeyboardInterrupt), new_run(ws, "fastcnn") as run:
+        run.checkpoint_path.write_bytes(b"weights")  # resumable: kept for --resume
         raise KeyboardInterrupt
-    assert [p.name for p in ws.runs_dir.iterdir()] == [run_dir.name]
+    assert [p.name for p in ws.runs_dir.iterdir()] == [run.name]
     ws.close()
 
 

@@ -28,8 +28,8 @@ from picsift.errors import UnsafePathError
 from picsift.filenames import WINDOWS_RESERVED, UniqueNames, inside, safe_filename, unique_names
 from picsift.ingest import run as run_import
 from picsift.ingest.urls import url_file_name
+from picsift.runs import new_run_dir
 from picsift.store import Workspace
-from picsift.train.runs import new_run_dir
 
 LONG = "x" * 300
 HOSTILE = ["..", ".", "/", "\\", "\x00", "CON", LONG, "Cat", "cat"]
@@ -108,7 +108,7 @@ def test_url_and_run_names_stay_inside(tmp_path: Path) -> None:
         _assert_portable(name)
         assert len(name) <= 40 and name.endswith((".png", ".jpg"))
     ws = Workspace.open(tmp_path / "ws", create=True)
-    made = [new_run_dir(ws, "fastcnn", name) for name in HOSTILE]
+    made = [new_run_dir(ws, name).path for name in HOSTILE]
     for run_dir in made:
         assert run_dir.resolve().parent == ws.runs_dir.resolve()
         _assert_portable(run_dir.name)

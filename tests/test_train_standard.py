@@ -13,10 +13,10 @@ from picsift.config import TrainConfig
 from picsift.errors import ConfigError, ModelNotFoundError, WeightsNotAvailableError
 from picsift.models import count_parameters, create_model, get_spec, list_models
 from picsift.models.artifact import load_artifact
+from picsift.runs import resolve_run
 from picsift.store import Workspace
 from picsift.store.schema import Image
 from picsift.train import run as train_run
-from picsift.train.runs import resolve_run
 
 torch.set_num_threads(1)
 

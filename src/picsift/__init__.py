@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from picsift.errors import (
     ConfigError,
     DatasetError,
@@ -11,11 +9,14 @@ from picsift.errors import (
     LabelError,
     ModelNotFoundError,
     PicsiftError,
+    RunCorruptError,
+    RunError,
     RunNotFoundError,
     UnsafePathError,
     WeightsNotAvailableError,
     WorkspaceError,
 )
+from picsift.version import __version__
 
 __all__ = [
     "ConfigError",
@@ -24,6 +25,8 @@ __all__ = [
     "LabelError",
     "ModelNotFoundError",
     "PicsiftError",
+    "RunCorruptError",
+    "RunError",
     "RunNotFoundError",
     "UnsafePathError",
     "WeightsNotAvailableError",

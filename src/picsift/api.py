@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from picsift.deploy.predictor import Prediction, Predictor, expand_inputs
+from picsift.data.inputs import expand_inputs
+from picsift.deploy.bundle import load_bundle
 from picsift.evaluate.pipeline import EvalResult
-from picsift.store import Workspace
-from picsift.train.runs import resolve_run
+from picsift.inference import Prediction, Predictor
+from picsift.runs import locate_run
 
 if TYPE_CHECKING:
     from picsift.ingest import ImportResult
@@ -32,27 +33,19 @@ def predict(
     tta: bool = False,
     reject_unknown: bool = False,
 ) -> list[Prediction]:
-    """Predict files, folders or globs with a run (default: the workspace's latest) or a bundle.
+    """Predict files, folders or globs with a run (default: the workspace's latest) or an exported bundle.
 
-    tta: average over the run's test-time views (tta.json); reject_unknown: label images unlike
-    every class "unknown" (thresholds from unknown.json, fitted on validation data on first use).
+    tta: average over the run's chosen test-time views (the default view set, with a warning, when none were
+    chosen); reject_unknown: label images unlike every class "unknown", with the rejector `picsift calibrate`
+    fitted (ConfigError when there is none). A bundle carries the same settings as its run. Reads, never
+    writes: the run folder and the bundle stay as they are.
     """
     items = expand_inputs([paths] if isinstance(paths, str) else list(paths))
+    predictor: Predictor
     if bundle is not None:
-        from picsift.deploy.bundle import BundlePredictor  # type: ignore[import-not-found]
-
-        return BundlePredictor.load(Path(bundle)).predict_paths(items, top_k=top_k)  # type: ignore[no-any-return]
-    ws = None
-    if run is None or not Path(str(run)).is_dir():
-        ws = Workspace.open(workspace)
-    run_dir = resolve_run(ws, run)
-    predictor = Predictor.from_run(run_dir)
-    if tta:
-        predictor.enable_tta(run_dir)
-    if reject_unknown:
-        from picsift.improve.unknown import load_detector
-
-        predictor.rejector = load_detector(run_dir, predictor, ws)
+        predictor = load_bundle(Path(bundle), tta=tta, reject_unknown=reject_unknown)
+    else:
+        predictor = Predictor.from_run(locate_run(workspace, run), tta=tta, reject_unknown=reject_unknown)
     return predictor.predict_paths(items, top_k=top_k)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import numpy as np
 
 from picsift.errors import ConfigError, PicsiftError
 from picsift.jsonio import write_json
+from picsift.runs import RunFolder
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.compare")
@@ -42,7 +42,7 @@ class Candidate:
 
 def parse_candidates(text: str | list[str] | tuple[str, ...]) -> list[Candidate]:
     """'fastcnn,svm:hog,knn:cnn:fastcnn' -> candidates; unknown models and bad combinations raise."""
-    from picsift.models.classical import CLASSICAL, DEFAULT_FEATURES
+    from picsift.classical import CLASSICAL, DEFAULT_FEATURES
     from picsift.models.registry import get_spec
 
     items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
@@ -91,9 +91,10 @@ def evaluate_run(ws: Workspace, run_dir: Path) -> dict[str, Any]:
     from sklearn.metrics import accuracy_score, f1_score
 
     from picsift.data.available import decode_available, skipped_message
-    from picsift.deploy.predictor import Predictor
+    from picsift.inference import Predictor
 
-    data = json.loads((run_dir / "data.json").read_text())
+    run = RunFolder(run_dir)
+    data = run.read_data_split()
     split = "test" if data.get("test_ids") else "val"
     ids = data.get(f"{split}_ids") or []
     predictor = Predictor.from_run(run_dir)
@@ -120,7 +121,7 @@ def evaluate_run(ws: Workspace, run_dir: Path) -> dict[str, Any]:
         "accuracy": float(accuracy_score(y, pred)),
         "macro_f1": float(f1_score(y, pred, average="macro", labels=list(range(len(classes))), zero_division=0)),
         "predict_ms_per_image": 1000.0 * seconds / len(rows),
-        "model_bytes": _dir_bytes(run_dir / "model"),
+        "model_bytes": _dir_bytes(run.artifact_dir),
     }
 
 

@@ -39,8 +39,16 @@ class WeightsNotAvailableError(PicsiftError):
     """Pretrained weights were asked for but cannot be loaded."""
 
 
-class RunNotFoundError(PicsiftError):
-    """A run id or folder does not exist."""
+class RunError(PicsiftError):
+    """A run folder cannot be used: base of RunNotFoundError and RunCorruptError."""
+
+
+class RunNotFoundError(RunError):
+    """A run id or folder does not exist, or lacks a file the operation needs."""
+
+
+class RunCorruptError(RunError):
+    """A run folder's file exists but cannot be read: invalid JSON, a wrong shape, missing keys."""
 
 
 class LabelError(ConfigError):

@@ -35,13 +35,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _run_dir(workspace: Path | None, run: str | None) -> Path:
-    from picsift.store import Workspace
-    from picsift.train.runs import resolve_run
+    from picsift.runs import locate_run
 
-    ws = None
-    if run is None or not Path(run).is_dir():
-        ws = Workspace.open(workspace)
-    return resolve_run(ws, run)
+    return locate_run(workspace, run).path
 
 
 def _warn_parity(meta: dict[str, Any]) -> None:

@@ -19,11 +19,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _run_dir(workspace: Path | None, run: str | None) -> Path:
-    from picsift.store import Workspace
-    from picsift.train.runs import resolve_run
+    from picsift.runs import locate_run
 
-    ws = None if run is not None and Path(run).is_dir() else Workspace.open(workspace)
-    return resolve_run(ws, run)
+    return locate_run(workspace, run).path
 
 
 @handle_errors
@@ -73,7 +71,6 @@ def ensemble(
     json_out: JsonOpt = False,
 ) -> None:
     """Combine runs (or one run's epoch snapshots) into a new run averaging their probabilities."""
-    import json
 
     from picsift.errors import ConfigError
     from picsift.improve.ensemble import make_ensemble
@@ -87,7 +84,9 @@ def ensemble(
     else:
         dirs = [_run_dir(workspace, r) for r in runs or []]
         run_dir = make_ensemble(dirs, method=method, name=name)
-    summary = json.loads((run_dir / "run.json").read_text())
+    from picsift.runs import RunFolder
+
+    summary = RunFolder(run_dir).read_record()
     if json_out:
         print_json({**summary, "run_dir": str(run_dir)})
         return
@@ -103,7 +102,10 @@ def ensemble(
 def calibrate(
     workspace: WorkspaceOpt = None,
     run: RunOpt = None,
-    tta: Annotated[bool, typer.Option("--tta", help="Calibrate the TTA-averaged probabilities.")] = False,
+    tta: Annotated[
+        bool,
+        typer.Option("--tta", help="Choose test-time views (if the run has none); fit on TTA-averaged probabilities."),
+    ] = False,
     target_frr: Annotated[
         float, typer.Option(help="Unknown rejection: share of known-class images allowed to be rejected.")
     ] = 0.05,
@@ -112,12 +114,16 @@ def calibrate(
         typer.Option(
             "--thresholds",
             help="Per-class decision thresholds maximising macro-f1 | balanced-accuracy on validation data "
-            "(thresholds.json); none removes them. Default: keep the run's current ones.",
+            "(stored in the run's inference spec); none removes them. Default: keep the run's current ones.",
         ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Fit temperature scaling (calibration.json), optional per-class thresholds and unknown rejection."""
+    """Fit temperature scaling, optional per-class thresholds and unknown rejection (the run's inference spec).
+
+    With --tta, the run's test-time views are chosen first (when it has none) and everything is fitted on the
+    TTA-averaged probabilities.
+    """
     from picsift.improve.calibration import calibrate as fit
     from picsift.improve.thresholds import fit_thresholds, metric_name, remove_thresholds
     from picsift.improve.unknown import fit_unknown
@@ -145,7 +151,7 @@ def calibrate(
                     f"(accuracy {fmt_metric(r['accuracy_before'])} -> {fmt_metric(r['accuracy_after'])})"
                 )
         scales = ", ".join(f"{c} x{s:.2f}" for c, s in zip(fitted["classes"], fitted["scales"], strict=True))
-        console.print(f"class scales: {scales} ({run_dir / 'thresholds.json'})")
+        console.print(f"class scales: {scales}")
     console.print(f"temperature {result['temperature']:.3f} (fitted on {result['n']} validation images)")
     for split in ("val", "test"):
         if split in result:

@@ -229,7 +229,7 @@ def predict(
     followed); what they hold that is not an image is counted at the end, with why.
     """
     from picsift.api import predict as api_predict
-    from picsift.deploy.predictor import collect_inputs
+    from picsift.data.inputs import collect_inputs
 
     found = collect_inputs(paths)
     results = api_predict(

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from picsift.curate.findings import Finding
+from picsift.numerics import nll, softmax
 
 
 def _fit_predict(
@@ -63,12 +64,6 @@ def _ridge_scores(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, n_classes: 
     return np.hstack([xte, np.ones((len(xte), 1), np.float32)]).astype(np.float64) @ w
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 # Ridge scores are small and need sharpening only; network logits may need softening too.
 RIDGE_GRID = np.geomspace(1.0, 200.0, 40)
 LOGIT_GRID = np.geomspace(0.05, 20.0, 60)
@@ -76,8 +71,8 @@ LOGIT_GRID = np.geomspace(0.05, 20.0, 60)
 
 def _fit_temperature(scores: np.ndarray, y: np.ndarray, grid: np.ndarray = RIDGE_GRID) -> float:
     """The softmax scale with the lowest log loss (a 1-D grid search: one scalar, hard to overfit)."""
-    nll = [-np.log(_softmax(scores * g)[np.arange(len(y)), y] + 1e-12).mean() for g in grid]
-    return float(grid[int(np.argmin(nll))])
+    losses = [nll(softmax(scores * g), y) for g in grid]
+    return float(grid[int(np.argmin(losses))])
 
 
 def cross_val_pred_probs(
@@ -112,7 +107,7 @@ def cross_val_pred_probs(
         scores = np.zeros((len(y), n_classes), dtype=np.float64)
         for tr, te in splitter.split(x, y):
             scores[te] = _ridge_scores(x[tr], y[tr], x[te], n_classes, 1.0 if l2 is None else l2)
-        return _softmax(scores * _fit_temperature(scores, y))
+        return softmax(scores * _fit_temperature(scores, y))
     for f, (tr, te) in enumerate(splitter.split(x, y)):
         probs[te] = _fit_predict(x[tr], y[tr], x[te], n_classes, model, 1e-3 if l2 is None else l2, seed + f)
     return probs
@@ -182,8 +177,8 @@ def combine_probs(cnn_logits: np.ndarray, linear_probs: np.ndarray, labels: np.n
     """The CNN's out-of-fold logits (temperature fitted to the given labels) and a linear model's
     probabilities, ensembled by a geometric mean (product of experts, renormalised)."""
     y = np.asarray(labels, dtype=np.int64)
-    p_cnn = _softmax(cnn_logits * _fit_temperature(cnn_logits, y, LOGIT_GRID))
-    return _softmax(0.5 * np.log(p_cnn + 1e-9) + 0.5 * np.log(linear_probs + 1e-9))
+    p_cnn = softmax(cnn_logits * _fit_temperature(cnn_logits, y, LOGIT_GRID))
+    return softmax(0.5 * np.log(p_cnn + 1e-9) + 0.5 * np.log(linear_probs + 1e-9))
 
 
 def find_label_issues(

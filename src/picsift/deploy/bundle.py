@@ -1,23 +1,26 @@
 """Predict with an exported bundle: ONNX Runtime on CPU by default, or the bundled torch artifact.
 
 The only preprocessing outside the ONNX graph is `resize_square(load_rgb(...), storage_size)`, the
-same function training and the run predictor use; the graph does crop and normalisation.
+same function training and the run predictor use; the graph does crop and normalisation. A bundle carries
+its run's inference spec (bundle.json "inference": temperature, class scales, chosen test-time views,
+unknown rejection, with the rejector's feature bank beside it), so the same picsift.inference.Predictor
+applies the same settings as the run.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import torch
 
-from picsift.data.images import load_rgb, resize_square
-from picsift.deploy.export import ARTIFACT_DIR, BUNDLE_FILE, onnx_logits, onnx_session, softmax
-from picsift.deploy.predictor import Prediction, predict_files
-from picsift.errors import ConfigError, RunNotFoundError
+from picsift.deploy.export import ARTIFACT_DIR, BANK_FILE, BUNDLE_FILE
+from picsift.errors import ConfigError, RunCorruptError, RunNotFoundError
+from picsift.inference import InferenceSpec, Predictor, load_artifact, runtime_for
+from picsift.inference.predictor import chosen_views, fitted_rejector
+from picsift.inference.runtime import OnnxRuntime, onnx_session
 from picsift.models.registry import DataConfig
 
 log = logging.getLogger("picsift.deploy")
@@ -34,80 +37,94 @@ def read_bundle_meta(path: Path) -> dict[str, Any]:
     try:
         return dict(json.loads(meta_path.read_text()))
     except (OSError, ValueError) as e:
-        raise RunNotFoundError(f"cannot read {meta_path}: {e}") from e
+        raise RunCorruptError(f"cannot read {meta_path}: {e}") from e
 
 
-class BundlePredictor:
-    """A loaded bundle. `predict_arrays` is thread-safe (ORT sessions are; torch runs under a lock)."""
+def bundle_spec(meta: dict[str, Any], where: str) -> InferenceSpec:
+    """The inference spec a bundle carries; bundles made before it carried one had only temperature and
+    class_scales at the top level."""
+    if meta.get("inference") is not None:
+        return InferenceSpec.from_dict(meta["inference"], f"{where}'s inference spec")
+    t, scales = meta.get("temperature"), meta.get("class_scales")
+    return InferenceSpec(
+        temperature=float(t) if t else None, class_scales=tuple(float(s) for s in scales) if scales else None
+    )
 
-    def __init__(self, path: Path, meta: dict[str, Any], runtime: str, engine: Any) -> None:
+
+class BundlePredictor(Predictor):
+    """A Predictor loaded from a bundle, with the bundle's path, metadata and version.
+
+    `predict_arrays` is thread-safe (ONNX Runtime sessions are; torch and scikit-learn runtimes lock)."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], predictor: Predictor) -> None:
+        super().__init__(
+            predictor.runtime,
+            predictor.spec,
+            views=predictor.views,
+            rejector=predictor.rejector,
+            artifact=predictor.artifact,
+        )
         self.path = path
         self.meta = meta
-        self.runtime = runtime
-        self._engine = engine
-        self._lock = threading.Lock()
-        self.classes: list[str] = list(meta["classes"])
-        self.data_config = DataConfig.from_dict(meta["data_config"])
         self.version: str = str(meta.get("version", "unknown"))
-        t = meta.get("temperature")
-        self.temperature = float(t) if t else 1.0
-        scales = meta.get("class_scales")  # per-class decision scales, applied before the temperature
-        self.log_scales = np.log(np.asarray(scales, dtype=np.float64)) if scales else None
 
     @classmethod
     def load(
-        cls, path: str | Path, runtime: str = "auto", threads: int | None = None, device: str = "cpu"
+        cls,
+        path: str | Path,
+        runtime: str = "auto",
+        threads: int | None = None,
+        device: str = "cpu",
+        *,
+        tta: bool = False,
+        reject_unknown: bool = False,
     ) -> BundlePredictor:
-        """runtime: "onnx" (ONNX Runtime, CPU), "torch" (the bundled artifact), "auto" (ONNX if present)."""
+        """runtime: "onnx" (ONNX Runtime, CPU), "torch" (the bundled artifact), "auto" (ONNX if present).
+        tta / reject_unknown: as the run's Predictor (picsift.inference.Predictor.from_run), from the spec the
+        bundle carries; ConfigError when it carries no unknown rejector. Unknown rejection needs the model's
+        features, which the ONNX graph does not output: with it, "auto" runs the bundled artifact and "onnx"
+        is a ConfigError."""
         if runtime not in RUNTIMES:
             raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
         path = Path(path).resolve()
         meta = read_bundle_meta(path)
+        where = f"bundle {path}"
+        spec = bundle_spec(meta, where)
         has_onnx = meta.get("format") == "onnx" and meta.get("model_file")
+        if reject_unknown and runtime == "onnx":
+            raise ConfigError(
+                f"{where}: unknown rejection needs the model's features, which its ONNX model does not give; "
+                "use the torch runtime (the bundled artifact)"
+            )
+        if reject_unknown and runtime == "auto":
+            has_onnx = False
         if runtime == "onnx" and not has_onnx:
             raise ConfigError(f"bundle {path} has no ONNX model (format {meta.get('format')!r}); use --runtime torch")
         if runtime == "onnx" or (runtime == "auto" and has_onnx):
             model_file = path / str(meta["model_file"])
             if not model_file.is_file():
                 raise RunNotFoundError(f"bundle {path} is incomplete: {model_file.name} missing")
-            return cls(path, meta, "onnx", onnx_session(model_file, threads))
-        from picsift.deploy.predictor import Predictor
-        from picsift.models.artifact import load_artifact
-
-        if not (path / ARTIFACT_DIR).is_dir():
-            raise RunNotFoundError(f"bundle {path} carries no {ARTIFACT_DIR}/ artifact for the torch runtime")
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
-        artifact = load_artifact(path / ARTIFACT_DIR, device=device)
-        name = "sklearn" if artifact.family == "classical" else "torch"
-        return cls(path, meta, name, Predictor(artifact, device=device))
+            engine = OnnxRuntime(
+                onnx_session(model_file, threads), list(meta["classes"]), DataConfig.from_dict(meta["data_config"])
+            )
+            predictor = Predictor(engine, spec)
+        else:
+            if not (path / ARTIFACT_DIR).is_dir():
+                raise RunNotFoundError(f"bundle {path} carries no {ARTIFACT_DIR}/ artifact for the torch runtime")
+            if threads:
+                torch.set_num_threads(threads)
+            artifact = load_artifact(path / ARTIFACT_DIR, device=device)
+            predictor = Predictor(runtime_for(artifact, device), spec, artifact=artifact)
+        if tta:
+            predictor.views = chosen_views(spec, where)
+        if reject_unknown:
+            how = "fit it on the run with `picsift calibrate`, then export the run again"
+            predictor.rejector = fitted_rejector(spec, path / BANK_FILE, where, how)
+        return cls(path, meta, predictor)
 
     @property
     def storage_size(self) -> int:
         return self.data_config.storage_size
-
-    def decode(self, source: str | Path | bytes) -> np.ndarray:
-        """An image file or its bytes -> uint8 (S, S, 3): the bundle's input for one image."""
-        return resize_square(load_rgb(source), self.storage_size)
-
-    def predict_arrays(self, x: np.ndarray) -> np.ndarray:
-        """uint8 (N, S, S, 3) -> probabilities (N, K), with the bundle's calibrated temperature if any."""
-        if len(x) == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
-        if self.runtime == "onnx":
-            logits = onnx_logits(self._engine, x)
-            return softmax(logits if self.log_scales is None else logits + self.log_scales, self.temperature)
-        with self._lock:
-            probs = self._engine.predict_arrays(x)
-        if self.temperature == 1.0 and self.log_scales is None:
-            return np.asarray(probs, dtype=np.float32)
-        z = np.log(np.clip(probs, 1e-12, None))
-        return softmax(z if self.log_scales is None else z + self.log_scales, self.temperature)
-
-    def predict_paths(self, paths: list[str], top_k: int = 1) -> list[Prediction]:
-        return predict_files(self, paths, top_k)
 
     def info(self) -> dict[str, Any]:
         keep = (
@@ -127,7 +144,14 @@ class BundlePredictor:
         )
         return {
             "version": self.version,
-            "runtime": self.runtime,
+            "runtime": self.runtime.name,
             "bundle": str(self.path),
             **{k: self.meta.get(k) for k in keep},
         }
+
+
+def load_bundle(
+    path: str | Path, runtime: str = "auto", *, tta: bool = False, reject_unknown: bool = False
+) -> BundlePredictor:
+    """`BundlePredictor.load`: what `picsift.api.predict(bundle=...)` uses."""
+    return BundlePredictor.load(path, runtime, tta=tta, reject_unknown=reject_unknown)

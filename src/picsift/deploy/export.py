@@ -9,11 +9,13 @@ sample images (from the run's test/val split) and the export fails if they disag
 
 Bundle layout::
 
-    bundle.json       classes, data config, version, source run, parity, quantisation, temperature,
-                      class_scales (per-class decision scales: p ~ p * s, before the temperature)
+    bundle.json       classes, data config, version, source run, parity, quantisation, the run's inference
+                      spec ("inference": temperature, class scales, chosen test-time views, unknown
+                      rejection), and its temperature and class_scales at the top level as before
     model.onnx        float32 graph (input "pixels" uint8 NHWC, output "logits")
     model.int8.onnx   with --quantize int8 (dynamic quantisation); bundle.json's model_file names it
     model/            a copy of the run's artifact (safetensors + model.json), for `--runtime torch`
+    unknown_bank.npz  the unknown rejector's feature bank, when the run has one
 
 Classical (scikit-learn) runs have feature extractors outside scikit-learn, so instead of ONNX their
 bundle carries the artifact (format "artifact") and is served by the same predictor as the run.
@@ -21,9 +23,7 @@ bundle carries the artifact (format "artifact") and is served by the same predic
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import logging
 import shutil
 import tempfile
@@ -44,11 +44,18 @@ from picsift.data.available import (
     file_problem,
     skipped_dicts,
 )
+from picsift.data.hashing import sha256_file
 from picsift.data.images import load_rgb, resize_square
 from picsift.errors import ConfigError, ImageDecodeError, PicsiftError, RunNotFoundError
+from picsift.inference import InferenceSpec, Predictor, load_artifact, read_spec
+from picsift.inference.runtime import ONNX_INPUT, ONNX_OUTPUT, onnx_logits, onnx_session
 from picsift.jsonio import write_json
-from picsift.models.artifact import ARTIFACT_DIR, Artifact, load_artifact
+from picsift.models.artifact import META_FILE
+from picsift.models.forward import crop_offset, model_input
 from picsift.models.registry import DataConfig
+from picsift.numerics import softmax
+from picsift.runs import ARTIFACT_DIR, RunFolder
+from picsift.version import __version__
 
 log = logging.getLogger("picsift.deploy")
 
@@ -56,8 +63,9 @@ BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT_VERSION = 1
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
-INPUT_NAME = "pixels"
-OUTPUT_NAME = "logits"
+BANK_FILE = "unknown_bank.npz"
+INPUT_NAME = ONNX_INPUT
+OUTPUT_NAME = ONNX_OUTPUT
 DEFAULT_OPSET = 17
 PARITY_MAX_PROB_DIFF = 1e-3
 
@@ -84,31 +92,22 @@ class Samples:
 
 def crop_offsets(dc: DataConfig) -> tuple[int, int]:
     """Top/left of the centre crop from storage_size to input_size (torchvision's CenterCrop rounding)."""
-    s, i = dc.storage_size, dc.input_size
-    off = int(round((s - i) / 2.0))
+    off = crop_offset(dc.storage_size, dc.input_size)
     return off, off
 
 
 def _preprocessing_module(model: Any, dc: DataConfig) -> Any:
-    import torch
     from torch import nn
 
-    top, left = crop_offsets(dc)
-    size = dc.input_size
-
     class WithPreprocessing(nn.Module):
-        """uint8 (N, S, S, 3) -> centre crop -> [0, 1] -> (x - mean) / std -> model -> logits."""
+        """uint8 (N, S, S, 3) -> picsift.models.forward.model_input (centre crop, normalise) -> model -> logits."""
 
         def __init__(self) -> None:
             super().__init__()
             self.model = model
-            self.register_buffer("mean", torch.tensor(dc.mean, dtype=torch.float32).view(1, 3, 1, 1))
-            self.register_buffer("std", torch.tensor(dc.std, dtype=torch.float32).view(1, 3, 1, 1))
 
-        def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-            x = pixels[:, top : top + size, left : left + size, :].permute(0, 3, 1, 2)
-            x = x.to(torch.float32) / 255.0
-            return self.model((x - self.mean) / self.std)  # type: ignore[operator,no-any-return]
+        def forward(self, pixels: Any) -> Any:
+            return self.model(model_input(pixels.permute(0, 3, 1, 2), dc))
 
     return WithPreprocessing().eval()
 
@@ -126,6 +125,8 @@ def _torch_to_onnx(module: Any, example: Any, path: Path, opset: int) -> str:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is still supported
+                # The graph takes one storage size, so the crop and the normalisation constants are meant to be fixed.
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 torch.onnx.export(module, (example,), str(path), **kwargs)
             return "torchscript"
         except Exception as e:  # e.g. an op only the new exporter handles
@@ -148,34 +149,6 @@ def _torch_to_onnx(module: Any, example: Any, path: Path, opset: int) -> str:
     return "dynamo"
 
 
-def onnx_session(path: Path, threads: int | None = None) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    # No busy-waiting between runs: in a server the same cores decode images and parse HTTP.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-def onnx_logits(session: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    outs = [
-        session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x[i : i + batch_size])})[0]
-        for i in range(0, len(x), batch_size)
-    ]
-    return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, 0), np.float32)
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits.astype(np.float64) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
 def sample_images(run_dir: Path, dc: DataConfig, classes: list[str], n: int, seed: int = 0) -> Samples:
     """Up to n images from the run's test then val split (decoded like serving does), plus 4 noise images.
 
@@ -189,9 +162,9 @@ def sample_images(run_dir: Path, dc: DataConfig, classes: list[str], n: int, see
     skipped: list[SkippedImage] = []
     source = "random noise (the run's workspace was not found)"
     try:
-        data = json.loads((run_dir / "data.json").read_text())
-        env = json.loads((run_dir / "env.json").read_text())
-        ws_root = Path(env["workspace"])
+        run = RunFolder(run_dir)
+        data = run.read_data_split()
+        ws_root = Path(run.read_env()["workspace"])
         if (ws_root / "catalog.sqlite").exists():
             from picsift.store import Workspace
 
@@ -267,27 +240,9 @@ def degenerate_message(n: int, spread: float) -> str:
     )
 
 
-def run_temperature(run_dir: Path, artifact: Artifact) -> float | None:
-    """A calibrated softmax temperature, if the run has one (artifact extra or calibration.json)."""
-    t = artifact.extra.get("temperature")
-    cal = run_dir / "calibration.json"
-    if t is None and cal.exists():
-        try:
-            t = json.loads(cal.read_text()).get("temperature")
-        except (OSError, ValueError):
-            t = None
-    try:
-        return float(t) if t is not None and float(t) > 0 else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def bundle_spec(run: RunFolder) -> InferenceSpec:
+    """The run's inference spec as its bundle carries it (without the fit reports)."""
+    return read_spec(run).replace(fits={})
 
 
 def _inline_aliased_initializers(src: Path, dst: Path) -> None:
@@ -371,12 +326,11 @@ def export(
     or no longer decodes (else it is skipped and listed in bundle.json's parity "skipped_images"). A model
     whose outputs barely vary across the samples is recorded as parity "degenerate" with a "warning".
     """
-    from picsift import __version__
-    from picsift.deploy.predictor import Predictor
-    from picsift.improve.thresholds import bundle_class_scales
+    import torch
 
     run_dir = Path(run_dir).resolve()
-    if not (run_dir / ARTIFACT_DIR).is_dir():
+    run = RunFolder(run_dir)
+    if not run.artifact_dir.is_dir():
         raise RunNotFoundError(f"{run_dir} is not a finished run (no {ARTIFACT_DIR}/ folder)")
     if quantize not in (None, "int8"):
         raise ConfigError(f"--quantize must be int8 (or omitted), got {quantize!r}")
@@ -387,8 +341,11 @@ def export(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        shutil.copytree(run_dir / ARTIFACT_DIR, tmp / ARTIFACT_DIR)
-        run_info = _read_json(run_dir / "run.json")
+        shutil.copytree(run.artifact_dir, tmp / ARTIFACT_DIR)
+        spec = bundle_spec(run)
+        if spec.unknown is not None:
+            shutil.copyfile(run.unknown_bank_path, tmp / BANK_FILE)
+        run_info = run.read_record_if_any()
         meta: dict[str, Any] = {
             "format_version": BUNDLE_FORMAT_VERSION,
             "model": artifact.model_name,
@@ -398,10 +355,11 @@ def export(
             "preprocessing": (
                 "decode to RGB (EXIF orientation, alpha on white), picsift.data.images.resize_square to "
                 f"{dc.storage_size} (shorter side, bilinear antialiased, centre crop); in the graph: centre "
-                f"crop {dc.input_size}, /255, (x - mean) / std"
+                f"crop {dc.input_size}, (x - 255 mean) / (255 std)"
             ),
-            "temperature": run_temperature(run_dir, artifact),
-            "class_scales": bundle_class_scales(run_dir),  # per-class decision scales (thresholds.json)
+            "inference": spec.to_dict(),
+            "temperature": spec.temperature,
+            "class_scales": None if spec.class_scales is None else list(spec.class_scales),
             "source_run": {
                 "id": run_dir.name,
                 "path": str(run_dir),
@@ -412,11 +370,10 @@ def export(
             "picsift_version": __version__,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        predictor = Predictor(artifact)
+        predictor = Predictor.from_artifact(artifact)
         smp = sample_images(run_dir, dc, artifact.classes, samples)
         check_strict(smp.skipped, strict, "export")
         reference = predictor.predict_raw(smp.x)  # the model's own probabilities: no TTA, no temperature
-        import torch
 
         if not isinstance(artifact.model, torch.nn.Module):  # classical (scikit-learn) or ensemble runs
             meta.update(
@@ -433,7 +390,7 @@ def export(
                 raise ConfigError(
                     f"--quantize applies to ONNX exports; {artifact.family} runs are exported as artifacts"
                 )
-            digest = _file_sha256(tmp / ARTIFACT_DIR / "model.json")
+            digest = sha256_file(tmp / ARTIFACT_DIR / META_FILE)
         else:
             module = _preprocessing_module(artifact.model, dc)
             example = torch.from_numpy(smp.x[:2].copy())
@@ -481,7 +438,7 @@ def export(
                 if "accuracy_exported" in q:
                     q["accuracy_change"] = q["accuracy_exported"] - q["accuracy_reference"]
                 meta.update(model_file=INT8_FILE, quantization=q)
-            digest = _file_sha256(tmp / meta["model_file"])
+            digest = sha256_file(tmp / meta["model_file"])
         meta["version"] = version or f"{run_dir.name}-{digest[:8]}"
         write_json(tmp / BUNDLE_FILE, meta)
         _replace_dir(tmp, out)
@@ -490,10 +447,3 @@ def export(
         raise
     log.info("exported %s to %s (version %s)", run_dir.name, out, meta["version"])
     return out
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return {}

@@ -18,9 +18,9 @@ from picsift.evaluate.calibration import (
     maximum_calibration_error,
     reliability_bins,
 )
+from picsift.numerics import nll
 
 ECE_BINS = 15
-_EPS = 1e-12
 
 
 def _check_inputs(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +95,6 @@ def compute_metrics(
 
     cm = confusion_matrix(y, pred, labels=labels)
     bins = reliability_bins(confidence, correct, n_bins)
-    p_true = p[np.arange(n), y]
     onehot = np.zeros_like(p)
     onehot[np.arange(n), y] = 1.0
     return {
@@ -114,7 +113,7 @@ def compute_metrics(
         "mce": maximum_calibration_error(bins),
         "ece_bins": int(n_bins),
         "reliability": [b.to_dict() for b in bins],
-        "nll": float(-np.mean(np.log(np.clip(p_true, _EPS, 1.0)))),
+        "nll": nll(p, y),
         "brier": float(np.mean(np.sum((p - onehot) ** 2, axis=1))),
     }
 

@@ -8,7 +8,6 @@ catalog as it is now, so a label fixed after training is scored with its correct
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,17 +20,14 @@ import numpy as np
 from picsift.config import EvalConfig
 from picsift.data.available import SkippedImage, check_strict, decode_available, skipped_dicts
 from picsift.data.images import load_rgb
-from picsift.errors import DatasetError, ImageDecodeError, RunNotFoundError
+from picsift.errors import DatasetError, ImageDecodeError, RunNotFoundError, WorkspaceError
 from picsift.evaluate.metrics import compute_metrics, most_confident_mistakes
 from picsift.evaluate.report import Mistake, ReportSection, write_report
+from picsift.models.artifact import read_meta
+from picsift.runs import RunFolder, open_run, run_workspace
 from picsift.store import ImageRow, Workspace
-from picsift.train.runs import read_history, resolve_run, write_json
 
 log = logging.getLogger("picsift.evaluate")
-
-METRICS_FILE = "metrics.json"
-REPORT_FILE = "report.html"
-PREDICTIONS_FILE = "predictions.csv"
 
 
 @dataclass
@@ -57,28 +53,20 @@ class EvalResult:
 def open_workspace(cfg: EvalConfig) -> Workspace:
     """--workspace if given; else, for a run given as a folder, the workspace that folder lives in."""
     if cfg.workspace is None and cfg.run is not None and Path(cfg.run).is_dir():
-        run_dir = Path(cfg.run).resolve()
-        candidates = [run_dir.parent.parent]
-        env = run_dir / "env.json"
-        if env.exists():
-            recorded = json.loads(env.read_text()).get("workspace")
-            if recorded:
-                candidates.append(Path(recorded))
-        for root in candidates:
-            if (root / "catalog.sqlite").exists():
-                return Workspace.open(root)
+        try:
+            return run_workspace(open_run(None, cfg.run))
+        except WorkspaceError:
+            pass
     return Workspace.open(cfg.workspace)
 
 
-def read_data_split(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "data.json"
-    if not path.exists():
+def read_data_split(run: RunFolder) -> dict[str, Any]:
+    if not run.has_data_split():
         raise RunNotFoundError(
-            f"run {run_dir.name} has no data.json (the list of images it held out), so it cannot be "
+            f"run {run.name} has no data.json (the list of images it held out), so it cannot be "
             f"evaluated: train it again with `picsift train`"
         )
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+    return run.read_data_split()
 
 
 def choose_split(data: dict[str, Any], wanted: str) -> tuple[str, list[int], str]:
@@ -186,16 +174,15 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
     `sections` are appended to the report after the built-in ones (for stages that add analyses).
     """
     # torch is imported here, not at module level, so metrics and reports stay importable without it.
-    from picsift.deploy.predictor import Predictor
-    from picsift.train.device import select_device
+    from picsift.device import select_device
+    from picsift.inference import Predictor
 
     cfg = cfg.validate()
     ws = open_workspace(cfg)
-    run_dir = resolve_run(ws, cfg.run)
-    data = read_data_split(run_dir)
-    predictor = Predictor.from_run(run_dir, device=str(select_device(cfg.device)))
-    if cfg.tta:
-        predictor.enable_tta(run_dir)
+    run = open_run(ws, cfg.run)
+    run_dir = run.path
+    data = read_data_split(run)
+    predictor = Predictor.from_run(run, device=str(select_device(cfg.device)), tta=cfg.tta)
     classes = list(predictor.classes)
     split, ids, reason = choose_split(data, cfg.split)
     rows, dropped = select_rows(ws, ids, classes)
@@ -217,11 +204,11 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
     probs = predictor.predict_arrays(x, batch_size=cfg.batch_size)
     metrics = compute_metrics(y, probs, classes, top_k=cfg.top_k, n_bins=cfg.ece_bins)
 
-    env = json.loads((run_dir / "env.json").read_text()) if (run_dir / "env.json").exists() else {}
+    env = run.read_env_if_any()
     catalog_hash = ws.catalog.catalog_hash()
     doc: dict[str, Any] = {
         "run_id": run_dir.name,
-        "model": predictor.artifact.model_name,
+        "model": read_meta(run.path)["model"],
         "split": split,
         "split_reason": reason,
         "tta_views": list(predictor.tta_views or []),
@@ -232,13 +219,13 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
         "skipped_images": skipped_dicts(decoded.skipped),
         # Set when the run carries a fitted temperature (calibration): the scored probabilities include it.
         "temperature": getattr(predictor, "temperature", None),
-        # Set when the run carries per-class decision scales (thresholds.json): predictions include them.
+        # Set when the run carries per-class decision scales: predictions include them.
         "class_scales": None if predictor.class_scales is None else [float(v) for v in predictor.class_scales],
         **metrics,
     }
-    metrics_path = run_dir / METRICS_FILE
-    write_json(metrics_path, doc)
-    predictions_path = run_dir / PREDICTIONS_FILE
+    metrics_path = run.metrics_path
+    run.write_metrics(doc)
+    predictions_path = run.predictions_path
     write_predictions(predictions_path, rows, y, probs, classes)
 
     mistakes = [
@@ -252,11 +239,11 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
         for i in most_confident_mistakes(y, probs, cfg.mistakes)
     ]
     report_path = write_report(
-        run_dir / REPORT_FILE,
+        run.report_path,
         metrics,
         title=f"Evaluation of {run_dir.name}",
         info={"model": doc["model"], "split": split, "images": len(rows), "evaluated": doc["evaluated_at"]},
-        history=read_history(run_dir),
+        history=run.read_history(),
         mistakes=mistakes,
         sections=sections or [],
     )

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from picsift.errors import ConfigError
+from picsift.models.forward import forward
 from picsift.models.registry import DataConfig
 
 log = logging.getLogger("picsift.features")
@@ -21,13 +22,6 @@ log = logging.getLogger("picsift.features")
 # Random initialisation is seeded so that an un-pretrained extractor is the same function every time
 # (its cached features stay valid and a saved classical model can rebuild it).
 INIT_SEED = 0
-
-
-def last_linear(model: nn.Module) -> nn.Linear:
-    found = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not found:
-        raise ConfigError(f"{type(model).__name__} has no linear head, so it has no penultimate layer to read")
-    return found[-1]
 
 
 def build_registry_model(name: str, pretrained: bool, weights: str | None) -> tuple[nn.Module, DataConfig]:
@@ -55,7 +49,7 @@ class DeepSource:
     """A torch classifier whose penultimate layer is read, built on first use and kept.
 
     `describe()` + `module()` are what a saved classical model needs to rebuild the extractor from its
-    own artifact folder (see picsift.models.classical), so no source run or weights file must survive.
+    own artifact folder (see picsift.classical), so no source run or weights file must survive.
     """
 
     def __init__(
@@ -85,28 +79,10 @@ class DeepSource:
         return penultimate(self.module(), x, self.data_config)
 
 
-@torch.no_grad()
 def penultimate(
     model: nn.Module, x: np.ndarray, data_config: DataConfig, batch_size: int = 128, device: str = "cpu"
 ) -> np.ndarray:
     """uint8 (N, S, S, 3) at data_config.storage_size -> float32 (N, D) head inputs."""
-    from picsift.train.transforms import eval_transform
-
-    model = model.to(device).eval()
-    head = last_linear(model)
-    captured: list[torch.Tensor] = []
-
-    def grab(_module: nn.Module, args: tuple[Any, ...]) -> None:
-        captured.append(args[0].detach().float().flatten(1).cpu())
-
-    handle = head.register_forward_pre_hook(grab)
-    tf = eval_transform(data_config)
-    try:
-        xt = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
-        for i in range(0, len(xt), batch_size):
-            model(tf(xt[i : i + batch_size]).to(device))
-    finally:
-        handle.remove()
-    if not captured:
-        return np.zeros((0, head.in_features), dtype=np.float32)
-    return torch.cat(captured).numpy().astype(np.float32)
+    model = model.to(device)
+    found = forward(model, x, data_config, device, batch_size=batch_size, features=True)
+    return np.asarray(found.features, dtype=np.float32)

@@ -13,7 +13,6 @@ the feature cache, so two different functions never share cached vectors.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from difflib import get_close_matches
@@ -22,8 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from picsift.data.hashing import sha256_file
 from picsift.errors import ConfigError, ModelNotFoundError, RunNotFoundError, WeightsNotAvailableError
 from picsift.features import handcrafted
+from picsift.runs import open_run
 
 HANDCRAFTED_SIZE = 64
 
@@ -86,14 +87,6 @@ def list_extractors() -> list[dict[str, str]]:
     return rows
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def _unknown(name: str) -> ConfigError:
     from picsift.models.registry import list_models
 
@@ -128,7 +121,7 @@ def _cnn_extractor(name: str, spec_text: str) -> Extractor:
         path = Path(weights)
         if not path.is_file():
             raise ConfigError(f"feature extractor {name!r}: weights file {path} does not exist")
-        identity = f"weights-{_file_digest(path)}"
+        identity = f"weights-{sha256_file(path)[:16]}"
         description = f"{model_name} penultimate layer, weights from {path.name}"
     elif pretrained:
         identity = "pretrained"
@@ -152,12 +145,12 @@ def _cnn_extractor(name: str, spec_text: str) -> Extractor:
 
 def _run_extractor(name: str, run: str, workspace: Any) -> Extractor:
     from picsift.features import deep
-    from picsift.models.artifact import ARTIFACT_DIR, WEIGHTS_FILE, read_meta
+    from picsift.models.artifact import WEIGHTS_FILE, read_meta
     from picsift.models.registry import DataConfig
-    from picsift.train.runs import resolve_run
 
     try:
-        run_dir = resolve_run(workspace, run)
+        found = open_run(workspace, run)
+        run_dir = found.path
     except RunNotFoundError as e:
         raise ConfigError(f"feature extractor {name!r}: {e}") from None
     meta = read_meta(run_dir)
@@ -166,7 +159,7 @@ def _run_extractor(name: str, run: str, workspace: Any) -> Extractor:
             f"feature extractor {name!r}: run {run_dir.name} is a {meta['family']} model ({meta['model']}); "
             "run: needs a CNN run, whose penultimate layer becomes the features"
         )
-    weights = run_dir / ARTIFACT_DIR / WEIGHTS_FILE
+    weights = found.artifact_dir / WEIGHTS_FILE
     dc = DataConfig.from_dict(meta["data_config"])
 
     def build() -> Any:
@@ -175,7 +168,7 @@ def _run_extractor(name: str, run: str, workspace: Any) -> Extractor:
         return load_artifact(run_dir).model
 
     source = deep.DeepSource(meta["model"], len(meta["classes"]), dict(meta["model_kwargs"]), dc, build)
-    key = f"run:{run_dir.name}/{_file_digest(weights)}/{_VERSION}"
+    key = f"run:{run_dir.name}/{sha256_file(weights)[:16]}/{_VERSION}"
     description = f"penultimate layer of run {run_dir.name} ({meta['model']})"
     return Extractor(name, "run", dc.storage_size, key, description, source, source)
 

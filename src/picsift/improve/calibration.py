@@ -7,14 +7,13 @@ and so accuracy, never changes. T is fitted by LBFGS on the validation negative 
 (in log T, so T stays positive); if the optimum were worse than T = 1 (numerically), T = 1 is kept,
 so fitting never increases validation NLL.
 
-File format: `calibration.json` in the run folder, read by `Predictor.from_run` (which then applies
-T to every prediction) and by the export stage (which should copy it into the bundle and apply it
-after its softmax in the same way):
+Where it goes: the run's inference spec (`temperature`, with this fit's report under fits["calibration"]),
+which the Predictor applies to every prediction and `picsift export` copies into the bundle. The report:
 
     {
       "method": "temperature",
       "temperature": 1.73,                 # float > 0; p_T = softmax(log(p) / temperature)
-      "fitted_on": "val", "n": 1000,       # the split and number of images T was fitted on
+      "fitted_on": "val", "n": 1000, "tta": false,
       "val":  {"nll_before": .., "nll_after": .., "ece_before": .., "ece_after": .., "accuracy": ..},
       "test": {... same keys ...},         # only when the run has test images (never used for fitting)
       "reliability_diagram": "calibration.png",
@@ -32,35 +31,21 @@ import numpy as np
 import torch
 
 from picsift.errors import DatasetError
-from picsift.improve.rundata import log_probs, split_data
+from picsift.evaluate.calibration import expected_calibration_error, reliability_bins
+from picsift.improve.rundata import split_data
+from picsift.improve.tta import views_for_fitting
+from picsift.inference import Predictor, read_spec, write_spec
+from picsift.inference.postprocess import apply_temperature
+from picsift.numerics import log_probs, nll
+from picsift.runs import RunFolder
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.improve")
-CALIBRATION_FILE = "calibration.json"
-DIAGRAM_FILE = "calibration.png"
-
-
-def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """(N, K) probabilities -> (N, K) probabilities softened (T > 1) or sharpened (T < 1)."""
-    if temperature == 1.0 or len(probs) == 0:
-        return np.asarray(probs, dtype=np.float32)
-    z = log_probs(probs) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def nll(probs: np.ndarray, y: np.ndarray) -> float:
-    """Mean negative log-likelihood of the true classes."""
-    if len(y) == 0:
-        return float("nan")
-    return float(-log_probs(probs)[np.arange(len(y)), y].mean())
+__all__ = ["apply_temperature", "calibrate", "ece", "fit_temperature", "nll", "reliability_diagram"]
 
 
 def ece(probs: np.ndarray, y: np.ndarray, n_bins: int = 15) -> tuple[float, list[dict[str, Any]]]:
     """Expected calibration error of top-1 confidence and the reliability bins behind it."""
-    from picsift.evaluate.calibration import expected_calibration_error, reliability_bins
-
     conf = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y
     bins = reliability_bins(conf, correct, n_bins)
@@ -129,16 +114,16 @@ def reliability_diagram(path: Path, bins_before: list[dict], bins_after: list[di
     return path
 
 
-def calibrate(run_dir: Path, ws: Workspace | None = None, tta: bool = False) -> dict[str, Any]:
-    """Fit T on the run's validation images, report NLL/ECE (val and test), write calibration.json."""
-    from picsift.deploy.predictor import Predictor
-    from picsift.train.runs import write_json
-
-    predictor = Predictor.from_run(run_dir)
-    predictor.temperature = None  # fit on raw probabilities, even when re-calibrating
+def calibrate(run_dir: Path | RunFolder, ws: Workspace | None = None, tta: bool = False) -> dict[str, Any]:
+    """Fit T on the run's validation images (with its chosen test-time views when `tta`, choosing them first if
+    needed), report NLL/ECE (val and test), draw the reliability diagram; store T in the inference spec."""
+    run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(Path(run_dir))
+    predictor = Predictor.from_run(run)
     if tta:
-        predictor.enable_tta(run_dir)
-    val = split_data(run_dir, "val", ws)
+        predictor = predictor.with_views(views_for_fitting(run, ws))
+    # Fit on the probabilities without a temperature, even when re-calibrating.
+    predictor = predictor.with_spec(read_spec(run).replace(temperature=None))
+    val = split_data(run, "val", ws)
     probs = predictor.predict_arrays(val.x)
     t = fit_temperature(probs, val.y)
     result: dict[str, Any] = {
@@ -149,7 +134,7 @@ def calibrate(run_dir: Path, ws: Workspace | None = None, tta: bool = False) -> 
         "tta": bool(tta),
         "val": _summary(probs, apply_temperature(probs, t), val.y),
     }
-    test = split_data(run_dir, "test", ws)
+    test = split_data(run, "test", ws)
     # The diagram shows held-out test images when there are any (T never saw them), else val.
     split, shown_probs, shown_y = "val", probs, val.y
     if len(test.y):
@@ -158,24 +143,15 @@ def calibrate(run_dir: Path, ws: Workspace | None = None, tta: bool = False) -> 
     _, before = ece(shown_probs, shown_y)
     _, after = ece(apply_temperature(shown_probs, t), shown_y)
     report = result[split]
+    diagram = run.calibration_plot_path
     reliability_diagram(
-        run_dir / DIAGRAM_FILE,
+        diagram,
         before,
         after,
-        f"{run_dir.name} ({split}, T={t:.2f}): ECE {report['ece_before']:.3f} -> {report['ece_after']:.3f}",
+        f"{run.name} ({split}, T={t:.2f}): ECE {report['ece_before']:.3f} -> {report['ece_after']:.3f}",
     )
-    result["reliability_diagram"] = DIAGRAM_FILE
+    result["reliability_diagram"] = diagram.name
     result["bins"] = {"split": split, "before": before, "after": after}
-    write_json(run_dir / CALIBRATION_FILE, result)
+    write_spec(run, predictor.spec.replace(temperature=t).with_fit("calibration", result))
     log.info("temperature %.3f fitted on %d validation images", t, len(val.y))
     return result
-
-
-def read_temperature(run_dir: Path) -> float | None:
-    """The fitted temperature of a run, or None if it was never calibrated."""
-    import json
-
-    path = Path(run_dir) / CALIBRATION_FILE
-    if not path.exists():
-        return None
-    return float(json.loads(path.read_text())["temperature"])

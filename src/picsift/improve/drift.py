@@ -28,7 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from picsift.errors import DatasetError
+from picsift.data.inputs import expand_inputs
+from picsift.errors import DatasetError, ImageDecodeError
+from picsift.improve.rundata import split_data
+from picsift.inference import Predictor
+from picsift.runs import RunFolder, run_workspace
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.improve")
@@ -120,11 +124,6 @@ def check_drift(
     run_dir: Path, folder: str | Path, ws: Workspace | None = None, max_images: int = 2000, seed: int = 0
 ) -> dict[str, Any]:
     """Compare the images under `folder` with the run's held-out data; a dict with a plain verdict."""
-    from picsift.deploy.predictor import Predictor, expand_inputs
-    from picsift.errors import ImageDecodeError
-    from picsift.improve.rundata import read_json, split_data
-    from picsift.improve.unknown import features_and_logits
-
     run_dir = Path(run_dir)
     paths = expand_inputs([str(folder)])
     rng = np.random.default_rng(seed)
@@ -147,15 +146,14 @@ def check_drift(
     x_ref = np.concatenate([val.x, test.x])[:max_images]
     if len(x_ref) < MIN_IMAGES:
         raise DatasetError(f"run {run_dir.name} has {len(x_ref)} held-out images; drift needs {MIN_IMAGES}")
-    f_ref, _ = features_and_logits(predictor, x_ref)
-    f_new, _ = features_and_logits(predictor, x_new)
+    f_ref, _ = predictor.features(x_ref)
+    f_new, _ = predictor.features(x_new)
     p_ref = predictor.predict_arrays(x_ref)
     p_new = predictor.predict_arrays(x_new)
     k = len(predictor.classes)
-    data = read_json(run_dir / "data.json")
-    from picsift.improve.rundata import run_workspace
-
-    rows = run_workspace(run_dir, ws).catalog.images(ids=data["train_ids"], readable=None, include_excluded=True)
+    run = RunFolder(run_dir)
+    data = run.read_data_split()
+    rows = run_workspace(run, ws).catalog.images(ids=data["train_ids"], readable=None, include_excluded=True)
     index = {c: i for i, c in enumerate(predictor.classes)}
     train_hist = np.bincount([index[r.label] for r in rows if r.label in index], minlength=k).astype(float)
     new_hist = np.bincount(p_new.argmax(1), minlength=k).astype(float)

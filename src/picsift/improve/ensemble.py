@@ -27,37 +27,16 @@ import numpy as np
 import torch
 
 from picsift.errors import ConfigError
-from picsift.improve.rundata import read_json, split_data
-from picsift.models.artifact import ARTIFACT_DIR, META_FILE, Artifact, load_artifact
+from picsift.improve.rundata import split_data
+from picsift.inference import Predictor
+from picsift.inference.ensemble import resize_uint8
+from picsift.models.artifact import read_meta, save_artifact
+from picsift.models.registry import DataConfig
+from picsift.runs import RunFolder, environment, new_run, run_workspace
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.improve")
 MEMBERS_DIR = "members"
-
-
-def load_members(folder: Path, meta: dict[str, Any], device: str = "cpu") -> list[Artifact]:
-    """An ensemble artifact's members (the `model` attribute of an ensemble Artifact)."""
-    return [load_artifact(folder / m["dir"], device=device) for m in meta["extra"]["members"]]
-
-
-def _resize(x: np.ndarray, size: int) -> np.ndarray:
-    if x.shape[1] == size:
-        return x
-    t = torch.from_numpy(x).permute(0, 3, 1, 2).float()
-    t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", antialias=True)
-    return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-
-
-def predict_ensemble(artifact: Artifact, x: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
-    """uint8 (N, S, S, 3) -> weighted mean of the members' probabilities (N, K)."""
-    from picsift.deploy.predictor import Predictor
-
-    weights = artifact.extra["weights"]
-    total = np.zeros((len(x), artifact.num_classes), dtype=np.float64)
-    for member, w in zip(artifact.model, weights, strict=True):
-        p = Predictor(member, device=str(device))
-        total += w * p.predict_raw(_resize(x, member.data_config.storage_size), batch_size)
-    return total.astype(np.float32)
 
 
 def fit_weights(member_probs: list[np.ndarray], y: np.ndarray, steps: int = 50) -> list[float]:
@@ -83,9 +62,6 @@ def fit_weights(member_probs: list[np.ndarray], y: np.ndarray, steps: int = 50) 
 
 
 def _storage_size(run_dir: Path) -> int:
-    from picsift.models.artifact import read_meta
-    from picsift.models.registry import DataConfig
-
     return DataConfig.from_dict(read_meta(run_dir)["data_config"]).storage_size
 
 
@@ -97,17 +73,12 @@ def make_ensemble(
     name: str | None = None,
 ) -> Path:
     """Combine finished runs into a new run folder of family "ensemble"; returns its path."""
-    from picsift import __version__
-    from picsift.deploy.predictor import Predictor
-    from picsift.improve.rundata import run_workspace
-    from picsift.train.runs import MetricsLog, environment, new_run, write_json
-
     if method not in ("mean", "weighted"):
         raise ConfigError(f"--method must be mean or weighted, got {method!r}")
     if len(runs) < 2:
         raise ConfigError(f"an ensemble needs at least 2 runs, got {len(runs)}")
     runs = [Path(r).resolve() for r in runs]
-    metas = [read_json(r / ARTIFACT_DIR / META_FILE) for r in runs]
+    metas = [read_meta(r) for r in runs]
     classes = metas[0]["classes"]
     for r, meta in zip(runs, metas, strict=True):
         if meta["classes"] != classes:
@@ -115,63 +86,60 @@ def make_ensemble(
                 f"run {r.name} has classes {meta['classes']}, but {runs[0].name} has {classes}: "
                 "ensemble members must share the same classes in the same order"
             )
-    datas = [read_json(r / "data.json") for r in runs]
+    datas = [RunFolder(r).read_data_split() for r in runs]
     same_val = all(sorted(d["val_ids"]) == sorted(datas[0]["val_ids"]) for d in datas)
     if method == "weighted" and not same_val:
         raise ConfigError(
             "weighted ensembles fit weights on validation images shared by all members, but these runs "
             "used different validation splits: train them with the same --seed, or use --method mean"
         )
-    ws = run_workspace(runs[0], ws)
+    ws = run_workspace(RunFolder(runs[0]), ws)
     # The ensemble's input is the largest member's storage size; members downsample as needed.
     largest = max(range(len(runs)), key=lambda i: _storage_size(runs[i]))
-    data_config = dict(metas[largest]["data_config"])
+    data_config = DataConfig.from_dict(metas[largest]["data_config"])
 
     val = split_data(runs[largest], "val", ws)
-    member_probs = []
-    for r in runs:
-        member = Predictor.from_run(r)
-        member.temperature = None
-        member_probs.append(member.predict_raw(_resize(val.x, _storage_size(r))))
+    # The members' own probabilities: their temperatures and class scales stay out of the mixture.
+    member_probs = [Predictor.from_run(r).predict_raw(resize_uint8(val.x, _storage_size(r))) for r in runs]
     weights = fit_weights(member_probs, val.y) if method == "weighted" else [1.0 / len(runs)] * len(runs)
     mix = sum(w * p for w, p in zip(weights, member_probs, strict=True))
     val_acc = float((np.asarray(mix).argmax(1) == val.y).mean()) if len(val.y) else None
     member_accs = [float((p.argmax(1) == val.y).mean()) if len(val.y) else None for p in member_probs]
 
-    with new_run(ws, "ensemble", name) as run_dir:
-        out = run_dir / ARTIFACT_DIR
-        members = []
-        for i, (r, meta) in enumerate(zip(runs, metas, strict=True)):
-            dest = out / MEMBERS_DIR / str(i)
-            shutil.copytree(r / ARTIFACT_DIR, dest)
-            members.append(
-                {
-                    "dir": f"{MEMBERS_DIR}/{i}",
-                    "run_id": r.name,
-                    "model": meta["model"],
-                    "family": meta["family"],
-                    "val_acc": member_accs[i],
-                }
-            )
-        meta_out = {
-            "picsift_version": __version__,
-            "model": "ensemble",
-            "family": "ensemble",
-            "model_kwargs": {},
-            "classes": classes,
-            "data_config": data_config,
-            "extra": {"method": method, "weights": weights, "members": members},
+    def copy_members(_: Any, out: Path) -> dict[str, Any]:
+        for i, r in enumerate(runs):
+            shutil.copytree(RunFolder(r).artifact_dir, out / MEMBERS_DIR / str(i))
+        return {}
+
+    members = [
+        {
+            "dir": f"{MEMBERS_DIR}/{i}",
+            "run_id": r.name,
+            "model": meta["model"],
+            "family": meta["family"],
+            "val_acc": member_accs[i],
         }
-        write_json(out / META_FILE, meta_out)
-        write_json(run_dir / "config.json", {"ensemble": {"runs": [r.name for r in runs], "method": method}})
-        write_json(
-            run_dir / "env.json",
-            {"seed": None, "catalog_hash": ws.catalog.catalog_hash(), "workspace": str(ws.root), **environment()},
+        for i, (r, meta) in enumerate(zip(runs, metas, strict=True))
+    ]
+    with new_run(ws, "ensemble", name) as run:
+        save_artifact(
+            run.path,
+            model=None,
+            model_name="ensemble",
+            family="ensemble",
+            classes=classes,
+            data_config=data_config,
+            extra={"method": method, "weights": weights, "members": members},
+            write_model=copy_members,
         )
-        shutil.copyfile(runs[largest] / "data.json", run_dir / "data.json")
-        MetricsLog(run_dir / "metrics.jsonl")({"epoch": 1, "val_acc": val_acc, "member_val_acc": member_accs})
+        run.write_config({"ensemble": {"runs": [r.name for r in runs], "method": method}})
+        run.write_env(
+            {"seed": None, "catalog_hash": ws.catalog.catalog_hash(), "workspace": str(ws.root), **environment()}
+        )
+        run.write_data_split(datas[largest])
+        run.history_log()({"epoch": 1, "val_acc": val_acc, "member_val_acc": member_accs})
         summary = {
-            "run_id": run_dir.name,
+            "run_id": run.name,
             "model": "ensemble",
             "family": "ensemble",
             "classes": classes,
@@ -185,9 +153,7 @@ def make_ensemble(
             "train_seconds": 0.0,
             "epochs": 0,
         }
-        write_json(run_dir / "run.json", summary)
-        ws.catalog.record_run(
-            run_dir.name, str(run_dir), "ensemble", ws.catalog.catalog_hash(), {"best_val_acc": val_acc}
-        )
+        run.write_record(summary)
+        ws.catalog.record_run(run.name, str(run.path), "ensemble", ws.catalog.catalog_hash(), {"best_val_acc": val_acc})
     log.info("ensemble of %d runs (%s): val acc %s (members %s)", len(runs), method, val_acc, member_accs)
-    return run_dir
+    return run.path

@@ -1,8 +1,7 @@
-"""What the improve modules need from a finished run: its workspace, splits, arrays and raw scores."""
+"""What the improve modules need from a finished run: its splits as arrays, decoded from its workspace."""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from picsift.data.available import decode_available, skipped_message
-from picsift.errors import RunNotFoundError, WorkspaceError
+from picsift.errors import WorkspaceError
+from picsift.models.artifact import read_meta
+from picsift.models.registry import DataConfig
+from picsift.runs import RunFolder, run_workspace
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.improve")
@@ -26,52 +28,29 @@ class SplitData:
     classes: list[str]
 
 
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
-    except FileNotFoundError as e:
-        raise RunNotFoundError(f"{path.parent} is not a complete run folder: {path.name} is missing") from e
-
-
-def run_workspace(run_dir: Path, ws: Workspace | None = None) -> Workspace:
-    """The workspace a run was trained in (recorded in env.json), unless one is given."""
-    if ws is not None:
-        return ws
-    env = read_json(run_dir / "env.json")
-    root = env.get("workspace")
-    if not root or not (Path(root) / "catalog.sqlite").exists():
-        raise WorkspaceError(
-            f"run {run_dir.name} was trained in workspace {root!r}, which is not there any more: "
-            "pass --workspace to the workspace holding its images"
-        )
-    return Workspace.open(root)
-
-
 def split_data(
-    run_dir: Path, split: str, ws: Workspace | None = None, limit: int | None = None, seed: int = 0
+    run_dir: Path | RunFolder, split: str, ws: Workspace | None = None, limit: int | None = None, seed: int = 0
 ) -> SplitData:
     """The run's own `split` (train | val | test) images as arrays, in data.json order.
 
     With `limit`, a seeded random subset (stratification is not needed for the uses here: reference
     samples for drift and feature banks).
     """
-    from picsift.models.artifact import read_meta
-    from picsift.models.registry import DataConfig
-
-    data = read_json(run_dir / "data.json")
+    run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(Path(run_dir))
+    data = run.read_data_split()
     classes = list(data["classes"])
     ids = list(data.get(f"{split}_ids", []))
     if limit is not None and len(ids) > limit:
         rng = np.random.default_rng(seed)
         ids = sorted(int(i) for i in rng.choice(ids, size=limit, replace=False))
-    size = DataConfig.from_dict(read_meta(run_dir)["data_config"]).storage_size
+    size = DataConfig.from_dict(read_meta(run.path)["data_config"]).storage_size
     if not ids:
         return SplitData(np.empty((0, size, size, 3), np.uint8), np.empty(0, np.int64), [], classes)
-    workspace = run_workspace(run_dir, ws)
+    workspace = run_workspace(run, ws)
     rows = {r.id: r for r in workspace.catalog.images(ids=ids, readable=None, include_excluded=True)}
     missing = [i for i in ids if i not in rows]
     if missing:
-        raise WorkspaceError(f"{len(missing)} {split} images of run {run_dir.name} are no longer in the catalog")
+        raise WorkspaceError(f"{len(missing)} {split} images of run {run.name} are no longer in the catalog")
     ordered = [rows[i] for i in ids]
     index = {c: k for k, c in enumerate(classes)}
     y = np.array([index.get(r.label or "", -1) for r in ordered], dtype=np.int64)
@@ -79,12 +58,7 @@ def split_data(
     ordered = [r for r, k in zip(ordered, keep, strict=True) if k]
     decoded = decode_available(workspace.cache_dir, ordered, size, f"decoding {split} images")
     if decoded.skipped:  # files moved, deleted or corrupted since import
-        log.warning("%s images of run %s: %s", split, run_dir.name, skipped_message(decoded.skipped))
+        log.warning("%s images of run %s: %s", split, run.name, skipped_message(decoded.skipped))
     index_of = {r.id: i for i, r in enumerate(ordered)}
     y = y[keep][[index_of[r.id] for r in decoded.rows]]
     return SplitData(decoded.x, y, [r.id for r in decoded.rows], classes)
-
-
-def log_probs(probs: np.ndarray) -> np.ndarray:
-    """Probabilities -> log-probabilities, clipped so that a hard zero stays finite."""
-    return np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0))

@@ -17,44 +17,19 @@ than a 3-run ensemble, mostly in calibration (NLL/ECE) and a little in accuracy.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from picsift.errors import ConfigError, RunNotFoundError
-from picsift.models.artifact import ARTIFACT_DIR, META_FILE, WEIGHTS_FILE, read_meta
+from picsift.improve.ensemble import make_ensemble
+from picsift.models.artifact import META_FILE, WEIGHTS_FILE, read_meta
+from picsift.runs import RunFolder
+from picsift.runs.snapshots import list_snapshots, save_snapshot
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.improve")
-SNAPSHOT_DIR = "snapshots"
-_NAME = re.compile(r"^epoch-(\d+)\.safetensors$")
-
-
-def list_snapshots(run_dir: Path) -> list[tuple[int, Path]]:
-    """(epoch, file) of a run's snapshots, oldest first."""
-    folder = Path(run_dir) / SNAPSHOT_DIR
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), f) for f in folder.iterdir() if (m := _NAME.match(f.name))]
-    return sorted(found)
-
-
-def save_snapshot(run_dir: Path, model: Any, epoch: int, keep: int) -> Path | None:
-    """Write `snapshots/epoch-<epoch>.safetensors` (1-based epoch) and keep only the last `keep`."""
-    if keep <= 0:
-        return None
-    from safetensors.torch import save_file
-
-    folder = Path(run_dir) / SNAPSHOT_DIR
-    folder.mkdir(exist_ok=True)
-    path = folder / f"epoch-{epoch}.safetensors"
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"epoch": str(epoch)})
-    for _, old in list_snapshots(run_dir)[:-keep]:
-        old.unlink(missing_ok=True)
-    return path
+__all__ = ["list_snapshots", "make_snapshot_ensemble", "save_snapshot"]
 
 
 def make_snapshot_ensemble(
@@ -66,12 +41,8 @@ def make_snapshot_ensemble(
     name: str | None = None,
 ) -> Path:
     """An ensemble run from `run_dir`'s snapshots (the `last` N of them, default all); returns its path."""
-    import json
-
-    from picsift.improve.ensemble import make_ensemble
-    from picsift.train.runs import write_json
-
     run_dir = Path(run_dir).resolve()
+    source = RunFolder(run_dir)
     meta = read_meta(run_dir)
     snaps = list_snapshots(run_dir)
     if last is not None:
@@ -80,7 +51,7 @@ def make_snapshot_ensemble(
         snaps = snaps[-last:]
     if meta["family"] in ("classical", "ensemble") or len(snaps) < 2:
         raise RunNotFoundError(
-            f"run {run_dir.name} has {len(snaps)} snapshot(s) in {SNAPSHOT_DIR}/ ({meta['family']} model): "
+            f"run {run_dir.name} has {len(snaps)} snapshot(s) in {source.snapshots_dir.name}/ ({meta['family']} model): "
             "a snapshot ensemble needs at least 2; train a network with `picsift train --snapshots 3`"
         )
     tmp = Path(tempfile.mkdtemp(prefix="picsift-snapshots-"))
@@ -89,19 +60,20 @@ def make_snapshot_ensemble(
         for epoch, weights in snaps:
             # A member is a minimal run folder: the run's artifact with this epoch's weights, and its
             # data.json/env.json so the ensemble finds the same validation images and workspace.
-            member = tmp / f"{run_dir.name}@epoch-{epoch}"
-            (member / ARTIFACT_DIR).mkdir(parents=True)
-            shutil.copyfile(run_dir / ARTIFACT_DIR / META_FILE, member / ARTIFACT_DIR / META_FILE)
-            shutil.copyfile(weights, member / ARTIFACT_DIR / WEIGHTS_FILE)
-            for f in ("data.json", "env.json"):
-                shutil.copyfile(run_dir / f, member / f)
-            members.append(member)
+            member = RunFolder(tmp / f"{run_dir.name}@epoch-{epoch}")
+            member.artifact_dir.mkdir(parents=True)
+            shutil.copyfile(source.artifact_dir / META_FILE, member.artifact_dir / META_FILE)
+            shutil.copyfile(weights, member.artifact_dir / WEIGHTS_FILE)
+            member.write_data_split(source.read_data_split())
+            member.write_env(source.read_env())
+            members.append(member.path)
         out = make_ensemble(members, method=method, ws=ws, name=name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    config = json.loads((out / "config.json").read_text())
+    made = RunFolder(out)
+    config = made.read_config()
     config["ensemble"]["snapshots_of"] = run_dir.name
     config["ensemble"]["epochs"] = [e for e, _ in snaps]
-    write_json(out / "config.json", config)
+    made.write_config(config)
     log.info("snapshot ensemble of %s (epochs %s) -> %s", run_dir.name, [e for e, _ in snaps], out.name)
     return out

@@ -14,9 +14,9 @@ T is, so re-calibrating never changes a thresholded decision, and `picsift calib
 the adjusted probabilities. The scales are fitted on the probabilities the predictor would produce
 without them (with TTA when asked), so they are independent of the temperature too.
 
-File format: `thresholds.json` in the run folder, read by `Predictor.from_run` (which applies it to
-every prediction: predict, evaluate, compare) and copied by `picsift export` into bundle.json as
-`class_scales` (so serving applies the same shift after its softmax):
+Where they go: the run's inference spec (`class_scales`, with this fit's report under fits["thresholds"]),
+applied by the Predictor to every prediction (predict, evaluate, compare) and copied by `picsift export` into
+the bundle. The report:
 
     {
       "method": "class_scales",
@@ -28,25 +28,28 @@ every prediction: predict, evaluate, compare) and copied by `picsift export` int
       "test": {... same keys ...}          # only when the run has test images (never used for fitting)
     }
 
-Remove the file (or `picsift calibrate --thresholds none`) to go back to the plain argmax.
+`picsift calibrate --thresholds none` removes them (back to the plain argmax).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from picsift.errors import ConfigError, RunNotFoundError
+from picsift.errors import ConfigError
 from picsift.improve.balance import fit_class_scales, score
 from picsift.improve.rundata import split_data
+from picsift.improve.tta import views_for_fitting
+from picsift.inference import Predictor, read_spec, write_spec
+from picsift.inference.postprocess import apply_class_scales
+from picsift.runs import RunFolder
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.improve")
-THRESHOLDS_FILE = "thresholds.json"
+__all__ = ["apply_class_scales", "fit_thresholds", "metric_name", "remove_thresholds"]
 METRICS = {"macro-f1": "macro_f1", "balanced-accuracy": "balanced_accuracy"}
 
 
@@ -56,28 +59,6 @@ def metric_name(metric: str) -> str:
     if name not in METRICS.values():
         raise ConfigError(f"--thresholds must be one of {', '.join(METRICS)} or none; got {metric!r}")
     return name
-
-
-def apply_class_scales(probs: np.ndarray, scales: np.ndarray | None) -> np.ndarray:
-    """(N, K) probabilities -> (N, K) probabilities proportional to p * scales (renormalised)."""
-    if scales is None or len(probs) == 0:
-        return np.asarray(probs, dtype=np.float32)
-    shifted = np.asarray(probs, dtype=np.float64) * np.asarray(scales, dtype=np.float64)[None, :]
-    return (shifted / np.clip(shifted.sum(axis=1, keepdims=True), 1e-300, None)).astype(np.float32)
-
-
-def read_class_scales(run_dir: Path) -> np.ndarray | None:
-    """The run's fitted per-class scales (K,), or None when it has no thresholds.json."""
-    path = Path(run_dir) / THRESHOLDS_FILE
-    if not path.exists():
-        return None
-    try:
-        scales = np.asarray(json.loads(path.read_text())["scales"], dtype=np.float64)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise RunNotFoundError(f"{path} is not a valid thresholds file ({e}); refit it with `picsift calibrate`") from e
-    if scales.ndim != 1 or not np.all(scales > 0):
-        raise RunNotFoundError(f"{path}: scales must be a list of positive numbers; refit with `picsift calibrate`")
-    return scales
 
 
 def _summary(probs: np.ndarray, y: np.ndarray, scales: np.ndarray, metric: str) -> dict[str, float]:
@@ -93,20 +74,18 @@ def _summary(probs: np.ndarray, y: np.ndarray, scales: np.ndarray, metric: str) 
 
 
 def fit_thresholds(
-    run_dir: Path, metric: str = "macro-f1", ws: Workspace | None = None, tta: bool = False
+    run_dir: Path | RunFolder, metric: str = "macro-f1", ws: Workspace | None = None, tta: bool = False
 ) -> dict[str, Any]:
-    """Fit per-class scales on the run's validation images for `metric`; write thresholds.json."""
-    from picsift.deploy.predictor import Predictor
-    from picsift.train.runs import write_json
-
+    """Fit per-class scales on the run's validation images for `metric`; store them in the inference spec."""
     name = metric_name(metric)
-    run_dir = Path(run_dir)
-    predictor = Predictor.from_run(run_dir)
-    predictor.temperature = None  # the decision does not depend on T; fit on the plain probabilities
-    predictor.class_scales = None  # refitting starts from the plain argmax
+    run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(Path(run_dir))
+    predictor = Predictor.from_run(run)
     if tta:
-        predictor.enable_tta(run_dir)
-    val = split_data(run_dir, "val", ws)
+        predictor = predictor.with_views(views_for_fitting(run, ws))
+    spec = read_spec(run)
+    # The decision does not depend on T; refitting starts from the plain argmax.
+    predictor = predictor.with_spec(spec.replace(temperature=None, class_scales=None))
+    val = split_data(run, "val", ws)
     probs = predictor.predict_arrays(val.x)
     scales, before, after = fit_class_scales(probs, val.y, name)
     result: dict[str, Any] = {
@@ -119,24 +98,19 @@ def fit_thresholds(
         "tta": bool(tta),
         "val": _summary(probs, val.y, scales, name),
     }
-    test = split_data(run_dir, "test", ws)
+    test = split_data(run, "test", ws)
     if len(test.y):
         result["test"] = _summary(predictor.predict_arrays(test.x), test.y, scales, name)
-    write_json(run_dir / THRESHOLDS_FILE, result)
+    write_spec(run, spec.replace(class_scales=tuple(result["scales"])).with_fit("thresholds", result))
     log.info("per-class scales for %s fitted on %d validation images: %.4f -> %.4f", name, len(val.y), before, after)
     return result
 
 
-def remove_thresholds(run_dir: Path) -> bool:
-    """Delete the run's thresholds.json; True if there was one."""
-    path = Path(run_dir) / THRESHOLDS_FILE
-    if path.exists():
-        path.unlink()
-        return True
-    return False
-
-
-def bundle_class_scales(run_dir: Path) -> list[float] | None:
-    """The scales as bundle.json carries them (`class_scales`), or None when the run has none."""
-    scales = read_class_scales(run_dir)
-    return None if scales is None else [float(s) for s in scales]
+def remove_thresholds(run_dir: Path | RunFolder) -> bool:
+    """Remove the run's per-class scales from its inference spec; True if it had some."""
+    run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(Path(run_dir))
+    spec = read_spec(run)
+    if spec.class_scales is None:
+        return False
+    write_spec(run, spec.replace(class_scales=None).with_fit("thresholds", None))
+    return True

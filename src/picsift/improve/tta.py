@@ -1,21 +1,13 @@
-"""Test-time augmentation: average a model's probabilities over a few views of each image.
+"""Choosing a run's test-time views on its validation images (`picsift calibrate --tta`, `train --tta`).
 
-Views work on the uint8 (N, S, S, 3) arrays every predictor takes, so TTA applies to CNNs,
-classical models and ensembles alike:
-
-- `identity`
-- `hflip`             mirror left-right (wrong for text, digits, some medical images: selection drops it)
-- `shift:DX:DY`       translate by (DX, DY) pixels with reflection padding
-
-Views are chosen per model on its validation images (`select_views`): starting from the identity,
-a candidate view is kept when adding it improves validation accuracy (ties: lower NLL). The choice
-is written to `tta.json` in the run folder ({"views": [...], "candidates": [...], "val": {...}});
-`Predictor.enable_tta(run_dir)` reads it (and makes it on first use when the run's images are at hand).
+The views themselves (identity, hflip, shift:DX:DY) and applying them are picsift.inference.tta. Selection
+starts from the identity and greedily adds the candidate view that most improves validation accuracy (ties:
+lower NLL), while one does. The choice goes into the run's inference spec (`tta_views`, with the selection's
+report under fits["tta"]); `--tta` then averages the model's probabilities over exactly those views.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -23,11 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from picsift.errors import ConfigError
+from picsift.improve.rundata import split_data
+from picsift.inference import Predictor, ViewSet, apply_view, read_spec, write_spec
+from picsift.inference.tta import DEFAULT_VIEW_SET, view_set
+from picsift.numerics import nll
+from picsift.runs import RunFolder
+from picsift.store import Workspace
 
 log = logging.getLogger("picsift.improve")
-TTA_FILE = "tta.json"
-DEFAULT_VIEWS = ["identity", "hflip"]
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
 
@@ -38,50 +33,15 @@ def candidate_views(size: int) -> list[str]:
     return ["identity", "hflip", f"shift:{d}:0", f"shift:{-d}:0", f"shift:0:{d}", f"shift:0:{-d}"]
 
 
-def apply_view(x: np.ndarray, view: str) -> np.ndarray:
-    """uint8 (N, S, S, 3) -> the same images seen through `view`."""
-    if view == "identity":
-        return x
-    if view == "hflip":
-        return np.ascontiguousarray(x[:, :, ::-1])
-    if view.startswith("shift:"):
-        try:
-            _, dx_s, dy_s = view.split(":")
-            dx, dy = int(dx_s), int(dy_s)
-        except ValueError as e:
-            raise ConfigError(f"TTA view {view!r} must look like shift:DX:DY with integer pixels") from e
-        p = max(abs(dx), abs(dy))
-        if p == 0:
-            return x
-        s = x.shape[1]
-        padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
-        # Content moves right by dx and down by dy.
-        return np.ascontiguousarray(padded[:, p - dy : p - dy + s, p - dx : p - dx + s])
-    raise ConfigError(f"unknown TTA view {view!r}: use identity, hflip or shift:DX:DY")
-
-
-def predict_tta(predict: PredictFn, x: np.ndarray, views: list[str]) -> np.ndarray:
-    """Mean of `predict` (uint8 (N,S,S,3) -> probabilities (N,K)) over the views."""
-    if not views:
-        raise ConfigError("TTA needs at least one view")
-    total: np.ndarray | None = None
-    for view in views:
-        p = np.asarray(predict(apply_view(x, view)), dtype=np.float64)
-        total = p if total is None else total + p
-    assert total is not None  # views is non-empty
-    return np.asarray(total / len(views), dtype=np.float32)
-
-
 def _score(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     acc = float((probs.argmax(1) == y).mean())
-    nll = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1)).mean())
-    return acc, -nll
+    return acc, -nll(probs, y)
 
 
 def select_views(
     predict: PredictFn, x_val: np.ndarray, y_val: np.ndarray, candidates: list[str] | None = None
 ) -> dict[str, Any]:
-    """Greedy forward selection of views on validation data; returns what goes into tta.json."""
+    """Greedy forward selection of views on validation data: {"views": [...], "candidates": [...], "val": {...}}."""
     candidates = candidates or candidate_views(x_val.shape[1])
     per_view = {v: np.asarray(predict(apply_view(x_val, v)), dtype=np.float64) for v in candidates}
     chosen = ["identity"]
@@ -115,33 +75,26 @@ def select_views(
     }
 
 
-def choose_for_run(run_dir: Path, ws: Any = None) -> dict[str, Any]:
-    """Select views on the run's validation images and write tta.json."""
-    from picsift.deploy.predictor import Predictor
-    from picsift.improve.rundata import split_data
-    from picsift.train.runs import write_json
-
-    predictor = Predictor.from_run(run_dir)
-    predictor.temperature = None
-    val = split_data(run_dir, "val", ws)
+def choose_for_run(run_dir: Path | RunFolder, ws: Workspace | None = None) -> dict[str, Any]:
+    """Select views on the run's validation images and store them in its inference spec; returns the
+    selection's report. Scored on the probabilities with the run's class scales but without its temperature
+    (which never changes a decision). Without validation images: the default view set."""
+    run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(Path(run_dir))
+    predictor = Predictor.from_run(run)
+    predictor = predictor.with_spec(predictor.spec.replace(temperature=None))
+    val = split_data(run, "val", ws)
     if len(val.y) == 0:
-        result = {"views": DEFAULT_VIEWS, "candidates": DEFAULT_VIEWS, "val": None}
+        default = list(view_set(DEFAULT_VIEW_SET).views)
+        result: dict[str, Any] = {"views": default, "candidates": default, "val": None}
     else:
         result = select_views(predictor.predict_arrays, val.x, val.y)
-    write_json(Path(run_dir) / TTA_FILE, result)
-    log.info("TTA views for %s: %s", Path(run_dir).name, result["views"])
+    write_spec(run, read_spec(run).replace(tta_views=tuple(result["views"])).with_fit("tta", result))
+    log.info("TTA views for %s: %s", run.name, result["views"])
     return result
 
 
-def views_for_run(run_dir: Path) -> list[str]:
-    """The run's chosen views; chosen now if tta.json is missing; the defaults if that is impossible."""
-    path = Path(run_dir) / TTA_FILE
-    if path.exists():
-        return list(json.loads(path.read_text())["views"])
-    from picsift.errors import PicsiftError
-
-    try:
-        return list(choose_for_run(Path(run_dir))["views"])
-    except PicsiftError as e:
-        log.warning("cannot choose TTA views for %s (%s); using %s", Path(run_dir).name, e, DEFAULT_VIEWS)
-        return list(DEFAULT_VIEWS)
+def views_for_fitting(run: RunFolder, ws: Workspace | None = None) -> ViewSet:
+    """The run's chosen views, chosen (and stored) first when it has none: what `calibrate --tta` fits on."""
+    spec = read_spec(run)
+    views = spec.tta_views if spec.tta_views else tuple(choose_for_run(run, ws)["views"])
+    return ViewSet.equal("chosen", views)

@@ -33,6 +33,7 @@ from typing import Any
 from picsift.config import TrainConfig, to_jsonable
 from picsift.errors import ConfigError
 from picsift.models.registry import ModelSpec, get_spec
+from picsift.runs import RunFolder
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.improve")
@@ -222,10 +223,9 @@ def tune(
         "run_dir": str(result.run_dir),
         "run_val_acc": result.val_acc,
     }
-    from picsift.train.runs import write_json
-
-    write_json(result.run_dir / "tune.json", {**summary, "trials": _trial_rows(study)})
-    (result.run_dir / "tune.html").write_text(study_html(study, summary))
+    run = RunFolder(result.run_dir)
+    run.write_tuning({**summary, "trials": _trial_rows(study)})
+    run.tuning_report_path.write_text(study_html(study, summary))
     return summary
 
 

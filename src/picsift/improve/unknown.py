@@ -1,7 +1,7 @@
-"""Unknown-class rejection: say "unknown" instead of a confident wrong class for images unlike any class.
+"""Fitting unknown-class rejection: say "unknown" instead of a confident wrong class for images unlike any class.
 
-Two scores, both "higher = more like the training classes":
-- `confidence`  the (calibrated, when calibration.json exists) top-1 probability;
+Two scores, both "higher = more like the training classes" (applied by picsift.inference.unknown):
+- `confidence`  the (calibrated, when the run has a temperature) top-1 probability;
 - `knn`         minus the distance from the image's L2-normalised penultimate features to its k-th
                 nearest training image (Sun et al. 2022, "Out-of-distribution detection with deep
                 nearest neighbors"); for models without a torch feature layer (classical, ensembles)
@@ -12,13 +12,13 @@ Thresholds are chosen on the run's validation images (all of known classes) for 
 false-rejection rate f: each score's threshold is its f/2 quantile and an image is rejected when
 either score is below its threshold, so at most about f of known-class images are rejected.
 
-Files in the run folder: `unknown.json` (settings, thresholds, measured validation rejection rate)
-and `unknown_bank.npz` (the training feature bank and the validation scores).
+Where it goes: the rule (k, f, thresholds) into the run's inference spec (`unknown`, with this fit's report
+under fits["unknown"]), and the feature bank with the sorted validation scores beside it
+(RunFolder.unknown_bank_path).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,171 +28,103 @@ import numpy as np
 import torch
 
 from picsift.errors import ConfigError, DatasetError
+from picsift.improve.rundata import split_data
+from picsift.inference import Predictor, UnknownRule, read_spec, write_spec
+from picsift.inference.predictor import fitted_rejector
+from picsift.inference.unknown import UnknownRejector, knn_score
+from picsift.runs import RunFolder
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.improve")
-UNKNOWN_FILE = "unknown.json"
-BANK_FILE = "unknown_bank.npz"
-
-
-@torch.no_grad()
-def features_and_logits(predictor: Any, x: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
-    """uint8 (N, S, S, 3) -> (features (N, D) L2-normalised, logits (N, K) or None).
-
-    Torch models: the input of the last nn.Linear (the penultimate features), caught by a hook.
-    Other families: sqrt of the probabilities (a point on the unit sphere, like normalised features).
-    """
-    from torch import nn
-
-    from picsift.train.transforms import eval_transform
-
-    model = predictor.artifact.model
-    if not isinstance(model, nn.Module):
-        feats = np.sqrt(np.clip(predictor.predict_raw(x, batch_size), 0, 1)).astype(np.float32)
-        return feats, None
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        feats = np.sqrt(np.clip(predictor.predict_raw(x, batch_size), 0, 1)).astype(np.float32)
-        return feats, None
-    caught: list[torch.Tensor] = []
-    handle = linears[-1].register_forward_hook(lambda _m, inp, _out: caught.append(inp[0].flatten(1).float()))
-    model.eval()
-    tf = eval_transform(predictor.data_config)
-    xt = torch.from_numpy(x).permute(0, 3, 1, 2)
-    feats, logits = [], []
-    try:
-        for i in range(0, len(xt), batch_size):
-            caught.clear()
-            out = model(tf(xt[i : i + batch_size]).to(predictor.device)).float().cpu()
-            logits.append(out)
-            feats.append(caught[-1].cpu())
-    finally:
-        handle.remove()
-    f = torch.nn.functional.normalize(torch.cat(feats), dim=1).numpy()
-    return f.astype(np.float32), torch.cat(logits).numpy()
-
-
-def knn_score(feats: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
-    """Minus the distance to the k-th nearest bank vector (both L2-normalised)."""
-    k = max(1, min(k, len(bank)))
-    out = np.empty(len(feats), dtype=np.float32)
-    b = torch.from_numpy(bank.astype(np.float32))
-    for i in range(0, len(feats), 1024):
-        q = torch.from_numpy(feats[i : i + 1024].astype(np.float32))
-        d = torch.cdist(q, b)
-        out[i : i + 1024] = -torch.topk(d, k, dim=1, largest=False).values[:, -1].numpy()
-    return out
-
-
-def ecdf(sorted_ref: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Fraction of the reference scores at or below each value."""
-    return np.searchsorted(sorted_ref, values, side="right") / max(len(sorted_ref), 1)
 
 
 @dataclass
 class UnknownDetector:
-    """Rejects images whose confidence or kNN score falls below thresholds fitted on validation data."""
+    """A run's predictor with its fitted rejector: scores and decisions from images."""
 
-    predictor: Any
-    bank: np.ndarray
-    val_conf: np.ndarray  # sorted validation confidences
-    val_knn: np.ndarray  # sorted validation kNN scores
-    k: int
-    target_frr: float
+    predictor: Predictor
+    rejector: UnknownRejector
 
     @property
     def conf_threshold(self) -> float:
-        return float(np.quantile(self.val_conf, self.target_frr / 2, method="lower"))
+        return self.rejector.rule.confidence_threshold
 
     @property
     def knn_threshold(self) -> float:
-        return float(np.quantile(self.val_knn, self.target_frr / 2, method="lower"))
+        return self.rejector.rule.knn_threshold
 
     def scores(self, x: np.ndarray, probs: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Per-image scores (higher = more known): confidence, knn and `combined` (min of ECDF ranks)."""
         if probs is None:
             probs = self.predictor.predict_arrays(x)
-        feats, _ = features_and_logits(self.predictor, x)
-        conf = np.asarray(probs).max(axis=1)
-        knn = knn_score(feats, self.bank, self.k)
-        combined = np.minimum(ecdf(self.val_conf, conf), ecdf(self.val_knn, knn))
-        return {"confidence": conf, "knn": knn, "combined": combined}
+        feats, _ = self.predictor.features(x)
+        return self.rejector.scores(feats, probs)
 
     def __call__(self, x: np.ndarray, probs: np.ndarray) -> np.ndarray:
         """Bool (N,): True where the image should be reported as "unknown"."""
-        s = self.scores(x, probs)
-        return (s["confidence"] < self.conf_threshold) | (s["knn"] < self.knn_threshold)
+        feats, _ = self.predictor.features(x)
+        return self.rejector.rejects(feats, probs)
 
 
 def fit_unknown(
-    run_dir: Path, ws: Workspace | None = None, target_frr: float = 0.05, k: int = 10, bank_size: int = 5000
+    run_dir: Path | RunFolder,
+    ws: Workspace | None = None,
+    target_frr: float = 0.05,
+    k: int = 10,
+    bank_size: int = 5000,
 ) -> dict[str, Any]:
-    """Fit the rejection thresholds on the run's validation images; writes unknown.json + bank."""
-    from picsift.deploy.predictor import Predictor
-    from picsift.improve.rundata import split_data
-    from picsift.train.runs import write_json
-
+    """Fit the rejection thresholds on the run's validation images; store the rule and its feature bank."""
     if not 0 < target_frr < 1:
         raise ConfigError(f"the target false-rejection rate must be in (0, 1), got {target_frr}")
-    run_dir = Path(run_dir)
-    predictor = Predictor.from_run(run_dir)
-    train = split_data(run_dir, "train", ws, limit=bank_size)
-    val = split_data(run_dir, "val", ws)
+    run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(Path(run_dir))
+    predictor = Predictor.from_run(run)
+    train = split_data(run, "train", ws, limit=bank_size)
+    val = split_data(run, "val", ws)
     if len(val.y) < 10:
         raise DatasetError(
-            f"unknown rejection needs at least 10 validation images to set thresholds; run {run_dir.name} "
-            f"has {len(val.y)}"
+            f"unknown rejection needs at least 10 validation images to set thresholds; run {run.name} has {len(val.y)}"
         )
-    bank, _ = features_and_logits(predictor, train.x)
+    bank, _ = predictor.features(train.x)
     val_probs = predictor.predict_arrays(val.x)
-    val_feats, _ = features_and_logits(predictor, val.x)
+    val_feats, _ = predictor.features(val.x)
     # A validation image is its own class's neighbour in the bank only if it was trained on; it was not.
     val_conf = np.sort(val_probs.max(axis=1))
     val_knn = np.sort(knn_score(val_feats, bank, k))
-    np.savez_compressed(run_dir / BANK_FILE, bank=bank.astype(np.float16), val_conf=val_conf, val_knn=val_knn)
-    detector = UnknownDetector(predictor, bank, val_conf, val_knn, k, target_frr)
-    rejected = detector(val.x, val_probs)
+    rule = UnknownRule(
+        k=k,
+        target_frr=target_frr,
+        confidence_threshold=float(np.quantile(val_conf, target_frr / 2, method="lower")),
+        knn_threshold=float(np.quantile(val_knn, target_frr / 2, method="lower")),
+    )
+    np.savez_compressed(run.unknown_bank_path, bank=bank.astype(np.float16), val_conf=val_conf, val_knn=val_knn)
+    rejector = UnknownRejector(rule, bank.astype(np.float16).astype(np.float32), val_conf, val_knn)
+    rejected = rejector.rejects(val_feats, val_probs)
     info = {
         "target_frr": target_frr,
         "k": k,
         "n_bank": int(len(bank)),
         "n_val": int(len(val.y)),
         "temperature": predictor.temperature,
-        "thresholds": {"confidence": detector.conf_threshold, "knn": detector.knn_threshold},
+        "thresholds": {"confidence": rule.confidence_threshold, "knn": rule.knn_threshold},
         "val_rejection_rate": float(rejected.mean()),
-        "bank": BANK_FILE,
+        "bank": run.unknown_bank_path.name,
     }
-    write_json(run_dir / UNKNOWN_FILE, info)
+    write_spec(run, read_spec(run).replace(unknown=rule).with_fit("unknown", info))
     log.info(
         "unknown rejection for %s: thresholds %s, val rejection %.3f",
-        run_dir.name,
+        run.name,
         info["thresholds"],
         info["val_rejection_rate"],
     )
     return info
 
 
-def load_detector(
-    run_dir: Path, predictor: Any = None, ws: Workspace | None = None, fit_if_missing: bool = True
-) -> UnknownDetector:
-    """The run's detector (fitting it first when unknown.json is missing and the images are at hand)."""
-    from picsift.deploy.predictor import Predictor
-
-    run_dir = Path(run_dir)
-    if not (run_dir / UNKNOWN_FILE).exists():
-        if not fit_if_missing:
-            raise ConfigError(f"run {run_dir.name} has no {UNKNOWN_FILE}: fit it with picsift.improve.unknown")
-        fit_unknown(run_dir, ws)
-    info = json.loads((run_dir / UNKNOWN_FILE).read_text())
-    data = np.load(run_dir / BANK_FILE)
-    return UnknownDetector(
-        predictor or Predictor.from_run(run_dir),
-        data["bank"].astype(np.float32),
-        data["val_conf"],
-        data["val_knn"],
-        int(info["k"]),
-        float(info["target_frr"]),
-    )
+def load_detector(run_dir: Path | RunFolder) -> UnknownDetector:
+    """The run's fitted detector; ConfigError (saying how to fit one) when it has none. Never fits."""
+    run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(Path(run_dir))
+    predictor = Predictor.from_run(run)
+    how = f"fit it with `picsift calibrate --run {run.path}`"
+    return UnknownDetector(predictor, fitted_rejector(predictor.spec, run.unknown_bank_path, f"run {run.name}", how))
 
 
 def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
@@ -211,8 +143,8 @@ def evaluate_unknowns(detector: UnknownDetector, x_known: np.ndarray, x_unknown:
     su = detector.scores(x_unknown)
     for name in sk:
         out["auroc"][name] = auroc(sk[name], su[name])
-    _, lk = features_and_logits(detector.predictor, x_known)
-    _, lu = features_and_logits(detector.predictor, x_unknown)
+    _, lk = detector.predictor.features(x_known)
+    _, lu = detector.predictor.features(x_unknown)
     if lk is not None and lu is not None:
         energy_k = torch.logsumexp(torch.from_numpy(lk), 1).numpy()
         energy_u = torch.logsumexp(torch.from_numpy(lu), 1).numpy()

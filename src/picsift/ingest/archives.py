@@ -11,7 +11,6 @@ Each part of a member's path is written under `picsift.filenames.safe_filename` 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from picsift.data.hashing import sha256_file
 from picsift.errors import DatasetError
 from picsift.filenames import UniqueNames, inside
 from picsift.jsonio import write_json
@@ -47,14 +47,6 @@ class Extracted:
 def is_archive(path: Path) -> bool:
     name = path.name.lower()
     return any(name.endswith(s) for s in ARCHIVE_SUFFIXES)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def safe_member_path(name: str) -> PurePosixPath | None:
@@ -177,7 +169,7 @@ def _extract_tar(archive: Path, dest: Path, refused: list[tuple[str, str]], budg
 
 def extract(archive: Path, into: Path) -> Extracted:
     """Extract `archive` into `into/<sha256>/` (once); returns where and what was refused."""
-    sha = file_sha256(archive)
+    sha = sha256_file(archive)
     dest = into / sha
     done = into / f"{sha}{_DONE}"  # written last: a folder without it is an interrupted extraction
     if done.is_file() and dest.is_dir():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from picsift.data.formats import IMAGE_EXTENSIONS, unavailable_reason
+from picsift.data.hashing import sha256_file
 from picsift.data.images import ImageInfo, probe
 from picsift.errors import ImageDecodeError
 from picsift.ingest.sources import Entry
@@ -44,15 +45,6 @@ class DownloadSettings:
     max_bytes: int
 
 
-def _hash_stream(path: str) -> tuple[str, int]:
-    h, n = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            n += len(chunk)
-    return h.hexdigest(), n
-
-
 def read_entry(entry: Entry, known: dict[str, str], downloads: DownloadSettings) -> Probed:
     """Hash and decode one entry. `known` maps catalog paths to their sha256 (to skip re-decoding)."""
     if entry.url is not None:
@@ -71,7 +63,7 @@ def read_entry(entry: Entry, known: dict[str, str], downloads: DownloadSettings)
         try:
             size = os.stat(path).st_size
             if size > MAX_DECODE_BYTES:
-                sha, size = _hash_stream(path)
+                sha = sha256_file(path)
                 return Probed(entry, path, sha, size, error=f"file too large to decode ({size / 1e6:.0f} MB)")
             with open(path, "rb") as f:
                 data = f.read()

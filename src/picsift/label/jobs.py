@@ -1,13 +1,12 @@
 """Background jobs of the labelling app (training, auto-labelling), each in its own thread.
 
-A job is polled by id; training progress is read from the run folder's metrics.jsonl, which the
+A job is polled by id; training progress is read from the run folder's history, which the
 training loop appends to after every epoch, so the app needs no hook inside the training code.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import threading
 import time
@@ -15,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from picsift.runs import RunFolder
 
 log = logging.getLogger("picsift.label")
 
@@ -41,11 +42,9 @@ class Job:
         found = sorted(p for p in self.runs_dir.iterdir() if p.name.endswith(self.run_name))
         if not found:
             return out
-        metrics = found[-1] / "metrics.jsonl"
-        if metrics.exists():
-            rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-            out["epochs_done"] = len(rows)
-            out["last"] = rows[-1] if rows else None
+        rows = RunFolder(found[-1]).read_history()
+        out["epochs_done"] = len(rows)
+        out["last"] = rows[-1] if rows else None
         out["run_dir"] = found[-1].name
         return out
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from picsift.errors import ConfigError
+from picsift.numerics import entropy
 from picsift.store import Workspace
 
 UNCERTAINTY_METHODS = ("margin", "entropy", "least-confident")
@@ -33,8 +34,7 @@ def uncertainty(probs: np.ndarray, method: str = "margin") -> np.ndarray:
         top2 = -np.partition(-p, 1, axis=1)[:, :2]
         return 1.0 - (top2[:, 0] - top2[:, 1])
     if method == "entropy":
-        ent = -(p * np.log(np.clip(p, 1e-12, 1.0))).sum(axis=1)
-        return ent / max(np.log(p.shape[1]), 1e-12)
+        return entropy(p, normalised=True)
     if method == "least-confident":
         return 1.0 - p.max(axis=1)
     raise ConfigError(f"unknown uncertainty {method!r}; choose one of {', '.join(UNCERTAINTY_METHODS)}")

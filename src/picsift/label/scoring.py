@@ -7,7 +7,6 @@ is missing on disk or no longer decodes are set aside): `predict_rows` -> (N, K)
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from pathlib import Path
@@ -16,6 +15,9 @@ import numpy as np
 
 from picsift.data.available import SkippedImage, decode_available
 from picsift.errors import PicsiftError, RunNotFoundError
+from picsift.inference import Predictor
+from picsift.models.artifact import read_meta
+from picsift.runs import open_run
 from picsift.store import ImageRow, Workspace
 
 log = logging.getLogger("picsift.label")
@@ -26,10 +28,8 @@ PIXEL_SIZE = 16
 
 def latest_run(ws: Workspace, run: str | Path | None = None) -> Path | None:
     """The given run, or the workspace's latest completed run, or None when there is none yet."""
-    from picsift.train.runs import resolve_run
-
     try:
-        return resolve_run(ws, run)
+        return open_run(ws, run).path
     except RunNotFoundError:
         if run is not None:
             raise
@@ -41,8 +41,6 @@ def predict_rows(
 ) -> tuple[list[ImageRow], np.ndarray, list[str], list[SkippedImage]]:
     """-> (the rows that could be read, their probabilities (N, K) under the run's model, its class names
     (column order), the rows set aside because their file is missing on disk or no longer decodes)."""
-    from picsift.deploy.predictor import Predictor
-
     predictor = Predictor.from_run(run_dir)
     k = len(predictor.classes)
     decoded = decode_available(ws.cache_dir, rows, predictor.data_config.storage_size, "decoding for predictions")
@@ -124,6 +122,5 @@ class PredictionCache:
                 scored, probs, self._classes, _ = predict_rows(ws, missing, run_dir)
                 self._probs.update({r.id: p for r, p in zip(scored, probs, strict=True)})
             elif not self._classes:
-                meta = json.loads((run_dir / "model" / "model.json").read_text())
-                self._classes = list(meta["classes"])
+                self._classes = list(read_meta(run_dir)["classes"])
             return {r.id: self._probs[r.id] for r in rows if r.id in self._probs}, self._classes, self._run

@@ -22,7 +22,7 @@ def ensure_registered() -> None:
         return
     _registered = True
     from picsift.models.backbones import register_backbones
-    from picsift.models.classical import register_classical
+    from picsift.models.classical_names import register_classical
     from picsift.models.fastcnn import register_fastcnn
 
     register_fastcnn()

@@ -114,7 +114,7 @@ def create_model(name: str, num_classes: int, *, pretrained: bool = False, **kwa
     """Build a registered torch model with a `num_classes` head."""
     spec = get_spec(name)
     if spec.builder is None:
-        raise ModelNotFoundError(f"model {name!r} is a classical model; it is built by picsift.models.classical")
+        raise ModelNotFoundError(f"model {name!r} is a classical model; it is built by picsift.classical")
     return spec.builder(num_classes=num_classes, pretrained=pretrained, **{**spec.default_kwargs, **kwargs})
 
 

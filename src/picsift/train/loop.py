@@ -21,16 +21,17 @@ from torch import nn
 
 from picsift import progress
 from picsift.config import TrainConfig
+from picsift.device import autocast, seed_everything
 from picsift.errors import ConfigError
+from picsift.models import forward
 from picsift.models.registry import ModelSpec, create_model
+from picsift.runs import RunFolder
 from picsift.train.data import TrainData, TrainedModel
-from picsift.train.device import autocast, seed_everything
 from picsift.train.schedule import Progress, lr_factor
 from picsift.train.standard_recipe import StandardRecipe
-from picsift.train.transforms import ArrayDataset, eval_transform, train_transform
+from picsift.train.transforms import ArrayDataset, train_transform
 
 log = logging.getLogger("picsift.train")
-CHECKPOINT = "checkpoint.pt"
 
 
 def make_optimizer(model: nn.Module, recipe: StandardRecipe) -> torch.optim.Optimizer:
@@ -46,22 +47,11 @@ def make_optimizer(model: nn.Module, recipe: StandardRecipe) -> torch.optim.Opti
     return torch.optim.AdamW(groups, lr=recipe.lr)
 
 
-@torch.no_grad()
 def predict_logits(
     model: nn.Module, x: np.ndarray, data_config: Any, device: torch.device, batch_size: int = 256, amp: bool = True
 ) -> torch.Tensor:
-    """uint8 (N, S, S, 3) -> logits (N, K) on CPU, float32."""
-    model.eval()
-    tf = eval_transform(data_config)
-    out = []
-    xt = torch.from_numpy(x).permute(0, 3, 1, 2)
-    for i in range(0, len(xt), batch_size):
-        batch = tf(xt[i : i + batch_size]).to(device)
-        if device.type == "cuda":
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp):
-            out.append(model(batch).float().cpu())
-    return torch.cat(out) if out else torch.empty(0)
+    """uint8 (N, S, S, 3) -> logits (N, K) on CPU, float32 (picsift.models.forward)."""
+    return forward.logits(model, x, data_config, device, batch_size=batch_size, amp=amp)
 
 
 def batch_mix(cfg: TrainConfig, num_classes: int) -> Callable[..., Any] | None:
@@ -151,9 +141,9 @@ def fit_standard(
             )
             bar.update(task, advance=1, info=info)  # type: ignore[arg-type]
             _keep_best(training, state, row)
-            _checkpoint(training, state, epoch, run_dir / CHECKPOINT)
+            _checkpoint(training, state, epoch, RunFolder(run_dir).checkpoint_path)
             if cfg.snapshots:  # the last N epochs' weights, for a snapshot ensemble (improve.snapshots)
-                from picsift.improve.snapshots import save_snapshot
+                from picsift.runs.snapshots import save_snapshot
 
                 save_snapshot(run_dir, model, epoch + 1, cfg.snapshots)
             if _should_stop(training, state):

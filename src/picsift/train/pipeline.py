@@ -24,9 +24,9 @@ from picsift.data.available import (
 from picsift.errors import ConfigError, DatasetError
 from picsift.models.artifact import save_artifact
 from picsift.models.registry import DataConfig, ModelSpec, get_spec
+from picsift.runs import RunFolder, environment, new_run, open_run
 from picsift.store import ImageRow, Workspace
 from picsift.train.data import TrainData, encode_labels, split_rows
-from picsift.train.runs import MetricsLog, environment, new_run, resolve_run, write_json
 from picsift.train.trainers import check_settings, fit_on_data, trainer_for
 
 log = logging.getLogger("picsift.train")
@@ -143,13 +143,10 @@ def _record_inputs(run_dir: Path, cfg: TrainConfig, ws: Workspace, inputs: RunIn
     """config.json, env.json (seed, data version, packages) and data.json (which images, which split); returns
     the catalog hash."""
     catalog_hash = ws.catalog.catalog_hash()
-    write_json(run_dir / "config.json", {"train": to_jsonable(cfg), "data_config": inputs.data_config.to_dict()})
-    write_json(
-        run_dir / "env.json",
-        {"seed": cfg.seed, "catalog_hash": catalog_hash, "workspace": str(ws.root), **environment()},
-    )
-    write_json(
-        run_dir / "data.json",
+    run = RunFolder(run_dir)
+    run.write_config({"train": to_jsonable(cfg), "data_config": inputs.data_config.to_dict()})
+    run.write_env({"seed": cfg.seed, "catalog_hash": catalog_hash, "workspace": str(ws.root), **environment()})
+    run.write_data_split(
         {
             "classes": inputs.classes,
             "train_ids": [r.id for r in inputs.train_rows],
@@ -215,17 +212,19 @@ def run(cfg: TrainConfig) -> RunResult:
     inputs = RunInputs.gather(ws, cfg, spec)
     resume_from = None
     if cfg.resume:
-        resume_from = resolve_run(ws, cfg.resume) / "checkpoint.pt"
+        resume_from = open_run(ws, cfg.resume).checkpoint_path
         if not resume_from.exists():
             raise ConfigError(f"--resume {cfg.resume}: that run has no checkpoint.pt")
-    with new_run(ws, spec.name, cfg.run_name) as run_dir:
+    with new_run(ws, spec.name, cfg.run_name) as run:
+        run_dir = run.path
         data, inputs = load_data(ws, cfg, spec, inputs)
         for line in inputs.warnings:
             log.info("train: %s", line)
         catalog_hash = _record_inputs(run_dir, cfg, ws, inputs)
         t0 = time.perf_counter()
-        metrics = MetricsLog(run_dir / "metrics.jsonl")
-        trained = fit_on_data(spec, data, cfg, run_dir=run_dir, log_row=metrics, ws=ws, resume_from=resume_from)
+        trained = fit_on_data(
+            spec, data, cfg, run_dir=run_dir, log_row=run.history_log(), ws=ws, resume_from=resume_from
+        )
         seconds = time.perf_counter() - t0
         save_artifact(
             run_dir,
@@ -236,8 +235,9 @@ def run(cfg: TrainConfig) -> RunResult:
             data_config=trained.data_config,
             model_kwargs=trained.model_kwargs,
             extra=trained.extra,
+            write_model=trainer_for(spec).write_model,
         )
-        if cfg.tta:  # choose test-time views on validation data now -> tta.json
+        if cfg.tta:  # choose test-time views on validation data now -> the run's inference spec
             from picsift.improve.tta import choose_for_run
 
             choose_for_run(run_dir, ws)
@@ -259,7 +259,7 @@ def run(cfg: TrainConfig) -> RunResult:
             "catalog_hash": catalog_hash,
             "seed": cfg.seed,
         }
-        write_json(run_dir / "run.json", summary)
+        run.write_record(summary)
         ws.catalog.record_run(run_dir.name, str(run_dir), spec.name, catalog_hash, {"best_val_acc": val_acc})
     return RunResult(
         run_dir.name,

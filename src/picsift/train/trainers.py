@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from picsift.config import TrainConfig
+from picsift.device import select_device
 from picsift.errors import ConfigError
 from picsift.models.registry import DataConfig, ModelSpec
 from picsift.store import ImageRow, Workspace
 from picsift.train.data import TrainData, TrainedModel
-from picsift.train.device import select_device
 from picsift.train.fast import fit_fast
 from picsift.train.fast import resolve_data_config as fast_data_config
 from picsift.train.fast.recipe import FastRecipe
@@ -46,6 +46,9 @@ class Trainer:
     check: Callable[[ModelSpec, TrainConfig], None]  # raises ConfigError for settings the family does not take
     data_config: Callable[[ModelSpec, TrainConfig, list[ImageRow]], DataConfig]  # from the training images
     fit: Callable[[ModelSpec, TrainData, TrainConfig, FitContext], TrainedModel]
+    # How its model is stored in the run's artifact: None for torch modules (safetensors), else a writer
+    # (model, artifact folder) -> extra model.json keys (picsift.models.artifact.ModelWriter).
+    write_model: Callable[[Any, Path], dict[str, Any]] | None = None
 
 
 def _check_fast(spec: ModelSpec, cfg: TrainConfig) -> None:
@@ -72,21 +75,27 @@ def _fit_standard(spec: ModelSpec, data: TrainData, cfg: TrainConfig, ctx: FitCo
 
 # The classical family imports scikit-learn (over a second) only when a classical model is asked for.
 def _check_classical(spec: ModelSpec, cfg: TrainConfig) -> None:
-    from picsift.models.classical import make_classifier
+    from picsift.classical.estimators import make_classifier
 
     make_classifier(spec.name, cfg.model_params, cfg.seed)  # refuses unknown hyper-parameters with a suggestion
 
 
 def _classical_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow]) -> DataConfig:
-    from picsift.models.classical import resolve_data_config
+    from picsift.train.classical import resolve_data_config
 
     return resolve_data_config(spec, cfg, rows)
 
 
 def _fit_classical(spec: ModelSpec, data: TrainData, cfg: TrainConfig, ctx: FitContext) -> TrainedModel:
-    from picsift.models.classical import fit_classical
+    from picsift.train.classical import fit_classical
 
-    return fit_classical(spec, data, cfg, ctx.ws, ctx.log_row)  # type: ignore[no-any-return]
+    return fit_classical(spec, data, cfg, ctx.ws, ctx.log_row)
+
+
+def _write_estimator(model: Any, out_dir: Path) -> dict[str, Any]:
+    from picsift.train.classical import write_estimator
+
+    return write_estimator(model, out_dir)
 
 
 STANDARD = Trainer(check=_check_standard, data_config=_standard_data_config, fit=_fit_standard)
@@ -94,7 +103,9 @@ TRAINERS: dict[str, Trainer] = {
     "fast": Trainer(check=_check_fast, data_config=fast_data_config, fit=_fit_fast),
     "torchvision": STANDARD,
     "timm": STANDARD,
-    "classical": Trainer(check=_check_classical, data_config=_classical_data_config, fit=_fit_classical),
+    "classical": Trainer(
+        check=_check_classical, data_config=_classical_data_config, fit=_fit_classical, write_model=_write_estimator
+    ),
 }
 
 

@@ -1,4 +1,7 @@
-"""torchvision transforms v2 pipelines derived from the model's DataConfig (never hand-picked twice)."""
+"""torchvision transforms v2 training pipelines derived from the model's DataConfig (never hand-picked twice).
+
+Evaluation and prediction crop and normalise with picsift.models.forward.model_input.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +13,6 @@ from picsift.models.registry import DataConfig
 
 def _finish(dc: DataConfig) -> list[v2.Transform]:
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(dc.mean), std=list(dc.std))]
-
-
-def eval_transform(dc: DataConfig) -> v2.Compose:
-    """uint8 CHW tensor at storage size -> normalised float input (centre crop)."""
-    return v2.Compose([v2.CenterCrop(dc.input_size), *_finish(dc)])
 
 
 def train_transform(dc: DataConfig, augment: str, random_erasing: float = 0.0) -> v2.Compose:

@@ -101,8 +101,8 @@ class ServerState:
         self.predictor = predictor
         self.loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.history.append({"version": predictor.version, "bundle": str(predictor.path), "loaded_at": self.loaded_at})
-        self.metrics.set_model(predictor.version, predictor.runtime)
-        log.info("serving model %s from %s (%s)", predictor.version, predictor.path, predictor.runtime)
+        self.metrics.set_model(predictor.version, predictor.runtime.name)
+        log.info("serving model %s from %s (%s)", predictor.version, predictor.path, predictor.runtime.name)
 
     async def reload(self, bundle: Path | None = None) -> dict[str, Any]:
         """Load a bundle (default: the current one's folder, re-read) and swap it in between batches."""

@@ -6,8 +6,8 @@
 (logits and test-time views).
 """
 
-from picsift.train.fast.evaluate import logits_for, predict_tta, to_input
+from picsift.train.fast.evaluate import logits_for, to_input
 from picsift.train.fast.fit import fit_fast
 from picsift.train.fast.sizing import resolve_data_config
 
-__all__ = ["fit_fast", "logits_for", "predict_tta", "resolve_data_config", "to_input"]
+__all__ = ["fit_fast", "logits_for", "resolve_data_config", "to_input"]

@@ -24,9 +24,10 @@ import torch
 
 from picsift import progress
 from picsift.config import TrainConfig
+from picsift.device import autocast
 from picsift.models.registry import ModelSpec
+from picsift.runs import RunFolder
 from picsift.train.data import TrainData, TrainedModel
-from picsift.train.device import autocast
 from picsift.train.fast.evaluate import logits_for
 from picsift.train.fast.freeze import freeze_blocks, frozen_at
 from picsift.train.fast.optim import apply_schedule
@@ -38,7 +39,6 @@ from picsift.train.fast.sizing import MONITOR_SHARE, monitor_sample
 
 __all__ = ["fit_fast"]
 log = logging.getLogger("picsift.train")
-CHECKPOINT = "checkpoint.pt"
 EVAL_MARGIN = 1.2  # the reserve for the final validation pass: the measured pass, scaled to all images, x this
 
 
@@ -163,10 +163,10 @@ def _train_epochs(
                 bar.update(task, info=f"val acc {val_acc:.3f}")  # type: ignore[arg-type]
             bar.update(task, advance=1)  # type: ignore[arg-type]
             if check:
-                _checkpoint(run, state, epoch, run_dir / CHECKPOINT)
+                _checkpoint(run, state, epoch, RunFolder(run_dir).checkpoint_path)
             state.overhead_s += time.perf_counter() - tv
             if cfg.snapshots:  # the last N epochs' weights, for a snapshot ensemble (improve.snapshots)
-                from picsift.improve.snapshots import save_snapshot
+                from picsift.runs.snapshots import save_snapshot
 
                 save_snapshot(run_dir, run.model, epoch + 1, cfg.snapshots)
             if done:

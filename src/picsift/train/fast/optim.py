@@ -36,7 +36,7 @@ def orthogonalise(g: torch.Tensor, steps: int = 3, eps: float = 1e-7) -> torch.T
 
 
 def _native_bf16(device: torch.device) -> bool:
-    from picsift.train.device import cpu_has_native_bf16
+    from picsift.device import cpu_has_native_bf16
 
     return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
 

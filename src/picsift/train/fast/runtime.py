@@ -143,7 +143,7 @@ def images_per_second(
 ) -> float:
     """Training throughput from a short probe (forward + backward on random input); weights and
     BatchNorm statistics are restored afterwards, so the probe leaves no trace."""
-    from picsift.train.device import autocast
+    from picsift.device import autocast
 
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     x = torch.randn(batch, 3, size, size, device=device)

@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from picsift.config import TrainConfig
+from picsift.device import seed_everything
 from picsift.errors import ConfigError
 from picsift.models.fastcnn import FastCNN
 from picsift.models.registry import DataConfig, ModelSpec, create_model
 from picsift.train.data import TrainData
-from picsift.train.device import seed_everything
 from picsift.train.fast.augment import BatchAugmenter
 from picsift.train.fast.evaluate import to_input
 from picsift.train.fast.freeze import Stages, freeze_stages

@@ -12,12 +12,12 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from picsift.deploy.predictor import top_classes
 from picsift.deploy.server.deps import get_settings, get_state, require_api_key
 from picsift.deploy.server.inputs import check_image_bytes, decode_checked, parse_top_k
 from picsift.deploy.server.reading import read_many, read_single
 from picsift.deploy.server.settings import ServerSettings
 from picsift.deploy.server.state import HeldPrediction, ServerState, now_ms
+from picsift.inference import top_classes
 from picsift.web.errors import ApiError
 
 router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[Depends(require_api_key)])

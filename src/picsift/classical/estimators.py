@@ -12,8 +12,7 @@ Artifacts are saved with skops (a restricted format that refuses unknown types o
 from __future__ import annotations
 
 import json
-import logging
-import time
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -26,15 +25,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from picsift.config import TrainConfig
-from picsift.errors import ConfigError, ModelNotFoundError
-from picsift.features.extractors import Extractor, get_extractor
-from picsift.jsonio import dumps, write_json
-from picsift.models.registry import DataConfig, ModelSpec, register
+from picsift.errors import ConfigError, ModelNotFoundError, RunNotFoundError
+from picsift.features.deep import DeepSource
+from picsift.features.extractors import Extractor, extractor_from_module, get_extractor
+from picsift.jsonio import write_json
+from picsift.models.classical_names import CLASSICAL_MODELS, DEFAULT_FEATURES
+from picsift.models.registry import DataConfig, create_model
 
-log = logging.getLogger("picsift.models")
-
-DEFAULT_FEATURES = "hog"
 ESTIMATOR_FILE = "estimator.skops"
 FEATURE_MODEL_FILE = "feature_extractor.safetensors"
 FEATURE_META_FILE = "feature_extractor.json"
@@ -88,27 +85,17 @@ def _boosting(params: dict[str, Any], seed: int) -> Any:
     return HistGradientBoostingClassifier(**{"max_iter": 100, "early_stopping": False, "random_state": seed, **params})
 
 
-CLASSICAL: dict[str, ClassicalKind] = {
-    "svm": ClassicalKind("RBF support vector machine (C=10, Platt probabilities)", _svm),
-    "knn": ClassicalKind("k-nearest neighbours (k=5, distance-weighted)", _knn),
-    "decision-tree": ClassicalKind("a single decision tree (interpretable, weak)", _tree),
-    "random-forest": ClassicalKind("random forest of 200 trees", _forest),
-    "logistic": ClassicalKind("multinomial logistic regression (a linear probe)", _logistic),
-    "gradient-boosting": ClassicalKind("histogram gradient boosting, 100 rounds", _boosting),
+_BUILDERS = {
+    "svm": _svm,
+    "knn": _knn,
+    "decision-tree": _tree,
+    "random-forest": _forest,
+    "logistic": _logistic,
+    "gradient-boosting": _boosting,
 }
-
-
-def register_classical() -> None:
-    for name, kind in CLASSICAL.items():
-        register(
-            ModelSpec(
-                name=name,
-                family="classical",
-                data_config=DataConfig(input_size=64, crop_pct=1.0),
-                description=f"{kind.description}, on image features (--features, default {DEFAULT_FEATURES})",
-                builder=None,
-            )
-        )
+CLASSICAL: dict[str, ClassicalKind] = {
+    name: ClassicalKind(CLASSICAL_MODELS[name], _BUILDERS[name]) for name in CLASSICAL_MODELS
+}
 
 
 class FeatureTransformer(TransformerMixin, BaseEstimator):
@@ -165,7 +152,7 @@ def make_classifier(name: str, params: dict[str, Any] | None = None, seed: int =
         raise ModelNotFoundError(f"unknown classical model {name!r}{did} (known: {', '.join(CLASSICAL)})")
     params = dict(params or {})
     default = CLASSICAL[name].build({}, seed)
-    default = _core(default)
+    default = core_classifier(default)
     known = set(default.get_params(deep=False))
     bad = sorted(set(params) - known)
     if bad:
@@ -178,14 +165,14 @@ def make_classifier(name: str, params: dict[str, Any] | None = None, seed: int =
         raise ConfigError(f"{name}: invalid hyper-parameters {params}: {e}") from e
 
 
-def _core(clf: Any) -> Any:
+def core_classifier(clf: Any) -> Any:
     """The classifier whose hyper-parameters the user sets (the SVC inside its calibration wrapper)."""
     from sklearn.calibration import CalibratedClassifierCV
 
     return clf.estimator if isinstance(clf, CalibratedClassifierCV) else clf
 
 
-def _fit_folds(clf: Any, y: np.ndarray, seed: int, name: str) -> None:
+def set_calibration_folds(clf: Any, y: np.ndarray, seed: int, name: str) -> None:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.model_selection import StratifiedKFold
 
@@ -212,117 +199,6 @@ def make_pipeline(
             ("clf", make_classifier(name, params, seed)),
         ]
     )
-
-
-# ---- integration with picsift.train -----------------------------------------------------------------
-
-
-def _features_name(cfg: TrainConfig, ws: Any = None) -> tuple[str, Extractor]:
-    """The extractor to use; run ids are resolved to absolute folders so the model never needs the workspace."""
-    name = cfg.features or DEFAULT_FEATURES
-    ext = get_extractor(name, ws)
-    if ext.kind == "run":
-        from picsift.train.runs import resolve_run
-
-        name = f"run:{resolve_run(ws, name[4:])}"
-        ext = get_extractor(name, ws)
-    return name, ext
-
-
-def resolve_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[Any]) -> DataConfig:
-    """Decode images at the size the extractor reads (64 for handcrafted; the CNN's size for embeddings)."""
-    ws = None
-    if (cfg.features or "").startswith("run:"):
-        from picsift.store import Workspace
-
-        ws = Workspace.open(cfg.workspace)
-    _, ext = _features_name(cfg, ws)
-    if cfg.image_size and cfg.image_size != ext.size:
-        log.warning("--image-size %s ignored: extractor %s reads %spx images", cfg.image_size, ext.name, ext.size)
-    return DataConfig(input_size=ext.size, crop_pct=1.0)
-
-
-def _cached_features(ws: Any, ids: list[int], x: np.ndarray, ext: Extractor) -> np.ndarray:
-    """Features through the workspace cache when every id is a catalog image, else from the arrays."""
-    from picsift.features import extract
-
-    if ids and len(ids) == len(x):
-        by_id = {r.id: r for r in ws.catalog.images(ids=ids, readable=None, include_excluded=True)}
-        if all(i in by_id for i in ids):
-            return extract(ws, [by_id[i] for i in ids], ext)
-    return ext(x)
-
-
-def fit_classical(
-    spec: ModelSpec, data: Any, cfg: TrainConfig, ws: Any, log_row: Callable[[dict[str, Any]], None]
-) -> Any:
-    """Fit feature scaling + classifier on the training arrays; one history row with val_acc and times."""
-    from picsift.train.data import TrainedModel
-
-    name, ext = _features_name(cfg, ws)
-    params = dict(cfg.model_params)
-    clf = make_classifier(spec.name, params, cfg.seed)
-    if len(data.x_train) < 2:
-        raise ConfigError(f"{spec.name} needs at least 2 training images, got {len(data.x_train)}")
-    if spec.name == "knn":
-        k = int(clf.get_params()["n_neighbors"])
-        if k > len(data.x_train):
-            raise ConfigError(f"knn: n_neighbors={k} exceeds the {len(data.x_train)} training images")
-    if cfg.balance in ("auto", "weights") and "class_weight" in _core(clf).get_params():
-        _core(clf).set_params(class_weight="balanced")
-    _fit_folds(clf, data.y_train, cfg.seed, spec.name)
-    t0 = time.perf_counter()
-    f_train = _cached_features(ws, list(data.train_ids), data.x_train, ext)
-    f_val = _cached_features(ws, list(data.val_ids), data.x_val, ext) if len(data.x_val) else None
-    feature_seconds = time.perf_counter() - t0
-    if f_train.shape[1] == 0 or not np.isfinite(f_train).all():
-        raise ConfigError(f"feature extractor {name!r} gave no usable features (empty or non-finite values)")
-    transformer = FeatureTransformer(name)
-    transformer._ext = ext
-    transformer.n_features_out_ = int(f_train.shape[1])
-    scaler = StandardScaler().fit(f_train)
-    t1 = time.perf_counter()
-    fit_kwargs: dict[str, Any] = {}
-    if data.sample_weight is not None and spec.name != "knn":
-        fit_kwargs["sample_weight"] = data.sample_weight
-    try:
-        clf.fit(scaler.transform(f_train), data.y_train, **fit_kwargs)
-    except ValueError as e:
-        raise ConfigError(f"{spec.name} on {name} features could not be fitted: {e}") from e
-    fit_seconds = time.perf_counter() - t1
-    model = Pipeline([("features", transformer), ("scale", scaler), ("clf", clf)])
-    row: dict[str, Any] = {
-        "epoch": 1,
-        "train_acc": float(clf.score(scaler.transform(f_train), data.y_train)),
-        "val_acc": float(clf.score(scaler.transform(f_val), data.y_val)) if f_val is not None else None,
-        "feature_seconds": round(feature_seconds, 3),
-        "fit_seconds": round(fit_seconds, 3),
-        "features": name,
-        "feature_dim": int(f_train.shape[1]),
-    }
-    log_row(row)
-    log.info("%s on %s: val acc %s, fit %.2fs", spec.name, name, row["val_acc"], fit_seconds)
-    return TrainedModel(
-        model=model,
-        model_kwargs={"features": name, "params": params},
-        data_config=data.data_config,
-        history=[row],
-        extra={
-            "features": name,
-            "feature_key": ext.key,
-            "feature_dim": int(f_train.shape[1]),
-            "classifier": type(_core(clf)).__name__,
-            "classifier_params": {k: v for k, v in _core(clf).get_params().items() if _jsonable(v)},
-        },
-    )
-
-
-def _jsonable(v: Any) -> bool:
-    try:
-        dumps(v)
-        return True
-    except TypeError:
-        return False
 
 
 # ---- persistence ------------------------------------------------------------------------------------
@@ -354,15 +230,17 @@ def save_estimator(model: Any, out_dir: Path) -> str:
     return ESTIMATOR_FILE
 
 
+# Estimators saved before this package existed name their picsift types under the old module path.
+_LEGACY_MODULE = "picsift.models.classical"
+
+
 def _allowed(type_name: str) -> bool:
-    return type_name.startswith(("sklearn.", "numpy.", "picsift.models.classical.", "builtins."))
+    return type_name.startswith(("sklearn.", "numpy.", f"{__name__}.", f"{_LEGACY_MODULE}.", "builtins."))
 
 
 def load_estimator(path: Path) -> Any:
     """Load a skops file, trusting only scikit-learn, numpy and picsift's own types."""
     import skops.io as sio
-
-    from picsift.errors import RunNotFoundError
 
     if not path.exists():
         raise RunNotFoundError(f"classical model file {path} is missing")
@@ -370,6 +248,9 @@ def load_estimator(path: Path) -> Any:
     refused = [t for t in untrusted if not _allowed(t)]
     if refused:
         raise ConfigError(f"{path} holds types picsift does not load: {refused}; refusing to load it")
+    if any(t.startswith(f"{_LEGACY_MODULE}.") for t in untrusted):
+        # skops imports a type's module by name: let the old name resolve to this module for the load.
+        sys.modules.setdefault(_LEGACY_MODULE, sys.modules[__name__])
     model = sio.load(path, trusted=untrusted)
     meta_path = path.parent / FEATURE_META_FILE
     ft = _transformer(model)
@@ -380,10 +261,6 @@ def load_estimator(path: Path) -> Any:
 
 def _bundled_extractor(folder: Path, meta: dict[str, Any]) -> Extractor:
     from safetensors.torch import load_file
-
-    from picsift.features.deep import DeepSource
-    from picsift.features.extractors import extractor_from_module
-    from picsift.models.registry import create_model
 
     def build() -> Any:
         module = create_model(meta["model"], num_classes=int(meta["num_classes"]), **meta["model_kwargs"])
