@@ -28,7 +28,8 @@ def crop_offset(storage_size: int, input_size: int) -> int:
 def model_input(x: torch.Tensor, dc: DataConfig, channels_last: bool = False) -> torch.Tensor:
     """uint8 (B, 3, S, S) on any device -> float32 (B, 3, s, s): centre crop to dc.input_size, then
     (x - 255 mean) / (255 std). Traceable, so the ONNX export embeds it."""
-    s, size = x.shape[-1], dc.input_size
+    # int(): under ONNX tracing the size is a traced value; the graph takes one storage size, so it is fixed.
+    s, size = int(x.shape[-1]), dc.input_size
     if s != size:
         o = crop_offset(s, size)
         x = x[:, :, o : o + size, o : o + size]
