@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from picsift.improve.calibration import apply_temperature, ece, fit_temperature, nll
-from test_improve_common import make_workspace, quick_config
+from support.improve import make_workspace, quick_config
 
 
 def overconfident(n: int = 600, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

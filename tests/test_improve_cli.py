@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from picsift.cli import build_app
-from test_improve_common import make_workspace
+from support.improve import make_workspace
 
 
 def test_improve_commands_end_to_end(tmp_path: Path) -> None:

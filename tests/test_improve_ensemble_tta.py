@@ -10,7 +10,7 @@ import pytest
 
 from picsift.improve.ensemble import fit_weights
 from picsift.improve.tta import apply_view, predict_tta, select_views
-from test_improve_common import make_workspace, quick_config
+from support.improve import make_workspace, quick_config
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from picsift.improve.thresholds import THRESHOLDS_FILE, apply_class_scales
-from test_improve_common import make_workspace, quick_config
+from support.improve import make_workspace, quick_config
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_improve_common import make_workspace, quick_config
+from support.improve import make_workspace, quick_config
 
 
 @pytest.fixture(scope="module")

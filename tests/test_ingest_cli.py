@@ -8,9 +8,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from conftest import write_digits
 from picsift.cli import build_app
 from picsift.store import Workspace
+from support.images import write_digits
 
 runner = CliRunner()
 

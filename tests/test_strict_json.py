@@ -17,9 +17,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import write_digits
 from picsift.cli import build_app
 from picsift.jsonio import append_json_line, dumps, to_jsonable, write_json
+from support.images import write_digits
 
 torch.set_num_threads(1)
 runner = CliRunner()
@@ -158,11 +158,11 @@ def test_training_without_validation_images_writes_null_not_nan(tmp_path: Path) 
 def test_web_apps_answer_strict_json_for_non_finite_metrics(tmp_path: Path) -> None:
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
-    from picsift.label.web.settings import LabelSettings
-    from picsift.label.web.app import create_app as create_label_app
 
     from picsift.deploy.server.app import create_app as create_server
     from picsift.deploy.server.settings import ServerSettings
+    from picsift.label.web.app import create_app as create_label_app
+    from picsift.label.web.settings import LabelSettings
     from picsift.web.responses import StrictJSONResponse
 
     assert StrictJSONResponse({"ece": float("nan"), "n": np.int64(2)}).body == b'{"ece":null,"n":2}'
