@@ -1,8 +1,10 @@
-"""The Python API: one function per user operation, the same ones the CLI runs (`picsift X` is `api.X(...)`).
+"""The Python API: one function per user operation; each `picsift` command parses its flags, makes one call here
+and prints the result.
 
 Every function takes the workspace as a keyword (`workspace=`; None: ./picsift-workspace or
-$PICSIFT_WORKSPACE), returns a typed result (a dataclass with `to_dict()` giving the CLI's `--json` object) and
-raises picsift's typed errors (`picsift.errors`), which the CLI prints as one line with exit code 2.
+$PICSIFT_WORKSPACE), returns a typed result (a dataclass; its `to_dict()`, where it has one, is the CLI's
+`--json` object) and raises picsift's typed errors (`picsift.errors`), which the CLI prints as one line with
+exit code 2.
 
 Importing this package is cheap: the stages (and torch, scikit-learn, FastAPI with them) load when a function
 runs. One module per stage: ingest, curate, label, train, evaluate, improve, deploy.
