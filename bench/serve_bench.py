@@ -199,7 +199,7 @@ def build_bundle(work: Path, quick: bool) -> tuple[Path, list[bytes], str]:
         dataset = "CIFAR-10 JPEG subset (200/class train, 20/class test) from ../shared/datasets"
     else:
         sys.path.insert(0, str(REPO / "tests"))
-        from conftest import write_digits
+        from support.images import write_digits
 
         root = write_digits(work / "digits", per_class=40, classes=10, size=32)
         for cdir in sorted(root.iterdir()):

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from support.images import REPO
 
 BROWSER_TESTS = REPO / "tests" / "test_label_browser.py"
 

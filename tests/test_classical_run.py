@@ -14,7 +14,7 @@ from picsift.config import TrainConfig
 from picsift.errors import ConfigError
 from picsift.inference import Predictor
 from picsift.train.data import load_arrays
-from test_features_extract import make_workspace
+from support.features import make_workspace
 
 
 @pytest.fixture(autouse=True)

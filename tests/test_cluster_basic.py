@@ -10,7 +10,7 @@ import pytest
 
 from picsift.cluster import agreement, cluster_features, embed_2d, run
 from picsift.errors import ConfigError
-from test_features_extract import make_workspace
+from support.features import make_workspace
 
 
 @pytest.fixture(autouse=True)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from conftest import write_digits
 from picsift.curate.descriptors import hand_features
 from picsift.curate.duplicates import DuplicateParams, UnionFind, duplicate_findings, near_duplicate_pairs
 from picsift.curate.imbalance import find_imbalance
@@ -17,25 +15,7 @@ from picsift.curate.labels import cnn_cross_val_logits, combine_probs, cross_val
 from picsift.curate.outliers import find_outliers
 from picsift.curate.quality import find_quality_issues
 from picsift.store import ImageRow
-
-
-def texture(seed: int, size: int = 64) -> np.ndarray:
-    """A smooth random colour picture: low-frequency noise upsampled, so it has real structure."""
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    img = Image.fromarray(small).resize((size, size), Image.BICUBIC)
-    detail = rng.normal(0, 12, (size, size, 3))
-    return np.clip(np.asarray(img, np.float64) + detail, 0, 255).astype(np.uint8)
-
-
-def jpeg_crop_copy(a: np.ndarray, crop: float = 0.08, quality: int = 40, bright: float = 1.15) -> np.ndarray:
-    s = a.shape[0]
-    c = int(round(s * crop))
-    img = Image.fromarray(a).crop((c, 0, s, s - c)).resize((s, s), Image.BILINEAR)
-    img = Image.fromarray(np.clip(np.asarray(img, np.float64) * bright, 0, 255).astype(np.uint8))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality)
-    return np.asarray(Image.open(buf).convert("RGB"))
+from support.images import jpeg_crop_copy, texture, write_digits
 
 
 def row(i: int, sha: str | None = None, split: str = "train", label: str | None = "a", size: int = 64) -> ImageRow:

@@ -15,7 +15,7 @@ from picsift.config import CleanConfig
 from picsift.curate import ApplyOptions, apply, export_clean, run, undo
 from picsift.store import Workspace
 from picsift.store.schema import Image as ImageRecord
-from test_curate_checks import jpeg_crop_copy, texture
+from support.images import jpeg_crop_copy, texture
 
 
 def make_workspace(tmp: Path) -> tuple[Path, dict[str, int]]:

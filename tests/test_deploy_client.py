@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 
 import picsift
-from deploy_support import LiveServer, make_workspace, train_run
 from picsift.deploy.client import ServerError
 from picsift.deploy.export import export
 from picsift.deploy.server import ServerSettings, create_app
+from support.deploy import LiveServer, make_workspace, train_run
 
 
 def test_client_predict_batch_feedback_and_errors(tmp_path: Path) -> None:

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from deploy_support import make_workspace, train_run
 from picsift.deploy import export as export_mod
 from picsift.deploy.bundle import BundlePredictor
 from picsift.deploy.export import ExportError, export
 from picsift.inference import Predictor
 from picsift.models.registry import DataConfig
+from support.deploy import make_workspace, train_run
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from deploy_support import LiveServer, make_workspace, train_run
 from picsift.cli import build_app
 from picsift.deploy.export import export
 from picsift.deploy.feedback import FeedbackStore, accepted_feedback_rows
 from picsift.deploy.server import ServerSettings, create_app
 from picsift.store import Workspace
+from support.deploy import LiveServer, make_workspace, train_run
 
 
 def _new_png(seed: int) -> bytes:

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from deploy_support import LiveServer, make_workspace, train_run
 from picsift.deploy.export import export
 from picsift.deploy.server import ServerSettings, create_app
+from support.deploy import LiveServer, make_workspace, train_run
 
 KEY = "s3cret-key"
 

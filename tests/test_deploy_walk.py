@@ -14,12 +14,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import require
-from deploy_support import LiveServer, make_workspace, train_run
 from picsift.cli import build_app
 from picsift.data import formats
 from picsift.deploy.export import export
 from picsift.deploy.server import ServerSettings, create_app
+from support.deploy import LiveServer, make_workspace, train_run
+from support.images import require
 
 
 @pytest.fixture(scope="module")

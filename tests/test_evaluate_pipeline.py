@@ -14,13 +14,13 @@ import pytest
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
-from conftest import write_digits
 from picsift.cli import build_app
 from picsift.config import EvalConfig, TrainConfig
 from picsift.errors import DatasetError
 from picsift.evaluate import run as evaluate_run
 from picsift.store import Workspace
 from picsift.store.schema import Image, RunRecord
+from support.images import write_digits
 
 
 def make_workspace(root: Path, *, per_class: int, classes: int, with_test: bool) -> Workspace:

@@ -11,13 +11,13 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from conftest import write_digits
 from picsift.config import TrainConfig
 from picsift.errors import ConfigError
 from picsift.models.registry import create_model, get_spec
 from picsift.train.data import TrainData, TrainedModel
 from picsift.train.fast import fit_fast
 from picsift.train.fast.evaluate import logits_for, to_input
+from support.images import write_digits
 
 
 def digits_arrays(tmp: Path, per_class: int = 40, classes: int = 3) -> tuple[np.ndarray, np.ndarray]:

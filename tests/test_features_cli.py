@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from picsift.cli import build_app
-from test_features_extract import make_workspace
+from support.features import make_workspace
 
 
 @pytest.fixture(autouse=True)

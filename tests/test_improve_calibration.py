@@ -9,7 +9,7 @@ import numpy as np
 from picsift.improve.calibration import apply_temperature, ece, fit_temperature, nll
 from picsift.inference import read_spec
 from picsift.runs import RunFolder
-from test_improve_common import make_workspace, quick_config
+from support.improve import make_workspace, quick_config
 
 
 def overconfident(n: int = 600, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

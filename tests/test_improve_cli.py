@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from picsift.cli import build_app
 from picsift.inference import read_spec
 from picsift.runs import RunFolder
-from test_improve_common import make_workspace
+from support.improve import make_workspace
 
 
 def test_improve_commands_end_to_end(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from picsift.improve.ensemble import fit_weights
 from picsift.improve.tta import select_views
 from picsift.inference.tta import ViewSet, apply_view, average_probs
-from test_improve_common import make_workspace, quick_config
+from support.improve import make_workspace, quick_config
 
 
 @pytest.fixture(scope="module")

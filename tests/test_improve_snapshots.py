@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from picsift.improve.snapshots import list_snapshots
-from test_improve_common import make_workspace, quick_config
+from support.improve import make_workspace, quick_config
 
 
 def test_fast_cnn_snapshots_make_an_ensemble_run_that_evaluates_and_predicts(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from picsift.improve.thresholds import apply_class_scales
 from picsift.inference import read_spec
 from picsift.runs import RunFolder
-from test_improve_common import make_workspace, quick_config
+from support.improve import make_workspace, quick_config
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from test_improve_common import make_workspace, quick_config
+from support.improve import make_workspace, quick_config
 
 
 def test_tune_two_trials_materialises_a_run_and_resumes(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_improve_common import make_workspace, quick_config
+from support.improve import make_workspace, quick_config
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +48,9 @@ def test_predict_reject_unknown_labels_noise_unknown(setup: tuple[Path, Path]) -
     from picsift.api import predict
 
     run_dir, root = setup
-    rows = [r.to_dict() for r in predict(str(root / "noise"), run=run_dir, reject_unknown=True)]
+    rows = [r.to_dict() for r in predict(str(root / "noise"), run=run_dir, reject_unknown=True).predictions]
     assert sum(r["label"] == "unknown" for r in rows) >= len(rows) // 2
-    plain = [r.to_dict() for r in predict(str(root / "noise"), run=run_dir)]
+    plain = [r.to_dict() for r in predict(str(root / "noise"), run=run_dir).predictions]
     assert all(r["label"] != "unknown" for r in plain)
 
 

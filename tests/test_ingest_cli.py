@@ -8,9 +8,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from conftest import write_digits
 from picsift.cli import build_app
 from picsift.store import Workspace
+from support.images import write_digits
 
 runner = CliRunner()
 
@@ -120,5 +120,5 @@ def test_python_api_wrappers(tmp_path: Path) -> None:
     data = write_digits(tmp_path / "digits", per_class=4, classes=2)
     result = api.import_images(data, workspace=tmp_path / "ws", label="digit")
     assert result.added == 8 and result.classes == ["digit"]
-    assert api.status(tmp_path / "ws")["labeled"] == 8
+    assert api.status(workspace=tmp_path / "ws").labeled == 8
     assert picsift.import_images is api.import_images and picsift.status is api.status

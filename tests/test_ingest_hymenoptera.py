@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATASETS, require
 from picsift.config import ImportConfig
 from picsift.ingest import run
 from picsift.store import Workspace
+from support.images import DATASETS, require
 
 
 @pytest.mark.datasets

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, require
 from picsift.config import ImportConfig
 from picsift.data import formats
 from picsift.data.images import load_rgb, probe
@@ -20,6 +19,7 @@ from picsift.data.walk import walk_images
 from picsift.errors import DatasetError
 from picsift.ingest import run
 from picsift.store import Workspace
+from support.images import REPO, require
 
 
 def _image(path: Path, seed: int, fmt: str | None = None, size: int = 12) -> Path:

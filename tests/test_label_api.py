@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from label_support import app_client, make_workspace, truth
 from picsift.label.web.settings import needs_token
+from support.label import app_client, make_workspace, truth
 
 
 @pytest.fixture

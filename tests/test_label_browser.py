@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require
-from label_support import make_workspace
 from picsift.label.web import LabelSettings, create_app
 from picsift.store import Workspace
+from support.images import require
+from support.label import make_workspace
 
 CHROMIUM_ENV = "PICSIFT_CHROMIUM"
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")

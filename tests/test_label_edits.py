@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from label_support import make_workspace
 from picsift.deploy.feedback import FeedbackStore
 from picsift.errors import ConfigError, NotFoundError
 from picsift.label.edits import (
@@ -23,6 +22,7 @@ from picsift.label.edits import (
     set_labels,
     undo_exclusion,
 )
+from support.label import make_workspace
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from label_support import make_workspace
 from picsift.errors import ConfigError
 from picsift.label.findings import findings_for, load_findings
 from picsift.label.listing import (
@@ -21,6 +20,7 @@ from picsift.label.listing import (
     sort_by_confidence,
     unlabeled_clusters,
 )
+from support.label import make_workspace
 
 
 @pytest.fixture

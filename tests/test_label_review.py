@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from label_support import app_client, make_workspace
 from picsift.deploy.feedback import FeedbackStore, accepted_feedback_rows
+from support.label import app_client, make_workspace
 
 
 @pytest.fixture

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from label_support import make_workspace, truth
 from picsift.cli import build_app
 from picsift.errors import ConfigError
 from picsift.label.autolabel import autolabel, load_clusters
 from picsift.label.labels_io import FORMATS, export_labels, import_labels
 from picsift.label.queue import next_batch, select_batch, uncertainty, uncertainty_share
+from support.label import make_workspace, truth
 
 
 @pytest.fixture

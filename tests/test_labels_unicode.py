@@ -15,14 +15,14 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from label_support import app_client
-from label_support import make_workspace as make_label_workspace
 from picsift.cli import build_app
 from picsift.deploy.feedback import FeedbackStore
 from picsift.errors import ConfigError, LabelError
 from picsift.labels_text import normalize_label
 from picsift.store import Workspace
 from picsift.store.schema import Image as ImageRowOrm
+from support.label import app_client
+from support.label import make_workspace as make_label_workspace
 
 NFD = "cre\u0300me bru\u0302le\u0301e"  # as macOS stores the folder name: e + combining accents
 NFC = "cr\u00e8me br\u00fbl\u00e9e"  # as an editor types it

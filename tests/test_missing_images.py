@@ -12,12 +12,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import write_digits
-from label_support import app_client
 from picsift.cli import build_app
 from picsift.data.available import MISSING, SkippedImage, skipped_message, split_present
 from picsift.runs import new_run
 from picsift.store import ImageRow, Workspace
+from support.images import write_digits
+from support.label import app_client
 
 torch.set_num_threads(1)
 

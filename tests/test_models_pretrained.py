@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DATASETS, require
 from picsift.errors import ConfigError, ModelNotFoundError, WeightsNotAvailableError
 from picsift.models.pretrained import (
     KNOWN,
@@ -28,6 +27,7 @@ from picsift.models.pretrained import (
 )
 from picsift.models.pretrained.keymap import map_state_dict, target_name, timm_block_layout
 from picsift.models.pretrained.provider import read_state_file
+from support.images import DATASETS, require
 
 LITE0 = KNOWN["efficientnet_lite0"]
 IMAGENET_ANT, IMAGENET_BEE = 310, 309

@@ -17,8 +17,6 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from deploy_support import LiveServer, make_workspace, train_run
-from label_support import make_workspace as make_label_workspace
 from picsift.cli import build_app
 from picsift.config import ImportConfig
 from picsift.curate import export_clean
@@ -30,6 +28,8 @@ from picsift.ingest import run as run_import
 from picsift.ingest.urls import url_file_name
 from picsift.runs import new_run_dir
 from picsift.store import Workspace
+from support.deploy import LiveServer, make_workspace, train_run
+from support.label import make_workspace as make_label_workspace
 
 LONG = "x" * 300
 HOSTILE = ["..", ".", "/", "\\", "\x00", "CON", LONG, "Cat", "cat"]

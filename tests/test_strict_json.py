@@ -17,9 +17,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import write_digits
 from picsift.cli import build_app
 from picsift.jsonio import append_json_line, dumps, to_jsonable, write_json
+from support.images import write_digits
 
 torch.set_num_threads(1)
 runner = CliRunner()

@@ -14,7 +14,7 @@ from picsift.models import get_spec, list_models
 from picsift.store import Workspace
 from picsift.train.standard_recipe import StandardRecipe
 from picsift.train.trainers import TRAINERS, trainer_for
-from test_train_standard import catalog_workspace
+from support.train import catalog_workspace
 
 
 @pytest.mark.parametrize(

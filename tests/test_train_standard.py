@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -15,33 +14,10 @@ from picsift.models import count_parameters, create_model, get_spec, list_models
 from picsift.models.artifact import load_artifact
 from picsift.runs import resolve_run
 from picsift.store import Workspace
-from picsift.store.schema import Image
 from picsift.train import run as train_run
+from support.train import catalog_workspace
 
 torch.set_num_threads(1)
-
-
-def catalog_workspace(root: Path, images: Path) -> Path:
-    """A workspace whose catalog lists `images/<class>/*.png`, 1 in 5 held out as test."""
-    ws = Workspace.open(root, create=True)
-    rows = []
-    for i, p in enumerate(sorted(images.rglob("*.png"))):
-        data = p.read_bytes()
-        rows.append(
-            Image(
-                sha256=hashlib.sha256(data).hexdigest(),
-                path=str(p),
-                byte_size=len(data),
-                width=16,
-                height=16,
-                split="test" if i % 5 == 0 else "train",
-            )
-        )
-    ws.catalog.add_images(rows)
-    for r in ws.catalog.images():
-        ws.catalog.set_label(r.id, Path(r.path).parent.name, origin="import")
-    ws.close()
-    return root
 
 
 def test_registry_lists_names_and_suggests_on_typos() -> None:

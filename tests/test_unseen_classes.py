@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from typer.testing import CliRunner
 
-from conftest import write_digits
 from picsift.cli import build_app
+from support.images import write_digits
 
 torch.set_num_threads(1)
 

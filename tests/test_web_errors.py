@@ -8,7 +8,6 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
-from label_support import app_client, make_workspace
 from picsift.deploy.feedback import FeedbackStore
 from picsift.deploy.server import ServerSettings
 from picsift.deploy.server import create_app as create_server
@@ -26,6 +25,7 @@ from picsift.errors import (
 from picsift.store import LabelConflictError, Workspace
 from picsift.web.auth import presented_secret, require_secret
 from picsift.web.errors import ApiError, http_status
+from support.label import app_client, make_workspace
 
 
 @pytest.mark.parametrize(

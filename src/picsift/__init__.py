@@ -49,7 +49,7 @@ _LAZY_API = ("import_images", "status", "train_model", "evaluate_run", "predict"
 
 
 def __getattr__(name: str) -> object:
-    # The Python API pulls in torch; `import picsift` stays light until an API function is used.
+    # Lazy: `import picsift` loads neither the API nor the libraries its stages need until a name is used.
     if name == "Client":
         from picsift.deploy.client import Client
 

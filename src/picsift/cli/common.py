@@ -56,12 +56,13 @@ def warn(line: str) -> None:
     err_console.print(f"[bold yellow]warning:[/] {escape(line)}", markup=True, highlight=False, soft_wrap=True)
 
 
-def warn_skipped(skipped: Sequence[SkippedImage]) -> None:
-    """The one line naming the images a command skipped because their file is missing or no longer decodes."""
-    from picsift.data.available import skipped_message
+def warn_skipped(skipped: Sequence[SkippedImage | dict[str, Any]]) -> None:
+    """The one line naming the images a command skipped because their file is missing or no longer decodes
+    (SkippedImage objects, or their `to_dict()` form as a result's JSON holds them)."""
+    from picsift.data.available import SkippedImage, skipped_message
 
     if skipped:
-        warn(skipped_message(skipped))
+        warn(skipped_message([s if isinstance(s, SkippedImage) else SkippedImage(**s) for s in skipped]))
 
 
 def fmt_metric(value: Any, spec: str = ".4f") -> str:
@@ -71,6 +72,13 @@ def fmt_metric(value: Any, spec: str = ".4f") -> str:
         return "n/a"
     number = float(value)
     return format(number, spec) if math.isfinite(number) else "n/a"
+
+
+def fmt_bytes(n: float) -> str:
+    """A size for the terminal: "512 B", "1.5 MB" (the leaderboard report's spelling)."""
+    from picsift.compare import human_bytes
+
+    return human_bytes(n)
 
 
 def handle_errors(fn: F) -> F:

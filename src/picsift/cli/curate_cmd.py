@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
+from picsift import api
 from picsift.cli.common import JsonOpt, StrictOpt, WorkspaceOpt, console, handle_errors, print_json, warn_skipped
+from picsift.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -55,55 +57,49 @@ def clean(
     Writes findings.json and clean-report.html into the workspace. --apply records exclusions (training
     skips them), --undo restores them.
     """
-    from picsift import curate
-    from picsift.config import CleanConfig, load_yaml_overrides
-    from picsift.errors import ConfigError
-
     if apply and undo:
         raise ConfigError("use either --apply or --undo, not both")
     if action_id is not None and not undo:
         raise ConfigError(f"ACTION_ID {action_id} is only meaningful with --undo")
     if undo:
-        out = curate.undo(workspace, action_id)
+        out = api.clean_undo(action_id, workspace=workspace)
         if json_out:
-            print_json(out)
+            print_json(out.to_dict())
         else:
             console.print(
-                f"undid action {out['undone_action_id']}: {out['restored']} image(s) included again "
-                f"({out['excluded_now']} still excluded)"
+                f"undid action {out.undone_action_id}: {out.restored} image(s) included again "
+                f"({out.excluded_now} still excluded)"
             )
         return
     if apply:
-        opts = curate.ApplyOptions(
+        res = api.clean_apply(
+            workspace=workspace,
             near_duplicates=exclude_near_duplicates,
             unreadable=exclude_unreadable,
             quality=exclude_quality,
             outliers=exclude_outliers,
             label_issues=exclude_label_issues,
         )
-        res = curate.apply(workspace, opts)
         if json_out:
-            print_json(res)
-        elif res["action_id"] is None:
+            print_json(res.to_dict())
+        elif res.action_id is None:
             console.print("nothing to exclude (already excluded or no matching findings)")
         else:
             console.print(
-                f"excluded {res['excluded']} image(s) as action {res['action_id']} "
-                f"({', '.join(res['options'])}); undo with `picsift clean --undo {res['action_id']}`"
+                f"excluded {res.excluded} image(s) as action {res.action_id} "
+                f"({', '.join(res.options)}); undo with `picsift clean --undo {res.action_id}`"
             )
         return
     chosen = tuple(c.strip() for c in checks.split(",") if c.strip())
-    cfg = load_yaml_overrides(
-        CleanConfig,
-        config,
+    result = api.clean(
         workspace=workspace,
+        settings_file=config,
         checks=None if chosen == ("all",) else chosen,
         extractor=extractor,
         label_model=label_model,
         near_dup_threshold=near_dup_threshold,
         strict=strict or None,
     )
-    result = curate.run(cfg)
     warn_skipped(result.skipped)
     if json_out:
         print_json(result.to_dict())
@@ -134,15 +130,12 @@ def export_clean(
     json_out: JsonOpt = False,
 ) -> None:
     """Write the clean labelled images (not excluded) to DEST, one folder per class (hard links or copies)."""
-    from picsift import curate
-    from picsift.data.available import SkippedImage
-
-    out = curate.export_clean(workspace, dest, by_split=by_split, copy=copy, strict=strict)
-    warn_skipped([SkippedImage(**s) for s in out["skipped_images"]])
+    out = api.export_clean(dest, workspace=workspace, by_split=by_split, copy=copy, strict=strict)
+    warn_skipped(out.skipped)
     if json_out:
-        print_json(out)
+        print_json(out.to_dict())
         return
     console.print(
-        f"wrote {out['images']} images in {len(out['classes'])} classes to {out['dest']} "
-        f"({out['hard_links']} hard links, {out['copies']} copies)"
+        f"wrote {out.images} images in {len(out.classes)} classes to {out.dest} "
+        f"({out.hard_links} hard links, {out.copies} copies)"
     )

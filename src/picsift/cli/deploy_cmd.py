@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
+from picsift import api
 from picsift.cli.common import (
     JsonOpt,
     RunOpt,
@@ -34,20 +35,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(fb, name="feedback")
 
 
-def _run_dir(workspace: Path | None, run: str | None) -> Path:
-    from picsift.runs import locate_run
-
-    return locate_run(workspace, run).path
-
-
-def _warn_parity(meta: dict[str, Any]) -> None:
+def _warn_parity(exported: api.ExportResult) -> None:
     """The parity check's caveats, on stderr: sample images skipped, and a model whose outputs barely vary."""
-    from picsift.data.available import SkippedImage
-
-    parity = meta.get("parity") or {}
-    warn_skipped([SkippedImage(**d) for d in parity.get("skipped_images", [])])
-    if parity.get("warning"):
-        warn(str(parity["warning"]))
+    warn_skipped(exported.parity_skipped)
+    if exported.parity_warning:
+        warn(exported.parity_warning)
 
 
 @handle_errors
@@ -63,39 +55,31 @@ def export(
     json_out: JsonOpt = False,
 ) -> None:
     """Export a run to a bundle: ONNX model + preprocessing + classes + metadata, parity-checked."""
-    from picsift.deploy.export import export as export_run
-    from picsift.errors import ConfigError
-
-    if format != "onnx":
-        raise ConfigError(f"--format must be onnx, got {format!r}")
-    bundle = export_run(
-        _run_dir(workspace, run), out, quantize=quantize, samples=samples, version=version, strict=strict
+    result = api.export_bundle(
+        workspace=workspace,
+        run=run,
+        format=format,
+        quantize=quantize,
+        out=out,
+        samples=samples,
+        version=version,
+        strict=strict,
     )
-    from picsift.deploy.bundle import read_bundle_meta
-
-    meta = read_bundle_meta(bundle)
-    _warn_parity(meta)
-    out_obj = {
-        "bundle": str(bundle),
-        "version": meta["version"],
-        "format": meta["format"],
-        "model_file": meta.get("model_file"),
-        "parity": meta.get("parity"),
-        "quantization": meta.get("quantization"),
-    }
+    _warn_parity(result)
     if json_out:
-        print_json(out_obj)
+        print_json(result.to_dict())
         return
-    p = meta.get("parity") or {}
+    p = result.parity or {}
     console.print(
-        f"exported [bold]{escape(meta['model'])}[/] to {escape(str(bundle))} (version {meta['version']})", markup=True
+        f"exported [bold]{escape(result.model)}[/] to {escape(str(result.bundle))} (version {result.version})",
+        markup=True,
     )
     if "max_abs_prob_diff" in p:
         console.print(
             f"parity vs PyTorch on {p['samples']}: max prob diff {p['max_abs_prob_diff']:.2e}, "
             f"top-1 agreement {p['top1_agreement']:.3f}"
         )
-    q = meta.get("quantization")
+    q = result.quantization
     if q:
         change = q.get("accuracy_change")
         acc = f", accuracy change {change:+.4f}" if change is not None else ""
@@ -127,25 +111,13 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn/picsift log level.")] = "warning",
 ) -> None:
     """Serve a bundle over HTTP (ONNX Runtime on CPU by default). With --run, export it first."""
-    import logging
-
-    from picsift.deploy.server.run import serve as run_server
-    from picsift.deploy.server.settings import ServerSettings
-    from picsift.errors import ConfigError
-
-    if bundle is None:
-        if run is None and workspace is None:
-            raise ConfigError("give a BUNDLE folder, or --run RUN / --workspace W to export the latest run first")
-        from picsift.deploy.export import export as export_run
-
-        bundle = export_run(_run_dir(workspace, run))
-        from picsift.deploy.bundle import read_bundle_meta
-
-        _warn_parity(read_bundle_meta(bundle))
-    logging.getLogger("picsift").setLevel(log_level.upper())
-    settings = ServerSettings(
-        bundle=bundle,
+    server = api.model_server(
+        bundle,
         workspace=workspace,
+        run=run,
+        host=host,
+        port=port,
+        workers=workers,
         runtime=runtime,
         device=device,
         threads=threads,
@@ -154,23 +126,16 @@ def serve(
         max_wait_ms=max_wait_ms,
         max_request_bytes=max_request_bytes,
         max_pixels=max_pixels,
-    ).validate()
-    from picsift.deploy.bundle import read_bundle_meta
-
-    meta = read_bundle_meta(bundle)
+        log_level=log_level,
+    )
+    if server.exported is not None:
+        _warn_parity(server.exported)
     console.print(
-        f"serving {meta['model']} version {meta['version']} on http://{host}:{port} "
-        f"(docs at /docs{', API key required' if settings.with_env_key().api_key else ''})",
+        f"serving {server.model} version {server.version} on {server.url} "
+        f"(docs at /docs{', API key required' if server.key_required else ''})",
         highlight=False,
     )
-    run_server(settings, host=host, port=port, workers=workers, log_level=log_level)
-
-
-def _store(workspace: Path | None):  # type: ignore[no-untyped-def]
-    from picsift.deploy.feedback import FeedbackStore
-    from picsift.store import Workspace
-
-    return FeedbackStore(Workspace.open(workspace))
+    server.serve()
 
 
 @handle_errors
@@ -180,7 +145,7 @@ def feedback_list(
     json_out: JsonOpt = False,
 ) -> None:
     """List feedback sent to the server."""
-    items = _store(workspace).items(status)
+    items = api.feedback_list(workspace=workspace, status=status)
     if json_out:
         print_json({"feedback": [it.to_dict() for it in items]})
         return
@@ -210,11 +175,11 @@ def feedback_export(
     json_out: JsonOpt = False,
 ) -> None:
     """Copy feedback images into a folder per label, with a CSV of all fields."""
-    result = _store(workspace).export(out, None if status == "all" else status)
+    result = api.feedback_export(out, workspace=workspace, status=None if status == "all" else status)
     if json_out:
-        print_json(result)
+        print_json(result.to_dict())
     else:
-        console.print(f"wrote {result['rows']} rows and {result['images']} images to {result['out']}")
+        console.print(f"wrote {result.rows} rows and {result.images} images to {result.out}")
 
 
 @handle_errors
@@ -225,7 +190,7 @@ def feedback_accept(
     json_out: JsonOpt = False,
 ) -> None:
     """Accept feedback: its image joins the catalog, labelled, for `picsift train --with-feedback`."""
-    items = _store(workspace).accept(ids, reviewer)
+    items = api.feedback_accept(ids, workspace=workspace, reviewer=reviewer)
     if json_out:
         print_json({"accepted": [it.to_dict() for it in items]})
     else:
@@ -241,7 +206,7 @@ def feedback_reject(
     json_out: JsonOpt = False,
 ) -> None:
     """Reject feedback: kept for the record, never used for training."""
-    items = _store(workspace).reject(ids, reviewer)
+    items = api.feedback_reject(ids, workspace=workspace, reviewer=reviewer)
     if json_out:
         print_json({"rejected": [it.to_dict() for it in items]})
     else:

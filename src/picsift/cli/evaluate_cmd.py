@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from picsift import api
 from picsift.cli.common import (
     JsonOpt,
     RunOpt,
@@ -38,9 +39,7 @@ def evaluate(
     """Score a run (default: the latest) on its held-out images; write metrics.json and report.html."""
     from rich.table import Table
 
-    from picsift.api import evaluate_run as api_evaluate
-
-    result = api_evaluate(
+    result = api.evaluate_run(
         workspace=workspace, run=run, split=split, device=device, batch_size=batch_size, tta=tta, strict=strict
     )
     warn_skipped(result.skipped_images)

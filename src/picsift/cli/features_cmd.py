@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.text import Text
 
+from picsift import api
 from picsift.cli.common import (
     JsonOpt,
     StrictOpt,
     WorkspaceOpt,
     console,
+    fmt_bytes,
     fmt_metric,
     handle_errors,
     print_json,
     warn_skipped,
 )
+from picsift.errors import ConfigError
 
 FeaturesOpt = Annotated[
     str, typer.Option("--features", "--extractor", "-f", help="hog | lbp | color-hist | cnn:MODEL | run:RUN.")
@@ -41,54 +43,25 @@ def features(
     json_out: JsonOpt = False,
 ) -> None:
     """Compute (or reuse) features of every usable image, cached by (extractor, image hash)."""
-    from picsift.data.available import check_strict
-    from picsift.features import extract_available, get_extractor, list_extractors
-    from picsift.features.store import FeatureStore
-    from picsift.store import Workspace
-
     if list_all:
-        rows = list_extractors()
+        rows = api.list_extractors()
         if json_out:
-            print_json({"extractors": rows})
+            print_json({"extractors": [r.to_dict() for r in rows]})
         else:
             for r in rows:
-                console.print(Text.assemble((r["name"], "bold"), f"  {r['description']}"), highlight=False)
+                console.print(Text.assemble((r.name, "bold"), f"  {r.description}"), highlight=False)
         return
-    ws = Workspace.open(workspace)
-    ext = get_extractor(extractor, ws)
-    rows_ = ws.catalog.images(include_duplicates=False)
-    store = FeatureStore(ws.cache_dir, ext.key)
-    before = set(store.get([r.sha256 for r in rows_]))
-    t0 = time.perf_counter()
-    rows_, x, skipped = extract_available(ws, rows_, ext)
-    check_strict(skipped, strict, "features")
-    seconds = time.perf_counter() - t0
-    warn_skipped(skipped)
-    if out is not None:
-        import numpy as np
-
-        np.savez_compressed(out, ids=np.array([r.id for r in rows_]), features=x)
-    result = {
-        "extractor": ext.name,
-        "description": ext.description,
-        "images": len(rows_),
-        "dim": int(x.shape[1]) if x.ndim == 2 else 0,
-        "computed": len({r.sha256 for r in rows_} - before),
-        "cached": len({r.sha256 for r in rows_} & before),
-        "skipped_images": [s.to_dict() for s in skipped],
-        "seconds": round(seconds, 3),
-        "cache_file": str(store.path),
-        "out": str(out) if out else None,
-    }
+    result = api.extract_features(workspace=workspace, extractor=extractor, out=out, strict=strict)
+    warn_skipped(result.skipped)
     if json_out:
-        print_json(result)
+        print_json(result.to_dict())
         return
     console.print(
-        f"{ext.name}: {result['images']} images x {result['dim']} features "
-        f"({result['computed']} computed, {result['cached']} from cache) in {seconds:.1f}s",
+        f"{result.extractor}: {result.images} images x {result.dim} features "
+        f"({result.computed} computed, {result.cached} from cache) in {result.seconds:.1f}s",
         highlight=False,
     )
-    console.print(f"cache: {store.path}", highlight=False)
+    console.print(f"cache: {result.cache_file}", highlight=False)
 
 
 @handle_errors
@@ -108,10 +81,9 @@ def compare(
     """Train every candidate on the same split and rank them: accuracy, macro F1, train/predict time, size."""
     from rich.table import Table
 
-    from picsift.compare import compare as run_compare
-    from picsift.compare import human_bytes
-
-    board = run_compare(workspace, models, time_budget_min=time_budget, epochs=epochs, seed=seed, device=device)
+    board = api.compare_models(
+        workspace=workspace, models=models, time_budget_min=time_budget, epochs=epochs, seed=seed, device=device
+    )
     if json_out:
         print_json({**board.meta, "leaderboard": board.rows, "json": str(board.json_path),
                     "html": str(board.html_path)})  # fmt: skip
@@ -124,7 +96,7 @@ def compare(
             continue
         table.add_row(
             str(i), r["candidate"], fmt_metric(r["accuracy"]), fmt_metric(r["macro_f1"]), f"{r['train_seconds']:.1f}",
-            f"{r['predict_ms_per_image']:.2f}", human_bytes(r["model_bytes"]),
+            f"{r['predict_ms_per_image']:.2f}", fmt_bytes(r["model_bytes"]),
         )  # fmt: skip
     console.print(table)
     console.print(f"leaderboard: {board.html_path}", highlight=False)
@@ -144,21 +116,14 @@ def cluster(
     json_out: JsonOpt = False,
 ) -> None:
     """Group the images without labels; writes clusters.json (ids per cluster) and clusters.html (a map)."""
-    from picsift.cluster import run as run_cluster
-    from picsift.errors import ConfigError
-
     if auto and k is not None:
         raise ConfigError("give either --k K or --auto, not both")
-    if map_method not in ("auto", "tsne", "umap", "pca"):
-        raise ConfigError(f"--map must be auto, tsne, umap or pca; got {map_method!r}")
-    result = run_cluster(
-        workspace, features=features_name, k=k, method=method, max_k=max_k, map_method=map_method,
+    result = api.cluster(
+        workspace=workspace, features=features_name, k=k, method=method, max_k=max_k, map_method=map_method,
         labeled_only=labeled_only, seed=seed,
     )  # fmt: skip
     s = result.summary
-    from picsift.data.available import SkippedImage
-
-    warn_skipped([SkippedImage(**d) for d in s["skipped_images"]])
+    warn_skipped(s["skipped_images"])
     if json_out:
         print_json({**s, "json": str(result.json_path), "html": str(result.html_path)})
         return

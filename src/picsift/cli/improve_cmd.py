@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from picsift import api
 from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, fmt_metric, handle_errors, print_json
 
 
@@ -16,12 +17,6 @@ def register(app: typer.Typer) -> None:
     app.command("ensemble")(ensemble)
     app.command("calibrate")(calibrate)
     app.command("check-drift")(check_drift)
-
-
-def _run_dir(workspace: Path | None, run: str | None) -> Path:
-    from picsift.runs import locate_run
-
-    return locate_run(workspace, run).path
 
 
 @handle_errors
@@ -38,23 +33,27 @@ def tune(
     json_out: JsonOpt = False,
 ) -> None:
     """Search hyper-parameters with Optuna (median pruning) and train the best trial as a run."""
-    from picsift.config import TrainConfig, load_yaml_overrides
-    from picsift.improve.tune import tune as run_tune
-
-    base = load_yaml_overrides(TrainConfig, config, workspace=workspace, model=model, seed=seed, device=device)
-    summary = run_tune(base, trials=trials, time_budget_min=time_budget, study_name=study, max_epochs=max_epochs)
+    summary = api.tune(
+        workspace=workspace,
+        model=model,
+        trials=trials,
+        time_budget_min=time_budget,
+        max_epochs=max_epochs,
+        study=study,
+        seed=seed,
+        device=device,
+        settings_file=config,
+    )
     if json_out:
-        print_json(summary)
+        print_json(summary.to_dict())
         return
     console.print(
-        f"study [bold]{escape(summary['study'])}[/]: {summary['trials_total']} trials "
-        f"({summary['trials_complete']} complete, {summary['trials_pruned']} pruned)",
+        f"study [bold]{escape(summary.study)}[/]: {summary.trials_total} trials "
+        f"({summary.trials_complete} complete, {summary.trials_pruned} pruned)",
         markup=True,
     )
-    console.print(
-        f"best trial {summary['best_trial']}: val acc {fmt_metric(summary['best_value'])} {summary['best_params']}"
-    )
-    console.print(f"run: {summary['run_dir']} (study plot: tune.html)")
+    console.print(f"best trial {summary.best_trial}: val acc {fmt_metric(summary.best_value)} {summary.best_params}")
+    console.print(f"run: {summary.run_dir} (study plot: tune.html)")
 
 
 @handle_errors
@@ -71,31 +70,17 @@ def ensemble(
     json_out: JsonOpt = False,
 ) -> None:
     """Combine runs (or one run's epoch snapshots) into a new run averaging their probabilities."""
-
-    from picsift.errors import ConfigError
-    from picsift.improve.ensemble import make_ensemble
-    from picsift.improve.snapshots import make_snapshot_ensemble
-
-    if bool(runs) == bool(snapshots):
-        raise ConfigError("give either two or more RUNS or --snapshots RUN (one run trained with --snapshots N)")
-    if snapshots:
-        dirs = [_run_dir(workspace, snapshots)]
-        run_dir = make_snapshot_ensemble(dirs[0], method=method, last=last, name=name)
-    else:
-        dirs = [_run_dir(workspace, r) for r in runs or []]
-        run_dir = make_ensemble(dirs, method=method, name=name)
-    from picsift.runs import RunFolder
-
-    summary = RunFolder(run_dir).read_record()
+    result = api.ensemble(
+        list(runs or []), workspace=workspace, snapshots=snapshots, last=last, method=method, name=name
+    )
     if json_out:
-        print_json({**summary, "run_dir": str(run_dir)})
+        print_json(result.to_dict())
         return
-    accs = ", ".join(fmt_metric(a) for a in summary["member_val_acc"])
-    acc = summary["best_val_acc"]
-    what = f"{len(summary['members'])} snapshots of {snapshots}" if snapshots else f"{len(dirs)} runs"
-    console.print(f"ensemble of {what} ({method}): val acc {fmt_metric(acc)}")
-    console.print(f"members: {accs}; weights {[round(w, 3) for w in summary['weights']]}")
-    console.print(f"run: {run_dir}")
+    accs = ", ".join(fmt_metric(a) for a in result.member_val_acc)
+    what = f"{len(result.members)} snapshots of {snapshots}" if snapshots else f"{len(result.members)} runs"
+    console.print(f"ensemble of {what} ({method}): val acc {fmt_metric(result.best_val_acc)}")
+    console.print(f"members: {accs}; weights {[round(w, 3) for w in result.weights]}")
+    console.print(f"run: {result.run_dir}")
 
 
 @handle_errors
@@ -124,24 +109,11 @@ def calibrate(
     With --tta, the run's test-time views are chosen first (when it has none) and everything is fitted on the
     TTA-averaged probabilities.
     """
-    from picsift.improve.calibration import calibrate as fit
-    from picsift.improve.thresholds import fit_thresholds, metric_name, remove_thresholds
-    from picsift.improve.unknown import fit_unknown
-
-    run_dir = _run_dir(workspace, run)
-    fitted: dict | None = None
-    if thresholds == "none":
-        remove_thresholds(run_dir)
-    elif thresholds is not None:
-        metric_name(thresholds)  # a typo fails before any fitting
-        # First: the temperature and the unknown thresholds are then fitted on the adjusted probabilities.
-        fitted = fit_thresholds(run_dir, thresholds, tta=tta)
-    result = fit(run_dir, tta=tta)
-    unknown = fit_unknown(run_dir, target_frr=target_frr)
+    fit = api.calibrate(workspace=workspace, run=run, tta=tta, target_frr=target_frr, thresholds=thresholds)
     if json_out:
-        out = {"run_dir": str(run_dir), **{k: v for k, v in result.items() if k != "bins"}, "unknown": unknown}
-        print_json({**out, "thresholds": fitted})
+        print_json(fit.to_dict())
         return
+    run_dir, fitted, result, unknown = fit.run_dir, fit.thresholds, fit.temperature, fit.unknown
     if fitted is not None:
         for split in ("val", "test"):
             if split in fitted:
@@ -177,17 +149,15 @@ def check_drift(
     json_out: JsonOpt = False,
 ) -> None:
     """Is a new folder of images still like the training data? Prints a plain verdict."""
-    from picsift.improve.drift import check_drift as drift
-
-    result = drift(_run_dir(workspace, run), folder, max_images=max_images)
+    result = api.check_drift(folder, workspace=workspace, run=run, max_images=max_images)
     if json_out:
-        print_json(result)
+        print_json(result.to_dict())
         return
-    e, c, m = result["embedding"], result["confidence"], result["class_mix"]
-    console.print(f"{result['n_new']} new images vs {result['n_reference']} held-out training-distribution images")
+    e, c, m = result.embedding, result.confidence, result.class_mix
+    console.print(f"{result.n_new} new images vs {result.n_reference} held-out training-distribution images")
     console.print(
         f"embedding shift: domain-classifier AUC {fmt_metric(e['domain_auc'], '.3f')} (0.5 = indistinguishable)"
     )
     console.print(f"confidence: {fmt_metric(c['reference_mean'], '.3f')} -> {fmt_metric(c['new_mean'], '.3f')}")
     console.print(f"class mix shift (total variation): {fmt_metric(m['total_variation'], '.3f')}")
-    console.print(result["message"], style="bold")
+    console.print(result.message, style="bold")

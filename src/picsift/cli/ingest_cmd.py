@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from picsift import api
 from picsift.cli.common import JsonOpt, WorkspaceOpt, console, handle_errors, print_json
 
 _SHOW = 15  # problem files listed in the terminal; --json lists them all
@@ -52,12 +53,8 @@ def import_(
     json_out: JsonOpt = False,
 ) -> None:
     """Import images into the workspace catalog; your files are referenced in place, never changed."""
-    # The stage itself rather than picsift.api, which imports torch: importing stays quick to start.
-    from picsift import ingest
-    from picsift.config import ImportConfig
-
-    cfg = ImportConfig(
-        source=path,
+    result = api.import_images(
+        path,
         workspace=workspace,
         label=label,
         split=split,
@@ -67,7 +64,6 @@ def import_(
         url_timeout_s=timeout,
         url_retries=retries,
     )
-    result = ingest.run(cfg)
     out = result.to_dict()
     if json_out:
         print_json(out)
@@ -98,9 +94,7 @@ def import_(
 @handle_errors
 def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     """What the workspace holds: images, classes, counts per split and class, and problem files."""
-    from picsift.ingest import status as workspace_status
-
-    info = workspace_status(workspace)
+    info = api.status(workspace=workspace).to_dict()
     if json_out:
         print_json(info)
         return

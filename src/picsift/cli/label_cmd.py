@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from picsift import api
 from picsift.cli.common import (
     JsonOpt,
     RunOpt,
@@ -41,30 +42,18 @@ def label(
     annotator: Annotated[str | None, typer.Option(help="Name recorded with label changes.")] = None,
 ) -> None:
     """Serve the labelling app for the workspace and open it in the browser."""
-    import uvicorn
-
-    from picsift.label.web import LabelSettings, create_app
-    from picsift.label.web.settings import needs_token, new_token
-    from picsift.store import Workspace
-
-    ws = Workspace.open(workspace)
-    if token is None and needs_token(host):
-        token = new_token()
-    settings = LabelSettings(workspace=ws.root, token=token, annotator=annotator or "")
-    ws.close()
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    server = api.label_server(workspace=workspace, host=host, port=port, token=token, annotator=annotator)
     console.print(
-        f"labelling {escape(str(ws.root))} at [bold]{escape(url)}[/]  (Ctrl+C to stop)",
+        f"labelling {escape(str(server.root))} at [bold]{escape(server.url)}[/]  (Ctrl+C to stop)",
         markup=True,
         highlight=False,
         soft_wrap=True,
     )
-    if token:
-        console.print(f"access token: {token}", highlight=False)
+    if server.token:
+        console.print(f"access token: {server.token}", highlight=False)
     if not no_browser:
-        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        threading.Timer(1.0, webbrowser.open, args=(server.url,)).start()
+    server.serve()
 
 
 @handle_errors
@@ -82,18 +71,14 @@ def autolabel(
     json_out: JsonOpt = False,
 ) -> None:
     """Propose labels for unlabelled images (never overwrites labels) or group them into clusters."""
-    from picsift.label.autolabel import autolabel as run_autolabel
-    from picsift.store import Workspace
-
-    ws = Workspace.open(workspace)
-    result = run_autolabel(
-        ws,
-        method,
+    result = api.autolabel(
+        workspace=workspace,
+        method=method,
         threshold=threshold,
         run=run,
-        n_clusters=clusters,
+        clusters=clusters,
         algorithm=algorithm,
-        extractor=features,
+        features=features,
         strict=strict,
     )
     warn_skipped(result.skipped)
@@ -137,16 +122,8 @@ def import_labels(
     json_out: JsonOpt = False,
 ) -> None:
     """Apply labels from a file to the catalog's images (matched by path, hash, then file name)."""
-    from picsift.label.labels_io import import_labels as run_import
-    from picsift.store import Workspace
-
-    report = run_import(
-        Workspace.open(workspace),
-        file,
-        overwrite=overwrite,
-        as_proposals=as_proposals,
-        annotator=annotator,
-        label_field=field,
+    report = api.import_labels(
+        file, workspace=workspace, overwrite=overwrite, as_proposals=as_proposals, annotator=annotator, field=field
     )
     if json_out:
         print_json(report.to_dict())
@@ -186,11 +163,8 @@ def export_labels(
     json_out: JsonOpt = False,
 ) -> None:
     """Write the catalog's labels to a file."""
-    from picsift.label.labels_io import export_labels as run_export
-    from picsift.store import Workspace
-
-    n = run_export(Workspace.open(workspace), file, fmt)
+    result = api.export_labels(file, workspace=workspace, format=fmt)
     if json_out:
-        print_json({"file": str(file), "format": fmt, "labeled": n})
+        print_json(result.to_dict())
     else:
-        console.print(f"wrote {n} labels to {file} ({fmt})", highlight=False)
+        console.print(f"wrote {result.labeled} labels to {result.file} ({result.format})", highlight=False)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from picsift import api
 from picsift.cli.common import (
     JsonOpt,
     RunOpt,
@@ -95,13 +96,9 @@ def train(
     json_out: JsonOpt = False,
 ) -> None:
     """Train a model on the workspace's labelled images; writes a complete run folder."""
-    from picsift import train as train_stage
-    from picsift.config import TrainConfig, load_yaml_overrides
-
-    cfg = load_yaml_overrides(
-        TrainConfig,
-        config,
+    result = api.train_model(
         workspace=workspace,
+        settings_file=config,
         model=model,
         epochs=epochs,
         time_budget_min=time_budget,
@@ -131,7 +128,6 @@ def train(
         model_params=parse_params(param),
         strict=strict or None,
     )
-    result = train_stage.run(cfg)
     warn_skipped(result.skipped)
     for line in result.warnings:
         warn(line)
@@ -166,42 +162,23 @@ def models(
     """List the model registry with input size and parameter count."""
     from rich.table import Table
 
-    from picsift.models import count_parameters, create_model, list_models
-
-    rows: list[dict[str, Any]] = []
-    for spec in list_models(pattern):
-        params = None
-        if spec.builder is not None:
-            params = count_parameters(create_model(spec.name, num_classes=10))
-        rows.append(
-            {
-                "name": spec.name,
-                "family": spec.family,
-                "input_size": spec.data_config.input_size,
-                "params_10_classes": params,
-                "pretrained": spec.pretrained_available,
-                "description": spec.description,
-            }
-        )
+    rows = api.describe_models(pattern)
     if json_out:
-        print_json({"models": rows})
+        print_json({"models": [r.to_dict() for r in rows]})
         return
     table = Table("name", "family", "input", "params (10 classes)", "pretrained", "description")
     for r in rows:
-        p = f"{r['params_10_classes'] / 1e6:.2f}M" if r["params_10_classes"] else "-"
-        table.add_row(
-            r["name"], r["family"], str(r["input_size"]), p, "yes" if r["pretrained"] else "-", r["description"]
-        )
+        p = f"{r.params_10_classes / 1e6:.2f}M" if r.params_10_classes else "-"
+        table.add_row(r.name, r.family, str(r.input_size), p, "yes" if r.pretrained else "-", r.description)
     console.print(table)
 
 
 _SHOW_SKIPPED = 5  # skipped files listed by name; --json lists them all
 
 
-def _print_skipped(skipped: list[Any]) -> None:
-    from picsift.data.walk import count_by_kind
-
-    kinds = ", ".join(f"{kind} {n}" for kind, n in count_by_kind(skipped).items())
+def _print_skipped(result: api.PredictResult) -> None:
+    skipped = result.skipped
+    kinds = ", ".join(f"{kind} {n}" for kind, n in result.skipped_by_kind().items())
     console.print(f"skipped {len(skipped)} files (not predicted): {kinds}", highlight=False, soft_wrap=True)
     for s in skipped[:_SHOW_SKIPPED]:
         console.print(f"  {s.path}: {s.reason}", highlight=False, soft_wrap=True)
@@ -228,15 +205,11 @@ def predict(
     Folders are walked as `picsift import` walks them (same formats, hidden folders left out, links
     followed); what they hold that is not an image is counted at the end, with why.
     """
-    from picsift.api import predict as api_predict
-    from picsift.data.inputs import collect_inputs
-
-    found = collect_inputs(paths)
-    results = api_predict(
-        found.paths, workspace=workspace, run=run, bundle=bundle, top_k=top_k, tta=tta, reject_unknown=reject_unknown
+    result = api.predict(
+        paths, workspace=workspace, run=run, bundle=bundle, top_k=top_k, tta=tta, reject_unknown=reject_unknown
     )
-    rows = [r.to_dict() for r in results]
-    skipped = [{"path": str(s.path), "reason": s.reason} for s in found.skipped]
+    out = result.to_dict()
+    rows, skipped = out["predictions"], out["skipped"]
     if csv_file is not None:
         with csv_file.open("w", newline="") as f:
             w = csv.writer(f)
@@ -244,7 +217,7 @@ def predict(
             for r in rows:
                 w.writerow([r["path"], r.get("label", ""), r.get("confidence", ""), r.get("error", "")])
     if json_out:
-        print_json({"predictions": rows, "skipped": skipped})
+        print_json(out)
     elif csv_file is None:
         for r in rows:
             if "error" in r:
@@ -258,6 +231,6 @@ def predict(
                     soft_wrap=True,
                 )
     if skipped and not json_out:
-        _print_skipped(found.skipped)
+        _print_skipped(result)
     if rows and all("error" in r for r in rows):
         raise typer.Exit(code=2)

@@ -9,10 +9,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 
-from conftest import write_digits
 from picsift.label.web import LabelSettings, create_app
 from picsift.store import Workspace
 from picsift.store.schema import Image
+from support.images import write_digits
 
 CLASSES = ["0", "1", "2"]
 

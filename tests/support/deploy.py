@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from conftest import write_digits
 from picsift.store import Workspace
 from picsift.store.schema import Image
+from support.images import write_digits
 
 
 def make_workspace(root: Path, per_class: int = 20, classes: int = 3, size: int = 16) -> Path:

@@ -1,0 +1,235 @@
+"""7 DEPLOY: export a run to a bundle, serve a bundle over HTTP, review the feedback the server collected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from picsift.api._common import WorkspaceArg, run_dir, workspace_path
+
+if TYPE_CHECKING:
+    from picsift.deploy.feedback import FeedbackItem
+    from picsift.deploy.server.settings import ServerSettings
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """A bundle folder (ONNX model + preprocessing + classes + metadata): `version`, `format`, the exported
+    `model`'s name, `model_file`, the `parity` check against PyTorch {samples, max_abs_prob_diff,
+    top1_agreement, skipped_images, warning, ...} and the int8 `quantization` report when asked for."""
+
+    bundle: Path
+    version: str
+    format: str
+    model: str
+    model_file: str | None
+    parity: dict[str, Any] | None
+    quantization: dict[str, Any] | None
+
+    @property
+    def parity_skipped(self) -> list[dict[str, Any]]:
+        """Sample images the parity check skipped (missing on disk or no longer decoding), as dicts."""
+        return list((self.parity or {}).get("skipped_images", []))
+
+    @property
+    def parity_warning(self) -> str | None:
+        """Set when the model's outputs barely vary across the samples, so parity says little."""
+        warning = (self.parity or {}).get("warning")
+        return str(warning) if warning else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bundle": str(self.bundle),
+            "version": self.version,
+            "format": self.format,
+            "model_file": self.model_file,
+            "parity": self.parity,
+            "quantization": self.quantization,
+        }
+
+
+def _export_result(bundle: Path) -> ExportResult:
+    from picsift.deploy.bundle import read_bundle_meta
+
+    meta = read_bundle_meta(bundle)
+    return ExportResult(
+        bundle=bundle,
+        version=meta["version"],
+        format=meta["format"],
+        model=meta["model"],
+        model_file=meta.get("model_file"),
+        parity=meta.get("parity"),
+        quantization=meta.get("quantization"),
+    )
+
+
+def export_bundle(
+    *,
+    workspace: WorkspaceArg = None,
+    run: str | Path | None = None,
+    format: str = "onnx",
+    quantize: str | None = None,
+    out: str | Path | None = None,
+    samples: int = 64,
+    version: str | None = None,
+    strict: bool = False,
+) -> ExportResult:
+    """Export a run (default: the latest) to a bundle, default `<workspace>/exports/<run id>` (`picsift export`);
+    `samples` test/val images check ONNX Runtime against PyTorch; quantize "int8" adds a dynamically quantised
+    model and reports the accuracy change. Classical runs export an artifact bundle.
+
+    Raises ConfigError (format other than onnx, unknown quantisation), ExportError (the runtimes disagree),
+    RunNotFoundError, WorkspaceError, MissingImagesError with `strict`.
+    """
+    from picsift.deploy.export import export
+    from picsift.errors import ConfigError
+
+    if format != "onnx":
+        raise ConfigError(f"--format must be onnx, got {format!r}")
+    bundle = export(run_dir(workspace, run), out, quantize=quantize, samples=samples, version=version, strict=strict)
+    return _export_result(bundle)
+
+
+@dataclass(frozen=True)
+class ModelServer:
+    """A bundle ready to serve: `model` and `version` from its metadata; `exported` when the run was exported
+    first (its parity caveats); `key_required` when requests need the API key (given or $PICSIFT_API_KEY)."""
+
+    settings: ServerSettings
+    model: str
+    version: str
+    host: str
+    port: int
+    workers: int
+    log_level: str
+    key_required: bool
+    exported: ExportResult | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def serve(self) -> None:
+        """Serve until interrupted (uvicorn; `workers` processes, each loading the model)."""
+        import logging
+
+        from picsift.deploy.server.run import serve
+
+        logging.getLogger("picsift").setLevel(self.log_level.upper())
+        serve(self.settings, host=self.host, port=self.port, workers=self.workers, log_level=self.log_level)
+
+
+def model_server(
+    bundle: str | Path | None = None,
+    *,
+    workspace: WorkspaceArg = None,
+    run: str | Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    runtime: str = "auto",
+    device: str = "cpu",
+    threads: int | None = None,
+    api_key: str | None = None,
+    max_batch_size: int = 32,
+    max_wait_ms: float = 5.0,
+    max_request_bytes: int = 10 * 1024 * 1024,
+    max_pixels: int = 40_000_000,
+    log_level: str = "warning",
+) -> ModelServer:
+    """The HTTP server of a bundle (`picsift serve`), ONNX Runtime on CPU by default; call `.serve()` to run it.
+    Without a bundle, the run (`run`, or the latest of `workspace`) is exported first.
+
+    Raises ConfigError (neither a bundle nor a run or workspace; invalid settings), and what `export_bundle`
+    raises when exporting.
+    """
+    from picsift.deploy.bundle import read_bundle_meta
+    from picsift.deploy.server.settings import ServerSettings
+    from picsift.errors import ConfigError
+
+    exported = None
+    if bundle is None:
+        if run is None and workspace is None:
+            raise ConfigError("give a BUNDLE folder, or --run RUN / --workspace W to export the latest run first")
+        from picsift.deploy.export import export
+
+        exported = _export_result(export(run_dir(workspace, run)))
+        bundle = exported.bundle
+    settings = ServerSettings(
+        bundle=Path(bundle),
+        workspace=workspace_path(workspace),
+        runtime=runtime,
+        device=device,
+        threads=threads,
+        api_key=api_key,
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        max_request_bytes=max_request_bytes,
+        max_pixels=max_pixels,
+    ).validate()
+    meta = read_bundle_meta(Path(bundle))
+    return ModelServer(
+        settings=settings,
+        model=meta["model"],
+        version=meta["version"],
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        key_required=bool(settings.with_env_key().api_key),
+        exported=exported,
+    )
+
+
+def _feedback(workspace: WorkspaceArg):  # type: ignore[no-untyped-def]
+    from picsift.deploy.feedback import FeedbackStore
+    from picsift.store import Workspace
+
+    return FeedbackStore(Workspace.open(workspace))
+
+
+def feedback_list(*, workspace: WorkspaceArg = None, status: str | None = None) -> list[FeedbackItem]:
+    """Feedback sent to the server, oldest first; `status` pending | accepted | rejected (None: all).
+
+    Raises ConfigError (unknown status), WorkspaceError.
+    """
+    return _feedback(workspace).items(status)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class FeedbackExport:
+    """`rows` feedback rows written to `out`/feedback.csv, `images` image copies in `out`/<label>/."""
+
+    out: str
+    rows: int
+    images: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": self.out, "rows": self.rows, "images": self.images}
+
+
+def feedback_export(
+    out: str | Path, *, workspace: WorkspaceArg = None, status: str | None = "accepted"
+) -> FeedbackExport:
+    """Copy feedback images into a folder per label, with a CSV of all fields; `status` None: all feedback.
+
+    Raises ConfigError (unknown status), WorkspaceError.
+    """
+    return FeedbackExport(**_feedback(workspace).export(Path(out), status))
+
+
+def feedback_accept(ids: list[int], *, workspace: WorkspaceArg = None, reviewer: str = "picsift") -> list[FeedbackItem]:
+    """Accept pending feedback: its image joins the catalog, labelled, for `train_model(with_feedback=True)`.
+
+    Raises NotFoundError (unknown id), ConfigError (feedback not pending, or carrying no image), WorkspaceError.
+    """
+    return _feedback(workspace).accept(ids, reviewer)  # type: ignore[no-any-return]
+
+
+def feedback_reject(ids: list[int], *, workspace: WorkspaceArg = None, reviewer: str = "picsift") -> list[FeedbackItem]:
+    """Reject pending feedback: kept for the record, never used for training.
+
+    Raises NotFoundError (unknown id), ConfigError (feedback not pending), WorkspaceError.
+    """
+    return _feedback(workspace).reject(ids, reviewer)  # type: ignore[no-any-return]

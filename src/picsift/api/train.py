@@ -1,0 +1,195 @@
+"""4 TRAIN: train a run, list the model registry, compute features, compare candidate models."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from picsift.api._common import WorkspaceArg, workspace_path
+
+if TYPE_CHECKING:
+    from picsift.compare import Leaderboard
+    from picsift.data.available import SkippedImage
+    from picsift.train.pipeline import RunResult
+
+
+def train_model(
+    *, workspace: WorkspaceArg = None, settings_file: str | Path | None = None, **settings: Any
+) -> RunResult:
+    """Train a model on the workspace's labelled images (`picsift train`); writes a complete run folder.
+
+    settings: TrainConfig fields (model, epochs, seed, lr, ...); a None value means "not given", so the YAML
+    `settings_file` (if any), else the recipe's default, applies. Raises ConfigError (unknown setting or model
+    parameter, unreadable settings file), ModelNotFoundError (with close names), WeightsNotAvailableError,
+    DatasetError (too few labelled images or classes), WorkspaceError, MissingImagesError with strict=True.
+    """
+    from picsift import train as train_stage
+    from picsift.config import TrainConfig, load_yaml_overrides
+
+    cfg = load_yaml_overrides(TrainConfig, settings_file, workspace=workspace_path(workspace), **settings)
+    return train_stage.run(cfg)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One registry entry: `input_size` in pixels, `params_10_classes` the parameter count of a 10-class
+    model (None for classical models), `pretrained` whether ImageNet weights can be had."""
+
+    name: str
+    family: str
+    input_size: int
+    params_10_classes: int | None
+    pretrained: bool
+    description: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "input_size": self.input_size,
+            "params_10_classes": self.params_10_classes,
+            "pretrained": self.pretrained,
+            "description": self.description,
+        }
+
+
+def describe_models(pattern: str | None = None) -> list[ModelInfo]:
+    """The model registry (`picsift models`), filtered by a glob or substring; builds each network once to
+    count its parameters. (`picsift.list_models` returns the registry specs themselves.)"""
+    from picsift.models import count_parameters, create_model, list_models
+
+    rows: list[ModelInfo] = []
+    for spec in list_models(pattern):
+        params = None
+        if spec.builder is not None:
+            params = count_parameters(create_model(spec.name, num_classes=10))
+        rows.append(
+            ModelInfo(
+                name=spec.name,
+                family=spec.family,
+                input_size=spec.data_config.input_size,
+                params_10_classes=params,
+                pretrained=spec.pretrained_available,
+                description=spec.description,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class ExtractorInfo:
+    """A feature extractor name a user can type (`hog`, `cnn:MODEL`, ...) and what it computes."""
+
+    name: str
+    description: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description}
+
+
+def list_extractors() -> list[ExtractorInfo]:
+    """The feature extractors (`picsift features --list`)."""
+    from picsift.features import list_extractors as extractors
+
+    return [ExtractorInfo(**row) for row in extractors()]
+
+
+@dataclass(frozen=True)
+class FeaturesResult:
+    """Features of `images` usable images, `dim` each: `computed` now, `cached` reused (counted by distinct
+    image bytes); `cache_file` holds them by (extractor, image hash); `out` the .npz asked for, if any;
+    `skipped` the images whose file is missing or no longer decodes; `seconds` wall time."""
+
+    extractor: str
+    description: str
+    images: int
+    dim: int
+    computed: int
+    cached: int
+    seconds: float
+    cache_file: Path
+    out: Path | None
+    skipped: list[SkippedImage] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "extractor": self.extractor,
+            "description": self.description,
+            "images": self.images,
+            "dim": self.dim,
+            "computed": self.computed,
+            "cached": self.cached,
+            "skipped_images": [s.to_dict() for s in self.skipped],
+            "seconds": round(self.seconds, 3),
+            "cache_file": str(self.cache_file),
+            "out": str(self.out) if self.out else None,
+        }
+
+
+def extract_features(
+    *, workspace: WorkspaceArg = None, extractor: str = "hog", out: str | Path | None = None, strict: bool = False
+) -> FeaturesResult:
+    """Compute (or reuse) the features of every usable image, cached by (extractor, image hash)
+    (`picsift features`); with `out`, also write ids (N,) and features (N, D) float32 to that .npz file.
+
+    Raises ConfigError (unknown extractor), RunNotFoundError (run:RUN), WorkspaceError, MissingImagesError
+    with `strict`.
+    """
+    from picsift.data.available import check_strict
+    from picsift.features import extract_available, get_extractor
+    from picsift.features.store import FeatureStore
+    from picsift.store import Workspace
+
+    ws = Workspace.open(workspace)
+    ext = get_extractor(extractor, ws)
+    rows = ws.catalog.images(include_duplicates=False)
+    store = FeatureStore(ws.cache_dir, ext.key)
+    before = set(store.get([r.sha256 for r in rows]))
+    t0 = time.perf_counter()
+    rows, x, skipped = extract_available(ws, rows, ext)
+    check_strict(skipped, strict, "features")
+    seconds = time.perf_counter() - t0
+    if out is not None:
+        import numpy as np
+
+        np.savez_compressed(out, ids=np.array([r.id for r in rows]), features=x)
+    hashes = {r.sha256 for r in rows}
+    return FeaturesResult(
+        extractor=ext.name,
+        description=ext.description,
+        images=len(rows),
+        dim=int(x.shape[1]) if x.ndim == 2 else 0,
+        computed=len(hashes - before),
+        cached=len(hashes & before),
+        seconds=seconds,
+        cache_file=store.path,
+        out=Path(out) if out is not None else None,
+        skipped=skipped,
+    )
+
+
+def compare_models(
+    *,
+    workspace: WorkspaceArg = None,
+    models: str | list[str] | None = None,
+    time_budget_min: float | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+) -> Leaderboard:
+    """Train every candidate (registry names, or MODEL:FEATURES for classical models) on the same split and rank
+    them by accuracy, with macro F1, train/predict time and size (`picsift compare`); the time budget in minutes
+    is shared by all; `models` None: the default candidates. Writes a JSON and an HTML leaderboard. Raises ConfigError (unknown candidate),
+    DatasetError, WorkspaceError; a candidate that fails is ranked last with its error."""
+    from picsift.compare import DEFAULT_CANDIDATES, compare
+
+    return compare(
+        workspace,
+        DEFAULT_CANDIDATES if models is None else models,
+        time_budget_min=time_budget_min,
+        epochs=epochs,
+        seed=seed,
+        device=device,
+    )
