@@ -185,3 +185,13 @@ def test_default_run_is_the_latest_the_user_trained_not_a_candidate(ws) -> None:
         ("20260101-000000-compare-fastcnn", True, False),
     ]
     assert choices[2]["model"] == "fastcnn" and choices[2]["val_acc"] == 0.5
+
+
+def test_label_app_link_opens_an_image_and_keeps_the_token() -> None:
+    from picsift.label.links import label_app_link
+
+    assert label_app_link(12) == "http://127.0.0.1:8765/#image=12"
+    assert label_app_link(3, "http://10.0.0.5:9000/?token=abc") == "http://10.0.0.5:9000/?token=abc#image=3"
+    assert label_app_link(3, "http://h:1#image=9") == "http://h:1/#image=3"
+    with pytest.raises(ValueError, match="positive integer"):
+        label_app_link(0)
