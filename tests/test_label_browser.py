@@ -203,8 +203,11 @@ def test_findings_proposals_and_clusters_in_chromium(server, page) -> None:
     # The clusters view: select a whole cluster, drop one odd image, label the rest at once.
     page.click("[data-testid=btn-clusters]")
     page.wait_for_selector("[data-testid=cluster-0]")
-    ids = [
-        int(x) for x in page.eval_on_selector_all("[data-testid=cluster-0] .card", "els => els.map(e => e.dataset.id)")
+    ids = [  # the cluster's unlabelled images (the labelled ones follow them, and the button leaves them out)
+        int(x)
+        for x in page.eval_on_selector_all(
+            "[data-testid=cluster-0] .card", "els => els.filter(e => e.querySelector('.none')).map(e => e.dataset.id)"
+        )
     ]
     page.click("[data-testid=cluster-0] .sel-cluster")
     page.click(f"[data-testid=card-{ids[-1]}]")  # deselect the odd one
@@ -302,11 +305,14 @@ def test_photo_workflow_train_queue_proposals_in_chromium(tmp_path: Path, datase
 
 
 def test_feedback_review_and_exclusion_in_chromium(server, page) -> None:
-    """Review a served model's feedback with the keyboard and a click; exclude an image and undo it."""
+    """Review a served model's feedback with the keyboard and a click: a suggestion that creates a class and
+    relabels a validation image asks first in the page, and is undone with u; Enter opens a feedback image; Esc
+    and the Grid button leave Feedback, Next batch and Clusters; the viewer's panel follows exclude and undo."""
     import io
 
     from PIL import Image as PILImage
 
+    from picsift.cluster import run as cluster_run
     from picsift.deploy.feedback import FeedbackStore
 
     url, ws = server
@@ -317,20 +323,28 @@ def test_feedback_review_and_exclusion_in_chromium(server, page) -> None:
         return buf.getvalue()
 
     store = FeedbackStore(ws)
+    ws.catalog.set_splits({2: "val"})
     first = store.add("2", image=png(10), predicted_label="1", confidence=0.7, comment="clearly a two")
     second = store.add("0", image=png(200), predicted_label="0", comment="spam")
+    wasps = store.add("wasps", image=Path(ws.catalog.image(2).path).read_bytes(), predicted_label="0", confidence=0.8)
     page.goto(url + "?token=tok3n")
     page.wait_for_selector("body[data-ready='1']")
     page.fill("[data-testid=annotator]", "dana")
     page.press("[data-testid=annotator]", "Enter")
-    page.wait_for_selector("[data-testid=btn-feedback] >> text=Feedback (2)")
+    page.wait_for_selector("[data-testid=btn-feedback] >> text=Feedback (3)")
     page.click("[data-testid=btn-feedback]")
     page.wait_for_selector(f"[data-testid=fb-{first.id}] >> text=clearly a two")
     assert "suggested: 2" in page.inner_text(f"[data-testid=fb-{first.id}]")
+    card = page.inner_text(f"[data-testid=fb-{wasps.id}]")
+    assert "new class" in card and "model said 0" in card and "image 2 · val · 0" in card
     shot(page, "label-feedback.png")
 
-    # The cursor starts on the first item: "a" accepts it into the catalog with the suggested label.
-    page.click("[data-testid=title]")
+    # The cursor starts on the first item: Enter shows its image large, Esc closes it, "a" accepts it.
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=viewer-label] >> text=suggested: 2")
+    assert page.get_attribute("#viewer-img", "src").endswith(f"api/feedback/{first.id}/image?full=1")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("[data-testid=viewer]", state="hidden")
     page.keyboard.press("a")
     wait_for(lambda: store.get(first.id).status == "accepted", "feedback accepted")
     image_id = store.get(first.id).image_id
@@ -343,8 +357,45 @@ def test_feedback_review_and_exclusion_in_chromium(server, page) -> None:
     wait_for(lambda: store.get(second.id).status == "rejected", "feedback rejected")
     assert store.get(second.id).image_id is None
 
+    # "wasps" would create a class and relabel validation image 2: the page asks; Esc cancels, Enter accepts.
+    page.wait_for_selector(f"[data-testid=fb-{second.id}]", state="detached")
+    page.keyboard.press("a")
+    page.wait_for_selector("[data-testid=dialog]:visible")
+    text = page.inner_text("[data-testid=dialog-text]")
+    assert "creates the new class 'wasps'" in text and "relabels image 2 (split val, labelled '0')" in text
+    shot(page, "label-feedback-confirm.png")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("[data-testid=dialog]", state="hidden")
+    settled(page)
+    assert store.get(wasps.id).status == "pending" and ws.catalog.image(2).label == "0"
+    page.keyboard.press("a")
+    page.click("[data-testid=dialog-ok]")
+    wait_for(lambda: ws.catalog.image(2).label == "wasps", "confirmed accept")
+    settled(page)
+    page.keyboard.press("u")  # undone like any label change: label, pending feedback, no class "wasps"
+    wait_for(lambda: ws.catalog.image(2).label == "0", "accept undone")
+    assert store.get(wasps.id).status == "pending" and "wasps" not in ws.catalog.classes()
+    page.wait_for_selector(f"[data-testid=fb-{wasps.id}]")
+
+    # Esc leaves Feedback; Next batch and Clusters too (Clusters reads what `picsift cluster` wrote).
+    page.keyboard.press("Escape")
+    page.wait_for_selector("[data-testid=title] >> text=25 images")
+    page.click("[data-testid=btn-queue]")
+    page.keyboard.press("Escape")  # even while the batch is being chosen
+    page.wait_for_selector("[data-testid=title] >> text=25 images")
+    page.click("[data-testid=btn-queue]")
+    page.wait_for_selector("[data-testid=title] >> text=diverse unlabelled images")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("[data-testid=title] >> text=25 images")
+    cluster_run(ws, features="color-hist", k=3)
+    page.click("[data-testid=btn-clusters]")
+    page.wait_for_selector("[data-testid=title] >> text=3 clusters from `picsift cluster`")
+    assert page.locator(".cluster .card").count() == 25
+    shot(page, "label-clusters-command.png")
+    page.click("[data-testid=btn-grid]")
+    page.wait_for_selector("[data-testid=title] >> text=25 images")
+
     # Exclude the image under the cursor with "x", then undo: one reversible catalog action.
-    page.select_option("[data-testid=view]", "all")
     page.wait_for_selector("[data-testid=card-3]")
     page.click("[data-testid=card-3]")
     page.keyboard.press("x")
@@ -354,3 +405,116 @@ def test_feedback_review_and_exclusion_in_chromium(server, page) -> None:
     page.keyboard.press("u")
     wait_for(lambda: not ws.catalog.image(3).excluded, "exclusion undone")
     assert ws.catalog.actions()[0]["undone_at"] is not None
+
+    # The same in the viewer: its panel says "excluded yes" after x, and no longer after u.
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=viewer-meta] >> text=16 × 16 px")
+    page.keyboard.press("x")
+    page.wait_for_selector("[data-testid=viewer-meta] >> text=excluded")
+    settled(page)
+    page.keyboard.press("u")
+    wait_for(lambda: not ws.catalog.image(3).excluded, "exclusion undone in the viewer")
+    page.wait_for_selector("[data-testid=viewer-meta] >> text=excluded", state="detached")
+
+
+def test_findings_runs_links_paging_and_focus_in_chromium(server, page) -> None:
+    """The findings view and badges, the run picker (the user's run by default, not a later compare- candidate),
+    the loading indicator, links to one image, paging in the viewer, and controls that hand the keyboard back."""
+    import json
+    import shutil
+
+    from picsift.config import TrainConfig
+    from picsift.label.scoring import PredictionCache
+    from picsift.train import run as train_run
+
+    url, ws = server
+    mine = train_run(TrainConfig(workspace=ws.root, model="fastcnn", epochs=1, run_name="mine").validate()).run_id
+    candidate = "29990101-000000-compare-fastcnn"  # trained later by `picsift compare`
+    shutil.copytree(ws.runs_dir / mine, ws.runs_dir / candidate)
+    labelled = ws.catalog.images(labeled=True)
+    probs, classes, _ = PredictionCache().get(ws, labelled, mine)
+    odd = labelled[1].id  # not image 1, which has a finding of its own
+    wrong = next(c for c in classes if c != classes[int(probs[odd].argmax())])
+    ws.catalog.set_label(odd, wrong)  # labelled otherwise than the model says
+    findings = [
+        {"kind": "blurry", "image_ids": [1], "score": 0.31, "explanation": "low Laplacian variance"},
+        {"kind": "blurry", "image_ids": [5], "score": 0.8, "explanation": "very soft"},
+        {"kind": "label_issue", "image_ids": [odd], "score": 0.6, "explanation": "looks otherwise",
+         "details": {"given_label": wrong, "suggested_label": classes[int(probs[odd].argmax())]}},
+    ]  # fmt: skip
+    (ws.root / "findings.json").write_text(json.dumps({"findings": findings}))
+
+    # First load: a loading indicator while the page's predictions are computed (held back here).
+    held: list = []
+    holding = [True]
+    page.route("**/api/images?*", lambda route: held.append(route) if holding[0] else route.continue_())
+    page.goto(url + "?token=tok3n")
+    page.wait_for_selector("[data-testid=loading] >> text=predictions of " + mine)
+    shot(page, "label-loading.png")
+    holding[0] = False
+    for route in held:
+        route.continue_()
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_selector(".card .pred")
+
+    # The run: the one the user trained, named in full; the candidate is there to pick.
+    assert page.input_value("[data-testid=run]") == mine
+    options = page.eval_on_selector_all("[data-testid=run] option", "os => os.map(o => o.textContent)")
+    assert any(o.startswith(candidate) and "candidate" in o for o in options)
+    assert page.evaluate("() => { const h = document.querySelector('header'); return h.scrollWidth <= h.clientWidth }")
+    page.focus("[data-testid=run]")
+    page.select_option("[data-testid=run]", candidate)
+    settled(page)
+    assert page.evaluate("document.activeElement.id") == "grid"
+    page.select_option("[data-testid=run]", mine)
+    settled(page)
+    shot(page, "label-run.png")
+
+    # Sort chosen "with the mouse": the keyboard goes back to the grid, arrows move, number keys label.
+    page.focus("[data-testid=sort]")
+    page.select_option("[data-testid=sort]", "uncertainty")
+    settled(page)
+    assert page.evaluate("document.activeElement.id") == "grid"
+    page.keyboard.press("ArrowRight")
+    assert page.input_value("[data-testid=sort]") == "uncertainty"
+    target = int(page.get_attribute(".card.cursor", "data-id"))
+    assert target == int(page.get_attribute(".card >> nth=1", "data-id"))
+    page.keyboard.press("1")
+    wait_for(lambda: ws.catalog.image(target).label == "0", "label after choosing a sort")
+
+    # Findings: highest score first, filtered by kind; badges, and a marker where label and model disagree.
+    page.click("[data-testid=btn-findings]")
+    page.wait_for_selector("[data-testid=title] >> text=highest finding score first")
+    assert page.eval_on_selector_all(".card", "els => els.map(e => Number(e.dataset.id))") == [5, odd, 1]
+    assert "label? →" in page.inner_text(f"[data-testid=card-{odd}] .badges")
+    assert page.is_visible(f"[data-testid=disagree-{odd}]")
+    assert page.inner_text("[data-testid=card-5] .badges") == "blurry"
+    shot(page, "label-findings.png")
+    page.select_option("[data-testid=filter-finding]", "blurry")
+    page.wait_for_selector("[data-testid=title] >> text=with a blurry finding")
+    assert page.eval_on_selector_all(".card", "els => els.map(e => Number(e.dataset.id))") == [5, 1]
+    page.click("[data-testid=btn-grid]")
+    page.wait_for_selector("[data-testid=title] >> text=24 images")
+
+    # Links: #image=ID (and ?image=ID) open that image, with the token in the query still working; one beyond
+    # the first page opens on its own.
+    name7 = Path(ws.catalog.image(7).path).name
+    page.goto(url + "?token=tok3n#image=7")
+    page.wait_for_selector(f"[data-testid=viewer-meta] >> text={name7}")
+    page.goto(url + "?image=9&token=tok3n")
+    page.wait_for_selector(f"[data-testid=viewer-meta] >> text={Path(ws.catalog.image(9).path).name}")
+    page.goto(url + "?token=tok3n&page_size=5#image=20")
+    page.wait_for_selector(f"[data-testid=viewer-meta] >> text={Path(ws.catalog.image(20).path).name}")
+    shot(page, "label-link.png")
+
+    # The viewer pages past the loaded images by itself.
+    page.goto(url + "?token=tok3n&page_size=5")
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.locator(".card").count() == 5
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#v-pos >> text=1 / 24")
+    for _ in range(6):
+        page.keyboard.press("ArrowRight")
+        settled(page)
+    page.wait_for_selector("#v-pos >> text=7 / 24")
+    assert page.locator(".card").count() == 10

@@ -13,13 +13,15 @@ from picsift.label.findings import findings_for, load_findings
 from picsift.label.listing import (
     ImageQuery,
     class_counts,
+    cluster_groups,
     filter_rows,
+    list_images,
     parse_ids,
     pending_proposals,
     prediction_summary,
     sort_by_confidence,
-    unlabeled_clusters,
 )
+from picsift.label.scoring import PredictionCache, latest_run, run_choices
 from support.label import make_workspace
 
 
@@ -109,8 +111,87 @@ def test_findings_accept_both_layouts_and_tolerate_bad_files(tmp_path: Path) -> 
     assert load_findings(tmp_path) == []
 
 
-def test_clusters_keep_only_unlabelled_images(ws) -> None:
-    clusters = {"extractor": "pixels", "clusters": [{"id": 0, "image_ids": [1, 4, 5]}, {"id": 1, "image_ids": [2, 3]}]}
-    (ws.root / "clusters.json").write_text(json.dumps(clusters))
-    out = unlabeled_clusters(ws)
-    assert out["extractor"] == "pixels" and out["clusters"] == [{"id": 0, "image_ids": [4, 5]}]
+def test_clusters_view_reads_the_newest_clustering_of_either_command(ws) -> None:
+    """`picsift cluster` writes clusters/clusters.json (labelled images too); `autolabel --method cluster` writes
+    clusters.json: the view shows whichever is newer, unlabelled members first, excluded images left out."""
+    import os
+
+    (ws.root / "clusters.json").write_text(json.dumps({"clusters": [{"id": 0, "image_ids": [4, 5]}]}))
+    os.utime(ws.root / "clusters.json", (1_000_000_000, 1_000_000_000))
+    (ws.root / "clusters").mkdir()
+    command = {
+        "features": "hog",
+        "clusters": [{"cluster": 0, "size": 4, "image_ids": [1, 2, 4, 6]}, {"cluster": 1, "size": 1, "image_ids": [7]}],
+    }
+    (ws.root / "clusters" / "clusters.json").write_text(json.dumps(command))
+    ws.catalog.exclude({7: "blurry"}, kind="manual")
+    out = cluster_groups(ws)
+    assert out["source"] == "picsift cluster" and out["features"] == "hog"
+    assert out["clusters"] == [
+        {"id": 0, "size": 4, "image_ids": [4, 6, 1, 2], "unlabeled_ids": [4, 6], "labels": {"0": 2}}
+    ]
+    os.utime(ws.root / "clusters.json")  # now the newer one
+    out = cluster_groups(ws)
+    assert out["source"] == "picsift autolabel --method cluster" and [c["image_ids"] for c in out["clusters"]] == [
+        [4, 5]
+    ]
+
+
+def test_findings_view_kind_filter_score_order_and_badges(ws) -> None:
+    findings = [
+        {"kind": "blurry", "image_ids": [5], "score": 0.3, "explanation": "soft"},
+        {"kind": "label_issue", "image_ids": [2], "score": 0.9, "explanation": "looks like 1",
+         "details": {"given_label": "0", "suggested_label": "1"}},
+        {"kind": "blurry", "image_ids": [4], "score": 0.7, "explanation": "softer"},
+    ]  # fmt: skip
+    (ws.root / "findings.json").write_text(json.dumps({"findings": findings}))
+    preds = PredictionCache()
+
+    def listed(**kw):
+        return list_images(ws, preds, ImageQuery(**kw))
+
+    assert [x["id"] for x in listed(view="findings", sort="finding")["items"]] == [2, 4, 5]
+    assert [x["id"] for x in listed(view="findings", sort="finding", finding="blurry")["items"]] == [4, 5]
+    assert [x["id"] for x in listed(view="all", finding="label_issue")["items"]] == [2]
+    item = listed(ids=[2])["items"][0]
+    assert item["findings"] == [{"kind": "label_issue", "score": 0.9, "given_label": "0", "suggested_label": "1"}]
+    assert item["disagrees"] is False  # no model: no disagreement claimed
+    with pytest.raises(ConfigError, match="findings"):
+        ImageQuery(view="issues").validate()
+
+
+def fake_run(ws, name: str) -> Path:
+    run_dir = ws.runs_dir / name
+    (run_dir / "model").mkdir(parents=True)
+    (run_dir / "model" / "model.json").write_text(json.dumps({"classes": ["0", "1", "2"]}))
+    (run_dir / "run.json").write_text(json.dumps({"model": name.split("-", 2)[2], "best_val_acc": 0.5}))
+    return run_dir
+
+
+def test_default_run_is_the_latest_the_user_trained_not_a_candidate(ws) -> None:
+    assert latest_run(ws) is None and run_choices(ws) == []
+    compared = fake_run(ws, "20260101-000000-compare-fastcnn")
+    assert latest_run(ws) == compared  # only candidates: the latest of them
+    trained = fake_run(ws, "20260102-000000-fastcnn")
+    fake_run(ws, "20260103-000000-compare-knn")
+    fake_run(ws, "20260104-000000-tune-fastcnn")
+    assert latest_run(ws) == trained
+    assert latest_run(ws, "20260103-000000-compare-knn").name == "20260103-000000-compare-knn"
+    choices = run_choices(ws)
+    assert [(c["name"], c["candidate"], c["default"]) for c in choices] == [
+        ("20260104-000000-tune-fastcnn", True, False),
+        ("20260103-000000-compare-knn", True, False),
+        ("20260102-000000-fastcnn", False, True),
+        ("20260101-000000-compare-fastcnn", True, False),
+    ]
+    assert choices[2]["model"] == "fastcnn" and choices[2]["val_acc"] == 0.5
+
+
+def test_label_app_link_opens_an_image_and_keeps_the_token() -> None:
+    from picsift.label.links import label_app_link
+
+    assert label_app_link(12) == "http://127.0.0.1:8765/#image=12"
+    assert label_app_link(3, "http://10.0.0.5:9000/?token=abc") == "http://10.0.0.5:9000/?token=abc#image=3"
+    assert label_app_link(3, "http://h:1#image=9") == "http://h:1/#image=3"
+    with pytest.raises(ValueError, match="positive integer"):
+        label_app_link(0)

@@ -114,3 +114,74 @@ def test_exclude_include_and_undo_are_reversible_actions(ws) -> None:
         assert http.post("/api/exclusions", json={"image_ids": []}).status_code == 400
     assert ws.catalog.exclusions() == []
     assert [a["undone_at"] is not None for a in ws.catalog.actions()] == [True, True]
+
+
+def test_feedback_that_creates_a_class_or_relabels_asks_first_and_undoes(ws) -> None:
+    """An unknown class "wasps" suggested for a catalogued, labelled image: the list says so, accepting needs
+    "confirm", and undo restores the label, the pending feedback and the class list."""
+    store = FeedbackStore(ws)
+    ws.catalog.set_splits({2: "val"})
+    known = Path(ws.catalog.image(2).path).read_bytes()  # image 2 is labelled "0"
+    wasps = store.add("wasps", image=known, predicted_label="0", confidence=0.9)
+    fresh = store.add("wasps", image=png(7), predicted_label="wasps")
+    with client(ws) as http:
+        plans = {i["id"]: i["plan"] for i in http.get("/api/feedback").json()["items"]}
+        assert plans[wasps.id]["new_class"] and plans[wasps.id]["agrees_with_model"] is False
+        assert plans[wasps.id]["catalog_image"] == {"id": 2, "split": "val", "label": "0"}
+        assert "relabels image 2 (split val, labelled '0')" in plans[wasps.id]["confirm"]
+        assert plans[fresh.id]["catalog_image"] is None and plans[fresh.id]["agrees_with_model"] is True
+
+        r = http.post("/api/feedback/accept", json={"ids": [wasps.id]})
+        assert r.status_code == 409 and r.json()["errors"][0]["needs_confirmation"] is True
+        assert "creates the new class 'wasps'" in r.json()["detail"]
+        assert ws.catalog.image(2).label == "0" and "wasps" not in ws.catalog.classes()
+
+        r = http.post("/api/feedback/accept", json={"ids": [wasps.id], "confirm": True})
+        assert r.status_code == 200 and ws.catalog.image(2).label == "wasps"
+        version = r.json()["accepted"][0]["version"]
+        undone = http.post(f"/api/feedback/{wasps.id}/undo", json={"expected_version": version}).json()
+        assert (undone["image_id"], undone["label"], undone["removed_image"], undone["removed_class"]) == (
+            2,
+            "0",
+            False,
+            True,
+        )
+        assert ws.catalog.image(2).label == "0" and "wasps" not in ws.catalog.classes()
+        assert store.get(wasps.id).status == "pending" and store.get(wasps.id).image_id is None
+        assert ws.catalog.label_history(2)[-1]["origin"] == "undo"
+
+        # A new image imported by an accept leaves the catalog again on undo.
+        n_images = ws.catalog.count()
+        r = http.post("/api/feedback/accept", json={"ids": [fresh.id], "confirm": True})
+        new_id = r.json()["accepted"][0]["image_id"]
+        assert ws.catalog.count() == n_images + 1
+        stale = http.post(f"/api/feedback/{fresh.id}/undo", json={"expected_version": 0})
+        assert stale.status_code == 409 and ws.catalog.image(new_id).label == "wasps"
+        undone = http.post(f"/api/feedback/{fresh.id}/undo", json={}).json()
+        assert undone["removed_image"] and undone["removed_class"] and ws.catalog.count() == n_images
+        assert http.post(f"/api/feedback/{fresh.id}/undo", json={}).status_code == 400  # pending: nothing to undo
+
+
+def test_queue_names_the_run_and_clusters_read_picsift_cluster(ws) -> None:
+    """With every image labelled the queue is empty but still names the run; the Clusters view reads what
+    `picsift cluster` writes."""
+    import json
+
+    from picsift.cluster import run as cluster_run
+
+    run_dir = ws.runs_dir / "20260102-000000-fastcnn"
+    (run_dir / "model").mkdir(parents=True)
+    (run_dir / "model" / "model.json").write_text(json.dumps({"classes": ["0", "1", "2"]}))
+    for row in ws.catalog.images(labeled=False):
+        ws.catalog.set_label(row.id, "1")
+    cluster_run(ws, features="color-hist", k=3)
+    with client(ws) as http:
+        batch = http.get("/api/queue").json()
+        assert batch["items"] == [] and batch["run"] == "20260102-000000-fastcnn"
+        data = http.get("/api/clusters").json()
+        assert data["source"] == "picsift cluster" and len(data["clusters"]) == 3
+        assert sum(c["size"] for c in data["clusters"]) == 24 and all(
+            c["unlabeled_ids"] == [] for c in data["clusters"]
+        )
+        summary = http.get("/api/summary").json()
+        assert summary["latest_run"] == "20260102-000000-fastcnn" and summary["runs"][0]["default"] is True

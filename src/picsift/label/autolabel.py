@@ -27,6 +27,7 @@ log = logging.getLogger("picsift.label")
 
 METHODS = ("model", "cluster")
 CLUSTERS_FILE = "clusters.json"
+CLUSTER_COMMAND_FILE = Path("clusters") / CLUSTERS_FILE  # what `picsift cluster` writes (picsift.cluster.pipeline)
 
 
 @dataclass
@@ -161,15 +162,30 @@ def autolabel_cluster(
 
 
 def load_clusters(ws: Workspace) -> dict[str, Any]:
-    """clusters.json, or an empty grouping when `autolabel --method cluster` has not run."""
-    path = ws.root / CLUSTERS_FILE
-    if not path.exists():
-        return {"clusters": []}
+    """The newest saved clustering: `autolabel --method cluster`'s clusters.json or `picsift cluster`'s
+    clusters/clusters.json, whichever was written last, with "source" naming the command and every cluster
+    carrying an "id"; an empty grouping ({"clusters": [], "source": None}) when neither exists.
+
+    WorkspaceError naming the file when it is not valid JSON.
+    """
+    sources = [
+        (ws.root / CLUSTERS_FILE, "picsift autolabel --method cluster"),
+        (ws.root / CLUSTER_COMMAND_FILE, "picsift cluster"),
+    ]
+    found = [(p, name) for p, name in sources if p.is_file()]
+    if not found:
+        return {"clusters": [], "source": None}
+    path, source = max(found, key=lambda pn: pn[0].stat().st_mtime)
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise WorkspaceError(f"{path} is not valid JSON ({e}); rerun `picsift autolabel --method cluster`") from e
-    return data if isinstance(data, dict) else {"clusters": []}
+        raise WorkspaceError(f"{path} is not valid JSON ({e}); rerun `{source}`") from e
+    if not isinstance(data, dict) or not isinstance(data.get("clusters"), list):
+        raise WorkspaceError(f"{path} holds no list of clusters; rerun `{source}`")
+    clusters = [
+        {**c, "id": c.get("id", c.get("cluster", i))} for i, c in enumerate(data["clusters"]) if isinstance(c, dict)
+    ]
+    return {**data, "clusters": clusters, "source": source, "path": str(path)}
 
 
 def autolabel(

@@ -7,12 +7,18 @@ is reported per item under "conflicts" (never applied silently); the rest of a b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from picsift.deploy.feedback import FeedbackStore
-from picsift.errors import ConfigError, PicsiftError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from picsift.deploy.feedback import FeedbackItem, FeedbackStore
+from picsift.errors import ConfigError, NotFoundError, PicsiftError
 from picsift.labels_text import normalize_label, normalize_optional_label
-from picsift.store import Catalog, LabelConflictError
+from picsift.store import Catalog, LabelConflictError, Workspace
+from picsift.store.feedback import Feedback
+from picsift.store.schema import ClassName, Exclusion, Image, LabelEvent
 
 DEFAULT_EXCLUSION_REASON = "excluded in the labelling app"
 
@@ -170,9 +176,48 @@ def include_images(catalog: Catalog, image_ids: list[int]) -> Inclusion:
     return Inclusion(undone, sorted(wanted - still), conflicts)
 
 
+def feedback_plans(ws: Workspace, items: list[FeedbackItem]) -> dict[int, dict[str, Any]]:
+    """What accepting each feedback item would do, for the reviewer to see first: {feedback id: plan}.
+
+    A plan: "new_class" (the suggested label is no class yet), "agrees_with_model" (the suggestion equals the
+    served model's label; None when the model's label is unknown), "catalog_image" ({"id", "split", "label"}
+    of the catalogued image with the same bytes, which accepting relabels; None: accepting imports the image),
+    "confirm" (why accepting needs the reviewer's confirmation: creating a class, or relabelling an image that
+    already has another label; None when it needs none).
+    """
+    classes = set(ws.catalog.classes())
+    shas = {it.sha256 for it in items if it.sha256}
+    known: dict[str, dict[str, Any]] = {}
+    if shas:
+        with ws.catalog.session() as s:
+            q = select(Image).where(Image.sha256.in_(shas), Image.duplicate_of.is_(None)).order_by(Image.id.desc())
+            # The lowest id last, so it wins: the image accepting relabels (FeedbackStore.accept).
+            known = {im.sha256: {"id": im.id, "split": im.split, "label": im.label} for im in s.scalars(q)}
+    plans = {}
+    for it in items:
+        image = known.get(it.sha256 or "")
+        reasons = []
+        if it.label not in classes:
+            reasons.append(f"creates the new class {it.label!r}")
+        if image is not None and image["label"] is not None and image["label"] != it.label:
+            reasons.append(
+                f"relabels image {image['id']} (split {image['split'] or 'none'}, labelled {image['label']!r}) "
+                f"as {it.label!r}"
+            )
+        plans[it.id] = {
+            "new_class": it.label not in classes,
+            "agrees_with_model": None if it.predicted_label is None else it.predicted_label == it.label,
+            "catalog_image": image,
+            "confirm": f"accepting feedback {it.id} " + " and ".join(reasons) if reasons else None,
+        }
+    return plans
+
+
 @dataclass(frozen=True)
 class FeedbackReview:
-    """done: the reviewed items (FeedbackItem.to_dict()); errors: [{"id", "message"}] for those left as they were."""
+    """done: the reviewed items (FeedbackItem.to_dict(), accepted ones with "version": the image's label version
+    for undo); errors: [{"id", "message"}] for those left as they were ("needs_confirmation": True for those
+    refused only because the reviewer did not confirm)."""
 
     done: list[dict[str, Any]]
     errors: list[dict[str, Any]]
@@ -182,19 +227,110 @@ class FeedbackReview:
         return _joined([e["message"] for e in self.errors])
 
 
-def review_feedback(store: FeedbackStore, ids: list[int], *, reviewer: str, accept: bool) -> FeedbackReview:
+def review_feedback(
+    store: FeedbackStore, ids: list[int], *, reviewer: str, accept: bool, confirmed: bool = False
+) -> FeedbackReview:
     """Accept (the image enters the catalog labelled, split "feedback") or reject feedback items.
 
     One by one: an item that cannot be reviewed (unknown, already reviewed, no image) is reported under
-    errors and does not block the rest of a bulk review.
+    errors and does not block the rest of a bulk review. Without `confirmed`, accepting an item that would
+    create a class or relabel an image already labelled otherwise is refused (see `feedback_plans`).
     """
     done: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     for fid in ids:
         try:
-            out = store.accept([fid], reviewer=reviewer) if accept else store.reject([fid], reviewer=reviewer)
+            if accept:
+                plan = feedback_plans(store.ws, [store.get(fid)])[fid]
+                if plan["confirm"] and not confirmed:
+                    errors.append(
+                        {"id": fid, "message": f"{plan['confirm']}: confirm to accept", "needs_confirmation": True}
+                    )
+                    continue
+                item = store.accept([fid], reviewer=reviewer)[0]
+                assert item.image_id is not None  # set by accept
+                done.append({**item.to_dict(), "version": store.ws.catalog.image(item.image_id).label_version})
+            else:
+                done.append(store.reject([fid], reviewer=reviewer)[0].to_dict())
         except PicsiftError as e:
             errors.append({"id": fid, "message": str(e)})
-            continue
-        done.append(out[0].to_dict())
     return FeedbackReview(done, errors)
+
+
+def undo_feedback_accept(
+    store: FeedbackStore, feedback_id: int, *, annotator: str, expected_version: int | None = None
+) -> dict[str, Any]:
+    """Undo accepting a feedback item, like any label change: the image gets back the label it had before
+    (a new "undo" change in its history; LabelConflictError when someone changed it after `expected_version`),
+    and the feedback is pending again. An image the accept imported, with no other history, leaves the catalog
+    again; a class the accept created, now unused, is dropped.
+
+    Returns {"feedback": the item (FeedbackItem.to_dict()), "image_id", "label" (the image's label now, None
+    when removed), "version", "removed_image", "removed_class"}. ConfigError for feedback not accepted.
+    """
+    item = store.get(feedback_id)
+    if item.status != "accepted" or item.image_id is None:
+        raise ConfigError(f"feedback {feedback_id} is {item.status}, not accepted: nothing to undo")
+    catalog = store.ws.catalog
+    image_id = item.image_id
+    events = catalog.label_history(image_id)
+    accepted_at = next(
+        (e["created_at"] for e in reversed(events) if e["origin"] == "feedback" and e["label"] == item.label), None
+    )
+    version = catalog.undo_label(image_id, annotator=annotator, expected_version=expected_version)
+    row = catalog.image(image_id)
+    history = catalog.label_history(image_id)
+    imported_only = (
+        row.source_kind == "feedback"
+        and row.label is None
+        and not row.excluded
+        and all(e["origin"] in ("feedback", "undo") for e in history)
+    )
+    with catalog.session() as s:
+        f = s.get(Feedback, feedback_id)
+        if f is None:
+            raise NotFoundError(f"feedback {feedback_id} disappeared during undo")
+        f.status, f.reviewer, f.reviewed_at, f.image_id = "pending", None, None, None
+        s.flush()
+        removed_image = imported_only and not _referenced(s, image_id)
+        if removed_image:
+            s.execute(delete(LabelEvent).where(LabelEvent.image_id == image_id))
+            s.execute(delete(Image).where(Image.id == image_id))
+        removed_class = False
+        cls = s.get(ClassName, item.label)
+        # A class that accept created (set_label declares a new class as it writes the label), now unused.
+        if (
+            cls is not None
+            and accepted_at is not None
+            and cls.created_at >= datetime.fromisoformat(accepted_at) - timedelta(seconds=1)
+            and not _class_in_use(s, item.label)
+        ):
+            s.delete(cls)
+            removed_class = True
+        s.flush()
+        out_item = FeedbackItem.from_orm(f).to_dict()
+    return {
+        "feedback": out_item,
+        "image_id": image_id,
+        "label": None if removed_image else row.label,
+        "version": version,
+        "removed_image": removed_image,
+        "removed_class": removed_class,
+    }
+
+
+def _referenced(s: Session, image_id: int) -> bool:
+    """Whether anything besides its label events names the image: feedback, exclusions, duplicates."""
+    return bool(
+        s.scalar(select(func.count(Feedback.id)).where(Feedback.image_id == image_id))
+        or s.scalar(select(func.count(Exclusion.id)).where(Exclusion.image_id == image_id))
+        or s.scalar(select(func.count(Image.id)).where(Image.duplicate_of == image_id))
+    )
+
+
+def _class_in_use(s: Session, label: str) -> bool:
+    """Whether an image carries the label or a pending proposal suggests it."""
+    return bool(
+        s.scalar(select(func.count(Image.id)).where(Image.label == label))
+        or s.scalar(select(func.count(LabelEvent.id)).where(LabelEvent.label == label, LabelEvent.status == "proposed"))
+    )

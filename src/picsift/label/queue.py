@@ -184,11 +184,12 @@ def next_batch(
 
     if n < 1:
         raise ConfigError(f"batch size must be at least 1, got {n}")
+    run_dir = latest_run(ws, run)  # looked up first: an empty batch still names the run that exists
+    run_name = run_dir.name if run_dir is not None else None
     rows = ws.catalog.images(labeled=False)
     if not rows:
-        return Batch([], None, method, "none")
+        return Batch([], run_name, method, "none")
     rng = np.random.default_rng(seed)
-    run_dir = latest_run(ws, run)
     if len(rows) > max_pool:  # bound the work on huge catalogs: a random pool stands in for all
         keep = np.sort(rng.choice(len(rows), size=max_pool, replace=False))
         rows = [rows[i] for i in keep]
@@ -208,7 +209,7 @@ def next_batch(
         if probs is not None and top is not None:
             probs, top = probs[readable], top[readable]
     if not rows:
-        return Batch([], run_dir.name if run_dir is not None else None, method, emb_name)
+        return Batch([], run_name, method, emb_name)
     picked = select_batch(scores, emb, n, seed=seed, uncertainty_share=share)
     items = [
         QueueItem(
@@ -219,4 +220,4 @@ def next_batch(
         )
         for i in picked
     ]
-    return Batch(items, run_dir.name if run_dir is not None else None, method, emb_name, share)
+    return Batch(items, run_name, method, emb_name, share)

@@ -8,16 +8,17 @@ is missing on disk or no longer decodes are set aside): `predict_rows` -> (N, K)
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from picsift.data.available import SkippedImage, decode_available
-from picsift.errors import PicsiftError, RunNotFoundError
+from picsift.errors import PicsiftError, RunCorruptError
 from picsift.inference import Predictor
 from picsift.models.artifact import read_meta
-from picsift.runs import open_run
+from picsift.runs import RunFolder, list_runs, resolve_run
 from picsift.store import ImageRow, Workspace
 
 log = logging.getLogger("picsift.label")
@@ -26,14 +27,48 @@ log = logging.getLogger("picsift.label")
 PIXEL_SIZE = 16
 
 
+# Runs other commands train as candidates (`picsift compare`, `picsift tune` trials): never the default model of
+# the labelling tools, which is the latest run the user trained (`picsift train`, the app's Train button).
+CANDIDATE_PREFIXES = ("compare-", "tune-")
+RUN_STAMP = re.compile(r"^\d{8}-\d{6}-")
+
+
+def is_candidate_run(run_dir: Path) -> bool:
+    """True for a run folder `<UTC stamp>-compare-...` or `<UTC stamp>-tune-...` (a candidate another command trained)."""
+    return RUN_STAMP.sub("", run_dir.name).startswith(CANDIDATE_PREFIXES)
+
+
 def latest_run(ws: Workspace, run: str | Path | None = None) -> Path | None:
-    """The given run, or the workspace's latest completed run, or None when there is none yet."""
-    try:
-        return open_run(ws, run).path
-    except RunNotFoundError:
-        if run is not None:
-            raise
-        return None
+    """The given run (RunNotFoundError when unknown), else the latest completed run the user trained (candidates
+    of `compare`/`tune` skipped; the latest candidate when there is nothing else), else None when there is no run."""
+    if run is not None and str(run) != "":
+        return resolve_run(ws, run)
+    runs = [r.path for r in list_runs(ws)]
+    direct = [r for r in runs if not is_candidate_run(r)]
+    pick = direct or runs
+    return pick[-1] if pick else None
+
+
+def run_choices(ws: Workspace) -> list[dict[str, object]]:
+    """Every completed run, newest first: [{"name", "model", "val_acc", "candidate", "default"}] for the app's
+    run picker; "default" marks the one `latest_run` picks."""
+    default = latest_run(ws)
+    out: list[dict[str, object]] = []
+    for run_dir in reversed([r.path for r in list_runs(ws)]):
+        try:
+            meta = RunFolder(run_dir).read_record_if_any()
+        except RunCorruptError:
+            meta = {}
+        out.append(
+            {
+                "name": run_dir.name,
+                "model": meta.get("model") if isinstance(meta, dict) else None,
+                "val_acc": meta.get("best_val_acc") if isinstance(meta, dict) else None,
+                "candidate": is_candidate_run(run_dir),
+                "default": default is not None and run_dir == default,
+            }
+        )
+    return out
 
 
 def predict_rows(
@@ -109,9 +144,12 @@ class PredictionCache:
         self._classes: list[str] = []
         self._probs: dict[int, np.ndarray] = {}
 
-    def get(self, ws: Workspace, rows: list[ImageRow]) -> tuple[dict[int, np.ndarray], list[str], str | None]:
-        """{image id: probabilities} for `rows` under the latest run ({} without a run)."""
-        run_dir = latest_run(ws)
+    def get(
+        self, ws: Workspace, rows: list[ImageRow], run: str | None = None
+    ) -> tuple[dict[int, np.ndarray], list[str], str | None]:
+        """{image id: probabilities} for `rows` under `run` (default: `latest_run`), its classes and its name;
+        ({}, [], None) without a run. RunNotFoundError for an unknown `run`."""
+        run_dir = latest_run(ws, run)
         if run_dir is None:
             return {}, [], None
         with self._lock:

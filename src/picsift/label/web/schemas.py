@@ -48,6 +48,11 @@ class ActionBody(BaseModel):
 
 class FeedbackIds(BaseModel):
     ids: list[int]
+    confirm: bool = False  # accept also what creates a class or relabels a labelled image
+
+
+class FeedbackUndoBody(BaseModel):
+    expected_version: int | None = None
 
 
 class TrainBody(BaseModel):

@@ -1,12 +1,20 @@
 // Label changes from the grid and the viewer: label, accept/reject proposals, exclude/include, undo.
 import { api, post } from "./api.js";
 import { loadClasses } from "./classes.js";
-import { reviewFeedback } from "./feedback.js";
+import { reviewFeedback, undoFeedback } from "./feedback.js";
 import { refreshCards } from "./grid.js";
 import { popUndo, pushUndo, restoreSelection, store, takeSelection, targets, updateItem } from "./state.js";
 import { loadSummary } from "./summary.js";
 import { report, toast } from "./ui.js";
-import { move, openViewer } from "./viewer.js";
+import { move, openViewer, refreshViewer } from "./viewer.js";
+
+// After any change: redraw the changed cards, the viewer's panel, the class counts and the header.
+function changed(ids, classes = true) {
+  refreshCards(ids);
+  refreshViewer().catch(report);
+  if (classes) loadClasses().catch(report);
+  loadSummary().catch(report);
+}
 
 // Label items (null removes the label), based on the versions the page holds: a write that lost to
 // someone else's is shown as a conflict with the other writer's label.
@@ -30,20 +38,19 @@ export async function applyLabel(items, label) {
   } else {
     toast(label === null ? `label removed from ${result.applied.length}` : `${result.applied.length} → ${label}`);
   }
-  refreshCards(items.map((it) => it.id));
-  loadClasses().catch(report); loadSummary().catch(report);
+  changed(items.map((it) => it.id));
   return result;
 }
 
 export async function undo() {
   const entry = popUndo();
   if (!entry) { toast("nothing to undo"); return; }
+  if (entry.feedback) { await undoFeedback(entry.feedback); return; }
   if (entry.exclusion) {  // an exclusion is one catalog action: undo it as a whole
     const r = await post("api/exclusions/undo", { action_id: entry.exclusion });
     for (const id of r.images) updateItem(id, { excluded: false });
     toast(`included again (${r.images.length})`);
-    refreshCards(r.images);
-    loadSummary().catch(report);
+    changed(r.images, false);
     return;
   }
   const ids = [];
@@ -55,9 +62,7 @@ export async function undo() {
     } catch (e) { report(e); }
   }
   toast(`undone (${ids.length})`);
-  refreshCards(ids);
-  if (store.viewer) openViewer(store.cursor);
-  loadClasses().catch(report); loadSummary().catch(report);
+  changed(ids);
 }
 
 export async function excludeImages(items) {
@@ -68,8 +73,7 @@ export async function excludeImages(items) {
   for (const id of ids) updateItem(id, { excluded: true });
   pushUndo({ exclusion: r.action_id });
   toast(`${ids.length} excluded from training (u to undo)`);
-  refreshCards(ids);
-  loadSummary().catch(report);
+  changed(ids, false);
 }
 
 export async function includeImages(items) {
@@ -84,8 +88,7 @@ export async function includeImages(items) {
   }
   for (const id of r.included) updateItem(id, { excluded: false });
   if (!r.conflicts.length) toast(`${r.included.length} included again`);
-  refreshCards(ids);
-  loadSummary().catch(report);
+  changed(ids, false);
 }
 
 // Accept or reject the proposals of the selection (or the cursor's item); in the feedback view, review feedback.
@@ -107,8 +110,7 @@ export async function resolveProposals(accept) {
   const entry = fresh.items.filter((f) => acceptedImages.has(f.id)).map((f) => ({ id: f.id, version: f.version }));
   if (entry.length) pushUndo(entry);
   toast(`${accept ? "accepted" : "rejected"} ${done.size}`);
-  refreshCards(its.map((it) => it.id));
-  loadClasses().catch(report); loadSummary().catch(report);
+  changed(its.map((it) => it.id));
 }
 
 // In the viewer: label the image shown, then show the next one.
@@ -116,7 +118,8 @@ export async function labelInViewer(label) {
   const it = store.items[store.cursor];
   if (!it) return;
   const r = await applyLabel([it], label);
-  if (r && r.applied.length && store.cursor < store.items.length - 1) move(1);
+  const more = store.cursor < store.items.length - 1 || (store.mode === "grid" && store.items.length < store.total);
+  if (r && r.applied.length && more) await move(1);
   else await openViewer(store.cursor);
 }
 
@@ -124,5 +127,5 @@ export async function labelInViewer(label) {
 export async function viewerProposal(accept) {
   const saved = takeSelection();
   try { await resolveProposals(accept); } finally { restoreSelection(saved); }
-  if (accept && store.cursor < store.items.length - 1) move(1); else await openViewer(store.cursor);
+  if (accept && store.cursor < store.items.length - 1) await move(1); else await openViewer(store.cursor);
 }

@@ -1,9 +1,13 @@
 // fetch wrappers for the JSON API under api/: the annotator's name, the access token, errors with the server's detail.
+import { store } from "./state.js";
 
 const TOKEN = new URLSearchParams(location.search).get("token");
 
 export function user() { return localStorage.getItem("picsift-user") || ""; }
 export function setUser(name) { localStorage.setItem("picsift-user", name); }
+
+// "&run=NAME" (the run picked in the header) for the requests that carry predictions; "" for the default run.
+export function runParam() { return store.run ? `&run=${encodeURIComponent(store.run)}` : ""; }
 
 export async function api(path, opts = {}) {
   const headers = { "Content-Type": "application/json" };

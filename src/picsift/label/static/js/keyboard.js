@@ -4,43 +4,54 @@ import { classByKey } from "./classes.js";
 import { reviewFeedback } from "./feedback.js";
 import { columns, renderSelection } from "./grid.js";
 import { clearSelection, store, targets, toggleSelected } from "./state.js";
-import { report } from "./ui.js";
+import { closeDialog, report } from "./ui.js";
 import { closeViewer, move, openViewer } from "./viewer.js";
+import { loadGrid } from "./views.js";
 
 function toggleCursorItem() {
   const it = store.items[store.cursor];
   if (it) { toggleSelected(it.id); renderSelection(); }
 }
 
+// Esc goes back one step: the viewer, then the selection, then from any other view to the catalog grid.
+function back() {
+  if (store.viewer) { closeViewer(); return; }
+  if (store.selected.size) { clearSelection(); renderSelection(); return; }
+  if (store.mode !== "grid") loadGrid().catch(report);
+}
+
+// Keys of the Feedback view (its items are feedback, not catalog images).
+function feedbackKey(e, key) {
+  const it = store.items[store.cursor];
+  if (key === "Enter" && !store.viewer) { openViewer(store.cursor).catch(report); return; }
+  if (key === " " && !store.viewer) { e.preventDefault(); toggleCursorItem(); return; }
+  if (key === "a" || key === "r") {
+    reviewFeedback(key === "a", store.viewer && it ? [it.id] : undefined).catch(report);
+  }
+}
+
 export function onKey(e) {
-  if (e.target.matches("input, select, textarea")) return;
   const key = e.key;
+  if (store.dialog) {  // the confirmation takes every key: Enter accepts, Esc cancels
+    if (key === "Enter" || key === "Escape") { e.preventDefault(); closeDialog(key === "Enter"); }
+    return;
+  }
+  if (e.target.matches("input, select, textarea")) return;
   if ((e.ctrlKey || e.metaKey) && key.toLowerCase() === "z") { e.preventDefault(); undo().catch(report); return; }
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   if (key === "u") { undo().catch(report); return; }
-  if (key === "Escape") {
-    if (store.viewer) closeViewer(); else { clearSelection(); renderSelection(); }
-    return;
-  }
-  if (key === "ArrowRight") { e.preventDefault(); move(1); return; }
-  if (key === "ArrowLeft") { e.preventDefault(); move(-1); return; }
-  if (key === "ArrowDown" && !store.viewer) { e.preventDefault(); move(columns()); return; }
-  if (key === "ArrowUp" && !store.viewer) { e.preventDefault(); move(-columns()); return; }
-  if (store.mode === "feedback" && !store.viewer) {  // feedback rows are not catalog images
-    if (key === " ") {
-      e.preventDefault();
-      toggleCursorItem();
-    } else if (key === "a" || key === "r") {
-      reviewFeedback(key === "a").catch(report);
-    }
-    return;
-  }
+  if (key === "Escape") { back(); return; }
+  if (key === "ArrowRight") { e.preventDefault(); move(1).catch(report); return; }
+  if (key === "ArrowLeft") { e.preventDefault(); move(-1).catch(report); return; }
+  if (key === "ArrowDown" && !store.viewer) { e.preventDefault(); move(columns()).catch(report); return; }
+  if (key === "ArrowUp" && !store.viewer) { e.preventDefault(); move(-columns()).catch(report); return; }
+  if (store.mode === "feedback") { feedbackKey(e, key); return; }
   if (key === "x") {
     const its = store.viewer ? [store.items[store.cursor]].filter(Boolean) : targets();
-    excludeImages(its).then(() => { if (store.viewer) openViewer(store.cursor); }).catch(report);
+    excludeImages(its).catch(report);
     return;
   }
-  if (key === "Enter" && !store.viewer) { openViewer(store.cursor).catch(report); return; }
+  if (key === "Enter" && !store.viewer) { e.preventDefault(); openViewer(store.cursor).catch(report); return; }
   if (key === " " && !store.viewer) {
     e.preventDefault();
     toggleCursorItem();
@@ -59,7 +70,7 @@ export function onKey(e) {
     if (store.viewer) { labelInViewer(label).catch(report); return; }
     const its = targets();
     applyLabel(its, label).then(() => {
-      if (its.length === 1 && !store.selected.size) move(1);
+      if (its.length === 1 && !store.selected.size) return move(1);
     }).catch(report);
   }
 }

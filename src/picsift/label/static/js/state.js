@@ -1,15 +1,24 @@
 // The app's one store. Every module reads it; only the functions below change it.
 
+// Page size of the catalog grid: 200, or the URL's ?page_size= (1-2000).
+const askedPageSize = Number(new URLSearchParams(location.search).get("page_size"));
+
 export const store = {
-  classes: [], splits: [],
-  items: [], total: 0, offset: 0, pageSize: 200,
+  classes: [], splits: [], findingKinds: {},
+  items: [], total: 0, offset: 0,
+  pageSize: askedPageSize >= 1 && askedPageSize <= 2000 ? Math.floor(askedPageSize) : 200,
   cursor: 0, selected: new Set(), anchor: null,
-  mode: "grid",            // grid | queue | clusters | feedback
+  mode: "grid",            // grid | queue | clusters | feedback | link (one image opened from a link)
   clusters: [], undo: [], viewer: false, jobTimer: null, seq: 0,
+  run: "", runPicked: false,  // the run whose predictions are shown; picked by the user, or the default
+  dialog: null,           // the open confirmation: {resolve}
 };
 
 export function setClasses(classes) { store.classes = classes; }
 export function setSplits(splits) { store.splits = splits; }
+export function setFindingKinds(kinds) { store.findingKinds = kinds; }
+export function setRun(name, picked) { store.run = name; if (picked) store.runPicked = true; }
+export function setDialog(d) { store.dialog = d; }
 
 // ---- loading: a later request wins, stale responses are dropped -----------------------------
 export function beginLoad() { return ++store.seq; }
@@ -26,7 +35,12 @@ export function setPage(items, total, append) {
   store.total = total;
 }
 
-// Another view (queue | clusters | feedback): its items, cursor on the first, nothing selected.
+// A view being loaded: nothing to act on until its items arrive, and Esc already leaves it.
+export function setMode(mode) {
+  store.mode = mode; store.items = []; store.total = 0; store.cursor = 0; store.selected.clear();
+}
+
+// Another view (queue | clusters | feedback | link): its items, cursor on the first, nothing selected.
 export function showView(mode, items, clusters = store.clusters) {
   store.mode = mode; store.cursor = 0; store.selected.clear();
   store.clusters = clusters;

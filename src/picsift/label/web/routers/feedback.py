@@ -9,10 +9,11 @@ from fastapi.responses import Response
 
 from picsift.deploy.feedback import FeedbackStore
 from picsift.errors import ImageDecodeError
-from picsift.label.edits import review_feedback
+from picsift.label.edits import feedback_plans, review_feedback, undo_feedback_accept
 from picsift.label.thumbs import preview
 from picsift.label.web.deps import AnnotatorDep, SettingsDep, WorkspaceDep
-from picsift.label.web.schemas import FeedbackIds
+from picsift.label.web.routers.images import FULL_SIZE
+from picsift.label.web.schemas import FeedbackIds, FeedbackUndoBody
 from picsift.store import Workspace
 from picsift.web.responses import StrictJSONResponse
 
@@ -21,13 +22,16 @@ router = APIRouter(prefix="/api/feedback", tags=["feedback"])
 
 @router.get("")
 def feedback(ws: WorkspaceDep, status: str | None = "pending") -> dict[str, Any]:
-    """status: pending (default) | accepted | rejected | all."""
+    """status: pending (default) | accepted | rejected | all. Pending items carry "plan": what accepting
+    them would do (`feedback_plans`: a new class, agreement with the model, the catalogued image relabelled)."""
     items = FeedbackStore(ws).items(None if status in (None, "", "all") else status)
-    return {"items": [i.to_dict() for i in items], "classes": ws.catalog.classes()}
+    plans = feedback_plans(ws, [i for i in items if i.status == "pending"])
+    return {"items": [{**i.to_dict(), "plan": plans.get(i.id)} for i in items], "classes": ws.catalog.classes()}
 
 
 @router.get("/{feedback_id}/image")
-def feedback_image(feedback_id: int, ws: WorkspaceDep, settings: SettingsDep) -> Response:
+def feedback_image(feedback_id: int, ws: WorkspaceDep, settings: SettingsDep, full: bool = False) -> Response:
+    """The feedback's image as a JPEG: a thumbnail, or with `full` the single-image view's size."""
     item = FeedbackStore(ws).get(feedback_id)
     if not item.image_path:
         raise HTTPException(404, f"feedback {feedback_id} carries no image")
@@ -36,14 +40,14 @@ def feedback_image(feedback_id: int, ws: WorkspaceDep, settings: SettingsDep) ->
     if not path.is_relative_to(root) or not path.is_file():
         raise HTTPException(404, f"feedback {feedback_id}: its image is missing from the workspace")
     try:
-        data = preview(path, settings.thumb_size)
+        data = preview(path, FULL_SIZE, quality=90) if full else preview(path, settings.thumb_size)
     except (ImageDecodeError, OSError) as e:
         raise HTTPException(404, f"feedback {feedback_id}: image cannot be decoded: {e}") from e
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
 
 
-def _reviewed(ids: list[int], ws: Workspace, who: str, accept: bool) -> StrictJSONResponse:
-    out = review_feedback(FeedbackStore(ws), ids, reviewer=who, accept=accept)
+def _reviewed(ids: list[int], ws: Workspace, who: str, accept: bool, confirm: bool = False) -> StrictJSONResponse:
+    out = review_feedback(FeedbackStore(ws), ids, reviewer=who, accept=accept, confirmed=confirm)
     body: dict[str, Any] = {"accepted" if accept else "rejected": out.done, "errors": out.errors}
     if out.errors:
         return StrictJSONResponse({**body, "detail": out.detail}, status_code=409)
@@ -52,10 +56,18 @@ def _reviewed(ids: list[int], ws: Workspace, who: str, accept: bool) -> StrictJS
 
 @router.post("/accept")
 def accept(body: FeedbackIds, ws: WorkspaceDep, who: AnnotatorDep) -> StrictJSONResponse:
-    """Accepted feedback enters the catalog labelled (split "feedback"), for `train --with-feedback`."""
-    return _reviewed(body.ids, ws, who, accept=True)
+    """Accepted feedback enters the catalog labelled (split "feedback"), for `train --with-feedback`. Without
+    "confirm": true, items that would create a class or relabel a labelled image are refused (409, listed
+    under errors with "needs_confirmation")."""
+    return _reviewed(body.ids, ws, who, accept=True, confirm=body.confirm)
 
 
 @router.post("/reject")
 def reject(body: FeedbackIds, ws: WorkspaceDep, who: AnnotatorDep) -> StrictJSONResponse:
     return _reviewed(body.ids, ws, who, accept=False)
+
+
+@router.post("/{feedback_id}/undo")
+def undo(feedback_id: int, body: FeedbackUndoBody, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
+    """Undo accepting a feedback item (`undo_feedback_accept`); 409 when the image changed since `expected_version`."""
+    return undo_feedback_accept(FeedbackStore(ws), feedback_id, annotator=who, expected_version=body.expected_version)

@@ -43,14 +43,18 @@ def images(
     ids: str | None = None,
     offset: int = 0,
     limit: int = Query(200, le=2000),
+    finding: str | None = None,
+    run: str | None = None,
 ) -> dict[str, Any]:
-    """view: all | unlabeled | labeled | proposed | excluded; sort: id | confidence | uncertainty."""
-    return list_images(ws, preds, ImageQuery(view, label, split, sort, parse_ids(ids), offset, limit))
+    """view: all | unlabeled | labeled | proposed | excluded | findings; sort: id | confidence | uncertainty |
+    finding; finding: a finding kind; run: whose predictions (default: the latest run the user trained)."""
+    query = ImageQuery(view, label, split, sort, parse_ids(ids), offset, limit, finding or None, run or None)
+    return list_images(ws, preds, query)
 
 
 @router.get("/{image_id}")
-def detail(image_id: int, ws: WorkspaceDep, preds: PredictionsDep) -> dict[str, Any]:
-    return image_detail(ws, preds, image_id)
+def detail(image_id: int, ws: WorkspaceDep, preds: PredictionsDep, run: str | None = None) -> dict[str, Any]:
+    return image_detail(ws, preds, image_id, run or None)
 
 
 @router.get("/{image_id}/thumb")

@@ -1,4 +1,4 @@
-"""The next batch to label (active learning), the clusters of unlabelled images, and the header's summary."""
+"""The next batch to label (active learning), the saved clusters, and the header's summary."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from picsift.label.listing import unlabeled_clusters, workspace_summary
+from picsift.label.listing import cluster_groups, workspace_summary
 from picsift.label.queue import next_batch
 from picsift.label.web.deps import AnnotatorDep, SettingsDep, WorkspaceDep
 
@@ -14,8 +14,10 @@ router = APIRouter(prefix="/api", tags=["queue"])
 
 
 @router.get("/queue")
-def queue(ws: WorkspaceDep, n: int = Query(24, ge=1, le=500), method: str = "margin") -> dict[str, Any]:
-    batch = next_batch(ws, n, method=method)
+def queue(
+    ws: WorkspaceDep, n: int = Query(24, ge=1, le=500), method: str = "margin", run: str | None = None
+) -> dict[str, Any]:
+    batch = next_batch(ws, n, method=method, run=run or None)
     return {
         "run": batch.run,
         "method": batch.method,
@@ -27,7 +29,7 @@ def queue(ws: WorkspaceDep, n: int = Query(24, ge=1, le=500), method: str = "mar
 
 @router.get("/clusters")
 def clusters(ws: WorkspaceDep) -> dict[str, Any]:
-    return unlabeled_clusters(ws)
+    return cluster_groups(ws)
 
 
 @router.get("/summary")
