@@ -18,13 +18,13 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from deploy_support import LiveServer
 from picsift.cli import build_app
 from picsift.data.hashing import sha256_file
 from picsift.errors import ConfigError, RunCorruptError, RunError, RunNotFoundError
 from picsift.inference import InferenceSpec, Predictor, UnknownRule, ViewSet, read_spec, write_spec
 from picsift.runs import RunFolder
-from test_improve_common import make_workspace, quick_config
+from support.deploy import LiveServer
+from support.improve import make_workspace, quick_config
 
 
 @dataclass
@@ -82,12 +82,12 @@ def test_predicting_leaves_the_run_folder_byte_identical(setup: Setup, tmp_path:
     for args in (["--tta"], ["--reject-unknown"], ["--tta", "--reject-unknown"]):
         r = runner.invoke(app, ["predict", str(setup.images / "1"), str(setup.noise), "--run", str(setup.run), *args])
         assert r.exit_code == 0, r.output
-    rows = predict([str(setup.noise)], run=setup.run, tta=True, reject_unknown=True)
+    rows = predict([str(setup.noise)], run=setup.run, tta=True, reject_unknown=True).predictions
     assert len(rows) == 8 and any(p.rejected for p in rows)
     r = runner.invoke(app, ["predict", str(setup.noise), "--run", str(setup.plain), "--tta", "--json"])
     assert r.exit_code == 0, r.output
     bundle = export(setup.run, tmp_path / "bundle", samples=8)
-    assert predict([str(setup.noise)], bundle=bundle, tta=True, reject_unknown=True)
+    assert predict([str(setup.noise)], bundle=bundle, tta=True, reject_unknown=True).predictions
     png = next((setup.images / "1").glob("*.png")).read_bytes()
     settings = ServerSettings(bundle=bundle, workspace=tmp_path / "served")
     with LiveServer(create_app(settings)) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
@@ -129,15 +129,15 @@ def test_a_bundle_applies_the_runs_tta_and_unknown_rejection(setup: Setup, tmp_p
     assert InferenceSpec.from_dict(meta["inference"]) == spec.replace(fits={})
     assert (bundle / "unknown_bank.npz").is_file()
     files = [str(p) for p in sorted((setup.images / "2").glob("*.png"))[:6]] + [str(setup.noise)]
-    by_run = predict(files, run=setup.run, tta=True, reject_unknown=True, top_k=2)
-    by_bundle = predict(files, bundle=bundle, tta=True, reject_unknown=True, top_k=2)
+    by_run = predict(files, run=setup.run, tta=True, reject_unknown=True, top_k=2).predictions
+    by_bundle = predict(files, bundle=bundle, tta=True, reject_unknown=True, top_k=2).predictions
     assert [p.to_dict()["label"] for p in by_bundle] == [p.to_dict()["label"] for p in by_run]
     assert [p.rejected for p in by_bundle] == [p.rejected for p in by_run] and any(p.rejected for p in by_run)
     for a, b in zip(by_bundle, by_run, strict=True):
         assert [c for c, _ in a.top] == [c for c, _ in b.top]
         np.testing.assert_allclose([v for _, v in a.top], [v for _, v in b.top], atol=1e-5)
     # Without the flags the bundle does not apply them: the flags are what switch them on.
-    assert not any(p.rejected for p in predict(files, bundle=bundle))
+    assert not any(p.rejected for p in predict(files, bundle=bundle).predictions)
     # The ONNX runtime averages the same views; rejection needs features the ONNX graph does not give.
     x = split_data(setup.run, "test").x
     onnx = BundlePredictor.load(bundle, runtime="onnx", tta=True)
