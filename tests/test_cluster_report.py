@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from picsift.cluster.report import MAX_CELL, THUMB_SOURCE, ZOOM, grid_layout, render, thumb_uri
+from picsift.cluster.report import MAX_CELL, THUMB_SOURCE, grid_layout, render, thumb_uri
 from picsift.label.links import label_app_url
 from report_support import data_uri_size, parse_html
 
@@ -40,7 +40,7 @@ def _summary(nmi: float, n: int = 300) -> tuple[dict[str, Any], list[dict[str, A
 def test_clusters_that_ignore_the_labels_get_a_plain_warning_naming_pretrained_extractors() -> None:
     doc = parse_html(render(*_summary(nmi=0.02)))
     warning = doc.by_id("nmi-warning").text
-    assert warning.startswith("These clusters do not follow your labels (NMI 0.02")
+    assert warning.startswith("These clusters do not follow your labels (NMI 0.020")
     assert "picsift features --list" in warning and "picsift cluster --features NAME" in warning
     assert "nmi-warning" not in render(*_summary(nmi=0.6))
 
@@ -60,7 +60,8 @@ def test_thumbnails_sit_in_distinct_cells_and_zoom_without_upscaling() -> None:
     assert gaps.min() >= cell  # Chebyshev distance of at least one cell: no overlap at all
     # Zoomed, a thumbnail shows at most one of its pixels per screen pixel: sharp, not blown up.
     assert data_uri_size(spots[0].find("img").attrs["src"]) == (THUMB_SOURCE, THUMB_SOURCE)
-    assert cell * ZOOM <= THUMB_SOURCE and cell <= MAX_CELL
+    zoom = float(re.search(r"\.pt:hover\{transform:scale\(([\d.]+)\)", doc.find("style").text).group(1))  # type: ignore[union-attr]
+    assert THUMB_SOURCE - 1 <= cell * zoom <= THUMB_SOURCE + 1 and zoom >= 2 and cell <= MAX_CELL
     # Nearby points stay nearby: the grid keeps the map's left-right order on average.
     cells, _ = grid_layout(np.array([[p["x"], p["y"]] for p in points]))
     xs = np.array([p["x"] for p in points])

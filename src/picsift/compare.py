@@ -237,6 +237,9 @@ def compare_to_best(ok: list[dict[str, Any]]) -> dict[str, Any]:
         if r["p_vs_best"] >= NOISE_P:
             tied.append(r["candidate"])
     n = best["n_eval"]
+    base = best.get("majority_baseline") or {}
+    # A candidate whose interval reaches down to the baseline has not shown it learned more than the class shares.
+    weak = [r["candidate"] for r in ok if base and (r.get("accuracy_ci95") or [0.0])[0] <= base["accuracy"]]
     if len(ok) == 1:
         verdict = f"Only {best['candidate']} could be scored."
     elif tied:
@@ -250,7 +253,13 @@ def compare_to_best(ok: list[dict[str, Any]]) -> dict[str, Any]:
             f"{best['candidate']} is best: every other candidate is worse beyond the noise (paired McNemar test on "
             f"the same {n} images, p < {NOISE_P})."
         )
-    return {"winner": None if tied else best["candidate"], "tied_with_best": tied, "verdict": verdict}
+    if weak:
+        verdict += (
+            f" {', '.join(weak)} {'does' if len(weak) == 1 else 'do'} not beat the majority-class baseline "
+            f"({base['accuracy']:.3f}) beyond the noise (95% interval reaching down to it)."
+        )
+    return {"winner": None if tied else best["candidate"], "tied_with_best": tied, "not_above_baseline": weak,
+            "verdict": verdict}  # fmt: skip
 
 
 # ---- the HTML page ----------------------------------------------------------------------------------
@@ -309,15 +318,19 @@ def budget_text(row: dict[str, Any]) -> str:
     return "n/a (classical)" if row.get("features") else "recipe"
 
 
+def _p_text(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
 def _cells(i: int, r: dict[str, Any]) -> list[str]:
     e = html.escape
     lo, hi = r.get("accuracy_ci95") or (r["accuracy"], r["accuracy"])
     p = r.get("p_vs_best")
-    vs = "best" if p is None else (f"p = {p:.2f} (noise)" if p >= NOISE_P else f"p = {p:.3f} (worse)")
+    vs = "best" if p is None else (f"p = {p:.2f} (noise)" if p >= NOISE_P else f"p {_p_text(p)} (worse)")
     name = f'<span title="run {e(r.get("run_id", ""))}">{e(r["candidate"])}</span>'
     return [
         str(i), name, f"{r['accuracy']:.3f}", f"{lo:.3f}–{hi:.3f}", f"{r['macro_f1']:.3f}", vs, e(budget_text(r)),
-        str(r.get("epochs", "")), f"{r['train_seconds']:.1f}", f"{r['predict_ms_per_image']:.2f}",
+        "–" if r.get("features") else str(r.get("epochs", "")), f"{r['train_seconds']:.1f}", f"{r['predict_ms_per_image']:.2f}",
         human_bytes(r["model_bytes"]),
     ]  # fmt: skip
 

@@ -2,7 +2,7 @@
 cluster's members.
 
 No JavaScript library: positioned <img> tags (base64 JPEG), a radio button to colour frames by cluster or by label,
-a checkbox per cluster to show or hide it, hover to enlarge (the thumbnails hold enough pixels to stay sharp), and
+a checkbox per cluster to show or hide it, hover to enlarge (to the thumbnail's own THUMB_SOURCE px: sharp, never upscaled), and
 under each cluster a link into the label app for every member. A plain warning says when the clusters do not
 follow the labels. Opens from disk in any browser.
 """
@@ -23,7 +23,6 @@ MAP_SIDE = 900  # px the grid aims at; a large map gets bigger cells' worth of r
 MIN_CELL = 28  # px, the smallest grid cell
 MAX_CELL = 48
 THUMB_SOURCE = 96  # px of each embedded thumbnail: the hover zoom never enlarges past it
-ZOOM = THUMB_SOURCE / MAX_CELL  # hover scale, at most 1 source pixel per screen pixel at the largest cell
 GALLERY_THUMBS = 24  # thumbnails per cluster; every member is also listed as a link
 WEAK_NMI = 0.1  # below this the clusters have about nothing to do with the labels
 PALETTE = (
@@ -77,7 +76,7 @@ def nmi_warning(summary: dict[str, Any]) -> str:
     feats = html.escape(str(summary.get("features", "")))
     return (
         '<div class="warn" id="nmi-warning"><b>These clusters do not follow your labels</b> '
-        f"(NMI {nmi:.2f}: 0 means no relation, 1 a perfect match). The <b>{feats}</b> features group pictures by "
+        f"(NMI {nmi:.3f}: 0 means no relation, 1 a perfect match). The <b>{feats}</b> features group pictures by "
         "colour, texture and layout rather than by what they show. A pretrained extractor usually groups by "
         "content: list the extractors with <code>picsift features --list</code>, then run "
         "<code>picsift cluster --features NAME</code>.</div>"
@@ -164,7 +163,7 @@ body{{font-family:system-ui,sans-serif;margin:20px;color:#222}}
 transition:transform .1s;display:block}}
 #map.by-label .pt{{border-color:var(--lc)}}
 .pt img{{width:100%;height:100%;display:block}}
-.pt:hover{{transform:scale({ZOOM:g});z-index:10}}
+.pt:hover{{transform:scale({THUMB_SOURCE / cell:.2f});z-index:10}}
 .gal img{{width:{THUMB_SOURCE // 2}px;height:{THUMB_SOURCE // 2}px;margin:1px}} .gal h3{{margin:12px 0 4px;font-size:15px}}
 .ids a{{margin-right:6px}} #legend label{{margin-right:14px;white-space:nowrap}}
 .key{{border-left:14px solid;padding-left:4px;margin-right:12px}}

@@ -31,12 +31,12 @@ table{border-collapse:collapse;margin:.5em 0 1.5em} th,td{border:1px solid #ddd;
 vertical-align:top;text-align:left} th{background:#f3f3f3;cursor:pointer;user-select:none}
 th.nosort{cursor:default} td.num{text-align:right} td.zero{color:#999} .muted{color:#888}
 .pill{display:inline-block;background:#eef;border-radius:8px;padding:0 6px;margin-right:4px}
-.shots{display:flex;flex-wrap:wrap;gap:6px;max-width:680px}
+.shots{display:flex;flex-wrap:wrap;gap:6px;width:max-content;max-width:690px}
 figure.shot{margin:0;width:164px;font-size:12px;line-height:1.3}
 figure.shot img{width:160px;height:160px;object-fit:contain;background:#f4f4f4;border:2px solid transparent;
 cursor:zoom-in;display:block}
 figure.keep img{border-color:#2a2} figure.drop img{border-color:#d88}
-figure.shot figcaption{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+figure.shot figcaption{word-break:break-all}
 .keepmark{background:#2a2;color:#fff;border-radius:3px;padding:0 4px;font-weight:600}
 .dropmark{background:#d88;color:#fff;border-radius:3px;padding:0 4px}
 .lab{font-weight:600} .legend{background:#f7f7f2;border:1px solid #e4e4d8;padding:6px 10px;max-width:980px}
