@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from picsift.cluster.report import MAX_CELL, THUMB_SOURCE, grid_layout, render, thumb_uri
-from picsift.label.links import label_app_url
+from picsift.label.links import label_app_link
 from report_support import data_uri_size, parse_html
 
 
@@ -76,12 +76,12 @@ def test_frames_can_be_coloured_by_label_and_every_member_is_reachable() -> None
     colours = {
         a.attrs["href"]: re.search(r"--lc:(#[0-9a-f]{6})", a.attrs["style"]).group(1) for a in doc.find_all("a", "pt")
     }  # type: ignore[union-attr]
-    ants = {colours[label_app_url(p["id"])] for p in points if p["label"] == "ants"}
-    bees = {colours[label_app_url(p["id"])] for p in points if p["label"] == "bees"}
+    ants = {colours[label_app_link(p["id"])] for p in points if p["label"] == "ants"}
+    bees = {colours[label_app_link(p["id"])] for p in points if p["label"] == "bees"}
     assert len(ants) == len(bees) == 1 and ants != bees
     keys = [k.text for k in doc.by_id("label-keys").find_all("span")]
     assert keys == ["ants", "bees"]
     for c in summary["clusters"]:
         gallery = next(g for g in doc.find_all("div", "gal") if g.attrs["data-c"] == str(c["cluster"]))
         listed = [a.attrs["href"] for a in gallery.find("details").find_all("a")]
-        assert listed == [label_app_url(i) for i in c["image_ids"]]  # all 100, not just the first 24
+        assert listed == [label_app_link(i) for i in c["image_ids"]]  # all 100, not just the first 24

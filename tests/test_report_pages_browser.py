@@ -15,9 +15,9 @@ from picsift.curate.findings import Finding
 from picsift.curate.report import file_thumbnail_uri, render_report
 from picsift.evaluate.metrics import compute_metrics
 from picsift.evaluate.report import write_report
+from support.images import texture
 from test_cluster_report import _summary
 from test_compare_report import N, _row
-from test_curate_checks import texture
 from test_label_browser import chromium_path, page, shot  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from picsift.label.links import label_app_url
+from picsift.label.links import label_app_link
 
 MAP_SIDE = 900  # px the grid aims at; a large map gets bigger cells' worth of room and scrolls instead
 MIN_CELL = 28  # px, the smallest grid cell
@@ -99,7 +99,7 @@ def _map(points: list[dict[str, Any]], thumbs: dict[int, str], label_colour: dic
         tip = html.escape(f"#{p['id']} cluster {p['cluster']} label {label or '-'}\n{p['path']}")
         lc = label_colour.get(str(label), UNLABELLED) if label is not None else UNLABELLED
         items.append(
-            f'<a href="{html.escape(label_app_url(p["id"]))}" class="pt c{p["cluster"]}" data-id="{p["id"]}" '
+            f'<a href="{html.escape(label_app_link(p["id"]))}" class="pt c{p["cluster"]}" data-id="{p["id"]}" '
             f'style="left:{col * cell}px;top:{row * cell}px;--cc:{colour(p["cluster"])};--lc:{lc}">'
             f'<img src="{thumbs.get(p["id"], "")}" title="{tip}" alt="#{p["id"]}"></a>'
         )
@@ -117,11 +117,11 @@ def _galleries(summary: dict[str, Any], thumbs: dict[int, str]) -> tuple[list[st
             f"{name} ({c['size']})</label>"
         )
         shown = "".join(
-            f'<a href="{html.escape(label_app_url(i))}"><img src="{thumbs[i]}" title="#{i}" alt="#{i}"></a>'
+            f'<a href="{html.escape(label_app_link(i))}"><img src="{thumbs[i]}" title="#{i}" alt="#{i}"></a>'
             for i in c["image_ids"][:GALLERY_THUMBS]
             if i in thumbs
         )
-        every = " ".join(f'<a href="{html.escape(label_app_url(i))}">#{i}</a>' for i in c["image_ids"])
+        every = " ".join(f'<a href="{html.escape(label_app_link(i))}">#{i}</a>' for i in c["image_ids"])
         galleries.append(
             f'<div class="gal" data-c="{cid}"><h3 style="color:{colour(cid)}">{name}: {c["size"]} images · {labels}'
             f"</h3>{shown}<details><summary>all {c['size']} members (open in the label app)</summary>"
