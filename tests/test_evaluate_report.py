@@ -8,10 +8,12 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from picsift.evaluate.metrics import compute_metrics
 from picsift.evaluate.report import Mistake, ReportSection, write_report
+from report_support import data_uri_size, parse_html
 
 CLASSES = ["cat", "dog", "<fox>"]  # a name that must be escaped
 
@@ -90,3 +92,118 @@ def test_report_with_many_classes_stays_readable(tmp_path: Path) -> None:
     text = write_report(tmp_path / "r.html", compute_metrics(y, probs, classes)).read_text()
     assert "Showing the 60 classes with the lowest F1 of 64." in text
     assert "class_63" in text  # still in the per-class table
+
+
+# ---- what a reader needs to trust the numbers -----------------------------------------------------------------
+
+
+def _header_page(tmp_path: Path) -> tuple[dict, str]:
+    metrics = sample_metrics()
+    thumb = np.zeros((16, 16, 3), dtype=np.uint8)
+    shown = [Mistake(thumb, "cat", "dog", 0.9, "/d/a.png"), Mistake(thumb, "dog", "cat", 0.8, "/d/b.png")]
+    text = write_report(
+        tmp_path / "report.html",
+        metrics,
+        info={"model": "fastcnn", "split": "val", "split_reason": "the run has no test split, so validation is used"},
+        mistakes=shown,
+        setup={"model": "fastcnn", "time_budget_min": 2.0, "epochs": 37, "image_size": 64, "n_train": 244},
+        links={"predictions.csv": "predictions.csv", "metrics.json": "metrics.json"},
+    ).read_text()
+    return metrics, text
+
+
+def test_header_says_what_was_scored_how_it_was_trained_and_how_sure_the_accuracy_is(tmp_path: Path) -> None:
+    from scipy.stats import binomtest
+
+    metrics, text = _header_page(tmp_path)
+    scope = parse_html(text).by_id("scope")
+    lines = [p.text for p in scope.find_all("p")]
+    assert lines[0] == "Scored on the val split (60 images): the run has no test split, so validation is used."
+    assert lines[1] == ("Training: model fastcnn, time budget 2 min, 37 epochs, 64 px images, 244 training images.")
+    n, right = metrics["n"], round(metrics["accuracy"] * metrics["n"])
+    ci = binomtest(right, n).proportion_ci(method="wilson")
+    assert metrics["accuracy_ci95"] == pytest.approx([ci.low, ci.high])
+    assert f"95% interval {100 * ci.low:.1f}–{100 * ci.high:.1f}%" in lines[2]
+    counts = np.asarray(metrics["confusion_matrix"]).sum(axis=1)
+    assert f"majority-class baseline of {100 * counts.max() / n:.1f}%" in lines[2]
+    assert f"always answering {CLASSES[int(counts.argmax())]}" in lines[2]
+    assert lines[3] == f"{n - right} mistakes, 2 shown (the most confident)."
+    assert [a.attrs["href"] for a in scope.find_all("a")] == ["predictions.csv", "metrics.json"]
+
+
+def test_curves_drop_markers_on_long_runs_and_draw_pruned_epochs() -> None:
+    from picsift.evaluate.report import curves_note, training_curves_figure
+
+    long = [
+        {"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_acc": 0.5, "val_acc": 0.6,
+         "images": 120 if e < 250 else 240}
+        for e in range(1, 301)
+    ]  # fmt: skip
+    fig = training_curves_figure(long)
+    assert fig is not None and len(fig.axes) == 3  # loss, accuracy, images per epoch
+    assert {line.get_label() for line in fig.axes[0].lines} == {"train loss", "val loss"}
+    assert all(line.get_marker() in ("None", "", None) for ax in fig.axes for line in ax.lines)
+    assert "Data pruning" in curves_note(long) and "between 120 and 240 images per epoch" in curves_note(long)
+    short = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1 / e, "images": 100} for e in range(1, 11)]
+    fig = training_curves_figure(short)
+    assert fig is not None and len(fig.axes) == 2  # no pruning: no third panel
+    assert all(line.get_marker() == "o" for line in fig.axes[0].lines)
+
+
+def test_reliability_diagram_starts_at_one_over_k_with_counts_and_few_bins_for_small_data() -> None:
+    from picsift.evaluate.report import reliability_figure
+
+    metrics = sample_metrics()  # 60 images, 3 classes
+    bins = metrics["reliability_display"]
+    assert len(bins) == 3 and bins[0]["lower"] == pytest.approx(1 / 3) and bins[-1]["upper"] == 1.0
+    assert sum(b["count"] for b in bins) == 60
+    fig = reliability_figure(bins)
+    acc_ax, hist_ax = fig.axes
+    assert acc_ax.get_xlim() == pytest.approx((1 / 3, 1.0))
+    assert [t.get_text() for t in hist_ax.texts] == [str(b["count"]) for b in bins]
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    big = compute_metrics(y, rng.dirichlet(np.ones(2), size=2000), ["a", "b"])
+    assert len(big["reliability_display"]) == 15 and big["reliability_display"][0]["lower"] == 0.5
+
+
+def test_confusion_matrix_at_30_classes_is_one_full_size_matrix_with_legible_names(tmp_path: Path) -> None:
+    from picsift.evaluate.report import confusion_figure
+
+    classes = [f"species_{i:02d}" for i in range(30)]
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 30, 400)
+    metrics = compute_metrics(y, rng.dirichlet(np.ones(30), size=400) + 2 * np.eye(30)[y], classes)
+    fig = confusion_figure(np.asarray(metrics["confusion_matrix"]), classes)
+    matrices = [ax for ax in fig.axes if ax.images and ax.get_xlabel() == "predicted class"]
+    assert len(matrices) == 1
+    ax = matrices[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == classes
+    assert min(t.get_fontsize() for t in ax.get_xticklabels() + ax.get_yticklabels()) >= 8
+    dpi = 110
+    cell_px = ax.get_window_extent().height / 30 * dpi / fig.dpi
+    assert cell_px >= 20  # a class name's 8 pt line (12 px) fits its row
+    page = parse_html(write_report(tmp_path / "r.html", metrics).read_text())
+    img = next(i for i in page.find_all("img") if i.attrs.get("alt") == "confusion matrix")
+    assert "full" in img.classes() and img.parent is not None and "scroll" in img.parent.classes()
+    assert data_uri_size(img.attrs["src"])[0] <= 30 * 0.3 * dpi + 4 * dpi  # full size, not shrunk by the page
+
+
+def test_fast_recipe_records_validation_loss(tmp_path: Path) -> None:
+    import torch
+
+    from picsift.config import TrainConfig
+    from picsift.models.registry import get_spec
+    from picsift.train.fast import fit_fast
+    from picsift.train.fast.evaluate import logits_for
+    from test_fast_recipe import digits_data
+
+    data = digits_data(tmp_path)
+    rows: list[dict] = []
+    cfg = TrainConfig(seed=0, device="cpu", epochs=2)
+    trained = fit_fast(get_spec("fastcnn"), data, cfg, torch.device("cpu"), rows.append, tmp_path)
+    assert [type(r["val_loss"]) for r in rows] == [float, float]
+    # The last epoch scores every validation image with the weights returned: its loss is their cross-entropy.
+    logits = logits_for(trained.model, data.x_val, trained.data_config, torch.device("cpu"), amp=False)
+    expected = torch.nn.functional.cross_entropy(logits, torch.from_numpy(data.y_val)).item()
+    assert rows[-1]["val_loss"] == pytest.approx(expected, rel=1e-3)

@@ -4,8 +4,10 @@ A candidate is a registry model (`fastcnn`, `resnet18`, `timm/...`) or a classic
 features (`svm:hog`, `knn:cnn:fastcnn`, `logistic:run:RUN`; a bare `svm` uses HOG). Every candidate
 goes through `picsift.train.run` with the same seed, hence the same train/val/test split, and is scored
 on the test split (val when there is none) through the same Predictor that serves it. The leaderboard
-(accuracy, macro F1, training time, prediction time per image, model size) is printed by the CLI and
-written as leaderboard.json and leaderboard.html (table + bar charts) under `<workspace>/compare/`.
+(accuracy with its Wilson 95% interval, macro F1, the budget each got, training time, prediction time per image,
+model size; the majority-class baseline) is printed by the CLI and written as leaderboard.json and leaderboard.html
+(table + bar charts) under `<workspace>/compare/`. A winner is named only when a paired McNemar test on the same
+images separates the best candidate from every other; otherwise the page says there is no clear winner.
 """
 
 from __future__ import annotations
@@ -115,10 +117,17 @@ def evaluate_run(ws: Workspace, run_dir: Path) -> dict[str, Any]:
     probs = predictor.predict_arrays(x)
     seconds = time.perf_counter() - t0
     pred = probs.argmax(1)
+    from picsift.evaluate.metrics import majority_baseline, wilson_interval
+
+    correct = pred == y
     return {
         "split": split,
         "n_eval": len(rows),
         "accuracy": float(accuracy_score(y, pred)),
+        "accuracy_ci95": list(wilson_interval(int(correct.sum()), len(rows))),
+        "majority_baseline": majority_baseline(y, classes),
+        # per image (id -> right or wrong), for the paired test between candidates; not written to JSON
+        "_correct": {r.id: bool(c) for r, c in zip(rows, correct, strict=True)},
         "macro_f1": float(f1_score(y, pred, average="macro", labels=list(range(len(classes))), zero_division=0)),
         "predict_ms_per_image": 1000.0 * seconds / len(rows),
         "model_bytes": _dir_bytes(run.artifact_dir),
@@ -172,6 +181,9 @@ def compare(
     ok = [r for r in rows if "error" not in r]
     split = ok[0]["split"] if ok else "none"
     n_eval = ok[0]["n_eval"] if ok else 0
+    verdict = compare_to_best(ok)
+    for r in ok:
+        r.pop("_correct", None)
     meta = {
         "workspace": str(ws.root),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -179,6 +191,8 @@ def compare(
         "time_budget_min": time_budget_min,
         "split": split,
         "n_eval": n_eval,
+        "majority_baseline": ok[0]["majority_baseline"] if ok else None,
+        **verdict,
         "catalog_hash": ws.catalog.catalog_hash(),
     }
     out = out_dir or ws.root / COMPARE_DIR
@@ -190,27 +204,93 @@ def compare(
     return Leaderboard(rows, split, n_eval, json_path, html_path, meta)
 
 
+# ---- telling a difference from noise --------------------------------------------------------------------
+
+NOISE_P = 0.05  # a candidate is "within the noise" of the best when the paired test cannot tell them apart
+
+
+def paired_p_value(a: dict[int, bool], b: dict[int, bool]) -> float:
+    """Two-sided exact McNemar test of two classifiers scored on the same images (image id -> correct): the
+    binomial test of the images only one of them got right (scipy.stats.binomtest, p = 0.5). 1.0 when they
+    disagree nowhere. Only the images both were scored on count."""
+    from scipy.stats import binomtest
+
+    shared = a.keys() & b.keys()
+    only_a = sum(1 for i in shared if a[i] and not b[i])
+    only_b = sum(1 for i in shared if b[i] and not a[i])
+    if only_a + only_b == 0:
+        return 1.0
+    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def compare_to_best(ok: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sets each scored row's `p_vs_best` (paired test against the top row; None for the top row itself) and
+    returns {"winner": the top candidate, or None when another is within the noise, "tied_with_best": the
+    candidates the test cannot tell from it, "verdict": one sentence}. Rows: best first, with "_correct"."""
+    if not ok:
+        return {"winner": None, "tied_with_best": [], "verdict": "No candidate could be scored."}
+    best = ok[0]
+    best["p_vs_best"] = None
+    tied = []
+    for r in ok[1:]:
+        r["p_vs_best"] = paired_p_value(best.get("_correct", {}), r.get("_correct", {}))
+        if r["p_vs_best"] >= NOISE_P:
+            tied.append(r["candidate"])
+    n = best["n_eval"]
+    base = best.get("majority_baseline") or {}
+    # A candidate whose interval reaches down to the baseline has not shown it learned more than the class shares.
+    weak = [r["candidate"] for r in ok if base and (r.get("accuracy_ci95") or [0.0])[0] <= base["accuracy"]]
+    if len(ok) == 1:
+        verdict = f"Only {best['candidate']} could be scored."
+    elif tied:
+        verdict = (
+            f"No clear winner: {best['candidate']} scored highest, but {', '.join(tied)} "
+            f"{'is' if len(tied) == 1 else 'are'} within the noise of it (paired McNemar test on the same {n} "
+            f"images, p ≥ {NOISE_P}). More test images, or repeated runs, would be needed to separate them."
+        )
+    else:
+        verdict = (
+            f"{best['candidate']} is best: every other candidate is worse beyond the noise (paired McNemar test on "
+            f"the same {n} images, p < {NOISE_P})."
+        )
+    if weak:
+        verdict += (
+            f" {', '.join(weak)} {'does' if len(weak) == 1 else 'do'} not beat the majority-class baseline "
+            f"({base['accuracy']:.3f}) beyond the noise (95% interval reaching down to it)."
+        )
+    return {"winner": None if tied else best["candidate"], "tied_with_best": tied, "not_above_baseline": weak,
+            "verdict": verdict}  # fmt: skip
+
+
 # ---- the HTML page ----------------------------------------------------------------------------------
 
 
-def _chart(rows: list[dict[str, Any]]) -> str:
-    """Accuracy / macro F1 bars and training time (log scale) per candidate, as an inline PNG."""
+def leaderboard_figure(rows: list[dict[str, Any]], meta: dict[str, Any]) -> Any:
+    """Accuracy (with its Wilson 95% interval) and macro F1 per candidate against the majority-class baseline (a
+    dashed line), and training time (log scale): a matplotlib Figure, or None when nothing was scored."""
     from matplotlib.figure import Figure
 
     ok = [r for r in rows if "error" not in r]
     if not ok:
-        return ""
+        return None
     names = [r["candidate"] for r in ok]
     pos = np.arange(len(ok))
     fig = Figure(figsize=(max(7.0, 1.1 * len(ok) + 3), 6.5))
     ax1, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-    ax1.bar(pos - 0.2, [r["accuracy"] for r in ok], 0.4, label="accuracy", color="#1f77b4")
+    acc = np.array([r["accuracy"] for r in ok])
+    ci = np.array([r.get("accuracy_ci95") or [a, a] for r, a in zip(ok, acc, strict=True)], dtype=float)
+    err = np.vstack([acc - ci[:, 0], ci[:, 1] - acc]).clip(min=0)
+    ax1.bar(pos - 0.2, acc, 0.4, yerr=err, capsize=4, label="accuracy (95% CI)", color="#1f77b4")
     ax1.bar(pos + 0.2, [r["macro_f1"] for r in ok], 0.4, label="macro F1", color="#ff7f0e")
-    for p, r in zip(pos, ok, strict=True):
-        ax1.text(p - 0.2, r["accuracy"] + 0.01, f"{r['accuracy']:.3f}", ha="center", fontsize=8)
-    ax1.set_ylim(0, 1.08)
+    for p, r, hi in zip(pos, ok, ci[:, 1], strict=True):
+        ax1.text(p - 0.2, hi + 0.01, f"{r['accuracy']:.3f}", ha="center", fontsize=8)
+    base = meta.get("majority_baseline") or ok[0].get("majority_baseline")
+    if base:
+        ax1.axhline(base["accuracy"], color="#444", linestyle="--", linewidth=1,
+                    label=f"majority baseline {base['accuracy']:.3f}")  # fmt: skip
+    ax1.set_ylim(0, 1.12)
     ax1.set_ylabel(f"on {ok[0]['split']} ({ok[0]['n_eval']} images)")
-    ax1.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
+    ax1.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     ax1.grid(axis="y", alpha=0.3)
     ax2.bar(pos, [max(r["train_seconds"], 1e-3) for r in ok], 0.6, color="#2ca02c")
     ax2.set_yscale("log")
@@ -218,36 +298,78 @@ def _chart(rows: list[dict[str, Any]]) -> str:
     ax2.set_xticks(pos, names, rotation=25, ha="right")
     ax2.grid(axis="y", alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def _chart(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    """leaderboard_figure as an inline PNG data: URI ('' when nothing was scored)."""
+    fig = leaderboard_figure(rows, meta)
+    if fig is None:
+        return ""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def budget_text(row: dict[str, Any]) -> str:
+    """What the candidate was given: its share of --time-budget, else its epochs setting, else 'recipe'."""
+    if row.get("budget_min") is not None:
+        return f"{60 * float(row['budget_min']):.0f} s"
+    return "n/a (classical)" if row.get("features") else "recipe"
+
+
+def _p_text(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
+def _cells(i: int, r: dict[str, Any]) -> list[str]:
+    e = html.escape
+    lo, hi = r.get("accuracy_ci95") or (r["accuracy"], r["accuracy"])
+    p = r.get("p_vs_best")
+    vs = "best" if p is None else (f"p = {p:.2f} (noise)" if p >= NOISE_P else f"p {_p_text(p)} (worse)")
+    name = f'<span title="run {e(r.get("run_id", ""))}">{e(r["candidate"])}</span>'
+    return [
+        str(i), name, f"{r['accuracy']:.3f}", f"{lo:.3f}–{hi:.3f}", f"{r['macro_f1']:.3f}", vs, e(budget_text(r)),
+        "–" if r.get("features") else str(r.get("epochs", "")), f"{r['train_seconds']:.1f}", f"{r['predict_ms_per_image']:.2f}",
+        human_bytes(r["model_bytes"]),
+    ]  # fmt: skip
+
+
 def render_html(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    head = ["#", "candidate", "accuracy", "macro F1", "train s", "predict ms/img", "model size", "run"]
+    """The leaderboard page: the verdict (a winner only when the paired test separates it from the rest), the
+    table (one line per candidate at 1280 px: run ids are in each name's tooltip) and the chart."""
+    e = html.escape
+    head = ["#", "candidate", "accuracy", "95% CI", "macro F1", "vs best", "budget", "epochs", "train s",
+            "predict ms/img", "size"]  # fmt: skip
     body = []
     for i, r in enumerate(rows, 1):
         if "error" in r:
-            cells = [str(i), html.escape(r["candidate"]), f'<span class="err">failed: {html.escape(r["error"])}</span>']
-            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + f'<td colspan="{len(head) - 3}"></td></tr>')
+            cells = [str(i), e(r["candidate"]), f'<span class="err">failed: {e(r["error"])}</span>']
+            body.append(
+                "<tr class='failed'>" + "".join(f"<td>{c}</td>" for c in cells[:2])
+                + f'<td class="wrap" colspan="{len(head) - 2}">{cells[2]}</td></tr>'
+            )  # fmt: skip
             continue
-        cells = [
-            str(i), html.escape(r["candidate"]), f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}",
-            f"{r['train_seconds']:.1f}", f"{r['predict_ms_per_image']:.2f}", human_bytes(r["model_bytes"]),
-            html.escape(r["run_id"]),
-        ]  # fmt: skip
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    chart = _chart(rows)
+        cls = " class='best'" if i == 1 else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in _cells(i, r)) + "</tr>")
+    chart = _chart(rows, meta)
     img = f'<img alt="leaderboard chart" src="{chart}">' if chart else ""
+    base = meta.get("majority_baseline")
+    base_text = f" · majority-class baseline {base['accuracy']:.3f} (always {e(str(base['class']))})" if base else ""
+    verdict = meta.get("verdict") or ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>picsift leaderboard</title>
 <style>body{{font-family:system-ui,sans-serif;margin:24px;color:#222}}
-table{{border-collapse:collapse}} td,th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}
-td:nth-child(2),th:nth-child(2){{text-align:left}} .err{{color:#b00}}</style></head><body>
+table{{border-collapse:collapse;font-size:14px}} td,th{{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right;
+white-space:nowrap}} td.wrap{{white-space:normal;text-align:left}}
+td:nth-child(2),th:nth-child(2){{text-align:left}} .err{{color:#b00}} tr.best td{{font-weight:600}}
+p.verdict{{font-size:16px;max-width:1100px}} img{{max-width:100%}}</style></head><body>
 <h1>Leaderboard</h1>
-<p>{html.escape(str(meta["n_eval"]))} {html.escape(str(meta["split"]))} images · seed {meta["seed"]} ·
-time budget {meta["time_budget_min"] or "none"} min · {html.escape(meta["created_at"])} ·
+<p class="verdict" id="verdict">{e(verdict)}</p>
+<p>{e(str(meta["n_eval"]))} {e(str(meta["split"]))} images{base_text} · seed {e(str(meta["seed"]))} ·
+time budget {e(str(meta["time_budget_min"] or "none"))} min in all · {e(meta["created_at"])} ·
+accuracy intervals: Wilson 95%; "vs best": paired McNemar test against the top row on the same images ·
 prediction time includes feature extraction from pixels</p>
-<table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{"".join(body)}</table>
+<table id="leaderboard"><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{"".join(body)}</table>
 {img}</body></html>"""
 
 

@@ -88,17 +88,22 @@ def compare(
         print_json({**board.meta, "leaderboard": board.rows, "json": str(board.json_path),
                     "html": str(board.html_path)})  # fmt: skip
         return
-    table = Table("#", "candidate", "accuracy", "macro F1", "train s", "predict ms/img", "size",
+    table = Table("#", "candidate", "accuracy", "95% CI", "macro F1", "train s", "predict ms/img", "size",
                   title=f"leaderboard on {board.n_eval} {board.split} images")  # fmt: skip
     for i, r in enumerate(board.rows, 1):
         if "error" in r:
-            table.add_row(str(i), r["candidate"], Text(f"failed: {r['error']}", style="red"), "", "", "", "")
+            table.add_row(str(i), r["candidate"], Text(f"failed: {r['error']}", style="red"), "", "", "", "", "")
             continue
+        lo, hi = r["accuracy_ci95"]
         table.add_row(
-            str(i), r["candidate"], fmt_metric(r["accuracy"]), fmt_metric(r["macro_f1"]), f"{r['train_seconds']:.1f}",
-            f"{r['predict_ms_per_image']:.2f}", fmt_bytes(r["model_bytes"]),
+            str(i), r["candidate"], fmt_metric(r["accuracy"]), f"{lo:.3f}-{hi:.3f}", fmt_metric(r["macro_f1"]),
+            f"{r['train_seconds']:.1f}", f"{r['predict_ms_per_image']:.2f}", fmt_bytes(r["model_bytes"]),
         )  # fmt: skip
     console.print(table)
+    base = board.meta.get("majority_baseline")
+    if base:
+        console.print(f"majority-class baseline: {base['accuracy']:.4f} (always {base['class']})", highlight=False)
+    console.print(board.meta["verdict"], highlight=False)
     console.print(f"leaderboard: {board.html_path}", highlight=False)
 
 

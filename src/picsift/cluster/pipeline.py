@@ -102,12 +102,12 @@ def run(
     json_path = out / "clusters.json"
     write_json(json_path, summary)
 
-    from picsift.cluster.report import render, thumb_uri
+    from picsift.cluster.report import GALLERY_THUMBS, THUMB_SOURCE, render, thumb_uri
 
-    gallery_ids = {i for c in clusters for i in c["image_ids"][:24]}
+    gallery_ids = {i for c in clusters for i in c["image_ids"][:GALLERY_THUMBS]}
     show_rows = [rows[i] for i in shown]
     need = {r.id: r for r in show_rows} | {r.id: r for r in rows if r.id in gallery_ids}
-    pixels, failed = DecodedCache(ws.cache_dir, 48).get_available(
+    pixels, failed = DecodedCache(ws.cache_dir, THUMB_SOURCE).get_available(
         [(r.sha256, r.path) for r in need.values()], "thumbnails"
     )
     shown_ids = [rid for i, rid in enumerate(need) if i not in failed]

@@ -1,7 +1,10 @@
-"""The cluster map as one self-contained HTML page: thumbnails placed on the 2-D map, plus a gallery per cluster.
+"""The cluster map as one self-contained HTML page: thumbnails on a grid that follows the 2-D map, plus every
+cluster's members.
 
-No JavaScript library: positioned <img> tags (base64 JPEG), hover to enlarge, a checkbox per cluster
-to show or hide it. Opens from disk in any browser.
+No JavaScript library: positioned <img> tags (base64 JPEG), a radio button to colour frames by cluster or by label,
+a checkbox per cluster to show or hide it, hover to enlarge (to the thumbnail's own THUMB_SOURCE px: sharp, never upscaled), and
+under each cluster a link into the label app for every member. A plain warning says when the clusters do not
+follow the labels. Opens from disk in any browser.
 """
 
 from __future__ import annotations
@@ -9,22 +12,30 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from typing import Any
 
 import numpy as np
 
-MAP_SIDE = 900
-THUMB = 36
+from picsift.label.links import label_app_link
+
+MAP_SIDE = 900  # px the grid aims at; a large map gets bigger cells' worth of room and scrolls instead
+MIN_CELL = 28  # px, the smallest grid cell
+MAX_CELL = 48
+THUMB_SOURCE = 96  # px of each embedded thumbnail: the hover zoom never enlarges past it
+GALLERY_THUMBS = 24  # thumbnails per cluster; every member is also listed as a link
+WEAK_NMI = 0.1  # below this the clusters have about nothing to do with the labels
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 )  # fmt: skip
+UNLABELLED = "#bbbbbb"
 
 
 def colour(cluster: int) -> str:
     return "#000000" if cluster < 0 else PALETTE[cluster % len(PALETTE)]
 
 
-def thumb_uri(img: np.ndarray, side: int = THUMB) -> str:
+def thumb_uri(img: np.ndarray, side: int = THUMB_SOURCE) -> str:
     from PIL import Image
 
     buf = io.BytesIO()
@@ -32,22 +43,70 @@ def thumb_uri(img: np.ndarray, side: int = THUMB) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def render(summary: dict[str, Any], points: list[dict[str, Any]], thumbs: dict[int, str]) -> str:
-    """summary: clusters.json content; points: {id, x, y, cluster, label, path} for the shown images."""
-    xs = np.array([p["x"] for p in points] or [0.0])
-    ys = np.array([p["y"] for p in points] or [0.0])
-    span_x = float(xs.max() - xs.min()) or 1.0
-    span_y = float(ys.max() - ys.min()) or 1.0
-    inner = MAP_SIDE - THUMB
+def grid_layout(xy: np.ndarray, seed: int = 0) -> tuple[np.ndarray, int]:
+    """Snap 2-D map positions (N, 2) to distinct cells of a G x G grid (G = ceil(sqrt(1.6 N)), some cells left
+    empty so neighbourhoods keep their shape): each point, in random order, takes the free cell nearest its scaled
+    position. Returns ((N, 2) int (column, row), G). Points never overlap; nearby points stay nearby."""
+    n = len(xy)
+    if n == 0:
+        return np.zeros((0, 2), np.int64), 1
+    g = max(1, math.ceil(math.sqrt(1.6 * n)))
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    span = np.where(hi - lo > 0, hi - lo, 1.0)
+    target = (xy - lo) / span * (g - 1)
+    target[:, 1] = (g - 1) - target[:, 1]  # screen rows grow downwards
+    cells = np.stack(np.meshgrid(np.arange(g), np.arange(g), indexing="xy"), -1).reshape(-1, 2).astype(np.float64)
+    free = np.ones(len(cells), bool)
+    out = np.zeros((n, 2), np.int64)
+    for i in np.random.default_rng(seed).permutation(n):
+        d = ((cells - target[i]) ** 2).sum(axis=1)
+        d[~free] = np.inf
+        j = int(d.argmin())
+        free[j] = False
+        out[i] = cells[j].astype(np.int64)
+    return out, g
+
+
+def nmi_warning(summary: dict[str, Any]) -> str:
+    """A plain warning when the clusters hardly follow the labels (NMI under WEAK_NMI), else ''."""
+    metrics = summary.get("metrics") or {}
+    nmi = metrics.get("nmi")
+    if nmi is None or nmi >= WEAK_NMI:
+        return ""
+    feats = html.escape(str(summary.get("features", "")))
+    return (
+        '<div class="warn" id="nmi-warning"><b>These clusters do not follow your labels</b> '
+        f"(NMI {nmi:.3f}: 0 means no relation, 1 a perfect match). The <b>{feats}</b> features group pictures by "
+        "colour, texture and layout rather than by what they show. A pretrained extractor usually groups by "
+        "content: list the extractors with <code>picsift features --list</code>, then run "
+        "<code>picsift cluster --features NAME</code>.</div>"
+    )
+
+
+def _label_colours(points: list[dict[str, Any]]) -> dict[str, str]:
+    names = sorted({str(p["label"]) for p in points if p.get("label") is not None})
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
+def _map(points: list[dict[str, Any]], thumbs: dict[int, str], label_colour: dict[str, str]) -> tuple[str, int, int]:
+    """The positioned thumbnails, the cell size and the grid's side in cells."""
+    xy = np.array([[p["x"], p["y"]] for p in points], dtype=np.float64).reshape(-1, 2)
+    cells, g = grid_layout(xy)
+    cell = int(min(MAX_CELL, max(MIN_CELL, MAP_SIDE // g)))
     items = []
-    for p in points:
-        left = (p["x"] - xs.min()) / span_x * inner
-        top = (ys.max() - p["y"]) / span_y * inner
-        tip = html.escape(f"#{p['id']} cluster {p['cluster']} label {p['label'] or '-'}\n{p['path']}")
+    for p, (col, row) in zip(points, cells.tolist(), strict=True):
+        label = p.get("label")
+        tip = html.escape(f"#{p['id']} cluster {p['cluster']} label {label or '-'}\n{p['path']}")
+        lc = label_colour.get(str(label), UNLABELLED) if label is not None else UNLABELLED
         items.append(
-            f'<img class="pt c{p["cluster"]}" src="{thumbs.get(p["id"], "")}" title="{tip}" '
-            f'style="left:{left:.0f}px;top:{top:.0f}px;border-color:{colour(p["cluster"])}">'
+            f'<a href="{html.escape(label_app_link(p["id"]))}" class="pt c{p["cluster"]}" data-id="{p["id"]}" '
+            f'style="left:{col * cell}px;top:{row * cell}px;--cc:{colour(p["cluster"])};--lc:{lc}">'
+            f'<img src="{thumbs.get(p["id"], "")}" title="{tip}" alt="#{p["id"]}"></a>'
         )
+    return "".join(items), cell, g
+
+
+def _galleries(summary: dict[str, Any], thumbs: dict[int, str]) -> tuple[list[str], list[str]]:
     boxes, galleries = [], []
     for c in summary["clusters"]:
         cid = c["cluster"]
@@ -57,10 +116,31 @@ def render(summary: dict[str, Any], points: list[dict[str, Any]], thumbs: dict[i
             f'<label style="color:{colour(cid)}"><input type="checkbox" checked data-c="{cid}"> '
             f"{name} ({c['size']})</label>"
         )
-        shown = "".join(f'<img src="{thumbs[i]}" title="#{i}">' for i in c["image_ids"][:24] if i in thumbs)
-        galleries.append(
-            f'<div class="gal"><h3 style="color:{colour(cid)}">{name}: {c["size"]} images · {labels}</h3>{shown}</div>'
+        shown = "".join(
+            f'<a href="{html.escape(label_app_link(i))}"><img src="{thumbs[i]}" title="#{i}" alt="#{i}"></a>'
+            for i in c["image_ids"][:GALLERY_THUMBS]
+            if i in thumbs
         )
+        every = " ".join(f'<a href="{html.escape(label_app_link(i))}">#{i}</a>' for i in c["image_ids"])
+        galleries.append(
+            f'<div class="gal" data-c="{cid}"><h3 style="color:{colour(cid)}">{name}: {c["size"]} images · {labels}'
+            f"</h3>{shown}<details><summary>all {c['size']} members (open in the label app)</summary>"
+            f'<p class="ids">{every}</p></details></div>'
+        )
+    return boxes, galleries
+
+
+def render(summary: dict[str, Any], points: list[dict[str, Any]], thumbs: dict[int, str]) -> str:
+    """summary: clusters.json content; points: {id, x, y, cluster, label, path} for the shown images;
+    thumbs: image id -> JPEG data URI (`thumb_uri`, THUMB_SOURCE px)."""
+    label_colour = _label_colours(points)
+    by_label = bool(label_colour)
+    items, cell, g = _map(points, thumbs, label_colour)
+    side = cell * g
+    boxes, galleries = _galleries(summary, thumbs)
+    label_keys = "".join(
+        f'<span class="key" style="border-color:{c}">{html.escape(name)}</span>' for name, c in label_colour.items()
+    )
     metrics = summary.get("metrics") or {}
     stats = (
         f"{summary['n_images']} images · features <b>{html.escape(summary['features'])}</b> · "
@@ -72,19 +152,32 @@ def render(summary: dict[str, Any], points: list[dict[str, Any]], thumbs: dict[i
             f" · purity {fmt(metrics['purity'])} · NMI {fmt(metrics['nmi'])} · ARI {fmt(metrics['ari'])}"
             f" (on {metrics['n_labeled']} labelled images)"
         )
+    shown = f"{len(points)} of {summary['n_images']}" if len(points) < summary["n_images"] else "All"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>picsift clusters</title>
 <style>
 body{{font-family:system-ui,sans-serif;margin:20px;color:#222}}
-#map{{position:relative;width:{MAP_SIDE}px;height:{MAP_SIDE}px;border:1px solid #ccc;background:#fafafa}}
-.pt{{position:absolute;width:{THUMB - 6}px;height:{THUMB - 6}px;border:3px solid;transition:transform .1s}}
-.pt:hover{{transform:scale(3);z-index:10}}
-.gal img{{width:48px;height:48px;margin:1px}} .gal h3{{margin:12px 0 4px;font-size:15px}}
-#legend label{{margin-right:14px;white-space:nowrap}}
+.warn{{background:#fff4e5;border:1px solid #f0b45a;border-radius:6px;padding:8px 12px;max-width:1100px}}
+#wrap{{overflow:auto;max-width:100%}}
+#map{{position:relative;width:{side}px;height:{side}px;border:1px solid #ccc;background:#fafafa}}
+.pt{{position:absolute;width:var(--cell);height:var(--cell);box-sizing:border-box;border:3px solid var(--cc);
+transition:transform .1s;display:block}}
+#map.by-label .pt{{border-color:var(--lc)}}
+.pt img{{width:100%;height:100%;display:block}}
+.pt:hover{{transform:scale({THUMB_SOURCE / cell:.2f});z-index:10}}
+.gal img{{width:{THUMB_SOURCE // 2}px;height:{THUMB_SOURCE // 2}px;margin:1px}} .gal h3{{margin:12px 0 4px;font-size:15px}}
+.ids a{{margin-right:6px}} #legend label{{margin-right:14px;white-space:nowrap}}
+.key{{border-left:14px solid;padding-left:4px;margin-right:12px}}
 </style></head><body>
 <h1>Clusters</h1><p>{stats}</p>
+{nmi_warning(summary)}
+<p>Frame colour: <label><input type="radio" name="colour" value="cluster"{"" if by_label else " checked"}> cluster</label>
+<label><input type="radio" name="colour" value="label"{" checked" if by_label else ""}> label</label>
+<span id="label-keys">{label_keys}</span></p>
 <div id="legend">{"".join(boxes)}</div>
-<p>Each thumbnail sits where its features put it on the 2-D map; hover to enlarge, untick to hide a cluster.</p>
-<div id="map">{"".join(items)}</div>
+<p>{shown} images, each in its own cell near where its features put it on the 2-D map; hover to enlarge, click to open
+it in the label app (<code>picsift label</code>), untick a cluster to hide it. Every member of every cluster is listed
+below the map.</p>
+<div id="wrap"><div id="map" class="{"by-label" if by_label else ""}" style="--cell:{cell}px">{items}</div></div>
 <h2>Clusters</h2>{"".join(galleries)}
 <script>
 document.querySelectorAll('#legend input').forEach(function(box){{
@@ -92,6 +185,11 @@ document.querySelectorAll('#legend input').forEach(function(box){{
     document.querySelectorAll('.pt.c' + box.dataset.c).forEach(function(el){{
       el.style.display = box.checked ? '' : 'none';
     }});
+  }});
+}});
+document.querySelectorAll('input[name=colour]').forEach(function(r){{
+  r.addEventListener('change', function(){{
+    document.getElementById('map').classList.toggle('by-label', r.value === 'label' && r.checked);
   }});
 }});
 </script></body></html>"""

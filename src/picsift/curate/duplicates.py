@@ -249,16 +249,17 @@ def near_duplicate_pairs(
 
 
 def keep_order(rows: Sequence[ImageRow], quality: dict[int, float] | None = None) -> list[ImageRow]:
-    """The group's images, best copy first: readable, in the held-out split (so evaluation keeps it),
-    largest, sharpest, biggest file, oldest id."""
+    """The group's images, best copy first: readable, then the most pixels, then the highest `quality` (image id
+    -> `quality.copy_quality`: sharp, contrasty, not clipped), then the held-out split (test, val: so that of two
+    equal copies evaluation keeps its own), then the biggest file, then the oldest id."""
     q = quality or {}
     return sorted(
         rows,
         key=lambda r: (
             not r.readable,
-            SPLIT_KEEP_RANK.get(r.split or "", 3),
             -((r.width or 0) * (r.height or 0)),
-            -q.get(r.id, 0.0),
+            -round(q.get(r.id, 0.0), 6),
+            SPLIT_KEEP_RANK.get(r.split or "", 3),
             -r.byte_size,
             r.id,
         ),

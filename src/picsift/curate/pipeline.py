@@ -22,8 +22,14 @@ from picsift.curate.findings import Finding, counts_by_kind, load_findings, save
 from picsift.curate.imbalance import find_imbalance
 from picsift.curate.labels import cnn_cross_val_logits, combine_probs, cross_val_pred_probs, find_label_issues
 from picsift.curate.outliers import find_outliers
-from picsift.curate.quality import QualityThresholds, find_quality_issues, quality_metrics, unreadable_findings
-from picsift.curate.report import render_report, thumbnail_uri
+from picsift.curate.quality import (
+    QualityThresholds,
+    copy_quality,
+    find_quality_issues,
+    fine_metrics,
+    unreadable_findings,
+)
+from picsift.curate.report import file_thumbnail_uri, render_report
 from picsift.data.available import (
     UNDECODABLE,
     SkippedImage,
@@ -112,8 +118,9 @@ def run(cfg: CleanConfig) -> CleanResult:
     timings["decode"] = time.perf_counter() - t0
     ids = [r.id for r in rows]
     findings: list[Finding] = []
-    metrics = quality_metrics(x) if len(x) else {}
-    sharpness = {r.id: float(s) for r, s in zip(rows, metrics.get("sharpness", []), strict=False)}
+    # Measured on up to 256 px copies of the originals: blur that the small decoded copy hides shows there.
+    metrics = fine_metrics([r.path for r in rows], x, [(r.width, r.height) for r in rows]) if len(x) else {}
+    copy_scores = {r.id: float(q) for r, q in zip(rows, copy_quality(metrics) if metrics else [], strict=False)}
 
     if "quality" in cfg.checks:
         t = time.perf_counter()
@@ -127,7 +134,7 @@ def run(cfg: CleanConfig) -> CleanResult:
         findings += unreadable_findings(
             [r.id for r, _ in unreadable], [e for _, e in unreadable], [r.path for r, _ in unreadable]
         )
-        findings += find_quality_issues(ids, x, [(r.width, r.height) for r in rows], th)
+        findings += find_quality_issues(ids, x, [(r.width, r.height) for r in rows], th, metrics or None)
         timings["quality"] = time.perf_counter() - t
 
     if "duplicates" in cfg.checks:
@@ -137,7 +144,7 @@ def run(cfg: CleanConfig) -> CleanResult:
         )
         pairs = near_duplicate_pairs(x, params)
         # Unreadable rows join only exact (same-bytes) groups; they come after the decoded rows.
-        findings += duplicate_findings(rows + [r for r, _ in unreadable], pairs, sharpness)
+        findings += duplicate_findings(rows + [r for r, _ in unreadable], pairs, copy_scores)
         timings["duplicates"] = time.perf_counter() - t
 
     emb: np.ndarray | None = None
@@ -181,7 +188,7 @@ def run(cfg: CleanConfig) -> CleanResult:
     report_path = ws.root / REPORT_FILE
     index = {r.id: i for i, r in enumerate(rows)}
     shown = {i for f in findings for i in f.image_ids[:8]}
-    thumbs = {i: thumbnail_uri(x[index[i]]) for i in shown if i in index}
+    thumbs = {i: file_thumbnail_uri(rows[index[i]].path, x[index[i]]) for i in shown if i in index}
     report_path.write_text(
         render_report(
             findings,

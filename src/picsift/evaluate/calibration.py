@@ -34,11 +34,14 @@ class ReliabilityBin:
         return {**asdict(self), "gap": self.gap}
 
 
-def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> list[ReliabilityBin]:
-    """confidence: (N,) top-1 probabilities in [0, 1]; correct: (N,) bool -> `n_bins` equal-width bins."""
+def reliability_bins(
+    confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15, lower: float = 0.0
+) -> list[ReliabilityBin]:
+    """confidence: (N,) top-1 probabilities in [0, 1]; correct: (N,) bool -> `n_bins` equal-width bins over
+    [lower, 1] (values below `lower` fall into the first bin)."""
     confidence = np.asarray(confidence, dtype=np.float64)
     correct = np.asarray(correct, dtype=bool)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    edges = np.linspace(lower, 1.0, n_bins + 1)
     # Right-closed bins: index b holds (edges[b], edges[b+1]]; clip puts exact 0 into the first bin.
     index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
     out = []
@@ -69,3 +72,17 @@ def maximum_calibration_error(bins: list[ReliabilityBin]) -> float:
     """The worst bin's |accuracy - confidence|."""
     gaps = [abs(b.gap) for b in bins if b.gap is not None]
     return float(max(gaps)) if gaps else float("nan")
+
+
+DISPLAY_IMAGES_PER_BIN = 25
+
+
+def display_bins(
+    confidence: np.ndarray, correct: np.ndarray, n_classes: int, max_bins: int = 15
+) -> list[ReliabilityBin]:
+    """Bins for drawing a reliability diagram: from 1/K (a top-1 confidence is never lower) to 1, with about
+    DISPLAY_IMAGES_PER_BIN images per bin on average (3 bins at least, `max_bins` at most), so a small split
+    is not spread over 15 mostly empty bins. ECE keeps its own fixed bins over [0, 1]."""
+    n = len(np.asarray(confidence))
+    bins = int(np.clip(round(n / DISPLAY_IMAGES_PER_BIN), 3, max(3, max_bins)))
+    return reliability_bins(confidence, correct, bins, lower=1.0 / max(1, n_classes))

@@ -14,6 +14,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from picsift.errors import DatasetError
 from picsift.evaluate.calibration import (
+    display_bins,
     expected_calibration_error,
     maximum_calibration_error,
     reliability_bins,
@@ -43,6 +44,25 @@ def _check_inputs(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str])
     return y.astype(np.int64), p
 
 
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (Wilson 1927; scipy.stats.binomtest): (low, high) in [0, 1].
+    It stays inside [0, 1] and keeps its coverage for small n and proportions near 0 or 1. n = 0: (0, 1)."""
+    if n <= 0:
+        return 0.0, 1.0
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def majority_baseline(y_true: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+    """What always answering the split's most common class would score: {"class", "accuracy"} (ties: the
+    class listed first). No constant answer scores higher on this split."""
+    counts = np.bincount(np.asarray(y_true, dtype=np.int64), minlength=len(classes))
+    top = int(counts.argmax())
+    return {"class": str(classes[top]), "accuracy": float(counts[top] / max(1, counts.sum()))}
+
+
 def top_k_accuracy(y_true: np.ndarray, probs: np.ndarray, k: int) -> float:
     """Fraction of rows whose true class is among the k most probable (ties: lower class index first)."""
     k = min(k, probs.shape[1])
@@ -62,8 +82,9 @@ def compute_metrics(
     Returns a JSON-ready dict: accuracy; top_k_accuracy for each k <= K (as {"1": ..., "5": ...});
     per_class precision/recall/f1/support keyed by class name; macro_avg and weighted_avg; the
     confusion matrix (rows: true class, columns: predicted class) and its largest off-diagonal cells
-    (top_confusions); ECE/MCE with the reliability
-    bins; negative log-likelihood and multi-class Brier score (both lower is better).
+    (top_confusions); ECE/MCE with the reliability bins (plus `reliability_display`, fewer bins from 1/K, for
+    the diagram); accuracy_ci95 (Wilson), the majority-class baseline and the number of mistakes; negative
+    log-likelihood and multi-class Brier score (both lower is better).
     """
     y, p = _check_inputs(y_true, probs, classes)
     n, k_classes = p.shape
@@ -102,6 +123,9 @@ def compute_metrics(
         "num_classes": int(k_classes),
         "classes": [str(c) for c in classes],
         "accuracy": float(correct.mean()),
+        "accuracy_ci95": list(wilson_interval(int(correct.sum()), int(n))),
+        "majority_baseline": majority_baseline(y, classes),
+        "mistakes": int((~correct).sum()),
         "top_k_accuracy": {str(k): top_k_accuracy(y, p, k) for k in sorted(set(top_k)) if 1 <= k <= k_classes},
         "per_class": per_class,
         "macro_avg": average("macro"),
@@ -113,6 +137,7 @@ def compute_metrics(
         "mce": maximum_calibration_error(bins),
         "ece_bins": int(n_bins),
         "reliability": [b.to_dict() for b in bins],
+        "reliability_display": [b.to_dict() for b in display_bins(confidence, correct, k_classes, n_bins)],
         "nll": nll(p, y),
         "brier": float(np.mean(np.sum((p - onehot) ** 2, axis=1))),
     }

@@ -20,7 +20,7 @@ import numpy as np
 from picsift.config import EvalConfig
 from picsift.data.available import SkippedImage, check_strict, decode_available, skipped_dicts
 from picsift.data.images import load_rgb
-from picsift.errors import DatasetError, ImageDecodeError, RunNotFoundError, WorkspaceError
+from picsift.errors import DatasetError, ImageDecodeError, RunCorruptError, RunNotFoundError, WorkspaceError
 from picsift.evaluate.metrics import compute_metrics, most_confident_mistakes
 from picsift.evaluate.report import Mistake, ReportSection, write_report
 from picsift.models.artifact import read_meta
@@ -127,6 +127,31 @@ def select_rows(ws: Workspace, ids: list[int], classes: list[str]) -> tuple[list
         else:
             rows.append(row)
     return rows, dropped
+
+
+def training_setup(run: RunFolder) -> dict[str, Any]:
+    """How the run was trained, for the report's header, from its run record (run.json) and config.json (a missing
+    or unreadable file, or key, is left out): model, time_budget_min, epochs (run), epochs_asked, image_size (px),
+    n_train, train_seconds."""
+    try:
+        record = run.read_record_if_any()
+    except RunCorruptError:
+        record = {}
+    try:
+        config = run.read_config()
+    except (RunNotFoundError, RunCorruptError):
+        config = {}
+    train, data_config = config.get("train") or {}, config.get("data_config") or {}
+    setup = {
+        "model": record.get("model") or train.get("model"),
+        "time_budget_min": train.get("time_budget_min"),
+        "epochs": record.get("epochs"),
+        "epochs_asked": train.get("epochs"),
+        "image_size": data_config.get("input_size") or train.get("image_size"),
+        "n_train": record.get("n_train"),
+        "train_seconds": record.get("train_seconds"),
+    }
+    return {k: v for k, v in setup.items() if v is not None}
 
 
 def _thumbnail_source(row: ImageRow, cached: np.ndarray) -> np.ndarray:
@@ -242,10 +267,18 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
         run.report_path,
         metrics,
         title=f"Evaluation of {run_dir.name}",
-        info={"model": doc["model"], "split": split, "images": len(rows), "evaluated": doc["evaluated_at"]},
+        info={
+            "model": doc["model"],
+            "split": split,
+            "split_reason": reason,
+            "images": len(rows),
+            "evaluated": doc["evaluated_at"],
+        },
         history=run.read_history(),
         mistakes=mistakes,
         sections=sections or [],
+        setup=training_setup(run),
+        links={p.name: p.name for p in (predictions_path, metrics_path)},  # beside report.html
     )
     summary = {
         "split": split,

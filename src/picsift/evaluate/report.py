@@ -26,6 +26,9 @@ from PIL import Image
 THUMB_SIDE = 128
 MAX_BAR_CLASSES = 60  # per-class bar chart: beyond this, only the lowest-F1 classes are drawn
 MAX_ANNOTATED_CLASSES = 20  # confusion matrix cells get numbers up to this many classes
+MAX_SIDE_BY_SIDE = 12  # up to this many classes the normalised and count matrices sit side by side; then one
+MAX_TICK_CLASSES = 100  # class names on the matrix axes up to this many classes
+MARKER_POINTS = 40  # a curve with more points than this is drawn as a plain line (markers would hide it)
 
 
 @dataclass(frozen=True)
@@ -106,18 +109,21 @@ def _fmt(value: Any, pct: bool = False) -> str:
 
 # ---- figures -------------------------------------------------------------------------------------
 def confusion_figure(matrix: np.ndarray, classes: Sequence[str]) -> Figure:
-    """Side by side: row-normalised (each row is a true class: the diagonal is recall) and counts."""
+    """Up to MAX_SIDE_BY_SIDE classes: side by side, row-normalised (each row is a true class: the diagonal is
+    recall) and counts. More classes: the row-normalised matrix alone, 0.3 inch per class, so that at the
+    report's 110 dpi every class name stays legible (8 pt) and the page scrolls rather than shrinking it."""
     k = len(classes)
     counts = np.asarray(matrix, dtype=np.int64)
     rows = counts.sum(axis=1, keepdims=True)
     norm = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
-    side = min(14.0, max(3.6, 0.42 * k + 1.6))
-    fig = Figure(figsize=(2 * side + 1.0, side))
-    show_ticks = k <= 60
-    for ax, data, title, fmt in (
-        (fig.add_subplot(1, 2, 1), norm, "normalised by true class", "{:.2f}"),
-        (fig.add_subplot(1, 2, 2), counts, "counts", "{:d}"),
-    ):
+    panels: list[tuple[np.ndarray, str, str]] = [(norm, "normalised by true class", "{:.2f}")]
+    if k <= MAX_SIDE_BY_SIDE:
+        panels.append((counts, "counts", "{:d}"))
+    side = max(3.6, 0.42 * k + 1.6) if k <= MAX_SIDE_BY_SIDE else 0.3 * k + 2.4
+    fig = Figure(figsize=(len(panels) * side + 1.0, side))
+    show_ticks = k <= MAX_TICK_CLASSES
+    for n, (data, title, fmt) in enumerate(panels, start=1):
+        ax = fig.add_subplot(1, len(panels), n)
         im = ax.imshow(data, cmap="Blues", vmin=0, vmax=1 if data is norm else max(1, int(counts.max())))
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
         ax.set_title(title)
@@ -181,18 +187,35 @@ def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float]
     return xs, ys
 
 
+def _pruned(history: Sequence[Mapping[str, Any]]) -> bool:
+    """True when the number of images trained per epoch changed by more than 5% (data pruning)."""
+    _, images = _series(history, "images")
+    return len(images) > 1 and max(images) > 1.05 * min(images)
+
+
 def training_curves_figure(history: Sequence[Mapping[str, Any]]) -> Figure | None:
-    """Loss and accuracy per epoch (train and validation) from a run's metrics.jsonl rows."""
-    panels = (("loss", ("train_loss", "val_loss")), ("accuracy", ("train_acc", "val_acc")))
+    """Loss and accuracy per epoch (train and validation) from a run's metrics.jsonl rows; a third panel with the
+    images trained per epoch when that changed (data pruning). Markers only on curves of up to MARKER_POINTS."""
+    panels: list[tuple[str, tuple[str, ...]]] = [
+        ("loss", ("train_loss", "val_loss")),
+        ("accuracy", ("train_acc", "val_acc")),
+    ]
     if not any(_series(history, key)[0] for _, keys in panels for key in keys):
         return None
-    fig = Figure(figsize=(10.0, 3.4))
+    if _pruned(history):
+        panels.append(("images per epoch", ("images",)))
+    fig = Figure(figsize=(5.0 * len(panels), 3.4))
     for n, (title, keys) in enumerate(panels, start=1):
-        ax = fig.add_subplot(1, 2, n)
+        ax = fig.add_subplot(1, len(panels), n)
         for key in keys:
             xs, ys = _series(history, key)
-            if xs:
-                ax.plot(xs, ys, marker="o", markersize=3, label=key.replace("_", " "))
+            if not xs:
+                continue
+            style: dict[str, Any] = {"marker": "o", "markersize": 3} if len(xs) <= MARKER_POINTS else {}
+            if key == "images":
+                ax.step(xs, ys, where="mid", color="#6b7280", label="trained images", **style)
+            else:
+                ax.plot(xs, ys, label=key.replace("_", " "), linewidth=1.2, **style)
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -203,9 +226,32 @@ def training_curves_figure(history: Sequence[Mapping[str, Any]]) -> Figure | Non
     return fig
 
 
+def curves_note(history: Sequence[Mapping[str, Any]]) -> str:
+    """Plain-text notes for the curves: what is missing and why the train loss may jump."""
+    notes = []
+    if _series(history, "val_acc")[0] and not _series(history, "val_loss")[0]:
+        notes.append("This run recorded no validation loss (runs trained before it was logged).")
+    if _pruned(history):
+        _, images = _series(history, "images")
+        notes.append(
+            f"Data pruning: the fast recipe let part of the well-learned images sit epochs out (between "
+            f"{int(min(images))} and {int(max(images))} images per epoch, right panel) and trains on all of them "
+            "again near the end. A pruned epoch holds mostly hard images, so its train loss is higher, and the "
+            "loss jumps where the number of images changes; the validation curves are not affected."
+        )
+    train_loss, val_loss = _series(history, "train_loss")[1], _series(history, "val_loss")[1]
+    if train_loss and val_loss:
+        notes.append(
+            "Train loss is measured on augmented images (with label smoothing where the recipe uses it), "
+            "validation loss on plain ones, so the two are not on exactly the same footing."
+        )
+    return "".join(f"<p>{esc(n)}</p>" for n in notes)
+
+
 def reliability_figure(bins: Sequence[Mapping[str, Any]]) -> Figure:
     """Accuracy per confidence bin against the diagonal (perfect calibration), and how many images
-    fall in each bin (a well-trained model puts most of them on the right)."""
+    fall in each bin, written on each bar (a well-trained model puts most of them on the right). The x-axis
+    starts at the first bin's lower edge (1/K for `display_bins`: no top-1 confidence is lower)."""
     fig = Figure(figsize=(5.2, 5.6))
     gs = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.08)
     ax = fig.add_subplot(gs[0])
@@ -215,6 +261,7 @@ def reliability_figure(bins: Sequence[Mapping[str, Any]]) -> Figure:
     centers = lows + widths / 2
     acc = np.array([b["accuracy"] if b["accuracy"] is not None else np.nan for b in bins])
     conf = np.array([b["confidence"] if b["confidence"] is not None else np.nan for b in bins])
+    counts = [int(b["count"]) for b in bins]
     has = ~np.isnan(acc)
     ax.bar(lows[has], acc[has], width=widths[has], align="edge", color="#3b82f6", edgecolor="white", label="accuracy")
     # The gap spans accuracy..confidence either way (over- or under-confident); hatched, unfilled, so
@@ -231,21 +278,99 @@ def reliability_figure(bins: Sequence[Mapping[str, Any]]) -> Figure:
         linewidth=0.8,
         label="gap to confidence",
     )
-    ax.plot([0, 1], [0, 1], "--", color="#374151", linewidth=1, label="perfect calibration")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+    x0 = float(lows.min()) if len(lows) else 0.0
+    ax.plot([x0, 1], [x0, 1], "--", color="#374151", linewidth=1, label="perfect calibration")
+    ax.set_xlim(x0, 1)
+    ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy")
     ax.legend(loc="upper left", fontsize=8)
     ax.tick_params(labelbottom=False)
-    hist.bar(centers, [b["count"] for b in bins], width=widths * 0.9, color="#6b7280")
+    hist.bar(centers, counts, width=widths * 0.9, color="#6b7280")
+    top = max(counts) if counts else 1
+    for c, n in zip(centers, counts, strict=True):
+        hist.text(c, n + 0.04 * top, str(n), ha="center", va="bottom", fontsize=8)
+    hist.set_ylim(0, 1.3 * max(1, top))
     hist.set_xlabel("top-1 confidence")
     hist.set_ylabel("images")
     return fig
 
 
 # ---- sections ------------------------------------------------------------------------------------
+def accuracy_ci(metrics: Mapping[str, Any]) -> tuple[float, float]:
+    """metrics["accuracy_ci95"], or the Wilson interval computed from accuracy and n (older metrics.json)."""
+    if metrics.get("accuracy_ci95"):
+        lo, hi = metrics["accuracy_ci95"]
+        return float(lo), float(hi)
+    from picsift.evaluate.metrics import wilson_interval
+
+    n = int(metrics["n"])
+    return wilson_interval(round(float(metrics["accuracy"]) * n), n)
+
+
+def baseline(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """metrics["majority_baseline"], or the same from the confusion matrix's row totals."""
+    if metrics.get("majority_baseline"):
+        return dict(metrics["majority_baseline"])
+    rows = np.asarray(metrics["confusion_matrix"]).sum(axis=1)
+    top = int(rows.argmax())
+    return {"class": metrics["classes"][top], "accuracy": float(rows[top] / max(1, rows.sum()))}
+
+
+def evaluation_header(
+    metrics: Mapping[str, Any],
+    info: Mapping[str, Any],
+    setup: Mapping[str, Any],
+    shown_mistakes: int,
+    links: Mapping[str, str],
+) -> str:
+    """What was scored and why, how the model was trained, the accuracy with its 95% interval against the
+    majority-class baseline, how many mistakes there are and are shown, and links to the files behind the page."""
+    lines = []
+    split = info.get("split")
+    if split:
+        why = f": {info['split_reason']}" if info.get("split_reason") else ""
+        lines.append(f"Scored on the <b>{esc(split)}</b> split ({esc(metrics['n'])} images){esc(why)}.")
+    if setup:
+        parts = [f"model <b>{esc(setup.get('model', '?'))}</b>"]
+        budget = setup.get("time_budget_min")
+        parts.append(f"time budget {esc(f'{float(budget):g}')} min" if budget else "no time budget")
+        if setup.get("epochs") is not None:
+            asked = setup.get("epochs_asked")
+            parts.append(f"{esc(setup['epochs'])} epochs" + (f" (of {esc(asked)} asked)" if asked else ""))
+        if setup.get("image_size"):
+            parts.append(f"{esc(setup['image_size'])} px images")
+        if setup.get("n_train") is not None:
+            parts.append(f"{esc(setup['n_train'])} training images")
+        if setup.get("train_seconds") is not None:
+            parts.append(f"{float(setup['train_seconds']):.0f} s of training")
+        lines.append("Training: " + ", ".join(parts) + ".")
+    lo, hi = accuracy_ci(metrics)
+    base = baseline(metrics)
+    lines.append(
+        f"Accuracy <b>{esc(_fmt(metrics['accuracy'], pct=True))}</b> (95% interval {100 * lo:.1f}–{100 * hi:.1f}%, "
+        f"Wilson, over {esc(metrics['n'])} images) against a majority-class baseline of "
+        f"<b>{100 * float(base['accuracy']):.1f}%</b> (always answering {esc(base['class'])!s})."
+    )
+    wrong = int(metrics.get("mistakes", round((1 - float(metrics["accuracy"])) * int(metrics["n"]))))
+    lines.append(
+        f"{wrong} mistake{'s' if wrong != 1 else ''}, {shown_mistakes} shown"
+        + (" (the most confident)" if 0 < shown_mistakes < wrong else "")
+        + "."
+    )
+    if links:
+        lines.append(
+            "Files: " + " · ".join(f'<a href="{esc(href)}">{esc(name)}</a>' for name, href in links.items()) + "."
+        )
+    return '<div class="scope" id="scope">' + "".join(f"<p>{line}</p>" for line in lines) + "</div>"
+
+
 def summary_cards(metrics: Mapping[str, Any], info: Mapping[str, Any]) -> str:
-    cards: list[tuple[str, str, str]] = [("accuracy", _fmt(metrics["accuracy"], pct=True), "top-1")]
+    lo, hi = accuracy_ci(metrics)
+    base = baseline(metrics)
+    cards: list[tuple[str, str, str]] = [
+        ("accuracy", _fmt(metrics["accuracy"], pct=True), f"top-1; 95% CI {100 * lo:.1f}–{100 * hi:.1f}%"),
+        ("majority baseline", f"{100 * float(base['accuracy']):.2f}%", f"always {_short(str(base['class']), 24)}"),
+    ]
     for k, v in metrics.get("top_k_accuracy", {}).items():
         if k != "1":
             cards.append((f"top-{k} accuracy", _fmt(v, pct=True), ""))
@@ -288,7 +413,19 @@ def builtin_sections(
             "Confusion matrix",
             "<p>Rows are true classes, columns predicted classes. Left: each row divided by its total, so the "
             "diagonal is per-class recall. Right: image counts.</p>"
-            + img_tag(figure_to_data_uri(confusion_figure(matrix, classes)), "confusion matrix")
+            + (
+                ""
+                if len(classes) <= MAX_SIDE_BY_SIDE
+                else " <p>With this many classes only the normalised matrix is "
+                "drawn, full size (scroll sideways); the largest counts are in the table below.</p>"
+            )
+            + '<div class="scroll">'
+            + img_tag(
+                figure_to_data_uri(confusion_figure(matrix, classes)),
+                "confusion matrix",
+                "figure" if len(classes) <= MAX_SIDE_BY_SIDE else "full",
+            )
+            + "</div>"
             + confusions_table(metrics.get("top_confusions", [])),
         )
     ]
@@ -309,20 +446,21 @@ def builtin_sections(
     out.append(
         ReportSection(
             "Training curves",
-            img_tag(figure_to_data_uri(curves), "training curves")
+            img_tag(figure_to_data_uri(curves), "training curves") + curves_note(history)
             if curves is not None
             else "<p>This run recorded no per-epoch history (metrics.jsonl is missing or empty).</p>",
         )
     )
+    display = metrics.get("reliability_display") or metrics["reliability"]
     out.append(
         ReportSection(
             "Reliability diagram",
             f"<p>Expected calibration error {esc(_fmt(metrics['ece']))} (maximum per bin "
-            f"{esc(_fmt(metrics.get('mce')))}). Bars above the diagonal mean the model is under-confident "
-            "there, below it over-confident.</p>"
-            + img_tag(
-                figure_to_data_uri(reliability_figure(metrics["reliability"])), "reliability diagram", "figure narrow"
-            ),
+            f"{esc(_fmt(metrics.get('mce')))}; {esc(metrics.get('ece_bins', 15))} bins over 0-1). Bars above the "
+            "diagonal mean the model is under-confident there, below it over-confident. The diagram uses "
+            f"{len(display)} bins from 1/{esc(metrics['num_classes'])} (no top-1 confidence is lower) so that each "
+            "holds enough images to mean something; the number under each bar is how many.</p>"
+            + img_tag(figure_to_data_uri(reliability_figure(display)), "reliability diagram", "figure narrow"),
         )
     )
     if mistakes:
@@ -336,9 +474,11 @@ def builtin_sections(
             + "</figcaption></figure>"
             for m in mistakes
         )
+        wrong = int(metrics.get("mistakes", len(mistakes)))
         body = (
-            f"<p>The {len(mistakes)} wrong predictions the model was most sure of: often label errors, "
-            f'ambiguous pictures or a systematic confusion.</p><div class="gallery">{cards}</div>'
+            f"<p>{wrong} mistake{'s' if wrong != 1 else ''}, {len(mistakes)} shown: the wrong predictions the "
+            "model was most sure of, often label errors, ambiguous pictures or a systematic confusion.</p>"
+            f'<div class="gallery">{cards}</div>'
         )
     else:
         body = "<p>No mistakes on this split.</p>"
@@ -364,6 +504,9 @@ h3{font-size:15px;margin:14px 0 4px}
 .card .hint{font-size:11px;color:#9ca3af}
 img.figure{max-width:100%;height:auto}
 img.narrow{max-width:520px}
+.scroll{overflow-x:auto} img.full{max-width:none}
+.scope{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:4px 16px;margin:16px 0;font-size:14px}
+.scope p{margin:6px 0}
 table{border-collapse:collapse;font-size:13px;margin-top:10px}
 th,td{border-bottom:1px solid #e5e7eb;padding:4px 10px;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -384,13 +527,21 @@ def render_report(
     history: Sequence[Mapping[str, Any]] = (),
     mistakes: Sequence[Mistake] = (),
     sections: Sequence[ReportSection] = (),
+    setup: Mapping[str, Any] | None = None,
+    links: Mapping[str, str] | None = None,
 ) -> str:
-    """The whole report as one HTML string: summary cards, the built-in sections, then `sections`.
+    """The whole report as one HTML string: what was scored (split and why, training setup, accuracy with its
+    Wilson 95% interval against the majority-class baseline, mistakes found and shown, links), summary cards, the
+    built-in sections, then `sections`.
 
-    metrics: `compute_metrics`'s dict; info: short facts for the header (run, model, split...);
-    history: metrics.jsonl rows (epoch, train_loss, val_loss, train_acc, val_acc).
+    metrics: `compute_metrics`'s dict; info: short facts for the header (model, split, split_reason...);
+    history: metrics.jsonl rows (epoch, train_loss, val_loss, train_acc, val_acc, images); setup: how the model
+    was trained (model, time_budget_min, epochs, epochs_asked, image_size, n_train, train_seconds); links: name ->
+    href of files beside the report (predictions.csv, metrics.json).
     """
     info = dict(info or {})
+    scope = evaluation_header(metrics, info, setup or {}, len(mistakes), links or {})
+    info.pop("split_reason", None)
     all_sections = builtin_sections(metrics, history, mistakes) + list(sections)
     meta = " · ".join(f"{esc(k)}: {esc(v)}" for k, v in info.items() if v not in (None, ""))
     nav = "".join(f'<a href="#{esc(s.anchor)}">{esc(s.title)}</a>' for s in all_sections)
@@ -401,7 +552,7 @@ def render_report(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
         f'<header><h1>{esc(title)}</h1><div class="meta">{meta}</div></header>'
-        f"<nav>{nav}</nav><main>{summary_cards(metrics, info)}{body}</main>"
+        f"<nav>{nav}</nav><main>{scope}{summary_cards(metrics, info)}{body}</main>"
         f"<footer>Generated by picsift on {made}. Self-contained: opens offline.</footer></body></html>\n"
     )
 

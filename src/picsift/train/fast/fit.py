@@ -155,8 +155,9 @@ def _train_epochs(
             state.train_s_before += train_s
             tv = time.perf_counter()
             check = state.may_check(done)
-            val_acc, n_watched = _validate(run, state, data, done, tv) if check else (None, 0)
+            val_acc, val_loss, n_watched = _validate(run, state, data, done, tv) if check else (None, None, 0)
             row = _history_row(run, state, epoch, tally, train_s, val_acc, n_watched)
+            row["val_loss"] = val_loss
             state.history.append(row)
             log_row(row)
             if val_acc is not None:
@@ -226,14 +227,18 @@ def _train_step(
     return logits, loss
 
 
-def _validate(run: FastSetup, state: FitState, data: TrainData, done: bool, started: float) -> tuple[float | None, int]:
-    """Accuracy on the validation images (the last epoch: all; before it, state.watch) and how many were seen;
-    measures the cost of a full pass for the budget's reserve."""
+def _validate(
+    run: FastSetup, state: FitState, data: TrainData, done: bool, started: float
+) -> tuple[float | None, float | None, int]:
+    """Accuracy and mean cross-entropy on the validation images (the last epoch: all; before it, state.watch) and
+    how many were seen; measures the cost of a full pass for the budget's reserve."""
     watch = None if done else state.watch
     x_val, y_val = (data.x_val, data.y_val) if watch is None else (data.x_val[watch], data.y_val[watch])
     val_logits = logits_for(run.model, x_val, run.data_config, run.device, amp=run.amp)
     state.eval_s = (time.perf_counter() - started) * EVAL_MARGIN * state.n_val / max(1, len(y_val))
-    return _accuracy(val_logits, y_val), len(y_val)
+    y = torch.from_numpy(np.asarray(y_val, dtype=np.int64))
+    val_loss = float(torch.nn.functional.cross_entropy(val_logits.float(), y)) if len(y_val) else None
+    return _accuracy(val_logits, y_val), val_loss, len(y_val)
 
 
 def _accuracy(logits: torch.Tensor, y: np.ndarray) -> float | None:
