@@ -22,8 +22,8 @@ from picsift.curate.report import THUMB_SIDE, render_report, thumbnail_uri
 from picsift.ingest import run as import_run
 from picsift.label.links import label_app_link
 from picsift.store import ImageRow, Workspace
-from report_support import data_uri_size, parse_html
 from support.images import texture
+from support.report import data_uri_size, parse_html
 
 
 def test_report_links_use_the_label_commands_default_port() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from picsift.cluster.report import MAX_CELL, THUMB_SOURCE, grid_layout, render, thumb_uri
 from picsift.label.links import label_app_link
-from report_support import data_uri_size, parse_html
+from support.report import data_uri_size, parse_html
 
 
 def _summary(nmi: float, n: int = 300) -> tuple[dict[str, Any], list[dict[str, Any]], dict[int, str]]:

@@ -10,7 +10,7 @@ from scipy.stats import binomtest
 
 from picsift.compare import compare_to_best, leaderboard_figure, paired_p_value, render_html
 from picsift.evaluate.metrics import wilson_interval
-from report_support import parse_html
+from support.report import parse_html
 
 N = 150
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from picsift.evaluate.metrics import compute_metrics
 from picsift.evaluate.report import Mistake, ReportSection, write_report
-from report_support import data_uri_size, parse_html
+from support.report import data_uri_size, parse_html
 
 CLASSES = ["cat", "dog", "<fox>"]  # a name that must be escaped
 
