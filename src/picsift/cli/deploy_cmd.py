@@ -129,6 +129,14 @@ def serve(
     max_request_bytes: Annotated[int, typer.Option(help="Request body cap.")] = 10 * 1024 * 1024,
     max_pixels: Annotated[int, typer.Option(help="Pixel cap per image.")] = 40_000_000,
     log_level: Annotated[str, typer.Option(help="uvicorn/picsift log level.")] = "warning",
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A host name clients reach the server by besides localhost/127.0.0.1/[::1] (repeatable; '*' for "
+            "any). Without an API key other hosts get 421 (a guard against DNS rebinding).",
+        ),
+    ] = None,
 ) -> None:
     """Serve a bundle over HTTP (ONNX Runtime on CPU by default). With --run, export it first."""
     import logging
@@ -158,6 +166,8 @@ def serve(
         max_wait_ms=max_wait_ms,
         max_request_bytes=max_request_bytes,
         max_pixels=max_pixels,
+        host=host,
+        allowed_hosts=tuple(allowed_host or ()),
     ).validate()
     from picsift.deploy.bundle import read_bundle_meta
 

@@ -39,6 +39,14 @@ def label(
         str | None, typer.Option(help="Access token (generated and printed when --host is not localhost).")
     ] = None,
     annotator: Annotated[str | None, typer.Option(help="Name recorded with label changes.")] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A host name the app may be reached by besides localhost/127.0.0.1/[::1] (repeatable; '*' for "
+            "any). Requests naming another host get 421 (a guard against DNS rebinding).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the labelling app for the workspace and open it in the browser."""
     import uvicorn
@@ -50,7 +58,9 @@ def label(
     ws = Workspace.open(workspace)
     if token is None and needs_token(host):
         token = new_token()
-    settings = LabelSettings(workspace=ws.root, token=token, annotator=annotator or "")
+    settings = LabelSettings(
+        workspace=ws.root, token=token, annotator=annotator or "", host=host, allowed_hosts=tuple(allowed_host or ())
+    )
     ws.close()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")

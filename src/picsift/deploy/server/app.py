@@ -20,6 +20,7 @@ from picsift.deploy.server.settings import SETTINGS_ENV, ServerSettings
 from picsift.deploy.server.state import ServerState
 from picsift.errors import ConfigError, PicsiftError
 from picsift.web.errors import ApiError, error_response, picsift_error_response
+from picsift.web.hosts import HostCheck
 from picsift.web.responses import StrictJSONResponse
 
 log = logging.getLogger("picsift.serve")
@@ -124,6 +125,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return error_response(500, "internal_error", f"{type(e).__name__}: the server logged the details")
 
     app.add_middleware(LimitsAndMetrics, state=state)
+    # Outermost: a request for a host this server is not reached by (DNS rebinding) is refused first.
+    app.add_middleware(HostCheck, allowed=settings.answered_hosts(), open_paths=("/healthz",))
     return app
 
 

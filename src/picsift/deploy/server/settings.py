@@ -11,6 +11,7 @@ from typing import Any
 
 from picsift.errors import ConfigError
 from picsift.jsonio import dumps
+from picsift.web.hosts import allowed_host_names
 
 API_KEY_ENV = "PICSIFT_API_KEY"
 SETTINGS_ENV = "PICSIFT_SERVE_SETTINGS"  # JSON settings handed to each worker process
@@ -33,6 +34,10 @@ class ServerSettings:
     feedback_cache: int = 1024  # recent predictions whose images are held for feedback by id
     feedback_cache_bytes: int = 256 * 1024 * 1024  # ... and at most this many bytes of them
     log_predictions: bool = True
+    host: str = "127.0.0.1"  # the interface the server listens on
+    # Host names answered besides the loopback ones ("*": any). Without an API key only these (and, bound beyond
+    # loopback, the machine's own names) are answered, against DNS rebinding; with a key, any unless set.
+    allowed_hosts: tuple[str, ...] = ()
 
     def validate(self) -> ServerSettings:
         if self.max_batch_size < 1:
@@ -63,7 +68,15 @@ class ServerSettings:
         d["bundle"] = Path(d["bundle"])
         if d.get("workspace"):
             d["workspace"] = Path(d["workspace"])
+        if "allowed_hosts" in d:
+            d["allowed_hosts"] = tuple(d["allowed_hosts"])
         return cls(**d)
+
+    def answered_hosts(self) -> frozenset[str] | None:
+        """The Host names the server answers (None: any); see `allowed_hosts`."""
+        if self.api_key is not None and not self.allowed_hosts:
+            return None  # every route but /healthz needs the key: a rebound page cannot present it
+        return allowed_host_names(self.host, self.allowed_hosts)
 
     def public(self) -> dict[str, Any]:
         """What GET /v1/model may show (never the key)."""
