@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from picsift.atomic import atomic_path
 from picsift.errors import ConfigError, DatasetError
 from picsift.store import Workspace
 
@@ -149,7 +150,8 @@ def fit_unknown(
     # A validation image is its own class's neighbour in the bank only if it was trained on; it was not.
     val_conf = np.sort(val_probs.max(axis=1))
     val_knn = np.sort(knn_score(val_feats, bank, k))
-    np.savez_compressed(run_dir / BANK_FILE, bank=bank.astype(np.float16), val_conf=val_conf, val_knn=val_knn)
+    with atomic_path(run_dir / BANK_FILE) as tmp, tmp.open("wb") as f:
+        np.savez_compressed(f, bank=bank.astype(np.float16), val_conf=val_conf, val_knn=val_knn)
     detector = UnknownDetector(predictor, bank, val_conf, val_knn, k, target_frr)
     rejected = detector(val.x, val_probs)
     info = {

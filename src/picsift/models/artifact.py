@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from picsift.atomic import atomic_path
 from picsift.errors import RunNotFoundError
 from picsift.jsonio import write_json
 from picsift.models.registry import DataConfig
@@ -69,7 +70,8 @@ def save_artifact(
         from safetensors.torch import save_file
 
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(out / WEIGHTS_FILE), metadata={"model": model_name})
+        with atomic_path(out / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp), metadata={"model": model_name})
     write_json(out / META_FILE, meta)
     return out
 

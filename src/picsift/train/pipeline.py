@@ -25,6 +25,7 @@ from picsift.errors import ConfigError, DatasetError
 from picsift.models.artifact import save_artifact
 from picsift.models.registry import DataConfig, ModelSpec, get_spec
 from picsift.store import ImageRow, Workspace
+from picsift.train.checkpoints import CHECKPOINT, verify_checkpoint
 from picsift.train.data import TrainData, encode_labels, split_rows
 from picsift.train.runs import MetricsLog, environment, new_run, resolve_run, write_json
 from picsift.train.trainers import check_settings, fit_on_data, trainer_for
@@ -215,9 +216,10 @@ def run(cfg: TrainConfig) -> RunResult:
     inputs = RunInputs.gather(ws, cfg, spec)
     resume_from = None
     if cfg.resume:
-        resume_from = resolve_run(ws, cfg.resume) / "checkpoint.pt"
+        resume_from = resolve_run(ws, cfg.resume) / CHECKPOINT
         if not resume_from.exists():
             raise ConfigError(f"--resume {cfg.resume}: that run has no checkpoint.pt")
+        verify_checkpoint(resume_from)  # a damaged one fails here, in one line, before any image is decoded
     with new_run(ws, spec.name, cfg.run_name) as run_dir:
         data, inputs = load_data(ws, cfg, spec, inputs)
         for line in inputs.warnings:

@@ -25,6 +25,7 @@ import torch
 from picsift import progress
 from picsift.config import TrainConfig
 from picsift.models.registry import ModelSpec
+from picsift.train.checkpoints import save_checkpoint
 from picsift.train.data import TrainData, TrainedModel
 from picsift.train.device import autocast
 from picsift.train.fast.evaluate import logits_for
@@ -268,7 +269,7 @@ def _history_row(
 def _checkpoint(run: FastSetup, state: FitState, epoch: int, path: Path) -> None:
     """Everything `--resume` needs to continue the same schedule: weights, optimiser and averaging states, the
     pruner's losses, where the run stands and the network's constructor arguments."""
-    torch.save(
+    save_checkpoint(
         {
             "model": run.model.state_dict(),
             "sgd": run.sgd.state_dict(),
