@@ -129,6 +129,10 @@ def serve(
     max_request_bytes: Annotated[int, typer.Option(help="Request body cap.")] = 10 * 1024 * 1024,
     max_pixels: Annotated[int, typer.Option(help="Pixel cap per image.")] = 40_000_000,
     log_level: Annotated[str, typer.Option(help="uvicorn/picsift log level.")] = "warning",
+    prediction_log_max_bytes: Annotated[
+        int, typer.Option(help="Rotate a file of the prediction log (<workspace>/predictions/) beyond this size.")
+    ] = 16 * 1024 * 1024,
+    prediction_log_files: Annotated[int, typer.Option(help="Prediction log files kept (the oldest go).")] = 10,
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(
@@ -168,6 +172,8 @@ def serve(
         max_pixels=max_pixels,
         host=host,
         allowed_hosts=tuple(allowed_host or ()),
+        prediction_log_max_bytes=prediction_log_max_bytes,
+        prediction_log_files=prediction_log_files,
     ).validate()
     from picsift.deploy.bundle import read_bundle_meta
 

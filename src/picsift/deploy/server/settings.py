@@ -34,6 +34,8 @@ class ServerSettings:
     feedback_cache: int = 1024  # recent predictions whose images are held for feedback by id
     feedback_cache_bytes: int = 256 * 1024 * 1024  # ... and at most this many bytes of them
     log_predictions: bool = True
+    prediction_log_max_bytes: int = 16 * 1024 * 1024  # a prediction log file is rotated beyond this size
+    prediction_log_files: int = 10  # ... and only this many files are kept (the log stays under ~160 MB)
     host: str = "127.0.0.1"  # the interface the server listens on
     # Host names answered besides the loopback ones ("*": any). Without an API key only these (and, bound beyond
     # loopback, the machine's own names) are answered, against DNS rebinding; with a key, any unless set.
@@ -48,6 +50,11 @@ class ServerSettings:
             raise ConfigError(f"--max-request-bytes must be at least 1024, got {self.max_request_bytes}")
         if self.max_pixels < 1:
             raise ConfigError(f"--max-pixels must be positive, got {self.max_pixels}")
+        if self.prediction_log_max_bytes < 1024 or self.prediction_log_files < 1:
+            raise ConfigError(
+                "--prediction-log-max-bytes must be at least 1024 and --prediction-log-files at least 1, got "
+                f"{self.prediction_log_max_bytes} and {self.prediction_log_files}"
+            )
         if self.runtime not in ("auto", "onnx", "torch"):
             raise ConfigError(f"--runtime must be auto, onnx or torch; got {self.runtime!r}")
         return self
