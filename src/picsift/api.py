@@ -146,8 +146,11 @@ def clean_undo(workspace: str | Path | None = None, action_id: int | None = None
     return curate.undo(workspace, action_id)
 
 
-def export_clean(dest: str | Path, workspace: str | Path | None = None, *, by_split: bool = False) -> dict[str, Any]:
-    """Write the clean labelled images to DEST, folder per class, as hard links (or copies)."""
+def export_clean(
+    dest: str | Path, workspace: str | Path | None = None, *, by_split: bool = False, link: bool = False
+) -> dict[str, Any]:
+    """Write the clean labelled images to DEST, folder per class, as copies (`link`: hard links, which share
+    their content with the originals)."""
     from picsift import curate
 
-    return curate.export_clean(workspace, dest, by_split=by_split)
+    return curate.export_clean(workspace, dest, by_split=by_split, link=link)
