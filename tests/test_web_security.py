@@ -117,6 +117,14 @@ def test_model_server_without_key_refuses_a_rebound_host_name(tmp_path: Path) ->
     keyed = server_client(tmp_path, api_key="k3y")
     assert keyed.get("/metrics", headers={"Host": EVIL}).status_code == 401
     assert keyed.get("/metrics", headers={"Host": EVIL, "X-API-Key": "k3y"}).status_code == 200
+    # A page of another site cannot post to a key-less server on localhost (CSRF): browsers add Origin.
+    for origin in ("http://evil.example", "null"):
+        r = c.post("/v1/feedback", data={"label": "cat"}, headers={"Host": "localhost:8000", "Origin": origin})
+        assert r.status_code == 403 and r.json()["error"] == "cross_origin", origin
+        assert c.post("/v1/admin/reload", headers={"Origin": origin}).status_code == 403
+    same = c.post("/v1/admin/reload", headers={"Origin": "http://127.0.0.1:8000"})
+    assert same.status_code == 409 and same.json()["error"] == "reload_failed"  # reached the route
+    assert not (tmp_path / "sws" / "catalog.sqlite").exists()  # the forged feedback wrote nothing
     # Settings travel to worker processes as JSON, allow-list included.
     settings = ServerSettings(bundle=tmp_path / "b", host="0.0.0.0", allowed_hosts=("a.lan", "b.lan"))
     assert ServerSettings.from_json(settings.to_json()) == settings
@@ -147,8 +155,9 @@ def test_state_changing_requests_need_the_pages_header_and_same_origin(ws: Works
         forged = c.post("/api/labels", json=body)  # what a cross-site form could send
         assert forged.status_code == 403 and forged.json()["error"] == "missing_client_header"
         assert ws.catalog.image(image.id).label is None
-        cross = c.post("/api/labels", json=body, headers={"X-Picsift-Client": "web", "Origin": "http://evil.example"})
-        assert cross.status_code == 403 and cross.json()["error"] == "cross_origin"
+        for origin in ("http://evil.example", "null", "http://localhost:9999"):
+            cross = c.post("/api/labels", json=body, headers={"X-Picsift-Client": "web", "Origin": origin})
+            assert cross.status_code == 403 and cross.json()["error"] == "cross_origin", origin
         assert c.post("/api/jobs/train", json={"epochs": 1}).status_code == 403
         assert ws.catalog.image(image.id).label is None
         ok = c.post("/api/labels", json=body, headers={"X-Picsift-Client": "web", "Origin": "http://localhost"})

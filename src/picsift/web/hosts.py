@@ -76,35 +76,70 @@ def allowed_host_names(bind: str, extra: Iterable[str] = ()) -> frozenset[str] |
     return frozenset(names)
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def cross_site_origin(headers: dict[bytes, bytes], method: str) -> str | None:
+    """The Origin of a state-changing request sent from another site (a browser adds Origin to every cross-site
+    POST; "null" from sandboxed frames and local files counts as another site), else None. Requests without
+    Origin (scripts, curl, picsift's client) and same-origin ones pass."""
+    if method in SAFE_METHODS:
+        return None
+    origin = headers.get(b"origin", b"").decode("latin-1").strip()
+    if not origin:
+        return None
+    _, _, origin_host = origin.partition("://")
+    if origin_host.rstrip("/").lower() == headers.get(b"host", b"").decode("latin-1").lower():
+        return None
+    return origin
+
+
 class HostCheck:
-    """Pure ASGI middleware: a request whose Host header names none of `allowed` gets 421 (JSON `detail`
-    and `error: host_not_allowed`), before any route runs. `allowed` None: every host; `open_paths` are
+    """Pure ASGI middleware, before any route runs: a request whose Host header names none of `allowed` gets
+    421 (`error: host_not_allowed`; `allowed` None: every host); with `same_origin_writes`, a state-changing
+    request from another site's page gets 403 (`error: cross_origin`, a guard against CSRF). `open_paths` are
     answered whatever the host (a liveness probe)."""
 
     def __init__(
-        self, app: Any, allowed: frozenset[str] | None, option: str = "--allowed-host", open_paths: Iterable[str] = ()
+        self,
+        app: Any,
+        allowed: frozenset[str] | None,
+        option: str = "--allowed-host",
+        open_paths: Iterable[str] = (),
+        same_origin_writes: bool = False,
     ) -> None:
         self.app = app
         self.allowed = allowed
         self.option = option
         self.open_paths = frozenset(open_paths)
+        self.same_origin_writes = same_origin_writes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if self.allowed is None or scope["type"] not in ("http", "websocket") or scope.get("path") in self.open_paths:
+        if scope["type"] not in ("http", "websocket") or scope.get("path") in self.open_paths:
             await self.app(scope, receive, send)
             return
-        raw = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+        headers = dict(scope.get("headers") or [])
+        raw = headers.get(b"host", b"").decode("latin-1")
         name = host_name(raw)
-        if name is not None and name in self.allowed:
-            await self.app(scope, receive, send)
+        if self.allowed is not None and (name is None or name not in self.allowed):
+            shown = raw or "(none)"
+            log.warning("refused a request for host %r (allowed: %s)", shown, ", ".join(sorted(self.allowed)))
+            detail = (
+                f"host {shown!r} is not served here (this guards against DNS rebinding); "
+                f"to reach the app by that name start it with {self.option} {name or 'NAME'}"
+            )
+            await self._refuse(scope, receive, send, 421, "host_not_allowed", detail)
             return
-        shown = raw or "(none)"
-        log.warning("refused a request for host %r (allowed: %s)", shown, ", ".join(sorted(self.allowed)))
-        detail = (
-            f"host {shown!r} is not served here (this guards against DNS rebinding); "
-            f"to reach the app by that name start it with {self.option} {name or 'NAME'}"
-        )
+        origin = cross_site_origin(headers, scope.get("method", "")) if self.same_origin_writes else None
+        if origin is not None:
+            detail = f"refused a {scope.get('method')} request from a page of another site ({origin})"
+            await self._refuse(scope, receive, send, 403, "cross_origin", detail)
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(scope: dict[str, Any], receive: Any, send: Any, status: int, code: str, detail: str) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        await error_response(421, "host_not_allowed", detail)(scope, receive, send)
+        await error_response(status, code, detail)(scope, receive, send)

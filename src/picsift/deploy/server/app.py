@@ -125,8 +125,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return error_response(500, "internal_error", f"{type(e).__name__}: the server logged the details")
 
     app.add_middleware(LimitsAndMetrics, state=state)
-    # Outermost: a request for a host this server is not reached by (DNS rebinding) is refused first.
-    app.add_middleware(HostCheck, allowed=settings.answered_hosts(), open_paths=("/healthz",))
+    # Outermost: a request for a host this server is not reached by (DNS rebinding), or a POST from another
+    # site's page (CSRF: a form posting feedback or a reload to a key-less server on localhost), is refused first.
+    app.add_middleware(HostCheck, allowed=settings.answered_hosts(), open_paths=("/healthz",), same_origin_writes=True)
     return app
 
 

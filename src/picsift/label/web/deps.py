@@ -13,12 +13,12 @@ from picsift.label.web.settings import LabelSettings
 from picsift.store import Workspace
 from picsift.web.auth import require_secret
 from picsift.web.errors import ApiError
+from picsift.web.hosts import SAFE_METHODS, cross_site_origin
 
 TOKEN_COOKIE = "picsift_token"
 TOKEN_MESSAGE = "missing or wrong token: open the URL printed by `picsift label` (it ends with ?token=...)"
 PAGE_PATH = "/"  # the one route that takes the token from the URL (it moves it into a cookie)
 CLIENT_HEADER = "x-picsift-client"  # sent by the page with every request; a cross-site form cannot send it
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def get_settings(request: Request) -> LabelSettings:
@@ -75,15 +75,15 @@ def require_same_origin(request: Request) -> None:
     A POST/PUT/PATCH/DELETE must carry X-Picsift-Client (the page's scripts send it), X-Picsift-Token or an
     `Authorization` header: none of them can be set by a cross-site form, and a cross-site script setting them
     is stopped by the browser's CORS preflight (the app allows no other origin). An `Origin` header, when
-    present, must name the host the request was sent to.
+    present, must name the host the request was sent to ("null" counts as another site).
     """
     if request.method in SAFE_METHODS:
         return
-    origin = request.headers.get("origin")
-    if origin and origin != "null":
-        _, _, origin_host = origin.partition("://")
-        if not origin_host or origin_host.rstrip("/").lower() != request.headers.get("host", "").lower():
-            raise ApiError(403, "cross_origin", f"refused a request from another site ({origin})")
+    origin = cross_site_origin(dict(request.headers.raw), request.method)
+    if origin is not None:
+        raise ApiError(
+            403, "cross_origin", f"refused a {request.method} request from a page of another site ({origin})"
+        )
     headers = request.headers
     if not (headers.get(CLIENT_HEADER) or headers.get("x-picsift-token") or headers.get("authorization")):
         raise ApiError(
