@@ -80,8 +80,10 @@ def remove_stale_temps(path: Path) -> list[Path]:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write `path`'s new content to; on a clean exit it replaces `path` atomically
     (fsync of the file, os.replace, fsync of the folder). On any exception the temporary file is removed,
-    `path` is untouched and the exception propagates. Raises OSError from the disk."""
+    `path` is untouched and the exception propagates. Temporary files of `path` that killed writers left are
+    removed first. Raises OSError from the disk."""
     path = Path(path)
+    remove_stale_temps(path)
     tmp = temp_name(path)
     try:
         yield tmp

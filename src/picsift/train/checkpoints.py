@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from picsift.atomic import atomic_path, remove_stale_temps
+from picsift.atomic import atomic_path
 from picsift.errors import CheckpointError
 from picsift.jsonio import write_json
 
@@ -77,7 +77,6 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> str:
     import torch
 
     path = Path(path)
-    remove_stale_temps(path)
     old = _read_sidecar(path) if path.exists() else None
     with atomic_path(path) as tmp:
         with tmp.open("wb") as f:
