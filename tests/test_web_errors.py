@@ -76,7 +76,7 @@ def test_not_found_is_404_in_the_model_server(tmp_path: Path) -> None:
         return {}
 
     try:
-        r = TestClient(app).get("/probe/5")  # no lifespan: the routes and handlers alone, no model
+        r = TestClient(app, base_url="http://localhost").get("/probe/5")  # no lifespan: no model loaded
         assert r.status_code == 404
         assert r.json()["error"] == "NotFoundError" and r.json()["detail"].startswith("no feedback with id 5")
     finally:

@@ -29,6 +29,7 @@ class ImportConfig:
     url_timeout_s: float = 15.0
     url_retries: int = 2
     url_max_bytes: int = 20 * 1024 * 1024
+    archive_max_expansion: float = 100.0  # an archive may expand to this many times its size (zip bombs)
 
 
 @dataclass(frozen=True)

@@ -57,3 +57,7 @@ class LabelError(ConfigError):
 
 class UnsafePathError(PicsiftError):
     """A path built from user-supplied text would lie outside the folder it was meant for."""
+
+
+class CheckpointError(PicsiftError):
+    """A training checkpoint cannot be resumed from: empty, cut short, or not the bytes that were written."""

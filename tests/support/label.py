@@ -58,5 +58,7 @@ def truth(ws: Workspace) -> dict[int, str]:
 
 
 def app_client(ws: Workspace, **settings: Any) -> TestClient:
-    """A test client of the labelling app on `ws`, as annotator "alice"."""
-    return TestClient(create_app(LabelSettings(workspace=ws.root, annotator="alice", **settings)))
+    """A test client of the labelling app on `ws`, as annotator "alice": addressed as http://localhost (the app
+    answers loopback names only) and sending X-Picsift-Client like the page's scripts."""
+    app = create_app(LabelSettings(workspace=ws.root, annotator="alice", **settings))
+    return TestClient(app, base_url="http://localhost", headers={"X-Picsift-Client": "test"})

@@ -53,6 +53,7 @@ from picsift.api.train import (
     describe_models,
     extract_features,
     list_extractors,
+    list_runs,
     train_model,
 )
 
@@ -97,6 +98,7 @@ __all__ = [
     "import_labels",
     "label_server",
     "list_extractors",
+    "list_runs",
     "model_server",
     "predict",
     "status",

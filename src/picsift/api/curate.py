@@ -127,17 +127,18 @@ def export_clean(
     *,
     workspace: WorkspaceArg = None,
     by_split: bool = False,
-    copy: bool = False,
+    link: bool = False,
     strict: bool = False,
 ) -> CleanExport:
     """Write the clean labelled images (not excluded) to DEST, DEST/<class>/ or with `by_split`
-    DEST/<split>/<class>/, as hard links (or copies with `copy`, or where links are not possible).
+    DEST/<split>/<class>/, as copies (`link`: hard links where the file system allows, which ARE the originals:
+    editing one edits the other).
 
     Raises WorkspaceError (DEST exists and is not empty, nothing to export), MissingImagesError with `strict`.
     """
     from picsift import curate
     from picsift.data.available import SkippedImage
 
-    out = curate.export_clean(workspace, dest, by_split=by_split, copy=copy, strict=strict)
+    out = curate.export_clean(workspace, dest, by_split=by_split, link=link, strict=strict)
     skipped = [SkippedImage(**s) for s in out.pop("skipped_images")]
     return CleanExport(**out, skipped=skipped)

@@ -137,9 +137,14 @@ def model_server(
     max_request_bytes: int = 10 * 1024 * 1024,
     max_pixels: int = 40_000_000,
     log_level: str = "warning",
+    allowed_hosts: tuple[str, ...] = (),
+    prediction_log_max_bytes: int = 16 * 1024 * 1024,
+    prediction_log_files: int = 10,
 ) -> ModelServer:
     """The HTTP server of a bundle (`picsift serve`), ONNX Runtime on CPU by default; call `.serve()` to run it.
-    Without a bundle, the run (`run`, or the latest of `workspace`) is exported first.
+    Without a bundle, the run (`run`, or the latest of `workspace`) is exported first. Without an API key it
+    answers only requests addressed to loopback names, the bind address and `allowed_hosts` (DNS rebinding). The
+    prediction log rotates beyond `prediction_log_max_bytes`, keeping `prediction_log_files` files.
 
     Raises ConfigError (neither a bundle nor a run or workspace; invalid settings), and what `export_bundle`
     raises when exporting.
@@ -167,6 +172,10 @@ def model_server(
         max_wait_ms=max_wait_ms,
         max_request_bytes=max_request_bytes,
         max_pixels=max_pixels,
+        host=host,
+        allowed_hosts=tuple(allowed_hosts),
+        prediction_log_max_bytes=prediction_log_max_bytes,
+        prediction_log_files=prediction_log_files,
     ).validate()
     meta = read_bundle_meta(Path(bundle))
     return ModelServer(

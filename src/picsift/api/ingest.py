@@ -25,12 +25,13 @@ def import_images(
     url_timeout_s: float = 15.0,
     url_retries: int = 2,
     url_max_bytes: int = 20 * 1024 * 1024,
+    archive_max_expansion: float = 100.0,
 ) -> ImportResult:
     """Import a folder, CSV manifest, URL list or zip/tar archive into the workspace catalog (`picsift import`).
 
     Files are referenced in place, never changed. Raises ConfigError (bad split or fractions), DatasetError
     (a source that holds no images, a malformed manifest: file and line), UnsafePathError (an archive member
-    escaping its folder), WorkspaceError.
+    escaping its folder, an archive expanding beyond `archive_max_expansion` times its size), WorkspaceError.
     """
     from picsift import ingest
     from picsift.config import ImportConfig
@@ -44,6 +45,7 @@ def import_images(
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         url_timeout_s=url_timeout_s,
+        archive_max_expansion=archive_max_expansion,
         url_retries=url_retries,
         url_max_bytes=url_max_bytes,
     )

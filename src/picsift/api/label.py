@@ -48,10 +48,12 @@ def label_server(
     port: int = 8765,
     token: str | None = None,
     annotator: str | None = None,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> LabelServer:
     """The labelling app for a workspace (`picsift label`); call `.serve()` to run it.
 
-    Beyond the loopback interface an access token is required: one is generated when `token` is None.
+    Beyond the loopback interface an access token is required: one is generated when `token` is None. The app
+    answers only requests addressed to loopback names, the bind address and `allowed_hosts` (DNS rebinding).
     Raises WorkspaceError when there is no workspace at that path.
     """
     from picsift.label.web import LabelSettings
@@ -61,7 +63,9 @@ def label_server(
     ws = Workspace.open(workspace)
     if token is None and needs_token(host):
         token = new_token()
-    settings = LabelSettings(workspace=ws.root, token=token, annotator=annotator or "")
+    settings = LabelSettings(
+        workspace=ws.root, token=token, annotator=annotator or "", host=host, allowed_hosts=tuple(allowed_hosts)
+    )
     ws.close()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")

@@ -12,6 +12,7 @@ from picsift.api._common import WorkspaceArg, workspace_path
 if TYPE_CHECKING:
     from picsift.compare import Leaderboard
     from picsift.data.available import SkippedImage
+    from picsift.train.listing import RunSummary
     from picsift.train.pipeline import RunResult
 
 
@@ -53,6 +54,20 @@ class ModelInfo:
             "pretrained": self.pretrained,
             "description": self.description,
         }
+
+
+def list_runs(*, workspace: WorkspaceArg = None) -> list[RunSummary]:
+    """Every run folder of the workspace, oldest first, finished or not (`picsift runs`): id, model, date, best
+    validation accuracy, epochs and status (finished | failed, resumable | failed, damaged checkpoint | failed, no
+    checkpoint). Raises WorkspaceError when there is no workspace."""
+    from picsift.store import Workspace
+    from picsift.train.listing import list_all_runs
+
+    ws = Workspace.open(workspace)
+    try:
+        return list_all_runs(ws)
+    finally:
+        ws.close()
 
 
 def describe_models(pattern: str | None = None) -> list[ModelInfo]:

@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from picsift.atomic import atomic_path
 from picsift.errors import ConfigError, ModelNotFoundError, RunNotFoundError
 from picsift.features.deep import DeepSource
 from picsift.features.extractors import Extractor, extractor_from_module, get_extractor
@@ -223,10 +224,12 @@ def save_estimator(model: Any, out_dir: Path) -> str:
 
             module = ext.source.module()
             state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-            save_file(state, str(out_dir / FEATURE_MODEL_FILE))
+            with atomic_path(out_dir / FEATURE_MODEL_FILE) as tmp:
+                save_file(state, str(tmp))
             meta = {"extractor": ext.name, "key": ext.key, **ext.source.describe()}
             write_json(out_dir / FEATURE_META_FILE, meta)
-    sio.dump(model, out_dir / ESTIMATOR_FILE)
+    with atomic_path(out_dir / ESTIMATOR_FILE) as tmp:
+        sio.dump(model, tmp)
     return ESTIMATOR_FILE
 
 

@@ -125,12 +125,25 @@ def export_clean(
     by_split: Annotated[bool, typer.Option("--by-split", help="DEST/<split>/<class>/ instead of DEST/<class>/.")] = (
         False
     ),
-    copy: Annotated[bool, typer.Option("--copy", help="Copy files instead of hard-linking them.")] = False,
+    link: Annotated[
+        bool,
+        typer.Option(
+            "--link",
+            help="Hard-link instead of copying (no extra disk space; same file system only). A hard link is the "
+            "same file as your original: editing or overwriting an exported image changes the original too.",
+        ),
+    ] = False,
+    copy: Annotated[bool, typer.Option("--copy", hidden=True, help="Copy files (the default; kept for scripts).")] = (
+        False
+    ),
     strict: StrictOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Write the clean labelled images (not excluded) to DEST, one folder per class (hard links or copies)."""
-    out = api.export_clean(dest, workspace=workspace, by_split=by_split, copy=copy, strict=strict)
+    """Write the clean labelled images (not excluded) to DEST, one folder per class, as copies (--link: hard
+    links)."""
+    if link and copy:
+        raise ConfigError("--link and --copy exclude each other: copies are the default, --link hard-links")
+    out = api.export_clean(dest, workspace=workspace, by_split=by_split, link=link, strict=strict)
     warn_skipped(out.skipped)
     if json_out:
         print_json(out.to_dict())

@@ -109,6 +109,18 @@ def serve(
     max_request_bytes: Annotated[int, typer.Option(help="Request body cap.")] = 10 * 1024 * 1024,
     max_pixels: Annotated[int, typer.Option(help="Pixel cap per image.")] = 40_000_000,
     log_level: Annotated[str, typer.Option(help="uvicorn/picsift log level.")] = "warning",
+    prediction_log_max_bytes: Annotated[
+        int, typer.Option(help="Rotate a file of the prediction log (<workspace>/predictions/) beyond this size.")
+    ] = 16 * 1024 * 1024,
+    prediction_log_files: Annotated[int, typer.Option(help="Prediction log files kept (the oldest go).")] = 10,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A host name clients reach the server by besides localhost/127.0.0.1/[::1] (repeatable; '*' for "
+            "any). Without an API key other hosts get 421 (a guard against DNS rebinding).",
+        ),
+    ] = None,
 ) -> None:
     """Serve a bundle over HTTP (ONNX Runtime on CPU by default). With --run, export it first."""
     server = api.model_server(
@@ -127,6 +139,9 @@ def serve(
         max_request_bytes=max_request_bytes,
         max_pixels=max_pixels,
         log_level=log_level,
+        allowed_hosts=tuple(allowed_host or ()),
+        prediction_log_max_bytes=prediction_log_max_bytes,
+        prediction_log_files=prediction_log_files,
     )
     if server.exported is not None:
         _warn_parity(server.exported)

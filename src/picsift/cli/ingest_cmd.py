@@ -50,6 +50,13 @@ def import_(
     test_fraction: Annotated[float, typer.Option(help="Share of each class for testing (auto splits).")] = 0.1,
     timeout: Annotated[float, typer.Option(help="Seconds to wait on each network operation (URL lists).")] = 15.0,
     retries: Annotated[int, typer.Option(help="Retries of a failed download (timeouts, 5xx).")] = 2,
+    max_expansion: Annotated[
+        float,
+        typer.Option(
+            help="An archive may expand to at most this many times its own size (zip bombs are refused; images "
+            "barely compress, so the default is far above real datasets)."
+        ),
+    ] = 100.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Import images into the workspace catalog; your files are referenced in place, never changed."""
@@ -63,6 +70,7 @@ def import_(
         test_fraction=test_fraction,
         url_timeout_s=timeout,
         url_retries=retries,
+        archive_max_expansion=max_expansion,
     )
     out = result.to_dict()
     if json_out:

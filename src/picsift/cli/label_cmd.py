@@ -40,9 +40,24 @@ def label(
         str | None, typer.Option(help="Access token (generated and printed when --host is not localhost).")
     ] = None,
     annotator: Annotated[str | None, typer.Option(help="Name recorded with label changes.")] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A host name the app may be reached by besides localhost/127.0.0.1/[::1] (repeatable; '*' for "
+            "any). Requests naming another host get 421 (a guard against DNS rebinding).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the labelling app for the workspace and open it in the browser."""
-    server = api.label_server(workspace=workspace, host=host, port=port, token=token, annotator=annotator)
+    server = api.label_server(
+        workspace=workspace,
+        host=host,
+        port=port,
+        token=token,
+        annotator=annotator,
+        allowed_hosts=tuple(allowed_host or ()),
+    )
     console.print(
         f"labelling {escape(str(server.root))} at [bold]{escape(server.url)}[/]  (Ctrl+C to stop)",
         markup=True,

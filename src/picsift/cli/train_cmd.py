@@ -1,4 +1,4 @@
-"""`picsift train`, `picsift models`, `picsift predict`."""
+"""`picsift train`, `picsift runs`, `picsift models`, `picsift predict`."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from picsift.cli.common import (
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
+    app.command("runs")(runs)
     app.command("models")(models)
     app.command("predict")(predict)
 
@@ -152,6 +153,29 @@ def train(
             highlight=False,
         )
         console.print(f"run: {result.run_dir}", highlight=False)
+
+
+@handle_errors
+def runs(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """List the workspace's runs: id, model, date, best val accuracy, epochs and whether they finished (a run
+    that failed with a checkpoint continues with `train --resume RUN`)."""
+    found = api.list_runs(workspace=workspace)
+    if json_out:
+        print_json({"runs": [r.to_dict() for r in found]})
+        return
+    if not found:
+        console.print("no runs in this workspace: run `picsift train` first", highlight=False)
+        return
+    # Plain columns, never cut: the run id is what `--resume` and `--run` take.
+    rows = [
+        (r.run_id, r.model or "?", r.created.replace("T", " ")[:16], fmt_metric(r.val_acc), str(r.epochs), r.status)
+        for r in found
+    ]
+    header = ("run", "model", "date (UTC)", "val acc", "epochs", "status")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [c.rjust(w) if i in (3, 4) else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        console.print("  ".join(cells).rstrip(), highlight=False, soft_wrap=True)
 
 
 @handle_errors

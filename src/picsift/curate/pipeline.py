@@ -370,12 +370,13 @@ def export_clean(
     dest: str | Path,
     *,
     by_split: bool = False,
-    copy: bool = False,
+    link: bool = False,
     strict: bool = False,
 ) -> dict[str, Any]:
     """Write the clean, labelled images (not excluded, readable, one per identical file) to DEST in a
-    folder-per-class layout (DEST/<class>/ or DEST/<split>/<class>/), as hard links where the file system
-    allows, else copies. DEST must not exist or be empty. Images whose file is missing on disk are skipped
+    folder-per-class layout (DEST/<class>/ or DEST/<split>/<class>/), as independent copies. With `link`, as hard
+    links where the file system allows (else copies): no extra space, but a link IS the original file, so
+    editing an exported image edits the user's original too. DEST must not exist or be empty. Images whose file is missing on disk are skipped
     (listed under "skipped_images"), or raise MissingImagesError with `strict`. Folder and file names go through
     `picsift.filenames` (a class `..` stays inside DEST; `Cat` and `cat` stay two folders)."""
     ws = Workspace.open(workspace)
@@ -397,7 +398,7 @@ def export_clean(
         folder = inside(out, *parts)
         folder.mkdir(parents=True, exist_ok=True)
         target = inside(folder, files_in.setdefault(folder, UniqueNames(fallback="image")).new(Path(r.path).name))
-        if not copy:
+        if link:
             try:
                 os.link(r.path, target)
                 linked += 1

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from picsift.atomic import atomic_path
 from picsift.errors import ConfigError, DatasetError
 from picsift.improve.rundata import split_data
 from picsift.inference import Predictor, UnknownRule, read_spec, write_spec
@@ -96,7 +97,8 @@ def fit_unknown(
         confidence_threshold=float(np.quantile(val_conf, target_frr / 2, method="lower")),
         knn_threshold=float(np.quantile(val_knn, target_frr / 2, method="lower")),
     )
-    np.savez_compressed(run.unknown_bank_path, bank=bank.astype(np.float16), val_conf=val_conf, val_knn=val_knn)
+    with atomic_path(run.unknown_bank_path) as tmp, tmp.open("wb") as f:  # a kill mid-write leaves the old bank
+        np.savez_compressed(f, bank=bank.astype(np.float16), val_conf=val_conf, val_knn=val_knn)
     rejector = UnknownRejector(rule, bank.astype(np.float16).astype(np.float32), val_conf, val_knn)
     rejected = rejector.rejects(val_feats, val_probs)
     info = {

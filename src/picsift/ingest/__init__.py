@@ -108,6 +108,8 @@ def _validate(cfg: ImportConfig) -> str | None:
     check_fractions(cfg.val_fraction, cfg.test_fraction)
     if cfg.url_timeout_s <= 0 or cfg.url_retries < 0 or cfg.url_max_bytes <= 0:
         raise ConfigError("url_timeout_s and url_max_bytes must be positive and url_retries at least 0")
+    if not cfg.archive_max_expansion >= 1:
+        raise ConfigError(f"--max-expansion must be at least 1, got {cfg.archive_max_expansion}")
     if cfg.label is not None and not cfg.label.strip():
         raise ConfigError("--label must not be empty")
     if cfg.split is None:
@@ -129,7 +131,9 @@ def run(cfg: ImportConfig) -> ImportResult:
         catalog = ws.catalog  # a new workspace gets its (empty) catalog even if the source is bad
         files_dir = ws.root / "files"
         label = normalize_label(cfg.label) if cfg.label else None
-        found = discover(source, workspace_files=files_dir, label=label, split=split)
+        found = discover(
+            source, workspace_files=files_dir, label=label, split=split, max_expansion=cfg.archive_max_expansion
+        )
         _normalize_labels(found)
         _leave_out_workspace(found, source, ws.root)
         if not found.entries:

@@ -4,6 +4,12 @@ A member whose name would land outside the extraction folder (absolute paths, `.
 device or an encrypted entry is refused and reported, never written; the rest is extracted. An
 archive is extracted once per content hash, so importing it again reuses the folder.
 
+Zip bombs: an archive may expand to at most `max_ratio` (default 100) times its own size (at least
+MIN_ALLOWED_BYTES, at most MAX_EXTRACTED_BYTES). This is checked on the member headers before anything is
+written (the sizes the members declare) and again on the bytes really written, since
+headers can lie. Extraction goes to `<sha>.partial-<pid>/`, renamed when complete; partial folders a killed
+import left behind are removed by the next extraction (their process is gone, or they are older than a day).
+
 Each part of a member's path is written under `picsift.filenames.safe_filename` (so a folder named
 `CON` or `a:b` extracts on any system), distinct per folder even on a case-insensitive file system
 (`Cat/` and `cat/` stay two folders: the second gets a short hash suffix).
@@ -17,13 +23,15 @@ import os
 import shutil
 import stat
 import tarfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from picsift.atomic import pid_alive
 from picsift.data.hashing import sha256_file
-from picsift.errors import DatasetError
+from picsift.errors import ConfigError, DatasetError
 from picsift.filenames import UniqueNames, inside
 from picsift.jsonio import write_json
 
@@ -32,7 +40,13 @@ logger = logging.getLogger(__name__)
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 # An archive may not expand beyond this (zip bombs): far above any real image dataset a laptop holds.
 MAX_EXTRACTED_BYTES = 64 * 1024**3
+# ... nor beyond this many times its own size: image files barely compress (JPEG, PNG: about 1:1; raw BMP or
+# TIFF: a few times); 1 MB expanding to 1 GB is a bomb. `picsift import --max-expansion` raises it.
+MAX_EXPANSION = 100.0
+MIN_ALLOWED_BYTES = 16 * 1024**2  # a tiny archive may always expand to this much
+STALE_PARTIAL_S = 24 * 3600  # a partial extraction older than this is abandoned, whatever its pid
 _DONE = ".extracted.json"
+_PARTIAL = ".partial-"
 _CHUNK = 1 << 20
 
 
@@ -88,8 +102,27 @@ class _SafeNames:
 
 
 class _Budget:
-    def __init__(self, limit: int) -> None:
-        self.left = limit
+    """How many bytes the archive may still expand to: checked on the declared sizes first, then on every
+    chunk written (headers can lie)."""
+
+    def __init__(self, archive: Path, max_ratio: float) -> None:
+        self.archive = archive
+        self.size = archive.stat().st_size
+        self.max_ratio = max_ratio
+        self.limit = allowed_bytes(self.size, max_ratio)
+        self.left = self.limit
+
+    def refuse(self, total: int, what: str) -> DatasetError:
+        ratio = total / max(self.size, 1)
+        return DatasetError(
+            f"{self.archive}: {what} {total} bytes from {self.size} ({ratio:.0f}:1), beyond the {self.limit} "
+            f"allowed ({self.max_ratio:g}:1, at most {MAX_EXTRACTED_BYTES}); refused as a possible zip bomb, "
+            "nothing imported. If the archive is genuine, raise the limit with --max-expansion RATIO"
+        )
+
+    def check_declared(self, total: int) -> None:
+        if total > self.limit:
+            raise self.refuse(total, "its members declare")
 
     def copy(self, src: IO[bytes], dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -97,10 +130,19 @@ class _Budget:
             while chunk := src.read(_CHUNK):
                 self.left -= len(chunk)
                 if self.left < 0:
-                    raise DatasetError(
-                        f"archive expands beyond {MAX_EXTRACTED_BYTES} bytes; refusing it as a possible zip bomb"
-                    )
+                    raise self.refuse(self.limit - self.left, "it expands to more than")
                 out.write(chunk)
+
+
+def allowed_bytes(archive_bytes: int, max_ratio: float = MAX_EXPANSION) -> int:
+    """The most bytes an archive of `archive_bytes` may expand to: `max_ratio` times its size, at least
+    MIN_ALLOWED_BYTES, at most MAX_EXTRACTED_BYTES."""
+    return int(min(MAX_EXTRACTED_BYTES, max(MIN_ALLOWED_BYTES, archive_bytes * max_ratio)))
+
+
+def _check_zip_headers(zf: zipfile.ZipFile, budget: _Budget) -> None:
+    """Refuse before writing anything when the central directory declares more than the budget."""
+    budget.check_declared(sum(i.file_size for i in zf.infolist() if not i.is_dir()))
 
 
 def _extract_zip(archive: Path, dest: Path, refused: list[tuple[str, str]], budget: _Budget) -> None:
@@ -110,6 +152,7 @@ def _extract_zip(archive: Path, dest: Path, refused: list[tuple[str, str]], budg
         raise DatasetError(f"{archive}: not a readable zip archive ({e})") from e
     names = _SafeNames(dest)
     with zf:
+        _check_zip_headers(zf, budget)
         for info in zf.infolist():
             if info.is_dir():
                 continue
@@ -156,6 +199,8 @@ def _extract_tar(archive: Path, dest: Path, refused: list[tuple[str, str]], budg
                 except tarfile.FilterError as e:
                     refused.append((member.name, f"refused by the tar safety filter: {e}"))
                     continue
+                if member.size > budget.left:  # the header alone says it does not fit
+                    raise budget.refuse(budget.limit - budget.left + member.size, "its members declare at least")
                 src = tf.extractfile(member)
                 if src is None:
                     refused.append((member.name, "unreadable member, not extracted"))
@@ -167,20 +212,50 @@ def _extract_tar(archive: Path, dest: Path, refused: list[tuple[str, str]], budg
             refused.append((archive.name, f"archive is truncated or corrupt after this point: {e}"))
 
 
-def extract(archive: Path, into: Path) -> Extracted:
-    """Extract `archive` into `into/<sha256>/` (once); returns where and what was refused."""
+def remove_stale_partials(into: Path, now: float | None = None) -> list[Path]:
+    """Remove the `<sha>.partial-<pid>/` folders of extractions that were killed: their process no longer runs,
+    or they are older than STALE_PARTIAL_S. Returns the folders removed."""
+    removed: list[Path] = []
+    if not into.is_dir():
+        return removed
+    now = time.time() if now is None else now
+    for p in into.iterdir():
+        _, sep, pid = p.name.rpartition(_PARTIAL)
+        if not sep or not pid.isdigit() or not p.is_dir():
+            continue
+        try:
+            age = now - p.stat().st_mtime
+        except OSError:
+            continue
+        if int(pid) != os.getpid() and (not pid_alive(int(pid)) or age > STALE_PARTIAL_S):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+            logger.info("removed %s, left by an interrupted extraction", p)
+    return removed
+
+
+def extract(archive: Path, into: Path, *, max_ratio: float = MAX_EXPANSION) -> Extracted:
+    """Extract `archive` into `into/<sha256>/` (once); returns where and what was refused.
+
+    Raises DatasetError, with nothing extracted, for an unreadable archive or one that would expand beyond
+    `allowed_bytes(size, max_ratio)` (declared by its headers, or found while writing), ConfigError for a
+    `max_ratio` below 1. Removes the partial folders killed extractions left in `into` first.
+    """
+    if not max_ratio >= 1:
+        raise ConfigError(f"--max-expansion must be at least 1, got {max_ratio}")
     sha = sha256_file(archive)
     dest = into / sha
     done = into / f"{sha}{_DONE}"  # written last: a folder without it is an interrupted extraction
     if done.is_file() and dest.is_dir():
         before = [(str(m), str(r)) for m, r in json.loads(done.read_text()).get("refused", [])]
         return Extracted(dest, sha, before, reused=True)
-    partial = into / f"{sha}.partial-{os.getpid()}"
-    if partial.exists():
+    remove_stale_partials(into)
+    partial = into / f"{sha}{_PARTIAL}{os.getpid()}"
+    if partial.exists():  # this process's own, from an extraction that failed without cleaning up
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
     refused: list[tuple[str, str]] = []
-    budget = _Budget(MAX_EXTRACTED_BYTES)
+    budget = _Budget(archive, max_ratio)
     try:
         if archive.name.lower().endswith(".zip"):
             _extract_zip(archive, partial, refused, budget)

@@ -20,7 +20,7 @@ from pathlib import Path
 from picsift.data.formats import describe, is_image_name, unavailable_reason
 from picsift.data.walk import Walker, WalkResult, hidden_files, is_hidden
 from picsift.errors import DatasetError, LabelError
-from picsift.ingest.archives import extract, is_archive
+from picsift.ingest.archives import MAX_EXPANSION, extract, is_archive
 from picsift.ingest.delimited import column_count_error, delimiter_name, read_rows, read_utf8_text, sniff_delimiter
 from picsift.ingest.splits import SPLITS, normalize_split
 from picsift.ingest.urls import is_url
@@ -324,8 +324,16 @@ def _archive_root(folder: Path) -> tuple[Path, list[tuple[str, str]]]:
         folder = folder / visible[0]
 
 
-def discover(source: Path, *, workspace_files: Path, label: str | None = None, split: str | None = None) -> Discovery:
-    """Entries of any supported source; raises DatasetError when the source itself is unusable."""
+def discover(
+    source: Path,
+    *,
+    workspace_files: Path,
+    label: str | None = None,
+    split: str | None = None,
+    max_expansion: float = MAX_EXPANSION,
+) -> Discovery:
+    """Entries of any supported source; raises DatasetError when the source itself is unusable (an archive:
+    also when it would expand beyond `max_expansion` times its size)."""
     if not os.path.lexists(source):
         raise DatasetError(f"{source}: no such file or folder")
     if source.is_dir():
@@ -334,7 +342,7 @@ def discover(source: Path, *, workspace_files: Path, label: str | None = None, s
         raise DatasetError(f"{source}: not a regular file or folder")
     lowered = source.name.lower()
     if is_archive(source):
-        extracted = extract(source, workspace_files / "archives")
+        extracted = extract(source, workspace_files / "archives", max_ratio=max_expansion)
         top, hidden = _archive_root(extracted.folder)
         disc = discover_folder(
             top, label=label, split=split, source=os.fsdecode(os.path.abspath(source)), kind="archive"

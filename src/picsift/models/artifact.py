@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from picsift.atomic import atomic_path
 from picsift.errors import RunCorruptError, RunNotFoundError
 from picsift.jsonio import write_json
 from picsift.models.registry import DataConfig, create_model
@@ -85,7 +86,8 @@ def save_artifact(
         from safetensors.torch import save_file
 
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(out / WEIGHTS_FILE), metadata={"model": model_name})
+        with atomic_path(out / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp), metadata={"model": model_name})
     else:
         raise ValueError(f"family {family!r} needs a write_model function")
     write_json(out / META_FILE, meta)

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from picsift.atomic import atomic_path
 from picsift.runs.folder import RunFolder
 
 _NAME = re.compile(r"^epoch-(\d+)\.safetensors$")
@@ -33,7 +34,8 @@ def save_snapshot(run_dir: Path, model: Any, epoch: int, keep: int) -> Path | No
     folder.mkdir(exist_ok=True)
     path = folder / f"epoch-{epoch}.safetensors"
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"epoch": str(epoch)})
+    with atomic_path(path) as tmp:  # a kill mid-write leaves no half snapshot under the epoch's name
+        save_file(state, str(tmp), metadata={"epoch": str(epoch)})
     for _, old in list_snapshots(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path

@@ -26,6 +26,7 @@ from picsift.errors import ConfigError
 from picsift.models import forward
 from picsift.models.registry import ModelSpec, create_model
 from picsift.runs import RunFolder
+from picsift.train.checkpoints import load_checkpoint, save_checkpoint
 from picsift.train.data import TrainData, TrainedModel
 from picsift.train.schedule import Progress, lr_factor
 from picsift.train.standard_recipe import StandardRecipe
@@ -127,7 +128,7 @@ def fit_standard(
         sampler, class_weights, decided = plan(data.y_train, cfg.balance, len(data.classes), sampler_gen)
         extra["balance"] = decided.to_dict()
     training = _set_up(model, data, cfg, recipe, device, generator, sampler, class_weights)
-    ckpt = torch.load(resume_from, map_location=device, weights_only=False) if resume_from is not None else None
+    ckpt = load_checkpoint(resume_from, map_location=device) if resume_from is not None else None
     state = LoopState(Progress(recipe.epochs * max(1, len(training.loader)), recipe.budget_s, time.perf_counter()))
     if ckpt is not None:
         _restore(training, state, ckpt)
@@ -261,7 +262,7 @@ def _keep_best(training: _Training, state: LoopState, row: dict[str, Any]) -> No
 
 def _checkpoint(training: _Training, state: LoopState, epoch: int, path: Path) -> None:
     """What `--resume` needs: weights, optimiser state, the epoch done and the best epoch so far."""
-    torch.save(
+    save_checkpoint(
         {
             "model": training.model.state_dict(),
             "optimizer": training.optimizer.state_dict(),

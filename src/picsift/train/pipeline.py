@@ -26,6 +26,7 @@ from picsift.models.artifact import save_artifact
 from picsift.models.registry import DataConfig, ModelSpec, get_spec
 from picsift.runs import RunFolder, environment, new_run, open_run
 from picsift.store import ImageRow, Workspace
+from picsift.train.checkpoints import verify_checkpoint
 from picsift.train.data import TrainData, encode_labels, split_rows
 from picsift.train.trainers import check_settings, fit_on_data, trainer_for
 
@@ -215,6 +216,7 @@ def run(cfg: TrainConfig) -> RunResult:
         resume_from = open_run(ws, cfg.resume).checkpoint_path
         if not resume_from.exists():
             raise ConfigError(f"--resume {cfg.resume}: that run has no checkpoint.pt")
+        verify_checkpoint(resume_from)  # a damaged one fails here, in one line, before any image is decoded
     with new_run(ws, spec.name, cfg.run_name) as run:
         run_dir = run.path
         data, inputs = load_data(ws, cfg, spec, inputs)

@@ -20,6 +20,7 @@ from picsift.deploy.server.settings import SETTINGS_ENV, ServerSettings
 from picsift.deploy.server.state import ServerState
 from picsift.errors import ConfigError, PicsiftError
 from picsift.web.errors import ApiError, error_response, picsift_error_response
+from picsift.web.hosts import HostCheck
 from picsift.web.responses import StrictJSONResponse
 
 log = logging.getLogger("picsift.serve")
@@ -124,6 +125,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return error_response(500, "internal_error", f"{type(e).__name__}: the server logged the details")
 
     app.add_middleware(LimitsAndMetrics, state=state)
+    # Outermost: a request for a host this server is not reached by (DNS rebinding), or a POST from another
+    # site's page (CSRF: a form posting feedback or a reload to a key-less server on localhost), is refused first.
+    app.add_middleware(HostCheck, allowed=settings.answered_hosts(), open_paths=("/healthz",), same_origin_writes=True)
     return app
 
 

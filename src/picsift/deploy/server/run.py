@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -13,7 +14,7 @@ def serve(
 ) -> None:
     import uvicorn
 
-    settings = settings.with_env_key().validate()
+    settings = dataclasses.replace(settings, host=host).with_env_key().validate()
     common: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": False}
     if workers > 1:
         # Each worker loads the bundle itself; metrics are per worker process.

@@ -11,6 +11,7 @@ from typing import Any
 
 from picsift.errors import ConfigError
 from picsift.jsonio import dumps
+from picsift.web.hosts import allowed_host_names
 
 API_KEY_ENV = "PICSIFT_API_KEY"
 SETTINGS_ENV = "PICSIFT_SERVE_SETTINGS"  # JSON settings handed to each worker process
@@ -33,6 +34,12 @@ class ServerSettings:
     feedback_cache: int = 1024  # recent predictions whose images are held for feedback by id
     feedback_cache_bytes: int = 256 * 1024 * 1024  # ... and at most this many bytes of them
     log_predictions: bool = True
+    prediction_log_max_bytes: int = 16 * 1024 * 1024  # a prediction log file is rotated beyond this size
+    prediction_log_files: int = 10  # ... and only this many files are kept (the log stays under ~160 MB)
+    host: str = "127.0.0.1"  # the interface the server listens on
+    # Host names answered besides the loopback ones ("*": any). Without an API key only these (and, bound beyond
+    # loopback, the machine's own names) are answered, against DNS rebinding; with a key, any unless set.
+    allowed_hosts: tuple[str, ...] = ()
 
     def validate(self) -> ServerSettings:
         if self.max_batch_size < 1:
@@ -43,6 +50,11 @@ class ServerSettings:
             raise ConfigError(f"--max-request-bytes must be at least 1024, got {self.max_request_bytes}")
         if self.max_pixels < 1:
             raise ConfigError(f"--max-pixels must be positive, got {self.max_pixels}")
+        if self.prediction_log_max_bytes < 1024 or self.prediction_log_files < 1:
+            raise ConfigError(
+                "--prediction-log-max-bytes must be at least 1024 and --prediction-log-files at least 1, got "
+                f"{self.prediction_log_max_bytes} and {self.prediction_log_files}"
+            )
         if self.runtime not in ("auto", "onnx", "torch"):
             raise ConfigError(f"--runtime must be auto, onnx or torch; got {self.runtime!r}")
         return self
@@ -63,7 +75,15 @@ class ServerSettings:
         d["bundle"] = Path(d["bundle"])
         if d.get("workspace"):
             d["workspace"] = Path(d["workspace"])
+        if "allowed_hosts" in d:
+            d["allowed_hosts"] = tuple(d["allowed_hosts"])
         return cls(**d)
+
+    def answered_hosts(self) -> frozenset[str] | None:
+        """The Host names the server answers (None: any); see `allowed_hosts`."""
+        if self.api_key is not None and not self.allowed_hosts:
+            return None  # every route but /healthz needs the key: a rebound page cannot present it
+        return allowed_host_names(self.host, self.allowed_hosts)
 
     def public(self) -> dict[str, Any]:
         """What GET /v1/model may show (never the key)."""

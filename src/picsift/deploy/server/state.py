@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,8 +15,8 @@ from typing import Any
 from picsift.deploy.bundle import BundlePredictor, read_bundle_meta
 from picsift.deploy.server.batching import MicroBatcher
 from picsift.deploy.server.metrics import Metrics
+from picsift.deploy.server.prediction_log import PredictionLog
 from picsift.deploy.server.settings import ServerSettings
-from picsift.jsonio import dumps
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.serve")
@@ -45,21 +44,6 @@ def default_workspace(bundle: Path) -> Path:
     return bundle.resolve().parent / "picsift-workspace"
 
 
-class PredictionLog:
-    """One JSON line per prediction under `<workspace>/predictions/<date>.jsonl` (append-only)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._lock = threading.Lock()
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def write(self, records: list[dict[str, Any]]) -> None:
-        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-        lines = "".join(dumps(r) + "\n" for r in records)
-        with self._lock, (self.folder / f"{day}.jsonl").open("a") as f:
-            f.write(lines)
-
-
 class ServerState:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
@@ -81,7 +65,11 @@ class ServerState:
         predictor = await asyncio.to_thread(self._load, self.settings.bundle)
         self._install(predictor)
         if self.settings.log_predictions:
-            self.prediction_log = PredictionLog(self.workspace_root / "predictions")
+            self.prediction_log = PredictionLog(
+                self.workspace_root / "predictions",
+                max_bytes=self.settings.prediction_log_max_bytes,
+                keep_files=self.settings.prediction_log_files,
+            )
         self.batcher.start()
 
     async def stop(self) -> None:

@@ -1,6 +1,8 @@
 """The labelling app factory: `create_app(settings)` builds it all; nothing is created at import time.
 
-Every route requires the access token when settings.token is set. Every label change goes through the
+Every route requires the access token when settings.token is set; a state-changing request must show it does
+not come from another site (X-Picsift-Client header, Origin); a request for a host name the app is not reached
+by (DNS rebinding) gets 421 before any route runs. Every label change goes through the
 catalog with the annotator's name and time; a write based on a stale version gets HTTP 409 with the
 catalog's message (the later writer loses, never silently). Typed errors become HTTP statuses through
 the mapping shared with the model server (`picsift.web.errors`).
@@ -17,10 +19,11 @@ from fastapi import Depends, FastAPI, Request
 from picsift.errors import PicsiftError
 from picsift.label.jobs import Jobs
 from picsift.label.scoring import PredictionCache
-from picsift.label.web.deps import require_token
+from picsift.label.web.deps import require_same_origin, require_token
 from picsift.label.web.routers import classes, exclusions, feedback, images, jobs, labels, proposals, queue, static
 from picsift.label.web.settings import LabelSettings
 from picsift.web.errors import ApiError, error_response, picsift_error_response
+from picsift.web.hosts import HostCheck, allowed_host_names
 from picsift.web.responses import StrictJSONResponse
 
 
@@ -47,7 +50,7 @@ def create_app(settings: LabelSettings) -> FastAPI:
     app.state.lock = threading.Lock()
     app.state.predictions = PredictionCache()
     app.state.jobs = Jobs()
-    guard = [Depends(require_token)]
+    guard = [Depends(require_token), Depends(require_same_origin)]
     for module in (static, images, labels, classes, proposals, exclusions, feedback, queue, jobs):
         app.include_router(module.router, dependencies=guard)
 
@@ -59,4 +62,5 @@ def create_app(settings: LabelSettings) -> FastAPI:
     def picsift_error(_request: Request, exc: PicsiftError) -> StrictJSONResponse:
         return picsift_error_response(exc)
 
+    app.add_middleware(HostCheck, allowed=allowed_host_names(settings.host, settings.allowed_hosts))
     return app

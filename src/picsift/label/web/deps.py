@@ -1,5 +1,5 @@
 """Dependencies injected into the routes (as `Annotated` aliases): settings, workspace, predictions, jobs,
-the annotator's name, and the access-token check."""
+the annotator's name, the access-token check and the cross-site request check."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from picsift.label.scoring import PredictionCache
 from picsift.label.web.settings import LabelSettings
 from picsift.store import Workspace
 from picsift.web.auth import require_secret
+from picsift.web.errors import ApiError
+from picsift.web.hosts import SAFE_METHODS, cross_site_origin
 
 TOKEN_COOKIE = "picsift_token"
 TOKEN_MESSAGE = "missing or wrong token: open the URL printed by `picsift label` (it ends with ?token=...)"
+PAGE_PATH = "/"  # the one route that takes the token from the URL (it moves it into a cookie)
+CLIENT_HEADER = "x-picsift-client"  # sent by the page with every request; a cross-site form cannot send it
 
 
 def get_settings(request: Request) -> LabelSettings:
@@ -50,17 +54,44 @@ def get_annotator(request: Request, settings: SettingsDep) -> str:
 
 
 def require_token(request: Request, settings: SettingsDep) -> None:
-    """With a token set: X-Picsift-Token, ?token=, the cookie the page sets, or `Authorization: Bearer`."""
+    """With a token set: X-Picsift-Token, the cookie the page sets, or `Authorization: Bearer`; `?token=` only
+    on the page itself (GET /), which moves it into the cookie, so it never sits in an API URL or a log."""
+    on_page = request.url.path == PAGE_PATH and request.method in ("GET", "HEAD")
     require_secret(
         request,
         settings.token,
         name="token",
         header="x-picsift-token",
-        query="token",
+        query="token" if on_page else None,
         cookie=TOKEN_COOKIE,
         missing_message=TOKEN_MESSAGE,
         invalid_message=TOKEN_MESSAGE,
     )
+
+
+def require_same_origin(request: Request) -> None:
+    """Refuse (403) a state-changing request another site could have made the browser send (CSRF).
+
+    A POST/PUT/PATCH/DELETE must carry X-Picsift-Client (the page's scripts send it), X-Picsift-Token or an
+    `Authorization` header: none of them can be set by a cross-site form, and a cross-site script setting them
+    is stopped by the browser's CORS preflight (the app allows no other origin). An `Origin` header, when
+    present, must name the host the request was sent to ("null" counts as another site).
+    """
+    if request.method in SAFE_METHODS:
+        return
+    origin = cross_site_origin(dict(request.headers.raw), request.method)
+    if origin is not None:
+        raise ApiError(
+            403, "cross_origin", f"refused a {request.method} request from a page of another site ({origin})"
+        )
+    headers = request.headers
+    if not (headers.get(CLIENT_HEADER) or headers.get("x-picsift-token") or headers.get("authorization")):
+        raise ApiError(
+            403,
+            "missing_client_header",
+            f"a {request.method} request needs the header X-Picsift-Client (any value), X-Picsift-Token or "
+            "Authorization: the labelling page sends it; scripts should too (it stops cross-site forms)",
+        )
 
 
 WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]

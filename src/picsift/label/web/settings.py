@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+from picsift.web.hosts import is_loopback
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,8 @@ class LabelSettings:
     annotator: str = ""  # default name recorded with label changes (the browser may send its own)
     thumb_size: int = 160  # px, longest side of grid thumbnails
     train_model: str = "fastcnn"  # model trained by the app's Train button
+    host: str = "127.0.0.1"  # the interface the app is bound to: beyond loopback, a token is required
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides the loopback ones ("*": any)
 
     @property
     def default_annotator(self) -> str:
@@ -30,7 +32,7 @@ class LabelSettings:
 
 def needs_token(host: str) -> bool:
     """Serving beyond the loopback interface needs an access token."""
-    return host not in LOOPBACK
+    return not is_loopback(host)
 
 
 def new_token() -> str:

@@ -27,6 +27,7 @@ from picsift.config import TrainConfig
 from picsift.device import autocast
 from picsift.models.registry import ModelSpec
 from picsift.runs import RunFolder
+from picsift.train.checkpoints import save_checkpoint
 from picsift.train.data import TrainData, TrainedModel
 from picsift.train.fast.evaluate import logits_for
 from picsift.train.fast.freeze import freeze_blocks, frozen_at
@@ -273,7 +274,7 @@ def _history_row(
 def _checkpoint(run: FastSetup, state: FitState, epoch: int, path: Path) -> None:
     """Everything `--resume` needs to continue the same schedule: weights, optimiser and averaging states, the
     pruner's losses, where the run stands and the network's constructor arguments."""
-    torch.save(
+    save_checkpoint(
         {
             "model": run.model.state_dict(),
             "sgd": run.sgd.state_dict(),

@@ -17,6 +17,7 @@ from picsift.device import seed_everything
 from picsift.errors import ConfigError
 from picsift.models.fastcnn import FastCNN
 from picsift.models.registry import DataConfig, ModelSpec, create_model
+from picsift.train.checkpoints import load_checkpoint
 from picsift.train.data import TrainData
 from picsift.train.fast.augment import BatchAugmenter
 from picsift.train.fast.evaluate import to_input
@@ -96,7 +97,7 @@ def set_up(
     sample = images[torch.randperm(n, generator=generator)[:WHITENING_IMAGES].to(device)]
     whiten_from = to_input(sample, dc, channels_last=False).float().cpu()
     budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min else None
-    ckpt = torch.load(resume_from, map_location=device, weights_only=False) if resume_from is not None else None
+    ckpt = load_checkpoint(resume_from, map_location=device) if resume_from is not None else None
     net = _plan_network(spec, data, cfg, device, recipe, whiten_from, budget_s, ckpt)
     aug = BatchAugmenter(
         images,

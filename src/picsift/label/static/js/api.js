@@ -1,7 +1,7 @@
-// fetch wrappers for the JSON API under api/: the annotator's name, the access token, errors with the server's detail.
+// fetch wrappers for the JSON API under api/: the annotator's name, errors with the server's detail.
+// The access token travels in the HttpOnly cookie the page set; X-Picsift-Client marks requests as the page's own
+// (the server refuses state-changing requests without it: a cross-site form cannot send it).
 import { store } from "./state.js";
-
-const TOKEN = new URLSearchParams(location.search).get("token");
 
 export function user() { return localStorage.getItem("picsift-user") || ""; }
 export function setUser(name) { localStorage.setItem("picsift-user", name); }
@@ -10,9 +10,8 @@ export function setUser(name) { localStorage.setItem("picsift-user", name); }
 export function runParam() { return store.run ? `&run=${encodeURIComponent(store.run)}` : ""; }
 
 export async function api(path, opts = {}) {
-  const headers = { "Content-Type": "application/json" };
+  const headers = { "Content-Type": "application/json", "X-Picsift-Client": "web" };
   if (user()) headers["X-Picsift-User"] = user();
-  if (TOKEN) headers["X-Picsift-Token"] = TOKEN;
   // body[data-pending] counts requests in flight, so scripts (and tests) can wait for the app to settle.
   document.body.dataset.pending = String(Number(document.body.dataset.pending || 0) + 1);
   let res, body = null;

@@ -1,11 +1,13 @@
-"""The browser UI: the page at / (which keeps the token from its URL in a cookie) and its files under /static/."""
+"""The browser UI: the page at / (which moves the token from its URL into a cookie) and its files under /static/."""
 
 from __future__ import annotations
 
+import hmac
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from picsift.label.web.deps import TOKEN_COOKIE, SettingsDep
 
@@ -27,12 +29,17 @@ def static_file(name: str) -> Path | None:
 
 @router.get("/")
 def index(request: Request, settings: SettingsDep) -> Response:
-    response = FileResponse(STATIC / "index.html", media_type="text/html")
+    """The page. Opened as `/?token=...` (the URL `picsift label` prints), it keeps the token in an HttpOnly,
+    SameSite=Strict cookie and redirects to the same URL without it, so the token stays out of the address bar,
+    the history and the API's URLs; images and API calls then carry the cookie."""
     token = request.query_params.get("token")
-    if settings.token and token:
-        # The browser keeps the token in a cookie, so images and API calls need no query string.
-        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
-    return response
+    if token is not None:
+        rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+        response: Response = RedirectResponse(request.url.path + (f"?{urlencode(rest)}" if rest else ""), 303)
+        if settings.token and token and hmac.compare_digest(token.encode(), settings.token.encode()):
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return response
+    return FileResponse(STATIC / "index.html", media_type="text/html")
 
 
 @router.get("/static/{name:path}")

@@ -1,0 +1,248 @@
+"""Security of both web apps (labelling app, model server): Host names (DNS rebinding), the token's cookie and
+its place, cross-site writes, every route behind the secret, and path traversal through every route that takes
+a name or an id. Routes are enumerated from `app.routes`, so a route added later is covered too."""
+
+from __future__ import annotations
+
+import http.client
+import re
+from pathlib import Path
+
+import pytest
+from deploy_support import LiveServer
+from fastapi.testclient import TestClient
+from label_support import app_client, make_workspace
+
+from picsift.deploy.feedback import FeedbackStore
+from picsift.deploy.server import ServerSettings
+from picsift.deploy.server import create_app as create_server
+from picsift.label.web import LabelSettings
+from picsift.label.web import create_app as create_label_app
+from picsift.store import Workspace
+from picsift.store.feedback import Feedback
+from picsift.web.hosts import allowed_host_names, host_name
+
+EVIL = "evil.example"
+
+
+@pytest.fixture
+def ws(tmp_path: Path):
+    w = make_workspace(tmp_path, per_class=4, labelled_per_class=1)
+    yield w
+    w.close()
+
+
+def server_client(tmp_path: Path, **settings: object) -> TestClient:
+    """The model server's routes and middleware, without loading a model (no lifespan): enough for every check
+    made before a route runs."""
+    app = create_server(ServerSettings(bundle=tmp_path / "bundle", workspace=tmp_path / "sws", **settings))  # type: ignore[arg-type]
+    return TestClient(app, base_url="http://127.0.0.1:8000")
+
+
+def routes(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """(method, path template) of every route the app answers, routers included by `include_router` too (newer
+    FastAPI versions keep those as one entry of `app.routes` holding the router's routes)."""
+
+    def flat(entries):  # type: ignore[no-untyped-def]
+        for r in entries:
+            if hasattr(r, "effective_route_contexts"):
+                yield from flat(r.effective_route_contexts())
+            elif hasattr(r, "path"):
+                yield r
+            else:
+                yield from flat(r.routes)
+
+    out = []
+    for r in flat(app.routes):
+        for m in sorted(getattr(r, "methods", None) or {"GET"}):
+            if m != "HEAD":
+                out.append((m, r.path))
+    return out
+
+
+def filled(path: str, value: str = "1") -> str:
+    return re.sub(r"\{[^}]+\}", lambda _: value, path)
+
+
+# ---- Host header (DNS rebinding) -----------------------------------------------------------------------------
+
+
+def test_host_names_are_parsed_without_port_and_case() -> None:
+    assert host_name("LocalHost:8765") == "localhost"
+    assert host_name("[::1]:8765") == "::1" and host_name("[::1]") == "::1"
+    assert host_name("127.0.0.1") == "127.0.0.1"
+    assert host_name("evil.example:80x") is None and host_name("") is None and host_name("[::1]junk") is None
+    assert allowed_host_names("127.0.0.1") == {"localhost", "127.0.0.1", "::1"}
+    assert allowed_host_names("127.0.0.1", ["*"]) is None
+    assert "10.1.2.3" in (allowed_host_names("10.1.2.3") or set())
+
+
+def test_label_app_refuses_a_rebound_host_name(ws: Workspace) -> None:
+    image = ws.catalog.images(labeled=False)[0]
+    with app_client(ws) as c:
+        evil = {"Host": EVIL}
+        summary = c.get("/api/summary", headers=evil)
+        assert summary.status_code == 421 and summary.json()["error"] == "host_not_allowed"
+        assert "--allowed-host evil.example" in summary.json()["detail"]
+        assert c.get(f"/api/images/{image.id}/full", headers=evil).status_code == 421
+        assert c.get("/", headers=evil).status_code == 421
+        r = c.post("/api/labels", json={"image_ids": [image.id], "label": "0"}, headers=evil)
+        assert r.status_code == 421
+        assert ws.catalog.image(image.id).label is None
+        for host in ("localhost", "localhost:8765", "127.0.0.1:8765", "[::1]:8765", "LOCALHOST"):
+            assert c.get("/api/summary", headers={"Host": host}).status_code == 200, host
+    with app_client(ws, allowed_hosts=("labeller.lan",)) as c:
+        assert c.get("/api/summary", headers={"Host": "labeller.lan:8765"}).status_code == 200
+        assert c.get("/api/summary", headers=evil).status_code == 421
+
+
+def test_label_app_bound_beyond_loopback_answers_its_address_and_the_allow_list(ws: Workspace) -> None:
+    with app_client(ws, token="s3cret", host="10.1.2.3", allowed_hosts=("labeller.lan",)) as c:
+        auth = {"X-Picsift-Token": "s3cret"}
+        assert c.get("/api/summary", headers={**auth, "Host": "10.1.2.3:8765"}).status_code == 200
+        assert c.get("/api/summary", headers={**auth, "Host": "labeller.lan"}).status_code == 200
+        assert c.get("/api/summary", headers={**auth, "Host": EVIL}).status_code == 421
+
+
+def test_model_server_without_key_refuses_a_rebound_host_name(tmp_path: Path) -> None:
+    c = server_client(tmp_path)
+    assert c.get("/v1/model", headers={"Host": EVIL}).status_code == 421
+    assert c.post("/v1/admin/reload", headers={"Host": EVIL}).status_code == 421
+    assert c.get("/metrics", headers={"Host": EVIL}).status_code == 421
+    assert c.get("/healthz", headers={"Host": EVIL}).status_code == 200  # liveness tells nothing
+    assert c.get("/metrics", headers={"Host": "localhost:8000"}).status_code == 200
+    allowed = server_client(tmp_path, allowed_hosts=("models.lan",))
+    assert allowed.get("/metrics", headers={"Host": "models.lan"}).status_code == 200
+    # With a key every route needs it anyway: any host name reaches the key check.
+    keyed = server_client(tmp_path, api_key="k3y")
+    assert keyed.get("/metrics", headers={"Host": EVIL}).status_code == 401
+    assert keyed.get("/metrics", headers={"Host": EVIL, "X-API-Key": "k3y"}).status_code == 200
+    # A page of another site cannot post to a key-less server on localhost (CSRF): browsers add Origin.
+    for origin in ("http://evil.example", "null"):
+        r = c.post("/v1/feedback", data={"label": "cat"}, headers={"Host": "localhost:8000", "Origin": origin})
+        assert r.status_code == 403 and r.json()["error"] == "cross_origin", origin
+        assert c.post("/v1/admin/reload", headers={"Origin": origin}).status_code == 403
+    same = c.post("/v1/admin/reload", headers={"Origin": "http://127.0.0.1:8000"})
+    assert same.status_code == 409 and same.json()["error"] == "reload_failed"  # reached the route
+    assert not (tmp_path / "sws" / "catalog.sqlite").exists()  # the forged feedback wrote nothing
+    # Settings travel to worker processes as JSON, allow-list included.
+    settings = ServerSettings(bundle=tmp_path / "b", host="0.0.0.0", allowed_hosts=("a.lan", "b.lan"))
+    assert ServerSettings.from_json(settings.to_json()) == settings
+
+
+# ---- the token: cookie, URL, cross-site writes -----------------------------------------------------------------
+
+
+def test_token_in_the_url_only_on_the_page_which_moves_it_into_a_strict_cookie(ws: Workspace) -> None:
+    with app_client(ws, token="s3cret") as c:
+        assert c.get("/api/summary", params={"token": "s3cret"}).status_code == 401
+        assert c.get("/api/images/1/thumb", params={"token": "s3cret"}).status_code == 401
+        page = c.get("/", params={"token": "s3cret", "view": "unlabeled"}, follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"] == "/?view=unlabeled"
+        cookie = page.headers["set-cookie"].lower()
+        assert "picsift_token=s3cret" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+        assert c.get("/api/summary").status_code == 200  # the cookie, now
+    with app_client(ws, token="s3cret") as c:
+        wrong = c.get("/", params={"token": "nope"}, follow_redirects=False)
+        assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+
+
+def test_state_changing_requests_need_the_pages_header_and_same_origin(ws: Workspace) -> None:
+    image = ws.catalog.images(labeled=False)[0]
+    body = {"image_ids": [image.id], "label": "0"}
+    app = create_label_app(LabelSettings(workspace=ws.root))
+    with TestClient(app, base_url="http://localhost") as c:
+        forged = c.post("/api/labels", json=body)  # what a cross-site form could send
+        assert forged.status_code == 403 and forged.json()["error"] == "missing_client_header"
+        assert ws.catalog.image(image.id).label is None
+        for origin in ("http://evil.example", "null", "http://localhost:9999"):
+            cross = c.post("/api/labels", json=body, headers={"X-Picsift-Client": "web", "Origin": origin})
+            assert cross.status_code == 403 and cross.json()["error"] == "cross_origin", origin
+        assert c.post("/api/jobs/train", json={"epochs": 1}).status_code == 403
+        assert ws.catalog.image(image.id).label is None
+        ok = c.post("/api/labels", json=body, headers={"X-Picsift-Client": "web", "Origin": "http://localhost"})
+        assert ok.status_code == 200
+    assert ws.catalog.image(image.id).label == "0"
+
+
+# ---- every route behind the secret ------------------------------------------------------------------------------
+
+
+def test_every_label_route_refuses_without_the_token(ws: Workspace) -> None:
+    app = create_label_app(LabelSettings(workspace=ws.root, token="s3cret"))
+    found = routes(app)
+    assert ("GET", "/static/{name:path}") in found and ("POST", "/api/labels") in found and len(found) > 25
+    with TestClient(app, base_url="http://localhost", headers={"X-Picsift-Client": "t"}) as c:
+        for method, path in found:
+            r = c.request(method, filled(path), json={})
+            assert r.status_code == 401, (method, path, r.status_code)
+            r = c.request(method, filled(path), json={}, headers={"X-Picsift-Token": "wrong"})
+            assert r.status_code == 401, (method, path, r.status_code)
+        assert c.get("/static/js/api.js", headers={"X-Picsift-Token": "s3cret"}).status_code == 200
+
+
+def test_every_model_server_route_but_liveness_refuses_without_the_key(tmp_path: Path) -> None:
+    c = server_client(tmp_path, api_key="k3y")
+    found = routes(c.app)
+    assert {("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/metrics"), ("POST", "/v1/predict")} <= set(found)
+    for method, path in found:
+        r = c.request(method, filled(path))
+        expected = 200 if path == "/healthz" else 401
+        assert r.status_code == expected, (method, path, r.status_code)
+        if path != "/healthz":
+            assert c.request(method, filled(path), headers={"X-API-Key": "k3x"}).status_code == 401
+    assert c.get("/docs", headers={"Authorization": "Bearer k3y"}).status_code == 200
+
+
+# ---- path traversal -------------------------------------------------------------------------------------------
+
+
+def traversals(secret: Path) -> list[str]:
+    up = "../" * 12 + str(secret).lstrip("/")
+    return [
+        up,
+        up.replace("../", "%2e%2e/"),
+        up.replace("../", "..%2f"),
+        up.replace("/", "%2F"),
+        str(secret),
+        "%2F" + str(secret).lstrip("/").replace("/", "%2F"),
+        up.replace("/", "\\"),
+        "....//" * 12 + str(secret).lstrip("/"),
+    ]
+
+
+def raw_get(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """A GET whose path goes on the wire exactly as written (no client-side normalisation of `..`)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", f"127.0.0.1:{port}")
+        for k, v in headers.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_no_route_of_the_label_app_serves_a_file_outside_the_workspace(tmp_path: Path, ws: Workspace) -> None:
+    secret = tmp_path / "secret.js"  # a type the static route serves, outside the app's folders
+    secret.write_text("// SECRET-MARKER\n")
+    item = FeedbackStore(ws).add("1", image=Path(ws.catalog.image(1).path).read_bytes())
+    with ws.catalog.session() as s:  # a feedback row whose image path was tampered with to point outside
+        row = s.get(Feedback, item.id)
+        assert row is not None
+        row.image_path = "../" * 12 + str(secret).lstrip("/")
+    app = create_label_app(LabelSettings(workspace=ws.root, token="s3cret"))
+    auth = {"X-Picsift-Token": "s3cret"}
+    with LiveServer(app) as srv:
+        status, _ = raw_get(srv.port, f"/api/feedback/{item.id}/image", auth)
+        assert status == 404
+        for method, path in routes(app):
+            if method != "GET" or "{" not in path:
+                continue
+            for attack in traversals(secret):
+                status, body = raw_get(srv.port, filled(path, attack), auth)
+                assert 400 <= status < 500, (path, attack, status)
+                assert b"SECRET-MARKER" not in body, (path, attack)
