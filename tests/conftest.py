@@ -18,3 +18,7 @@ def datasets() -> Path:
 @pytest.fixture
 def digits_folder(tmp_path: Path) -> Path:
     return write_digits(tmp_path / "digits")
+
+
+# Browser fixtures (chromium_path skips before anything starts when chromium or playwright is missing).
+from support.browser import chromium_path, page  # noqa: E402, F401

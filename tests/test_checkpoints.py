@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from deploy_support import make_workspace, train_run
 from typer.testing import CliRunner
 
 from picsift.atomic import temp_name
 from picsift.cli import build_app
+from picsift.data.hashing import sha256_file
 from picsift.errors import CheckpointError
 from picsift.train import checkpoints
 from picsift.train.checkpoints import load_checkpoint, save_checkpoint, sidecar_path, verify_checkpoint
+from support.deploy import make_workspace, train_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -161,7 +162,7 @@ def test_resume_from_a_damaged_checkpoint_exits_2_with_one_line_and_runs_lists_i
     ws = make_workspace(tmp_path, per_class=8)
     run_dir = train_run(ws)
     ckpt = run_dir / "checkpoint.pt"
-    assert json.loads(sidecar_path(ckpt).read_text())["sha256"] == checkpoints.file_sha256(ckpt)
+    assert json.loads(sidecar_path(ckpt).read_text())["sha256"] == sha256_file(ckpt)
     runner = CliRunner()
     app = build_app()
     # A run stopped before it finished: only its checkpoint and metrics remain.

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from conftest import DATASETS, require
 from picsift.cli.label_cmd import label as label_command
 from picsift.config import CleanConfig, ImportConfig
 from picsift.curate import run as clean_run
@@ -22,7 +21,7 @@ from picsift.curate.report import THUMB_SIDE, render_report, thumbnail_uri
 from picsift.ingest import run as import_run
 from picsift.label.links import label_app_link
 from picsift.store import ImageRow, Workspace
-from support.images import texture
+from support.images import DATASETS, require, texture
 from support.report import data_uri_size, parse_html
 
 

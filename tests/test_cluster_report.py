@@ -4,49 +4,24 @@ never overlap and zoom sharply, and every member of every cluster one click from
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import numpy as np
 
-from picsift.cluster.report import MAX_CELL, THUMB_SOURCE, grid_layout, render, thumb_uri
+from picsift.cluster.report import MAX_CELL, THUMB_SOURCE, grid_layout, render
 from picsift.label.links import label_app_link
-from support.report import data_uri_size, parse_html
-
-
-def _summary(nmi: float, n: int = 300) -> tuple[dict[str, Any], list[dict[str, Any]], dict[int, str]]:
-    rng = np.random.default_rng(0)
-    ids = list(range(1, n + 1))
-    cluster = [i % 3 for i in ids]
-    clusters = [
-        {"cluster": c, "size": cluster.count(c), "image_ids": [i for i, k in zip(ids, cluster, strict=True) if k == c],
-         "labels": {"ants": 10, "bees": 9}}
-        for c in range(3)
-    ]  # fmt: skip
-    summary = {
-        "features": "hog", "method": "kmeans", "k": 3, "silhouette": 0.12, "n_images": n, "map_method": "tsne",
-        "metrics": {"purity": 0.55, "nmi": nmi, "ari": 0.01, "n_labeled": n}, "clusters": clusters,
-    }  # fmt: skip
-    # A crowded map: many points on top of each other, as t-SNE gives for a weak extractor.
-    xy = np.concatenate([rng.normal(0, 0.05, (n // 2, 2)), rng.normal(3, 1.0, (n - n // 2, 2))])
-    points = [
-        {"id": i, "x": float(x), "y": float(y), "cluster": k, "label": "ants" if i % 2 else "bees", "path": f"/p/{i}.jpg"}
-        for i, (x, y), k in zip(ids, xy, cluster, strict=True)
-    ]  # fmt: skip
-    pixels = rng.integers(0, 255, (THUMB_SOURCE, THUMB_SOURCE, 3), dtype=np.uint8)
-    uri = thumb_uri(pixels)
-    return summary, points, {i: uri for i in ids}
+from support.report import cluster_summary, data_uri_size, parse_html
 
 
 def test_clusters_that_ignore_the_labels_get_a_plain_warning_naming_pretrained_extractors() -> None:
-    doc = parse_html(render(*_summary(nmi=0.02)))
+    doc = parse_html(render(*cluster_summary(nmi=0.02)))
     warning = doc.by_id("nmi-warning").text
     assert warning.startswith("These clusters do not follow your labels (NMI 0.020")
     assert "picsift features --list" in warning and "picsift cluster --features NAME" in warning
-    assert "nmi-warning" not in render(*_summary(nmi=0.6))
+    assert "nmi-warning" not in render(*cluster_summary(nmi=0.6))
 
 
 def test_thumbnails_sit_in_distinct_cells_and_zoom_without_upscaling() -> None:
-    summary, points, thumbs = _summary(nmi=0.5)
+    summary, points, thumbs = cluster_summary(nmi=0.5)
     doc = parse_html(render(summary, points, thumbs))
     spots = [a for a in doc.find_all("a", "pt")]
     assert len(spots) == len(points)
@@ -69,7 +44,7 @@ def test_thumbnails_sit_in_distinct_cells_and_zoom_without_upscaling() -> None:
 
 
 def test_frames_can_be_coloured_by_label_and_every_member_is_reachable() -> None:
-    summary, points, thumbs = _summary(nmi=0.5)
+    summary, points, thumbs = cluster_summary(nmi=0.5)
     doc = parse_html(render(summary, points, thumbs))
     assert "by-label" in doc.by_id("map").classes()  # labelled images: coloured by label first
     assert {r.attrs["value"] for r in doc.find_all("input") if r.attrs.get("name") == "colour"} == {"cluster", "label"}

@@ -3,41 +3,24 @@ no winner named on a difference the paired test cannot tell from noise."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from scipy.stats import binomtest
 
 from picsift.compare import compare_to_best, leaderboard_figure, paired_p_value, render_html
-from picsift.evaluate.metrics import wilson_interval
-from support.report import parse_html
-
-N = 150
-
-
-def _row(name: str, right: set[int], **extra: Any) -> dict[str, Any]:
-    correct = {i: i in right for i in range(N)}
-    k = sum(correct.values())
-    return {
-        "candidate": name, "model": name.split(":")[0], "features": extra.pop("features", None),
-        "run_id": f"compare-{name}-20261201-101010", "train_seconds": 12.5, "epochs": extra.pop("epochs", 1),
-        "budget_min": extra.pop("budget_min", None), "split": "test", "n_eval": N, "accuracy": k / N,
-        "accuracy_ci95": list(wilson_interval(k, N)), "majority_baseline": {"class": "bees", "accuracy": 0.54},
-        "macro_f1": k / N, "predict_ms_per_image": 0.4, "model_bytes": 250_000, "_correct": correct,
-    }  # fmt: skip
+from support.report import COMPARE_N, leaderboard_row, parse_html
 
 
 def test_paired_test_counts_only_the_images_one_candidate_got_right() -> None:
-    a = {i: i < 100 for i in range(N)}
-    b = {i: i < 92 or 100 <= i < 101 for i in range(N)}  # a alone: 8 images, b alone: 1
+    a = {i: i < 100 for i in range(COMPARE_N)}
+    b = {i: i < 92 or 100 <= i < 101 for i in range(COMPARE_N)}  # a alone: 8 images, b alone: 1
     assert paired_p_value(a, b) == pytest.approx(binomtest(1, 9, 0.5).pvalue) == pytest.approx(0.0390625)
     assert paired_p_value(a, dict(a)) == 1.0
 
 
 def test_no_winner_is_named_on_a_difference_inside_the_noise() -> None:
-    best = _row("fastcnn", set(range(120)))  # 0.80
-    close = _row("svm:hog", set(range(5, 123)) - {60})  # 0.78: differs from the best on 9 images only
-    far = _row("knn:hog", set(range(60)))  # 0.40
+    best = leaderboard_row("fastcnn", set(range(120)))  # 0.80
+    close = leaderboard_row("svm:hog", set(range(5, 123)) - {60})  # 0.78: differs from the best on 9 images only
+    far = leaderboard_row("knn:hog", set(range(60)))  # 0.40
     rows = [best, close, far]
     verdict = compare_to_best(rows)
     assert verdict["winner"] is None and verdict["tied_with_best"] == ["svm:hog"]
@@ -47,16 +30,16 @@ def test_no_winner_is_named_on_a_difference_inside_the_noise() -> None:
     assert verdict["not_above_baseline"] == ["knn:hog"]
     assert verdict["verdict"].endswith("knn:hog does not beat the majority-class baseline (0.540) beyond the noise "
                                        "(95% interval reaching down to it).")  # fmt: skip
-    clear = compare_to_best([_row("fastcnn", set(range(120))), _row("knn:hog", set(range(60)))])
+    clear = compare_to_best([leaderboard_row("fastcnn", set(range(120))), leaderboard_row("knn:hog", set(range(60)))])
     assert clear["winner"] == "fastcnn" and clear["verdict"].startswith("fastcnn is best")
 
 
 def test_page_shows_baseline_intervals_budgets_and_the_verdict_in_a_non_wrapping_table() -> None:
     rows = [
-        _row("fastcnn", set(range(120)), budget_min=1.5, epochs=37),
-        _row("svm:hog", set(range(5, 123)) - {60}, features="hog"),
+        leaderboard_row("fastcnn", set(range(120)), budget_min=1.5, epochs=37),
+        leaderboard_row("svm:hog", set(range(5, 123)) - {60}, features="hog"),
     ]
-    meta = {"n_eval": N, "split": "test", "seed": 0, "time_budget_min": 2.0, "created_at": "2026-12-01T10:10:10",
+    meta = {"n_eval": COMPARE_N, "split": "test", "seed": 0, "time_budget_min": 2.0, "created_at": "2026-12-01T10:10:10",
             "majority_baseline": {"class": "bees", "accuracy": 0.54}, **compare_to_best(rows)}  # fmt: skip
     doc = parse_html(render_html(rows, meta))
     assert doc.by_id("verdict").text.startswith("No clear winner")

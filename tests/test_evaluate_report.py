@@ -196,7 +196,7 @@ def test_fast_recipe_records_validation_loss(tmp_path: Path) -> None:
     from picsift.models.registry import get_spec
     from picsift.train.fast import fit_fast
     from picsift.train.fast.evaluate import logits_for
-    from test_fast_recipe import digits_data
+    from support.train import digits_data
 
     data = digits_data(tmp_path)
     rows: list[dict] = []

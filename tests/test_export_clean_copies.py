@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from deploy_support import make_workspace
 from typer.testing import CliRunner
 
 from picsift.cli import build_app
 from picsift.store import Workspace
+from support.deploy import make_workspace
 
 
 def originals(ws_root: Path) -> dict[str, bytes]:

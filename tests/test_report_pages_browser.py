@@ -15,10 +15,11 @@ from picsift.curate.findings import Finding
 from picsift.curate.report import file_thumbnail_uri, render_report
 from picsift.evaluate.metrics import compute_metrics
 from picsift.evaluate.report import write_report
+from support.browser import shot
 from support.images import texture
-from test_cluster_report import _summary
-from test_compare_report import N, _row
-from test_label_browser import chromium_path, page, shot  # noqa: F401  (fixtures)
+from support.report import COMPARE_N as N
+from support.report import cluster_summary as _summary
+from support.report import leaderboard_row as _row
 
 pytestmark = pytest.mark.browser
 WIDTH = 1280

@@ -9,9 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from deploy_support import LiveServer
 from fastapi.testclient import TestClient
-from label_support import app_client, make_workspace
 
 from picsift.deploy.feedback import FeedbackStore
 from picsift.deploy.server import ServerSettings
@@ -21,6 +19,8 @@ from picsift.label.web import create_app as create_label_app
 from picsift.store import Workspace
 from picsift.store.feedback import Feedback
 from picsift.web.hosts import allowed_host_names, host_name
+from support.deploy import LiveServer
+from support.label import app_client, make_workspace
 
 EVIL = "evil.example"
 

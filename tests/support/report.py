@@ -6,8 +6,13 @@ import base64
 import io
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from typing import Any
 
+import numpy as np
 from PIL import Image
+
+from picsift.cluster.report import THUMB_SOURCE, thumb_uri
+from picsift.evaluate.metrics import wilson_interval
 
 VOID = {"img", "br", "input", "meta", "link", "hr", "source", "col", "wbr"}
 
@@ -83,3 +88,42 @@ def data_uri_size(uri: str) -> tuple[int, int]:
     assert head.startswith("data:image/") and head.endswith(";base64"), head[:40]
     with Image.open(io.BytesIO(base64.b64decode(payload))) as img:
         return img.size
+
+
+def cluster_summary(nmi: float, n: int = 300) -> tuple[dict[str, Any], list[dict[str, Any]], dict[int, str]]:
+    rng = np.random.default_rng(0)
+    ids = list(range(1, n + 1))
+    cluster = [i % 3 for i in ids]
+    clusters = [
+        {"cluster": c, "size": cluster.count(c), "image_ids": [i for i, k in zip(ids, cluster, strict=True) if k == c],
+         "labels": {"ants": 10, "bees": 9}}
+        for c in range(3)
+    ]  # fmt: skip
+    summary = {
+        "features": "hog", "method": "kmeans", "k": 3, "silhouette": 0.12, "n_images": n, "map_method": "tsne",
+        "metrics": {"purity": 0.55, "nmi": nmi, "ari": 0.01, "n_labeled": n}, "clusters": clusters,
+    }  # fmt: skip
+    # A crowded map: many points on top of each other, as t-SNE gives for a weak extractor.
+    xy = np.concatenate([rng.normal(0, 0.05, (n // 2, 2)), rng.normal(3, 1.0, (n - n // 2, 2))])
+    points = [
+        {"id": i, "x": float(x), "y": float(y), "cluster": k, "label": "ants" if i % 2 else "bees", "path": f"/p/{i}.jpg"}
+        for i, (x, y), k in zip(ids, xy, cluster, strict=True)
+    ]  # fmt: skip
+    pixels = rng.integers(0, 255, (THUMB_SOURCE, THUMB_SOURCE, 3), dtype=np.uint8)
+    uri = thumb_uri(pixels)
+    return summary, points, {i: uri for i in ids}
+
+
+COMPARE_N = 150
+
+
+def leaderboard_row(name: str, right: set[int], **extra: Any) -> dict[str, Any]:
+    correct = {i: i in right for i in range(COMPARE_N)}
+    k = sum(correct.values())
+    return {
+        "candidate": name, "model": name.split(":")[0], "features": extra.pop("features", None),
+        "run_id": f"compare-{name}-20261201-101010", "train_seconds": 12.5, "epochs": extra.pop("epochs", 1),
+        "budget_min": extra.pop("budget_min", None), "split": "test", "n_eval": COMPARE_N, "accuracy": k / COMPARE_N,
+        "accuracy_ci95": list(wilson_interval(k, COMPARE_N)), "majority_baseline": {"class": "bees", "accuracy": 0.54},
+        "macro_f1": k / COMPARE_N, "predict_ms_per_image": 0.4, "model_bytes": 250_000, "_correct": correct,
+    }  # fmt: skip
