@@ -18,8 +18,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from picsift.cli import build_app
+from picsift.data.hashing import sha256_file
 from picsift.ingest import archives
-from picsift.ingest.archives import MIN_ALLOWED_BYTES, STALE_PARTIAL_S, allowed_bytes, extract, file_sha256
+from picsift.ingest.archives import MIN_ALLOWED_BYTES, STALE_PARTIAL_S, allowed_bytes, extract
 
 MiB = 1024**2
 
@@ -111,7 +112,7 @@ def test_partial_folders_of_killed_extractions_are_removed_next_time(tmp_path: P
         with zipfile.ZipFile(archive, "w") as zf:
             zf.writestr("x/1.png", png(3))
         done = extract(archive, into)
-        sha = file_sha256(archive)
+        sha = sha256_file(archive)
         assert leftovers(into) == sorted([running.name, sha, f"{sha}.extracted.json"])
         assert done.folder == into / sha
     finally:
