@@ -21,7 +21,13 @@ from picsift.cli.common import (
 )
 
 FeaturesOpt = Annotated[
-    str, typer.Option("--features", "--extractor", "-f", help="hog | lbp | color-hist | cnn:MODEL | run:RUN.")
+    str,
+    typer.Option(
+        "--features",
+        "--extractor",
+        "-f",
+        help="hog | lbp | color-hist | cnn:MODEL | run:RUN | efficientnet_lite0[@SIZE] (pretrained, when installed).",
+    ),
 ]
 
 
