@@ -26,7 +26,8 @@ FeaturesOpt = Annotated[
         "--features",
         "--extractor",
         "-f",
-        help="hog | lbp | color-hist | cnn:MODEL | run:RUN | efficientnet_lite0[@SIZE] (pretrained, when installed).",
+        help="auto (efficientnet_lite0 when its weights are installed, else hog) | hog | lbp | color-hist | "
+        "cnn:MODEL | run:RUN | efficientnet_lite0[@SIZE] (ImageNet-pretrained).",
     ),
 ]
 
@@ -48,7 +49,7 @@ def features(
 ) -> None:
     """Compute (or reuse) features of every usable image, cached by (extractor, image hash)."""
     from picsift.data.available import check_strict
-    from picsift.features import extract_available, get_extractor, list_extractors
+    from picsift.features import extract_available, get_extractor, list_extractors, resolve_embedding
     from picsift.features.store import FeatureStore
     from picsift.store import Workspace
 
@@ -61,7 +62,7 @@ def features(
                 console.print(Text.assemble((r["name"], "bold"), f"  {r['description']}"), highlight=False)
         return
     ws = Workspace.open(workspace)
-    ext = get_extractor(extractor, ws)
+    ext = get_extractor(resolve_embedding(extractor, fallback="hog").extractor, ws)
     rows_ = ws.catalog.images(include_duplicates=False)
     store = FeatureStore(ws.cache_dir, ext.key)
     before = set(store.get([r.sha256 for r in rows_]))
@@ -141,7 +142,7 @@ def cluster(
     workspace: WorkspaceOpt = None,
     k: Annotated[int | None, typer.Option("--k", help="Number of clusters (default: chosen by silhouette).")] = None,
     auto: Annotated[bool, typer.Option("--auto", help="Choose k by silhouette (the default without --k).")] = False,
-    features_name: FeaturesOpt = "hog",
+    features_name: FeaturesOpt = "auto",
     method: Annotated[str, typer.Option(help="kmeans | agglomerative | hdbscan.")] = "kmeans",
     max_k: Annotated[int, typer.Option("--max-k", help="Largest k tried by --auto.")] = 12,
     map_method: Annotated[str, typer.Option("--map", help="2-D map: auto | tsne | umap | pca.")] = "auto",
@@ -174,6 +175,7 @@ def cluster(
         f"silhouette {sil})",
         highlight=False,
     )
+    console.print(s["embedding"], highlight=False)
     for c in s["clusters"]:
         top = ", ".join(f"{k_} {v}" for k_, v in list(c["labels"].items())[:3]) or "unlabelled"
         name = "noise" if c["cluster"] < 0 else f"cluster {c['cluster']}"

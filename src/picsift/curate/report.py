@@ -48,6 +48,13 @@ def thumbnail_uri(pixels: np.ndarray, size: int = 64) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _embedding_line(choice: Mapping[str, Any]) -> str:
+    """Which embedding the near-duplicate, outlier and label checks used (or why hand features)."""
+    if not choice.get("text"):
+        return ""
+    return f"<p class='meta'>{html.escape(str(choice['text']))}</p>"
+
+
 def _label_banner(stats: Mapping[str, Any]) -> str:
     if not stats:
         return ""
@@ -88,6 +95,7 @@ def render_report(
         f"<div class='meta'>{e(str(meta.get('n_images', '?')))} images checked · checks: "
         f"{e(', '.join(meta.get('checks', [])))} · {e(str(meta.get('created_at', '')))} · "
         f"catalog {e(str(meta.get('catalog_hash', ''))[:12])}</div>",
+        _embedding_line(meta.get("embedding") or {}),
         _label_banner(meta.get("label_model") or {}),
         "<h2>Summary</h2><table class='sortable'><thead><tr><th>check</th><th>kind</th><th>findings</th>"
         "<th>images</th></tr></thead><tbody>",

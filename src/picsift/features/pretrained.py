@@ -17,6 +17,7 @@ stage falls back to its hand-made descriptors and says why.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -53,25 +54,31 @@ def parse_name(name: str) -> tuple[str, int] | None:
     return base, int(size.removesuffix("px"))
 
 
+@functools.lru_cache(maxsize=4)
+def shared_embedder(name: str, resolution: int) -> Any:
+    """The backbone prepared for embedding at `resolution` px, built once per process (loading and checking the
+    weights and the ONNX export cost seconds; every stage and request after the first reuses it)."""
+    from picsift.models.pretrained import create_pretrained_backbone, make_embedder
+
+    model, dc, found = create_pretrained_backbone(name, num_classes=0)
+    # Whole-image input: decoded at `resolution` and used as it is (no evaluation crop).
+    embedder = make_embedder(model, dc.with_size(resolution))
+    log.info("%s@%d: weights from %s, %s backend", name, resolution, found.source, embedder.backend)
+    return embedder
+
+
 class PretrainedSource:
-    """A pretrained backbone prepared for embedding (built on first call: ONNX export costs seconds)."""
+    """A pretrained backbone's embedding function (the backbone is built on the first call)."""
 
     def __init__(self, name: str, resolution: int) -> None:
         self.name = name
         self.resolution = resolution
-        self._embedder: Any = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """uint8 (N, resolution, resolution, 3) -> float32 (N, 1280)."""
-        from picsift.models.pretrained import create_pretrained_backbone, embed, make_embedder
+        from picsift.models.pretrained import embed
 
-        if self._embedder is None:
-            model, dc, found = create_pretrained_backbone(self.name, num_classes=0)
-            # Whole-image input: decoded at `resolution` and used as it is (no evaluation crop).
-            self._embedder = make_embedder(model, dc.with_size(self.resolution))
-            log.info("%s@%d: weights from %s, %s backend", self.name, self.resolution, found.source,
-                     self._embedder.backend)  # fmt: skip
-        return embed(self._embedder, x, batch_size=BATCH)
+        return embed(shared_embedder(self.name, self.resolution), x, batch_size=BATCH)
 
 
 @dataclass(frozen=True)

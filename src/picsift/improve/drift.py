@@ -6,7 +6,8 @@ never trained on them, so their confidences are an honest reference):
 - all comparisons below use a reference subset with the same predicted class mix as the new images
   (`match_class_mix`), so that a folder of only one class is not mistaken for new-looking data;
 - embedding shift: a domain classifier (logistic regression, 5-fold cross-validated) tries to tell
-  reference from new images by their penultimate features; its AUC is 0.5 when it cannot (no
+  reference from new images by their features (a pretrained embedding when its weights are installed,
+  else the model's penultimate features; see `unknown.knn_features`); its AUC is 0.5 when it cannot (no
   drift) and near 1 when the two sets are easy to tell apart. An MMD (RBF kernel, median
   bandwidth) between the two feature sets is reported alongside.
 - class-mix shift: total-variation distance between the predicted class histogram of the new
@@ -122,8 +123,9 @@ def check_drift(
     """Compare the images under `folder` with the run's held-out data; a dict with a plain verdict."""
     from picsift.deploy.predictor import Predictor, expand_inputs
     from picsift.errors import ImageDecodeError
+    from picsift.features import default_embedding
     from picsift.improve.rundata import read_json, split_data
-    from picsift.improve.unknown import features_and_logits
+    from picsift.improve.unknown import MODEL_FEATURES, knn_features
 
     run_dir = Path(run_dir)
     paths = expand_inputs([str(folder)])
@@ -147,8 +149,8 @@ def check_drift(
     x_ref = np.concatenate([val.x, test.x])[:max_images]
     if len(x_ref) < MIN_IMAGES:
         raise DatasetError(f"run {run_dir.name} has {len(x_ref)} held-out images; drift needs {MIN_IMAGES}")
-    f_ref, _ = features_and_logits(predictor, x_ref)
-    f_new, _ = features_and_logits(predictor, x_new)
+    choice = default_embedding(fallback=MODEL_FEATURES)
+    f_ref, f_new = knn_features(predictor, x_ref, choice.extractor), knn_features(predictor, x_new, choice.extractor)
     p_ref = predictor.predict_arrays(x_ref)
     p_new = predictor.predict_arrays(x_new)
     k = len(predictor.classes)
@@ -177,7 +179,12 @@ def check_drift(
         "n_unreadable": unreadable,
         "n_reference": int(len(x_ref)),
         "n_reference_class_matched": int(len(f_ref)),
-        "embedding": {"domain_auc": auc, "domain_auc_unmatched": raw_auc, "mmd2": mmd_rbf(f_ref[:1000], f_new[:1000])},
+        "embedding": {
+            "domain_auc": auc,
+            "domain_auc_unmatched": raw_auc,
+            "mmd2": mmd_rbf(f_ref[:1000], f_new[:1000]),
+            "features": choice.text,
+        },  # fmt: skip
         "class_mix": {
             "total_variation": mix_tv,
             "training": {c: int(v) for c, v in zip(predictor.classes, train_hist, strict=True)},

@@ -2,10 +2,13 @@
 
 Two scores, both "higher = more like the training classes":
 - `confidence`  the (calibrated, when calibration.json exists) top-1 probability;
-- `knn`         minus the distance from the image's L2-normalised penultimate features to its k-th
-                nearest training image (Sun et al. 2022, "Out-of-distribution detection with deep
-                nearest neighbors"); for models without a torch feature layer (classical, ensembles)
-                the square roots of the probabilities stand in for features.
+- `knn`         minus the distance from the image's L2-normalised features to its k-th nearest training
+                image (Sun et al. 2022, "Out-of-distribution detection with deep nearest neighbors"):
+                a pretrained embedding when its weights are installed at fitting time
+                (`picsift.features.default_embedding`; recorded as "features" in unknown.json, and then
+                needed wherever the detector runs), else the model's penultimate features; for models
+                without a torch feature layer (classical, ensembles) the square roots of the
+                probabilities stand in for features.
 (`energy` = logsumexp(logits) is also reported by `evaluate_unknowns` for torch models.)
 
 Thresholds are chosen on the run's validation images (all of known classes) for a target
@@ -72,6 +75,20 @@ def features_and_logits(predictor: Any, x: np.ndarray, batch_size: int = 256) ->
     return f.astype(np.float32), torch.cat(logits).numpy()
 
 
+MODEL_FEATURES = "model"  # the run's own penultimate features (features_and_logits)
+
+
+def knn_features(predictor: Any, x: np.ndarray, features: str = MODEL_FEATURES) -> np.ndarray:
+    """uint8 (N, S, S, 3) -> L2-normalised float32 (N, D) for the kNN score: the model's own features
+    ("model") or a picsift.features extractor's (a pretrained backbone)."""
+    if features == MODEL_FEATURES:
+        return features_and_logits(predictor, x)[0]
+    from picsift.features import extract_arrays
+
+    f = extract_arrays(x, features)
+    return (f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-12)).astype(np.float32)
+
+
 def knn_score(feats: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
     """Minus the distance to the k-th nearest bank vector (both L2-normalised)."""
     k = max(1, min(k, len(bank)))
@@ -99,6 +116,7 @@ class UnknownDetector:
     val_knn: np.ndarray  # sorted validation kNN scores
     k: int
     target_frr: float
+    features: str = MODEL_FEATURES  # what the kNN score reads (see knn_features)
 
     @property
     def conf_threshold(self) -> float:
@@ -112,7 +130,7 @@ class UnknownDetector:
         """Per-image scores (higher = more known): confidence, knn and `combined` (min of ECDF ranks)."""
         if probs is None:
             probs = self.predictor.predict_arrays(x)
-        feats, _ = features_and_logits(self.predictor, x)
+        feats = knn_features(self.predictor, x, self.features)
         conf = np.asarray(probs).max(axis=1)
         knn = knn_score(feats, self.bank, self.k)
         combined = np.minimum(ecdf(self.val_conf, conf), ecdf(self.val_knn, knn))
@@ -143,14 +161,17 @@ def fit_unknown(
             f"unknown rejection needs at least 10 validation images to set thresholds; run {run_dir.name} "
             f"has {len(val.y)}"
         )
-    bank, _ = features_and_logits(predictor, train.x)
+    from picsift.features import default_embedding
+
+    choice = default_embedding(fallback=MODEL_FEATURES)
+    bank = knn_features(predictor, train.x, choice.extractor)
     val_probs = predictor.predict_arrays(val.x)
-    val_feats, _ = features_and_logits(predictor, val.x)
+    val_feats = knn_features(predictor, val.x, choice.extractor)
     # A validation image is its own class's neighbour in the bank only if it was trained on; it was not.
     val_conf = np.sort(val_probs.max(axis=1))
     val_knn = np.sort(knn_score(val_feats, bank, k))
     np.savez_compressed(run_dir / BANK_FILE, bank=bank.astype(np.float16), val_conf=val_conf, val_knn=val_knn)
-    detector = UnknownDetector(predictor, bank, val_conf, val_knn, k, target_frr)
+    detector = UnknownDetector(predictor, bank, val_conf, val_knn, k, target_frr, choice.extractor)
     rejected = detector(val.x, val_probs)
     info = {
         "target_frr": target_frr,
@@ -161,6 +182,8 @@ def fit_unknown(
         "thresholds": {"confidence": detector.conf_threshold, "knn": detector.knn_threshold},
         "val_rejection_rate": float(rejected.mean()),
         "bank": BANK_FILE,
+        "features": choice.extractor,
+        "embedding": choice.text if choice.pretrained else "model features: " + choice.text.split(": ", 1)[1],
     }
     write_json(run_dir / UNKNOWN_FILE, info)
     log.info(
@@ -192,6 +215,7 @@ def load_detector(
         data["val_knn"],
         int(info["k"]),
         float(info["target_frr"]),
+        str(info.get("features", MODEL_FEATURES)),
     )
 
 

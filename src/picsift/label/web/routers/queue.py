@@ -20,6 +20,7 @@ def queue(ws: WorkspaceDep, n: int = Query(24, ge=1, le=500), method: str = "mar
         "run": batch.run,
         "method": batch.method,
         "embeddings": batch.embeddings,
+        "embedding": batch.embedding_text,
         "uncertainty_share": batch.uncertainty_share,
         "items": [i.to_dict() for i in batch.items],
     }
