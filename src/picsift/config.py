@@ -140,7 +140,7 @@ class CleanConfig:
     # cnn: picsift's fast CNN per fold within label_cnn_budget_s, ensembled with the linear model.
     # logistic: a cross-validated logistic-regression head (scikit-learn, C = label_c) on the embedding.
     label_model: str = "auto"  # auto | linear | cnn | logistic (or ridge | logreg | mlp on the embedding)
-    label_c: float = 0.05  # inverse L2 strength of the logistic head (scikit-learn C)
+    label_c: float = 0.001  # inverse L2 strength of the logistic head (scikit-learn C; see curate.labels)
     label_cnn_budget_s: float = 60.0  # training time for all CNN folds together
     label_cnn_folds: int = 4
     label_cnn_min_images: int = 1000
