@@ -163,8 +163,8 @@ def run(cfg: CleanConfig) -> CleanResult:
         params = DuplicateParams(
             threshold=cfg.near_dup_threshold, neighbours=cfg.near_dup_neighbours, phash_max_bits=cfg.phash_max_bits
         )
-        # A pretrained embedding adds its cosine neighbours as candidates (and relaxes the pixel check for
-        # pairs it finds nearly identical); the pixel verification decides, so hand features add nothing here.
+        # A pretrained embedding adds its cosine nearest neighbours as candidate pairs (beside the thumbnail
+        # index and the perceptual hash); the aligned-thumbnail verification still decides every pair.
         dup_emb = emb if choice is not None and choice.pretrained else None
         pairs = near_duplicate_pairs(x, params, dup_emb)
         # Unreadable rows join only exact (same-bytes) groups; they come after the decoded rows.
