@@ -150,3 +150,44 @@ def test_label_issues_on_hymenoptera_photos_find_planted_flips(tmp_path: Path) -
     flagged = {paths[f.image_ids[0]] for f in result.findings if f.kind == "label_issue"}
     assert len(flagged & flipped) >= 3, (flagged, flipped)
     assert len(flagged - flipped) <= 2, (flagged, flipped)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny trained run (3 digit classes) and a folder of 12 of its own images."""
+    from picsift import train
+    from test_improve_common import make_workspace as make_run_workspace
+    from test_improve_common import quick_config
+
+    root = tmp_path_factory.mktemp("run")
+    ws = make_run_workspace(root, classes=3, per_class=20)
+    return train.run(quick_config(ws, epochs=2)).run_dir, root / "images" / "0"
+
+
+def test_unknown_rejection_and_drift_record_their_features(
+    digits_run: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """kNN rejection and the drift domain classifier read the pretrained embedding when installed, and say so;
+    without weights they read the model's own features and say why."""
+    require_package()
+    from picsift.improve.drift import check_drift
+    from picsift.improve.unknown import fit_unknown, load_detector
+
+    run_dir, folder = digits_run
+    info = fit_unknown(run_dir, target_frr=0.2)
+    assert (info["features"], info["embedding"]) == ("efficientnet_lite0", PRETRAINED_TEXT)
+    assert load_detector(run_dir, fit_if_missing=False).features == "efficientnet_lite0"
+    assert check_drift(run_dir, folder)["embedding"]["features"] == PRETRAINED_TEXT
+
+    import importlib.metadata
+
+    def not_installed(name: str) -> importlib.metadata.Distribution:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    info = fit_unknown(run_dir, target_frr=0.2)
+    assert (info["features"], info["embedding"]) == ("model", f"model features: {HAND_REASON}")
+    assert load_detector(run_dir, fit_if_missing=False).features == "model"
+    assert check_drift(run_dir, folder)["embedding"]["features"] == f"model features: {HAND_REASON}"

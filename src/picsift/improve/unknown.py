@@ -183,7 +183,7 @@ def fit_unknown(
         "val_rejection_rate": float(rejected.mean()),
         "bank": BANK_FILE,
         "features": choice.extractor,
-        "embedding": choice.text if choice.pretrained else "model features: " + choice.text.split(": ", 1)[1],
+        "embedding": choice.text,
     }
     write_json(run_dir / UNKNOWN_FILE, info)
     log.info(
