@@ -53,7 +53,6 @@ def test_without_weights_the_default_is_hand_features_and_naming_one_says_how_to
         get_extractor("efficientnet_lite0")
 
 
-@pytest.mark.slow  # two ONNX exports and 24 embeddings: about 30-60 s on a busy 2-core machine
 def test_features_cli_pretrained_extractor_is_cached_per_model_size_and_image(tmp_path: Path) -> None:
     require_package()
     ws = make_workspace(tmp_path, per_class=4)
