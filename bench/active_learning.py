@@ -15,6 +15,9 @@ Strategies (interleaved per round, same features, same classifier, same starting
 
     python bench/active_learning.py            # 3 seeds, 10,000-image pool, ~5 minutes on 2 idle cores
     python bench/active_learning.py --quick    # under a minute
+    python bench/active_learning.py --features pretrained --pool 3000 --test 2000
+        # the same on the pretrained embedding the queue uses by default (EfficientNet-Lite0 when installed),
+        # written to active_learning_pretrained.json
 """
 
 from __future__ import annotations
@@ -204,12 +207,17 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small pool, 2 rounds, 1 seed (smoke test)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--pool", type=int, default=10000, help="unlabelled pool drawn from the train split")
+    ap.add_argument("--test", type=int, default=10000, help="test images scored (drawn from the test split)")
+    ap.add_argument(
+        "--features", choices=("patches", "pretrained"), default="patches",
+        help="patches: whitened patch k-means (default); pretrained: picsift's default pretrained embedding",
+    )  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     if args.quick:
         pool_n, test_n, k, rounds, per_round, init, seeds = 2000, 1000, 32, 2, 100, 10, 1
     else:
-        pool_n, test_n, k, rounds, per_round, init, seeds = args.pool, 10000, 100, 5, 200, 20, args.seeds
+        pool_n, test_n, k, rounds, per_round, init, seeds = args.pool, args.test, 100, 5, 200, 20, args.seeds
     info = machine()
     t0 = time.perf_counter()
     xtr, ytr, xte, yte, classes = load_cifar()
@@ -217,10 +225,22 @@ def main() -> None:
     pool = rng.choice(len(xtr), pool_n, replace=False)
     test = rng.choice(len(xte), test_n, replace=False) if test_n < len(xte) else np.arange(len(xte))
     t_data = time.perf_counter() - t0
+    features_text = f"whitened 6x6 patch k-means, K={k}, soft-threshold code, 4-quadrant sum pooling"
     cache = WORK / f"active_learning-features-{pool_n}-{test_n}-{k}.npz"
+    if args.features == "pretrained":
+        from picsift.features import default_embedding, extract_arrays
+
+        choice = default_embedding()
+        if not choice.pretrained:
+            raise SystemExit(choice.text)
+        features_text = choice.text
+        cache = WORK / f"active_learning-{choice.extractor}-{pool_n}-{test_n}.npz"
     if cache.exists():  # the features are deterministic: reruns skip the expensive part
         d = np.load(cache)
         f_pool, f_test = d["pool"], d["test"]
+    elif args.features == "pretrained":
+        f_pool, f_test = extract_arrays(xtr[pool], choice.extractor), extract_arrays(xte[test], choice.extractor)
+        np.savez(cache, pool=f_pool, test=f_test)
     else:
         feats = PatchFeatures(k).fit(xtr[pool], n_patches=10000 if args.quick else 30000)
         f_pool, f_test = feats.transform(xtr[pool]), feats.transform(xte[test])
@@ -251,7 +271,9 @@ def main() -> None:
     later = [g for row in table[1:] for g in [row["queue_minus_random"]["median"]]]  # type: ignore[index]
     result = {
         "benchmark": "active_learning",
-        "command": "python bench/active_learning.py" + (" --quick" if args.quick else ""),
+        "command": "python bench/active_learning.py"
+        + (" --quick" if args.quick else "")
+        + (f" --features pretrained --pool {pool_n} --test {test_n}" if args.features == "pretrained" else ""),
         "dataset": "CIFAR-10 JPEG copy (../shared/datasets/cifar10); accuracy on the test split",
         "setup": {
             "pool": pool_n,
@@ -260,7 +282,7 @@ def main() -> None:
             "per_round": per_round,
             "rounds": rounds,
             "seeds": list(range(seeds)),
-            "features": f"whitened 6x6 patch k-means, K={k}, soft-threshold code, 4-quadrant sum pooling",
+            "features": features_text,
             "classifier": "LogisticRegression(C=0.05)",
             "queue": "PCA-32 embeddings; uncertainty_share(labels) = clip((labels per class - 20) / 80, 0, 1) "
             "of the batch: margin uncertainty, top 3x prefilter, uncertainty-weighted k-means, nearest to each "
@@ -274,14 +296,15 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     if not args.quick:
-        RESULTS.write_text(json.dumps(result, indent=2))
+        out = RESULTS.with_name("active_learning_pretrained.json") if args.features == "pretrained" else RESULTS
+        out.write_text(json.dumps(result, indent=2))
     else:
         (RESULTS.parent / "active_learning-quick.json.tmp").write_text(json.dumps(result, indent=2))
     print(
         f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, "
         f"{info['matmul_fp32_gflops']} GFLOP/s fp32 matmul; {seeds} seed(s); {t_total:.0f}s total"
     )
-    print(f"CIFAR-10 test accuracy (median over {seeds} seed(s), min-max), pool {pool_n}, features K={k}")
+    print(f"CIFAR-10 test accuracy (median over {seeds} seed(s), min-max), pool {pool_n}, features: {features_text}")
     print(f"{'labels':>6} | {'random':>19} | {'queue':>19} | {'margin only':>19} | {'queue-random':>12} | ratio")
     for row in table:
 

@@ -3,6 +3,11 @@ with imagededup (PHash; its CNN if weights can be had) and plain cleanlab as pee
 
     python bench/curate_bench.py            # 2,000 images (+ planted copies and corrupt files), seeds 0,2,3
     python bench/curate_bench.py --quick    # 300 images, seed 0: a smoke test under a minute
+    python bench/curate_bench.py --extractor hand   # the hand descriptors even when pretrained weights exist
+
+The embedding (near-duplicate candidates, outliers, label issues) is the clean stage's default: EfficientNet-Lite0
+when its weights are installed (label issues from a cross-validated logistic head), else hand descriptors (label
+issues from the fast CNN x ridge); results go to curate_bench.json, or curate_bench_<extractor>.json for another.
 
 Planted, on disjoint images: near-duplicate copies (1-2 of: JPEG quality 30-90, resize 0.5-2x, 5-10% crop,
 brightness x0.8-1.2), byte-identical copies, corrupt files (truncated JPEGs and garbage bytes), blurred
@@ -155,7 +160,7 @@ def pairs_of(groups: list[list[str]]) -> set[tuple[str, str]]:
     return {tuple(sorted(p)) for g in groups for p in combinations(g, 2)}  # type: ignore[misc]
 
 
-def run_picsift(root: Path, truth: dict[str, Any], ws_dir: Path) -> dict[str, Any]:
+def run_picsift(root: Path, truth: dict[str, Any], ws_dir: Path, extractor: str = "auto") -> dict[str, Any]:
     from picsift import ingest
     from picsift.config import CleanConfig, ImportConfig
     from picsift.curate import run
@@ -166,7 +171,7 @@ def run_picsift(root: Path, truth: dict[str, Any], ws_dir: Path) -> dict[str, An
     ingest.run(ImportConfig(source=str(root), workspace=ws_dir))
     t_import = time.perf_counter() - t
     t = time.perf_counter()
-    result = run(CleanConfig(workspace=ws_dir))
+    result = run(CleanConfig(workspace=ws_dir, extractor=extractor))
     t_clean = time.perf_counter() - t
     from picsift.store import Workspace
 
@@ -204,6 +209,7 @@ def run_picsift(root: Path, truth: dict[str, Any], ws_dir: Path) -> dict[str, An
         "too_dark": prf(ids_to_paths("too_dark"), set(truth["dark"])),
         "label_issues": {**prf(ids_to_paths("label_issue"), set(truth["flip"])), **top_precision(result, paths, truth)},
         "label_model": result.label_model,
+        "embedding": result.embedding,
         "near_dup_recall_by_transform": recall_by_transform(pred_pairs, truth),
         "counts": result.counts,
         "timings_s": {**{k: round(v, 2) for k, v in result.timings_s.items()}, "import": round(t_import, 2)},
@@ -218,14 +224,14 @@ def top_precision(result: Any, paths: dict[int, str], truth: dict[str, Any], k: 
     return {f"precision_top{k}": round(hits / max(1, len(flags)), 4)}
 
 
-def run_picsift_linear(ws_dir: Path, truth: dict[str, Any]) -> dict[str, Any]:
+def run_picsift_linear(ws_dir: Path, truth: dict[str, Any], extractor: str = "auto") -> dict[str, Any]:
     """picsift's label check with the linear model only (`--label-model linear`), on the same workspace."""
     from picsift.config import CleanConfig
     from picsift.curate import run
     from picsift.store import Workspace
 
     t = time.perf_counter()
-    result = run(CleanConfig(workspace=ws_dir, checks=("labels",), label_model="linear"))
+    result = run(CleanConfig(workspace=ws_dir, checks=("labels",), label_model="linear", extractor=extractor))
     wall = time.perf_counter() - t
     paths = {r.id: r.path for r in Workspace.open(ws_dir).catalog.images(readable=None, include_excluded=True)}
     pred = {str(Path(paths[i]).resolve()) for f in result.findings if f.kind == "label_issue" for i in f.image_ids}
@@ -362,6 +368,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="300 images, one seed")
     ap.add_argument("--n", type=int, default=None, help="clean CIFAR-10 images before planting (default 2000)")
     ap.add_argument("--seeds", default=None, help="comma list (default 0,2,3; --quick: 0)")
+    ap.add_argument("--extractor", default="auto", help="clean's embedding: auto (default), hand, or a features name")
     args = ap.parse_args()
     if not CIFAR.is_dir():
         sys.exit(f"CIFAR-10 not found at {CIFAR}")
@@ -374,13 +381,13 @@ def main() -> None:
         root = (WORK / f"data-{n}-{seed}").resolve()
         truth = build(root, n, seed)
         # Interleaved per seed: picsift, then the peers on the same files.
-        ours = run_picsift(root, truth, WORK / f"ws-{n}-{seed}")
+        ours = run_picsift(root, truth, WORK / f"ws-{n}-{seed}", args.extractor)
         try:
             phash: dict[str, Any] | None = run_imagededup_phash(root, truth)
         except ImportError:
             phash = None
         peer_lab = run_cleanlab_logreg(WORK / f"ws-{n}-{seed}", truth)
-        linear = run_picsift_linear(WORK / f"ws-{n}-{seed}", truth)
+        linear = run_picsift_linear(WORK / f"ws-{n}-{seed}", truth, args.extractor)
         digits = run_digits(seed)
         runs.append(
             {"seed": seed, "files": truth["n_files"], "picsift": ours, "imagededup_phash": phash,
@@ -388,8 +395,11 @@ def main() -> None:
         )  # fmt: skip
         print(f"seed {seed}: {truth['n_files']} files, picsift clean {ours['clean_wall_s']}s", file=sys.stderr)
     doc = {"machine": info, "n_clean_images": n, "seeds": seeds, "imagededup_cnn": cnn, "runs": runs,
-           "command": "python bench/curate_bench.py" + (" --quick" if args.quick else "")}  # fmt: skip
-    out = RESULTS if not args.quick else RESULTS.with_name("curate_bench_quick.json")
+           "embedding": runs[0]["picsift"]["embedding"],
+           "command": "python bench/curate_bench.py" + (" --quick" if args.quick else "")
+           + (f" --extractor {args.extractor}" if args.extractor != "auto" else "")}  # fmt: skip
+    stem = "curate_bench" + (f"_{args.extractor.replace('@', '-')}" if args.extractor != "auto" else "")
+    out = RESULTS.with_name(f"{stem}.json" if not args.quick else f"{stem}_quick.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1))
     rows = [
@@ -399,14 +409,24 @@ def main() -> None:
         ("corrupt files", "picsift", ["picsift", "unreadable"]),
         ("blurred", "picsift (Laplacian variance / gradient energy)", ["picsift", "blurry"]),
         ("darkened", "picsift", ["picsift", "too_dark"]),
-        ("flipped labels (5%)", "picsift default (fast CNN x ridge CV + cleanlab)", ["picsift", "label_issues"]),
+        (
+            "flipped labels (5%)",
+            f"picsift default ({runs[0]['picsift']['label_model'].get('model')} CV on "
+            f"{runs[0]['picsift']['label_model'].get('extractor')} + cleanlab)",
+            ["picsift", "label_issues"],
+        ),
         ("flipped labels (5%)", "picsift --label-model linear (ridge CV + cleanlab)", ["picsift_linear"]),
-        ("flipped labels (5%)", "cleanlab on CV LogisticRegression", ["cleanlab_logreg", "label_issues"]),
+        (
+            "flipped labels (5%)",
+            "cleanlab on CV LogisticRegression (hand features)",
+            ["cleanlab_logreg", "label_issues"],
+        ),
         ("digits: flipped labels (5%)", "picsift (ridge CV + cleanlab)", ["digits", "picsift"]),
         ("digits: flipped labels (5%)", "cleanlab on CV LogisticRegression", ["digits", "cleanlab_logreg"]),
     ]
     n_runs = len(runs)
     print(f"\n{n} CIFAR-10 images + planted problems, {n_runs} seed(s) {seeds}; median (min-max) over seeds")
+    print(doc["embedding"].get("text", ""))
     print("| problem | method | precision | recall | F1 |\n|---|---|---|---|---|")
     for prob, method, path in rows:
         if any(r[path[0]] is None for r in runs):
@@ -428,9 +448,10 @@ def main() -> None:
     print(f"imagededup CNN: {cnn}")
     print(f"label issues, precision of the 50 top-scored flags: default {summarise(runs, ['picsift', 'label_issues', 'precision_top50'])}, "
           f"linear {summarise(runs, ['picsift_linear', 'precision_top50'])}; label-model agreement with the labels "
-          f"{summarise(runs, ['picsift', 'label_model', 'cv_agreement'])}, CNN alone "
-          f"{summarise(runs, ['picsift', 'label_model', 'cnn_cv_agreement'])}, CNN folds "
-          f"{summarise(runs, ['picsift', 'label_model', 'cnn_s'])} s")  # fmt: skip
+          f"{summarise(runs, ['picsift', 'label_model', 'cv_agreement'])}")  # fmt: skip
+    if "cnn_s" in runs[0]["picsift"]["label_model"]:
+        print(f"CNN alone {summarise(runs, ['picsift', 'label_model', 'cnn_cv_agreement'])}, CNN folds "
+              f"{summarise(runs, ['picsift', 'label_model', 'cnn_s'])} s")  # fmt: skip
 
 
 if __name__ == "__main__":

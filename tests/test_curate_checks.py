@@ -127,7 +127,7 @@ def test_cnn_label_model_scores_out_of_fold_and_catches_a_flipped_digit(tmp_path
     assert len(found) <= 5
 
 
-def test_label_model_auto_picks_cnn_only_for_large_sets_and_rejects_unknown_names() -> None:
+def test_label_model_auto_picks_logistic_on_pretrained_cnn_only_for_large_sets_rejects_unknown_names() -> None:
     from picsift.config import CleanConfig
     from picsift.curate.pipeline import resolve_label_model
     from picsift.errors import ConfigError
@@ -136,5 +136,10 @@ def test_label_model_auto_picks_cnn_only_for_large_sets_and_rejects_unknown_name
     assert resolve_label_model(cfg, 300) == "ridge" and resolve_label_model(cfg, 2000) == "cnn"
     assert resolve_label_model(CleanConfig(label_model="linear"), 5000) == "ridge"
     assert resolve_label_model(CleanConfig(label_model="cnn"), 50) == "cnn"
+    # on a pretrained embedding, auto is the cross-validated logistic head whatever the size
+    assert resolve_label_model(cfg, 300, pretrained=True) == resolve_label_model(cfg, 5000, True) == "logistic"
+    assert resolve_label_model(CleanConfig(label_model="cnn"), 5000, pretrained=True) == "cnn"
+    with pytest.raises(ConfigError, match="label_c must be > 0"):
+        CleanConfig(label_c=0).validate()
     with pytest.raises(ConfigError, match="auto, linear, cnn"):
         CleanConfig(label_model="resnet").validate()

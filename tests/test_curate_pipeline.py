@@ -72,7 +72,9 @@ def make_workspace(tmp: Path) -> tuple[Path, dict[str, int]]:
 
 def test_clean_finds_planted_problems_and_writes_report(tmp_path: Path) -> None:
     ws, ids = make_workspace(tmp_path)
-    result = run(CleanConfig(workspace=ws, outlier_z=6.0))
+    # Hand features: these classes differ by colour on synthetic textures, what the hand descriptors capture
+    # (tests/test_curate_embedding.py checks the pretrained embedding on real photos).
+    result = run(CleanConfig(workspace=ws, outlier_z=6.0, extractor="hand"))
     found = {(f.kind, f.image_ids) for f in result.findings}
     assert ("near_duplicate", (ids["red4"], ids["copy_of_red4"])) in found
     assert ("blurry", (ids["blurred"],)) in found
@@ -85,6 +87,7 @@ def test_clean_finds_planted_problems_and_writes_report(tmp_path: Path) -> None:
     # the blurred copy is also, correctly, a near duplicate of its original (the sharper copy is kept)
     assert ("near_duplicate", (ids["blue5"], ids["blurred"])) in found
     assert doc["label_model"]["cv_agreement"] > 0.9 and not doc["label_model"]["weak"]
+    assert doc["embedding"] == {"extractor": "hand", "pretrained": False, "text": "hand features: hand (chosen)"}
     assert doc["counts"]["near_duplicate"] == 2 and len(doc["findings"]) == len(result.findings)
     page = result.report_path.read_text()
     assert page.count("data:image/jpeg;base64,") >= 5 and "<script>" in page and "near_duplicate" in page
@@ -96,7 +99,7 @@ def test_clean_finds_planted_problems_and_writes_report(tmp_path: Path) -> None:
 
 def test_apply_undo_round_trip_and_export(tmp_path: Path) -> None:
     ws, ids = make_workspace(tmp_path)
-    run(CleanConfig(workspace=ws, checks=("duplicates", "quality")))
+    run(CleanConfig(workspace=ws, checks=("duplicates", "quality"), extractor="hand"))
     cat = Workspace.open(ws).catalog
     before = {r.id for r in cat.training_images("train")}
     res = apply(ws, ApplyOptions(near_duplicates=True, quality=True))

@@ -43,18 +43,6 @@ def timm_lite0(num_classes: int = 1000) -> torch.nn.Module:
     return timm.create_model(LITE0.timm_arch, pretrained=False, num_classes=num_classes)
 
 
-@pytest.fixture
-def no_weights_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No weights package installed and empty Hugging Face / torch hub caches."""
-
-    def not_installed(name: str) -> importlib.metadata.Distribution:
-        raise importlib.metadata.PackageNotFoundError(name)
-
-    monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-
-
 @pytest.fixture(scope="module")
 def lite0_features() -> tuple[torch.nn.Module, object]:
     require_package()

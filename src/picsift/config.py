@@ -130,13 +130,18 @@ class CleanConfig:
     bright_p05: float = 225.0
     min_side: int = 16
     max_aspect: float = 4.0
-    extractor: str = "hand"  # embedding for outliers and labels: "hand" or any picsift.features extractor
+    # Embedding for near duplicates, outliers and labels: "auto" (a pretrained backbone when its weights are
+    # installed, else "hand"), "hand" (hand-made descriptors) or any picsift.features extractor.
+    extractor: str = "auto"
     outlier_k: int = 10
     outlier_z: float = 4.0
     label_folds: int = 5
-    # auto: "cnn" from label_cnn_min_images labelled images up, else "linear" (ridge on the embedding).
+    # auto: "logistic" on a pretrained embedding; on hand features "cnn" from label_cnn_min_images labelled
+    # images up, else "linear" (ridge on the embedding).
     # cnn: picsift's fast CNN per fold within label_cnn_budget_s, ensembled with the linear model.
-    label_model: str = "auto"  # auto | linear | cnn (or ridge | logreg | mlp on the embedding)
+    # logistic: a cross-validated logistic-regression head (scikit-learn, C = label_c) on the embedding.
+    label_model: str = "auto"  # auto | linear | cnn | logistic (or ridge | logreg | mlp on the embedding)
+    label_c: float = 0.001  # inverse L2 strength of the logistic head (scikit-learn C; see curate.labels)
     label_cnn_budget_s: float = 60.0  # training time for all CNN folds together
     label_cnn_folds: int = 4
     label_cnn_min_images: int = 1000
@@ -156,10 +161,12 @@ class CleanConfig:
             raise ConfigError(f"image_size must be at least 16 pixels, got {self.image_size}")
         if self.label_folds < 2:
             raise ConfigError(f"label_folds must be at least 2, got {self.label_folds}")
-        if self.label_model not in ("auto", "linear", "cnn", "ridge", "logreg", "mlp"):
+        if self.label_model not in ("auto", "linear", "cnn", "logistic", "ridge", "logreg", "mlp"):
             raise ConfigError(
-                f"label_model must be auto, linear, cnn (or ridge, logreg, mlp); got {self.label_model!r}"
+                f"label_model must be auto, linear, cnn, logistic (or ridge, logreg, mlp); got {self.label_model!r}"
             )
+        if self.label_c <= 0:
+            raise ConfigError(f"label_c must be > 0, got {self.label_c}")
         if self.label_cnn_budget_s <= 0 or self.label_cnn_folds < 2:
             raise ConfigError(
                 f"label_cnn_budget_s must be > 0 and label_cnn_folds >= 2; got {self.label_cnn_budget_s}, "

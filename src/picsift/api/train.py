@@ -149,16 +149,17 @@ def extract_features(
     """Compute (or reuse) the features of every usable image, cached by (extractor, image hash)
     (`picsift features`); with `out`, also write ids (N,) and features (N, D) float32 to that .npz file.
 
-    Raises ConfigError (unknown extractor), RunNotFoundError (run:RUN), WorkspaceError, MissingImagesError
-    with `strict`.
+    `extractor` "auto" is the strongest available offline (a pretrained backbone when its weights are
+    installed, else hog). Raises ConfigError (unknown extractor, a pretrained one without its weights: how to
+    install them), RunNotFoundError (run:RUN), WorkspaceError, MissingImagesError with `strict`.
     """
     from picsift.data.available import check_strict
-    from picsift.features import extract_available, get_extractor
+    from picsift.features import extract_available, get_extractor, resolve_embedding
     from picsift.features.store import FeatureStore
     from picsift.store import Workspace
 
     ws = Workspace.open(workspace)
-    ext = get_extractor(extractor, ws)
+    ext = get_extractor(resolve_embedding(extractor, fallback="hog").extractor, ws)
     rows = ws.catalog.images(include_duplicates=False)
     store = FeatureStore(ws.cache_dir, ext.key)
     before = set(store.get([r.sha256 for r in rows]))

@@ -38,13 +38,18 @@ def clean(
         bool, typer.Option("--exclude-label-issues", help="Exclude images whose label looks wrong.")
     ] = False,
     extractor: Annotated[
-        str | None, typer.Option(help="Embedding for outliers/labels: hand (default) or a features extractor.")
+        str | None,
+        typer.Option(
+            help="Embedding for near duplicates, outliers and labels: auto (default: efficientnet_lite0 when its "
+            "weights are installed, else hand), hand, or any features extractor."
+        ),
     ] = None,
     label_model: Annotated[
         str | None,
         typer.Option(
-            help="Label-issue model: auto (cnn from 1,000 labelled images, else linear), linear (ridge on the "
-            "embedding, seconds), cnn (fast CNN per fold, ~1 min, ensembled with linear)."
+            help="Label-issue model: auto (logistic on a pretrained embedding; on hand features cnn from 1,000 "
+            "labelled images, else linear), logistic (cross-validated logistic head on the embedding), linear "
+            "(ridge on the embedding, seconds), cnn (fast CNN per fold, ~1 min, ensembled with linear)."
         ),
     ] = None,
     near_dup_threshold: Annotated[float | None, typer.Option(help="Near-duplicate similarity (0-1).")] = None,
@@ -105,6 +110,8 @@ def clean(
         print_json(result.to_dict())
         return
     console.print(f"checked {result.n_images} images in {result.timings_s.get('total', 0):.1f}s")
+    if result.embedding:
+        console.print(result.embedding["text"], highlight=False)
     if not result.counts:
         console.print("no problems found")
     for kind, n in result.counts.items():

@@ -23,7 +23,14 @@ from picsift.cli.common import (
 from picsift.errors import ConfigError
 
 FeaturesOpt = Annotated[
-    str, typer.Option("--features", "--extractor", "-f", help="hog | lbp | color-hist | cnn:MODEL | run:RUN.")
+    str,
+    typer.Option(
+        "--features",
+        "--extractor",
+        "-f",
+        help="auto (efficientnet_lite0 when its weights are installed, else hog) | hog | lbp | color-hist | "
+        "cnn:MODEL | run:RUN | efficientnet_lite0[@SIZE] (ImageNet-pretrained).",
+    ),
 ]
 
 
@@ -112,7 +119,7 @@ def cluster(
     workspace: WorkspaceOpt = None,
     k: Annotated[int | None, typer.Option("--k", help="Number of clusters (default: chosen by silhouette).")] = None,
     auto: Annotated[bool, typer.Option("--auto", help="Choose k by silhouette (the default without --k).")] = False,
-    features_name: FeaturesOpt = "hog",
+    features_name: FeaturesOpt = "auto",
     method: Annotated[str, typer.Option(help="kmeans | agglomerative | hdbscan.")] = "kmeans",
     max_k: Annotated[int, typer.Option("--max-k", help="Largest k tried by --auto.")] = 12,
     map_method: Annotated[str, typer.Option("--map", help="2-D map: auto | tsne | umap | pca.")] = "auto",
@@ -138,6 +145,7 @@ def cluster(
         f"silhouette {sil})",
         highlight=False,
     )
+    console.print(s["embedding"], highlight=False)
     for c in s["clusters"]:
         top = ", ".join(f"{k_} {v}" for k_, v in list(c["labels"].items())[:3]) or "unlabelled"
         name = "noise" if c["cluster"] < 0 else f"cluster {c['cluster']}"

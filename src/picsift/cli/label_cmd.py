@@ -114,6 +114,7 @@ def autolabel(
             "label them in `picsift label` (Clusters)",
             highlight=False,
         )
+        console.print(result.embedding_text or "", highlight=False)
 
 
 @handle_errors

@@ -36,7 +36,7 @@ class ClusterResult:
 def run(
     workspace: Workspace | str | Path | None = None,
     *,
-    features: str = "hog",
+    features: str = "auto",
     k: int | None = None,
     method: str = "kmeans",
     max_k: int = 12,
@@ -45,13 +45,17 @@ def run(
     seed: int = 0,
     out_dir: Path | None = None,
 ) -> ClusterResult:
-    """Cluster the workspace's usable images (readable, not excluded, first copy of their bytes)."""
+    """Cluster the workspace's usable images (readable, not excluded, first copy of their bytes).
+
+    features: an extractor name, or "auto": a pretrained embedding when its weights are installed, else HOG
+    (the choice and its reason are in the summary's "embedding")."""
     from picsift.data.available import skipped_dicts
     from picsift.data.cache import DecodedCache
-    from picsift.features import extract_available, get_extractor
+    from picsift.features import extract_available, get_extractor, resolve_embedding
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
-    ext = get_extractor(features, ws)  # fail on a typo before any work
+    choice = resolve_embedding(features, fallback="hog")
+    ext = get_extractor(choice.extractor, ws)  # fail on a typo before any work
     rows = ws.catalog.images(include_duplicates=False, labeled=True if labeled_only else None)
     if not rows:
         raise WorkspaceError(f"no usable images to cluster in {ws.root}: import a folder first")
@@ -85,6 +89,7 @@ def run(
         )
     summary: dict[str, Any] = {
         "features": ext.name,
+        "embedding": choice.text,
         "method": result.method,
         "k": result.k,
         "k_chosen_by": "silhouette" if result.k_scores else ("hdbscan" if method == "hdbscan" else "user"),

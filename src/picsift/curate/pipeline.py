@@ -20,7 +20,13 @@ from picsift.config import CleanConfig, to_jsonable
 from picsift.curate.duplicates import DuplicateParams, duplicate_findings, near_duplicate_pairs
 from picsift.curate.findings import Finding, counts_by_kind, load_findings, save_findings
 from picsift.curate.imbalance import find_imbalance
-from picsift.curate.labels import cnn_cross_val_logits, combine_probs, cross_val_pred_probs, find_label_issues
+from picsift.curate.labels import (
+    cnn_cross_val_logits,
+    combine_probs,
+    cross_val_pred_probs,
+    find_label_issues,
+    logistic_cv_pred_probs,
+)
 from picsift.curate.outliers import find_outliers
 from picsift.curate.quality import (
     QualityThresholds,
@@ -38,7 +44,8 @@ from picsift.data.available import (
     skipped_dicts,
     split_present,
 )
-from picsift.errors import ConfigError, WorkspaceError
+from picsift.errors import ConfigError, PicsiftError, WorkspaceError
+from picsift.features.pretrained import EmbeddingChoice, resolve_embedding
 from picsift.filenames import UniqueNames, inside, safe_filename, unique_names
 from picsift.store import ImageRow, Workspace
 from picsift.store.schema import utcnow
@@ -61,6 +68,7 @@ class CleanResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     label_model: dict[str, Any] = field(default_factory=dict)
     skipped: list[SkippedImage] = field(default_factory=list)  # files missing on disk or no longer decoding
+    embedding: dict[str, Any] = field(default_factory=dict)  # EmbeddingChoice.to_dict(): what the checks used
 
     @property
     def counts(self) -> dict[str, int]:
@@ -76,6 +84,7 @@ class CleanResult:
             "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
             "label_model": self.label_model,
             "skipped_images": skipped_dicts(self.skipped),
+            "embedding": self.embedding,
         }
 
 
@@ -92,14 +101,23 @@ def _decode(
     return decoded.x, decoded.rows, bad, decoded.skipped
 
 
-def _embeddings(ws: Workspace, rows: list[ImageRow], x: np.ndarray, extractor: str) -> np.ndarray:
-    if extractor == "hand":
-        from picsift.curate.descriptors import hand_features
-
-        return hand_features(x)
+def _embeddings(
+    ws: Workspace, rows: list[ImageRow], x: np.ndarray, choice: EmbeddingChoice, chosen_by_user: bool
+) -> tuple[np.ndarray, EmbeddingChoice]:
+    """(N, D) float32 embeddings of the decoded rows, and what produced them. A pretrained embedding picked
+    automatically that fails (a damaged weights file) falls back to the hand features with the reason."""
+    from picsift.curate.descriptors import hand_features
     from picsift.features import extract
 
-    return np.asarray(extract(ws, rows, extractor), dtype=np.float32)
+    if choice.extractor == "hand":
+        return hand_features(x), choice
+    try:
+        return np.asarray(extract(ws, rows, choice.extractor), dtype=np.float32), choice
+    except PicsiftError as e:
+        if chosen_by_user:
+            raise
+        log.warning("embedding with %s failed (%s); using hand features", choice.extractor, e)
+        return hand_features(x), EmbeddingChoice("hand", False, f"hand features: {choice.extractor} failed ({e})")
 
 
 def run(cfg: CleanConfig) -> CleanResult:
@@ -137,22 +155,28 @@ def run(cfg: CleanConfig) -> CleanResult:
         findings += find_quality_issues(ids, x, [(r.width, r.height) for r in rows], th, metrics or None)
         timings["quality"] = time.perf_counter() - t
 
+    emb: np.ndarray | None = None
+    label_model: dict[str, Any] = {}
+    choice: EmbeddingChoice | None = None
+    if {"duplicates", "outliers", "labels"} & set(cfg.checks) and len(rows) > 0:
+        t = time.perf_counter()
+        choice = resolve_embedding(cfg.extractor, fallback="hand")
+        if choice.pretrained or {"outliers", "labels"} & set(cfg.checks):
+            emb, choice = _embeddings(ws, rows, x, choice, cfg.extractor not in ("", "auto"))
+        timings["embeddings"] = time.perf_counter() - t
+
     if "duplicates" in cfg.checks:
         t = time.perf_counter()
         params = DuplicateParams(
             threshold=cfg.near_dup_threshold, neighbours=cfg.near_dup_neighbours, phash_max_bits=cfg.phash_max_bits
         )
-        pairs = near_duplicate_pairs(x, params)
+        # A pretrained embedding adds its cosine nearest neighbours as candidate pairs (beside the thumbnail
+        # index and the perceptual hash); the aligned-thumbnail verification still decides every pair.
+        dup_emb = emb if choice is not None and choice.pretrained else None
+        pairs = near_duplicate_pairs(x, params, dup_emb)
         # Unreadable rows join only exact (same-bytes) groups; they come after the decoded rows.
         findings += duplicate_findings(rows + [r for r, _ in unreadable], pairs, copy_scores)
         timings["duplicates"] = time.perf_counter() - t
-
-    emb: np.ndarray | None = None
-    label_model: dict[str, Any] = {}
-    if {"outliers", "labels"} & set(cfg.checks) and len(rows) > 0:
-        t = time.perf_counter()
-        emb = _embeddings(ws, rows, x, cfg.extractor)
-        timings["embeddings"] = time.perf_counter() - t
 
     if "outliers" in cfg.checks and emb is not None:
         t = time.perf_counter()
@@ -161,7 +185,7 @@ def run(cfg: CleanConfig) -> CleanResult:
 
     if "labels" in cfg.checks and emb is not None:
         t = time.perf_counter()
-        label_found, label_model = _label_findings(rows, emb, x, cfg)
+        label_found, label_model = _label_findings(rows, emb, x, cfg, choice)
         findings += label_found
         timings["labels"] = time.perf_counter() - t
 
@@ -182,6 +206,7 @@ def run(cfg: CleanConfig) -> CleanResult:
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "label_model": label_model,
         "skipped_images": skipped_dicts(skipped),
+        "embedding": choice.to_dict() if choice is not None else {},
     }
     findings_path = ws.root / FINDINGS_FILE
     save_findings(findings_path, findings, meta)
@@ -201,19 +226,24 @@ def run(cfg: CleanConfig) -> CleanResult:
     timings["report"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     log.info("clean: %d findings over %d images in %.1fs", len(findings), len(rows_all), timings["total"])
-    return CleanResult(findings, len(rows_all), findings_path, report_path, timings, label_model, skipped)
+    return CleanResult(
+        findings, len(rows_all), findings_path, report_path, timings, label_model, skipped, meta["embedding"]
+    )
 
 
-def resolve_label_model(cfg: CleanConfig, n_images: int) -> str:
-    """auto -> "cnn" when there are enough labelled images for a from-scratch CNN to beat the linear model
-    (label_cnn_min_images) and time for it, else "linear"; "linear" is the closed-form ridge model."""
+def resolve_label_model(cfg: CleanConfig, n_images: int, pretrained: bool = False) -> str:
+    """auto -> "logistic" (a cross-validated logistic head) on a pretrained embedding; on hand features "cnn"
+    when there are enough labelled images for a from-scratch CNN to beat the linear model
+    (label_cnn_min_images), else "ridge"; "linear" is the closed-form ridge model."""
     if cfg.label_model == "auto":
+        if pretrained:
+            return "logistic"
         return "cnn" if n_images >= cfg.label_cnn_min_images else "ridge"
     return "ridge" if cfg.label_model == "linear" else cfg.label_model
 
 
 def _label_findings(
-    rows: list[ImageRow], emb: np.ndarray, x: np.ndarray, cfg: CleanConfig
+    rows: list[ImageRow], emb: np.ndarray, x: np.ndarray, cfg: CleanConfig, choice: EmbeddingChoice | None
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Label-issue findings, and how far the cross-validated model agrees with the given labels: with a
     weak model (low agreement) the flags are a ranked review queue, not a verdict."""
@@ -231,10 +261,14 @@ def _label_findings(
         return [], {}
     keep = [i for i in keep if str(rows[i].label) in classes]
     y = np.array([classes.index(str(rows[i].label)) for i in keep])
-    model = resolve_label_model(cfg, len(keep))
-    linear = "ridge" if model == "cnn" else model
-    probs = cross_val_pred_probs(emb[keep], y, len(classes), folds=cfg.label_folds, model=linear, seed=cfg.seed)
+    model = resolve_label_model(cfg, len(keep), choice is not None and choice.pretrained)
     extra: dict[str, Any] = {}
+    if model == "logistic":
+        probs = logistic_cv_pred_probs(emb[keep], y, len(classes), folds=cfg.label_folds, c=cfg.label_c, seed=cfg.seed)
+        extra = {"c": cfg.label_c}
+    else:
+        linear = "ridge" if model == "cnn" else model
+        probs = cross_val_pred_probs(emb[keep], y, len(classes), folds=cfg.label_folds, model=linear, seed=cfg.seed)
     if model == "cnn":
         t = time.perf_counter()
         logits = cnn_cross_val_logits(
@@ -253,7 +287,8 @@ def _label_findings(
     stats = {
         "model": "cnn+ridge" if model == "cnn" else model,
         **extra,
-        "extractor": cfg.extractor,
+        "extractor": choice.extractor if choice is not None else cfg.extractor,
+        "embedding": choice.text if choice is not None else "",
         "folds": cfg.label_folds,
         "images": len(keep),
         "cv_agreement": round(agreement, 4),

@@ -98,6 +98,13 @@ def file_uri(path: str) -> str:
     return p.as_uri() if p.is_absolute() else ""
 
 
+def _embedding_line(choice: Mapping[str, Any]) -> str:
+    """Which embedding the near-duplicate, outlier and label checks used (or why hand features)."""
+    if not choice.get("text"):
+        return ""
+    return f"<p class='meta'>{html.escape(str(choice['text']))}</p>"
+
+
 def _label_banner(stats: Mapping[str, Any]) -> str:
     if not stats:
         return ""
@@ -271,6 +278,7 @@ def render_report(
         f"{e(', '.join(checks))} · {e(str(meta.get('created_at', '')))} · "
         f"catalog {e(str(meta.get('catalog_hash', ''))[:12])} · image links open the label app at "
         f"{e(DEFAULT_APP_URL)} (start it with <code>picsift label</code>)</div>",
+        _embedding_line(meta.get("embedding") or {}),
         _label_banner(meta.get("label_model") or {}),
         *_summary(by_kind, checks),
         *_per_class(findings, labels, kinds_present),

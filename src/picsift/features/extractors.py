@@ -5,6 +5,8 @@
     cnn:MODEL+pretrained        ... with the library's pretrained weights (needs them cached or online)
     cnn:MODEL@PATH              ... with a local weights file (.safetensors / .pth)
     run:RUN                     penultimate layer of a trained run's model (run id or folder)
+    efficientnet_lite0[@SIZE]   ImageNet-pretrained EfficientNet-Lite0/1/2 features, when their weights are
+                                installed (picsift.features.pretrained); 224 px unless @SIZE
 
 An extractor maps uint8 (N, S, S, 3) images to float32 (N, D); images of another size are resized to
 its `size` first, so D is fixed. `key` identifies the function exactly (weights included): it names
@@ -23,7 +25,7 @@ import numpy as np
 
 from picsift.data.hashing import sha256_file
 from picsift.errors import ConfigError, ModelNotFoundError, RunNotFoundError, WeightsNotAvailableError
-from picsift.features import handcrafted
+from picsift.features import handcrafted, pretrained
 from picsift.runs import open_run
 
 HANDCRAFTED_SIZE = 64
@@ -40,7 +42,7 @@ _VERSION = "v1"
 @dataclass
 class Extractor:
     name: str
-    kind: str  # "handcrafted" | "cnn" | "run"
+    kind: str  # "handcrafted" | "cnn" | "run" | "pretrained"
     size: int  # images are resized to size x size before extraction (the decoded-cache size to use)
     key: str
     description: str
@@ -84,17 +86,18 @@ def list_extractors() -> list[dict[str, str]]:
         },
         {"name": "run:RUN", "description": "penultimate layer of a trained run's model"},
     ]
-    return rows
+    return rows + pretrained.list_pretrained()
 
 
 def _unknown(name: str) -> ConfigError:
+    from picsift.models.pretrained import KNOWN
     from picsift.models.registry import list_models
 
     cnns = [f"cnn:{s.name}" for s in list_models() if s.builder is not None]
-    hint = get_close_matches(name, [*_HANDCRAFTED, *cnns], n=3, cutoff=0.5)
+    hint = get_close_matches(name, [*_HANDCRAFTED, *KNOWN, *cnns], n=3, cutoff=0.5)
     did = f"; did you mean {', '.join(hint)}?" if hint else ""
     return ConfigError(
-        f"unknown feature extractor {name!r}{did} (known: {', '.join(_HANDCRAFTED)}, cnn:MODEL, run:RUN; "
+        f"unknown feature extractor {name!r}{did} (known: {', '.join([*_HANDCRAFTED, *KNOWN])}, cnn:MODEL, run:RUN; "
         "`picsift features --list` shows them)"
     )
 
@@ -193,4 +196,7 @@ def get_extractor(name: str, workspace: Any = None) -> Extractor:
         return _cnn_extractor(name, name[4:])
     if name.startswith("run:") and len(name) > 4:
         return _run_extractor(name, name[4:], workspace)
+    found = pretrained.pretrained_features(name)
+    if found is not None:
+        return Extractor(name, "pretrained", found.size, found.key, found.description, found.source)
     raise _unknown(name)

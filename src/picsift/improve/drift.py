@@ -6,7 +6,8 @@ never trained on them, so their confidences are an honest reference):
 - all comparisons below use a reference subset with the same predicted class mix as the new images
   (`match_class_mix`), so that a folder of only one class is not mistaken for new-looking data;
 - embedding shift: a domain classifier (logistic regression, 5-fold cross-validated) tries to tell
-  reference from new images by their penultimate features; its AUC is 0.5 when it cannot (no
+  reference from new images by their features (a pretrained embedding when its weights are installed,
+  else the model's penultimate features; see `unknown.knn_features`); its AUC is 0.5 when it cannot (no
   drift) and near 1 when the two sets are easy to tell apart. An MMD (RBF kernel, median
   bandwidth) between the two feature sets is reported alongside.
 - class-mix shift: total-variation distance between the predicted class histogram of the new
@@ -30,6 +31,7 @@ import numpy as np
 
 from picsift.data.inputs import expand_inputs
 from picsift.errors import DatasetError, ImageDecodeError
+from picsift.features import default_embedding
 from picsift.improve.rundata import split_data
 from picsift.inference import Predictor
 from picsift.runs import RunFolder, run_workspace
@@ -37,6 +39,20 @@ from picsift.store import Workspace
 
 log = logging.getLogger("picsift.improve")
 MIN_IMAGES = 10
+
+
+MODEL_FEATURES = "model"  # the run's own penultimate features (Predictor.features)
+
+
+def drift_features(predictor: Any, x: np.ndarray, features: str = MODEL_FEATURES) -> np.ndarray:
+    """uint8 (N, S, S, 3) -> L2-normalised float32 (N, D): the model's own features ("model") or a
+    picsift.features extractor's (a pretrained backbone, which sees drift the model was never trained on)."""
+    if features == MODEL_FEATURES:
+        return np.asarray(predictor.features(x)[0], dtype=np.float32)
+    from picsift.features import extract_arrays
+
+    f = extract_arrays(x, features)
+    return (f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-12)).astype(np.float32)
 
 
 def domain_auc(ref: np.ndarray, new: np.ndarray, seed: int = 0) -> float:
@@ -146,8 +162,8 @@ def check_drift(
     x_ref = np.concatenate([val.x, test.x])[:max_images]
     if len(x_ref) < MIN_IMAGES:
         raise DatasetError(f"run {run_dir.name} has {len(x_ref)} held-out images; drift needs {MIN_IMAGES}")
-    f_ref, _ = predictor.features(x_ref)
-    f_new, _ = predictor.features(x_new)
+    choice = default_embedding(fallback=MODEL_FEATURES)
+    f_ref, f_new = (drift_features(predictor, x, choice.extractor) for x in (x_ref, x_new))
     p_ref = predictor.predict_arrays(x_ref)
     p_new = predictor.predict_arrays(x_new)
     k = len(predictor.classes)
@@ -175,7 +191,12 @@ def check_drift(
         "n_unreadable": unreadable,
         "n_reference": int(len(x_ref)),
         "n_reference_class_matched": int(len(f_ref)),
-        "embedding": {"domain_auc": auc, "domain_auc_unmatched": raw_auc, "mmd2": mmd_rbf(f_ref[:1000], f_new[:1000])},
+        "embedding": {
+            "domain_auc": auc,
+            "domain_auc_unmatched": raw_auc,
+            "mmd2": mmd_rbf(f_ref[:1000], f_new[:1000]),
+            "features": choice.text,
+        },  # fmt: skip
         "class_mix": {
             "total_variation": mix_tv,
             "training": {c: int(v) for c, v in zip(predictor.classes, train_hist, strict=True)},

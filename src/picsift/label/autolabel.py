@@ -2,7 +2,8 @@
 
 method "model":   the latest run predicts every unlabelled image; predictions whose confidence
                   reaches the threshold become proposals (status "proposed", origin "model").
-method "cluster": unlabelled images are embedded and clustered (k-means or agglomerative); the
+method "cluster": unlabelled images are embedded (a pretrained backbone when installed, see
+                  `scoring.embed_rows`) and clustered (k-means or agglomerative); the
                   clusters are written to <workspace>/clusters.json, and the web app shows each
                   cluster so a whole group can be labelled at once after removing the odd ones.
 """
@@ -38,6 +39,7 @@ class AutolabelResult:
     clusters: int = 0  # clusters written (cluster method)
     run: str | None = None
     embeddings: str | None = None
+    embedding_text: str | None = None  # which embedding the clusters used and why
     threshold: float | None = None
     per_class: dict[str, int] = field(default_factory=dict)
     skipped: list[SkippedImage] = field(default_factory=list)  # files missing on disk or no longer decoding
@@ -126,9 +128,10 @@ def autolabel_cluster(
         # About one cluster per ~20 images, so a cluster fits on a screen; at least the class count.
         n_clusters = max(len(ws.catalog.classes()), round(len(rows) / 20), 2)
     n_clusters = max(2, min(int(n_clusters), len(rows)))
-    rows, emb, emb_name, undecodable = embed_rows(ws, rows, extractor)
-    check_strict(undecodable, strict, "autolabel")
-    skipped += undecodable
+    embedded = embed_rows(ws, rows, extractor)
+    rows, emb, emb_name = embedded.rows, embedded.vectors, embedded.name
+    check_strict(embedded.skipped, strict, "autolabel")
+    skipped += embedded.skipped
     if len(rows) < n_clusters:
         raise WorkspaceError(f"only {len(rows)} unlabelled images can be read, fewer than {n_clusters} clusters")
     assign = cluster_embeddings(emb, n_clusters, algorithm, seed)
@@ -153,11 +156,17 @@ def autolabel_cluster(
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "algorithm": algorithm,
         "embeddings": emb_name,
+        "embedding": embedded.text,
         "clusters": clusters,
     }
     write_json(ws.root / CLUSTERS_FILE, payload, indent=1)
     return AutolabelResult(
-        "cluster", len(rows) + len(skipped), clusters=len(clusters), embeddings=emb_name, skipped=skipped
+        "cluster",
+        len(rows) + len(skipped),
+        clusters=len(clusters),
+        embeddings=emb_name,
+        embedding_text=embedded.text,
+        skipped=skipped,
     )
 
 

@@ -160,8 +160,9 @@ class Batch:
     items: list[QueueItem]
     run: str | None  # the run whose uncertainty ranked the batch; None: diversity only
     method: str
-    embeddings: str
+    embeddings: str  # the extractor behind the diversity term (a pretrained backbone when installed)
     uncertainty_share: float = 1.0  # fraction chosen among the most uncertain; the rest cover the pool
+    embedding_text: str = ""  # that choice and why, e.g. "hand features: no pretrained weights installed ..."
 
 
 def next_batch(
@@ -178,7 +179,8 @@ def next_batch(
 
     With a trained run, uncertainty comes from its predictions, and the share of the batch chosen
     among the most uncertain grows with the labels per class (`uncertainty_share`); before the first
-    run every image is equally uncertain and the batch is chosen for diversity alone.
+    run every image is equally uncertain and the batch is chosen for diversity alone. Diversity is measured
+    on `extractor`, by default a pretrained embedding when installed (see `scoring.embed_rows`).
     """
     from picsift.label.scoring import embed_rows, latest_run, predict_rows
 
@@ -202,15 +204,16 @@ def next_batch(
     else:
         probs, classes, top = None, [], None
         scores = np.ones(len(rows)) + rng.random(len(rows)) * 1e-6
-    embedded, emb, emb_name, _ = embed_rows(ws, rows, extractor)
-    if len(embedded) < len(rows):
-        readable = np.isin([r.id for r in rows], [r.id for r in embedded])
-        rows, scores = embedded, scores[readable]
+    embedded = embed_rows(ws, rows, extractor)
+    if len(embedded.rows) < len(rows):
+        readable = np.isin([r.id for r in rows], [r.id for r in embedded.rows])
+        rows, scores = embedded.rows, scores[readable]
         if probs is not None and top is not None:
             probs, top = probs[readable], top[readable]
+    run_name = run_dir.name if run_dir is not None else None
     if not rows:
-        return Batch([], run_name, method, emb_name)
-    picked = select_batch(scores, emb, n, seed=seed, uncertainty_share=share)
+        return Batch([], run_name, method, embedded.name, embedding_text=embedded.text)
+    picked = select_batch(scores, embedded.vectors, n, seed=seed, uncertainty_share=share)
     items = [
         QueueItem(
             image_id=rows[i].id,
@@ -220,4 +223,4 @@ def next_batch(
         )
         for i in picked
     ]
-    return Batch(items, run_name, method, emb_name, share)
+    return Batch(items, run_name, method, embedded.name, share, embedded.text)

@@ -2,7 +2,8 @@
 
 Both are plain arrays aligned with the catalog rows that could be read (returned with them; images whose file
 is missing on disk or no longer decodes are set aside): `predict_rows` -> (N, K) probabilities,
-`embed_rows` -> (N, D) float32 vectors used for clustering and for the queue's diversity term.
+`embed_rows` -> (N, D) float32 vectors used for clustering and for the queue's diversity term, with the name
+of what produced them and the line saying why.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from picsift.data.available import SkippedImage, decode_available
 from picsift.errors import PicsiftError, RunCorruptError
+from picsift.features.pretrained import HAND_REASON, default_embedding
 from picsift.inference import Predictor
 from picsift.models.artifact import read_meta
 from picsift.runs import RunFolder, list_runs, resolve_run
@@ -95,44 +98,58 @@ def pixel_embeddings(ws: Workspace, rows: list[ImageRow]) -> tuple[list[ImageRow
     return decoded.rows, flat, decoded.skipped
 
 
-def embed_rows(
-    ws: Workspace, rows: list[ImageRow], extractor: str | None = None
-) -> tuple[list[ImageRow], np.ndarray, str, list[SkippedImage]]:
-    """(rows that could be read, their embeddings (N, D), the name of what produced them, rows set aside
-    because their file is missing on disk or no longer decodes).
+@dataclass
+class EmbeddedRows:
+    """rows: the rows that could be read; vectors: their embeddings, float32 (N, D); name: what produced them
+    (an extractor name or "pixels"); text: the line recording that choice and why; skipped: rows set aside
+    because their file is missing on disk or no longer decodes."""
 
-    `extractor` None picks the best available: the latest run's penultimate layer, else HOG
-    descriptors, else downsampled pixels (when the features stage is unavailable or fails).
+    rows: list[ImageRow]
+    vectors: np.ndarray
+    name: str
+    text: str
+    skipped: list[SkippedImage] = field(default_factory=list)
+
+
+def embed_rows(ws: Workspace, rows: list[ImageRow], extractor: str | None = None) -> EmbeddedRows:
+    """Embeddings of `rows` (see EmbeddedRows).
+
+    `extractor` None picks the best available: a pretrained backbone when its weights are installed
+    (`picsift.features.default_embedding`), else the latest run's penultimate layer, else HOG descriptors,
+    else downsampled pixels (when the features stage is unavailable or fails).
     """
     if extractor == "pixels":
-        return _with_name(pixel_embeddings(ws, rows), "pixels")
-    candidates: list[str] = [extractor] if extractor else []
+        kept, vectors, skipped = pixel_embeddings(ws, rows)
+        return EmbeddedRows(kept, vectors, "pixels", "pixels: chosen", skipped)
+    candidates: list[tuple[str, str]] = [(extractor, f"features: {extractor} (chosen)")] if extractor else []
     if not extractor:
+        choice = default_embedding(fallback="hog")
+        if choice.pretrained:
+            candidates.append((choice.extractor, choice.text))
+        reason = choice.text.removeprefix("hand features: ") if not choice.pretrained else "pretrained failed"
         run_dir = latest_run(ws)
         if run_dir is not None:
-            candidates.append(f"run:{run_dir}")
-        candidates.append("hog")
+            candidates.append((f"run:{run_dir}", f"run features: penultimate layer of {run_dir.name}; {reason}"))
+        candidates.append(("hog", f"hand features: {reason}"))
     try:
         from picsift.features import extract_available
     except ImportError:
         if extractor:
             raise
-        return _with_name(pixel_embeddings(ws, rows), "pixels")
-    for name in candidates:
+        kept, vectors, skipped = pixel_embeddings(ws, rows)
+        return EmbeddedRows(kept, vectors, "pixels", f"pixels: the features stage is unavailable; {HAND_REASON}",
+                            skipped)  # fmt: skip
+    for name, text in candidates:
         try:
             kept, emb, skipped = extract_available(ws, rows, name)
-            return kept, np.asarray(emb, dtype=np.float32), name, skipped
+            log.info("%s", text)
+            return EmbeddedRows(kept, np.asarray(emb, dtype=np.float32), name, text, skipped)
         except PicsiftError:
             if extractor:
                 raise
             log.warning("embeddings with %s failed; trying the next extractor", name, exc_info=True)
-    return _with_name(pixel_embeddings(ws, rows), "pixels")
-
-
-def _with_name(
-    found: tuple[list[ImageRow], np.ndarray, list[SkippedImage]], name: str
-) -> tuple[list[ImageRow], np.ndarray, str, list[SkippedImage]]:
-    return found[0], found[1], name, found[2]
+    kept, vectors, skipped = pixel_embeddings(ws, rows)
+    return EmbeddedRows(kept, vectors, "pixels", "pixels: every feature extractor failed", skipped)
 
 
 class PredictionCache:

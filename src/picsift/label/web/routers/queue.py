@@ -22,6 +22,7 @@ def queue(
         "run": batch.run,
         "method": batch.method,
         "embeddings": batch.embeddings,
+        "embedding": batch.embedding_text,
         "uncertainty_share": batch.uncertainty_share,
         "items": [i.to_dict() for i in batch.items],
     }
