@@ -101,10 +101,10 @@ def main() -> None:
 
     from picsift import train
     from picsift.config import TrainConfig
-    from picsift.improve.balance import fit_class_scales
     from picsift.improve.calibration import calibrate
     from picsift.improve.ensemble import make_ensemble
     from picsift.improve.rundata import split_data
+    from picsift.improve.thresholds import fit_class_scales
     from picsift.improve.tta import choose_for_run
     from picsift.improve.tune import tune
     from picsift.improve.unknown import evaluate_unknowns, fit_unknown, load_detector

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from picsift.cli import build_app
 from picsift.deploy.export import export
-from picsift.deploy.feedback import FeedbackStore, accepted_feedback_rows
 from picsift.deploy.server import ServerSettings, create_app
 from picsift.store import Workspace
+from picsift.store.feedback_store import FeedbackStore, accepted_feedback_rows
 from support.deploy import LiveServer, make_workspace, train_run
 
 

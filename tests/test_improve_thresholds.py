@@ -105,7 +105,7 @@ def test_cli_calibrate_thresholds_and_bundle_parity(long_tailed_run: Path, tmp_p
 
 
 def test_scales_raise_macro_f1_when_the_rare_class_is_under_predicted() -> None:
-    from picsift.improve.balance import fit_class_scales
+    from picsift.improve.thresholds import fit_class_scales
 
     # 200 / 200 / 20 images; the model gives the rare class only 0.4 on its own images, so argmax never picks it.
     rng = np.random.default_rng(0)

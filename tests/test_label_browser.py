@@ -232,7 +232,7 @@ def test_feedback_review_and_exclusion_in_chromium(server, page) -> None:
     from PIL import Image as PILImage
 
     from picsift.cluster import run as cluster_run
-    from picsift.deploy.feedback import FeedbackStore
+    from picsift.store.feedback_store import FeedbackStore
 
     url, ws = server
 

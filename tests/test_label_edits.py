@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from picsift.deploy.feedback import FeedbackStore
 from picsift.errors import ConfigError, NotFoundError
 from picsift.label.edits import (
     add_class,
@@ -22,6 +21,7 @@ from picsift.label.edits import (
     set_labels,
     undo_exclusion,
 )
+from picsift.store.feedback_store import FeedbackStore
 from support.label import make_workspace
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from picsift.deploy.feedback import FeedbackStore, accepted_feedback_rows
+from picsift.store.feedback_store import FeedbackStore, accepted_feedback_rows
 from support.label import app_client, make_workspace
 
 

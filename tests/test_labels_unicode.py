@@ -16,10 +16,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from picsift.cli import build_app
-from picsift.deploy.feedback import FeedbackStore
 from picsift.errors import ConfigError, LabelError
 from picsift.labels_text import normalize_label
 from picsift.store import Workspace
+from picsift.store.feedback_store import FeedbackStore
 from picsift.store.schema import Image as ImageRowOrm
 from support.label import app_client
 from support.label import make_workspace as make_label_workspace

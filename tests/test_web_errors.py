@@ -8,7 +8,6 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
-from picsift.deploy.feedback import FeedbackStore
 from picsift.deploy.server import ServerSettings
 from picsift.deploy.server import create_app as create_server
 from picsift.errors import (
@@ -23,6 +22,7 @@ from picsift.errors import (
     WorkspaceError,
 )
 from picsift.store import LabelConflictError, Workspace
+from picsift.store.feedback_store import FeedbackStore
 from picsift.web.auth import presented_secret, require_secret
 from picsift.web.errors import ApiError, http_status
 from support.label import app_client, make_workspace

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from picsift.deploy.feedback import FeedbackStore
 from picsift.deploy.server import ServerSettings
 from picsift.deploy.server import create_app as create_server
 from picsift.label.web import LabelSettings
 from picsift.label.web import create_app as create_label_app
 from picsift.store import Workspace
 from picsift.store.feedback import Feedback
+from picsift.store.feedback_store import FeedbackStore
 from picsift.web.hosts import allowed_host_names, host_name
 from support.deploy import LiveServer
 from support.label import app_client, make_workspace

@@ -61,7 +61,7 @@ class TrainConfig:
     mixup: float = 0.0
     cutmix: float = 0.0
     random_erasing: float = 0.0
-    tta: bool = False  # choose test-time augmentation views on validation data after training (tta.json)
+    tta: bool = False  # choose test-time views on validation data after training (picsift.api.train_model)
     snapshots: int = 0  # keep the weights of the last N epochs in snapshots/ (for snapshot ensembles)
     with_feedback: bool = False
     run_name: str | None = None

@@ -19,19 +19,19 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """(N, K) scores -> (N, K) float64 log-probabilities (logits minus their row log-sum-exp)."""
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # type: ignore[no-any-return]
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
 def log_probs(probs: np.ndarray) -> np.ndarray:
     """(N, K) probabilities -> (N, K) float64 log-probabilities, clipped at EPS so a hard zero stays finite."""
-    return np.log(np.clip(np.asarray(probs, dtype=np.float64), EPS, 1.0))  # type: ignore[no-any-return]
+    return np.log(np.clip(np.asarray(probs, dtype=np.float64), EPS, 1.0))
 
 
 def nll(probs: np.ndarray, y: np.ndarray) -> float:
@@ -52,4 +52,4 @@ def entropy(probs: np.ndarray, normalised: bool = False) -> np.ndarray:
     ent = -(p * np.log(np.clip(p, EPS, 1.0))).sum(axis=-1)
     if normalised:
         ent = ent / max(np.log(p.shape[-1]), EPS)
-    return ent  # type: ignore[no-any-return]
+    return ent

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from picsift.api._common import WorkspaceArg, run_dir, workspace_path
 
 if TYPE_CHECKING:
-    from picsift.deploy.feedback import FeedbackItem
     from picsift.deploy.server.settings import ServerSettings
+    from picsift.store.feedback_store import FeedbackItem
 
 
 @dataclass(frozen=True)
@@ -191,9 +191,9 @@ def model_server(
     )
 
 
-def _feedback(workspace: WorkspaceArg):  # type: ignore[no-untyped-def]
-    from picsift.deploy.feedback import FeedbackStore
+def _feedback(workspace: WorkspaceArg):
     from picsift.store import Workspace
+    from picsift.store.feedback_store import FeedbackStore
 
     return FeedbackStore(Workspace.open(workspace))
 
@@ -203,7 +203,7 @@ def feedback_list(*, workspace: WorkspaceArg = None, status: str | None = None) 
 
     Raises ConfigError (unknown status), WorkspaceError.
     """
-    return _feedback(workspace).items(status)  # type: ignore[no-any-return]
+    return _feedback(workspace).items(status)
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ def feedback_accept(ids: list[int], *, workspace: WorkspaceArg = None, reviewer:
 
     Raises NotFoundError (unknown id), ConfigError (feedback not pending, or carrying no image), WorkspaceError.
     """
-    return _feedback(workspace).accept(ids, reviewer)  # type: ignore[no-any-return]
+    return _feedback(workspace).accept(ids, reviewer)
 
 
 def feedback_reject(ids: list[int], *, workspace: WorkspaceArg = None, reviewer: str = "picsift") -> list[FeedbackItem]:
@@ -241,4 +241,4 @@ def feedback_reject(ids: list[int], *, workspace: WorkspaceArg = None, reviewer:
 
     Raises NotFoundError (unknown id), ConfigError (feedback not pending), WorkspaceError.
     """
-    return _feedback(workspace).reject(ids, reviewer)  # type: ignore[no-any-return]
+    return _feedback(workspace).reject(ids, reviewer)

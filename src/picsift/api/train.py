@@ -30,7 +30,12 @@ def train_model(
     from picsift.config import TrainConfig, load_yaml_overrides
 
     cfg = load_yaml_overrides(TrainConfig, settings_file, workspace=workspace_path(workspace), **settings)
-    return train_stage.run(cfg)
+    result = train_stage.run(cfg)
+    if cfg.tta:  # choosing test-time views fits on validation data: the improve stage's work, after training
+        from picsift.improve.tta import choose_for_run
+
+        choose_for_run(result.run_dir)
+    return result
 
 
 @dataclass(frozen=True)

@@ -67,14 +67,7 @@ def clean(
     if action_id is not None and not undo:
         raise ConfigError(f"ACTION_ID {action_id} is only meaningful with --undo")
     if undo:
-        out = api.clean_undo(action_id, workspace=workspace)
-        if json_out:
-            print_json(out.to_dict())
-        else:
-            console.print(
-                f"undid action {out.undone_action_id}: {out.restored} image(s) included again "
-                f"({out.excluded_now} still excluded)"
-            )
+        _print_undo(api.clean_undo(action_id, workspace=workspace), json_out)
         return
     if apply:
         res = api.clean_apply(
@@ -85,15 +78,7 @@ def clean(
             outliers=exclude_outliers,
             label_issues=exclude_label_issues,
         )
-        if json_out:
-            print_json(res.to_dict())
-        elif res.action_id is None:
-            console.print("nothing to exclude (already excluded or no matching findings)")
-        else:
-            console.print(
-                f"excluded {res.excluded} image(s) as action {res.action_id} "
-                f"({', '.join(res.options)}); undo with `picsift clean --undo {res.action_id}`"
-            )
+        _print_apply(res, json_out)
         return
     chosen = tuple(c.strip() for c in checks.split(",") if c.strip())
     result = api.clean(
@@ -123,6 +108,28 @@ def clean(
             "label issues are a review queue (sorted by score in the report), not a verdict"
         )
     console.print(f"findings: {result.findings_path}\nreport:   {result.report_path}")
+
+
+def _print_undo(out: api.CleanUndoResult, json_out: bool) -> None:
+    if json_out:
+        print_json(out.to_dict())
+        return
+    console.print(
+        f"undid action {out.undone_action_id}: {out.restored} image(s) included again ({out.excluded_now} still "
+        "excluded)"
+    )
+
+
+def _print_apply(res: api.CleanApplyResult, json_out: bool) -> None:
+    if json_out:
+        print_json(res.to_dict())
+    elif res.action_id is None:
+        console.print("nothing to exclude (already excluded or no matching findings)")
+    else:
+        console.print(
+            f"excluded {res.excluded} image(s) as action {res.action_id} "
+            f"({', '.join(res.options)}); undo with `picsift clean --undo {res.action_id}`"
+        )
 
 
 @handle_errors

@@ -84,14 +84,7 @@ def cluster_features(
         raise ConfigError(f"clustering needs at least 3 images, got {n}")
     z = prepare(x, seed)
     if method == "hdbscan":
-        if k is not None:
-            raise ConfigError("hdbscan chooses the number of clusters itself: drop --k (or use --auto)")
-        from sklearn.cluster import HDBSCAN
-
-        size = min_cluster_size or max(5, n // 50)
-        labels = np.asarray(HDBSCAN(min_cluster_size=min(size, n), copy=True).fit_predict(z))
-        found = int(labels.max()) + 1 if (labels >= 0).any() else 0
-        return Clustering(labels, found, method, _silhouette(z, labels, seed))
+        return _hdbscan(z, k, min_cluster_size, seed)
     if k is not None:
         if k < 2:
             raise ConfigError(f"--k must be at least 2, got {k}")
@@ -99,9 +92,27 @@ def cluster_features(
             raise ConfigError(f"--k {k} is larger than the number of images ({n}); pick k <= {n} or use --auto")
         labels = _fit(z, k, method, seed)
         return Clustering(labels, k, method, _silhouette(z, labels, seed))
-    top = min(max_k, n - 1)
+    return _best_k(z, min(max_k, n - 1), method, seed)
+
+
+def _hdbscan(z: np.ndarray, k: int | None, min_cluster_size: int | None, seed: int) -> Clustering:
+    """HDBSCAN (Campello et al. 2013): clusters of at least `min_cluster_size` (default 2% of the images, >= 5),
+    the rest marked -1."""
+    if k is not None:
+        raise ConfigError("hdbscan chooses the number of clusters itself: drop --k (or use --auto)")
+    from sklearn.cluster import HDBSCAN
+
+    n = len(z)
+    size = min_cluster_size or max(5, n // 50)
+    labels = np.asarray(HDBSCAN(min_cluster_size=min(size, n), copy=True).fit_predict(z))
+    found = int(labels.max()) + 1 if (labels >= 0).any() else 0
+    return Clustering(labels, found, "hdbscan", _silhouette(z, labels, seed))
+
+
+def _best_k(z: np.ndarray, top: int, method: str, seed: int) -> Clustering:
+    """The k in [2, top] with the best silhouette."""
     if top < 2:
-        raise ConfigError(f"automatic k needs at least 3 images, got {n}")
+        raise ConfigError(f"automatic k needs at least 3 images, got {len(z)}")
     scores: dict[int, float] = {}
     best: tuple[float, int, np.ndarray] | None = None
     for kk in range(2, top + 1):
@@ -147,7 +158,7 @@ def embed_2d(x: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.nda
     n = len(z)
     if method in ("auto", "umap"):
         try:
-            import umap  # type: ignore[import-not-found]
+            import umap
 
             return np.asarray(umap.UMAP(random_state=seed).fit_transform(z), dtype=np.float32), "umap"
         except ImportError:

@@ -46,11 +46,11 @@ def _fit_predict(
     def closure() -> torch.Tensor:
         opt.zero_grad()
         loss = torch.nn.functional.cross_entropy(net(xt), yt) + l2 * sum((w**2).sum() for w in weights)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         return loss
 
     net.train()
-    opt.step(closure)  # type: ignore[no-untyped-call]
+    opt.step(closure)
     net.eval()
     with torch.no_grad():
         return torch.softmax(net(torch.from_numpy(xte)), dim=1).numpy().astype(np.float64)

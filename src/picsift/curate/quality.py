@@ -174,80 +174,100 @@ def find_quality_issues(
     for i, image_id in enumerate(ids):
         iid = (int(image_id),)
         if sizes is not None:
-            w, h = sizes[i]
-            if w and h:
-                if min(w, h) < min_side:
-                    findings.append(
-                        Finding(
-                            "too_small",
-                            iid,
-                            float(min_side / max(1, min(w, h))),
-                            f"only {w}x{h} pixels (shorter side under {min_side})",
-                            {"width": w, "height": h},
-                        )
-                    )
-                aspect = max(w, h) / max(1, min(w, h))
-                if aspect > t.max_aspect:
-                    findings.append(
-                        Finding(
-                            "extreme_aspect",
-                            iid,
-                            float(aspect),
-                            f"aspect ratio {aspect:.1f}:1 ({w}x{h}); training crops it to a square",
-                            {"width": w, "height": h},
-                        )
-                    )
-        if not informative[i]:
-            findings.append(
-                Finding(
-                    "low_information",
-                    iid,
-                    float(t.min_std - m["std"][i]),
-                    f"almost one flat colour (brightness spread {m['std'][i]:.1f} of 255)",
-                    {"std": round(float(m["std"][i]), 2), "mean": round(float(m["mean"][i]), 1)},
-                )
-            )
-        elif sharp_z[i] < -t.blur_z:
-            findings.append(
-                Finding(
-                    "blurry",
-                    iid,
-                    float(-sharp_z[i]),
-                    f"blurry: edge sharpness {-sharp_z[i]:.1f} robust SDs below the dataset median",
-                    {"laplacian_var": round(float(m["lapvar"][i]), 2), "sharpness_z": round(float(sharp_z[i]), 2)},
-                )
-            )
-        if m["p95"][i] < t.dark_p95:
-            findings.append(
-                Finding(
-                    "too_dark",
-                    iid,
-                    float(1.0 - m["p95"][i] / 255.0),
-                    f"too dark: 95% of pixels are darker than {m['p95'][i]:.0f}/255",
-                    {"p95": round(float(m["p95"][i]), 1), "mean": round(float(m["mean"][i]), 1)},
-                )
-            )
-        if m["p05"][i] > t.bright_p05:
-            findings.append(
-                Finding(
-                    "too_bright",
-                    iid,
-                    float(m["p05"][i] / 255.0),
-                    f"too bright / washed out: 95% of pixels are brighter than {m['p05'][i]:.0f}/255",
-                    {"p05": round(float(m["p05"][i]), 1), "mean": round(float(m["mean"][i]), 1)},
-                )
-            )
-        if colour_share >= t.colour_fraction and m["chroma"][i] < t.gray_chroma and informative[i]:
-            findings.append(
-                Finding(
-                    "grayscale",
-                    iid,
-                    float(t.gray_chroma - m["chroma"][i]),
-                    f"grayscale image in a dataset where {colour_share:.0%} of images are in colour",
-                    {"chroma": round(float(m["chroma"][i]), 2)},
-                )
-            )
+            findings += _shape_findings(iid, sizes[i], min_side, t)
+        findings += _pixel_findings(iid, i, m, bool(informative[i]), float(sharp_z[i]), colour_share, t)
     return findings
+
+
+def _shape_findings(
+    iid: tuple[int], size: tuple[int | None, int | None], min_side: int, t: QualityThresholds
+) -> list[Finding]:
+    """too_small and extreme_aspect, from the original (width, height)."""
+    w, h = size
+    if not (w and h):
+        return []
+    out = []
+    if min(w, h) < min_side:
+        out.append(
+            Finding(
+                "too_small",
+                iid,
+                float(min_side / max(1, min(w, h))),
+                f"only {w}x{h} pixels (shorter side under {min_side})",
+                {"width": w, "height": h},
+            )
+        )
+    aspect = max(w, h) / max(1, min(w, h))
+    if aspect > t.max_aspect:
+        out.append(
+            Finding(
+                "extreme_aspect",
+                iid,
+                float(aspect),
+                f"aspect ratio {aspect:.1f}:1 ({w}x{h}); training crops it to a square",
+                {"width": w, "height": h},
+            )
+        )
+    return out
+
+
+def _pixel_findings(
+    iid: tuple[int], i: int, m: dict[str, np.ndarray], informative: bool, sharp_z: float, colour_share: float,
+    t: QualityThresholds,
+) -> list[Finding]:  # fmt: skip
+    """low_information or blurry, too_dark, too_bright and grayscale, from image i's measurements in `m`."""
+    out = []
+    if not informative:
+        out.append(
+            Finding(
+                "low_information",
+                iid,
+                float(t.min_std - m["std"][i]),
+                f"almost one flat colour (brightness spread {m['std'][i]:.1f} of 255)",
+                {"std": round(float(m["std"][i]), 2), "mean": round(float(m["mean"][i]), 1)},
+            )
+        )
+    elif sharp_z < -t.blur_z:
+        out.append(
+            Finding(
+                "blurry",
+                iid,
+                float(-sharp_z),
+                f"blurry: edge sharpness {-sharp_z:.1f} robust SDs below the dataset median",
+                {"laplacian_var": round(float(m["lapvar"][i]), 2), "sharpness_z": round(float(sharp_z), 2)},
+            )
+        )
+    if m["p95"][i] < t.dark_p95:
+        out.append(
+            Finding(
+                "too_dark",
+                iid,
+                float(1.0 - m["p95"][i] / 255.0),
+                f"too dark: 95% of pixels are darker than {m['p95'][i]:.0f}/255",
+                {"p95": round(float(m["p95"][i]), 1), "mean": round(float(m["mean"][i]), 1)},
+            )
+        )
+    if m["p05"][i] > t.bright_p05:
+        out.append(
+            Finding(
+                "too_bright",
+                iid,
+                float(m["p05"][i] / 255.0),
+                f"too bright / washed out: 95% of pixels are brighter than {m['p05'][i]:.0f}/255",
+                {"p05": round(float(m["p05"][i]), 1), "mean": round(float(m["mean"][i]), 1)},
+            )
+        )
+    if colour_share >= t.colour_fraction and m["chroma"][i] < t.gray_chroma and informative:
+        out.append(
+            Finding(
+                "grayscale",
+                iid,
+                float(t.gray_chroma - m["chroma"][i]),
+                f"grayscale image in a dataset where {colour_share:.0%} of images are in colour",
+                {"chroma": round(float(m["chroma"][i]), 2)},
+            )
+        )
+    return out
 
 
 def unreadable_findings(ids: Sequence[int], errors: Sequence[str | None], paths: Sequence[str]) -> list[Finding]:

@@ -10,8 +10,6 @@ a `MissingImagesError` when the user asked for `--strict`.
 from __future__ import annotations
 
 import logging
-import os
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +17,12 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from picsift.data.cache import DecodedCache
+from picsift.data.presence import MISSING, file_problem
 from picsift.errors import DatasetError
 
 log = logging.getLogger("picsift.data")
 
-MISSING = "missing on disk"
 UNDECODABLE = "no longer decodes"
 SHOWN = 3  # paths named in the one-line message; `picsift status` lists them all
 
@@ -66,21 +65,6 @@ class MissingImagesError(DatasetError):
         self.skipped = list(skipped)
 
 
-def file_problem(path: str | Path) -> str | None:
-    """None when `path` is a regular file this process can read, else why not (one short phrase)."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return MISSING
-    except OSError as e:
-        return f"cannot be read: {e.strerror or e}"
-    if not stat.S_ISREG(st.st_mode):
-        return "not a regular file any more"
-    if not os.access(path, os.R_OK):
-        return "cannot be read: permission denied"
-    return None
-
-
 def split_present(rows: Sequence[R]) -> tuple[list[R], list[SkippedImage]]:
     """rows -> (rows whose file exists and is readable, in order; a SkippedImage for each of the others).
 
@@ -110,8 +94,6 @@ class Decoded(Generic[R]):
 def decode_available(cache_dir: Path, rows: Sequence[R], size: int, description: str) -> Decoded[R]:
     """Decode `rows` at `size` (through the decoded-image cache), setting aside files that are missing on disk
     and files that exist but no longer decode (changed or corrupted after import)."""
-    from picsift.data.cache import DecodedCache
-
     present, skipped = split_present(rows)
     x, failed = DecodedCache(cache_dir, size).get_available([(r.sha256, r.path) for r in present], description)
     kept = [r for i, r in enumerate(present) if i not in failed]

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from picsift import progress
-from picsift.data.available import file_problem
 from picsift.data.images import load_rgb, resize_square
+from picsift.data.presence import file_problem
 from picsift.errors import ImageDecodeError
 
 
@@ -48,14 +48,8 @@ class DecodedCache:
             raise ImageDecodeError(f"{items[index][1]}: {why}")
         return x
 
-    def get_available(
-        self, items: Sequence[tuple[str, str]], description: str = "decoding images"
-    ) -> tuple[np.ndarray, dict[int, str]]:
-        """items: (sha256, path) pairs -> (uint8 array (M, size, size, 3) of the items that decoded, in order;
-        {index into items: why it did not} for the others). Pixels already cached are served from the cache
-        whether or not the file is still there."""
-        n, s = len(items), self.size
-        wanted = {sha for sha, _ in items}
+    def _cached(self, wanted: set[str]) -> dict[str, bytes]:
+        """The cached pixels of the hashes in `wanted` that the cache holds."""
         found: dict[str, bytes] = {}
         with self._connect() as db:
             keys = list(wanted)
@@ -64,36 +58,52 @@ class DecodedCache:
                 marks = ",".join("?" * len(chunk))
                 for sha, blob in db.execute(f"SELECT sha256, data FROM pixels WHERE sha256 IN ({marks})", chunk):
                     found[sha] = blob
+        return found
+
+    def _decode_new(self, paths: dict[str, str], found: dict[str, bytes], description: str) -> dict[str, str]:
+        """Decode {sha256: path} not cached yet into `found` (and the cache); returns {sha256: why} for failures."""
+        s = self.size
+
+        def work(entry: tuple[str, str]) -> tuple[str, bytes | str]:
+            sha, path = entry
+            try:
+                return sha, decode_square(path, s).tobytes()
+            except ImageDecodeError as e:
+                return sha, str(e)
+            except OSError:
+                return sha, file_problem(path) or "cannot be read"
+
         errors: dict[str, str] = {}
-        missing = [(i, sha, path) for i, (sha, path) in enumerate(items) if sha not in found]
-        if missing:
-            first_path: dict[str, str] = {}
-            for _, sha, path in missing:
+        # PIL releases the GIL while decoding, so threads give real parallelism here.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = pool.map(work, paths.items())
+            new: list[tuple[str, bytes]] = []
+            for sha, blob in progress.track(results, description, total=len(paths)):
+                if isinstance(blob, str):
+                    errors[sha] = blob
+                    continue
+                found[sha] = blob
+                new.append((sha, blob))
+                if len(new) >= 2000:
+                    self._store(new)
+                    new = []
+            self._store(new)
+        return errors
+
+    def get_available(
+        self, items: Sequence[tuple[str, str]], description: str = "decoding images"
+    ) -> tuple[np.ndarray, dict[int, str]]:
+        """items: (sha256, path) pairs -> (uint8 array (M, size, size, 3) of the items that decoded, in order;
+        {index into items: why it did not} for the others). Pixels already cached are served from the cache
+        whether or not the file is still there."""
+        n, s = len(items), self.size
+        wanted = {sha for sha, _ in items}
+        found = self._cached(wanted)
+        first_path: dict[str, str] = {}
+        for sha, path in items:
+            if sha not in found:
                 first_path.setdefault(sha, path)
-
-            def work(entry: tuple[str, str]) -> tuple[str, bytes | str]:
-                sha, path = entry
-                try:
-                    return sha, decode_square(path, s).tobytes()
-                except ImageDecodeError as e:
-                    return sha, str(e)
-                except OSError:
-                    return sha, file_problem(path) or "cannot be read"
-
-            # PIL releases the GIL while decoding, so threads give real parallelism here.
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                results = pool.map(work, first_path.items())
-                new: list[tuple[str, bytes]] = []
-                for sha, blob in progress.track(results, description, total=len(first_path)):
-                    if isinstance(blob, str):
-                        errors[sha] = blob
-                        continue
-                    found[sha] = blob
-                    new.append((sha, blob))
-                    if len(new) >= 2000:
-                        self._store(new)
-                        new = []
-                self._store(new)
+        errors = self._decode_new(first_path, found, description) if first_path else {}
         failed = {i: errors[sha] for i, (sha, _) in enumerate(items) if sha in errors}
         out = np.empty((n - len(failed), s, s, 3), dtype=np.uint8)
         k = 0

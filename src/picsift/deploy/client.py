@@ -76,7 +76,7 @@ class Client:
         """One image -> {prediction_id, label, confidence, top_k: [{label, probability}], model_version}."""
         name, data = _to_bytes(image)
         params = {"top_k": top_k} if top_k else None
-        return self._call("POST", "/v1/predict", files={"file": (name, data)}, params=params)  # type: ignore[no-any-return]
+        return self._call("POST", "/v1/predict", files={"file": (name, data)}, params=params)
 
     def predict_batch(self, images: Sequence[ImageInput], top_k: int | None = None) -> list[dict[str, Any]]:
         """Several images in one request; each result has either a prediction or an `error`."""
@@ -90,12 +90,12 @@ class Client:
         """The correct label for a prediction (by id) or for an image; returns {feedback_id, status, ...}."""
         if image is None:
             body = {"label": label, "prediction_id": prediction_id, "comment": comment}
-            return self._call("POST", "/v1/feedback", json=body)  # type: ignore[no-any-return]
+            return self._call("POST", "/v1/feedback", json=body)
         data = {"label": label, "comment": comment} | ({"prediction_id": prediction_id} if prediction_id else {})
-        return self._call("POST", "/v1/feedback", files={"file": _to_bytes(image)}, data=data)  # type: ignore[no-any-return]
+        return self._call("POST", "/v1/feedback", files={"file": _to_bytes(image)}, data=data)
 
     def model(self) -> dict[str, Any]:
-        return self._call("GET", "/v1/model")  # type: ignore[no-any-return]
+        return self._call("GET", "/v1/model")
 
     def health(self) -> bool:
         try:
@@ -104,4 +104,4 @@ class Client:
             return False
 
     def reload(self, bundle: str | Path | None = None) -> dict[str, Any]:
-        return self._call("POST", "/v1/admin/reload", json={"bundle": str(bundle)} if bundle else {})  # type: ignore[no-any-return]
+        return self._call("POST", "/v1/admin/reload", json={"bundle": str(bundle)} if bundle else {})

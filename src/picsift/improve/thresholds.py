@@ -2,7 +2,7 @@
 
 On long-tailed data a model's argmax favours the frequent classes; moving the decision boundary
 raises macro-F1 or balanced accuracy at a small cost in plain accuracy. `fit_class_scales`
-(improve.balance) finds one multiplier s_k per class by coordinate ascent on the validation metric;
+(`fit_class_scales`) finds one multiplier s_k per class by coordinate ascent on the validation metric;
 here the run's predictor applies them as a prior shift:
 
     p'_k = p_k * s_k / sum_j p_j * s_j
@@ -39,8 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from picsift.errors import ConfigError
-from picsift.improve.balance import fit_class_scales, score
+from picsift.errors import ConfigError, DatasetError
 from picsift.improve.rundata import split_data
 from picsift.improve.tta import views_for_fitting
 from picsift.inference import Predictor, read_spec, write_spec
@@ -51,6 +50,46 @@ from picsift.store import Workspace
 log = logging.getLogger("picsift.improve")
 __all__ = ["apply_class_scales", "fit_thresholds", "metric_name", "remove_thresholds"]
 METRICS = {"macro-f1": "macro_f1", "balanced-accuracy": "balanced_accuracy"}
+
+
+def score(y: np.ndarray, pred: np.ndarray, metric: str, num_classes: int) -> float:
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    if metric == "macro_f1":
+        return float(f1_score(y, pred, average="macro", labels=list(range(num_classes)), zero_division=0))
+    if metric == "balanced_accuracy":
+        return float(balanced_accuracy_score(y, pred))
+    if metric == "accuracy":
+        return float((y == pred).mean())
+    raise ConfigError(f"metric must be macro_f1, balanced_accuracy or accuracy; got {metric!r}")
+
+
+def fit_class_scales(
+    probs: np.ndarray, y: np.ndarray, metric: str = "macro_f1", rounds: int = 3, grid: np.ndarray | None = None
+) -> tuple[np.ndarray, float, float]:
+    """Coordinate ascent on per-class multipliers: (scales (K,), metric before, metric after).
+
+    Starts at 1 for every class (plain argmax) and only accepts changes that raise the metric on
+    (probs, y), so the validation metric never gets worse.
+    """
+    if len(y) == 0:
+        raise DatasetError("per-class thresholds need labelled validation images")
+    k = probs.shape[1]
+    grid = grid if grid is not None else np.exp(np.linspace(np.log(0.25), np.log(4.0), 17))
+    scales = np.ones(k)
+    before = best = score(y, probs.argmax(1), metric, k)
+    for _ in range(rounds):
+        changed = False
+        for c in range(k):
+            for g in grid:
+                trial = scales.copy()
+                trial[c] = g
+                s = score(y, (probs * trial).argmax(1), metric, k)
+                if s > best + 1e-12:
+                    best, scales, changed = s, trial, True
+        if not changed:
+            break
+    return scales, before, best
 
 
 def metric_name(metric: str) -> str:

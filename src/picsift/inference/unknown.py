@@ -76,4 +76,4 @@ class UnknownRejector:
     def rejects(self, feats: np.ndarray, probs: np.ndarray) -> np.ndarray:
         """Bool (N,): True where the image should be reported as "unknown"."""
         s = self.scores(feats, probs)
-        return (s["confidence"] < self.rule.confidence_threshold) | (s["knn"] < self.rule.knn_threshold)  # type: ignore[no-any-return]
+        return (s["confidence"] < self.rule.confidence_threshold) | (s["knn"] < self.rule.knn_threshold)

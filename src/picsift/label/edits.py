@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from picsift.deploy.feedback import FeedbackItem, FeedbackStore
 from picsift.errors import ConfigError, NotFoundError, PicsiftError
 from picsift.labels_text import normalize_label, normalize_optional_label
 from picsift.store import Catalog, LabelConflictError, Workspace
 from picsift.store.feedback import Feedback
+from picsift.store.feedback_store import FeedbackItem, FeedbackStore
 from picsift.store.schema import ClassName, Exclusion, Image, LabelEvent
 
 DEFAULT_EXCLUSION_REASON = "excluded in the labelling app"

@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from picsift.deploy.feedback import FeedbackStore
 from picsift.errors import ConfigError, PicsiftError, RunNotFoundError
 from picsift.label.autolabel import load_clusters
 from picsift.label.findings import findings_for, load_findings
 from picsift.label.scoring import PredictionCache, latest_run, run_choices
 from picsift.labels_text import normalize_label
 from picsift.store import Catalog, ImageRow, Workspace
+from picsift.store.feedback_store import FeedbackStore
 
 log = logging.getLogger("picsift.label")
 

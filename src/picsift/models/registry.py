@@ -1,7 +1,7 @@
 """The model registry: every trainable model by name, with its data config.
 
 `create_model("resnet18", num_classes=10)` and `list_models("*net*")`, in the spirit of timm.
-Registration is explicit (see `picsift.models.__init__`); a typo gets a "did you mean" hint.
+Registration is explicit (`picsift.models` adds the built-in families as a loader); a typo gets a "did you mean" hint.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ class DataConfig:
     def from_dict(cls, d: dict[str, Any]) -> DataConfig:
         return cls(
             input_size=int(d["input_size"]),
-            mean=tuple(d["mean"]),  # type: ignore[arg-type]
-            std=tuple(d["std"]),  # type: ignore[arg-type]
+            mean=tuple(d["mean"]),
+            std=tuple(d["std"]),
             crop_pct=float(d.get("crop_pct", 1.0)),
             interpolation=str(d.get("interpolation", "bilinear")),
         )
@@ -73,6 +73,26 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+# Filled by picsift.models (always imported before this submodule): the built-in families register on the first
+# lookup, and name prefixes ("timm/") resolve any architecture of a library. Hooks rather than imports keep the
+# family modules (which import this one) from forming an import cycle with it.
+_LOADERS: list[Callable[[], None]] = []
+_PREFIX_RESOLVERS: dict[str, Callable[[str], ModelSpec | None]] = {}
+
+
+def add_loader(load: Callable[[], None]) -> None:
+    """Run `load` (which calls `register`) before the next lookup."""
+    _LOADERS.append(load)
+
+
+def add_prefix_resolver(prefix: str, resolve: Callable[[str], ModelSpec | None]) -> None:
+    """Names starting with `prefix` that are not registered are built by `resolve(name)` (None: unknown)."""
+    _PREFIX_RESOLVERS[prefix] = resolve
+
+
+def _load() -> None:
+    while _LOADERS:
+        _LOADERS.pop(0)()
 
 
 def register(spec: ModelSpec) -> ModelSpec:
@@ -83,15 +103,13 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 
 def get_spec(name: str) -> ModelSpec:
-    from picsift.models import ensure_registered
-
-    ensure_registered()
+    """The registered model `name`, or one a prefix resolver builds ("timm/ARCH"); ModelNotFoundError with the
+    closest names otherwise."""
+    _load()
     if name in _REGISTRY:
         return _REGISTRY[name]
-    if name.startswith("timm/"):  # any timm architecture, not only the pre-registered ones
-        from picsift.models.backbones import timm_spec
-
-        spec = timm_spec(name)
+    for prefix, resolve in _PREFIX_RESOLVERS.items():
+        spec = resolve(name) if name.startswith(prefix) else None
         if spec is not None:
             _REGISTRY[name] = spec
             return spec
@@ -101,9 +119,8 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def list_models(pattern: str | None = None) -> list[ModelSpec]:
-    from picsift.models import ensure_registered
-
-    ensure_registered()
+    """Registered models (fast CNNs first), optionally those matching a glob or substring `pattern`."""
+    _load()
     specs = sorted(_REGISTRY.values(), key=lambda s: (s.family != "fast", s.family, s.name))
     if pattern:
         specs = [s for s in specs if fnmatch.fnmatch(s.name, pattern) or pattern in s.name]

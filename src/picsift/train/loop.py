@@ -122,7 +122,7 @@ def fit_standard(
         model = model.to(memory_format=torch.channels_last)
     extra: dict[str, Any] = {"label_smoothing": recipe.label_smoothing}
     if sampler is None and class_weights is None and cfg.balance != "none":
-        from picsift.improve.balance import plan
+        from picsift.train.balance import plan
 
         sampler_gen = torch.Generator().manual_seed(cfg.seed + 1)
         sampler, class_weights, decided = plan(data.y_train, cfg.balance, len(data.classes), sampler_gen)

@@ -56,7 +56,7 @@ def extra_training_rows(ws: Workspace, cfg: TrainConfig) -> list[ImageRow]:
     if not cfg.with_feedback:
         return []
     try:
-        from picsift.deploy.feedback import accepted_feedback_rows  # type: ignore[attr-defined]
+        from picsift.store.feedback_store import accepted_feedback_rows
     except ImportError as e:
         raise ConfigError("--with-feedback needs the deploy stage's feedback store") from e
     return list(accepted_feedback_rows(ws))
@@ -193,7 +193,7 @@ def load_data(ws: Workspace, cfg: TrainConfig, spec: ModelSpec, inputs: RunInput
         val_ids=[r.id for r in val.rows],
     )
     if cfg.balance != "none" and spec.family == "fast":  # its recipe draws its own batches: resample the data
-        from picsift.improve.balance import oversample
+        from picsift.train.balance import oversample
 
         data = oversample(data, cfg.balance, cfg.seed)
     if spec.family == "fast" and (cfg.mixup or cfg.cutmix or cfg.random_erasing):
@@ -239,10 +239,6 @@ def run(cfg: TrainConfig) -> RunResult:
             extra=trained.extra,
             write_model=trainer_for(spec).write_model,
         )
-        if cfg.tta:  # choose test-time views on validation data now -> the run's inference spec
-            from picsift.improve.tta import choose_for_run
-
-            choose_for_run(run_dir, ws)
         val_accs = [h["val_acc"] for h in trained.history if h.get("val_acc") is not None]
         val_acc = trained.final_val_acc if trained.final_val_acc is not None else max(val_accs) if val_accs else None
         summary = {

@@ -37,7 +37,7 @@ def train_transform(dc: DataConfig, augment: str, random_erasing: float = 0.0) -
 class ArrayDataset(torch.utils.data.Dataset):
     """uint8 (N, S, S, 3) array + labels -> transformed tensors."""
 
-    def __init__(self, x, y, transform) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, x, y, transform) -> None:
         self.x = torch.from_numpy(x).permute(0, 3, 1, 2)  # a view: no copy
         self.y = torch.from_numpy(y)
         self.transform = transform
@@ -45,5 +45,5 @@ class ArrayDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.y)
 
-    def __getitem__(self, i: int):  # type: ignore[no-untyped-def]
+    def __getitem__(self, i: int):
         return self.transform(self.x[i]), self.y[i]

@@ -19,6 +19,7 @@ from picsift.deploy.server.routers import admin, docs, feedback, health, metrics
 from picsift.deploy.server.settings import SETTINGS_ENV, ServerSettings
 from picsift.deploy.server.state import ServerState
 from picsift.errors import ConfigError, PicsiftError
+from picsift.version import __version__
 from picsift.web.errors import ApiError, error_response, picsift_error_response
 from picsift.web.hosts import HostCheck
 from picsift.web.responses import StrictJSONResponse
@@ -61,7 +62,7 @@ class LimitsAndMetrics:
                     seen[0] += len(message.get("body", b""))
                     if seen[0] > limit:
                         raise BodyTooLarge(limit)
-                return message  # type: ignore[no-any-return]
+                return message
 
             await self.app(scope, limited_receive, send_wrapper)
         finally:
@@ -152,8 +153,6 @@ def _install_sighup(loop: asyncio.AbstractEventLoop, state: ServerState) -> bool
 
 
 def _version() -> str:
-    from picsift import __version__
-
     return __version__
 
 

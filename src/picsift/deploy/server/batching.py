@@ -68,7 +68,7 @@ class MicroBatcher:
             self._executor.shutdown(wait=True)
 
     @contextmanager
-    def arriving(self):  # type: ignore[no-untyped-def]
+    def arriving(self):
         """Mark a request as on its way (reading/decoding), so a forming batch waits for it."""
         self._arriving += 1
         try:

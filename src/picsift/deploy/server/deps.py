@@ -10,11 +10,11 @@ from picsift.web.auth import require_secret
 
 
 def get_settings(request: Request) -> ServerSettings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def get_state(request: Request) -> ServerState:
-    return request.app.state.server  # type: ignore[no-any-return]
+    return request.app.state.server
 
 
 def require_api_key(request: Request, settings: ServerSettings = Depends(get_settings)) -> None:

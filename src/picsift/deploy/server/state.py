@@ -141,7 +141,7 @@ class ServerState:
     # ---- feedback -----------------------------------------------------------------------------
     def feedback_store(self) -> Any:
         if self._feedback is None:
-            from picsift.deploy.feedback import FeedbackStore
+            from picsift.store.feedback_store import FeedbackStore
 
             self._ws = Workspace.open(self.workspace_root, create=True)
             self._feedback = FeedbackStore(self._ws)

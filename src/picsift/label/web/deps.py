@@ -22,7 +22,7 @@ CLIENT_HEADER = "x-picsift-client"  # sent by the page with every request; a cro
 
 
 def get_settings(request: Request) -> LabelSettings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 SettingsDep = Annotated[LabelSettings, Depends(get_settings)]
@@ -36,15 +36,15 @@ def get_workspace(request: Request, settings: SettingsDep) -> Workspace:
         if ws is None:
             ws = Workspace.open(settings.workspace)
             state.workspaces[settings.workspace] = ws
-    return ws  # type: ignore[no-any-return]
+    return ws
 
 
 def get_predictions(request: Request) -> PredictionCache:
-    return request.app.state.predictions  # type: ignore[no-any-return]
+    return request.app.state.predictions
 
 
 def get_jobs(request: Request) -> Jobs:
-    return request.app.state.jobs  # type: ignore[no-any-return]
+    return request.app.state.jobs
 
 
 def get_annotator(request: Request, settings: SettingsDep) -> str:

@@ -133,7 +133,7 @@ class Embedder:
             return
         model = model.to(self.device)
         if self.backend in ("channels_last", "bf16"):
-            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            model = model.to(memory_format=torch.channels_last)
         if self.backend == "compile":
             model = torch.compile(model)  # type: ignore[assignment]
         self._module = model

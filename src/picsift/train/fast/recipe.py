@@ -95,7 +95,7 @@ class FastRecipe:
 def _compile_mode(key: str, value: Any) -> bool | Literal["auto"]:
     mode = {"true": True, "false": False, "auto": "auto"}.get(value, value) if isinstance(value, str) else value
     if mode == "auto" or isinstance(mode, bool):
-        return mode  # type: ignore[no-any-return]
+        return mode
     raise ConfigError(f"fastcnn model_params {key}: expected true, false or auto, got {value!r}")
 
 

@@ -135,7 +135,7 @@ def maybe_compile(
     except Exception as e:  # compile support varies by platform; eager always works
         log.warning("torch.compile unavailable (%s); training eagerly", e)
         return model
-    return compiled  # type: ignore[return-value]
+    return compiled
 
 
 def images_per_second(

@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 
-from picsift.deploy.feedback import FeedbackStore
 from picsift.errors import ImageDecodeError
 from picsift.label.edits import feedback_plans, review_feedback, undo_feedback_accept
 from picsift.label.thumbs import preview
@@ -15,6 +14,7 @@ from picsift.label.web.deps import AnnotatorDep, SettingsDep, WorkspaceDep
 from picsift.label.web.routers.images import FULL_SIZE
 from picsift.label.web.schemas import FeedbackIds, FeedbackUndoBody
 from picsift.store import Workspace
+from picsift.store.feedback_store import FeedbackStore
 from picsift.web.responses import StrictJSONResponse
 
 router = APIRouter(prefix="/api/feedback", tags=["feedback"])

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 
-from picsift.data.available import file_problem
+from picsift.data.presence import file_problem
 from picsift.errors import ImageDecodeError
 from picsift.label.listing import ImageQuery, image_detail, list_images, parse_ids
 from picsift.label.thumbs import cached_thumbnail, preview

@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from picsift.improve.balance import (
+from picsift.improve.thresholds import fit_class_scales, score
+from picsift.train.balance import (
     balanced_sampler,
     choose_strategy,
-    fit_class_scales,
     inverse_frequency_weights,
     oversample,
     plan,
-    score,
 )
 
 

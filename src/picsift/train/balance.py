@@ -1,4 +1,4 @@
-"""Class imbalance: class weights or a balanced sampler from class counts; per-class thresholds.
+"""Class imbalance in training: class weights or a balanced sampler from class counts, or oversampled arrays.
 
 `--balance` modes (TrainConfig.balance):
 - `none`     plain training
@@ -16,10 +16,8 @@ weights; classical models set scikit-learn's class_weight="balanced" themselves;
 recipe draws its own batches, so the pipeline hands it `oversample`d arrays (minority images
 repeated up to the largest class) for any mode other than none.
 
-Per-class decision thresholds: `fit_class_scales` finds one multiplier per class so that
-argmax(p * scale) maximises a metric (macro-F1 or balanced accuracy) on validation data; the
-multipliers re-rank; `improve.thresholds` fits them for a run (`picsift calibrate --thresholds`), stores
-them in thresholds.json and has the predictor apply them as a prior shift.
+Per-class decision thresholds, which adjust a trained model's decisions rather than its training, live in
+`picsift.improve.thresholds`.
 """
 
 from __future__ import annotations
@@ -31,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from picsift.errors import ConfigError, DatasetError
+from picsift.errors import ConfigError
 
 log = logging.getLogger("picsift.improve")
 MODES = ("none", "auto", "weights", "sampler")
@@ -107,49 +105,6 @@ def plan(
     decided = BalancePlan(mode, strategy, counts.tolist(), ratio, weights.tolist() if weights is not None else None)
     log.info("balance %s: imbalance ratio %.1f -> %s", mode, ratio, strategy)
     return sampler, weights, decided
-
-
-# ---- per-class decision thresholds -------------------------------------------------------------------
-
-
-def score(y: np.ndarray, pred: np.ndarray, metric: str, num_classes: int) -> float:
-    from sklearn.metrics import balanced_accuracy_score, f1_score
-
-    if metric == "macro_f1":
-        return float(f1_score(y, pred, average="macro", labels=list(range(num_classes)), zero_division=0))
-    if metric == "balanced_accuracy":
-        return float(balanced_accuracy_score(y, pred))
-    if metric == "accuracy":
-        return float((y == pred).mean())
-    raise ConfigError(f"metric must be macro_f1, balanced_accuracy or accuracy; got {metric!r}")
-
-
-def fit_class_scales(
-    probs: np.ndarray, y: np.ndarray, metric: str = "macro_f1", rounds: int = 3, grid: np.ndarray | None = None
-) -> tuple[np.ndarray, float, float]:
-    """Coordinate ascent on per-class multipliers: (scales (K,), metric before, metric after).
-
-    Starts at 1 for every class (plain argmax) and only accepts changes that raise the metric on
-    (probs, y), so the validation metric never gets worse.
-    """
-    if len(y) == 0:
-        raise DatasetError("per-class thresholds need labelled validation images")
-    k = probs.shape[1]
-    grid = grid if grid is not None else np.exp(np.linspace(np.log(0.25), np.log(4.0), 17))
-    scales = np.ones(k)
-    before = best = score(y, probs.argmax(1), metric, k)
-    for _ in range(rounds):
-        changed = False
-        for c in range(k):
-            for g in grid:
-                trial = scales.copy()
-                trial[c] = g
-                s = score(y, (probs * trial).argmax(1), metric, k)
-                if s > best + 1e-12:
-                    best, scales, changed = s, trial, True
-        if not changed:
-            break
-    return scales, before, best
 
 
 def oversample(data: Any, mode: str, seed: int) -> Any:
