@@ -58,8 +58,12 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the recipe's choice).")] = None,
     time_budget: Annotated[float | None, typer.Option("--time-budget", help="Minutes; the schedule fits it.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
-    pretrained: Annotated[bool, typer.Option(help="Start from ImageNet weights (torchvision/timm).")] = False,
-    weights: Annotated[str | None, typer.Option(help="Local weights file (.safetensors/.pth).")] = None,
+    pretrained: Annotated[
+        bool, typer.Option(help="Start from ImageNet weights (torchvision/timm; transfer models always do).")
+    ] = False,
+    weights: Annotated[
+        str | None, typer.Option(help="Local pretrained weights file (.safetensors/.pth) to start from.")
+    ] = None,
     image_size: Annotated[int | None, typer.Option(help="Model input size in pixels.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
@@ -183,17 +187,23 @@ def models(
     pattern: Annotated[str | None, typer.Argument(help="Glob or substring to filter names.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List the model registry with input size and parameter count."""
+    """List the model registry with input size, parameter count and where pretrained weights come from."""
     from rich.table import Table
 
     rows = api.describe_models(pattern)
     if json_out:
         print_json({"models": [r.to_dict() for r in rows]})
         return
-    table = Table("name", "family", "input", "params (10 classes)", "pretrained", "description")
+    table = Table("name", "family", "input", "params (10 classes)", "pretrained weights", "description")
     for r in rows:
         p = f"{r.params_10_classes / 1e6:.2f}M" if r.params_10_classes else "-"
-        table.add_row(r.name, r.family, str(r.input_size), p, "yes" if r.pretrained else "-", r.description)
+        if r.pretrained_offline:
+            w = f"offline: {r.weights_source}"
+        elif r.weights_source:
+            w = r.weights_source if r.family == "transfer" else "download"
+        else:
+            w = "-"
+        table.add_row(r.name, r.family, str(r.input_size), p, w, r.description)
     console.print(table)
 
 
