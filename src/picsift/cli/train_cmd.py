@@ -54,7 +54,12 @@ def parse_params(items: list[str] | None) -> dict[str, Any] | None:
 @handle_errors
 def train(
     workspace: WorkspaceOpt = None,
-    model: Annotated[str | None, typer.Option(help="Registry name (see `picsift models`); default fastcnn.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Registry name (see `picsift models`), or auto (default): fast CNN or transfer, from the data."
+        ),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the recipe's choice).")] = None,
     time_budget: Annotated[float | None, typer.Option("--time-budget", help="Minutes; the schedule fits it.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
@@ -98,6 +103,9 @@ def train(
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of settings (flags override it).")] = None,
     strict: StrictOpt = False,
+    calibrate: Annotated[
+        bool, typer.Option(help="Fit a temperature on validation after training (the run's inference spec).")
+    ] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a model on the workspace's labelled images; writes a complete run folder."""
@@ -132,6 +140,7 @@ def train(
         snapshots=snapshots,
         model_params=parse_params(param),
         strict=strict or None,
+        calibrate=None if calibrate else False,
     )
     warn_skipped(result.skipped)
     for line in result.warnings:
@@ -145,10 +154,14 @@ def train(
         "epochs": len(result.history),
         "skipped_images": [s.to_dict() for s in result.skipped],
         "warnings": result.warnings,
+        "auto": result.auto.to_dict() if result.auto else None,
+        "calibration": result.calibration,
     }
     if json_out:
         print_json(out)
     else:
+        if result.auto is not None:
+            console.print(result.auto.message, highlight=False, soft_wrap=True)
         acc = fmt_metric(result.val_acc)
         measured = f", val acc {acc}" if acc != "n/a" else "; no validation images: validation accuracy not measured"
         console.print(
@@ -156,6 +169,13 @@ def train(
             markup=True,
             highlight=False,
         )
+        cal = result.calibration
+        if "temperature" in cal:
+            console.print(
+                f"calibrated: temperature {cal['temperature']:.2f}, validation NLL {fmt_metric(cal['val_nll_before'])}"
+                f" -> {fmt_metric(cal['val_nll_after'])}",
+                highlight=False,
+            )
         console.print(f"run: {result.run_dir}", highlight=False)
 
 

@@ -26,6 +26,7 @@ from picsift.models.artifact import save_artifact
 from picsift.models.registry import DataConfig, ModelSpec, get_spec
 from picsift.runs import RunFolder, environment, new_run, open_run
 from picsift.store import ImageRow, Workspace
+from picsift.train.auto import AUTO, AutoChoice, choose_model
 from picsift.train.checkpoints import verify_checkpoint
 from picsift.train.data import TrainData, encode_labels, split_rows
 from picsift.train.trainers import check_settings, fit_on_data, trainer_for
@@ -44,6 +45,8 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[SkippedImage] = field(default_factory=list)  # images missing on disk or no longer decoding
     warnings: list[str] = field(default_factory=list)  # class coverage problems (RunInputs.warnings)
+    auto: AutoChoice | None = None  # what `--model auto` chose and why
+    calibration: dict[str, Any] = field(default_factory=dict)  # the temperature fitted after training (run.json)
 
 
 def resolve_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow]) -> DataConfig:
@@ -204,12 +207,46 @@ def load_data(ws: Workspace, cfg: TrainConfig, spec: ModelSpec, inputs: RunInput
     return data, inputs
 
 
+def calibrate_run(run_dir: Path, ws: Workspace, n_val: int) -> dict[str, Any]:
+    """Fit a temperature on the run's validation images, as `picsift calibrate` does (into the run's inference
+    spec, which predict, evaluate, export and the server apply), and return what run.json records: the temperature and the validation
+    NLL and ECE before and after. The one place training calibrates. Without validation images nothing is fitted
+    and the reason is returned."""
+    if n_val == 0:
+        return {"skipped": "no validation images"}
+    from picsift.improve.calibration import calibrate
+
+    try:
+        fitted = calibrate(run_dir, ws)
+    except DatasetError as e:
+        return {"skipped": str(e)}
+    val = fitted["val"]
+    return {
+        "temperature": fitted["temperature"],
+        "val_nll_before": val["nll_before"],
+        "val_nll_after": val["nll_after"],
+        "val_ece_before": val["ece_before"],
+        "val_ece_after": val["ece_after"],
+    }
+
+
 def run(cfg: TrainConfig) -> RunResult:
-    """Train one model on the workspace's labelled data and write a complete, reproducible run folder."""
+    """Train one model on the workspace's labelled data and write a complete, reproducible run folder.
+
+    With `cfg.model == "auto"` the model is chosen from the data first (`picsift.train.auto`); with
+    `cfg.calibrate` a temperature is fitted on validation afterwards (`calibrate_run`)."""
     cfg = cfg.validate()
-    spec = get_spec(cfg.model)
-    check_settings(spec, cfg)  # a misspelt model_params key fails before any image is decoded
+    spec = None if cfg.model == AUTO else get_spec(cfg.model)
+    if spec is not None:
+        check_settings(spec, cfg)  # a misspelt model_params key fails before any image is decoded
     ws = Workspace.open(cfg.workspace)
+    choice = None
+    if spec is None:
+        choice = choose_model(ws, cfg)
+        cfg = choice.config
+        log.info("train: %s", choice.message)
+        spec = get_spec(cfg.model)
+        check_settings(spec, cfg)
     inputs = RunInputs.gather(ws, cfg, spec)
     resume_from = None
     if cfg.resume:
@@ -243,6 +280,7 @@ def run(cfg: TrainConfig) -> RunResult:
             from picsift.improve.tta import choose_for_run
 
             choose_for_run(run_dir, ws)
+        calibration = calibrate_run(run_dir, ws, len(inputs.val_rows)) if cfg.calibrate else {"skipped": "off"}
         val_accs = [h["val_acc"] for h in trained.history if h.get("val_acc") is not None]
         val_acc = trained.final_val_acc if trained.final_val_acc is not None else max(val_accs) if val_accs else None
         summary = {
@@ -260,6 +298,9 @@ def run(cfg: TrainConfig) -> RunResult:
             "epochs": len(trained.history),
             "catalog_hash": catalog_hash,
             "seed": cfg.seed,
+            "auto": choice.to_dict() if choice else None,
+            "calibration": calibration,
+            "trainer": trained.extra,
         }
         run.write_record(summary)
         ws.catalog.record_run(run_dir.name, str(run_dir), spec.name, catalog_hash, {"best_val_acc": val_acc})
@@ -273,4 +314,6 @@ def run(cfg: TrainConfig) -> RunResult:
         trained.history,
         skipped=inputs.skipped,
         warnings=inputs.warnings,
+        auto=choice,
+        calibration=calibration,
     )
