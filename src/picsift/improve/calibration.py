@@ -114,9 +114,12 @@ def reliability_diagram(path: Path, bins_before: list[dict], bins_after: list[di
     return path
 
 
-def calibrate(run_dir: Path | RunFolder, ws: Workspace | None = None, tta: bool = False) -> dict[str, Any]:
+def calibrate(
+    run_dir: Path | RunFolder, ws: Workspace | None = None, tta: bool = False, score_test: bool = True
+) -> dict[str, Any]:
     """Fit T on the run's validation images (with its chosen test-time views when `tta`, choosing them first if
-    needed), report NLL/ECE (val and test), draw the reliability diagram; store T in the inference spec."""
+    needed), report NLL/ECE (val, and test unless `score_test` is False: training calibrates without reading the
+    test images), draw the reliability diagram; store T in the inference spec."""
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(Path(run_dir))
     predictor = Predictor.from_run(run)
     if tta:
@@ -134,10 +137,10 @@ def calibrate(run_dir: Path | RunFolder, ws: Workspace | None = None, tta: bool 
         "tta": bool(tta),
         "val": _summary(probs, apply_temperature(probs, t), val.y),
     }
-    test = split_data(run, "test", ws)
     # The diagram shows held-out test images when there are any (T never saw them), else val.
     split, shown_probs, shown_y = "val", probs, val.y
-    if len(test.y):
+    test = split_data(run, "test", ws) if score_test else None
+    if test is not None and len(test.y):
         split, shown_probs, shown_y = "test", predictor.predict_arrays(test.x), test.y
         result["test"] = _summary(shown_probs, apply_temperature(shown_probs, t), shown_y)
     _, before = ece(shown_probs, shown_y)

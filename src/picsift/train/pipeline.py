@@ -209,7 +209,8 @@ def load_data(ws: Workspace, cfg: TrainConfig, spec: ModelSpec, inputs: RunInput
 
 def calibrate_run(run_dir: Path, ws: Workspace, n_val: int) -> dict[str, Any]:
     """Fit a temperature on the run's validation images, as `picsift calibrate` does (into the run's inference
-    spec, which predict, evaluate, export and the server apply), and return what run.json records: the temperature and the validation
+    spec, which predict, evaluate, export and the server apply; test images are not read), and return what
+    run.json records: the temperature and the validation
     NLL and ECE before and after. The one place training calibrates. Without validation images nothing is fitted
     and the reason is returned."""
     if n_val == 0:
@@ -217,7 +218,7 @@ def calibrate_run(run_dir: Path, ws: Workspace, n_val: int) -> dict[str, Any]:
     from picsift.improve.calibration import calibrate
 
     try:
-        fitted = calibrate(run_dir, ws)
+        fitted = calibrate(run_dir, ws, score_test=False)  # test images stay unread until evaluation
     except DatasetError as e:
         return {"skipped": str(e)}
     val = fitted["val"]
