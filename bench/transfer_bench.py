@@ -113,7 +113,7 @@ def warm_decoded_cache(ws: Path, sizes: list[int]) -> None:
 
 def run_picsift(ws: Path, model: str, budget_min: float, seed: int, scored: dict[str, list[Path]]) -> dict[str, Any]:
     from picsift.config import TrainConfig
-    from picsift.deploy.predictor import Predictor
+    from picsift.inference import Predictor
     from picsift.store import Workspace
     from picsift.train import run
 
@@ -155,8 +155,8 @@ def run_peer(
 ) -> dict[str, Any]:
     from torchvision.transforms import v2
 
+    from picsift.device import autocast
     from picsift.models.pretrained import create_pretrained_backbone
-    from picsift.train.device import autocast
     from picsift.train.fast.runtime import thread_scope
 
     torch.manual_seed(seed)

@@ -17,8 +17,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import DATASETS, require
-from deploy_support import LiveServer, make_workspace
 from picsift.cli import build_app
 from picsift.config import TrainConfig
 from picsift.errors import ConfigError
@@ -29,6 +27,8 @@ from picsift.train.auto import choose_model
 from picsift.train.transfer.plan import choose_resolution
 from picsift.train.transfer.probe import fit_probe, fold_into
 from picsift.train.transfer.recipe import TransferRecipe
+from support.deploy import LiveServer, make_workspace
+from support.images import DATASETS, require
 
 LITE0 = KNOWN["efficientnet_lite0"]
 PER_CLASS_TRAIN, PER_CLASS_VAL = 12, 6
@@ -190,24 +190,25 @@ def test_without_weights_transfer_fails_clearly_and_auto_falls_back(tmp_path: Pa
     )
     summary = json.loads(next((ws / "runs").glob("*/run.json")).read_text())
     assert summary["model"] == "fastcnn" and summary["auto"]["reason"].startswith("no pretrained weights")
-    assert summary["calibration"] == {"skipped": "off"} and not list((ws / "runs").glob("*/calibration.json"))
+    assert summary["calibration"] == {"skipped": "off"} and not list((ws / "runs").glob("*/calibration.png"))
 
 
 # ---- calibration after training -------------------------------------------------------------------
 
 
 def test_training_calibrates_and_lowers_validation_nll(tmp_path: Path) -> None:
-    from picsift.deploy.predictor import Predictor
     from picsift.improve.calibration import apply_temperature, nll
     from picsift.improve.rundata import split_data
+    from picsift.inference import Predictor
     from picsift.train import run
 
     ws = make_workspace(tmp_path, per_class=30, size=16)
     result = run(TrainConfig(workspace=ws, model="fastcnn", epochs=6, device="cpu", seed=0))
     cal = result.calibration
     assert cal["val_nll_after"] < cal["val_nll_before"] - 1e-3, cal
-    saved = json.loads((result.run_dir / "calibration.json").read_text())
-    assert saved["temperature"] == cal["temperature"] and saved["fitted_on"] == "val"
+    saved = json.loads((result.run_dir / "inference.json").read_text())  # the run's inference spec
+    assert saved["temperature"] == cal["temperature"] and saved["fits"]["calibration"]["fitted_on"] == "val"
+    assert "test" not in saved["fits"]["calibration"]  # training never reads the test images
     assert json.loads((result.run_dir / "run.json").read_text())["calibration"] == cal
     predictor = Predictor.from_run(result.run_dir)  # what predict, evaluate and the server use
     assert predictor.temperature == cal["temperature"]

@@ -207,14 +207,17 @@ def load_data(ws: Workspace, cfg: TrainConfig, spec: ModelSpec, inputs: RunInput
     return data, inputs
 
 
-def calibrate_run(run_dir: Path, ws: Workspace, n_val: int) -> dict[str, Any]:
+def calibrate_run(run_dir: Path, ws: Workspace, n_val: int, val_acc: float | None) -> dict[str, Any]:
     """Fit a temperature on the run's validation images, as `picsift calibrate` does (into the run's inference
     spec, which predict, evaluate, export and the server apply; test images are not read), and return what
     run.json records: the temperature and the validation
-    NLL and ECE before and after. The one place training calibrates. Without validation images nothing is fitted
-    and the reason is returned."""
+    NLL and ECE before and after. The one place training calibrates. Without validation images, or when the model
+    gets every one of them right (`val_acc` 1: validation NLL then falls as T falls, so the fit would only sharpen
+    the model to T's lower clip), nothing is fitted and the reason is returned."""
     if n_val == 0:
         return {"skipped": "no validation images"}
+    if val_acc is not None and val_acc >= 1.0:
+        return {"skipped": f"all {n_val} validation images right: no temperature to fit"}
     from picsift.improve.calibration import calibrate
 
     try:
@@ -281,9 +284,10 @@ def run(cfg: TrainConfig) -> RunResult:
             from picsift.improve.tta import choose_for_run
 
             choose_for_run(run_dir, ws)
-        calibration = calibrate_run(run_dir, ws, len(inputs.val_rows)) if cfg.calibrate else {"skipped": "off"}
         val_accs = [h["val_acc"] for h in trained.history if h.get("val_acc") is not None]
         val_acc = trained.final_val_acc if trained.final_val_acc is not None else max(val_accs) if val_accs else None
+        n_val = len(inputs.val_rows)
+        calibration = calibrate_run(run_dir, ws, n_val, val_acc) if cfg.calibrate else {"skipped": "off"}
         summary = {
             "run_id": run_dir.name,
             "model": spec.name,

@@ -24,8 +24,8 @@ from torch import nn
 
 from picsift import progress
 from picsift.config import TrainConfig
+from picsift.device import autocast
 from picsift.models.registry import DataConfig
-from picsift.train.device import autocast
 from picsift.train.transfer.recipe import TransferRecipe
 from picsift.train.transforms import ArrayDataset, train_transform
 

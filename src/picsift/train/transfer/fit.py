@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from picsift.config import TrainConfig
+from picsift.device import seed_everything, select_device
 from picsift.models.registry import ModelSpec
 from picsift.store import Workspace
 from picsift.train.data import TrainData, TrainedModel
-from picsift.train.device import seed_everything, select_device
 from picsift.train.fast.runtime import thread_scope
 from picsift.train.transfer.embeddings import cache_key, cached_embeddings
 from picsift.train.transfer.finetune import FinetuneBudget, finetune

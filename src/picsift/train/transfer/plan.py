@@ -80,7 +80,7 @@ def resolve_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow])
         if fixed < MIN_RESOLUTION:
             raise ConfigError(f"--image-size {fixed} is too small for {spec.name}: use at least {MIN_RESOLUTION}")
         return dataclasses.replace(spec.data_config, input_size=int(fixed))
-    from picsift.train.device import select_device
+    from picsift.device import select_device
 
     budget_s = cfg.time_budget_min * 60 if cfg.time_budget_min else None
     choice = choose_resolution(
