@@ -21,9 +21,9 @@ from picsift.cli import build_app
 from picsift.config import TrainConfig
 from picsift.errors import ConfigError
 from picsift.models import create_model
-from picsift.models.pretrained import KNOWN
+from picsift.models.pretrained import KNOWN, available_pretrained
 from picsift.store import Workspace
-from picsift.train.auto import choose_model
+from picsift.train.auto import choose_model, pick_backbone
 from picsift.train.transfer.plan import choose_resolution
 from picsift.train.transfer.probe import fit_probe, fold_into
 from picsift.train.transfer.recipe import TransferRecipe
@@ -152,14 +152,32 @@ def test_models_command_says_how_to_get_missing_weights() -> None:
 # ---- auto ----------------------------------------------------------------------------------------
 
 
+def largest_installed() -> str:
+    """The most accurate backbone whose weights are here (the catalogue lists them by ImageNet accuracy)."""
+    return [found.name for found in available_pretrained()][-1]
+
+
 def test_auto_chooses_transfer_for_photos(photos: Path) -> None:
     require_weights()
-    choice = choose_model(Workspace.open(photos), TrainConfig(workspace=photos, time_budget_min=1.0))
-    assert choice.model == "efficientnet_lite0" and choice.family == "transfer"
+    ws = Workspace.open(photos)
+    choice = choose_model(ws, TrainConfig(workspace=photos))
+    assert choice.model == "efficientnet_lite0" and choice.family == "transfer"  # no budget: the quickest backbone
     assert choice.reason.startswith("photos (median ") and choice.reason.endswith("px), 24 training images")
     assert choice.facts["n_train"] == 24 and choice.facts["n_val"] == 12 and choice.facts["classes"] == 2
-    assert choice.config.model == "efficientnet_lite0" and choice.config.time_budget_min < 1.0
     assert choice.message == f"auto: chose efficientnet_lite0 transfer: {choice.reason}"
+    # with a budget: the most accurate backbone installed whose embedding of 36 photos fits it
+    budgeted = choose_model(ws, TrainConfig(workspace=photos, time_budget_min=1.0))
+    best = largest_installed()
+    assert budgeted.model == budgeted.config.model == best and budgeted.config.time_budget_min < 1.0
+    if best != "efficientnet_lite0":
+        assert budgeted.reason.endswith(
+            f"; {best}, the most accurate backbone installed whose embedding fits the budget"
+        )
+    # 20,000 photos do not embed with a costlier backbone in a third of a minute: Lite0
+    assert (
+        pick_backbone([found.name for found in available_pretrained()], 400, 20_000, TrainConfig(time_budget_min=1))[0]
+        == "efficientnet_lite0"
+    )
 
 
 def test_auto_keeps_the_fast_cnn_for_tiny_and_grey_images(tmp_path: Path) -> None:
@@ -223,8 +241,9 @@ def test_training_calibrates_and_lowers_validation_nll(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_transfer_run_through_evaluate_export_and_server(photos: Path, tmp_path: Path) -> None:
-    """auto on 24 training photos: transfer at 224 px within a short budget, a sane accuracy, then the run
-    evaluates, exports with ONNX parity, and serves predictions over HTTP like any other run."""
+    """auto on 24 training photos: transfer (the most accurate backbone installed) at 224 px within a minute, a
+    sane accuracy, then the run evaluates, exports with ONNX parity, and serves predictions over HTTP like any other
+    run."""
     require_weights()
     from picsift.api import evaluate_run
     from picsift.deploy.export import export
@@ -232,16 +251,20 @@ def test_transfer_run_through_evaluate_export_and_server(photos: Path, tmp_path:
     from picsift.train import run
 
     result = run(TrainConfig(workspace=photos, time_budget_min=1.0, device="cpu", seed=0))
-    assert result.model == "efficientnet_lite0" and result.auto is not None and result.auto.family == "transfer"
+    assert result.model == largest_installed() and result.auto is not None and result.auto.family == "transfer"
     summary = json.loads((result.run_dir / "run.json").read_text())
     trainer = summary["trainer"]
-    assert trainer["recipe"] == "transfer" and trainer["resolution"] == 224
-    assert trainer["weights"]["kind"] == "package" and trainer["weights"]["sha256"] == LITE0.sha256
+    assert trainer["recipe"] == "transfer" and trainer["resolution"] == 224 and trainer["backbone"] == result.model
+    assert trainer["weights"]["kind"] == "package" and trainer["weights"]["sha256"] == KNOWN[result.model].sha256
     probe = trainer["phases"]["probe"]
     assert trainer["phases"]["embed"]["computed"] + trainer["phases"]["embed"]["cached"] == 36
     assert probe["val_acc"] >= 0.75  # 12 validation photos; the probe alone scores ~0.95 on the full set
     assert result.val_acc is not None and result.val_acc >= probe["val_acc"] - 1e-9  # never worse than the probe
-    assert summary["calibration"]["val_nll_after"] <= summary["calibration"]["val_nll_before"]
+    cal = summary["calibration"]
+    if result.val_acc == 1.0:  # every validation photo right: no temperature is fitted (it would only sharpen)
+        assert cal == {"skipped": "all 12 validation images right: no temperature to fit"}
+    else:
+        assert cal["val_nll_after"] <= cal["val_nll_before"]
     meta = json.loads((result.run_dir / "model" / "model.json").read_text())
     assert meta["family"] == "transfer" and meta["model_kwargs"] == {} and meta["data_config"]["input_size"] == 224
 

@@ -195,10 +195,12 @@ def load_data(ws: Workspace, cfg: TrainConfig, spec: ModelSpec, inputs: RunInput
         train_ids=[r.id for r in train.rows],
         val_ids=[r.id for r in val.rows],
     )
-    if cfg.balance != "none" and spec.family == "fast":  # its recipe draws its own batches: resample the data
+    if cfg.balance != "none" and spec.family in ("fast", "transfer"):  # no sampler in these recipes: resample
         from picsift.improve.balance import oversample
 
         data = oversample(data, cfg.balance, cfg.seed)
+    if spec.family == "transfer" and (cfg.mixup or cfg.cutmix):
+        log.warning("the transfer recipe does not mix batches: --mixup and --cutmix are ignored here")
     if spec.family == "fast" and (cfg.mixup or cfg.cutmix or cfg.random_erasing):
         log.warning(
             "the fast CNN recipe has its own batch augmentation: --mixup, --cutmix and --random-erasing "

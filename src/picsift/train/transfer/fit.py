@@ -103,7 +103,7 @@ def fit_transfer(
         )
         embed_s = st_train.seconds + st_val.seconds
         measured = (st_train.computed + st_val.computed) / embed_s if embed_s > 0 and st_train.computed else None
-        rate = measured or embed_rate(dc.input_size, device)
+        rate = measured or embed_rate(dc.input_size, device, spec.name)
         tp = time.perf_counter()
         probe = fit_probe(f_train, data.y_train, f_val, data.y_val, len(data.classes), recipe.probe_c, cfg.seed)
         probe_row = {
