@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from picsift.label.web.settings import needs_token
+from picsift.label_app.settings import needs_token
 from support.label import app_client, make_workspace, truth
 
 
@@ -199,7 +199,7 @@ def test_static_ui_serves_its_javascript_modules_and_nothing_outside(ws) -> None
     import re
     from urllib.parse import quote
 
-    from picsift.label.web.routers.static import STATIC, static_file
+    from picsift.label_app.routers.static import STATIC, static_file
 
     secret = ws.root / "secret.js"  # a file of a served type, outside the static folder
     secret.write_text("secret")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from picsift.label.web import LabelSettings, create_app
+from picsift.label_app import LabelSettings, create_app
 from picsift.store import Workspace
 from support.browser import free_port, settled, shot, wait_for
 from support.label import make_workspace

@@ -161,8 +161,8 @@ def test_web_apps_answer_strict_json_for_non_finite_metrics(tmp_path: Path) -> N
 
     from picsift.deploy.server.app import create_app as create_server
     from picsift.deploy.server.settings import ServerSettings
-    from picsift.label.web.app import create_app as create_label_app
-    from picsift.label.web.settings import LabelSettings
+    from picsift.label_app.app import create_app as create_label_app
+    from picsift.label_app.settings import LabelSettings
     from picsift.web.responses import StrictJSONResponse
 
     assert StrictJSONResponse({"ece": float("nan"), "n": np.int64(2)}).body == b'{"ece":null,"n":2}'

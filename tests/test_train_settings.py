@@ -55,7 +55,7 @@ def test_every_registered_family_has_a_trainer_and_a_search_space() -> None:
     from picsift.improve.tune import SEARCH_SPACES
 
     families = {spec.family for spec in list_models()}
-    assert families == {"fast", "torchvision", "timm", "classical"} == set(TRAINERS) == set(SEARCH_SPACES)
+    assert families == {"fast", "transfer", "torchvision", "timm", "classical"} == set(TRAINERS) == set(SEARCH_SPACES)
     assert (
         trainer_for(get_spec("resnet18"))
         is trainer_for(get_spec("timm/resnet18"))

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from picsift.deploy.server import ServerSettings
 from picsift.deploy.server import create_app as create_server
-from picsift.label.web import LabelSettings
-from picsift.label.web import create_app as create_label_app
+from picsift.label_app import LabelSettings
+from picsift.label_app import create_app as create_label_app
 from picsift.store import Workspace
 from picsift.store.feedback import Feedback
 from picsift.store.feedback_store import FeedbackStore

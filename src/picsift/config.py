@@ -35,7 +35,7 @@ class ImportConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     workspace: Path | None = None
-    model: str = "fastcnn"
+    model: str = "auto"  # a registry name, or "auto": chosen from the data (picsift.train.auto)
     epochs: int | None = None  # None: chosen by the recipe (or fitted to --time-budget)
     time_budget_min: float | None = None
     seed: int = 0
@@ -66,6 +66,7 @@ class TrainConfig:
     with_feedback: bool = False
     run_name: str | None = None
     strict: bool = False  # stop (exit 2) when an image file is missing or no longer decodes, instead of skipping it
+    calibrate: bool = True  # fit a temperature on validation after training (calibration.json)
 
     def validate(self) -> TrainConfig:
         if self.epochs is not None and self.epochs < 1:

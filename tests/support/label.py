@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 
-from picsift.label.web import LabelSettings, create_app
+from picsift.label_app import LabelSettings, create_app
 from picsift.store import Workspace
 from picsift.store.schema import Image
 from support.images import write_digits

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from picsift.cluster.pipeline import ClusterResult
     from picsift.label.autolabel import AutolabelResult
     from picsift.label.labels_io import ImportReport
-    from picsift.label.web import LabelSettings
+    from picsift.label_app import LabelSettings
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class LabelServer:
         """Serve until interrupted (uvicorn, this thread)."""
         import uvicorn
 
-        from picsift.label.web import create_app
+        from picsift.label_app import create_app
 
         uvicorn.run(create_app(self.settings), host=self.host, port=self.port, log_level="warning")
 
@@ -56,8 +56,8 @@ def label_server(
     answers only requests addressed to loopback names, the bind address and `allowed_hosts` (DNS rebinding).
     Raises WorkspaceError when there is no workspace at that path.
     """
-    from picsift.label.web import LabelSettings
-    from picsift.label.web.settings import needs_token, new_token
+    from picsift.label_app import LabelSettings
+    from picsift.label_app.settings import needs_token, new_token
     from picsift.store import Workspace
 
     ws = Workspace.open(workspace)

@@ -30,7 +30,9 @@ def train_model(
     from picsift.config import TrainConfig, load_yaml_overrides
 
     cfg = load_yaml_overrides(TrainConfig, settings_file, workspace=workspace_path(workspace), **settings)
-    result = train_stage.run(cfg)
+    from picsift.improve.calibration import calibrate_after_training
+
+    result = train_stage.run(cfg, calibrator=calibrate_after_training)
     if cfg.tta:  # choosing test-time views fits on validation data: the improve stage's work, after training
         from picsift.improve.tta import choose_for_run
 
@@ -41,7 +43,9 @@ def train_model(
 @dataclass(frozen=True)
 class ModelInfo:
     """One registry entry: `input_size` in pixels, `params_10_classes` the parameter count of a 10-class
-    model (None for classical models), `pretrained` whether ImageNet weights can be had."""
+    model (None for classical models), `pretrained` whether ImageNet weights can be had, `pretrained_offline`
+    whether they are on this machine now, `weights_source` where they come from (the installed package, a
+    cache, or how to get them; None without pretrained weights)."""
 
     name: str
     family: str
@@ -49,6 +53,8 @@ class ModelInfo:
     params_10_classes: int | None
     pretrained: bool
     description: str
+    pretrained_offline: bool = False
+    weights_source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +63,8 @@ class ModelInfo:
             "input_size": self.input_size,
             "params_10_classes": self.params_10_classes,
             "pretrained": self.pretrained,
+            "pretrained_offline": self.pretrained_offline,
+            "weights_source": self.weights_source,
             "description": self.description,
         }
 
@@ -79,12 +87,23 @@ def describe_models(pattern: str | None = None) -> list[ModelInfo]:
     """The model registry (`picsift models`), filtered by a glob or substring; builds each network once to
     count its parameters. (`picsift.list_models` returns the registry specs themselves.)"""
     from picsift.models import count_parameters, create_model, list_models
+    from picsift.models.pretrained import available_pretrained, get_pretrained_spec
 
+    offline = {found.name: found for found in available_pretrained()}
     rows: list[ModelInfo] = []
     for spec in list_models(pattern):
         params = None
         if spec.builder is not None:
             params = count_parameters(create_model(spec.name, num_classes=10))
+        found = offline.get(spec.name) if spec.family == "transfer" else None
+        if found is not None:
+            source: str | None = found.source
+        elif spec.family == "transfer":
+            source = f"not on this machine: {get_pretrained_spec(spec.name).pip_hint}"
+        elif spec.pretrained_available:
+            source = f"{spec.family} download (or its local cache), or --weights PATH"
+        else:
+            source = None
         rows.append(
             ModelInfo(
                 name=spec.name,
@@ -93,6 +112,8 @@ def describe_models(pattern: str | None = None) -> list[ModelInfo]:
                 params_10_classes=params,
                 pretrained=spec.pretrained_available,
                 description=spec.description,
+                pretrained_offline=found is not None,
+                weights_source=source,
             )
         )
     return rows

@@ -54,12 +54,21 @@ def parse_params(items: list[str] | None) -> dict[str, Any] | None:
 @handle_errors
 def train(
     workspace: WorkspaceOpt = None,
-    model: Annotated[str | None, typer.Option(help="Registry name (see `picsift models`); default fastcnn.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Registry name (see `picsift models`), or auto (default): fast CNN or transfer, from the data."
+        ),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the recipe's choice).")] = None,
     time_budget: Annotated[float | None, typer.Option("--time-budget", help="Minutes; the schedule fits it.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
-    pretrained: Annotated[bool, typer.Option(help="Start from ImageNet weights (torchvision/timm).")] = False,
-    weights: Annotated[str | None, typer.Option(help="Local weights file (.safetensors/.pth).")] = None,
+    pretrained: Annotated[
+        bool, typer.Option(help="Start from ImageNet weights (torchvision/timm; transfer models always do).")
+    ] = False,
+    weights: Annotated[
+        str | None, typer.Option(help="Local pretrained weights file (.safetensors/.pth) to start from.")
+    ] = None,
     image_size: Annotated[int | None, typer.Option(help="Model input size in pixels.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
@@ -94,6 +103,9 @@ def train(
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of settings (flags override it).")] = None,
     strict: StrictOpt = False,
+    calibrate: Annotated[
+        bool, typer.Option(help="Fit a temperature on validation after training (the run's inference spec).")
+    ] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a model on the workspace's labelled images; writes a complete run folder."""
@@ -128,6 +140,7 @@ def train(
         snapshots=snapshots,
         model_params=parse_params(param),
         strict=strict or None,
+        calibrate=None if calibrate else False,
     )
     warn_skipped(result.skipped)
     for line in result.warnings:
@@ -141,10 +154,14 @@ def train(
         "epochs": len(result.history),
         "skipped_images": [s.to_dict() for s in result.skipped],
         "warnings": result.warnings,
+        "auto": result.auto.to_dict() if result.auto else None,
+        "calibration": result.calibration,
     }
     if json_out:
         print_json(out)
     else:
+        if result.auto is not None:
+            console.print(result.auto.message, highlight=False, soft_wrap=True)
         acc = fmt_metric(result.val_acc)
         measured = f", val acc {acc}" if acc != "n/a" else "; no validation images: validation accuracy not measured"
         console.print(
@@ -152,6 +169,13 @@ def train(
             markup=True,
             highlight=False,
         )
+        cal = result.calibration
+        if "temperature" in cal:
+            console.print(
+                f"calibrated: temperature {cal['temperature']:.2f}, validation NLL {fmt_metric(cal['val_nll_before'])}"
+                f" -> {fmt_metric(cal['val_nll_after'])}",
+                highlight=False,
+            )
         console.print(f"run: {result.run_dir}", highlight=False)
 
 
@@ -183,17 +207,23 @@ def models(
     pattern: Annotated[str | None, typer.Argument(help="Glob or substring to filter names.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List the model registry with input size and parameter count."""
+    """List the model registry with input size, parameter count and where pretrained weights come from."""
     from rich.table import Table
 
     rows = api.describe_models(pattern)
     if json_out:
         print_json({"models": [r.to_dict() for r in rows]})
         return
-    table = Table("name", "family", "input", "params (10 classes)", "pretrained", "description")
+    table = Table("name", "family", "input", "params (10 classes)", "pretrained weights", "description")
     for r in rows:
         p = f"{r.params_10_classes / 1e6:.2f}M" if r.params_10_classes else "-"
-        table.add_row(r.name, r.family, str(r.input_size), p, "yes" if r.pretrained else "-", r.description)
+        if r.pretrained_offline:
+            w = f"offline: {r.weights_source}"
+        elif r.weights_source:
+            w = r.weights_source if r.family == "transfer" else "download"
+        else:
+            w = "-"
+        table.add_row(r.name, r.family, str(r.input_size), p, w, r.description)
     console.print(table)
 
 

@@ -148,7 +148,7 @@ def _cnn_extractor(name: str, spec_text: str) -> Extractor:
 
 def _run_extractor(name: str, run: str, workspace: Any) -> Extractor:
     from picsift.features import deep
-    from picsift.models.artifact import WEIGHTS_FILE, read_meta
+    from picsift.models.artifact import TORCH_FAMILIES, WEIGHTS_FILE, read_meta
     from picsift.models.registry import DataConfig
 
     try:
@@ -157,7 +157,7 @@ def _run_extractor(name: str, run: str, workspace: Any) -> Extractor:
     except RunNotFoundError as e:
         raise ConfigError(f"feature extractor {name!r}: {e}") from None
     meta = read_meta(run_dir)
-    if meta["family"] not in ("fast", "torchvision", "timm"):
+    if meta["family"] not in TORCH_FAMILIES:
         raise ConfigError(
             f"feature extractor {name!r}: run {run_dir.name} is a {meta['family']} model ({meta['model']}); "
             "run: needs a CNN run, whose penultimate layer becomes the features"

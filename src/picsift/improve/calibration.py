@@ -114,9 +114,12 @@ def reliability_diagram(path: Path, bins_before: list[dict], bins_after: list[di
     return path
 
 
-def calibrate(run_dir: Path | RunFolder, ws: Workspace | None = None, tta: bool = False) -> dict[str, Any]:
+def calibrate(
+    run_dir: Path | RunFolder, ws: Workspace | None = None, tta: bool = False, score_test: bool = True
+) -> dict[str, Any]:
     """Fit T on the run's validation images (with its chosen test-time views when `tta`, choosing them first if
-    needed), report NLL/ECE (val and test), draw the reliability diagram; store T in the inference spec."""
+    needed), report NLL/ECE (val, and test unless `score_test` is False: training calibrates without reading the
+    test images), draw the reliability diagram; store T in the inference spec."""
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(Path(run_dir))
     predictor = Predictor.from_run(run)
     if tta:
@@ -134,10 +137,10 @@ def calibrate(run_dir: Path | RunFolder, ws: Workspace | None = None, tta: bool 
         "tta": bool(tta),
         "val": _summary(probs, apply_temperature(probs, t), val.y),
     }
-    test = split_data(run, "test", ws)
     # The diagram shows held-out test images when there are any (T never saw them), else val.
     split, shown_probs, shown_y = "val", probs, val.y
-    if len(test.y):
+    test = split_data(run, "test", ws) if score_test else None
+    if test is not None and len(test.y):
         split, shown_probs, shown_y = "test", predictor.predict_arrays(test.x), test.y
         result["test"] = _summary(shown_probs, apply_temperature(shown_probs, t), shown_y)
     _, before = ece(shown_probs, shown_y)
@@ -155,3 +158,28 @@ def calibrate(run_dir: Path | RunFolder, ws: Workspace | None = None, tta: bool 
     write_spec(run, predictor.spec.replace(temperature=t).with_fit("calibration", result))
     log.info("temperature %.3f fitted on %d validation images", t, len(val.y))
     return result
+
+
+def calibrate_after_training(run_dir: Path, ws: Workspace, n_val: int, val_acc: float | None) -> dict[str, Any]:
+    """Fit a temperature on the run's validation images, as `picsift calibrate` does (into the run's inference
+    spec, which predict, evaluate, export and the server apply; test images are not read), and return what
+    run.json records: the temperature and the validation
+    NLL and ECE before and after. The one place training calibrates (`picsift.api.train_model` passes it to `picsift.train.run`). Without validation images, or when the model
+    gets every one of them right (`val_acc` 1: validation NLL then falls as T falls, so the fit would only sharpen
+    the model to T's lower clip), nothing is fitted and the reason is returned."""
+    if n_val == 0:
+        return {"skipped": "no validation images"}
+    if val_acc is not None and val_acc >= 1.0:
+        return {"skipped": f"all {n_val} validation images right: no temperature to fit"}
+    try:
+        fitted = calibrate(run_dir, ws, score_test=False)  # test images stay unread until evaluation
+    except DatasetError as e:
+        return {"skipped": str(e)}
+    val = fitted["val"]
+    return {
+        "temperature": fitted["temperature"],
+        "val_nll_before": val["nll_before"],
+        "val_nll_after": val["nll_after"],
+        "val_ece_before": val["ece_before"],
+        "val_ece_after": val["ece_after"],
+    }

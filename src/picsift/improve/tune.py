@@ -32,6 +32,7 @@ from typing import Any
 
 from picsift.config import TrainConfig, to_jsonable
 from picsift.errors import ConfigError
+from picsift.improve.calibration import calibrate_after_training
 from picsift.models.registry import ModelSpec, get_spec
 from picsift.runs import RunFolder
 from picsift.store import Workspace
@@ -99,9 +100,26 @@ def _standard_space(trial: Any, spec: ModelSpec, base: TrainConfig, max_epochs: 
     }
 
 
+def _transfer_space(trial: Any, spec: ModelSpec, base: TrainConfig, max_epochs: int) -> dict[str, Any]:
+    # Fine-tuning rates around the transfer recipe's 2e-4 (the head's scales with it), how many stages learn,
+    # and the probe's regularisation (fixed per trial rather than chosen from its grid on the same validation set).
+    params = {
+        **base.model_params,
+        "train_stages": trial.suggest_int("train_stages", 1, 4),
+        "probe_c": trial.suggest_float("probe_c", 1e-3, 1e-1, log=True),
+    }
+    return {
+        "lr": trial.suggest_float("lr", 5e-5, 1e-3, log=True),
+        "label_smoothing": trial.suggest_float("label_smoothing", 0.0, 0.2),
+        "epochs": trial.suggest_int("epochs", max(1, max_epochs // 2), max_epochs),
+        "model_params": params,
+    }
+
+
 # Search spaces by model family (the families of train.trainers.TRAINERS).
 SEARCH_SPACES: dict[str, Callable[[Any, ModelSpec, TrainConfig, int], dict[str, Any]]] = {
     "fast": _fast_space,
+    "transfer": _transfer_space,
     "torchvision": _standard_space,
     "timm": _standard_space,
     "classical": _classical_space,
@@ -207,7 +225,7 @@ def tune(
     best = study.best_trial
     best_cfg = dataclasses.replace(base, **_overrides_of(best), run_name=base.run_name or f"tuned-{spec.name}")
     t1 = time.perf_counter()
-    result = pipeline.run(best_cfg)
+    result = pipeline.run(best_cfg, calibrator=calibrate_after_training)
     summary = {
         "study": study_name,
         "storage": str(ws.root / STUDY_FILE),

@@ -1,7 +1,5 @@
-"""3 LABEL: the browser labelling app, automated labelling and the active-learning queue.
-
-from picsift.label import create_app, LabelSettings, autolabel, next_batch
-app = create_app(LabelSettings(workspace=Path("picsift-workspace")))
+"""3 LABEL: labelling logic (listing, edits and their conflict rules, findings, links), automated labelling and
+the active-learning queue. The browser app over it is `picsift.label_app` (`create_app(LabelSettings(...))`).
 """
 
 from __future__ import annotations
@@ -9,9 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
-    "LabelSettings",
     "autolabel",
-    "create_app",
     "export_labels",
     "import_labels",
     "next_batch",
@@ -23,11 +19,8 @@ if TYPE_CHECKING:
     from picsift.label.autolabel import autolabel
     from picsift.label.labels_io import export_labels, import_labels
     from picsift.label.queue import next_batch, select_batch, uncertainty
-    from picsift.label.web import LabelSettings, create_app
 
 _WHERE = {
-    "LabelSettings": "web",
-    "create_app": "web",
     "autolabel": "autolabel",
     "export_labels": "labels_io",
     "import_labels": "labels_io",

@@ -1,4 +1,5 @@
-"""The model registry: fast from-scratch CNNs, torchvision/timm backbones, classical heads."""
+"""The model registry: fast from-scratch CNNs, pretrained transfer backbones, torchvision/timm backbones,
+classical heads."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ def _register_builtin() -> None:
     from picsift.models.backbones import register_backbones
     from picsift.models.classical_names import register_classical
     from picsift.models.fastcnn import register_fastcnn
+    from picsift.models.transfer import register_transfer
 
     register_fastcnn()
+    register_transfer()
     register_backbones()
     register_classical()
 

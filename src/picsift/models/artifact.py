@@ -25,7 +25,7 @@ from picsift.version import __version__
 
 META_FILE = ARTIFACT_META
 WEIGHTS_FILE = "weights.safetensors"
-TORCH_FAMILIES = ("fast", "torchvision", "timm")
+TORCH_FAMILIES = ("fast", "transfer", "torchvision", "timm")
 
 # (artifact folder, its model.json, device) -> the model object of an Artifact
 ModelLoader = Callable[[Path, dict[str, Any], str], Any]

@@ -59,7 +59,8 @@ class DataConfig:
 class ModelSpec:
     """A registered model.
 
-    family: "fast" (picsift's from-scratch CNN and recipe), "torchvision", "timm" or "classical".
+    family: "fast" (picsift's from-scratch CNN and recipe), "transfer" (offline pretrained backbones and the
+    transfer recipe), "torchvision", "timm" or "classical".
     builder(num_classes, pretrained, **kwargs) -> torch.nn.Module (None for classical models).
     """
 

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from picsift.models.artifact import save_artifact
 from picsift.models.registry import DataConfig, ModelSpec, get_spec
 from picsift.runs import RunFolder, environment, new_run, open_run
 from picsift.store import ImageRow, Workspace
+from picsift.train.auto import AUTO, AutoChoice, choose_model
 from picsift.train.checkpoints import verify_checkpoint
 from picsift.train.data import TrainData, encode_labels, split_rows
 from picsift.train.trainers import check_settings, fit_on_data, trainer_for
@@ -44,6 +46,8 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[SkippedImage] = field(default_factory=list)  # images missing on disk or no longer decoding
     warnings: list[str] = field(default_factory=list)  # class coverage problems (RunInputs.warnings)
+    auto: AutoChoice | None = None  # what `--model auto` chose and why
+    calibration: dict[str, Any] = field(default_factory=dict)  # the temperature fitted after training (run.json)
 
 
 def resolve_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow]) -> DataConfig:
@@ -192,10 +196,12 @@ def load_data(ws: Workspace, cfg: TrainConfig, spec: ModelSpec, inputs: RunInput
         train_ids=[r.id for r in train.rows],
         val_ids=[r.id for r in val.rows],
     )
-    if cfg.balance != "none" and spec.family == "fast":  # its recipe draws its own batches: resample the data
+    if cfg.balance != "none" and spec.family in ("fast", "transfer"):  # no sampler in these recipes: resample
         from picsift.train.balance import oversample
 
         data = oversample(data, cfg.balance, cfg.seed)
+    if spec.family == "transfer" and (cfg.mixup or cfg.cutmix):
+        log.warning("the transfer recipe does not mix batches: --mixup and --cutmix are ignored here")
     if spec.family == "fast" and (cfg.mixup or cfg.cutmix or cfg.random_erasing):
         log.warning(
             "the fast CNN recipe has its own batch augmentation: --mixup, --cutmix and --random-erasing "
@@ -204,12 +210,29 @@ def load_data(ws: Workspace, cfg: TrainConfig, spec: ModelSpec, inputs: RunInput
     return data, inputs
 
 
-def run(cfg: TrainConfig) -> RunResult:
-    """Train one model on the workspace's labelled data and write a complete, reproducible run folder."""
+# (run folder, workspace, validation images, best validation accuracy) -> what run.json records about the
+# temperature fitted after training (picsift.improve.calibration.calibrate_after_training; api.train_model passes it).
+Calibrator = Callable[[Path, Workspace, int, "float | None"], dict[str, Any]]
+
+
+def run(cfg: TrainConfig, *, calibrator: Calibrator | None = None) -> RunResult:
+    """Train one model on the workspace's labelled data and write a complete, reproducible run folder.
+
+    With `cfg.model == "auto"` the model is chosen from the data first (`picsift.train.auto`); with
+    `cfg.calibrate` and a `calibrator` (fitting belongs to the improve stage, so the caller brings it:
+    `picsift.api.train_model` does), a temperature is fitted on validation before the run is recorded."""
     cfg = cfg.validate()
-    spec = get_spec(cfg.model)
-    check_settings(spec, cfg)  # a misspelt model_params key fails before any image is decoded
+    spec = None if cfg.model == AUTO else get_spec(cfg.model)
+    if spec is not None:
+        check_settings(spec, cfg)  # a misspelt model_params key fails before any image is decoded
     ws = Workspace.open(cfg.workspace)
+    choice = None
+    if spec is None:
+        choice = choose_model(ws, cfg)
+        cfg = choice.config
+        log.info("train: %s", choice.message)
+        spec = get_spec(cfg.model)
+        check_settings(spec, cfg)
     inputs = RunInputs.gather(ws, cfg, spec)
     resume_from = None
     if cfg.resume:
@@ -241,6 +264,13 @@ def run(cfg: TrainConfig) -> RunResult:
         )
         val_accs = [h["val_acc"] for h in trained.history if h.get("val_acc") is not None]
         val_acc = trained.final_val_acc if trained.final_val_acc is not None else max(val_accs) if val_accs else None
+        n_val = len(inputs.val_rows)
+        if not cfg.calibrate:
+            calibration: dict[str, Any] = {"skipped": "off"}
+        elif calibrator is None:
+            calibration = {"skipped": "no calibrator given (picsift.api.train_model calibrates)"}
+        else:
+            calibration = calibrator(run_dir, ws, n_val, val_acc)
         summary = {
             "run_id": run_dir.name,
             "model": spec.name,
@@ -256,6 +286,9 @@ def run(cfg: TrainConfig) -> RunResult:
             "epochs": len(trained.history),
             "catalog_hash": catalog_hash,
             "seed": cfg.seed,
+            "auto": choice.to_dict() if choice else None,
+            "calibration": calibration,
+            "trainer": trained.extra,
         }
         run.write_record(summary)
         ws.catalog.record_run(run_dir.name, str(run_dir), spec.name, catalog_hash, {"best_val_acc": val_acc})
@@ -269,4 +302,6 @@ def run(cfg: TrainConfig) -> RunResult:
         trained.history,
         skipped=inputs.skipped,
         warnings=inputs.warnings,
+        auto=choice,
+        calibration=calibration,
     )

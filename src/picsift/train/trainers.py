@@ -24,6 +24,8 @@ from picsift.train.fast import fit_fast
 from picsift.train.fast import resolve_data_config as fast_data_config
 from picsift.train.fast.recipe import FastRecipe
 from picsift.train.standard_recipe import check_model_params
+from picsift.train.transfer import TransferRecipe
+from picsift.train.transfer import resolve_data_config as transfer_data_config
 
 LogRow = Callable[[dict[str, Any]], None]
 
@@ -73,6 +75,19 @@ def _fit_standard(spec: ModelSpec, data: TrainData, cfg: TrainConfig, ctx: FitCo
     return fit_standard(spec, data, cfg, select_device(cfg.device), ctx.log_row, ctx.run_dir, ctx.resume_from)
 
 
+def _check_transfer(spec: ModelSpec, cfg: TrainConfig) -> None:
+    from picsift.models.pretrained import locate_weights
+
+    TransferRecipe.from_params(cfg.model_params)
+    locate_weights(spec.name, cfg.weights)  # no weights: WeightsNotAvailableError saying how to get them, up front
+
+
+def _fit_transfer(spec: ModelSpec, data: TrainData, cfg: TrainConfig, ctx: FitContext) -> TrainedModel:
+    from picsift.train.transfer.fit import fit_transfer  # torchvision transforms: only when a transfer model trains
+
+    return fit_transfer(spec, data, cfg, ctx.ws, ctx.log_row)
+
+
 # The classical family imports scikit-learn (over a second) only when a classical model is asked for.
 def _check_classical(spec: ModelSpec, cfg: TrainConfig) -> None:
     from picsift.classical.estimators import make_classifier
@@ -101,6 +116,7 @@ def _write_estimator(model: Any, out_dir: Path) -> dict[str, Any]:
 STANDARD = Trainer(check=_check_standard, data_config=_standard_data_config, fit=_fit_standard)
 TRAINERS: dict[str, Trainer] = {
     "fast": Trainer(check=_check_fast, data_config=fast_data_config, fit=_fit_fast),
+    "transfer": Trainer(check=_check_transfer, data_config=transfer_data_config, fit=_fit_transfer),
     "torchvision": STANDARD,
     "timm": STANDARD,
     "classical": Trainer(

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from picsift.label.jobs import Jobs
 from picsift.label.scoring import PredictionCache
-from picsift.label.web.settings import LabelSettings
+from picsift.label_app.settings import LabelSettings
 from picsift.store import Workspace
 from picsift.web.auth import require_secret
 from picsift.web.errors import ApiError

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from picsift.label.edits import exclude_images, include_images, undo_exclusion
-from picsift.label.web.deps import AnnotatorDep, WorkspaceDep
-from picsift.label.web.schemas import ActionBody, ExcludeBody, IncludeBody
+from picsift.label_app.deps import AnnotatorDep, WorkspaceDep
+from picsift.label_app.schemas import ActionBody, ExcludeBody, IncludeBody
 from picsift.web.responses import StrictJSONResponse
 
 router = APIRouter(prefix="/api/exclusions", tags=["exclusions"])

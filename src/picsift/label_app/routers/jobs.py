@@ -10,9 +10,9 @@ from picsift.config import TrainConfig
 from picsift.errors import ConfigError
 from picsift.label.autolabel import autolabel as run_autolabel
 from picsift.label.jobs import Job
-from picsift.label.web.deps import AnnotatorDep, JobsDep, SettingsDep
-from picsift.label.web.schemas import AutolabelBody, TrainBody
-from picsift.label.web.settings import new_token
+from picsift.label_app.deps import AnnotatorDep, JobsDep, SettingsDep
+from picsift.label_app.schemas import AutolabelBody, TrainBody
+from picsift.label_app.settings import new_token
 from picsift.store import Workspace
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -36,9 +36,12 @@ def train(body: TrainBody, settings: SettingsDep, jobs: JobsDep) -> dict[str, An
     )
 
     def work() -> dict[str, Any]:
-        from picsift.train import run  # torch loads with the first training, not with the app
+        from picsift.api.train import train_model  # torch loads with the first training, not with the app
 
-        result = run(cfg)
+        # As `picsift train` does: the same run, calibrated on validation afterwards.
+        result = train_model(
+            workspace=cfg.workspace, model=cfg.model, epochs=cfg.epochs, run_name=cfg.run_name, seed=cfg.seed
+        )
         return {"run_id": result.run_id, "val_acc": result.val_acc, "seconds": round(result.seconds, 1)}
 
     return jobs.start(job, work).to_dict()

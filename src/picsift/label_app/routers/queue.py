@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from picsift.label.listing import cluster_groups, workspace_summary
 from picsift.label.queue import next_batch
-from picsift.label.web.deps import AnnotatorDep, SettingsDep, WorkspaceDep
+from picsift.label_app.deps import AnnotatorDep, SettingsDep, WorkspaceDep
 
 router = APIRouter(prefix="/api", tags=["queue"])
 

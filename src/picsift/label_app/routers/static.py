@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from picsift.label.web.deps import TOKEN_COOKIE, SettingsDep
+from picsift.label_app.deps import TOKEN_COOKIE, SettingsDep
 
-STATIC = Path(__file__).resolve().parents[2] / "static"
+STATIC = Path(__file__).resolve().parents[1] / "static"
 CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
 
 router = APIRouter(tags=["ui"], include_in_schema=False)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from picsift.label.edits import set_labels
-from picsift.label.web.deps import AnnotatorDep, WorkspaceDep
-from picsift.label.web.schemas import LabelBody
+from picsift.label_app.deps import AnnotatorDep, WorkspaceDep
+from picsift.label_app.schemas import LabelBody
 from picsift.web.responses import StrictJSONResponse
 
 router = APIRouter(prefix="/api/labels", tags=["labels"])

@@ -11,8 +11,8 @@ from picsift.data.presence import file_problem
 from picsift.errors import ImageDecodeError
 from picsift.label.listing import ImageQuery, image_detail, list_images, parse_ids
 from picsift.label.thumbs import cached_thumbnail, preview
-from picsift.label.web.deps import AnnotatorDep, PredictionsDep, SettingsDep, WorkspaceDep
-from picsift.label.web.schemas import UndoBody
+from picsift.label_app.deps import AnnotatorDep, PredictionsDep, SettingsDep, WorkspaceDep
+from picsift.label_app.schemas import UndoBody
 
 router = APIRouter(prefix="/api/images", tags=["images"])
 

@@ -10,9 +10,9 @@ from fastapi.responses import Response
 from picsift.errors import ImageDecodeError
 from picsift.label.edits import feedback_plans, review_feedback, undo_feedback_accept
 from picsift.label.thumbs import preview
-from picsift.label.web.deps import AnnotatorDep, SettingsDep, WorkspaceDep
-from picsift.label.web.routers.images import FULL_SIZE
-from picsift.label.web.schemas import FeedbackIds, FeedbackUndoBody
+from picsift.label_app.deps import AnnotatorDep, SettingsDep, WorkspaceDep
+from picsift.label_app.routers.images import FULL_SIZE
+from picsift.label_app.schemas import FeedbackIds, FeedbackUndoBody
 from picsift.store import Workspace
 from picsift.store.feedback_store import FeedbackStore
 from picsift.web.responses import StrictJSONResponse

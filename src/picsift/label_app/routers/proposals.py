@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from picsift.label.edits import resolve_proposals
-from picsift.label.web.deps import AnnotatorDep, WorkspaceDep
-from picsift.label.web.schemas import ProposalIds
+from picsift.label_app.deps import AnnotatorDep, WorkspaceDep
+from picsift.label_app.schemas import ProposalIds
 from picsift.web.responses import StrictJSONResponse
 
 router = APIRouter(prefix="/api/proposals", tags=["proposals"])

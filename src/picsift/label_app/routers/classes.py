@@ -8,8 +8,8 @@ from fastapi import APIRouter
 
 from picsift.label.edits import add_class, merge_classes, rename_class
 from picsift.label.listing import class_counts
-from picsift.label.web.deps import AnnotatorDep, WorkspaceDep
-from picsift.label.web.schemas import ClassBody, MergeBody, RenameBody
+from picsift.label_app.deps import AnnotatorDep, WorkspaceDep
+from picsift.label_app.schemas import ClassBody, MergeBody, RenameBody
 
 router = APIRouter(prefix="/api/classes", tags=["classes"])
 

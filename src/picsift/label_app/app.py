@@ -19,9 +19,9 @@ from fastapi import Depends, FastAPI, Request
 from picsift.errors import PicsiftError
 from picsift.label.jobs import Jobs
 from picsift.label.scoring import PredictionCache
-from picsift.label.web.deps import require_same_origin, require_token
-from picsift.label.web.routers import classes, exclusions, feedback, images, jobs, labels, proposals, queue, static
-from picsift.label.web.settings import LabelSettings
+from picsift.label_app.deps import require_same_origin, require_token
+from picsift.label_app.routers import classes, exclusions, feedback, images, jobs, labels, proposals, queue, static
+from picsift.label_app.settings import LabelSettings
 from picsift.web.errors import ApiError, error_response, picsift_error_response
 from picsift.web.hosts import HostCheck, allowed_host_names
 from picsift.web.responses import StrictJSONResponse

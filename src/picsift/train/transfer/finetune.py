@@ -1,0 +1,254 @@
+"""Fine-tuning a pretrained EfficientNet from its probe-initialised head, for what the budget leaves.
+
+AdamW with discriminative learning rates (the classifier fastest, then the last stage and the head convolution,
+each stage further down `lr_decay` times slower; the stem and the first stages frozen on a CPU), linear warm-up
+then cosine decay over progress = max(steps done / planned, time used / time given), random resized crops and
+flips, bf16 autocast (CPUs with native bf16; fp16/bf16 on GPUs) and channels_last. BatchNorm layers keep their
+ImageNet statistics (eval mode): the probe was fitted on features computed with them, and batches of 32 photos
+would give noisy ones. The best validation epoch is kept, and only when it beats what the run started from
+(the probe's validation accuracy), so fine-tuning never makes a run worse on validation.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from picsift import progress
+from picsift.config import TrainConfig
+from picsift.device import autocast
+from picsift.models.registry import DataConfig
+from picsift.train.transfer.recipe import TransferRecipe
+from picsift.train.transforms import ArrayDataset, train_transform
+
+log = logging.getLogger("picsift.train")
+CPU_TRAIN_STAGES = 3
+MIN_STEPS = 4  # an epoch cut shorter than this by the budget is not started
+
+
+def freeze_and_group(
+    model: nn.Module, recipe: TransferRecipe, lr: float, head_lr: float, train_stages: int
+) -> list[dict[str, Any]]:
+    """AdamW parameter groups for a timm EfficientNet (conv_stem, bn1, blocks[0..S-1], conv_head, bn2,
+    classifier): the classifier at `head_lr`; conv_head, bn2 and the last stage at `lr`; each stage below at
+    `lr_decay` times the one above, down to the last `train_stages` stages (all of them and the stem when
+    train_stages > S); every other parameter frozen (requires_grad False, so no gradient flows through it).
+    Weight decay on weights of 2+ dimensions only."""
+    blocks = list(model.blocks.children())  # type: ignore[union-attr]
+    tiers: list[tuple[list[nn.Module], float]] = [([model.classifier], head_lr)]  # type: ignore[list-item]
+    tiers.append(([model.conv_head, model.bn2, blocks[-1]], lr))  # type: ignore[list-item]
+    for depth, block in enumerate(reversed(blocks[:-1]), start=1):
+        if depth < train_stages:
+            tiers.append(([block], lr * recipe.lr_decay**depth))
+    if train_stages > len(blocks):
+        tiers.append(([model.conv_stem, model.bn1], lr * recipe.lr_decay ** len(blocks)))  # type: ignore[list-item]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    groups = []
+    for modules, rate in tiers:
+        params = [p for m in modules for p in m.parameters()]
+        for p in params:
+            p.requires_grad_(True)
+        decay = [p for p in params if p.ndim > 1]
+        rest = [p for p in params if p.ndim <= 1]
+        groups += [
+            {"params": decay, "lr": rate, "weight_decay": recipe.weight_decay},
+            {"params": rest, "lr": rate, "weight_decay": 0.0},
+        ]
+    return [g for g in groups if g["params"]]
+
+
+def lr_factor(p: float, warmup: float) -> float:
+    """Linear warm-up over the first `warmup` of progress p in [0, 1], then cosine decay to 0."""
+    p = min(max(p, 0.0), 1.0)
+    if p < warmup:
+        return (p + 1e-3) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * (p - warmup) / max(1e-9, 1.0 - warmup)))
+
+
+@dataclass
+class FinetuneBudget:
+    """When fine-tuning must end: `epochs` (None: as many as fit) and/or a `deadline` (time.perf_counter()
+    seconds) by which training and its last validation are done; `val_cost_s`: the expected seconds of one
+    validation pass, reserved before the deadline until the first pass measures it."""
+
+    epochs: int | None
+    deadline: float | None
+    val_cost_s: float = 0.0
+
+
+@dataclass
+class FinetuneResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0  # 0: nothing beat the starting point (the probe); its weights were kept
+    best_acc: float | None = None
+    steps: int = 0
+    images: int = 0
+    seconds: float = 0.0
+    stopped: str = ""
+    train_stages: int = 0
+
+
+@torch.no_grad()
+def _validate(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, dc: DataConfig, device: torch.device, amp: bool
+) -> tuple[float, float]:
+    from picsift.train.loop import predict_logits
+
+    logits = predict_logits(model, x, dc, device, batch_size=64, amp=amp)
+    target = torch.from_numpy(y)
+    return float((logits.argmax(1) == target).float().mean()), float(nn.functional.cross_entropy(logits, target))
+
+
+def finetune(
+    model: nn.Module,
+    data: Any,
+    cfg: TrainConfig,
+    recipe: TransferRecipe,
+    device: torch.device,
+    budget: FinetuneBudget,
+    start_acc: float | None,
+    log_row: Callable[[dict[str, Any]], None],
+    first_epoch: int = 1,
+) -> FinetuneResult:
+    """Fine-tune `model` (a timm EfficientNet with its classifier set, on `device`) on `data` (TrainData:
+    uint8 arrays at the storage size) with `recipe` (TrainConfig's settings already applied, see
+    `fit.with_train_settings`; `cfg` gives the augmentation and the seed). One history row per epoch goes to `log_row`. On return the model holds the
+    best validation epoch's weights, or its starting weights when no epoch beat `start_acc`; without validation
+    images, its last weights. Stops at `budget`."""
+    dc: DataConfig = data.data_config
+    has_val = len(data.y_val) > 0
+    train_stages = recipe.train_stages or (CPU_TRAIN_STAGES if device.type == "cpu" else 99)
+    groups = freeze_and_group(model, recipe, recipe.lr, recipe.head_lr, train_stages)
+    trainable = [p for g in groups for p in g["params"]]
+    optimizer = torch.optim.AdamW(groups)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    batch = recipe.batch_size
+    loader = torch.utils.data.DataLoader(
+        ArrayDataset(data.x_train, data.y_train, train_transform(dc, cfg.augment, cfg.random_erasing)),
+        batch_size=batch,
+        shuffle=True,
+        drop_last=len(data.y_train) > batch,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    amp = recipe.amp
+    names = {id(p): n for n, p in model.named_parameters()}
+    keep = {names[id(p)] for p in trainable}
+
+    def snapshot() -> dict[str, torch.Tensor]:
+        return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if n in keep}
+
+    best_state = snapshot()
+    out = FinetuneResult(best_acc=start_acc, train_stages=min(train_stages, len(list(model.blocks.children())) + 1))  # type: ignore[union-attr]
+    planned = (budget.epochs or 1000) * max(1, len(loader))
+    t0 = time.perf_counter()
+    end = budget.deadline
+    val_cost = budget.val_cost_s if has_val else 0.0  # seconds of a validation pass, reserved before the deadline
+    step_cost = 0.0  # seconds of the last training step
+    epoch = 0
+    with progress.bar("fine-tuning", total=budget.epochs) as (bar, task):
+        while budget.epochs is None or epoch < budget.epochs:
+            if end is not None and time.perf_counter() + val_cost + MIN_STEPS * step_cost >= end:
+                out.stopped = "time budget"
+                break
+            epoch += 1
+            row = _epoch(model, loader, optimizer, base_lrs, criterion, device, amp, recipe, out, planned, t0, end,
+                         val_cost, step_cost)  # fmt: skip
+            step_cost = row.pop("_step_s")
+            if has_val:
+                tv = time.perf_counter()
+                row["val_acc"], row["val_loss"] = _validate(model, data.x_val, data.y_val, dc, device, amp)
+                val_cost = time.perf_counter() - tv
+            else:
+                row["val_acc"] = row["val_loss"] = None
+            row["epoch"] = first_epoch + epoch - 1
+            row["epoch_s"] = time.perf_counter() - row["epoch_s"]
+            out.history.append(row)
+            log_row(row)
+            info = f"val acc {row['val_acc']:.3f}" if has_val else f"train loss {row['train_loss']:.3f}"
+            bar.update(task, advance=1, info=info)  # type: ignore[arg-type]
+            # Better by at least one image: accuracies from bf16 logits and from the probe's float64 differ in the
+            # last bits, which must not count as an improvement.
+            if has_val and (out.best_acc is None or row["val_acc"] > out.best_acc + 0.5 / len(data.y_val)):
+                out.best_acc, out.best_epoch, best_state = row["val_acc"], row["epoch"], snapshot()
+            if row["images"] == 0:
+                break
+    if has_val or not out.history:
+        with torch.no_grad():
+            params = dict(model.named_parameters())
+            for n, v in best_state.items():
+                params[n].copy_(v.to(params[n].device))
+    elif out.history:
+        out.best_epoch = out.history[-1]["epoch"]
+    out.seconds = time.perf_counter() - t0
+    out.stopped = out.stopped or "epochs done"
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return out
+
+
+def _epoch(
+    model: nn.Module,
+    loader: torch.utils.data.DataLoader,
+    optimizer: torch.optim.Optimizer,
+    base_lrs: list[float],
+    criterion: nn.Module,
+    device: torch.device,
+    amp: bool,
+    recipe: TransferRecipe,
+    out: FinetuneResult,
+    planned: int,
+    t0: float,
+    end: float | None,
+    val_cost: float,
+    step_cost: float,
+) -> dict[str, Any]:
+    """One pass over the loader, cut short so that the validation after it still ends by `end`."""
+    model.train()
+    for m in model.modules():  # ImageNet statistics stay (see the module docstring)
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+    start = time.perf_counter()
+    seen, loss_sum, correct = 0, 0.0, 0
+    lr_now = 0.0
+    for xb, yb in loader:
+        now = time.perf_counter()
+        if end is not None and now + val_cost + step_cost >= end:
+            break
+        p = out.steps / planned
+        if end is not None:
+            p = max(p, (now - t0) / max(1e-9, end - t0))
+        for g, base in zip(optimizer.param_groups, base_lrs, strict=True):
+            g["lr"] = lr_now = base * lr_factor(p, recipe.warmup)
+        xb = xb.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        yb = yb.to(device, non_blocking=True)
+        with autocast(device, amp):
+            logits = model(xb)
+        loss = criterion(logits.float(), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        out.steps += 1
+        seen += len(yb)
+        loss_sum += float(loss.detach()) * len(yb)
+        correct += int((logits.argmax(1) == yb).sum())
+        step_cost = time.perf_counter() - now
+    out.images += seen
+    return {
+        "phase": "finetune",
+        "train_loss": loss_sum / max(seen, 1),
+        "train_acc": correct / max(seen, 1),
+        "images": seen,
+        "lr": lr_now,
+        "epoch_s": start,
+        "_step_s": step_cost,
+    }

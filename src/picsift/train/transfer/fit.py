@@ -1,0 +1,177 @@
+"""The transfer recipe: pretrained backbone -> cached embeddings -> linear probe -> fine-tuning, in one budget.
+
+1. Load the ImageNet weights offline (`picsift.models.pretrained`; a clear error saying how to get them when they
+   are absent: never random weights).
+2. Embed the training and validation images at the run's resolution (ONNX Runtime on a CPU, ~3x eager), cached
+   in the workspace's feature store by (backbone, weights, data config, image sha256).
+3. Fit the linear probe (standardised features + logistic regression, seconds) and fold it into the model's
+   classifier: a plain torch model that predicts what the probe predicts.
+4. Fine-tune for what the budget leaves (`finetune.py`), keeping the best validation epoch, and never one worse
+   than the probe.
+The whole call (loading, embedding, probe, fine-tuning, the final validation) fits `--time-budget`, leaving time
+for the calibration pass the train pipeline runs afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from picsift.config import TrainConfig
+from picsift.device import seed_everything, select_device
+from picsift.models.registry import ModelSpec
+from picsift.store import Workspace
+from picsift.train.data import TrainData, TrainedModel
+from picsift.train.fast.runtime import thread_scope
+from picsift.train.transfer.embeddings import cache_key, cached_embeddings
+from picsift.train.transfer.finetune import FinetuneBudget, finetune
+from picsift.train.transfer.plan import embed_rate
+from picsift.train.transfer.probe import fit_probe, fold_into
+from picsift.train.transfer.recipe import TransferRecipe
+
+log = logging.getLogger("picsift.train")
+DEFAULT_EPOCHS = 3  # fine-tuning epochs without a time budget
+EAGER_SLOWDOWN = 3.0  # fp32 eager PyTorch (the predictor's calibration pass) vs ONNX Runtime (embed_bench: 3.1x)
+BF16_SLOWDOWN = 1.5  # bf16 eager (validation during fine-tuning) vs ONNX Runtime (embed_bench: 3.1x / 2.7x, rounded up)
+MIN_FINETUNE_S = 10.0  # fine-tuning that the budget leaves less time for (beyond its validation) is skipped
+
+
+def with_train_settings(recipe: TransferRecipe, cfg: TrainConfig) -> TransferRecipe:
+    """The recipe with TrainConfig's own settings applied: --epochs, --batch-size, --lr (the head's rate scales
+    with it), --weight-decay, --label-smoothing, and --amp (off when either turns it off)."""
+    lr = cfg.lr or recipe.lr
+    return dataclasses.replace(
+        recipe,
+        epochs=cfg.epochs or recipe.epochs,
+        batch_size=cfg.batch_size or recipe.batch_size,
+        lr=lr,
+        head_lr=recipe.head_lr * lr / recipe.lr,
+        weight_decay=recipe.weight_decay if cfg.weight_decay is None else cfg.weight_decay,
+        label_smoothing=recipe.label_smoothing if cfg.label_smoothing is None else cfg.label_smoothing,
+        amp=recipe.amp and cfg.amp,
+    )
+
+
+def content_keys(ws: Workspace, ids: list[int], x: np.ndarray) -> list[str]:
+    """The catalog's sha256 of each image id (rows of x); images without ids are keyed by their pixels' digest."""
+    if len(ids) == len(x) and ids:
+        rows = {r.id: r.sha256 for r in ws.catalog.images(ids=ids, readable=None, include_excluded=True)}
+        if all(i in rows for i in ids):
+            return [rows[i] for i in ids]
+    return ["pixels:" + hashlib.sha256(img.tobytes()).hexdigest() for img in x]
+
+
+def fit_transfer(
+    spec: ModelSpec,
+    data: TrainData,
+    cfg: TrainConfig,
+    ws: Workspace,
+    log_row: Callable[[dict[str, Any]], None],
+    reserve_s: float = 0.0,
+) -> TrainedModel:
+    """Train `spec` (family "transfer") on `data` with the transfer recipe (module docstring); one history row
+    for the probe (epoch 0) and one per fine-tuning epoch go to `log_row`. `reserve_s`: seconds of the budget
+    left for work after the fit besides the calibration pass (which is reserved here). Returns the model on the
+    CPU in eval mode (its architecture rebuilt by `create_model(spec.name, K)`), with what was done in `extra`.
+    Raises WeightsNotAvailableError (how to get the weights) when the backbone's weights are not on the machine,
+    ConfigError for a model_params key the recipe does not take."""
+    from picsift.models.pretrained import create_pretrained_backbone, make_embedder
+
+    t_start = time.perf_counter()
+    recipe = with_train_settings(TransferRecipe.from_params(cfg.model_params), cfg)
+    device = select_device(cfg.device)
+    budget_s = cfg.time_budget_min * 60 if cfg.time_budget_min else None
+    dc = data.data_config
+    seed_everything(cfg.seed)
+    with thread_scope(device, recipe.threads):
+        model, _native, found = create_pretrained_backbone(spec.name, num_classes=0, weights=cfg.weights)
+        embedder = make_embedder(model, dc, backend=recipe.embed_backend, device=device)
+        load_s = time.perf_counter() - t_start
+        key = cache_key(spec.name, found, dc)
+        f_train, st_train = cached_embeddings(
+            ws, key, content_keys(ws, data.train_ids, data.x_train), data.x_train, embedder, "embedding train images"
+        )
+        f_val, st_val = cached_embeddings(
+            ws, key, content_keys(ws, data.val_ids, data.x_val), data.x_val, embedder, "embedding val images"
+        )
+        embed_s = st_train.seconds + st_val.seconds
+        measured = (st_train.computed + st_val.computed) / embed_s if embed_s > 0 and st_train.computed else None
+        rate = measured or embed_rate(dc.input_size, device, spec.name)
+        tp = time.perf_counter()
+        probe = fit_probe(f_train, data.y_train, f_val, data.y_val, len(data.classes), recipe.probe_c, cfg.seed)
+        probe_row = {
+            "epoch": 0,
+            "phase": "probe",
+            "train_acc": probe.train_acc,
+            "val_acc": probe.val_acc,
+            "val_loss": probe.val_nll,
+            "epoch_s": time.perf_counter() - tp,
+        }
+        log_row(probe_row)
+        model.reset_classifier(len(data.classes))  # type: ignore[operator]
+        fold_into(model.get_classifier(), probe)  # type: ignore[operator]
+        model = model.to(device).to(memory_format=torch.channels_last)
+        n_val = len(data.y_val)
+        val_cost = n_val * BF16_SLOWDOWN / rate
+        reserve = reserve_s + 1.0 + n_val * EAGER_SLOWDOWN / rate  # saving + the calibration pass (fp32 eager)
+        deadline = t_start + budget_s - reserve if budget_s else None
+        history = [probe_row]
+        ft_info: dict[str, Any] = {"ran": False}
+        epochs = recipe.epochs or (None if budget_s else DEFAULT_EPOCHS)
+        left = deadline - time.perf_counter() - val_cost if deadline is not None else None
+        if not recipe.finetune:
+            ft_info["skipped"] = "finetune: false"
+        elif left is not None and left < MIN_FINETUNE_S:
+            ft_info["skipped"] = (
+                f"the budget leaves {max(left, 0):.0f} s after the probe (under {MIN_FINETUNE_S:.0f} s)"
+            )
+        else:
+            ft = finetune(
+                model, data, cfg, recipe, device, FinetuneBudget(epochs, deadline, val_cost), probe.val_acc, log_row
+            )
+            history += ft.history
+            ft_info = {
+                "ran": True,
+                "epochs": len(ft.history),
+                "steps": ft.steps,
+                "images": ft.images,
+                "seconds": ft.seconds,
+                "stopped": ft.stopped,
+                "best_epoch": ft.best_epoch,
+                "train_stages": ft.train_stages,
+            }
+    kept = (
+        "probe" if not ft_info.get("ran") or ft_info["best_epoch"] == 0 else f"finetune epoch {ft_info['best_epoch']}"
+    )
+    model = model.eval().cpu().to(memory_format=torch.contiguous_format)
+    extra = {
+        "recipe": "transfer",
+        "backbone": spec.name,
+        "weights": found.to_dict(),
+        "resolution": dc.input_size,
+        "kept": kept,
+        "phases": {
+            "load_s": load_s,
+            "embed": {
+                "backend": embedder.backend,
+                "computed": st_train.computed + st_val.computed,
+                "cached": st_train.cached + st_val.cached,
+                "seconds": embed_s,
+                "images_per_s": measured,
+            },
+            "probe": probe.to_dict(),
+            "finetune": ft_info,
+        },
+        "settings": dataclasses.asdict(recipe),
+        "budget_s": budget_s,
+        "elapsed_s": time.perf_counter() - t_start,
+    }
+    log.info("transfer %s at %d px: kept %s", spec.name, dc.input_size, kept)
+    return TrainedModel(model=model, model_kwargs={}, data_config=dc, history=history, extra=extra)
