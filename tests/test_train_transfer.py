@@ -215,13 +215,13 @@ def test_without_weights_transfer_fails_clearly_and_auto_falls_back(tmp_path: Pa
 
 
 def test_training_calibrates_and_lowers_validation_nll(tmp_path: Path) -> None:
+    from picsift.api import train_model
     from picsift.improve.calibration import apply_temperature, nll
     from picsift.improve.rundata import split_data
     from picsift.inference import Predictor
-    from picsift.train import run
 
     ws = make_workspace(tmp_path, per_class=30, size=16)
-    result = run(TrainConfig(workspace=ws, model="fastcnn", epochs=6, device="cpu", seed=0))
+    result = train_model(workspace=ws, model="fastcnn", epochs=6, device="cpu", seed=0)
     cal = result.calibration
     assert cal["val_nll_after"] < cal["val_nll_before"] - 1e-3, cal
     saved = json.loads((result.run_dir / "inference.json").read_text())  # the run's inference spec
@@ -245,12 +245,11 @@ def test_transfer_run_through_evaluate_export_and_server(photos: Path, tmp_path:
     sane accuracy, then the run evaluates, exports with ONNX parity, and serves predictions over HTTP like any other
     run."""
     require_weights()
-    from picsift.api import evaluate_run
+    from picsift.api import evaluate_run, train_model
     from picsift.deploy.export import export
     from picsift.deploy.server import ServerSettings, create_app
-    from picsift.train import run
 
-    result = run(TrainConfig(workspace=photos, time_budget_min=1.0, device="cpu", seed=0))
+    result = train_model(workspace=photos, time_budget_min=1.0, device="cpu", seed=0)
     assert result.model == largest_installed() and result.auto is not None and result.auto.family == "transfer"
     summary = json.loads((result.run_dir / "run.json").read_text())
     trainer = summary["trainer"]
