@@ -61,3 +61,19 @@ def test_calibrate_run_writes_file_and_predictor_applies_it(tmp_path: Path) -> N
     probs = calibrated.predict_arrays(val.x)
     np.testing.assert_allclose(probs, apply_temperature(raw, result["temperature"]), atol=1e-5)
     assert (probs.argmax(1) == raw.argmax(1)).all()
+
+
+def test_a_model_right_on_every_validation_image_says_so_without_claiming_certainty() -> None:
+    """All right: the NLL minimum runs off to T -> 0, so T matches the mean confidence to (n + 1) / (n + 2)."""
+    from picsift.improve.calibration import apply_temperature, fit_temperature
+
+    rng = np.random.default_rng(0)
+    n, k = 179, 10
+    y = rng.integers(0, k, n)
+    logits = rng.normal(0, 0.3, (n, k))
+    logits[np.arange(n), y] += 3.0  # right every time, top-1 confidence about 0.7 (label smoothing's look)
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    t = fit_temperature(probs, y)
+    confident = apply_temperature(probs, t).max(1).mean()
+    assert t < 1.0 and abs(confident - (n + 1) / (n + 2)) < 1e-3
+    assert fit_temperature(apply_temperature(probs, 0.01), y) == 1.0  # already that sure: left alone
