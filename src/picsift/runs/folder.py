@@ -100,9 +100,12 @@ class RunFolder:
 
     # ---- what training records -------------------------------------------------------------------
     def read_config(self) -> dict[str, Any]:
+        """The resolved training config (config.json). RunNotFoundError when missing, RunCorruptError when
+        unreadable."""
         return self._read(_CONFIG, "config")
 
     def write_config(self, doc: dict[str, Any]) -> None:
+        """Write the resolved training config (config.json), atomically."""
         write_json(self.path / _CONFIG, doc)
 
     def read_env(self) -> dict[str, Any]:
@@ -114,6 +117,7 @@ class RunFolder:
         return self._read_optional(_ENV, "environment record") or {}
 
     def write_env(self, doc: dict[str, Any]) -> None:
+        """Write the environment record (env.json), atomically."""
         write_json(self.path / _ENV, doc)
 
     def read_data_split(self) -> dict[str, Any]:
@@ -121,9 +125,11 @@ class RunFolder:
         return self._read(_DATA, "data split")
 
     def has_data_split(self) -> bool:
+        """True when the run folder holds its data split (data.json)."""
         return (self.path / _DATA).is_file()
 
     def write_data_split(self, doc: dict[str, Any]) -> None:
+        """Write the data split (data.json): classes and the train / val / test image ids, atomically."""
         write_json(self.path / _DATA, doc)
 
     def read_record(self) -> dict[str, Any]:
@@ -131,9 +137,11 @@ class RunFolder:
         return self._read(_RECORD, "run record")
 
     def read_record_if_any(self) -> dict[str, Any]:
+        """The run record (run.json), or {} for a run folder without one. RunCorruptError when unreadable."""
         return self._read_optional(_RECORD, "run record") or {}
 
     def write_record(self, doc: dict[str, Any]) -> None:
+        """Write the run record (run.json), atomically."""
         write_json(self.path / _RECORD, doc)
 
     @property
@@ -152,11 +160,13 @@ class RunFolder:
             raise RunCorruptError(f"run {self.name}'s history {path} holds a line that is not JSON ({e})") from e
 
     def history_log(self) -> MetricsLog:
+        """A MetricsLog that appends epoch rows to this run's metrics.jsonl."""
         return MetricsLog(self.history_path)
 
     # ---- the model ---------------------------------------------------------------------------------
     @property
     def artifact_dir(self) -> Path:
+        """The model artifact's folder (model/) inside the run folder."""
         return self.path / ARTIFACT_DIR
 
     def has_artifact(self) -> bool:
@@ -165,10 +175,12 @@ class RunFolder:
 
     @property
     def checkpoint_path(self) -> Path:
+        """checkpoint.pt: the last epoch's training state, for --resume."""
         return self.path / _CHECKPOINT
 
     @property
     def snapshots_dir(self) -> Path:
+        """snapshots/: the last N epochs' weights (train --snapshots N)."""
         return self.path / _SNAPSHOTS
 
     # ---- inference settings (fitted by picsift.improve, read by picsift.inference) -----------------
@@ -177,6 +189,7 @@ class RunFolder:
         return self._read_optional(_INFERENCE, "inference spec")
 
     def write_inference(self, doc: dict[str, Any]) -> None:
+        """Write the inference spec document (inference.json), atomically."""
         write_json(self.path / _INFERENCE, doc)
 
     def read_legacy_inference(self) -> dict[str, dict[str, Any]]:
@@ -191,15 +204,18 @@ class RunFolder:
 
     @property
     def unknown_bank_path(self) -> Path:
+        """unknown_bank.npz: the feature bank unknown rejection compares images to."""
         return self.path / _UNKNOWN_BANK
 
     @property
     def calibration_plot_path(self) -> Path:
+        """calibration.png: the reliability diagram of the last calibration."""
         return self.path / _CALIBRATION_PLOT
 
     # ---- evaluation outputs ------------------------------------------------------------------------
     @property
     def metrics_path(self) -> Path:
+        """metrics.json: what `picsift evaluate` wrote."""
         return self.path / _METRICS
 
     def read_metrics(self) -> dict[str, Any]:
@@ -207,22 +223,27 @@ class RunFolder:
         return self._read(_METRICS, "evaluation metrics")
 
     def write_metrics(self, doc: dict[str, Any]) -> None:
+        """Write the evaluation metrics (metrics.json), atomically."""
         write_json(self.metrics_path, doc)
 
     @property
     def predictions_path(self) -> Path:
+        """predictions.csv: the per-image predictions `picsift evaluate` wrote."""
         return self.path / _PREDICTIONS
 
     @property
     def report_path(self) -> Path:
+        """report.html: the evaluation report `picsift evaluate` wrote."""
         return self.path / _REPORT
 
     # ---- tuning (the study that picked this run's settings) ---------------------------------------
     def write_tuning(self, doc: dict[str, Any]) -> None:
+        """Write the tuning study that picked this run's settings (tune.json), atomically."""
         write_json(self.path / _TUNING, doc)
 
     @property
     def tuning_report_path(self) -> Path:
+        """tune.html: the tuning study's report."""
         return self.path / _TUNING_REPORT
 
 

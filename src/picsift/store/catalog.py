@@ -69,6 +69,7 @@ class ImageRow:
 
     @classmethod
     def from_orm(cls, image: Image) -> ImageRow:
+        """A detached ImageRow copied from an ORM `Image` row."""
         return cls(**{f.name: getattr(image, f.name) for f in fields(cls)})
 
 
@@ -90,6 +91,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
+    """A SQLAlchemy engine for `url` with strict JSON columns (NaN -> null); SQLite connections get WAL,
+    a 10 s busy timeout and foreign keys on."""
     engine = create_engine(url, future=True, json_serializer=dumps)  # JSON columns strict too: NaN -> null
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -149,6 +152,7 @@ class Catalog:
             logger.warning("could not normalise the stored labels of %s yet: %s", self.url, e)
 
     def close(self) -> None:
+        """Dispose of the engine's connections."""
         self.engine.dispose()
 
     @contextmanager
@@ -184,6 +188,8 @@ class Catalog:
         include_duplicates: bool = True,
         ids: Sequence[int] | None = None,
     ) -> list[ImageRow]:
+        """Catalog images ordered by id, filtered by split, labelled or not, readability (None: any), exclusion,
+        duplicates and ids. Readable, non-excluded images of any split by default."""
         q = select(Image).order_by(Image.id)
         if split is not None:
             q = q.where(Image.split == split)
@@ -203,6 +209,7 @@ class Catalog:
             return [ImageRow.from_orm(i) for i in s.scalars(q)]
 
     def image(self, image_id: int) -> ImageRow:
+        """The image with id `image_id`. NotFoundError when there is none."""
         with self.session() as s:
             found = s.get(Image, image_id)
             if found is None:
@@ -214,6 +221,7 @@ class Catalog:
         return self.images(split=split, labeled=True, include_duplicates=False)
 
     def count(self) -> int:
+        """The number of image rows in the catalog (unreadable, excluded and duplicates included)."""
         with self.session() as s:
             return int(s.scalar(select(func.count(Image.id))) or 0)
 
@@ -283,6 +291,7 @@ class Catalog:
             return int(version or 0)
 
     def label_history(self, image_id: int) -> list[dict[str, Any]]:
+        """The image's label events, oldest first: label, status, origin, annotator, confidence, created_at (ISO)."""
         with self.session() as s:
             events = s.scalars(select(LabelEvent).where(LabelEvent.image_id == image_id).order_by(LabelEvent.id))
             return [
@@ -298,6 +307,7 @@ class Catalog:
             ]
 
     def set_splits(self, assignments: dict[int, str], origin: str = "auto") -> None:
+        """Assign {image_id: split} and record `origin` ("auto", "source" or "manual") as the split's origin."""
         with self.session() as s:
             for image_id, split in assignments.items():
                 s.execute(update(Image).where(Image.id == image_id).values(split=split, split_origin=origin))
@@ -504,6 +514,7 @@ class Catalog:
             return int(action.id)
 
     def exclusions(self, active_only: bool = True) -> list[dict[str, Any]]:
+        """The exclusions (only the active ones by default), oldest first, with each image's path and the action id."""
         with self.session() as s:
             q = select(Exclusion, Image.path).join(Image, Image.id == Exclusion.image_id)
             if active_only:
@@ -521,6 +532,7 @@ class Catalog:
             ]
 
     def actions(self) -> list[dict[str, Any]]:
+        """Every recorded action, oldest first, with its payload and when it was undone (None if not)."""
         with self.session() as s:
             return [
                 {
@@ -537,6 +549,7 @@ class Catalog:
 
     # ---- runs ---------------------------------------------------------------------------------
     def record_run(self, run_id: str, path: str, model: str, catalog_hash: str, metrics: dict) -> None:
+        """Insert or replace the catalog's record of run `run_id`: its path, model, catalog hash and metrics."""
         with self.session() as s:
             s.merge(RunRecord(id=run_id, path=path, model=model, catalog_hash=catalog_hash, metrics=metrics))
 
@@ -555,6 +568,8 @@ class Catalog:
         return h.hexdigest()
 
     def summary(self) -> dict[str, Any]:
+        """Counts of the catalog: images, readable/unreadable (with reasons), labelled, duplicates, excluded, classes,
+        per-split class counts and the catalog hash."""
         rows = self.images(readable=None, include_excluded=True)
         usable = [r for r in rows if r.readable and not r.excluded]
         per_split: dict[str, Counter[str]] = {}
@@ -574,5 +589,6 @@ class Catalog:
         }
 
     def add_images(self, images: Iterable[Image]) -> None:
+        """Add ORM `Image` rows in one transaction (rolled back whole on any error)."""
         with self.session() as s:
             s.add_all(list(images))

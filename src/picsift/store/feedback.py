@@ -19,6 +19,9 @@ FEEDBACK_STATUSES = ("pending", "accepted", "rejected")
 
 
 class Feedback(Base):
+    """One piece of feedback on a served prediction: the label a user gave, the prediction it corrects, the
+    saved image and its review status (pending, accepted, rejected)."""
+
     __tablename__ = "feedback"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -38,4 +41,5 @@ class Feedback(Base):
 
 
 def ensure_feedback_table(engine: Engine) -> None:
+    """Create the feedback table in `engine`'s database if it does not exist yet."""
     Feedback.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]

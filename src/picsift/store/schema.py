@@ -23,6 +23,7 @@ SCHEMA_VERSION = 1
 
 
 def utcnow() -> datetime:
+    """The current UTC time as a naive datetime (what the DateTime columns store)."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
@@ -40,6 +41,8 @@ class FsPath(TypeDecorator[str]):
     MARKER = "fsbytes:"
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        """The text stored for a path: the path itself, or the marker plus the hex of its bytes when it is not
+        valid UTF-8 (or starts with the marker)."""
         if value is None:
             return None
         text = str(value)
@@ -50,6 +53,7 @@ class FsPath(TypeDecorator[str]):
         return self.MARKER + text.encode("utf-8").hex() if text.startswith(self.MARKER) else text
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        """The path read back: hex-encoded values are decoded to the original file-system string."""
         if isinstance(value, str) and value.startswith(self.MARKER):
             return os.fsdecode(bytes.fromhex(value[len(self.MARKER) :]))
         return value
@@ -63,14 +67,19 @@ class LabelText(TypeDecorator[str]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        """The label in `normalize_label`'s form (None stays None). LabelError when it is empty."""
         return None if value is None else normalize_label(value)
 
 
 class Base(DeclarativeBase):
+    """The declarative base of every catalog table."""
+
     pass
 
 
 class Image(Base):
+    """One image file: its bytes' sha256, path, decoded size and format, EXIF, label, split and exclusion state."""
+
     __tablename__ = "images"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -101,6 +110,8 @@ class Image(Base):
 
 
 class LabelEvent(Base):
+    """One entry of an image's append-only label history (accepted, proposed, rejected, superseded, ...)."""
+
     __tablename__ = "labels"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -116,6 +127,8 @@ class LabelEvent(Base):
 
 
 class ClassName(Base):
+    """A declared class name (classes may also exist only through image labels)."""
+
     __tablename__ = "classes"
 
     name: Mapped[str] = mapped_column(LabelText(200), primary_key=True)
@@ -123,6 +136,8 @@ class ClassName(Base):
 
 
 class ImportRecord(Base):
+    """One import of a source folder or manifest, with its counts."""
+
     __tablename__ = "imports"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -147,6 +162,8 @@ class Action(Base):
 
 
 class Exclusion(Base):
+    """An image excluded from training by an action; `active` turns False when the action is undone."""
+
     __tablename__ = "exclusions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -159,6 +176,8 @@ class Exclusion(Base):
 
 
 class RunRecord(Base):
+    """The catalog's record of a training run: its folder, model, catalog hash and metrics."""
+
     __tablename__ = "runs"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -170,6 +189,8 @@ class RunRecord(Base):
 
 
 class Meta(Base):
+    """A key/value setting of the catalog (schema version, one-off migrations done)."""
+
     __tablename__ = "meta"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -14,11 +14,14 @@ WORKSPACE_ENV = "PICSIFT_WORKSPACE"
 
 
 def default_workspace_path() -> Path:
+    """The workspace path from $PICSIFT_WORKSPACE, else ./picsift-workspace."""
     return Path(os.environ.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE)
 
 
 @dataclass
 class Workspace:
+    """A workspace folder: catalog.sqlite (or `db_url`), runs/ and cache/."""
+
     root: Path
     db_url: str | None = None
     _catalog: Catalog | None = field(default=None, repr=False)
@@ -42,19 +45,23 @@ class Workspace:
 
     @property
     def catalog(self) -> Catalog:
+        """The workspace's Catalog, opened on first use. WorkspaceError when its schema is newer than this picsift."""
         if self._catalog is None:
             self._catalog = Catalog(self.db_url or f"sqlite:///{self.root / 'catalog.sqlite'}")
         return self._catalog
 
     @property
     def runs_dir(self) -> Path:
+        """runs/: one folder per training run."""
         return self.root / "runs"
 
     @property
     def cache_dir(self) -> Path:
+        """cache/: decoded images and features cached between commands."""
         return self.root / "cache"
 
     def close(self) -> None:
+        """Close the catalog if it was opened."""
         if self._catalog is not None:
             self._catalog.close()
             self._catalog = None
