@@ -29,6 +29,8 @@ RUNTIMES = ("auto", "onnx", "torch")
 
 
 def read_bundle_meta(path: Path) -> dict[str, Any]:
+    """The bundle's description (its bundle JSON file) as a dict. RunNotFoundError when `path` is not a bundle,
+    RunCorruptError when the file is unreadable."""
     meta_path = Path(path) / BUNDLE_FILE
     if not meta_path.is_file():
         raise RunNotFoundError(
@@ -124,9 +126,12 @@ class BundlePredictor(Predictor):
 
     @property
     def storage_size(self) -> int:
+        """The side S in pixels of the (S, S, 3) arrays the model takes."""
         return self.data_config.storage_size
 
     def info(self) -> dict[str, Any]:
+        """What the server reports about the bundle: version, runtime, path and the bundle's model, classes,
+        data config, source run, parity, quantization and calibration."""
         keep = (
             "model",
             "family",

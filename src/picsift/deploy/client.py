@@ -54,6 +54,7 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        """Close the HTTP connection pool."""
         self._http.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -95,13 +96,18 @@ class Client:
         return self._call("POST", "/v1/feedback", files={"file": _to_bytes(image)}, data=data)
 
     def model(self) -> dict[str, Any]:
+        """GET /v1/model: the served model's description. ServerError for an error answer, PicsiftError when
+        the server cannot be reached."""
         return self._call("GET", "/v1/model")
 
     def health(self) -> bool:
+        """True when GET /healthz answers {"status": "ok"}; False on any error or no answer."""
         try:
             return bool(self._call("GET", "/healthz").get("status") == "ok")
         except PicsiftError:
             return False
 
     def reload(self, bundle: str | Path | None = None) -> dict[str, Any]:
+        """POST /v1/admin/reload: hot-swap to `bundle` (default: re-read the current one); returns the old and
+        new versions. ServerError for an error answer."""
         return self._call("POST", "/v1/admin/reload", json={"bundle": str(bundle)} if bundle else {})

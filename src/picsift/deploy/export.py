@@ -233,6 +233,7 @@ def output_spread(reference: np.ndarray) -> dict[str, Any]:
 
 
 def degenerate_message(n: int, spread: float) -> str:
+    """The warning for a model whose outputs barely vary (max std `spread`) over `n` parity samples."""
     return (
         f"the model's outputs barely vary across the {n} parity samples (max std {spread:.1e}): the check "
         "cannot tell a correct export from a broken one; the model may be degenerate (predicts the same for "

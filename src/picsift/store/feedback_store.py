@@ -54,6 +54,7 @@ class FeedbackItem:
 
     @classmethod
     def from_orm(cls, f: Feedback) -> FeedbackItem:
+        """A detached FeedbackItem copied from a `Feedback` row (times as ISO strings)."""
         return cls(
             id=f.id,
             status=f.status,
@@ -72,6 +73,7 @@ class FeedbackItem:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The item's fields as a plain dict (JSON-ready)."""
         return dict(self.__dict__)
 
 
@@ -95,6 +97,7 @@ class FeedbackStore:
 
     @property
     def image_dir(self) -> Path:
+        """feedback/images/ in the workspace: where feedback images are kept, content-addressed."""
         return self.ws.root / "feedback" / "images"
 
     def _keep_image(self, data: bytes) -> tuple[str, str]:
@@ -121,6 +124,8 @@ class FeedbackStore:
         confidence: float | None = None,
         model_version: str | None = None,
     ) -> FeedbackItem:
+        """Store one pending feedback item (and its image, if given) and return it. LabelError / ConfigError for an
+        empty or too long label; ImageDecodeError when `image` is not a whole image."""
         label = validate_label(label)
         sha = rel = None
         if image is not None:
@@ -142,6 +147,8 @@ class FeedbackStore:
             return FeedbackItem.from_orm(row)
 
     def items(self, status: str | None = None) -> list[FeedbackItem]:
+        """Feedback items ordered by id, of one status if given. ConfigError for a status other than pending,
+        accepted or rejected."""
         if status is not None and status not in ("pending", "accepted", "rejected"):
             raise ConfigError(f"feedback status must be pending, accepted or rejected; got {status!r}")
         q = select(Feedback).order_by(Feedback.id)
@@ -151,6 +158,7 @@ class FeedbackStore:
             return [FeedbackItem.from_orm(f) for f in s.scalars(q)]
 
     def get(self, feedback_id: int) -> FeedbackItem:
+        """The feedback item `feedback_id`. NotFoundError when there is none."""
         with self.ws.catalog.session() as s:
             f = s.get(Feedback, feedback_id)
             if f is None:
@@ -185,6 +193,8 @@ class FeedbackStore:
         return out
 
     def reject(self, ids: list[int], reviewer: str = "picsift") -> list[FeedbackItem]:
+        """Mark pending feedback rejected by `reviewer`; returns the updated items. NotFoundError for an unknown id,
+        ConfigError for one already reviewed."""
         out = []
         for fid in ids:
             self._pending(fid)

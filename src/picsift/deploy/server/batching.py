@@ -34,6 +34,9 @@ class _Item:
 
 
 class MicroBatcher:
+    """Groups concurrently submitted (S, S, 3) uint8 images into model calls of at most `max_batch_size`,
+    waiting up to `max_wait_ms` only while other requests are still decoding."""
+
     def __init__(
         self, max_batch_size: int, max_wait_ms: float, on_batch: Callable[[int, float], None] | None = None
     ) -> None:
@@ -48,14 +51,17 @@ class MicroBatcher:
 
     @property
     def running(self) -> bool:
+        """True while the batching task runs."""
         return self._task is not None and not self._task.done()
 
     def start(self) -> None:
+        """Start the batching task and its inference thread on the running event loop."""
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="picsift-infer")
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="picsift-batcher")
 
     async def stop(self) -> None:
+        """Stop the batching task, fail queued requests with RuntimeError and shut the inference thread down."""
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):

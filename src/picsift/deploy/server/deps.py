@@ -10,10 +10,12 @@ from picsift.web.auth import require_secret
 
 
 def get_settings(request: Request) -> ServerSettings:
+    """The app's ServerSettings."""
     return request.app.state.settings
 
 
 def get_state(request: Request) -> ServerState:
+    """The app's ServerState."""
     return request.app.state.server
 
 

@@ -24,6 +24,8 @@ from picsift.web.errors import ApiError
 
 
 class BodyTooLarge(ApiError):
+    """413 request_too_large: the request body exceeds the server's limit of `limit` bytes."""
+
     def __init__(self, limit: int) -> None:
         super().__init__(413, "request_too_large", f"request body exceeds the server's limit of {limit} bytes")
 
@@ -73,6 +75,8 @@ def check_image_bytes(data: bytes, max_pixels: int) -> int:
 
 
 def decode_checked(predictor: Any, data: bytes) -> np.ndarray:
+    """Image bytes -> uint8 (S, S, 3) RGB array at the predictor's storage size. ApiError 422 when the bytes
+    cannot be decoded."""
     try:
         return resize_square(load_rgb(data), predictor.data_config.storage_size)
     except ImageDecodeError as e:
@@ -80,6 +84,8 @@ def decode_checked(predictor: Any, data: bytes) -> np.ndarray:
 
 
 def b64decode(value: Any, field: str) -> bytes:
+    """The bytes of a base64 string (a data: URL prefix is dropped). ApiError 422 when not a non-empty string,
+    400 when not valid base64."""
     if not isinstance(value, str) or not value:
         raise ApiError(422, "missing_field", f"JSON field {field!r} must be a non-empty base64 string")
     if value.startswith("data:") and "," in value:  # data URLs: data:image/png;base64,....
@@ -91,6 +97,7 @@ def b64decode(value: Any, field: str) -> bytes:
 
 
 def parse_top_k(value: Any, default: int, num_classes: int) -> int:
+    """top_k as an int capped at `num_classes` (`default` when absent). ApiError 422 when not an integer >= 1."""
     if value is None or value == "":
         return min(default, num_classes)
     try:

@@ -9,6 +9,9 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class Metrics:
+    """The server's Prometheus metrics (requests, latency, batch sizes, inference time, predictions, errors,
+    feedback, reloads, model info) in their own registry."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -29,13 +32,16 @@ class Metrics:
         self.model_info = Gauge("picsift_model_info", "The model being served", ["version", "runtime"], registry=r)
 
     def observe_batch(self, size: int, seconds: float) -> None:
+        """Record one model call: `size` images in `seconds`."""
         self.batch_size.observe(size)
         self.inference.observe(seconds)
         self.predictions.inc(size)
 
     def set_model(self, version: str, runtime: str) -> None:
+        """Make (version, runtime) the one model the info gauge reports."""
         self.model_info.clear()
         self.model_info.labels(version=version, runtime=runtime).set(1)
 
     def render(self) -> bytes:
+        """The metrics in Prometheus text exposition format."""
         return generate_latest(self.registry)

@@ -15,6 +15,7 @@ SINGLE_HINT = "send multipart/form-data with the image in field 'file', or appli
 
 
 def content_kind(request: Request) -> str:
+    """ "multipart" or "json" from the Content-Type header. ApiError 415 for any other type."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
         return "multipart"
@@ -43,6 +44,7 @@ async def read_form(request: Request) -> dict[str, list[Any]]:
 
 
 async def read_json(request: Request) -> dict[str, Any]:
+    """The JSON body as a dict. ApiError 400 when not valid JSON, 422 when not an object."""
     body = await request.body()
     try:
         data = json.loads(body)
@@ -54,6 +56,7 @@ async def read_json(request: Request) -> dict[str, Any]:
 
 
 def one_file(fields: dict[str, list[Any]], name: str = "file") -> bytes:
+    """The bytes of the first upload in multipart field `name`. ApiError 422 when missing or a text value."""
     values = fields.get(name)
     if not values:
         raise ApiError(
@@ -66,6 +69,7 @@ def one_file(fields: dict[str, list[Any]], name: str = "file") -> bytes:
 
 
 def text_field(fields: dict[str, list[Any]], name: str) -> str | None:
+    """The first value of multipart field `name` as text (bytes decoded as UTF-8), or None when absent."""
     values = fields.get(name)
     if not values:
         return None

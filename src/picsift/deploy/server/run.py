@@ -12,6 +12,8 @@ from picsift.deploy.server.settings import SETTINGS_ENV, ServerSettings
 def serve(
     settings: ServerSettings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "warning"
 ) -> None:
+    """Serve the app with uvicorn on host:port until stopped; with workers > 1, each worker process builds the
+    app from settings passed in $PICSIFT_SERVE_SETTINGS. ConfigError for invalid settings."""
     import uvicorn
 
     settings = dataclasses.replace(settings, host=host).with_env_key().validate()

@@ -19,6 +19,9 @@ SETTINGS_ENV = "PICSIFT_SERVE_SETTINGS"  # JSON settings handed to each worker p
 
 @dataclass(frozen=True)
 class ServerSettings:
+    """Everything `picsift serve` is configured with: bundle, workspace, runtime, API key, batching, request
+    limits, feedback cache, prediction log and host names."""
+
     bundle: Path
     workspace: Path | None = None  # feedback + prediction log; default: the bundle's source workspace
     runtime: str = "auto"  # auto | onnx | torch
@@ -42,6 +45,7 @@ class ServerSettings:
     allowed_hosts: tuple[str, ...] = ()
 
     def validate(self) -> ServerSettings:
+        """Self, after checking the limits and the runtime name. ConfigError for a value out of range."""
         if self.max_batch_size < 1:
             raise ConfigError(f"--max-batch-size must be at least 1, got {self.max_batch_size}")
         if self.max_wait_ms < 0:
@@ -66,11 +70,13 @@ class ServerSettings:
         return self
 
     def to_json(self) -> str:
+        """The settings as JSON (paths as strings), to hand to worker processes."""
         d: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return dumps(d)  # paths as strings
 
     @classmethod
     def from_json(cls, text: str) -> ServerSettings:
+        """Settings from `to_json`'s text."""
         d = json.loads(text)
         d["bundle"] = Path(d["bundle"])
         if d.get("workspace"):

@@ -45,6 +45,9 @@ def default_workspace(bundle: Path) -> Path:
 
 
 class ServerState:
+    """Everything one running server holds: settings, predictor, micro-batcher, metrics, prediction log,
+    held images for feedback by id, and the feedback store."""
+
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.metrics = Metrics()
@@ -62,6 +65,7 @@ class ServerState:
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
+        """Load the bundle (in a thread), open the prediction log if enabled, and start the batcher."""
         predictor = await asyncio.to_thread(self._load, self.settings.bundle)
         self._install(predictor)
         if self.settings.log_predictions:
@@ -73,12 +77,14 @@ class ServerState:
         self.batcher.start()
 
     async def stop(self) -> None:
+        """Stop the batcher (failing queued requests) and close the feedback workspace if opened."""
         await self.batcher.stop()
         if self._ws is not None:
             self._ws.close()
 
     @property
     def ready(self) -> bool:
+        """True once a model is loaded and the batcher runs."""
         return self.predictor is not None and self.batcher.running
 
     def _load(self, bundle: Path) -> BundlePredictor:
@@ -113,6 +119,7 @@ class ServerState:
 
     # ---- predictions --------------------------------------------------------------------------
     def new_prediction_id(self) -> str:
+        """A fresh prediction id: 32 hex characters (uuid4)."""
         return uuid.uuid4().hex
 
     def hold(self, prediction_id: str, held: HeldPrediction) -> None:
@@ -127,9 +134,11 @@ class ServerState:
             self._held_bytes -= len(old.image)
 
     def held(self, prediction_id: str) -> HeldPrediction | None:
+        """The held image and prediction for `prediction_id`, or None when unknown or evicted."""
         return self._held.get(prediction_id)
 
     def log_predictions(self, records: list[dict[str, Any]]) -> None:
+        """Log each prediction record and append them to the prediction log; a write error is logged, not raised."""
         for r in records:
             log.info("prediction %s %s %.4f", r["prediction_id"], r.get("label"), r.get("confidence") or 0.0)
         if self.prediction_log is not None:
@@ -140,6 +149,7 @@ class ServerState:
 
     # ---- feedback -----------------------------------------------------------------------------
     def feedback_store(self) -> Any:
+        """The FeedbackStore of the server's workspace, opened (created if needed) on first use."""
         if self._feedback is None:
             from picsift.store.feedback_store import FeedbackStore
 
@@ -149,4 +159,5 @@ class ServerState:
 
 
 def now_ms(t0: float) -> float:
+    """Milliseconds since `t0` (a time.perf_counter() value), rounded to 3 decimals."""
     return round((time.perf_counter() - t0) * 1000.0, 3)

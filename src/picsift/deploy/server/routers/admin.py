@@ -17,6 +17,8 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(req
 
 @router.post("/reload", summary="Load the bundle again (or another one given as {'bundle': PATH})")
 async def reload(request: Request, state: ServerState = Depends(get_state)) -> dict[str, Any]:
+    """Hot-swap to the bundle given as {"bundle": PATH}, or re-read the current one; requests in flight
+    finish on the old model. 400/422 for a bad body, 409 when loading fails (the current model keeps serving)."""
     bundle = None
     if await request.body():
         try:

@@ -14,9 +14,11 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(require_api_ke
 
 @router.get("/openapi.json")
 def openapi(request: Request) -> StrictJSONResponse:
+    """The OpenAPI schema of the app."""
     return StrictJSONResponse(request.app.openapi())
 
 
 @router.get("/docs")
 def docs(request: Request) -> HTMLResponse:
+    """The Swagger UI page for the OpenAPI schema."""
     return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{request.app.title} - docs")

@@ -55,6 +55,8 @@ _FEEDBACK_BODY = {
 async def feedback(
     request: Request, state: ServerState = Depends(get_state), settings: ServerSettings = Depends(get_settings)
 ) -> StrictJSONResponse:
+    """Store the correct label for a prediction (by `prediction_id`) or for an uploaded image; 201 with the
+    feedback id. 404 for an unknown prediction id sent without the image; 4xx for a missing label or bad image."""
     image: bytes | None = None
     if content_kind(request) == "multipart":
         fields = await read_form(request)

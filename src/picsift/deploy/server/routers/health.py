@@ -13,11 +13,13 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz", summary="Liveness: the process answers")
 def healthz() -> dict[str, str]:
+    """Liveness: {"status": "ok"} while the process answers (no API key needed)."""
     return {"status": "ok"}
 
 
 @router.get("/readyz", summary="Readiness: a model is loaded", dependencies=[Depends(require_api_key)])
 def readyz(state: ServerState = Depends(get_state)) -> StrictJSONResponse:
+    """Readiness: {"status": "ready", "version"} once a model is loaded, else 503 {"status": "loading"}."""
     if not state.ready or state.predictor is None:
         return StrictJSONResponse({"status": "loading"}, status_code=503)
     return StrictJSONResponse({"status": "ready", "version": state.predictor.version})

@@ -14,4 +14,5 @@ router = APIRouter(tags=["metrics"], dependencies=[Depends(require_api_key)])
 
 @router.get("/metrics", summary="Prometheus metrics: requests, latency, batch sizes")
 def metrics(state: ServerState = Depends(get_state)) -> Response:
+    """The server's Prometheus metrics in text exposition format."""
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -18,6 +18,8 @@ router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_a
 def model_info(
     state: ServerState = Depends(get_state), settings: ServerSettings = Depends(get_settings)
 ) -> dict[str, Any]:
+    """The served model (classes, version, metrics, parity), when it was loaded, the load history and the
+    server limits. 503 while no model is loaded."""
     p = state.predictor
     if p is None:
         raise ApiError(503, "not_ready", "no model loaded yet")

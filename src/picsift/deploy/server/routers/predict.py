@@ -128,6 +128,8 @@ async def predict(
     state: ServerState = Depends(get_state),
     settings: ServerSettings = Depends(get_settings),
 ) -> dict[str, Any]:
+    """Classify one image (multipart 'file' or JSON base64 'image'): label, confidence, top-k classes and a
+    prediction id for feedback. 4xx for a bad body or image, 503 while no model is loaded."""
     t0 = time.perf_counter()
     predictor = ready_predictor(state)
     with state.batcher.arriving():
@@ -145,6 +147,8 @@ async def predict_batch(
     state: ServerState = Depends(get_state),
     settings: ServerSettings = Depends(get_settings),
 ) -> dict[str, Any]:
+    """Classify up to max_batch_images images in one request; a bad image gets an error entry at its index
+    instead of failing the request. 503 while no model is loaded."""
     t0 = time.perf_counter()
     predictor = ready_predictor(state)
     client = request.client.host if request.client else None
