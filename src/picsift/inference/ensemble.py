@@ -44,4 +44,5 @@ class EnsembleRuntime:
         return Scores(total.astype(np.float32), logits=False)
 
     def features(self, x: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+        """(sqrt of the ensemble's probabilities (N, K) as stand-in features, None)."""
         return probability_features(self.scores(x, batch_size).probs()), None

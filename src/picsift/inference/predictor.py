@@ -35,12 +35,16 @@ PREDICT_CHUNK = 256  # images decoded and predicted together by predict_files
 
 @dataclass
 class Prediction:
+    """The prediction for one file: the top (class, probability) pairs, or the error that kept it from being read."""
+
     path: str
     top: list[tuple[str, float]]  # (class, probability), best first
     error: str | None = None
     rejected: bool = False  # set by unknown rejection: the label becomes "unknown"
 
     def to_dict(self) -> dict[str, Any]:
+        """{path, label, confidence, top_k: [{label, probability}]} (label "unknown" and rejected=True when
+        rejected), or {path, error} for an unreadable file."""
         if self.error:
             return {"path": self.path, "error": self.error}
         out: dict[str, Any] = {"path": self.path, "label": self.top[0][0], "confidence": self.top[0][1]}
@@ -100,6 +104,8 @@ class Predictor:
 
     @classmethod
     def from_artifact(cls, artifact: Artifact, device: str = "cpu", spec: InferenceSpec | None = None) -> Predictor:
+        """A Predictor for a loaded model artifact on `device`, with `spec` (default: applies nothing).
+        RunCorruptError when the spec's class scales do not match the classes."""
         return cls(runtime_for(artifact, device), spec, artifact=artifact)
 
     @classmethod
@@ -132,14 +138,17 @@ class Predictor:
 
     @property
     def temperature(self) -> float | None:
+        """The spec's calibration temperature (None: none)."""
         return self.spec.temperature
 
     @property
     def class_scales(self) -> tuple[float, ...] | None:
+        """The spec's per-class probability scales (K,) (None: none)."""
         return self.spec.class_scales
 
     @property
     def tta_views(self) -> list[str] | None:
+        """The names of the active test-time views (None: no TTA)."""
         return list(self.views.views) if self.views is not None else None
 
     # ---- predicting ------------------------------------------------------------------------------------
@@ -180,6 +189,8 @@ class Predictor:
         return self.rejector.rejects(feats, probs)
 
     def predict_paths(self, paths: list[str], top_k: int = 1) -> list[Prediction]:
+        """Predict image files: one Prediction per path, in order, with the top_k classes (unreadable files
+        carry their error)."""
         return predict_files(self, paths, top_k)
 
 

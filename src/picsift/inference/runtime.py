@@ -27,13 +27,17 @@ ONNX_OUTPUT = "logits"
 
 
 class Runtime(Protocol):
+    """What a Predictor runs: a model taking uint8 (N, S, S, 3) images at `data_config.storage_size`."""
+
     name: str  # "torch" | "sklearn" | "onnx" | "ensemble"
     classes: list[str]
     data_config: DataConfig
 
-    def scores(self, x: np.ndarray, batch_size: int = 256) -> Scores: ...
+    def scores(self, x: np.ndarray, batch_size: int = 256) -> Scores:
+        """uint8 (N, S, S, 3) -> scores (N, K): logits or probabilities, as `Scores.logits` says."""
 
-    def features(self, x: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray | None]: ...
+    def features(self, x: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+        """uint8 (N, S, S, 3) -> (L2-normalised features (N, D), logits (N, K) or None)."""
 
 
 def probability_features(probs: np.ndarray) -> np.ndarray:
@@ -84,10 +88,12 @@ class ClassicalRuntime:
         self._lock = threading.Lock()
 
     def scores(self, x: np.ndarray, batch_size: int = 256) -> Scores:
+        """uint8 (N, S, S, 3) -> the estimator's probabilities (N, K)."""
         with self._lock:  # a deep feature extractor inside holds a torch module
             return Scores(predict_proba_arrays(self.artifact, x), logits=False)
 
     def features(self, x: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+        """(sqrt of the probabilities (N, K) as stand-in features, None): the estimator has no feature layer."""
         return probability_features(self.scores(x, batch_size).probs()), None
 
 
@@ -125,11 +131,13 @@ class OnnxRuntime:
         self.data_config = data_config
 
     def scores(self, x: np.ndarray, batch_size: int = 256) -> Scores:
+        """uint8 (N, S, S, 3) -> float32 logits (N, K) from the exported graph."""
         if len(x) == 0:
             return Scores(np.zeros((0, len(self.classes)), np.float32), logits=True)
         return Scores(onnx_logits(self.session, x, batch_size), logits=True)
 
     def features(self, x: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+        """Always raises ConfigError: an exported graph gives logits only (use the torch runtime for features)."""
         raise ConfigError(
             "the ONNX model gives logits only, and unknown rejection needs the model's features: "
             "load the bundle with runtime torch (`--runtime torch`)"

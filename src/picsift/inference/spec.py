@@ -42,6 +42,7 @@ class UnknownRule:
     knn_threshold: float
 
     def to_dict(self) -> dict[str, Any]:
+        """{k, target_frr, thresholds: {confidence, knn}}: the rule as the spec stores it."""
         return {
             "k": self.k,
             "target_frr": self.target_frr,
@@ -50,6 +51,7 @@ class UnknownRule:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> UnknownRule:
+        """The rule from `to_dict`'s form."""
         t = d["thresholds"]
         return cls(int(d["k"]), float(d["target_frr"]), float(t["confidence"]), float(t["knn"]))
 
@@ -76,6 +78,7 @@ class InferenceSpec:
         return dataclasses.replace(self, fits=fits)
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as stored in inference.json: format, temperature, class_scales, tta_views, unknown, fits."""
         return {
             "format": SPEC_FORMAT,
             "temperature": self.temperature,
