@@ -37,6 +37,8 @@ COMPARE_DIR = "compare"
 
 @dataclass(frozen=True)
 class Candidate:
+    """One model to compare: the text the user wrote, the registry model name and (classical models) the features."""
+
     label: str  # as the user wrote it
     model: str
     features: str | None  # classical models only
@@ -76,6 +78,9 @@ def parse_candidates(text: str | list[str] | tuple[str, ...]) -> list[Candidate]
 
 @dataclass
 class Leaderboard:
+    """The result of a comparison: rows best first (failed candidates last, with "error"), the split and
+    number of images scored, and where the JSON and HTML reports were written."""
+
     rows: list[dict[str, Any]]  # best first; failed candidates last with "error"
     split: str
     n_eval: int
@@ -374,6 +379,7 @@ prediction time includes feature extraction from pixels</p>
 
 
 def human_bytes(n: float) -> str:
+    """A byte count as text: "512 B", "1.5 KB", "3.2 MB", "1.1 GB" (1024-based)."""
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -19,6 +19,9 @@ C = TypeVar("C")
 
 @dataclass(frozen=True)
 class ImportConfig:
+    """`picsift import`: the source, workspace, forced label or split, split seed and fractions, URL download limits
+    and the archive expansion cap."""
+
     source: str
     workspace: Path | None = None
     label: str | None = None  # force a label for every image of a flat folder
@@ -34,6 +37,9 @@ class ImportConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """`picsift train`: model, epochs or time budget, optimiser and schedule, augmentation, balancing, device and
+    what to fit after training."""
+
     workspace: Path | None = None
     model: str = "auto"  # a registry name, or "auto": chosen from the data (picsift.train.auto)
     epochs: int | None = None  # None: chosen by the recipe (or fitted to --time-budget)
@@ -69,6 +75,8 @@ class TrainConfig:
     calibrate: bool = True  # fit a temperature on validation after training (calibration.json)
 
     def validate(self) -> TrainConfig:
+        """Self, after checking epochs, time budget, optimizer, schedule, augment, label smoothing, balance and
+        snapshots. ConfigError naming the flag for a value out of range."""
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
         if self.time_budget_min is not None and self.time_budget_min <= 0:
@@ -90,6 +98,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """`picsift evaluate`: which run and split, batch size, top-k, calibration bins, report gallery size, TTA."""
+
     workspace: Path | None = None
     run: str | None = None  # run id or folder; None: the latest run
     split: str = "auto"  # auto (test if the run has one, else val) | test | val
@@ -102,6 +112,7 @@ class EvalConfig:
     strict: bool = False  # stop (exit 2) when an image file is missing or no longer decodes, instead of skipping it
 
     def validate(self) -> EvalConfig:
+        """Self, after checking split, batch size, ece_bins, mistakes and top_k. ConfigError for a value out of range."""
         if self.split not in ("auto", "test", "val"):
             raise ConfigError(f"--split must be auto, test or val; got {self.split!r}")
         if self.batch_size < 1:
@@ -152,6 +163,8 @@ class CleanConfig:
     strict: bool = False  # stop (exit 2) when an image file is missing on disk, instead of skipping it
 
     def validate(self) -> CleanConfig:
+        """Self, after checking the checks named, near_dup_threshold, image_size, label folds and label model
+        settings. ConfigError for a value out of range."""
         known = ("duplicates", "quality", "outliers", "labels", "imbalance")
         bad = [c for c in self.checks if c not in known]
         if bad or not self.checks:
@@ -177,6 +190,7 @@ class CleanConfig:
 
 
 def to_jsonable(obj: Any) -> Any:
+    """`obj` with dataclasses turned into dicts, paths into strings and tuples into lists (recursively)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Path):

@@ -34,12 +34,14 @@ def write_digits_pngs(dest: str | Path, size: int = 32) -> int:
 
 
 def sh(*args: str) -> None:
+    """Run `picsift ARGS` in a subprocess, echoing the command line first. CalledProcessError when it fails."""
     cmd = [sys.executable, "-m", "picsift", *args]
     print(f"\n$ picsift {shlex.join(args)}", flush=True)
     subprocess.run(cmd, check=True)
 
 
 def main() -> None:
+    """The demo: write digit PNGs to demo-data/digits, then import, train, evaluate and predict with the CLI."""
     started = time.perf_counter()
     images = DEMO_ROOT / "digits"
     workspace = DEMO_ROOT / "workspace"

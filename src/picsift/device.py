@@ -12,6 +12,8 @@ from picsift.errors import ConfigError
 
 
 def select_device(name: str = "auto") -> torch.device:
+    """The torch device for `name`: "auto" picks CUDA, then MPS, then CPU. ConfigError for a name that is not
+    a device, or cuda without a CUDA GPU."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -57,6 +59,7 @@ def autocast(device: torch.device, enabled: bool = True) -> AbstractContextManag
 
 
 def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python's, NumPy's and torch's generators with `seed`; returns a torch.Generator seeded with it."""
     import random
 
     import numpy as np

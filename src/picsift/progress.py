@@ -23,14 +23,18 @@ _console = Console(stderr=True)
 
 
 def enable(on: bool = True) -> None:
+    """Turn progress bars on (or off with on=False) in the current context."""
     _enabled.set(on)
 
 
 def enabled() -> bool:
+    """True when progress bars are on in the current context."""
     return _enabled.get()
 
 
 def make_progress() -> Progress:
+    """A rich Progress on stderr (description, bar, count, info, elapsed, remaining); disabled when progress
+    is off."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
