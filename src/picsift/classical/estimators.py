@@ -40,6 +40,8 @@ FEATURE_META_FILE = "feature_extractor.json"
 
 @dataclass(frozen=True)
 class ClassicalKind:
+    """A classical model: its description and `build(params, seed)` -> an unfitted scikit-learn classifier."""
+
     description: str
     build: Callable[[dict[str, Any], int], Any]  # (params, seed) -> unfitted classifier
 
@@ -117,12 +119,16 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
         return ext
 
     def fit(self, X: Any, y: Any = None) -> FeatureTransformer:
+        """Build the extractor and record its output width D from the first image. ConfigError when X is not
+        uint8-compatible (N, S, S, 3) or (N, S, S) images."""
         x = _as_images(X)
         ext = self._get()
         self.n_features_out_ = int(ext(x[:1]).shape[1]) if len(x) else 0
         return self
 
     def transform(self, X: Any) -> np.ndarray:
+        """uint8 images (N, S, S, 3) -> float32 features (N, D). ConfigError for images of another shape or
+        pixels outside [0, 255]."""
         check_is_fitted(self, "n_features_out_")
         return self._get()(_as_images(X))
 
@@ -174,6 +180,8 @@ def core_classifier(clf: Any) -> Any:
 
 
 def set_calibration_folds(clf: Any, y: np.ndarray, seed: int, name: str) -> None:
+    """Give a calibrated classifier stratified folds (at most 5) that fit `y`'s class counts; other classifiers
+    are left as they are. ConfigError when a class has fewer than 2 images."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.model_selection import StratifiedKFold
 

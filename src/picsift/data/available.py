@@ -31,13 +31,16 @@ class CatalogImage(Protocol):
     """What the helpers need of a catalog row (picsift.store.ImageRow has it)."""
 
     @property
-    def id(self) -> int: ...
+    def id(self) -> int:
+        """The catalog image id."""
 
     @property
-    def path(self) -> str: ...
+    def path(self) -> str:
+        """The image file's path."""
 
     @property
-    def sha256(self) -> str: ...
+    def sha256(self) -> str:
+        """The hex sha256 of the image's bytes."""
 
 
 R = TypeVar("R", bound=CatalogImage)
@@ -54,6 +57,7 @@ class SkippedImage:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
+        """{image_id, path, kind, reason} as plain JSON values."""
         return {"image_id": self.image_id, "path": self.path, "kind": self.kind, "reason": self.reason}
 
 

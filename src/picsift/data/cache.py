@@ -20,10 +20,15 @@ from picsift.errors import ImageDecodeError
 
 
 def decode_square(path: str | Path | bytes, size: int) -> np.ndarray:
+    """An image file or its bytes -> uint8 (size, size, 3): shorter side to `size`, centre crop.
+    ImageDecodeError when it cannot be decoded."""
     return resize_square(load_rgb(path), size)
 
 
 class DecodedCache:
+    """Decoded uint8 (size, size, 3) pixels by image sha256, in cache_dir/decoded-<size>.sqlite, so each
+    image is decoded once per size."""
+
     def __init__(self, cache_dir: Path, size: int) -> None:
         self.size = size
         cache_dir.mkdir(parents=True, exist_ok=True)

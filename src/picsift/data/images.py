@@ -26,6 +26,9 @@ _OPEN_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class ImageInfo:
+    """What probing an image found: size in pixels, Pillow format and mode, frame count, EXIF time and camera,
+    GPS latitude and longitude in degrees (None when absent)."""
+
     width: int
     height: int
     format: str

@@ -45,6 +45,7 @@ class WalkResult:
     skipped: list[SkippedFile] = field(default_factory=list)
 
     def extend(self, other: WalkResult) -> None:
+        """Append another walk's images and skipped files to this one."""
         self.images += other.images
         self.skipped += other.skipped
 

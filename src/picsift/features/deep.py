@@ -63,11 +63,13 @@ class DeepSource:
         self._module: nn.Module | None = None
 
     def module(self) -> nn.Module:
+        """The torch module (in eval mode), built on first call and kept."""
         if self._module is None:
             self._module = self._build().eval()
         return self._module
 
     def describe(self) -> dict[str, Any]:
+        """{model, num_classes, model_kwargs, data_config}: what rebuilding the extractor needs."""
         return {
             "model": self.model_name,
             "num_classes": self.num_classes,

@@ -41,6 +41,9 @@ _VERSION = "v1"
 
 @dataclass
 class Extractor:
+    """A named feature extractor: uint8 (N, S, S, 3) -> float32 (N, D), resizing to `size` first; `key`
+    names its cached vectors."""
+
     name: str
     kind: str  # "handcrafted" | "cnn" | "run" | "pretrained"
     size: int  # images are resized to size x size before extraction (the decoded-cache size to use)

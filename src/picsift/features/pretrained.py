@@ -154,6 +154,7 @@ class EmbeddingChoice:
     text: str
 
     def to_dict(self) -> dict[str, Any]:
+        """{extractor, pretrained, text} as plain JSON values."""
         return {"extractor": self.extractor, "pretrained": self.pretrained, "text": self.text}
 
 

@@ -40,6 +40,7 @@ class FeatureStore:
         return db
 
     def get(self, shas: Sequence[str]) -> dict[str, np.ndarray]:
+        """{sha256: float32 vector (D,)} for the shas that have a stored vector (the others are absent)."""
         found: dict[str, np.ndarray] = {}
         keys = list(dict.fromkeys(shas))
         with self._connect() as db:
@@ -52,6 +53,7 @@ class FeatureStore:
         return found
 
     def put(self, shas: Sequence[str], features: np.ndarray) -> None:
+        """Store (or replace) one float32 vector per sha; `features` is (N, D) with N == len(shas)."""
         rows = [
             (sha, np.ascontiguousarray(f, dtype=np.float32).tobytes()) for sha, f in zip(shas, features, strict=True)
         ]
@@ -59,5 +61,6 @@ class FeatureStore:
             db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?)", rows)
 
     def count(self) -> int:
+        """The number of stored vectors."""
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(*) FROM features").fetchone()[0])

@@ -47,6 +47,7 @@ class Artifact:
 
     @property
     def num_classes(self) -> int:
+        """K: the number of classes."""
         return len(self.classes)
 
 

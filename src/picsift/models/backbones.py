@@ -135,6 +135,8 @@ def _timm_builder(arch: str):
 
 
 def timm_data_config(arch: str) -> DataConfig:
+    """The data config timm's pretrained config gives `arch` (input size, mean, std, crop, interpolation);
+    224 px with ImageNet statistics when timm or the config is unavailable."""
     try:
         import timm
 
@@ -154,6 +156,7 @@ def timm_data_config(arch: str) -> DataConfig:
 
 
 def register_backbones() -> None:
+    """Register the built-in torchvision and timm backbones in the model registry."""
     for arch, desc in TORCHVISION_MODELS.items():
         register(
             ModelSpec(

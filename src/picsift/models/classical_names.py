@@ -20,6 +20,7 @@ CLASSICAL_MODELS = {
 
 
 def register_classical() -> None:
+    """Register the classical (scikit-learn) models in the model registry; they take 64 px images."""
     for name, description in CLASSICAL_MODELS.items():
         register(
             ModelSpec(

@@ -56,6 +56,7 @@ class IdentityInitConv(nn.Conv2d):
         super().__init__(cin, cout, kernel_size=3, padding=1, bias=False)
 
     def reset_parameters(self) -> None:
+        """Default initialisation, then the first min(in, out) filters set to the identity (dirac)."""
         super().reset_parameters()
         with torch.no_grad():
             n = min(self.weight.shape[0], self.weight.shape[1])
@@ -66,6 +67,9 @@ ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU}
 
 
 class Block(nn.Module):
+    """conv -> max-pool (or pool -> conv) -> norm -> activation, then conv -> norm -> activation (and an optional
+    third conv): halves the spatial size."""
+
     def __init__(
         self,
         cin: int,
@@ -88,6 +92,7 @@ class Block(nn.Module):
         self.act = ACTIVATIONS[activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, cin, H, W) -> (N, cout, H/2, W/2)."""
         x = self.conv1(self.pool(x)) if self.pool_first else self.pool(self.conv1(x))
         x = self.act(self.norm1(x))
         x = self.act(self.norm2(self.conv2(x)))
@@ -176,6 +181,7 @@ class FastCNN(nn.Module):
         return int(absent.sum())
 
     def features(self, x: torch.Tensor, whiten_bias_grad: bool = True) -> torch.Tensor:
+        """(N, 3, H, W) normalised images -> (N, D) features: fp32 whitening, the blocks, global max-pool."""
         bias = self.whiten.bias
         if bias is not None and not whiten_bias_grad:
             bias = bias.detach()
@@ -186,10 +192,13 @@ class FastCNN(nn.Module):
         return self.blocks(x).amax(dim=(2, 3))
 
     def forward(self, x: torch.Tensor, whiten_bias_grad: bool = True) -> torch.Tensor:
+        """(N, 3, H, W) normalised images -> logits (N, num_classes)."""
         return self.head(self.features(x, whiten_bias_grad)) * self.scale
 
 
 def build(num_classes: int, pretrained: bool = False, weights: str | None = None, **kwargs: Any) -> nn.Module:
+    """A FastCNN with `num_classes` outputs. ConfigError when pretrained weights are asked for, or for an
+    out-of-range model parameter."""
     from picsift.errors import ConfigError
 
     if pretrained or weights:
@@ -204,6 +213,7 @@ def build(num_classes: int, pretrained: bool = False, weights: str | None = None
 
 
 def register_fastcnn() -> None:
+    """Register picsift's fast CNN ("fastcnn", 32 px, CIFAR statistics) in the model registry."""
     register(
         ModelSpec(
             name="fastcnn",

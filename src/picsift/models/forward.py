@@ -48,6 +48,7 @@ def last_linear(model: nn.Module) -> nn.Linear:
 
 
 def has_linear_head(model: nn.Module) -> bool:
+    """True when the module contains an nn.Linear (so its penultimate features can be read)."""
     return any(isinstance(m, nn.Linear) for m in model.modules())
 
 

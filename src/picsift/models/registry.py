@@ -34,15 +34,18 @@ class DataConfig:
 
     @property
     def storage_size(self) -> int:
+        """The side in pixels images are stored at: input_size / crop_pct, rounded, at least input_size."""
         return max(self.input_size, int(round(self.input_size / self.crop_pct)))
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict, with storage_size added."""
         d = asdict(self)
         d["storage_size"] = self.storage_size
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataConfig:
+        """A DataConfig from `to_dict`'s form (crop_pct 1.0 and bilinear when absent)."""
         return cls(
             input_size=int(d["input_size"]),
             mean=tuple(d["mean"]),
@@ -52,6 +55,7 @@ class DataConfig:
         )
 
     def with_size(self, input_size: int) -> DataConfig:
+        """A copy with another input_size."""
         return replace(self, input_size=input_size)
 
 
@@ -97,6 +101,7 @@ def _load() -> None:
 
 
 def register(spec: ModelSpec) -> ModelSpec:
+    """Add `spec` to the registry and return it. ValueError when its name is already registered."""
     if spec.name in _REGISTRY:
         raise ValueError(f"model {spec.name!r} is already registered")
     _REGISTRY[spec.name] = spec
@@ -137,4 +142,5 @@ def create_model(name: str, num_classes: int, *, pretrained: bool = False, **kwa
 
 
 def count_parameters(module: Any) -> int:
+    """The number of parameters of a torch module (trainable or not)."""
     return int(sum(p.numel() for p in module.parameters()))

@@ -19,4 +19,5 @@ class StrictJSONResponse(JSONResponse):
     """A JSONResponse whose body is strict JSON (NaN/Infinity -> null); use as FastAPI's default_response_class."""
 
     def render(self, content: Any) -> bytes:
+        """`content` as compact UTF-8 JSON; NaN and infinities become null."""
         return dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
