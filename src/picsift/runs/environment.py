@@ -33,6 +33,8 @@ def package_versions() -> dict[str, str]:
 
 
 def environment() -> dict[str, Any]:
+    """{python, platform, processor, torch_threads, cuda (GPU 0's name, or None), packages}: the
+    machine a run ran on."""
     import torch  # imported here: listing or reading runs needs no torch
 
     return {
