@@ -112,7 +112,8 @@ class EvalConfig:
     strict: bool = False  # stop (exit 2) when an image file is missing or no longer decodes, instead of skipping it
 
     def validate(self) -> EvalConfig:
-        """Self, after checking split, batch size, ece_bins, mistakes and top_k. ConfigError for a value out of range."""
+        """Self, after checking split, batch size, ece_bins, mistakes and top_k. ConfigError for a value out
+        of range."""
         if self.split not in ("auto", "test", "val"):
             raise ConfigError(f"--split must be auto, test or val; got {self.split!r}")
         if self.batch_size < 1:
