@@ -72,7 +72,7 @@ class TrainConfig:
     with_feedback: bool = False
     run_name: str | None = None
     strict: bool = False  # stop (exit 2) when an image file is missing or no longer decodes, instead of skipping it
-    calibrate: bool = True  # fit a temperature on validation after training (calibration.json)
+    calibrate: bool = True  # fit a temperature on validation after training (the inference spec)
 
     def validate(self) -> TrainConfig:
         """Self, after checking epochs, time budget, optimizer, schedule, augment, label smoothing, balance and
@@ -108,7 +108,7 @@ class EvalConfig:
     top_k: tuple[int, ...] = (1, 5)
     ece_bins: int = 15
     mistakes: int = 24  # thumbnails in the report's gallery of confident mistakes
-    tta: bool = False  # average over the run's test-time views (tta.json, else flips)
+    tta: bool = False  # average over the run's chosen test-time views (else flips)
     strict: bool = False  # stop (exit 2) when an image file is missing or no longer decodes, instead of skipping it
 
     def validate(self) -> EvalConfig:
