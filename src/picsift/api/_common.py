@@ -18,6 +18,7 @@ WorkspaceArg = str | Path | None
 
 
 def workspace_path(workspace: WorkspaceArg) -> Path | None:
+    """`workspace` as a Path, or None (the default workspace)."""
     return Path(workspace) if workspace is not None else None
 
 

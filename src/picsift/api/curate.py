@@ -41,6 +41,7 @@ class CleanApplyResult:
     findings_stale: bool
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data."""
         return {
             "action_id": self.action_id,
             "excluded": self.excluded,
@@ -86,6 +87,7 @@ class CleanUndoResult:
     excluded_now: int
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data."""
         return {"undone_action_id": self.undone_action_id, "restored": self.restored, "excluded_now": self.excluded_now}
 
 
@@ -112,6 +114,7 @@ class CleanExport:
     skipped: list[SkippedImage] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data, with the skipped images' paths and reasons."""
         return {
             "dest": self.dest,
             "images": self.images,

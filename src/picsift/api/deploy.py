@@ -39,6 +39,7 @@ class ExportResult:
         return str(warning) if warning else None
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data (the bundle's path as a string)."""
         return {
             "bundle": str(self.bundle),
             "version": self.version,
@@ -108,6 +109,7 @@ class ModelServer:
 
     @property
     def url(self) -> str:
+        """The server's base URL, `http://HOST:PORT`."""
         return f"http://{self.host}:{self.port}"
 
     def serve(self) -> None:
@@ -215,6 +217,7 @@ class FeedbackExport:
     images: int
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data."""
         return {"out": self.out, "rows": self.rows, "images": self.images}
 
 

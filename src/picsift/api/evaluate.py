@@ -61,6 +61,7 @@ class PredictResult:
         return count_by_kind(self.skipped)
 
     def to_dict(self) -> dict[str, Any]:
+        """The predictions and the skipped paths (with reasons) as JSON-ready data."""
         return {
             "predictions": [p.to_dict() for p in self.predictions],
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],

@@ -35,6 +35,7 @@ class TuneResult:
     run_val_acc: float | None
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, as a dict."""
         return _fields(self)
 
 
@@ -86,6 +87,7 @@ class EnsembleResult:
     run_dir: Path
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, as a dict, with `run_dir` as a string."""
         return {**_fields(self), "run_dir": str(self.run_dir)}
 
 
@@ -138,6 +140,7 @@ class CalibrationResult:
     thresholds: dict[str, Any] | None
 
     def to_dict(self) -> dict[str, Any]:
+        """The temperature fit's fields at the top level, with `run_dir` (a string), `unknown` and `thresholds`."""
         return {
             "run_dir": str(self.run_dir),
             **self.temperature,
@@ -205,6 +208,7 @@ class DriftResult:
     message: str
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, as a dict."""
         return _fields(self)
 
 

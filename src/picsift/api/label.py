@@ -26,10 +26,12 @@ class LabelServer:
 
     @property
     def root(self) -> Path:
+        """The workspace folder the app serves."""
         return self.settings.workspace
 
     @property
     def token(self) -> str | None:
+        """The access token every request must carry, or None when none is required."""
         return self.settings.token
 
     def serve(self) -> None:
@@ -136,6 +138,7 @@ class LabelExport:
     labeled: int
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data (the file's path as a string)."""
         return {"file": str(self.file), "format": self.format, "labeled": self.labeled}
 
 

@@ -57,6 +57,7 @@ class ModelInfo:
     weights_source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The registry entry as JSON-ready data."""
         return {
             "name": self.name,
             "family": self.family,
@@ -127,6 +128,7 @@ class ExtractorInfo:
     description: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The extractor's name and description."""
         return {"name": self.name, "description": self.description}
 
 
@@ -155,6 +157,7 @@ class FeaturesResult:
     skipped: list[SkippedImage] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data (paths as strings, seconds rounded to ms, skipped images listed)."""
         return {
             "extractor": self.extractor,
             "description": self.description,

@@ -8,6 +8,7 @@ import typer
 
 
 def build_app() -> typer.Typer:
+    """The `picsift` Typer app with every stage's commands registered."""
     app = typer.Typer(
         name="picsift",
         help="Build your own image classifier from a folder of pictures, and serve it.",
@@ -41,5 +42,6 @@ def build_app() -> typer.Typer:
 
 
 def main() -> None:
+    """Entry point of the `picsift` command: log warnings to stderr and run the app."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     build_app()()

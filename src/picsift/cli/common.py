@@ -47,6 +47,7 @@ StrictOpt = Annotated[
 
 
 def print_json(obj: Any) -> None:
+    """Write `obj` to stdout as indented JSON (values JSON does not know as strings)."""
     sys.stdout.write(dumps(obj, indent=2, default=str) + "\n")
     sys.stdout.flush()
 

@@ -13,6 +13,7 @@ from picsift.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
+    """Add the `clean` and `export-clean` commands to `app`."""
     app.command("clean")(clean)
     app.command("export-clean")(export_clean)
 

@@ -23,6 +23,7 @@ from picsift.cli.common import (
 
 
 def register(app: typer.Typer) -> None:
+    """Add `export`, `serve` and the `feedback` group (list, export, accept, reject) to `app`."""
     app.command("export")(export)
     app.command("serve")(serve)
     fb = typer.Typer(

@@ -22,6 +22,7 @@ from picsift.cli.common import (
 
 
 def register(app: typer.Typer) -> None:
+    """Add the `evaluate` command to `app`."""
     app.command("evaluate")(evaluate)
 
 

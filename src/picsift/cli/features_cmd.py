@@ -35,6 +35,7 @@ FeaturesOpt = Annotated[
 
 
 def register(app: typer.Typer) -> None:
+    """Add the `features`, `compare` and `cluster` commands to `app`."""
     app.command("features")(features)
     app.command("compare")(compare)
     app.command("cluster")(cluster)

@@ -13,6 +13,7 @@ from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, fmt_metri
 
 
 def register(app: typer.Typer) -> None:
+    """Add the `tune`, `ensemble`, `calibrate` and `check-drift` commands to `app`."""
     app.command("tune")(tune)
     app.command("ensemble")(ensemble)
     app.command("calibrate")(calibrate)

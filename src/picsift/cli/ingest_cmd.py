@@ -17,6 +17,7 @@ _SHOW = 15  # problem files listed in the terminal; --json lists them all
 
 
 def register(app: typer.Typer) -> None:
+    """Add the `import` and `status` commands to `app`."""
     app.command("import")(import_)
     app.command("status")(status)
 

@@ -24,6 +24,7 @@ from picsift.cli.common import (
 
 
 def register(app: typer.Typer) -> None:
+    """Add the `label`, `autolabel`, `import-labels` and `export-labels` commands to `app`."""
     app.command("label")(label)
     app.command("autolabel")(autolabel)
     app.command("import-labels")(import_labels)

@@ -25,6 +25,7 @@ from picsift.cli.common import (
 
 
 def register(app: typer.Typer) -> None:
+    """Add the `train`, `runs`, `models` and `predict` commands to `app`."""
     app.command("train")(train)
     app.command("runs")(runs)
     app.command("models")(models)

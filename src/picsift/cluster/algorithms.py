@@ -22,6 +22,8 @@ SILHOUETTE_SAMPLE = 3000
 
 @dataclass
 class Clustering:
+    """A clustering of N points: the cluster of each, the number of clusters, the method and its silhouette."""
+
     labels: np.ndarray  # (N,) cluster index per point; -1 = noise (HDBSCAN only)
     k: int  # number of clusters (noise excluded)
     method: str

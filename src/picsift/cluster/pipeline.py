@@ -28,6 +28,8 @@ MAP_POINTS = 1500  # thumbnails on the map; more make the page heavy without sho
 
 @dataclass
 class ClusterResult:
+    """What clustering wrote: the summary (clusters.json's content) and the JSON and HTML files."""
+
     summary: dict[str, Any]  # what clusters.json holds
     json_path: Path
     html_path: Path

@@ -32,10 +32,12 @@ UNLABELLED = "#bbbbbb"
 
 
 def colour(cluster: int) -> str:
+    """The cluster's colour from PALETTE (black for noise, -1)."""
     return "#000000" if cluster < 0 else PALETTE[cluster % len(PALETTE)]
 
 
 def thumb_uri(img: np.ndarray, side: int = THUMB_SOURCE) -> str:
+    """img: uint8 (H, W, 3) -> a `side` x `side` JPEG as a base64 data: URI."""
     from PIL import Image
 
     buf = io.BytesIO()
@@ -196,4 +198,5 @@ document.querySelectorAll('input[name=colour]').forEach(function(r){{
 
 
 def fmt(value: float | None) -> str:
+    """The value with 3 decimals, or "n/a" for None."""
     return "n/a" if value is None else f"{value:.3f}"

@@ -31,6 +31,8 @@ SPLIT_KEEP_RANK = {"test": 0, "val": 1, "train": 2}
 
 @dataclass(frozen=True)
 class DuplicateParams:
+    """Thresholds of near-duplicate detection: correlations in -1..1, colour distance, crop fractions, thumbnail px."""
+
     threshold: float = 0.955  # aligned thumbnail correlation for a near duplicate
     neighbours: int = 20  # candidates per image from the coarse index
     phash_max_bits: int = 4  # pairs this close in 64-bit pHash are candidates and need only threshold - 0.05
@@ -41,21 +43,26 @@ class DuplicateParams:
 
 
 class UnionFind:
+    """Disjoint sets over the integers 0..n-1 (path halving; a set's root is its smallest member)."""
+
     def __init__(self, n: int) -> None:
         self.parent = list(range(n))
 
     def find(self, i: int) -> int:
+        """The root of the set holding `i`."""
         while self.parent[i] != i:
             self.parent[i] = self.parent[self.parent[i]]
             i = self.parent[i]
         return i
 
     def union(self, a: int, b: int) -> None:
+        """Join the sets holding `a` and `b`."""
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
 
     def groups(self) -> list[list[int]]:
+        """The sets of more than one member, each in ascending order."""
         out: dict[int, list[int]] = defaultdict(list)
         for i in range(len(self.parent)):
             out[self.find(i)].append(i)

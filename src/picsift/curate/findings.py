@@ -49,9 +49,11 @@ class Finding:
 
     @property
     def check(self) -> str:
+        """The check that reports this kind of finding ("duplicates", "quality", ...)."""
         return KINDS[self.kind]
 
     def to_dict(self) -> dict[str, Any]:
+        """The finding as JSON-ready data (score rounded to 6 decimals), as findings.json stores it."""
         return {
             "kind": self.kind,
             "check": self.check,
@@ -63,6 +65,7 @@ class Finding:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Finding:
+        """The finding `to_dict` wrote (KeyError or ValueError for a malformed entry)."""
         return cls(
             kind=str(d["kind"]),
             image_ids=tuple(int(i) for i in d["image_ids"]),
@@ -73,16 +76,19 @@ class Finding:
 
 
 def counts_by_kind(findings: list[Finding]) -> dict[str, int]:
+    """{kind: number of findings} for the kinds present, in the order of KINDS."""
     c = Counter(f.kind for f in findings)
     return {k: c[k] for k in KINDS if c[k]}
 
 
 def save_findings(path: Path, findings: list[Finding], meta: dict[str, Any]) -> None:
+    """Write `meta`, the counts and the findings to the JSON file `path` atomically."""
     doc = {**meta, "counts": counts_by_kind(findings), "findings": [f.to_dict() for f in findings]}
     write_json(path, doc, indent=1, default=str)  # atomic: readers never see a half-written file
 
 
 def load_findings(path: Path) -> tuple[list[Finding], dict[str, Any]]:
+    """The findings and the rest of the file saved at `path`; WorkspaceError when it is missing or unreadable."""
     if not path.exists():
         raise WorkspaceError(f"no findings at {path}: run `picsift clean` first")
     try:

@@ -61,6 +61,8 @@ QUALITY_EXCLUDED = ("unreadable", "too_small", "blurry", "too_dark", "too_bright
 
 @dataclass
 class CleanResult:
+    """What a curation run found: the findings, the images looked at and skipped, timings (s), the files written."""
+
     findings: list[Finding]
     n_images: int
     findings_path: Path
@@ -72,9 +74,11 @@ class CleanResult:
 
     @property
     def counts(self) -> dict[str, int]:
+        """{kind: number of findings} (`counts_by_kind`)."""
         return counts_by_kind(self.findings)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data (timings rounded to ms)."""
         return {
             "images": self.n_images,
             "counts": self.counts,
@@ -309,6 +313,8 @@ def _label_findings(
 
 @dataclass(frozen=True)
 class ApplyOptions:
+    """Which findings to act on when excluding images (`select_exclusions`)."""
+
     near_duplicates: bool = False
     unreadable: bool = False
     quality: bool = False
@@ -316,6 +322,7 @@ class ApplyOptions:
     label_issues: bool = False
 
     def any(self) -> bool:
+        """Whether any kind of finding is selected."""
         return any((self.near_duplicates, self.unreadable, self.quality, self.outliers, self.label_issues))
 
 

@@ -24,6 +24,8 @@ FINE_SIDE = 256  # sharpness is measured on a copy this large (never enlarged be
 
 @dataclass(frozen=True)
 class QualityThresholds:
+    """Limits of the quality checks: sizes in px, luma in 0..255, blur as a robust z-score of log sharpness."""
+
     min_side: int = 16  # pixels; also anything under a quarter of the dataset's median side
     max_aspect: float = 4.0  # long side / short side
     blur_z: float = 4.0  # robust z below the dataset's median (log sharpness)
@@ -271,6 +273,7 @@ def _pixel_findings(
 
 
 def unreadable_findings(ids: Sequence[int], errors: Sequence[str | None], paths: Sequence[str]) -> list[Finding]:
+    """One "unreadable" finding (score 1.0) per image, with its decode error and path."""
     return [
         Finding("unreadable", (int(i),), 1.0, f"cannot be decoded: {err or 'unknown error'}", {"path": p})
         for i, err, p in zip(ids, errors, paths, strict=True)

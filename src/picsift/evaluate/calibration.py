@@ -26,11 +26,13 @@ class ReliabilityBin:
 
     @property
     def gap(self) -> float | None:
+        """Mean confidence minus accuracy (positive: over-confident), or None for an empty bin."""
         if self.accuracy is None or self.confidence is None:
             return None
         return self.confidence - self.accuracy
 
     def to_dict(self) -> dict[str, Any]:
+        """The bin as JSON-ready data, with its gap."""
         return {**asdict(self), "gap": self.gap}
 
 

@@ -32,6 +32,9 @@ log = logging.getLogger("picsift.evaluate")
 
 @dataclass
 class EvalResult:
+    """What evaluating a run produced: the split scored, its metrics, and the metrics, report and predictions
+    files written."""
+
     run_id: str
     run_dir: Path
     split: str  # "test" or "val"
@@ -47,6 +50,7 @@ class EvalResult:
 
     @property
     def accuracy(self) -> float:
+        """Top-1 accuracy on the evaluated split, in [0, 1]."""
         return float(self.metrics["accuracy"])
 
 
@@ -61,6 +65,7 @@ def open_workspace(cfg: EvalConfig) -> Workspace:
 
 
 def read_data_split(run: RunFolder) -> dict[str, Any]:
+    """The run's data.json (the images it trained on and held out); RunNotFoundError when the run has none."""
     if not run.has_data_split():
         raise RunNotFoundError(
             f"run {run.name} has no data.json (the list of images it held out), so it cannot be "
@@ -165,6 +170,9 @@ def _thumbnail_source(row: ImageRow, cached: np.ndarray) -> np.ndarray:
 
 
 def write_predictions(path: Path, rows: list[ImageRow], y: np.ndarray, probs: np.ndarray, classes: list[str]) -> None:
+    """Write one CSV row per image: id, path, true and predicted class, top-1 confidence, correct (0/1).
+
+    `y`: (N,) true class indices; `probs`: (N, C) class probabilities, in the order of `classes`."""
     pred = probs.argmax(axis=1)
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)

@@ -41,6 +41,7 @@ class ReportSection:
 
     @property
     def anchor(self) -> str:
+        """The section's HTML id: `id`, else the title lowercased with runs of other characters as "-"."""
         return self.id or (re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-") or "section")
 
 
@@ -57,6 +58,7 @@ class Mistake:
 
 # ---- building blocks (public: other stages use them for their sections) ---------------------------
 def esc(value: object) -> str:
+    """`value` as text escaped for HTML (quotes included)."""
     return html.escape(str(value), quote=True)
 
 
@@ -81,6 +83,7 @@ def image_to_data_uri(image: np.ndarray | Image.Image, side: int = THUMB_SIDE, q
 
 
 def img_tag(uri: str, alt: str, css_class: str = "figure") -> str:
+    """An <img> element showing `uri` (a data: URI or a link), `alt` escaped."""
     return f'<img class="{css_class}" src="{uri}" alt="{esc(alt)}">'
 
 
@@ -365,6 +368,7 @@ def evaluation_header(
 
 
 def summary_cards(metrics: Mapping[str, Any], info: Mapping[str, Any]) -> str:
+    """The report's headline cards (accuracy with its 95% CI, baseline, top-k, F1, ECE, NLL, images) as HTML."""
     lo, hi = accuracy_ci(metrics)
     base = baseline(metrics)
     cards: list[tuple[str, str, str]] = [
@@ -393,6 +397,7 @@ def summary_cards(metrics: Mapping[str, Any], info: Mapping[str, Any]) -> str:
 
 
 def confusions_table(confusions: Sequence[Mapping[str, Any]]) -> str:
+    """The most frequent confusions as an HTML table, or "" when there are none."""
     if not confusions:
         return ""
     rows = [[c["true"], c["predicted"], c["count"], f"{100 * c['fraction_of_true']:.1f}%"] for c in confusions]
@@ -406,6 +411,8 @@ def builtin_sections(
     history: Sequence[Mapping[str, Any]],
     mistakes: Sequence[Mistake],
 ) -> list[ReportSection]:
+    """The report's standard sections: confusion matrix, per-class metrics, training curves, reliability
+    diagram and the most confident mistakes."""
     classes = list(metrics["classes"])
     matrix = np.asarray(metrics["confusion_matrix"])
     out = [

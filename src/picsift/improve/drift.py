@@ -85,6 +85,7 @@ def mmd_rbf(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def total_variation(p: np.ndarray, q: np.ndarray) -> float:
+    """Total variation distance (in [0, 1]) between two histograms, each normalised to sum 1."""
     p = p / max(p.sum(), 1e-12)
     q = q / max(q.sum(), 1e-12)
     return float(0.5 * np.abs(p - q).sum())
@@ -107,6 +108,8 @@ def match_class_mix(ref_pred: np.ndarray, new_pred: np.ndarray, k: int, rng: np.
 
 
 def verdict(auc: float, conf_drop: float, mix_tv: float, n_new: int) -> tuple[str, str]:
+    """("retrain" | "watch" | "ok", the message explaining it) from the domain AUC, the confidence drop and
+    the class mix's total variation."""
     reasons = []
     if auc >= 0.8:
         reasons.append(f"the new images are easy to tell apart from the training data (AUC {auc:.2f})")

@@ -53,6 +53,8 @@ METRICS = {"macro-f1": "macro_f1", "balanced-accuracy": "balanced_accuracy"}
 
 
 def score(y: np.ndarray, pred: np.ndarray, metric: str, num_classes: int) -> float:
+    """`metric` (macro_f1, balanced_accuracy or accuracy) of predictions `pred` against `y`, both (N,) class
+    indices; ConfigError for another metric."""
     from sklearn.metrics import balanced_accuracy_score, f1_score
 
     if metric == "macro_f1":

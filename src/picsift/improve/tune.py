@@ -319,6 +319,7 @@ def study_plot_png(study: Any) -> bytes:
 
 
 def study_html(study: Any, summary: dict[str, Any]) -> str:
+    """An HTML page of the study: trial counts, the best trial and its run, a plot and a table of the trials."""
     png = base64.b64encode(study_plot_png(study)).decode()
     cells = []
     for r in _trial_rows(study):

@@ -48,10 +48,12 @@ class UnknownDetector:
 
     @property
     def conf_threshold(self) -> float:
+        """The rejector's top-1 confidence threshold, fitted on validation images."""
         return self.rejector.rule.confidence_threshold
 
     @property
     def knn_threshold(self) -> float:
+        """The rejector's nearest-neighbour score threshold, fitted on validation images."""
         return self.rejector.rule.knn_threshold
 
     def scores(self, x: np.ndarray, probs: np.ndarray | None = None) -> dict[str, np.ndarray]:

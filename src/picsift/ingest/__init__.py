@@ -38,10 +38,13 @@ __all__ = ["FileIssue", "ImportResult", "run", "status"]
 
 @dataclass(frozen=True)
 class FileIssue:
+    """A file not imported, or imported unreadable, and why."""
+
     path: str
     reason: str
 
     def to_dict(self) -> dict[str, str]:
+        """The issue as JSON-ready data."""
         return {"path": self.path, "reason": self.reason}
 
 
@@ -68,13 +71,16 @@ class ImportResult:
 
     @property
     def rows_added(self) -> int:
+        """Catalog rows the import created: new images, duplicates and unreadable files."""
         return self.added + self.duplicates + len(self.unreadable)
 
     @property
     def files_seen(self) -> int:
+        """Every file the source held (each counted once in one of the result's categories)."""
         return self.rows_added + self.already_present + self.updated + len(self.skipped)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data, with unreadable and skipped files counted (skipped ones by reason)."""
         return {
             "source": self.source,
             "kind": self.kind,

@@ -52,6 +52,8 @@ _CHUNK = 1 << 20
 
 @dataclass
 class Extracted:
+    """An archive extracted into the workspace: where, the archive's hash and the members refused (and why)."""
+
     folder: Path  # where the members were written (inside the workspace)
     sha256: str  # of the archive file
     refused: list[tuple[str, str]] = field(default_factory=list)  # (member name, reason)
@@ -59,6 +61,7 @@ class Extracted:
 
 
 def is_archive(path: Path) -> bool:
+    """Whether the file name ends with one of ARCHIVE_SUFFIXES (case-insensitive)."""
     name = path.name.lower()
     return any(name.endswith(s) for s in ARCHIVE_SUFFIXES)
 
@@ -95,6 +98,7 @@ class _SafeNames:
         self._folders: dict[PurePosixPath, UniqueNames] = {}
 
     def target(self, rel: PurePosixPath) -> Path:
+        """Where member `rel` is written: inside `dest`, each name made distinct within its folder."""
         out = PurePosixPath()
         for part in rel.parts:
             out = out / self._folders.setdefault(out, UniqueNames())(part)
@@ -113,6 +117,7 @@ class _Budget:
         self.left = self.limit
 
     def refuse(self, total: int, what: str) -> DatasetError:
+        """The DatasetError (not raised) refusing an archive that expands to `total` bytes."""
         ratio = total / max(self.size, 1)
         return DatasetError(
             f"{self.archive}: {what} {total} bytes from {self.size} ({ratio:.0f}:1), beyond the {self.limit} "
@@ -121,10 +126,12 @@ class _Budget:
         )
 
     def check_declared(self, total: int) -> None:
+        """Raise DatasetError when the members' declared sizes already exceed the limit."""
         if total > self.limit:
             raise self.refuse(total, "its members declare")
 
     def copy(self, src: IO[bytes], dest: Path) -> None:
+        """Copy a member to `dest` in chunks; DatasetError as soon as the archive's output exceeds the limit."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         with dest.open("wb") as out:
             while chunk := src.read(_CHUNK):

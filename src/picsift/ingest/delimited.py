@@ -69,6 +69,8 @@ def sniff_delimiter(text: str) -> str:
 
 @dataclass(frozen=True)
 class Row:
+    """One row of a delimited file: its line number and its cells."""
+
     line: int  # 1-based line number of the row's first line in the file
     cells: list[str]  # stripped of surrounding white space
 

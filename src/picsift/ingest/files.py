@@ -24,6 +24,8 @@ MAX_DECODE_BYTES = 512 * 1024**2
 
 @dataclass(frozen=True)
 class Probed:
+    """One entry read: the file recorded, its hash and size, and its image info or why it did not decode."""
+
     entry: Entry
     path: str  # the file recorded (for a URL: the downloaded copy; the URL itself if that failed)
     sha256: str  # "" when the bytes could not be read at all
@@ -34,11 +36,14 @@ class Probed:
 
     @property
     def readable(self) -> bool:
+        """Whether the file decoded as an image."""
         return self.info is not None and self.error is None
 
 
 @dataclass(frozen=True)
 class DownloadSettings:
+    """How URLs are downloaded: into which folder, timeout (s), retries and the largest size (bytes)."""
+
     dest_dir: Path
     timeout_s: float
     retries: int

@@ -47,6 +47,8 @@ class Entry:
 
 @dataclass
 class Discovery:
+    """What a source holds: its kind, the entries to import and the files skipped (with reasons)."""
+
     kind: str
     source: str
     entries: list[Entry] = field(default_factory=list)
@@ -97,6 +99,8 @@ def discover_folder(
     source: str | None = None,
     kind: str | None = None,
 ) -> Discovery:
+    """The images under a folder: with `label`, all of that class; else by split folders, class folders or
+    flat. DatasetError when the folder cannot be listed."""
     root = Path(os.path.abspath(root))
     source = source if source is not None else os.fsdecode(root)
     forced_origin = "manual" if split else None
@@ -177,6 +181,7 @@ class _ManifestColumns:
     header: list[str] | None = None
 
     def cell(self, cells: list[str], i: int | None) -> str:
+        """Cell `i` of a row, or "" when the column is absent or the row shorter."""
         return cells[i] if i is not None and i < len(cells) else ""
 
 

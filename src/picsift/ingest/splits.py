@@ -32,6 +32,7 @@ def normalize_split(value: str) -> str | None:
 
 
 def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """ConfigError unless each fraction is in [0, 1) and together they leave images for training."""
     for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= f < 1.0:
             raise ConfigError(f"{name} must be in [0, 1), got {f}")

@@ -27,6 +27,8 @@ _CHUNK = 1 << 16
 
 @dataclass(frozen=True)
 class Download:
+    """One URL's download: the saved file and its bytes, or why it failed."""
+
     url: str
     path: str | None = None  # the saved file, when the download succeeded
     data: bytes | None = None
@@ -38,11 +40,14 @@ class _Refused(Exception):
 
 
 def is_url(text: str) -> bool:
+    """Whether `text` is an http(s) URL with a host."""
     parts = urlsplit(text)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def url_file_name(url: str, content_type: str | None) -> str:
+    """A file name for the URL's download: a hash of the URL, with the content type's extension (else the
+    URL's image extension, else ".bin")."""
     ext = suffix_for_mime(content_type)
     if ext is None:
         suffix = PurePosixPath(urlsplit(url).path).suffix.lower()

@@ -22,6 +22,8 @@ T = TypeVar("T")
 
 @dataclass
 class Written:
+    """What writing probed entries to the catalog did: rows added, duplicates, updates, unreadable and skipped files."""
+
     import_id: int | None = None
     added: int = 0
     duplicates: int = 0

@@ -33,6 +33,8 @@ CLUSTER_COMMAND_FILE = Path("clusters") / CLUSTERS_FILE  # what `picsift cluster
 
 @dataclass
 class AutolabelResult:
+    """What auto-labelling did: images considered, proposals or clusters written, the run and embedding used."""
+
     method: str
     considered: int  # unlabelled images looked at
     proposed: int = 0  # proposals written (model method)
@@ -45,6 +47,7 @@ class AutolabelResult:
     skipped: list[SkippedImage] = field(default_factory=list)  # files missing on disk or no longer decoding
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data, the skipped files under "skipped_images"."""
         out = {k: v for k, v in self.__dict__.items() if k != "skipped"}
         return {**out, "skipped_images": skipped_dicts(self.skipped)}
 

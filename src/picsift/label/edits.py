@@ -36,6 +36,7 @@ class LabelChanges:
 
     @property
     def detail(self) -> str | None:
+        """The conflicts' messages joined into one line, or None when there are none."""
         return _joined([c["message"] for c in self.conflicts])
 
 
@@ -140,6 +141,7 @@ class Inclusion:
 
     @property
     def detail(self) -> str | None:
+        """The conflicts' messages joined into one line, or None when there are none."""
         return _joined([c["message"] for c in self.conflicts])
 
 
@@ -224,6 +226,7 @@ class FeedbackReview:
 
     @property
     def detail(self) -> str | None:
+        """The errors' messages joined into one line, or None when there are none."""
         return _joined([e["message"] for e in self.errors])
 
 

@@ -22,6 +22,8 @@ log = logging.getLogger("picsift.label")
 
 @dataclass
 class Job:
+    """One background job of the app: its kind, parameters, status (running | done | failed), result or error."""
+
     id: int
     kind: str
     params: dict[str, Any]
@@ -49,6 +51,7 @@ class Job:
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        """The job as JSON-ready data, with its duration in seconds and its progress."""
         return {
             "id": self.id,
             "kind": self.kind,
@@ -62,12 +65,15 @@ class Job:
 
 
 class Jobs:
+    """The app's background jobs, by id; each runs in its own daemon thread."""
+
     def __init__(self) -> None:
         self._jobs: dict[int, Job] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
     def start(self, job: Job, work: Callable[[], dict[str, Any]]) -> Job:
+        """Run `work` in a new thread as `job` (given the next id); ConfigError while a job of its kind is running."""
         with self._lock:
             if any(j.kind == job.kind and j.status == "running" for j in self._jobs.values()):
                 from picsift.errors import ConfigError
@@ -91,7 +97,9 @@ class Jobs:
         return job
 
     def get(self, job_id: int) -> Job | None:
+        """The job with this id, or None."""
         return self._jobs.get(job_id)
 
     def all(self) -> list[Job]:
+        """Every job, newest first."""
         return sorted(self._jobs.values(), key=lambda j: -j.id)

@@ -53,6 +53,8 @@ class LabelRecord:
 
 @dataclass(frozen=True)
 class LabelFile:
+    """A label file as read: its detected format and its label records."""
+
     format: str  # "picsift CSV", "Label Studio JSON", ...; "" when none fits
     records: list[LabelRecord]
     read: str  # what was read, for messages: "12 rows", "3 tasks"

@@ -113,6 +113,7 @@ class ImportReport:
     multiple: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
         return {
             "format": self.format,
             "read": self.read,

@@ -141,12 +141,15 @@ def uncertainty_share(n_labelled: int, n_classes: int, *, start: float = 20.0, f
 
 @dataclass
 class QueueItem:
+    """One image proposed for labelling, with its uncertainty and the model's guess (None without a model)."""
+
     image_id: int
     score: float  # uncertainty (1.0 when no model exists yet)
     predicted: str | None
     confidence: float | None
 
     def to_dict(self) -> dict[str, object]:
+        """The item as JSON-ready data."""
         return {
             "image_id": self.image_id,
             "score": self.score,
@@ -157,6 +160,8 @@ class QueueItem:
 
 @dataclass
 class Batch:
+    """The next images to label, with how they were chosen: the run, the method and the embedding."""
+
     items: list[QueueItem]
     run: str | None  # the run whose uncertainty ranked the batch; None: diversity only
     method: str

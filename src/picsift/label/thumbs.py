@@ -13,6 +13,7 @@ from picsift.store import ImageRow
 
 
 def jpeg_bytes(img: Image.Image, quality: int = 85) -> bytes:
+    """The image encoded as JPEG at `quality` (PIL's JPEG quality, default 85)."""
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()

@@ -22,6 +22,7 @@ CLIENT_HEADER = "x-picsift-client"  # sent by the page with every request; a cro
 
 
 def get_settings(request: Request) -> LabelSettings:
+    """The app's `LabelSettings`."""
     return request.app.state.settings
 
 
@@ -40,10 +41,12 @@ def get_workspace(request: Request, settings: SettingsDep) -> Workspace:
 
 
 def get_predictions(request: Request) -> PredictionCache:
+    """The app's shared cache of each run's predictions."""
     return request.app.state.predictions
 
 
 def get_jobs(request: Request) -> Jobs:
+    """The app's registry of background jobs."""
     return request.app.state.jobs
 
 

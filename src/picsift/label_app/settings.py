@@ -12,6 +12,8 @@ from picsift.web.hosts import is_loopback
 
 @dataclass(frozen=True)
 class LabelSettings:
+    """How the labelling app serves a workspace: its path, access token, annotator name, thumbnail size, hosts."""
+
     workspace: Path
     token: str | None = None  # required on every request when set
     annotator: str = ""  # default name recorded with label changes (the browser may send its own)
@@ -22,6 +24,7 @@ class LabelSettings:
 
     @property
     def default_annotator(self) -> str:
+        """The name recorded with label changes: the configured one, else the login name, else "picsift"."""
         if self.annotator:
             return self.annotator
         try:
@@ -36,4 +39,5 @@ def needs_token(host: str) -> bool:
 
 
 def new_token() -> str:
+    """A fresh random URL-safe access token (18 random bytes, 24 characters)."""
     return secrets.token_urlsafe(18)

@@ -64,10 +64,12 @@ class AutoChoice:
 
     @property
     def message(self) -> str:
+        """One line for the user: `auto: chose MODEL ...: REASON`."""
         what = f"{self.model} transfer" if self.family == "transfer" else f"the from-scratch {self.model}"
         return f"auto: chose {what}: {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The choice as JSON-ready data, with its message (the training config left out)."""
         return {
             "model": self.model,
             "family": self.family,

@@ -37,6 +37,9 @@ MODES = ("none", "auto", "weights", "sampler")
 
 @dataclass(frozen=True)
 class BalancePlan:
+    """How class imbalance is handled: the mode asked for, the strategy used, images per class and the
+    largest/smallest class ratio."""
+
     mode: str  # what was asked for
     strategy: str  # what is done: none | weights | sampler
     counts: list[int]
@@ -44,14 +47,18 @@ class BalancePlan:
     class_weights: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, as a dict."""
         return asdict(self)
 
 
 def class_counts(y: np.ndarray, num_classes: int) -> np.ndarray:
+    """y: (N,) class indices -> (num_classes,) int64 images per class."""
     return np.bincount(np.asarray(y, dtype=np.int64), minlength=num_classes)
 
 
 def choose_strategy(counts: np.ndarray, mode: str) -> str:
+    """The strategy for `mode`; "auto": none below a 1.5 largest/smallest ratio, weights up to 20, else the
+    sampler. ConfigError for an unknown mode."""
     if mode not in MODES:
         raise ConfigError(f"--balance must be one of {', '.join(MODES)}; got {mode!r}")
     if mode != "auto":

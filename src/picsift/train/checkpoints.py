@@ -45,11 +45,13 @@ class _HashingWriter:
         self.f, self.sha, self.size = f, hashlib.sha256(), 0
 
     def write(self, data: bytes) -> int:
+        """Write `data`, adding it to the hash and the size; returns the bytes written."""
         self.sha.update(data)
         self.size += len(data)
         return self.f.write(data)
 
     def flush(self) -> None:
+        """Flush the underlying file."""
         self.f.flush()
 
 

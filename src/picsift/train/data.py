@@ -71,10 +71,14 @@ def split_rows(ws: Workspace, seed: int) -> tuple[list[ImageRow], list[ImageRow]
 
 
 def load_arrays(ws: Workspace, rows: list[ImageRow], size: int, description: str) -> np.ndarray:
+    """The rows' images as uint8 (N, size, size, 3), decoded once and cached; ImageDecodeError naming a
+    file that is missing or does not decode."""
     cache = DecodedCache(ws.cache_dir, size)
     return cache.get_many([(r.sha256, r.path) for r in rows], description=description)
 
 
 def encode_labels(rows: list[ImageRow], classes: list[str]) -> np.ndarray:
+    """(M,) int64 class indices (positions in `classes`) of the labelled rows, in order; KeyError for a
+    label not in `classes`."""
     index = {c: i for i, c in enumerate(classes)}
     return np.array([index[r.label] for r in rows if r.label is not None], dtype=np.int64)

@@ -24,6 +24,8 @@ _STAMP = re.compile(r"^(\d{8}-\d{6})")
 
 @dataclass(frozen=True)
 class RunSummary:
+    """One run folder for `picsift runs`: its id, model, creation time, best validation accuracy, epochs, status."""
+
     run_id: str
     model: str | None
     created: str  # ISO 8601, UTC, from the run id's stamp (else the folder's time)
@@ -32,6 +34,7 @@ class RunSummary:
     status: str  # FINISHED | RESUMABLE | DAMAGED | INCOMPLETE
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, as a dict."""
         return asdict(self)
 
 

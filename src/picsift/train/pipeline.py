@@ -37,6 +37,9 @@ log = logging.getLogger("picsift.train")
 
 @dataclass
 class RunResult:
+    """What training produced: the run's id and folder, model, classes, best validation accuracy, duration (s),
+    per-epoch history, skipped images, warnings and calibration."""
+
     run_id: str
     run_dir: Path
     model: str

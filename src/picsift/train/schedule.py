@@ -10,6 +10,8 @@ import math
 
 
 def lr_factor(kind: str, p: float, warmup: float = 0.1) -> float:
+    """The learning-rate multiplier at progress `p` (clipped to [0, 1]) for "onecycle" or "cosine";
+    ValueError for another kind."""
     p = min(max(p, 0.0), 1.0)
     if kind == "onecycle":
         # Linear warm-up to the peak, then cosine annealing to ~0 (the one-cycle policy's shape).
@@ -36,10 +38,12 @@ class Progress:
         self.step = 0
 
     def fraction(self, now: float) -> float:
+        """The fraction done at time `now` (s): steps / planned steps, or elapsed / budget if larger; at most 1."""
         p = self.step / self.planned_steps
         if self.budget_s:
             p = max(p, (now - self.start) / self.budget_s)
         return min(p, 1.0)
 
     def done(self, now: float) -> bool:
+        """Whether training has reached its planned steps or its time budget."""
         return self.fraction(now) >= 1.0

@@ -16,6 +16,8 @@ def _finish(dc: DataConfig) -> list[v2.Transform]:
 
 
 def train_transform(dc: DataConfig, augment: str, random_erasing: float = 0.0) -> v2.Compose:
+    """The training transforms: a random resized crop and flip (with "trivial" or "randaugment" added), or a
+    centre crop for "none"; then float scaling and normalisation, and random erasing when asked."""
     steps: list[v2.Transform] = []
     if augment == "none":
         steps.append(v2.CenterCrop(dc.input_size))

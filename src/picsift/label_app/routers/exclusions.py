@@ -16,17 +16,20 @@ router = APIRouter(prefix="/api/exclusions", tags=["exclusions"])
 
 @router.get("")
 def exclusions(ws: WorkspaceDep) -> list[dict[str, Any]]:
+    """GET /api/exclusions: the images excluded from training."""
     return ws.catalog.exclusions()
 
 
 @router.post("")
 def exclude(body: ExcludeBody, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
+    """POST /api/exclusions: exclude images from training as one undoable action; returns its id."""
     action_id = exclude_images(ws.catalog, body.image_ids, reason=body.reason, actor=who)
     return {"action_id": action_id, "excluded": body.image_ids}
 
 
 @router.post("/undo")
 def undo(body: ActionBody, ws: WorkspaceDep) -> dict[str, Any]:
+    """POST /api/exclusions/undo: undo an exclusion action; returns the images it included again."""
     return {"undone": body.action_id, "images": undo_exclusion(ws.catalog, body.action_id)}
 
 

@@ -64,6 +64,7 @@ def accept(body: FeedbackIds, ws: WorkspaceDep, who: AnnotatorDep) -> StrictJSON
 
 @router.post("/reject")
 def reject(body: FeedbackIds, ws: WorkspaceDep, who: AnnotatorDep) -> StrictJSONResponse:
+    """POST /api/feedback/reject: reject feedback items; 409 listing under errors those that could not be rejected."""
     return _reviewed(body.ids, ws, who, accept=False)
 
 

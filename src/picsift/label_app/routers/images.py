@@ -54,11 +54,14 @@ def images(
 
 @router.get("/{image_id}")
 def detail(image_id: int, ws: WorkspaceDep, preds: PredictionsDep, run: str | None = None) -> dict[str, Any]:
+    """GET /api/images/{id}: the image with its metadata, label history, proposals, findings and
+    predictions; 404 for an unknown id."""
     return image_detail(ws, preds, image_id, run or None)
 
 
 @router.get("/{image_id}/thumb")
 def thumbnail(image_id: int, ws: WorkspaceDep, settings: SettingsDep) -> Response:
+    """GET /api/images/{id}/thumb: a cached JPEG thumbnail; 404 for an unknown id or a missing or undecodable file."""
     row = ws.catalog.image(image_id)
     _check_file(image_id, row.path)
     try:
@@ -70,6 +73,7 @@ def thumbnail(image_id: int, ws: WorkspaceDep, settings: SettingsDep) -> Respons
 
 @router.get("/{image_id}/full")
 def full_image(image_id: int, ws: WorkspaceDep) -> Response:
+    """GET /api/images/{id}/full: a JPEG at most 1024 px on its longest side; 404 as for the thumbnail."""
     row = ws.catalog.image(image_id)
     _check_file(image_id, row.path)
     try:
@@ -81,6 +85,7 @@ def full_image(image_id: int, ws: WorkspaceDep) -> Response:
 
 @router.post("/{image_id}/undo")
 def undo(image_id: int, body: UndoBody, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
+    """POST /api/images/{id}/undo: undo the image's last label change; 404 for an unknown id, 409 when stale."""
     version = ws.catalog.undo_label(image_id, annotator=who, expected_version=body.expected_version)
     row = ws.catalog.image(image_id)
     return {"image_id": image_id, "label": row.label, "version": version}

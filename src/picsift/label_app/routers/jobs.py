@@ -20,6 +20,7 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 @router.post("/train")
 def train(body: TrainBody, settings: SettingsDep, jobs: JobsDep) -> dict[str, Any]:
+    """POST /api/jobs/train: start training a model in the background; 400 for epochs below 1 or an unknown model."""
     if body.epochs < 1:
         raise ConfigError(f"epochs must be at least 1, got {body.epochs}")
     name = f"app-{new_token()[:6].lower().replace('_', 'x').replace('-', 'x')}"
@@ -49,6 +50,8 @@ def train(body: TrainBody, settings: SettingsDep, jobs: JobsDep) -> dict[str, An
 
 @router.post("/autolabel")
 def autolabel(body: AutolabelBody, settings: SettingsDep, jobs: JobsDep, who: AnnotatorDep) -> dict[str, Any]:
+    """POST /api/jobs/autolabel: start auto-labelling in the background; returns the job (its errors show in it)."""
+
     def work() -> dict[str, Any]:
         ws = Workspace.open(settings.workspace)  # the job's own connection: it outlives the request
         try:
@@ -61,11 +64,13 @@ def autolabel(body: AutolabelBody, settings: SettingsDep, jobs: JobsDep, who: An
 
 @router.get("")
 def all_jobs(jobs: JobsDep) -> list[dict[str, Any]]:
+    """GET /api/jobs: every job started since the app started."""
     return [j.to_dict() for j in jobs.all()]
 
 
 @router.get("/{job_id}")
 def job_status(job_id: int, jobs: JobsDep) -> dict[str, Any]:
+    """GET /api/jobs/{id}: one job's status and progress; 404 for an unknown id."""
     job = jobs.get(job_id)
     if job is None:
         raise HTTPException(404, f"no job {job_id}")

@@ -16,15 +16,18 @@ router = APIRouter(prefix="/api/proposals", tags=["proposals"])
 
 @router.get("")
 def proposals(ws: WorkspaceDep) -> list[dict[str, Any]]:
+    """GET /api/proposals: the pending label proposals."""
     return ws.catalog.proposals()
 
 
 @router.post("/accept")
 def accept(body: ProposalIds, ws: WorkspaceDep, who: AnnotatorDep) -> StrictJSONResponse:
+    """POST /api/proposals/accept: apply the proposals; 409 listing those labelled otherwise meanwhile."""
     out = resolve_proposals(ws.catalog, body.ids, accept=True, annotator=who)
     return StrictJSONResponse(out, status_code=409 if out["conflicts"] else 200)
 
 
 @router.post("/reject")
 def reject(body: ProposalIds, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
+    """POST /api/proposals/reject: discard the proposals."""
     return resolve_proposals(ws.catalog, body.ids, accept=False, annotator=who)

@@ -17,6 +17,7 @@ router = APIRouter(prefix="/api", tags=["queue"])
 def queue(
     ws: WorkspaceDep, n: int = Query(24, ge=1, le=500), method: str = "margin", run: str | None = None
 ) -> dict[str, Any]:
+    """GET /api/queue: the next `n` (1..500) images to label, chosen by `method` from a run's predictions."""
     batch = next_batch(ws, n, method=method, run=run or None)
     return {
         "run": batch.run,
@@ -30,9 +31,11 @@ def queue(
 
 @router.get("/clusters")
 def clusters(ws: WorkspaceDep) -> dict[str, Any]:
+    """GET /api/clusters: the saved clusters with their images."""
     return cluster_groups(ws)
 
 
 @router.get("/summary")
 def summary(ws: WorkspaceDep, settings: SettingsDep, who: AnnotatorDep) -> dict[str, Any]:
+    """GET /api/summary: the workspace's counts for the header, the annotator and whether a token is required."""
     return {**workspace_summary(ws), "annotator": who, "token_required": settings.token is not None}

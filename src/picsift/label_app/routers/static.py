@@ -44,6 +44,7 @@ def index(request: Request, settings: SettingsDep) -> Response:
 
 @router.get("/static/{name:path}")
 def static(name: str) -> Response:
+    """GET /static/{name}: one of the UI's files; 404 for anything else."""
     path = static_file(name)
     if path is None:
         raise HTTPException(404, f"no static file {name}")

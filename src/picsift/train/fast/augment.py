@@ -61,6 +61,7 @@ class BatchAugmenter:
         return max(1, (len(self.labels) if subset is None else len(subset)) // self.batch_size)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) -> float (B, 3, H, W) normalised by the mean and std (channels-last when set)."""
         x = (x.float() - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 

@@ -49,6 +49,7 @@ class OrthoMomentum(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: None = None) -> None:  # type: ignore[override]
+        """One update of every parameter with a gradient: momentum, norm reset, orthogonalised step of size lr."""
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -118,6 +119,8 @@ class WeightAverage:
 
     @torch.no_grad()
     def update(self, model: nn.Module, p: float, final: bool = False) -> None:
+        """Move the slow copy towards the weights (decay from progress `p` in [0, 1]; `final`: copy fully) and
+        load it into the model."""
         decay = 1.0 if final else self.max_decay * min(max(p, 0.0), 1.0) ** 3
         for k, v in model.state_dict().items():
             if k in self.slow:

@@ -57,9 +57,11 @@ class LossPruner:
         return (losses * self.weight[idx]).sum()
 
     def state_dict(self) -> dict[str, Any]:
+        """The per-example losses, for a checkpoint."""
         return {"loss": self.loss.clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the losses from `state_dict`; ignored when the number of examples differs."""
         if len(state["loss"]) == len(self.loss):
             self.loss = state["loss"].to(self.device).clone()
 

@@ -16,6 +16,7 @@ log = logging.getLogger("picsift.train")
 
 
 def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity on Linux, else all cores)."""
     cpus = _usable_cpu_ids()
     return len(cpus) if cpus is not None else os.cpu_count() or 1
 
