@@ -97,7 +97,8 @@ def server() -> Iterator[tuple[str, Counter[str]]]:
 
 
 def _cfg(source: Path, ws: Path, **kw: object) -> ImportConfig:
-    opts: dict = {"url_timeout_s": 0.5, "url_retries": 1, "url_max_bytes": 50_000}
+    # 1.5 s: well under the slow handler's 3 s, well over a good download on a busy 2-core machine
+    opts: dict = {"url_timeout_s": 1.5, "url_retries": 1, "url_max_bytes": 50_000}
     opts.update(kw)
     return ImportConfig(source=str(source), workspace=ws, **opts)
 
@@ -129,7 +130,7 @@ def test_url_list_downloads_and_records_failures(tmp_path: Path, server: tuple[s
     assert reasons["page.html"] == "download failed: not an image: the server sent Content-Type text/html"
     assert reasons["big.png"].startswith("download failed: too large:")
     assert reasons["big-no-length.png"].startswith("download failed: too large: more than")
-    assert reasons["slow.png"] == "download failed: timed out after 0.5 s (2 attempts)"
+    assert reasons["slow.png"] == "download failed: timed out after 1.5 s (2 attempts)"
     assert reasons["broken.jpg"].startswith(("truncated", "corrupt", "not an image"))
     assert [i.reason for i in result.skipped] == ["listed again on line 13 (first on line 2)"]
     assert hits["/missing.png"] == 1  # a 404 is not retried
