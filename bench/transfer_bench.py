@@ -12,8 +12,8 @@ split (for the probe's C, the kept epoch and the temperature) and is scored thro
 
 - auto: `picsift train` with the default `--model auto`;
 - fast: `picsift train --model fastcnn`;
-- peer: a plain timm fine-tuning script written here: the same EfficientNet-Lite0 ImageNet weights (through the
-  same provider), the whole network trained with AdamW (lr 3e-4, weight decay 0.05, label smoothing 0.1), cosine
+- peer: a plain timm fine-tuning script written here: the same ImageNet weights as auto's choice in the same cell
+  (Lite0 when auto did not run or chose the fast CNN; `--peer-backbone` sets it), through the same provider, the whole network trained with AdamW (lr 3e-4, weight decay 0.05, label smoothing 0.1), cosine
   schedule over the budget, random resized crops and flips at 224 px, batch 32, BatchNorm in train mode, bf16
   autocast and channels_last as picsift uses, the same thread count; it trains on all training images, stops
   before the budget so that its final pass over the scored images still fits, and is scored once at the end.
@@ -151,7 +151,11 @@ def run_picsift(ws: Path, model: str, budget_min: float, seed: int, scored: dict
 
 
 def run_peer(
-    train: tuple[np.ndarray, np.ndarray], scored: tuple[np.ndarray, np.ndarray], budget_min: float, seed: int
+    train: tuple[np.ndarray, np.ndarray],
+    scored: tuple[np.ndarray, np.ndarray],
+    budget_min: float,
+    seed: int,
+    backbone: str = "efficientnet_lite0",
 ) -> dict[str, Any]:
     from torchvision.transforms import v2
 
@@ -167,7 +171,7 @@ def run_peer(
         x, y = train
         xs, ys = scored
         k = int(y.max()) + 1
-        model, dc, found = create_pretrained_backbone("efficientnet_lite0", num_classes=k)
+        model, dc, found = create_pretrained_backbone(backbone, num_classes=k)
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         norm = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(dc.mean), list(dc.std))]
         aug = v2.Compose([v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip(), *norm])
@@ -215,7 +219,7 @@ def run_peer(
         wall = time.perf_counter() - t0
     acc = float((torch.cat(preds).numpy() == ys).mean())
     return {
-        "model": "timm tf_efficientnet_lite0 fine-tuned",
+        "model": f"{backbone} fine-tuned (timm, whole network)",
         "accuracy": acc,
         "n_scored": int(len(ys)),
         "wall_s": wall,
@@ -236,6 +240,9 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["auto", "fast", "peer"])
     ap.add_argument("--test-images", type=int, default=2000, help="CIFAR-10 test images scored (10000: all)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--peer-backbone", default=None, help="the peer's backbone (default: the one auto chose in the same cell)"
+    )
     ap.add_argument("--quick", action="store_true", help="hymenoptera subset, 0.1-minute budget (under a minute)")
     ap.add_argument("--out", type=Path, default=RESULT)
     args = ap.parse_args()
@@ -257,7 +264,12 @@ def main() -> None:
                         continue  # 224-px fine-tuning of upscaled CIFAR on a CPU: measured at 1-2 min only
                     t = time.perf_counter()
                     if method == "peer":
-                        row = run_peer(peer_train, peer_scored, budget, args.seed)
+                        backbone = args.peer_backbone or next(
+                            (r["model"] for r in rows[::-1] if r["method"] == "auto" and r["dataset"] == name
+                             and r["budget_min"] == budget and r["model"].startswith("efficientnet")),
+                            "efficientnet_lite0",
+                        )  # fmt: skip
+                        row = run_peer(peer_train, peer_scored, budget, args.seed, backbone)
                     else:
                         model = "auto" if method == "auto" else "fastcnn"
                         row = run_picsift(ws, model, budget, args.seed, scored_files)

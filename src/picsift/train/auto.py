@@ -13,9 +13,12 @@ The rules, first match wins (each choice carries its reason, printed by the CLI 
    than training the from-scratch CNN, which then has the data it needs (CIFAR-10: ~90% in 10 minutes on 2 cores).
 6. Otherwise (small colour images, fewer than MANY_IMAGES): a short validation probe decides. A sample of the
    training images is embedded at PROBE_RESOLUTION px and a logistic regression is fitted on the embeddings and,
-   for reference, on the raw pixels (16x16); transfer is chosen when the pretrained features remove at least
-   PROBE_ERROR_SHARE of the errors a linear model on pixels makes (a from-scratch CNN on a small set removes about
-   half: CIFAR-10, 1,000 images: pixels 0.28, pretrained probe at 64 px 0.64).
+   for reference, on the raw pixels (16x16); transfer is chosen when the pretrained features make at most
+   PROBE_ERROR_SHARE of the errors a linear model on pixels makes. The probe is small and coarse, so it
+   understates transfer: on CIFAR-10 subsets (2-minute budget, bench/transfer_bench.py) it read 0.55 against 0.32
+   (1,000 images) and 0.65 against 0.33 (5,000), error shares 0.66 and 0.52, where the fast CNN then scored
+   0.599 and 0.754 on the test images; digits at 32 px, where the fast CNN wins, read 0.95 against 0.98 (a share
+   of 2.3).
 The probe's time counts against the one `--time-budget`: the chosen trainer gets what is left. Transfer uses
 Lite0 without a budget, and with one the most accurate installed backbone whose embedding fits it
 (`pick_backbone`).
@@ -46,7 +49,7 @@ GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 PROBE_RESOLUTION = 64
 PROBE_TRAIN = 500  # training images sampled for the probe (stratified)
 PROBE_VAL = 300  # validation images it is scored on
-PROBE_ERROR_SHARE = 0.5
+PROBE_ERROR_SHARE = 0.75
 PIXEL_SIDE = 16
 
 

@@ -128,6 +128,8 @@ def fit_transfer(
         left = deadline - time.perf_counter() - val_cost if deadline is not None else None
         if not recipe.finetune:
             ft_info["skipped"] = "finetune: false"
+        elif probe.val_acc is not None and probe.val_acc >= 1.0:  # no epoch could beat it, so none would be kept
+            ft_info["skipped"] = f"the probe gets all {n_val} validation images right"
         elif left is not None and left < MIN_FINETUNE_S:
             ft_info["skipped"] = (
                 f"the budget leaves {max(left, 0):.0f} s after the probe (under {MIN_FINETUNE_S:.0f} s)"
