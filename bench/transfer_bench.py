@@ -18,7 +18,7 @@ split (for the probe's C, the kept epoch and the temperature) and is scored thro
   autocast and channels_last as picsift uses, the same thread count; it trains on all training images, stops
   before the budget so that its final pass over the scored images still fits, and is scored once at the end.
 
-Wall time: the whole training call (`picsift.train.run`, so auto's choice, loading, embedding, the probe,
+Wall time: the whole training call (`picsift.api.train_model`, what `picsift train` runs, so auto's choice, loading, embedding, the probe,
 fine-tuning and the calibration pass all count); images are decoded into picsift's cache (and for the peer into
 an array) before the clock starts, and picsift's feature cache is emptied before each run, so no run reuses
 another's embeddings. One run per cell (seed 0): the CPU is shared, so read the spread of the fast CNN's rows
@@ -112,14 +112,14 @@ def warm_decoded_cache(ws: Path, sizes: list[int]) -> None:
 
 
 def run_picsift(ws: Path, model: str, budget_min: float, seed: int, scored: dict[str, list[Path]]) -> dict[str, Any]:
-    from picsift.config import TrainConfig
+    from picsift.api import train_model
     from picsift.inference import Predictor
     from picsift.store import Workspace
-    from picsift.train import run
 
     shutil.rmtree(Workspace.open(ws).cache_dir / "features", ignore_errors=True)
     t0 = time.perf_counter()
-    result = run(TrainConfig(workspace=ws, model=model, time_budget_min=budget_min, seed=seed, device="cpu"))
+    # What `picsift train` runs (api.train_model: training, then the calibration pass)
+    result = train_model(workspace=ws, model=model, time_budget_min=budget_min, seed=seed, device="cpu")
     wall = time.perf_counter() - t0
     predictor = Predictor.from_run(result.run_dir)
     t1 = time.perf_counter()
