@@ -57,10 +57,20 @@ def _width_param(spec: ModelSpec) -> tuple[str, Any] | None:
 
 
 def _classical_space(trial: Any, spec: ModelSpec, base: TrainConfig, max_epochs: int) -> dict[str, Any]:
+    """Each classical model's own hyper-parameters (scikit-learn's names): a tree has no C, an SVM no depth."""
     name = spec.name.lower()
     params: dict[str, Any] = dict(base.model_params)
     if "knn" in name or "neighbor" in name:
         params["n_neighbors"] = trial.suggest_int("n_neighbors", 1, 25)
+    elif name == "decision-tree":
+        params["max_depth"] = trial.suggest_int("max_depth", 2, 30)
+        params["min_samples_leaf"] = trial.suggest_int("min_samples_leaf", 1, 20)
+    elif name == "random-forest":
+        params["max_features"] = trial.suggest_categorical("max_features", ["sqrt", "log2"])
+        params["min_samples_leaf"] = trial.suggest_int("min_samples_leaf", 1, 10)
+    elif name == "gradient-boosting":
+        params["learning_rate"] = trial.suggest_float("learning_rate", 0.02, 0.3, log=True)
+        params["max_leaf_nodes"] = trial.suggest_int("max_leaf_nodes", 8, 63)
     else:
         params["C"] = trial.suggest_float("C", 1e-2, 1e2, log=True)
         if "svm" in name or "svc" in name:
