@@ -186,3 +186,15 @@ def test_resume_from_a_damaged_checkpoint_exits_2_with_one_line_and_runs_lists_i
     (failed / "checkpoint.pt").write_bytes(b"")
     table = runner.invoke(app, ["runs", "--workspace", str(ws)])
     assert "failed, damaged checkpoint" in table.stdout and "finished" in table.stdout
+
+
+def test_history_cut_short_by_a_kill_reads_up_to_its_last_whole_line(tmp_path: Path) -> None:
+    from picsift.errors import RunCorruptError
+    from picsift.runs import RunFolder
+
+    run = RunFolder(tmp_path)
+    run.history_path.write_text('{"epoch": 1}\n{"epoch": 2}\n{"epo')
+    assert run.read_history() == [{"epoch": 1}, {"epoch": 2}]
+    run.history_path.write_text('{"epoch": 1}\n{"epo\n{"epoch": 3}\n')
+    with pytest.raises(RunCorruptError, match="not JSON"):
+        run.read_history()

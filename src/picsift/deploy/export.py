@@ -51,7 +51,7 @@ from picsift.inference import InferenceSpec, Predictor, load_artifact, read_spec
 from picsift.inference.runtime import ONNX_INPUT, ONNX_OUTPUT, onnx_logits, onnx_session
 from picsift.jsonio import write_json
 from picsift.models.artifact import META_FILE
-from picsift.models.forward import crop_offset, model_input
+from picsift.models.forward import model_input
 from picsift.models.registry import DataConfig
 from picsift.numerics import softmax
 from picsift.runs import ARTIFACT_DIR, RunFolder
@@ -88,12 +88,6 @@ class Samples:
     y: np.ndarray
     source: str
     skipped: list[SkippedImage] = field(default_factory=list)
-
-
-def crop_offsets(dc: DataConfig) -> tuple[int, int]:
-    """Top/left of the centre crop from storage_size to input_size (torchvision's CenterCrop rounding)."""
-    off = crop_offset(dc.storage_size, dc.input_size)
-    return off, off
 
 
 def _preprocessing_module(model: Any, dc: DataConfig) -> Any:

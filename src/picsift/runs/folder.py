@@ -150,14 +150,21 @@ class RunFolder:
         return self.path / _HISTORY
 
     def read_history(self) -> list[dict[str, Any]]:
-        """The per-epoch rows training logged ([] when there are none)."""
+        """The per-epoch rows training logged ([] when there are none). A last line cut short (a kill while it
+        was appended) is left out; any other line that is not JSON is a RunCorruptError."""
         path = self.history_path
         if not path.exists():
             return []
-        try:
-            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        except ValueError as e:
-            raise RunCorruptError(f"run {self.name}'s history {path} holds a line that is not JSON ({e})") from e
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        rows = []
+        for i, line in enumerate(lines):
+            try:
+                rows.append(json.loads(line))
+            except ValueError as e:
+                if i == len(lines) - 1:
+                    break
+                raise RunCorruptError(f"run {self.name}'s history {path} holds a line that is not JSON ({e})") from e
+        return rows
 
     def history_log(self) -> MetricsLog:
         """A MetricsLog that appends epoch rows to this run's metrics.jsonl."""

@@ -30,7 +30,6 @@ log = logging.getLogger("picsift.train")
 
 CHECKPOINT = "checkpoint.pt"
 SIDECAR_SUFFIX = ".json"
-_CHUNK = 1 << 20
 
 
 def sidecar_path(path: Path) -> Path:

@@ -55,22 +55,6 @@ def _optional(read: Any) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def _metric_rows(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a kill
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
 def checkpoint_state(run_dir: Path) -> str:
     """RESUMABLE, DAMAGED (empty, or a size no sidecar entry vouches for) or INCOMPLETE (none). A cheap check
     (no checksum); `train --resume` verifies the SHA-256 in full."""
@@ -94,7 +78,10 @@ def summarize_run(run_dir: Path) -> RunSummary:
     run = RunFolder(run_dir)
     meta = _optional(run.read_record_if_any)
     config = _optional(run.read_config)
-    rows = _metric_rows(run.history_path)
+    try:
+        rows = [r for r in run.read_history() if isinstance(r, dict)]
+    except RunError:
+        rows = []
     model = meta.get("model") or (config.get("train") or {}).get("model")
     accs = [r["val_acc"] for r in rows if isinstance(r.get("val_acc"), (int, float))]
     val_acc = meta.get("best_val_acc") if meta.get("best_val_acc") is not None else (max(accs) if accs else None)
