@@ -209,13 +209,13 @@ def models(
     json_out: JsonOpt = False,
 ) -> None:
     """List the model registry with input size, parameter count and where pretrained weights come from."""
-    from rich.table import Table
-
     rows = api.describe_models(pattern)
     if json_out:
         print_json({"models": [r.to_dict() for r in rows]})
         return
-    table = Table("name", "family", "input", "params (10 classes)", "pretrained weights", "description")
+    # Plain columns, never cut or wrapped mid-cell: the name is what `--model` takes (the same layout as `runs`).
+    header = ("name", "family", "input", "params", "pretrained weights", "description")
+    lines = [header]
     for r in rows:
         p = f"{r.params_10_classes / 1e6:.2f}M" if r.params_10_classes else "-"
         if r.pretrained_offline:
@@ -224,8 +224,12 @@ def models(
             w = r.weights_source if r.family == "transfer" else "download"
         else:
             w = "-"
-        table.add_row(r.name, r.family, str(r.input_size), p, w, r.description)
-    console.print(table)
+        lines.append((r.name, r.family, str(r.input_size), p, w, r.description))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    for line in lines:
+        cells = [c.ljust(w) for c, w in zip(line[:-1], widths, strict=True)]
+        console.print("  ".join([*cells, line[-1]]).rstrip(), highlight=False, soft_wrap=True)
+    console.print("params: for a 10-class head", highlight=False)
 
 
 _SHOW_SKIPPED = 5  # skipped files listed by name; --json lists them all

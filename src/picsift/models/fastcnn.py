@@ -219,7 +219,7 @@ def register_fastcnn() -> None:
             name="fastcnn",
             family="fast",
             data_config=DataConfig(input_size=32, mean=CIFAR_MEAN, std=CIFAR_STD, crop_pct=1.0),
-            description="picsift's fast from-scratch CNN for small images (the default)",
+            description="picsift's fast from-scratch CNN for small images (what --model auto picks for them)",
             builder=build,
         )
     )
