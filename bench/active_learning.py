@@ -23,7 +23,6 @@ Strategies (interleaved per round, same features, same classifier, same starting
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from picsift.jsonio import write_json
 from picsift.label.queue import select_batch, uncertainty, uncertainty_share
 
 REPO = Path(__file__).resolve().parents[1]
@@ -297,9 +297,9 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     if not args.quick:
         out = RESULTS.with_name("active_learning_pretrained.json") if args.features == "pretrained" else RESULTS
-        out.write_text(json.dumps(result, indent=2))
+        write_json(out, result, indent=2)
     else:
-        (RESULTS.parent / "active_learning-quick.json.tmp").write_text(json.dumps(result, indent=2))
+        write_json((RESULTS.parent / "active_learning-quick.json.tmp"), result, indent=2)
     print(
         f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, "
         f"{info['matmul_fp32_gflops']} GFLOP/s fp32 matmul; {seeds} seed(s); {t_total:.0f}s total"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import shutil
 import sys
 import time
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from benchutil import machine_info as machine
+from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR = REPO.parent / "shared" / "datasets" / "cifar10"
@@ -193,7 +193,7 @@ def main() -> None:
         cnn_run = report["datasets"]["digits"]["rows"][0]["run_id"]
         report["clustering_digits"] = bench_clustering(ws, args.seed, cnn_run)
         partial = RESULTS.with_name("classical_bench.partial.tmp")
-        partial.write_text(json.dumps(report, indent=2, default=str))  # survives an interrupted run
+        write_json(partial, report, indent=2, default=str)  # survives an interrupted run
         if not args.quick:
             if not CIFAR.is_dir():
                 print(f"skipping CIFAR-10: {CIFAR} not found", file=sys.stderr)
@@ -203,7 +203,7 @@ def main() -> None:
     report["total_seconds"] = time.perf_counter() - t_start
     out = RESULTS if not args.quick else RESULTS.with_name("classical_bench_quick.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str))
+    write_json(out, report, indent=2, default=str)
     print_tables(report, out)
 
 

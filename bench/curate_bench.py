@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import shutil
 import statistics
 import sys
@@ -33,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
 from benchutil import machine_info as machine
+from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR = REPO.parent / "shared" / "datasets" / "cifar10" / "train"
@@ -401,7 +401,7 @@ def main() -> None:
     stem = "curate_bench" + (f"_{args.extractor.replace('@', '-')}" if args.extractor != "auto" else "")
     out = RESULTS.with_name(f"{stem}.json" if not args.quick else f"{stem}_quick.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1))
+    write_json(out, doc, indent=1)
     rows = [
         ("near duplicates", "picsift (aligned thumbnails + pHash, faiss)", ["picsift", "near_duplicates"]),
         ("near duplicates", "imagededup PHash (threshold 10)", ["imagededup_phash", "near_duplicates"]),

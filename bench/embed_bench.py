@@ -17,7 +17,6 @@ onnx backend with ONNX Runtime's spin-waiting threads (its own default; picsift 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from benchutil import machine_info
+from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 HYMENOPTERA = REPO.parent / "shared" / "datasets" / "hymenoptera"
@@ -130,7 +130,7 @@ def main() -> None:
     }
     out_path = RESULTS if not args.quick else RESULTS.with_name("embed_bench_quick.json")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(report, indent=2))
+    write_json(out_path, report, indent=2)
     print(f"{args.model} at {dc.input_size}px, {args.threads} threads, {n} images x {rounds} interleaved rounds")
     print(f"{'backend':<14} {'img/s':>8} {'x eager':>8} {'setup s':>8} {'1st batch s':>11} {'cos vs eager':>13}")
     for row in rows:

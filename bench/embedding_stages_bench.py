@@ -17,7 +17,6 @@ CIFAR-10 label issues and near duplicates: bench/curate_bench.py (planted proble
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchutil import machine_info
+from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
@@ -177,7 +177,7 @@ def main() -> None:
            "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     out = RESULTS if not args.quick else RESULTS.with_name("embedding_stages_bench_quick.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1))
+    write_json(out, doc, indent=1)
 
     def med(path: list[str]) -> str:
         vals = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -24,6 +23,7 @@ from PIL import ImageOps
 
 from picsift.config import ImportConfig
 from picsift.ingest import run
+from picsift.jsonio import write_json
 from picsift.store import Workspace
 from picsift.store.schema import Image
 
@@ -106,7 +106,7 @@ def main() -> None:
     }
     results = Path(__file__).resolve().parent / "results"
     results.mkdir(exist_ok=True)
-    (results / "import_bench.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_json((results / "import_bench.json"), out, indent=2)
     print(f"\nimport of {n} CIFAR-10 JPEGs, {rounds} rounds (median, min-max)")
     print(f"{'importer':<12} {'seconds':>18} {'images/s':>10}")
     for k, v in times.items():

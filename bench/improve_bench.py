@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from benchutil import machine_info as machine
+from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR = REPO.parent / "shared" / "datasets" / "cifar10"
@@ -264,7 +264,7 @@ def main() -> None:
         "results": results,
     }
     dest = REPO / "bench" / "results" / ("improve_bench_quick.json" if quick else "improve_bench.json")
-    dest.write_text(json.dumps(out, indent=2, default=float))
+    write_json(dest, out, indent=2, default=float)
     a = results["accuracy"]
 
     def spread(values: list[float]) -> str:

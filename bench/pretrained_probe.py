@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from benchutil import machine_info
+from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 HYMENOPTERA = REPO.parent / "shared" / "datasets" / "hymenoptera"
@@ -109,7 +110,7 @@ def main() -> None:
     }
     out = RESULTS if args.size == "224" else RESULTS.with_name(f"pretrained_probe_{args.size}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    write_json(out, report, indent=2)
     print(f"{'model':<20} {'px':>4} {'val acc':>8} {'img/s':>7} {'embed s':>8}")
     for r in rows:
         print(

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from benchutil import machine_info as machine
+from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
@@ -411,7 +412,7 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
+    write_json(tmp, result, indent=2)
     tmp.replace(args.out)
 
     print(

@@ -35,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from picsift.config import TrainConfig
 from picsift.device import autocast, select_device
+from picsift.jsonio import write_json
 from picsift.models.registry import create_model, get_spec
 from picsift.train.data import TrainData
 from picsift.train.fast import fit_fast
@@ -392,7 +393,7 @@ def main(argv: list[str] | None = None) -> None:
                     flush=True,
                 )
                 args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(json.dumps({"machine": info, "results": results}, indent=1, default=str))
+                write_json(args.out, {"machine": info, "results": results}, indent=1, default=str)
     print()
     print("| budget | model | test acc | test acc (TTA) | epochs | time to 91% (s) | GFLOP/s | ratio vs peer |")
     print("|---|---|---|---|---|---|---|---|")

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from benchutil import machine_info
+from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
@@ -289,7 +290,7 @@ def main() -> None:
         "results": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=str))
+    write_json(args.out, report, indent=2, default=str)
     print(f"\n{'dataset':<12} {'budget':>6} {'method':<6} {'accuracy':>8} {'wall s':>7}  model / choice")
     for r in rows:
         what = r.get("auto") or r["model"]
