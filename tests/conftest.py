@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from support.images import DATASETS, require, write_digits
+from support.postgres import NOT_AVAILABLE, Server, fresh_database, postgres_server
 
 
 @pytest.fixture
@@ -19,6 +21,29 @@ def datasets() -> Path:
 @pytest.fixture
 def digits_folder(tmp_path: Path) -> Path:
     return write_digits(tmp_path / "digits")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Server | None]:
+    """The session's PostgreSQL server ($PICSIFT_POSTGRES_URL or a throwaway cluster), None when there is none.
+    Started only when a test asks for it."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Each catalog back end in turn: None (the workspace's own catalog.sqlite), then the URL of a new, empty
+    PostgreSQL database dropped after the test (skipped, or failed under PICSIFT_REQUIRE_ALL=1, without a
+    server). Pass it as `Workspace.open(..., create=True, db_url=catalog_url)`."""
+    if request.param == "sqlite":
+        yield None
+        return
+    server: Server | None = request.getfixturevalue("postgres")
+    require(server is not None, NOT_AVAILABLE)
+    assert server is not None
+    with fresh_database(server.url) as url:
+        yield url
 
 
 # Browser fixtures (chromium_path skips before anything starts when chromium or playwright is missing).

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from picsift.errors import WorkspaceError
 from picsift.store import LabelConflictError, Workspace
 from picsift.store.schema import Image, Meta
 
 
-def _ws(tmp_path: Path) -> Workspace:
-    return Workspace.open(tmp_path / "ws", create=True)
+def _ws(tmp_path: Path, catalog_url: str | None) -> Workspace:
+    return Workspace.open(tmp_path / "ws", create=True, db_url=catalog_url)
 
 
 def _add(ws: Workspace, n: int, **kw: object) -> list[int]:
@@ -26,21 +27,23 @@ def _add(ws: Workspace, n: int, **kw: object) -> list[int]:
     return [r.id for r in ws.catalog.images(readable=None, include_excluded=True)]
 
 
-def test_workspace_open_and_create(tmp_path: Path) -> None:
+def test_workspace_open_and_create(tmp_path: Path, catalog_url: str | None) -> None:
     with pytest.raises(WorkspaceError, match="no picsift workspace"):
         Workspace.open(tmp_path / "absent")
-    ws = _ws(tmp_path)
+    ws = _ws(tmp_path, catalog_url)
     assert (ws.root / "runs").is_dir() and (ws.root / "cache").is_dir()
     assert ws.catalog.count() == 0
-    assert (ws.root / "catalog.sqlite").is_file()
+    assert (ws.root / "catalog.sqlite").is_file() == (catalog_url is None)
+    assert (ws.root / "workspace.json").is_file() == (catalog_url is not None)
+    assert ws.catalog.backend == ("sqlite" if catalog_url is None else "postgresql")
     ws.close()
     (tmp_path / "file").write_text("x")
     with pytest.raises(WorkspaceError, match="not a folder"):
         Workspace.open(tmp_path / "file", create=True)
 
 
-def test_newer_schema_refused(tmp_path: Path) -> None:
-    ws = _ws(tmp_path)
+def test_newer_schema_refused(tmp_path: Path, catalog_url: str | None) -> None:
+    ws = _ws(tmp_path, catalog_url)
     with ws.catalog.session() as s:
         meta = s.get(Meta, "schema_version")
         assert meta is not None
@@ -50,8 +53,8 @@ def test_newer_schema_refused(tmp_path: Path) -> None:
         _ = Workspace.open(tmp_path / "ws").catalog
 
 
-def test_non_utf8_paths_round_trip(tmp_path: Path) -> None:
-    ws = _ws(tmp_path)
+def test_non_utf8_paths_round_trip(tmp_path: Path, catalog_url: str | None) -> None:
+    ws = _ws(tmp_path, catalog_url)
     odd = os.fsdecode(b"/data/caf\xe9 \xff.png")
     marker_like = "fsbytes:not-hex"
     ws.catalog.add_images([Image(sha256="a", path=odd, source=odd), Image(sha256="b", path=marker_like)])
@@ -61,13 +64,13 @@ def test_non_utf8_paths_round_trip(tmp_path: Path) -> None:
     with ws.catalog.engine.connect() as c:  # stored as valid text
         stored = [p for (p,) in c.execute(text("SELECT path FROM images ORDER BY id"))]
     assert all(p.startswith("fsbytes:") for p in stored)
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(IntegrityError, match="(?i)unique"):
         ws.catalog.add_images([Image(sha256="c", path=odd)])
     ws.close()
 
 
-def test_image_filters(tmp_path: Path) -> None:
-    ws = _ws(tmp_path)
+def test_image_filters(tmp_path: Path, catalog_url: str | None) -> None:
+    ws = _ws(tmp_path, catalog_url)
     ids = _add(ws, 4)
     ws.catalog.add_images([Image(sha256="bad", path="/data/bad.png", readable=False, error="truncated image")])
     ws.catalog.add_images([Image(sha256=f"{0:064x}", path="/data/dup.png", duplicate_of=ids[0])])
@@ -90,8 +93,8 @@ def test_image_filters(tmp_path: Path) -> None:
     ws.close()
 
 
-def test_labels_history_versions_and_conflicts(tmp_path: Path) -> None:
-    ws = _ws(tmp_path)
+def test_labels_history_versions_and_conflicts(tmp_path: Path, catalog_url: str | None) -> None:
+    ws = _ws(tmp_path, catalog_url)
     (image_id,) = _add(ws, 1)
     c = ws.catalog
     assert c.set_label(image_id, "cat", origin="import", annotator="ann") == 1
@@ -108,8 +111,8 @@ def test_labels_history_versions_and_conflicts(tmp_path: Path) -> None:
     ws.close()
 
 
-def test_exclusions_are_undoable(tmp_path: Path) -> None:
-    ws = _ws(tmp_path)
+def test_exclusions_are_undoable(tmp_path: Path, catalog_url: str | None) -> None:
+    ws = _ws(tmp_path, catalog_url)
     ids = _add(ws, 3)
     c = ws.catalog
     first = c.exclude({ids[0]: "blurry", ids[1]: "duplicate"}, kind="curate", reason="quality pass")
@@ -127,8 +130,8 @@ def test_exclusions_are_undoable(tmp_path: Path) -> None:
     ws.close()
 
 
-def test_summary_and_catalog_hash(tmp_path: Path) -> None:
-    ws = _ws(tmp_path)
+def test_summary_and_catalog_hash(tmp_path: Path, catalog_url: str | None) -> None:
+    ws = _ws(tmp_path, catalog_url)
     ids = _add(ws, 4)
     c = ws.catalog
     c.add_images([Image(sha256="bad", path="/data/bad.png", readable=False, error="empty file (0 bytes)")])

@@ -26,9 +26,9 @@ from support.label import make_workspace
 
 
 @pytest.fixture
-def ws(tmp_path: Path):
-    # 3 classes x 8 digit PNGs, ids 1-8 / 9-16 / 17-24; the first 3 of each class labelled.
-    w = make_workspace(tmp_path)
+def ws(tmp_path: Path, catalog_url: str | None):
+    # 3 classes x 8 digit PNGs, ids 1-8 / 9-16 / 17-24; the first 3 of each class labelled; SQLite and PostgreSQL.
+    w = make_workspace(tmp_path, db_url=catalog_url)
     yield w
     w.close()
 

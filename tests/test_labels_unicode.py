@@ -216,6 +216,7 @@ def test_workspace_written_before_normalisation_is_merged_once(tmp_path: Path) -
     db = sqlite3.connect(tmp_path / "ws" / "catalog.sqlite")
     with db:
         db.execute("DELETE FROM meta WHERE key = 'labels_normalized'")
+        db.execute("DROP TABLE alembic_version")  # earlier picsift recorded no migration revision
         for image_id, label in zip(ids[:4], [NFD, NFD, NFC, " cat "], strict=True):
             db.execute("UPDATE images SET label = ?, label_version = 1 WHERE id = ?", (label, image_id))
             db.execute(

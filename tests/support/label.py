@@ -18,15 +18,20 @@ CLASSES = ["0", "1", "2"]
 
 
 def make_workspace(
-    tmp: Path, per_class: int = 8, labelled_per_class: int = 3, split: str | None = "train"
+    tmp: Path,
+    per_class: int = 8,
+    labelled_per_class: int = 3,
+    split: str | None = "train",
+    db_url: str | None = None,
 ) -> Workspace:
-    """3 digit classes, `per_class` PNGs each; the first `labelled_per_class` of each class labelled.
+    """3 digit classes, `per_class` PNGs each; the first `labelled_per_class` of each class labelled; the
+    catalog in `db_url` when given (else the workspace's catalog.sqlite).
 
     Image ids are assigned class by class in file order; the true class of every image is recorded
     in its folder name, so tests can reveal ground truth.
     """
     folder = write_digits(tmp / "digits", per_class=per_class, classes=len(CLASSES))
-    ws = Workspace.open(tmp / "ws", create=True)
+    ws = Workspace.open(tmp / "ws", create=True, db_url=db_url)
     rows = []
     for c in CLASSES:
         for f in sorted((folder / c).glob("*.png")):

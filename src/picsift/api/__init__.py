@@ -43,7 +43,7 @@ from picsift.api.improve import (
     ensemble,
     tune,
 )
-from picsift.api.ingest import WorkspaceStatus, import_images, status
+from picsift.api.ingest import WorkspaceInit, WorkspaceStatus, import_images, init_workspace, status
 from picsift.api.label import LabelExport, LabelServer, autolabel, cluster, export_labels, import_labels, label_server
 from picsift.api.train import (
     ExtractorInfo,
@@ -74,6 +74,7 @@ __all__ = [
     "ModelServer",
     "PredictResult",
     "TuneResult",
+    "WorkspaceInit",
     "WorkspaceStatus",
     "autolabel",
     "calibrate",
@@ -96,6 +97,7 @@ __all__ = [
     "feedback_reject",
     "import_images",
     "import_labels",
+    "init_workspace",
     "label_server",
     "list_extractors",
     "list_runs",

@@ -13,6 +13,57 @@ if TYPE_CHECKING:
     from picsift.ingest import ImportResult
 
 
+@dataclass(frozen=True)
+class WorkspaceInit:
+    """A workspace made or opened by `init_workspace` (`picsift init`): its folder, where its catalog lives
+    (`catalog`: the URL with its password masked), the back end ("sqlite" or "postgresql"), the catalog's
+    schema revision, the images it already holds and whether this call created the workspace."""
+
+    workspace: str
+    catalog: str
+    backend: str
+    schema_revision: str
+    images: int
+    created: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `picsift init --json` object."""
+        return dataclasses.asdict(self)
+
+
+def init_workspace(workspace: WorkspaceArg = None, *, catalog: str | None = None) -> WorkspaceInit:
+    """Create a workspace (`picsift init`), its catalog in `catalog` (a SQLAlchemy URL such as
+    postgresql+psycopg://user@host/db) or, by default, in the folder's catalog.sqlite; then open the catalog,
+    creating or upgrading its tables.
+
+    The URL is recorded, without any password, in the workspace's workspace.json, and every command that
+    opens the workspace uses it. A PostgreSQL password comes from $PGPASSWORD, ~/.pgpass or
+    $PICSIFT_CATALOG_PASSWORD (a password in `catalog` serves this call only). Running it again on the same
+    workspace changes nothing. Raises ConfigError (not a SQLite or PostgreSQL URL), WorkspaceError (the
+    workspace already has another catalog, the database cannot be reached, or holds a newer picsift's catalog).
+    """
+    from picsift.store import Workspace, default_workspace_path, is_workspace
+    from picsift.store.migrate import current_revision
+
+    root = workspace_path(workspace) or default_workspace_path()
+    existed = is_workspace(root)
+    ws = Workspace.open(root, create=True, db_url=catalog)
+    try:
+        cat = ws.catalog
+        with cat.engine.connect() as conn:
+            revision = current_revision(conn) or ""
+        return WorkspaceInit(
+            workspace=str(ws.root),
+            catalog=cat.url,
+            backend=cat.backend,
+            schema_revision=revision,
+            images=cat.count(),
+            created=not existed,
+        )
+    finally:
+        ws.close()
+
+
 def import_images(
     source: str | Path,
     *,
@@ -75,6 +126,7 @@ class WorkspaceStatus:
     split_origins: dict[str, int]
     sources: dict[str, int]
     imports: list[dict[str, Any]]
+    catalog: str = ""  # where the catalog lives: its database URL, password masked
 
     def to_dict(self) -> dict[str, Any]:
         """The `picsift status --json` object (same keys, same order)."""

@@ -1,8 +1,9 @@
-"""`picsift import`, `picsift status`."""
+"""`picsift init`, `picsift import`, `picsift status`."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,7 +18,8 @@ _SHOW = 15  # problem files listed in the terminal; --json lists them all
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `import` and `status` commands to `app`."""
+    """Add the `init`, `import` and `status` commands to `app`."""
+    app.command("init")(init)
     app.command("import")(import_)
     app.command("status")(status)
 
@@ -38,6 +40,41 @@ def _print_issues(title: str, issues: list[dict[str, Any]]) -> None:
     if len(issues) > _SHOW:
         table.add_row(f"... and {len(issues) - _SHOW} more (see --json)", "")
     console.print(table)
+
+
+@handle_errors
+def init(
+    workspace: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Workspace folder (default ./picsift-workspace or $PICSIFT_WORKSPACE).", show_default=False
+        ),
+    ] = None,
+    catalog: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep the catalog in this database, e.g. postgresql+psycopg://user@host/db (default: "
+            "catalog.sqlite in the workspace). The password comes from $PGPASSWORD, ~/.pgpass or "
+            "$PICSIFT_CATALOG_PASSWORD and is never stored."
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a workspace, its catalog in the folder (SQLite) or in a PostgreSQL database shared by several machines."""
+    result = api.init_workspace(
+        workspace if workspace is not None else os.environ.get("PICSIFT_WORKSPACE"), catalog=catalog
+    )
+    if json_out:
+        print_json(result.to_dict())
+        return
+    verb = "created" if result.created else "opened"
+    console.print(f"{verb} workspace [bold]{escape(_shown(result.workspace))}[/]", markup=True, highlight=False)
+    console.print(
+        f"  catalog: {result.catalog} ({result.backend}, schema revision {result.schema_revision}, "
+        f"{result.images} images)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @handle_errors
@@ -108,6 +145,7 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
         print_json(info)
         return
     console.print(f"workspace [bold]{escape(_shown(info['workspace']))}[/]", markup=True, highlight=False)
+    console.print(f"  catalog: {info['catalog']}", highlight=False, soft_wrap=True)
     console.print(
         f"  {info['images']} images: {info['readable']} readable, {len(info['unreadable'])} unreadable, "
         f"{info['exact_duplicates']} exact duplicates, {info['excluded']} excluded; "

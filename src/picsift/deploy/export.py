@@ -159,9 +159,9 @@ def sample_images(run_dir: Path, dc: DataConfig, classes: list[str], n: int, see
         run = RunFolder(run_dir)
         data = run.read_data_split()
         ws_root = Path(run.read_env()["workspace"])
-        if (ws_root / "catalog.sqlite").exists():
-            from picsift.store import Workspace
+        from picsift.store import Workspace, is_workspace
 
+        if is_workspace(ws_root):
             ws = Workspace.open(ws_root)
             try:
                 ids = list(data.get("test_ids", [])) + list(data.get("val_ids", []))

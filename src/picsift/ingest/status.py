@@ -19,7 +19,8 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
     Keys: workspace, images, readable, unreadable (list of {path, reason}), missing (readable rows whose
     file is gone from disk: moved or deleted since import), labeled, unlabeled, exact_duplicates,
     excluded, exclusions ({reason: n}, active), classes, splits ({split: {class: n}}, readable and not
-    excluded), split_origins, sources ({kind: n}), imports (list), catalog_hash.
+    excluded), split_origins, sources ({kind: n}), imports (list), catalog_hash, catalog (its database URL,
+    password masked).
     """
     ws = Workspace.open(workspace)
     try:
@@ -56,6 +57,7 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
         return {
             "workspace": str(ws.root),
             **summary,
+            "catalog": catalog.url,
             "missing": missing,
             "exclusions": dict(exclusions.most_common()),
             "split_origins": origins,

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from picsift.ingest.files import Probed
 from picsift.ingest.splits import stratified_split
 from picsift.store import Catalog
-from picsift.store.schema import ClassName, Image, ImportRecord, LabelEvent, utcnow
+from picsift.store.catalog import declare_classes
+from picsift.store.schema import Image, ImportRecord, LabelEvent, utcnow
 
 BATCH = 1000
 T = TypeVar("T")
@@ -175,9 +176,7 @@ def _update_known(s: Session, old: _Known, p: Probed, first_by_sha: dict[str, _K
 
 
 def _declare_classes(s: Session, probed: Sequence[Probed]) -> None:
-    labels = {p.entry.label for p in probed if p.entry.label}
-    declared = set(s.scalars(select(ClassName.name).where(ClassName.name.in_(sorted(labels)))))
-    s.add_all(ClassName(name=name) for name in sorted(labels - declared))
+    declare_classes(s, (p.entry.label for p in probed if p.entry.label))
 
 
 def _insert_unique(

@@ -12,7 +12,7 @@ from pathlib import Path
 from picsift.errors import RunNotFoundError, WorkspaceError
 from picsift.filenames import inside, safe_filename
 from picsift.runs.folder import RunFolder
-from picsift.store import Workspace
+from picsift.store import Workspace, is_workspace
 
 
 def new_run_dir(ws: Workspace, name: str) -> RunFolder:
@@ -100,7 +100,7 @@ def run_workspace(run: RunFolder, ws: Workspace | None = None) -> Workspace:
         return ws
     recorded = run.read_env_if_any().get("workspace")
     for root in (run.path.parent.parent, Path(recorded) if recorded else None):
-        if root is not None and (root / "catalog.sqlite").exists():
+        if root is not None and is_workspace(root):
             return Workspace.open(root)
     raise WorkspaceError(
         f"run {run.name} was trained in workspace {recorded!r}, which is not there any more: "

@@ -1,6 +1,6 @@
-"""Storage: the workspace folder and its SQLite catalog."""
+"""Storage: the workspace folder and its catalog (SQLite in the folder, or a PostgreSQL database)."""
 
 from picsift.store.catalog import Catalog, ImageRow, LabelConflictError
-from picsift.store.workspace import Workspace, default_workspace_path
+from picsift.store.workspace import Workspace, default_workspace_path, is_workspace
 
-__all__ = ["Catalog", "ImageRow", "LabelConflictError", "Workspace", "default_workspace_path"]
+__all__ = ["Catalog", "ImageRow", "LabelConflictError", "Workspace", "default_workspace_path", "is_workspace"]

@@ -10,14 +10,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, inspect, select, text, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
+from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from picsift.errors import ConflictError, LabelError, NotFoundError, PicsiftError, WorkspaceError
+from picsift.errors import ConflictError, NotFoundError, PicsiftError, WorkspaceError
 from picsift.jsonio import dumps
 from picsift.labels_text import normalize_label, normalize_optional_label
+from picsift.store import catalog_url
+from picsift.store.migrate import upgrade_catalog
 from picsift.store.schema import (
     SCHEMA_VERSION,
     Action,
@@ -32,7 +36,6 @@ from picsift.store.schema import (
 )
 
 logger = logging.getLogger(__name__)
-_LABELS_NORMALIZED = "labels_normalized"  # meta key: stored labels were brought to normalize_label's form
 
 
 class LabelConflictError(ConflictError):
@@ -73,13 +76,6 @@ class ImageRow:
         return cls(**{f.name: getattr(image, f.name) for f in fields(cls)})
 
 
-def _normalized_or_none(label: Any) -> str | None:
-    try:
-        return normalize_label(label)
-    except LabelError:  # an empty legacy label is left as it was
-        return None
-
-
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the labelling server read while a training run writes; busy_timeout avoids spurious
@@ -90,66 +86,77 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """A SQLAlchemy engine for `url` with strict JSON columns (NaN -> null); SQLite connections get WAL,
-    a 10 s busy timeout and foreign keys on."""
-    engine = create_engine(url, future=True, json_serializer=dumps)  # JSON columns strict too: NaN -> null
-    if url.startswith("sqlite"):
-        event.listen(engine, "connect", _sqlite_pragmas)
+def make_engine(url: str | URL) -> Engine:
+    """A SQLAlchemy engine for the catalog at `url` with strict JSON columns (NaN -> null).
+
+    SQLite connections get WAL, a 10 s busy timeout and foreign keys on. PostgreSQL connections (psycopg 3)
+    get the password from $PICSIFT_CATALOG_PASSWORD when the URL has none (else libpq's $PGPASSWORD or
+    ~/.pgpass), a 10 s connect timeout and a 10 s lock timeout (the counterpart of SQLite's busy timeout),
+    and are checked before use (a restarted server). ConfigError for a URL that is neither.
+    """
+    parsed = catalog_url.with_password(url)
+    if parsed.get_backend_name() == "postgresql":
+        connect_args: dict[str, Any] = {"connect_timeout": 10}
+        if "options" not in parsed.query:
+            connect_args["options"] = "-c lock_timeout=10000"
+        return create_engine(parsed, json_serializer=dumps, pool_pre_ping=True, connect_args=connect_args)
+    engine = create_engine(parsed, json_serializer=dumps)  # JSON columns strict too: NaN -> null
+    event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def insert_ignoring_duplicates(session: Session, table: type[Base], rows: list[dict[str, Any]]) -> None:
+    """INSERT `rows` into `table`, skipping any whose primary or unique key is already there (SQLite's
+    INSERT OR IGNORE, PostgreSQL's ON CONFLICT DO NOTHING): safe when two writers add the same row at once."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(table).on_conflict_do_nothing(), rows)
+
+
+def declare_classes(session: Session, names: Iterable[str]) -> None:
+    """Declare each class name not declared yet (in the session's transaction; concurrent writers declaring the
+    same new class do not collide)."""
+    now = utcnow()
+    insert_ignoring_duplicates(session, ClassName, [{"name": n, "created_at": now} for n in sorted(set(names))])
 
 
 class Catalog:
     """Images, labels, splits, exclusions and runs of one workspace."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.engine = make_engine(url)
-        Base.metadata.create_all(self.engine)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        with self.session() as s:
-            found = s.get(Meta, "schema_version")
-            if found is None:
-                s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif int(found.value) > SCHEMA_VERSION:
-                raise WorkspaceError(
-                    f"catalog {url} has schema version {found.value}; this picsift reads up to "
-                    f"{SCHEMA_VERSION}: upgrade picsift"
-                )
-        self._normalize_stored_labels()
+    def __init__(self, url: str | URL) -> None:
+        """Open the catalog database at `url` (SQLite or PostgreSQL), creating or upgrading its schema with the
+        packaged migrations. `url` (the attribute) is the URL with its password masked.
 
-    def _normalize_stored_labels(self) -> None:
-        """Once per catalog: labels stored before they were normalised (a macOS NFD folder name next to
-        an NFC manifest cell) are rewritten to `normalize_label`'s form, merging the two classes."""
+        WorkspaceError when the database cannot be reached, or holds a catalog of a newer picsift;
+        ConfigError for a URL that names neither back end.
+        """
+        self.url = catalog_url.shown(catalog_url.parse(url))
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
+            upgrade_catalog(self.engine, self.url)
             with self.session() as s:
-                if s.get(Meta, _LABELS_NORMALIZED) is not None:
-                    return
-                conn = s.connection()
-                # Plain SQL: the LabelText columns would normalise the old value in the WHERE clause too.
-                present = set(inspect(conn).get_table_names())
-                for table in ("images", "labels", "feedback"):
-                    if table not in present:
-                        continue
-                    query = text(f"SELECT DISTINCT label FROM {table} WHERE label IS NOT NULL")
-                    for old in conn.execute(query).scalars().all():
-                        new = _normalized_or_none(old)
-                        if new is not None and new != old:
-                            change = text(f"UPDATE {table} SET label = :new WHERE label = :old")
-                            conn.execute(change, {"new": new, "old": old})
-                names = set(conn.execute(text("SELECT name FROM classes")).scalars().all())
-                for old in sorted(names):
-                    new = _normalized_or_none(old)
-                    if new is None or new == old:
-                        continue
-                    if new in names:
-                        conn.execute(text("DELETE FROM classes WHERE name = :old"), {"old": old})
-                    else:
-                        conn.execute(text("UPDATE classes SET name = :new WHERE name = :old"), {"new": new, "old": old})
-                        names.add(new)
-                s.merge(Meta(key=_LABELS_NORMALIZED, value="1"))
-        except (OperationalError, IntegrityError) as e:  # read-only, or another process is doing it: next time
-            logger.warning("could not normalise the stored labels of %s yet: %s", self.url, e)
+                found = s.get(Meta, "schema_version")
+        except OperationalError as e:
+            self.engine.dispose()
+            hint = f" (a password is read from {catalog_url.PASSWORD_SOURCES})" if self.backend == "postgresql" else ""
+            raise WorkspaceError(f"cannot open catalog {self.url}: {str(e.orig).strip()}{hint}") from e
+        except BaseException:
+            self.engine.dispose()
+            raise
+        if found is not None and int(found.value) > SCHEMA_VERSION:
+            self.engine.dispose()
+            raise WorkspaceError(
+                f"catalog {self.url} has schema version {found.value}; this picsift reads up to "
+                f"{SCHEMA_VERSION}: upgrade picsift"
+            )
+
+    @property
+    def backend(self) -> str:
+        """The database behind the catalog: "sqlite" or "postgresql"."""
+        return self.engine.dialect.name
 
     def close(self) -> None:
         """Dispose of the engine's connections."""
@@ -236,8 +243,7 @@ class Catalog:
         """Declare a class (normalised by `normalize_label`; LabelError when empty)."""
         name = normalize_label(name)
         with self.session() as s:
-            if s.get(ClassName, name) is None:
-                s.add(ClassName(name=name))
+            declare_classes(s, [name])
 
     # ---- labels -------------------------------------------------------------------------------
     def set_label(
@@ -285,8 +291,8 @@ class Catalog:
                     confidence=confidence,
                 )
             )
-            if label is not None and s.get(ClassName, label) is None:
-                s.add(ClassName(name=label))
+            if label is not None:
+                declare_classes(s, [label])
             version = s.scalar(select(Image.label_version).where(Image.id == image_id))
             return int(version or 0)
 
@@ -476,8 +482,7 @@ class Catalog:
             declared = s.get(ClassName, old)
             if declared is not None:
                 s.delete(declared)
-            if s.get(ClassName, new) is None:
-                s.add(ClassName(name=new))
+            declare_classes(s, [new])
         return len(ids)
 
     # ---- exclusions (reversible) --------------------------------------------------------------
@@ -487,7 +492,7 @@ class Catalog:
             action = Action(kind=kind, actor=actor, reason=reason, payload={"count": len(image_reasons)})
             s.add(action)
             s.flush()
-            for image_id, why in image_reasons.items():
+            for image_id, why in sorted(image_reasons.items()):  # one row-lock order for every writer: no deadlock
                 s.add(Exclusion(image_id=image_id, action_id=action.id, reason=why, actor=actor))
                 s.execute(update(Image).where(Image.id == image_id).values(excluded=True))
             return int(action.id)
@@ -550,8 +555,11 @@ class Catalog:
     # ---- runs ---------------------------------------------------------------------------------
     def record_run(self, run_id: str, path: str, model: str, catalog_hash: str, metrics: dict) -> None:
         """Insert or replace the catalog's record of run `run_id`: its path, model, catalog hash and metrics."""
+        row = {"id": run_id, "path": path, "model": model, "catalog_hash": catalog_hash, "metrics": metrics}
         with self.session() as s:
-            s.merge(RunRecord(id=run_id, path=path, model=model, catalog_hash=catalog_hash, metrics=metrics))
+            insert = pg_insert if self.backend == "postgresql" else sqlite_insert
+            stmt = insert(RunRecord).values(created_at=utcnow(), **row)
+            s.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=row))
 
     # ---- summaries ----------------------------------------------------------------------------
     def catalog_hash(self) -> str:

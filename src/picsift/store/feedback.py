@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import DateTime, Float, ForeignKey, Integer, Text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from picsift.store.schema import Base, LabelText, utcnow
+from picsift.store.schema import Base, BoundedText, LabelText, utcnow
 
 FEEDBACK_STATUSES = ("pending", "accepted", "rejected")
 
@@ -25,16 +25,16 @@ class Feedback(Base):
     __tablename__ = "feedback"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    prediction_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    prediction_id: Mapped[str | None] = mapped_column(BoundedText(64), nullable=True, index=True)
     label: Mapped[str] = mapped_column(LabelText(200))
     comment: Mapped[str] = mapped_column(Text, default="")
-    predicted_label: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    predicted_label: Mapped[str | None] = mapped_column(BoundedText(200), nullable=True)
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
-    model_version: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    model_version: Mapped[str | None] = mapped_column(BoundedText(200), nullable=True)
+    sha256: Mapped[str | None] = mapped_column(BoundedText(64), nullable=True, index=True)
     image_path: Mapped[str | None] = mapped_column(Text, nullable=True)  # relative to the workspace root
-    status: Mapped[str] = mapped_column(String(12), default="pending", index=True)
-    reviewer: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    status: Mapped[str] = mapped_column(BoundedText(12), default="pending", index=True)
+    reviewer: Mapped[str | None] = mapped_column(BoundedText(100), nullable=True)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id"), nullable=True)  # set on accept
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from picsift.data.formats import suffix_for_format
 from picsift.data.images import probe
@@ -213,6 +214,14 @@ class FeedbackStore:
         path = (self.ws.root / item.image_path).resolve()
         if not path.is_file():
             raise WorkspaceError(f"feedback {item.id}: its image {path} is missing from the workspace")
+        try:
+            return self._catalogued(item, path)
+        except IntegrityError:  # another reviewer accepted the same bytes at this moment: use their row
+            return self._catalogued(item, path)
+
+    def _catalogued(self, item: FeedbackItem, path: Path) -> int:
+        """The id of the first catalog image with the item's bytes, added (split "feedback") when there is none."""
+        assert item.sha256 is not None
         with self.ws.catalog.session() as s:
             existing = s.scalars(
                 select(Image).where(Image.sha256 == item.sha256, Image.duplicate_of.is_(None)).order_by(Image.id)

@@ -1,4 +1,5 @@
-"""Catalog tables (SQLAlchemy 2.0 ORM). SQLite by default; any SQLAlchemy URL works.
+"""Catalog tables (SQLAlchemy 2.0 ORM) on SQLite (the default) or PostgreSQL. The schema in a database is made
+and upgraded by the Alembic migrations in `picsift/store/migrations` (see `picsift.store.migrate`).
 
 One row per image *file* in `images`. The same bytes seen under a second path get their own row
 with `duplicate_of` pointing at the first, so nothing is silently dropped. Labels are an append-only
@@ -15,7 +16,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from picsift.labels_text import normalize_label
 
@@ -59,12 +60,23 @@ class FsPath(TypeDecorator[str]):
         return value
 
 
+def BoundedText(length: int) -> TypeEngine[str]:
+    """VARCHAR(`length`) on SQLite (which never enforces the bound) and TEXT on PostgreSQL (which would): a long
+    run name or a client's prediction id is stored alike on both back ends."""
+    return String(length).with_variant(Text(), "postgresql")
+
+
 class LabelText(TypeDecorator[str]):
     """A label (class name): every value written or compared is in the one normal form of
-    `normalize_label` (NFC, stripped), so no write path can store two spellings of one class."""
+    `normalize_label` (NFC, stripped), so no write path can store two spellings of one class.
+    VARCHAR on SQLite, TEXT on PostgreSQL (see `BoundedText`)."""
 
     impl = String
     cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.impl = BoundedText(length)  # type: ignore[assignment]  # an instance, as TypeDecorator keeps it
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         """The label in `normalize_label`'s form (None stays None). LabelError when it is empty."""
@@ -83,17 +95,17 @@ class Image(Base):
     __tablename__ = "images"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    sha256: Mapped[str] = mapped_column(BoundedText(64), index=True)
     path: Mapped[str] = mapped_column(FsPath, unique=True)
     source: Mapped[str] = mapped_column(FsPath, default="")
-    source_kind: Mapped[str] = mapped_column(String(16), default="folder")
+    source_kind: Mapped[str] = mapped_column(BoundedText(16), default="folder")
     byte_size: Mapped[int] = mapped_column(Integer, default=0)
     width: Mapped[int | None] = mapped_column(Integer, nullable=True)
     height: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    format: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    format: Mapped[str | None] = mapped_column(BoundedText(16), nullable=True)
+    mode: Mapped[str | None] = mapped_column(BoundedText(16), nullable=True)
     n_frames: Mapped[int] = mapped_column(Integer, default=1)
-    exif_time: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    exif_time: Mapped[str | None] = mapped_column(BoundedText(32), nullable=True)
     exif_camera: Mapped[str | None] = mapped_column(Text, nullable=True)
     gps_lat: Mapped[float | None] = mapped_column(Float, nullable=True)
     gps_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -101,8 +113,8 @@ class Image(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     label: Mapped[str | None] = mapped_column(LabelText(200), nullable=True, index=True)
     label_version: Mapped[int] = mapped_column(Integer, default=0)
-    split: Mapped[str | None] = mapped_column(String(8), nullable=True, index=True)
-    split_origin: Mapped[str | None] = mapped_column(String(8), nullable=True)  # "source" or "auto"
+    split: Mapped[str | None] = mapped_column(BoundedText(8), nullable=True, index=True)
+    split_origin: Mapped[str | None] = mapped_column(BoundedText(8), nullable=True)  # "source" or "auto"
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("images.id"), nullable=True)
     excluded: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id"), nullable=True)
@@ -119,9 +131,9 @@ class LabelEvent(Base):
     label: Mapped[str | None] = mapped_column(LabelText(200), nullable=True)
     # accepted: the image's label; proposed: awaiting review; rejected: a refused proposal;
     # superseded: an accepted label later replaced.
-    status: Mapped[str] = mapped_column(String(12), default="accepted", index=True)
-    origin: Mapped[str] = mapped_column(String(16), default="import")  # import|manual|model|cluster|feedback
-    annotator: Mapped[str] = mapped_column(String(100), default="picsift")
+    status: Mapped[str] = mapped_column(BoundedText(12), default="accepted", index=True)
+    origin: Mapped[str] = mapped_column(BoundedText(16), default="import")  # import|manual|model|cluster|feedback
+    annotator: Mapped[str] = mapped_column(BoundedText(100), default="picsift")
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -142,7 +154,7 @@ class ImportRecord(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source: Mapped[str] = mapped_column(FsPath)
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(BoundedText(16))
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
 
@@ -153,8 +165,8 @@ class Action(Base):
     __tablename__ = "actions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    actor: Mapped[str] = mapped_column(String(100), default="picsift")
+    kind: Mapped[str] = mapped_column(BoundedText(32))
+    actor: Mapped[str] = mapped_column(BoundedText(100), default="picsift")
     reason: Mapped[str] = mapped_column(Text, default="")
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -170,7 +182,7 @@ class Exclusion(Base):
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
     action_id: Mapped[int | None] = mapped_column(ForeignKey("actions.id"), nullable=True, index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
-    actor: Mapped[str] = mapped_column(String(100), default="picsift")
+    actor: Mapped[str] = mapped_column(BoundedText(100), default="picsift")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
 
@@ -180,10 +192,10 @@ class RunRecord(Base):
 
     __tablename__ = "runs"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(BoundedText(64), primary_key=True)
     path: Mapped[str] = mapped_column(Text)
-    model: Mapped[str] = mapped_column(String(100))
-    catalog_hash: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(BoundedText(100))
+    catalog_hash: Mapped[str] = mapped_column(BoundedText(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     metrics: Mapped[dict] = mapped_column(JSON, default=dict)
 
@@ -193,5 +205,5 @@ class Meta(Base):
 
     __tablename__ = "meta"
 
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(BoundedText(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)

@@ -17,7 +17,7 @@ from picsift.deploy.server.batching import MicroBatcher
 from picsift.deploy.server.metrics import Metrics
 from picsift.deploy.server.prediction_log import PredictionLog
 from picsift.deploy.server.settings import ServerSettings
-from picsift.store import Workspace
+from picsift.store import Workspace, is_workspace
 
 log = logging.getLogger("picsift.serve")
 
@@ -39,7 +39,7 @@ def default_workspace(bundle: Path) -> Path:
         ws = read_bundle_meta(bundle).get("workspace")
     except Exception:
         ws = None
-    if ws and (Path(ws) / "catalog.sqlite").exists():
+    if ws and is_workspace(ws):
         return Path(ws)
     return bundle.resolve().parent / "picsift-workspace"
 
