@@ -143,9 +143,9 @@ def test_init_records_the_catalog_and_every_command_uses_it(tmp_path: Path, cata
 
 def test_a_url_that_is_not_sqlite_or_postgres_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="SQLite or PostgreSQL, not 'mysql'"):
-        api.init_workspace(tmp_path / "ws", catalog="mysql://u:secret@host/db")
+        api.init_workspace(workspace=tmp_path / "ws", catalog="mysql://u:secret@host/db")
     with pytest.raises(ConfigError, match="not a catalog URL"):
-        api.init_workspace(tmp_path / "ws", catalog="not a url")
+        api.init_workspace(workspace=tmp_path / "ws", catalog="not a url")
     result = CliRunner().invoke(build_app(), ["init", str(tmp_path / "w2"), "--catalog", "mysql://u:secret@h/db"])
     assert result.exit_code == 2 and "secret" not in result.output and "***" in result.output
 

@@ -66,11 +66,11 @@ def _current_user() -> str:
     return getpass.getuser()
 
 
-def start_cluster() -> Cluster | None:
+def start_cluster(durable: bool = False) -> Cluster | None:
     """initdb + pg_ctl start in a new temporary folder; None when the PostgreSQL server tools are not installed.
 
-    Durability is off (fsync, full page writes): the cluster lives for one test session. RuntimeError with the
-    server's log when it does not start.
+    Durability is off (fsync, full page writes, synchronous commit) unless `durable` (benchmarks): the cluster
+    lives for one test session. RuntimeError with the server's log when it does not start.
     """
     initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
     if initdb is None or pg_ctl is None:
@@ -92,10 +92,9 @@ def start_cluster() -> Cluster | None:
         raise RuntimeError(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
     hba = data / "pg_hba.conf"  # one role must give a password (the password tests); every other one is trusted
     hba.write_text(f"local all {PASSWORD_ROLE} scram-sha-256\n" + hba.read_text())
-    settings = (
-        f"-c listen_addresses='' -c unix_socket_directories='{folder}' -p {_PORT} -c fsync=off "
-        "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200"
-    )
+    settings = f"-c listen_addresses='' -c unix_socket_directories='{folder}' -p {_PORT} -c max_connections=200"
+    if not durable:
+        settings += " -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
     start = subprocess.run(
         _as_owner([pg_ctl, "-D", str(data), "-o", settings, "-l", str(folder / "server.log"), "-w", "start"], owner),
         capture_output=True,

@@ -31,7 +31,7 @@ class WorkspaceInit:
         return dataclasses.asdict(self)
 
 
-def init_workspace(workspace: WorkspaceArg = None, *, catalog: str | None = None) -> WorkspaceInit:
+def init_workspace(*, workspace: WorkspaceArg = None, catalog: str | None = None) -> WorkspaceInit:
     """Create a workspace (`picsift init`), its catalog in `catalog` (a SQLAlchemy URL such as
     postgresql+psycopg://user@host/db) or, by default, in the folder's catalog.sqlite; then open the catalog,
     creating or upgrading its tables.

@@ -61,9 +61,7 @@ def init(
     json_out: JsonOpt = False,
 ) -> None:
     """Create a workspace, its catalog in the folder (SQLite) or in a PostgreSQL database shared by several machines."""
-    result = api.init_workspace(
-        workspace if workspace is not None else os.environ.get("PICSIFT_WORKSPACE"), catalog=catalog
-    )
+    result = api.init_workspace(workspace=workspace, catalog=catalog)
     if json_out:
         print_json(result.to_dict())
         return
