@@ -9,6 +9,7 @@ SQLite a write lock (`BEGIN IMMEDIATE`) on a connection of its own in which DDL 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,9 +38,14 @@ def alembic_config() -> Config:
     return cfg
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str:
     """The newest migration revision this picsift knows."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = _scripts().get_current_head()
     assert head is not None  # the baseline always exists
     return head
 
@@ -63,7 +69,7 @@ def upgrade_catalog(engine: Engine, shown_url: str) -> None:
         current = current_revision(conn)
     if current == head:
         return
-    known = {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    known = {s.revision for s in _scripts().walk_revisions()}
     if current is not None and current not in known:
         raise WorkspaceError(
             f"catalog {shown_url} has schema revision {current}, newer than this picsift knows ({head}): "
