@@ -268,3 +268,29 @@ def test_concurrent_labelling_and_feedback_lose_no_write(tmp_path: Path, catalog
     assert len(store.items("accepted")) == 4 and len(store.items("pending")) == 4
     assert {label for _, label, _ in applied} | {"fb-0"} <= set(c.classes())  # every class written was declared
     ws.close()
+
+
+def test_commands_opening_a_new_catalog_at_once_migrate_it_once(tmp_path: Path, catalog_url: str | None) -> None:
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def opener() -> None:
+        try:
+            ws = Workspace.open(tmp_path / "ws", create=True, db_url=catalog_url)
+            start.wait()
+            ws.catalog.count()  # the first use opens the catalog: all six at once find it new
+            ws.close()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=opener) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    ws = Workspace.open(tmp_path / "ws")
+    with ws.catalog.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM meta WHERE key = 'schema_version'")).scalar() == 1
+    ws.close()
