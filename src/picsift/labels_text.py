@@ -3,9 +3,7 @@
 The same word can be spelt with different code points: macOS stores file names decomposed (NFD,
 "e" + U+0300 for "è"), while most editors write composed text (NFC, U+00E8). Both print the same,
 so picsift keeps labels in Unicode Normalization Form C (Unicode Standard Annex #15) with the
-surrounding white space removed; two spellings of one class are then one class. A label is a name a person
-reads and picsift writes as a folder name, so control characters (NUL, line breaks) and names longer than
-MAX_LABEL_CHARS are refused wherever a label enters: a folder, a label file, the web apps.
+surrounding white space removed; two spellings of one class are then one class.
 """
 
 from __future__ import annotations
@@ -14,25 +12,17 @@ import unicodedata
 
 from picsift.errors import LabelError
 
-MAX_LABEL_CHARS = 200  # a class name is shown in tables and used as a folder name (255 bytes at most)
-
 
 def normalize_label(text: object) -> str:
     """`text` in NFC with surrounding white space stripped: " crème " (any spelling) -> "crème".
 
-    Raises LabelError when `text` is not a string, is empty after stripping, holds a control character or is
-    longer than MAX_LABEL_CHARS.
+    Raises LabelError when `text` is not a string or is empty after stripping.
     """
     if not isinstance(text, str):
         raise LabelError(f"a label must be text, got {type(text).__name__}")
     label = unicodedata.normalize("NFC", text).strip()
     if not label:
         raise LabelError(f"a label cannot be empty or only spaces (got {text!r})")
-    if len(label) > MAX_LABEL_CHARS:
-        raise LabelError(f"a label is at most {MAX_LABEL_CHARS} characters long; got {len(label)}: {label[:40]!r}...")
-    bad = next((c for c in label if unicodedata.category(c) == "Cc"), None)
-    if bad is not None:
-        raise LabelError(f"a label cannot hold control characters such as {bad!r}; got {label[:80]!r}")
     return label
 
 

@@ -30,6 +30,7 @@ from picsift.store.feedback import Feedback, ensure_feedback_table
 from picsift.store.schema import Image, utcnow
 
 FEEDBACK_SPLIT = "feedback"
+MAX_LABEL_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,14 @@ class FeedbackItem:
 
 
 def validate_label(label: Any) -> str:
-    """The label in its normal form (`normalize_label`); LabelError (a ConfigError) when not text, empty, too
-    long or holding a control character."""
+    """The label in its normal form (`normalize_label`); ConfigError when not text, empty or too long."""
     try:
-        return normalize_label(label)
+        label = normalize_label(label)
     except LabelError as e:
-        raise LabelError(f"feedback needs a string 'label' (the correct class): {e}") from e
+        raise LabelError(f"feedback needs a non-empty string 'label' (the correct class): {e}") from e
+    if len(label) > MAX_LABEL_CHARS:
+        raise ConfigError(f"feedback label is {len(label)} characters long; at most {MAX_LABEL_CHARS} allowed")
+    return label
 
 
 class FeedbackStore:

@@ -58,8 +58,10 @@ def http_error_message(request: Request, status: int, detail: Any) -> str:
     """The message for a Starlette HTTP error: its own detail when it says more than the status's phrase."""
     text = detail if isinstance(detail, str) else str(detail)
     if text == UNPARSABLE_BODY:
-        ctype = request.headers.get("content-type") or "no content type"
-        return f"the request body cannot be parsed ({ctype}): send a JSON object with Content-Type: application/json"
+        return (
+            "the request body cannot be read as JSON (not UTF-8 text, or nested too deeply): send a JSON object "
+            "with Content-Type: application/json"
+        )
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
