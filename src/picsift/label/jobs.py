@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from picsift.errors import PicsiftError
 from picsift.runs import RunFolder
 
 log = logging.getLogger("picsift.label")
@@ -87,7 +88,10 @@ class Jobs:
                 job.result = work()
                 job.status = "done"
             except Exception as e:  # reported to the browser; the server keeps serving
-                log.exception("%s job %d failed", job.kind, job.id)
+                if isinstance(e, PicsiftError):  # a user's error (no trained run yet): its message says it all
+                    log.warning("%s job %d failed: %s", job.kind, job.id, e)
+                else:
+                    log.exception("%s job %d failed", job.kind, job.id)
                 job.error = f"{type(e).__name__}: {e}"
                 job.status = "failed"
             finally:

@@ -14,15 +14,15 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 
-from picsift.errors import PicsiftError
 from picsift.label.jobs import Jobs
 from picsift.label.scoring import PredictionCache
 from picsift.label_app.deps import require_same_origin, require_token
 from picsift.label_app.routers import classes, exclusions, feedback, images, jobs, labels, proposals, queue, static
 from picsift.label_app.settings import LabelSettings
-from picsift.web.errors import ApiError, error_response, picsift_error_response
+from picsift.web.errors import error_responses
+from picsift.web.handlers import install_error_handlers
 from picsift.web.hosts import HostCheck, allowed_host_names
 from picsift.web.responses import StrictJSONResponse
 
@@ -52,15 +52,8 @@ def create_app(settings: LabelSettings) -> FastAPI:
     app.state.jobs = Jobs()
     guard = [Depends(require_token), Depends(require_same_origin)]
     for module in (static, images, labels, classes, proposals, exclusions, feedback, queue, jobs):
-        app.include_router(module.router, dependencies=guard)
+        app.include_router(module.router, dependencies=guard, responses=error_responses(400, 401, 403, 421, 422))
 
-    @app.exception_handler(ApiError)
-    def api_error(_request: Request, exc: ApiError) -> StrictJSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
-
-    @app.exception_handler(PicsiftError)
-    def picsift_error(_request: Request, exc: PicsiftError) -> StrictJSONResponse:
-        return picsift_error_response(exc)
-
+    install_error_handlers(app)
     app.add_middleware(HostCheck, allowed=allowed_host_names(settings.host, settings.allowed_hosts))
     return app

@@ -54,6 +54,15 @@ def list_runs(ws: Workspace) -> list[RunFolder]:
     return sorted((RunFolder(p) for p in ws.runs_dir.iterdir() if RunFolder(p).has_artifact()), key=lambda r: r.path)
 
 
+def _is_dir(path: Path) -> bool:
+    """Whether `path` is a folder; False too for a name no folder can have (too long, a NUL character), as a
+    run name typed in a URL may be."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def open_run(ws: Workspace | None, run: str | Path | None) -> RunFolder:
     """A run id (or a unique prefix of one), a run folder, or None for the latest completed run of `ws`.
 
@@ -61,11 +70,11 @@ def open_run(ws: Workspace | None, run: str | Path | None) -> RunFolder:
     """
     if run is not None:
         candidate = Path(run)
-        if candidate.is_dir():
+        if _is_dir(candidate):
             return RunFolder(candidate.resolve())
         if ws is not None:
             by_id = ws.runs_dir / str(run)
-            if by_id.is_dir():
+            if _is_dir(by_id):
                 return RunFolder(by_id)
             matches = [r for r in list_runs(ws) if r.name.startswith(str(run))]
             if len(matches) == 1:
@@ -83,7 +92,7 @@ def open_run(ws: Workspace | None, run: str | Path | None) -> RunFolder:
 def locate_run(workspace: str | Path | None, run: str | Path | None) -> RunFolder:
     """What `--workspace W --run R` name: R as a folder needs no workspace; an id or None (the latest run)
     is looked up in W (default ./picsift-workspace or $PICSIFT_WORKSPACE)."""
-    if run is not None and Path(str(run)).is_dir():
+    if run is not None and _is_dir(Path(str(run))):
         return open_run(None, run)
     return open_run(Workspace.open(workspace), run)
 

@@ -36,6 +36,7 @@ from picsift.store.schema import (
 )
 
 logger = logging.getLogger(__name__)
+MAX_ID = 2**63 - 1  # the largest id a catalog stores (a signed 64-bit integer, SQLite and PostgreSQL alike)
 
 
 class LabelConflictError(ConflictError):
@@ -167,7 +168,8 @@ class Catalog:
         """A transaction: committed on success, rolled back on any error (nothing half-written).
 
         A picsift error raised while binding a value (an empty label, see `LabelText`) comes out as
-        itself rather than wrapped in SQLAlchemy's StatementError.
+        itself rather than wrapped in SQLAlchemy's StatementError; an id beyond SQLite's 64-bit integers
+        (sqlite3 refuses to bind it with OverflowError) is a NotFoundError: no record has it.
         """
         s = self._sessions()
         try:
@@ -178,6 +180,9 @@ class Catalog:
             if isinstance(e.orig, PicsiftError):
                 raise e.orig from e
             raise
+        except OverflowError as e:
+            s.rollback()
+            raise NotFoundError(f"no record has an id beyond the catalog's 64-bit integer range (at most {MAX_ID})") from e
         except BaseException:
             s.rollback()
             raise

@@ -1,10 +1,16 @@
 """One mapping from picsift's typed errors to HTTP responses, for every picsift web app.
 
 A route raises a typed error from `picsift.errors` (or an `ApiError` when it speaks HTTP itself); the app's
-exception handlers turn either into one JSON body, `{"error": CODE, "detail": MESSAGE}`.
+exception handlers (`picsift.web.handlers`) turn either into one JSON body, `{"error": CODE, "detail": MESSAGE}`,
+which the apps' OpenAPI schemas declare as `ErrorBody` (`error_responses`).
 """
 
 from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from picsift.errors import ConfigError, ConflictError, ImageDecodeError, NotFoundError, PicsiftError, RunNotFoundError
 from picsift.web.responses import StrictJSONResponse
@@ -16,6 +22,21 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer: a stable code and a message for a person. Some answers add fields
+    (a 409 of the labelling app lists the conflicts)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    detail: str
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` entries declaring `statuses` as answered with an `ErrorBody`."""
+    return {status: {"model": ErrorBody, "description": HTTPStatus(status).phrase} for status in statuses}
 
 
 def http_status(exc: PicsiftError, *, invalid_input: int = 400) -> int:
@@ -39,3 +60,9 @@ def error_response(status: int, code: str, message: str) -> StrictJSONResponse:
 def picsift_error_response(exc: PicsiftError, *, invalid_input: int = 400) -> StrictJSONResponse:
     """A typed error as a response: its class name is the code, its message the detail."""
     return error_response(http_status(exc, invalid_input=invalid_input), type(exc).__name__, str(exc))
+
+
+def conflict_response(body: dict[str, Any], code: str) -> StrictJSONResponse:
+    """409 for a request done only in part: `body` (what was done, the conflicts and a "detail" saying why)
+    with the error `code`, so it reads like every other error answer."""
+    return StrictJSONResponse({"error": code, **body}, status_code=409)

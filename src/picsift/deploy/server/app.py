@@ -11,16 +11,16 @@ from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 
 from picsift.deploy.server.inputs import BodyTooLarge
 from picsift.deploy.server.routers import admin, docs, feedback, health, metrics, model, predict
 from picsift.deploy.server.settings import SETTINGS_ENV, ServerSettings
 from picsift.deploy.server.state import ServerState
-from picsift.errors import ConfigError, PicsiftError
+from picsift.errors import ConfigError
 from picsift.version import __version__
-from picsift.web.errors import ApiError, error_response, picsift_error_response
+from picsift.web.errors import error_response
+from picsift.web.handlers import install_error_handlers
 from picsift.web.hosts import HostCheck
 from picsift.web.responses import StrictJSONResponse
 
@@ -104,27 +104,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     for r in (health.router, predict.router, model.router, feedback.router, admin.router, metrics.router, docs.router):
         app.include_router(r)
 
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, e: ApiError) -> StrictJSONResponse:
-        if e.status < 500:
-            state.metrics.input_errors.labels(code=e.code).inc()
-        return error_response(e.status, e.code, e.message)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, e: RequestValidationError) -> StrictJSONResponse:
-        parts = [f"{'.'.join(str(x) for x in err.get('loc', []))}: {err.get('msg')}" for err in e.errors()]
-        state.metrics.input_errors.labels(code="invalid_parameter").inc()
-        return error_response(422, "invalid_parameter", "; ".join(parts) or "invalid request")
-
-    @app.exception_handler(PicsiftError)
-    async def picsift_error(_: Request, e: PicsiftError) -> StrictJSONResponse:
-        return picsift_error_response(e, invalid_input=422)  # this API's convention: unusable input is 422
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, e: Exception) -> StrictJSONResponse:
-        log.exception("unexpected error")
-        return error_response(500, "internal_error", f"{type(e).__name__}: the server logged the details")
-
+    install_error_handlers(  # this API's convention: unusable input is 422
+        app, invalid_input=422, count=lambda code: state.metrics.input_errors.labels(code=code).inc()
+    )
     app.add_middleware(LimitsAndMetrics, state=state)
     # Outermost: a request for a host this server is not reached by (DNS rebinding), or a POST from another
     # site's page (CSRF: a form posting feedback or a reload to a key-less server on localhost), is refused first.

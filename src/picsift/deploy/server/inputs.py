@@ -97,13 +97,16 @@ def b64decode(value: Any, field: str) -> bytes:
 
 
 def parse_top_k(value: Any, default: int, num_classes: int) -> int:
-    """top_k as an int capped at `num_classes` (`default` when absent). ApiError 422 when not an integer >= 1."""
+    """top_k as an int capped at `num_classes` (`default` when absent). ApiError 422 when not an integer >= 1
+    (true, 2.5, NaN, Infinity and "abc" are not)."""
     if value is None or value == "":
         return min(default, num_classes)
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ApiError(422, "invalid_top_k", f"top_k must be an integer, got {value!r}")
     try:
-        k = int(value)
-    except (TypeError, ValueError) as e:
-        raise ApiError(422, "invalid_top_k", f"top_k must be an integer, got {value!r}") from e
+        k = int(value)  # a JSON 3 or 3.0, a form's "3"
+    except (TypeError, ValueError, OverflowError) as e:  # OverflowError: a JSON Infinity
+        raise ApiError(422, "invalid_top_k", f"top_k must be an integer, got {str(value)[:40]!r}") from e
     if k < 1:
         raise ApiError(422, "invalid_top_k", f"top_k must be at least 1, got {k}")
     return min(k, num_classes)

@@ -11,6 +11,9 @@ from starlette.datastructures import UploadFile
 from picsift.deploy.server.inputs import BodyTooLarge, b64decode
 from picsift.web.errors import ApiError
 
+BATCH_HINT = (
+    "send multipart/form-data with one field 'files' per image, or application/json {\"images\": [BASE64, ...]}"
+)
 SINGLE_HINT = "send multipart/form-data with the image in field 'file', or application/json {\"image\": BASE64}"
 
 
@@ -43,15 +46,18 @@ async def read_form(request: Request) -> dict[str, list[Any]]:
         await form.close()
 
 
-async def read_json(request: Request) -> dict[str, Any]:
-    """The JSON body as a dict. ApiError 400 when not valid JSON, 422 when not an object."""
+async def read_json(request: Request, *, hint: str = SINGLE_HINT) -> dict[str, Any]:
+    """The JSON body as a dict. ApiError 400 when not valid JSON (or nested too deeply for the parser), 422 when
+    not an object; `hint` says what to send."""
     body = await request.body()
     try:
         data = json.loads(body)
-    except ValueError as e:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {e}") from e
+    except ValueError as e:  # UnicodeDecodeError too: the body is not UTF-8
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {e}; {hint}") from e
+    except RecursionError as e:
+        raise ApiError(400, "invalid_json", f"the body is JSON nested too deeply to read; {hint}") from e
     if not isinstance(data, dict):
-        raise ApiError(422, "invalid_json", f"the JSON body must be an object, got {type(data).__name__}")
+        raise ApiError(422, "invalid_json", f"the JSON body must be an object, got {type(data).__name__}; {hint}")
     return data
 
 
@@ -108,7 +114,7 @@ async def read_many(request: Request, limit: int) -> tuple[list[bytes | ApiError
             )
         top_k = text_field(fields, "top_k")
     else:
-        body = await read_json(request)
+        body = await read_json(request, hint=BATCH_HINT)
         images = body.get("images")
         if not isinstance(images, list) or not images:
             raise ApiError(422, "missing_field", "JSON field 'images' must be a non-empty list of base64 strings")

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from picsift.label.edits import exclude_images, include_images, undo_exclusion
 from picsift.label_app.deps import AnnotatorDep, WorkspaceDep
 from picsift.label_app.schemas import ActionBody, ExcludeBody, IncludeBody
+from picsift.web.errors import conflict_response, error_responses
 from picsift.web.responses import StrictJSONResponse
 
 router = APIRouter(prefix="/api/exclusions", tags=["exclusions"])
@@ -20,24 +21,24 @@ def exclusions(ws: WorkspaceDep) -> list[dict[str, Any]]:
     return ws.catalog.exclusions()
 
 
-@router.post("")
+@router.post("", responses=error_responses(404))
 def exclude(body: ExcludeBody, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
     """POST /api/exclusions: exclude images from training as one undoable action; returns its id."""
     action_id = exclude_images(ws.catalog, body.image_ids, reason=body.reason, actor=who)
     return {"action_id": action_id, "excluded": body.image_ids}
 
 
-@router.post("/undo")
+@router.post("/undo", responses=error_responses(404))
 def undo(body: ActionBody, ws: WorkspaceDep) -> dict[str, Any]:
     """POST /api/exclusions/undo: undo an exclusion action; returns the images it included again."""
     return {"undone": body.action_id, "images": undo_exclusion(ws.catalog, body.action_id)}
 
 
-@router.post("/include")
+@router.post("/include", responses=error_responses(404, 409))
 def include(body: IncludeBody, ws: WorkspaceDep) -> StrictJSONResponse:
     """Include images again; 409 naming the action when that would bring back images not asked for."""
     out = include_images(ws.catalog, body.image_ids)
     result = {"undone": out.undone, "included": out.included, "conflicts": out.conflicts}
     if out.conflicts:
-        return StrictJSONResponse({**result, "detail": out.detail}, status_code=409)
+        return conflict_response({**result, "detail": out.detail}, "exclusion_conflict")
     return StrictJSONResponse(result)

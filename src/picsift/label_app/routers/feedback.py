@@ -12,9 +12,10 @@ from picsift.label.edits import feedback_plans, review_feedback, undo_feedback_a
 from picsift.label.thumbs import preview
 from picsift.label_app.deps import AnnotatorDep, SettingsDep, WorkspaceDep
 from picsift.label_app.routers.images import FULL_SIZE
-from picsift.label_app.schemas import FeedbackIds, FeedbackUndoBody
+from picsift.label_app.schemas import FeedbackIds, FeedbackUndoBody, PathId
 from picsift.store import Workspace
 from picsift.store.feedback_store import FeedbackStore
+from picsift.web.errors import conflict_response, error_responses
 from picsift.web.responses import StrictJSONResponse
 
 router = APIRouter(prefix="/api/feedback", tags=["feedback"])
@@ -29,8 +30,12 @@ def feedback(ws: WorkspaceDep, status: str | None = "pending") -> dict[str, Any]
     return {"items": [{**i.to_dict(), "plan": plans.get(i.id)} for i in items], "classes": ws.catalog.classes()}
 
 
-@router.get("/{feedback_id}/image")
-def feedback_image(feedback_id: int, ws: WorkspaceDep, settings: SettingsDep, full: bool = False) -> Response:
+@router.get(
+    "/{feedback_id}/image",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "A JPEG"}, **error_responses(404)},
+)
+def feedback_image(feedback_id: PathId, ws: WorkspaceDep, settings: SettingsDep, full: bool = False) -> Response:
     """The feedback's image as a JPEG: a thumbnail, or with `full` the single-image view's size."""
     item = FeedbackStore(ws).get(feedback_id)
     if not item.image_path:
@@ -50,11 +55,11 @@ def _reviewed(ids: list[int], ws: Workspace, who: str, accept: bool, confirm: bo
     out = review_feedback(FeedbackStore(ws), ids, reviewer=who, accept=accept, confirmed=confirm)
     body: dict[str, Any] = {"accepted" if accept else "rejected": out.done, "errors": out.errors}
     if out.errors:
-        return StrictJSONResponse({**body, "detail": out.detail}, status_code=409)
+        return conflict_response({**body, "detail": out.detail}, "feedback_not_reviewed")
     return StrictJSONResponse(body)
 
 
-@router.post("/accept")
+@router.post("/accept", responses=error_responses(404, 409))
 def accept(body: FeedbackIds, ws: WorkspaceDep, who: AnnotatorDep) -> StrictJSONResponse:
     """Accepted feedback enters the catalog labelled (split "feedback"), for `train --with-feedback`. Without
     "confirm": true, items that would create a class or relabel a labelled image are refused (409, listed
@@ -62,13 +67,13 @@ def accept(body: FeedbackIds, ws: WorkspaceDep, who: AnnotatorDep) -> StrictJSON
     return _reviewed(body.ids, ws, who, accept=True, confirm=body.confirm)
 
 
-@router.post("/reject")
+@router.post("/reject", responses=error_responses(404, 409))
 def reject(body: FeedbackIds, ws: WorkspaceDep, who: AnnotatorDep) -> StrictJSONResponse:
     """POST /api/feedback/reject: reject feedback items; 409 listing under errors those that could not be rejected."""
     return _reviewed(body.ids, ws, who, accept=False)
 
 
-@router.post("/{feedback_id}/undo")
-def undo(feedback_id: int, body: FeedbackUndoBody, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
+@router.post("/{feedback_id}/undo", responses=error_responses(404, 409))
+def undo(feedback_id: PathId, body: FeedbackUndoBody, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
     """Undo accepting a feedback item (`undo_feedback_accept`); 409 when the image changed since `expected_version`."""
     return undo_feedback_accept(FeedbackStore(ws), feedback_id, annotator=who, expected_version=body.expected_version)

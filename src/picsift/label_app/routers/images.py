@@ -12,7 +12,8 @@ from picsift.errors import ImageDecodeError
 from picsift.label.listing import ImageQuery, image_detail, list_images, parse_ids
 from picsift.label.thumbs import cached_thumbnail, preview
 from picsift.label_app.deps import AnnotatorDep, PredictionsDep, SettingsDep, WorkspaceDep
-from picsift.label_app.schemas import UndoBody
+from picsift.label_app.schemas import PathId, UndoBody
+from picsift.web.errors import error_responses
 
 router = APIRouter(prefix="/api/images", tags=["images"])
 
@@ -32,7 +33,7 @@ def _undecodable(image_id: int, path: str, e: Exception) -> HTTPException:
     return HTTPException(404, f"image {image_id} ({path}): no longer decodes: {e}")
 
 
-@router.get("")
+@router.get("", responses=error_responses(404))
 def images(
     ws: WorkspaceDep,
     preds: PredictionsDep,
@@ -41,8 +42,8 @@ def images(
     split: str | None = None,
     sort: str = "id",
     ids: str | None = None,
-    offset: int = 0,
-    limit: int = Query(200, le=2000),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(200, ge=1, le=2000),
     finding: str | None = None,
     run: str | None = None,
 ) -> dict[str, Any]:
@@ -52,15 +53,19 @@ def images(
     return list_images(ws, preds, query)
 
 
-@router.get("/{image_id}")
-def detail(image_id: int, ws: WorkspaceDep, preds: PredictionsDep, run: str | None = None) -> dict[str, Any]:
+@router.get("/{image_id}", responses=error_responses(404))
+def detail(image_id: PathId, ws: WorkspaceDep, preds: PredictionsDep, run: str | None = None) -> dict[str, Any]:
     """GET /api/images/{id}: the image with its metadata, label history, proposals, findings and
     predictions; 404 for an unknown id."""
     return image_detail(ws, preds, image_id, run or None)
 
 
-@router.get("/{image_id}/thumb")
-def thumbnail(image_id: int, ws: WorkspaceDep, settings: SettingsDep) -> Response:
+@router.get(
+    "/{image_id}/thumb",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "A JPEG"}, **error_responses(404)},
+)
+def thumbnail(image_id: PathId, ws: WorkspaceDep, settings: SettingsDep) -> Response:
     """GET /api/images/{id}/thumb: a cached JPEG thumbnail; 404 for an unknown id or a missing or undecodable file."""
     row = ws.catalog.image(image_id)
     _check_file(image_id, row.path)
@@ -71,8 +76,12 @@ def thumbnail(image_id: int, ws: WorkspaceDep, settings: SettingsDep) -> Respons
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
 
 
-@router.get("/{image_id}/full")
-def full_image(image_id: int, ws: WorkspaceDep) -> Response:
+@router.get(
+    "/{image_id}/full",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "A JPEG"}, **error_responses(404)},
+)
+def full_image(image_id: PathId, ws: WorkspaceDep) -> Response:
     """GET /api/images/{id}/full: a JPEG at most 1024 px on its longest side; 404 as for the thumbnail."""
     row = ws.catalog.image(image_id)
     _check_file(image_id, row.path)
@@ -83,8 +92,8 @@ def full_image(image_id: int, ws: WorkspaceDep) -> Response:
     return Response(data, media_type="image/jpeg")
 
 
-@router.post("/{image_id}/undo")
-def undo(image_id: int, body: UndoBody, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
+@router.post("/{image_id}/undo", responses=error_responses(404, 409))
+def undo(image_id: PathId, body: UndoBody, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
     """POST /api/images/{id}/undo: undo the image's last label change; 404 for an unknown id, 409 when stale."""
     version = ws.catalog.undo_label(image_id, annotator=who, expected_version=body.expected_version)
     row = ws.catalog.image(image_id)

@@ -14,6 +14,7 @@ from picsift.label_app.deps import AnnotatorDep, JobsDep, SettingsDep
 from picsift.label_app.schemas import AutolabelBody, TrainBody
 from picsift.label_app.settings import new_token
 from picsift.store import Workspace
+from picsift.web.errors import error_responses
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -68,7 +69,7 @@ def all_jobs(jobs: JobsDep) -> list[dict[str, Any]]:
     return [j.to_dict() for j in jobs.all()]
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", responses=error_responses(404))
 def job_status(job_id: int, jobs: JobsDep) -> dict[str, Any]:
     """GET /api/jobs/{id}: one job's status and progress; 404 for an unknown id."""
     job = jobs.get(job_id)

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query
 from picsift.label.listing import cluster_groups, workspace_summary
 from picsift.label.queue import next_batch
 from picsift.label_app.deps import AnnotatorDep, SettingsDep, WorkspaceDep
+from picsift.web.errors import error_responses
 
 router = APIRouter(prefix="/api", tags=["queue"])
 
 
-@router.get("/queue")
+@router.get("/queue", responses=error_responses(404))
 def queue(
     ws: WorkspaceDep, n: int = Query(24, ge=1, le=500), method: str = "margin", run: str | None = None
 ) -> dict[str, Any]:

@@ -21,8 +21,11 @@ def static_file(name: str) -> Path | None:
     """The file `name` (e.g. "js/main.js") names inside the static folder, or None: nothing outside it
     (no "..", no absolute path, no link out), and only the types the UI uses."""
     root = STATIC.resolve()
-    path = (root / name).resolve()
-    if not path.is_relative_to(root) or path.suffix not in CONTENT_TYPES or not path.is_file():
+    try:
+        path = (root / name).resolve()
+        if not path.is_relative_to(root) or path.suffix not in CONTENT_TYPES or not path.is_file():
+            return None
+    except (OSError, ValueError):  # ValueError: a NUL character in the name
         return None
     return path
 

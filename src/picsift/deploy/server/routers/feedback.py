@@ -10,14 +10,21 @@ from starlette.concurrency import run_in_threadpool
 from picsift.deploy.server.deps import get_settings, get_state, require_api_key
 from picsift.deploy.server.inputs import b64decode, check_image_bytes
 from picsift.deploy.server.reading import content_kind, one_file, read_form, read_json, text_field
+from picsift.deploy.server.schemas import FeedbackReceipt, documented
 from picsift.deploy.server.settings import ServerSettings
 from picsift.deploy.server.state import ServerState
 from picsift.errors import ConfigError, ImageDecodeError
-from picsift.web.errors import ApiError
+from picsift.web.errors import ApiError, error_responses
 from picsift.web.responses import StrictJSONResponse
 
-router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/v1",
+    tags=["feedback"],
+    dependencies=[Depends(require_api_key)],
+    responses=error_responses(400, 401, 403, 404, 413, 415, 421, 422),
+)
 
+FEEDBACK_HINT = 'send application/json {"label": CLASS, "prediction_id": ID} or multipart fields label and file'
 _FEEDBACK_BODY = {
     "requestBody": {
         "required": True,
@@ -51,7 +58,13 @@ _FEEDBACK_BODY = {
 }
 
 
-@router.post("/feedback", summary="Send the correct label for an image", status_code=201, openapi_extra=_FEEDBACK_BODY)
+@router.post(
+    "/feedback",
+    summary="Send the correct label for an image",
+    status_code=201,
+    openapi_extra=_FEEDBACK_BODY,
+    responses={201: documented(FeedbackReceipt, "The feedback was stored")},
+)
 async def feedback(
     request: Request, state: ServerState = Depends(get_state), settings: ServerSettings = Depends(get_settings)
 ) -> StrictJSONResponse:
@@ -65,7 +78,7 @@ async def feedback(
         if "file" in fields:
             image = one_file(fields)
     else:
-        body = await read_json(request)
+        body = await read_json(request, hint=FEEDBACK_HINT)
         label, comment, prediction_id = body.get("label"), body.get("comment") or "", body.get("prediction_id")
         if body.get("image") is not None:
             image = b64decode(body["image"], "image")

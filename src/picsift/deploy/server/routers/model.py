@@ -7,14 +7,21 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from picsift.deploy.server.deps import get_settings, get_state, require_api_key
+from picsift.deploy.server.schemas import ModelInfo, documented
 from picsift.deploy.server.settings import ServerSettings
 from picsift.deploy.server.state import ServerState
-from picsift.web.errors import ApiError
+from picsift.web.errors import ApiError, error_responses
 
-router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/v1", tags=["model"], dependencies=[Depends(require_api_key)], responses=error_responses(401, 403, 421, 503)
+)
 
 
-@router.get("/model", summary="The served model: classes, version, metrics")
+@router.get(
+    "/model",
+    summary="The served model: classes, version, metrics",
+    responses={200: documented(ModelInfo, "The served model")},
+)
 def model_info(
     state: ServerState = Depends(get_state), settings: ServerSettings = Depends(get_settings)
 ) -> dict[str, Any]:

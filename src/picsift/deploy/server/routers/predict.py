@@ -15,12 +15,18 @@ from starlette.concurrency import run_in_threadpool
 from picsift.deploy.server.deps import get_settings, get_state, require_api_key
 from picsift.deploy.server.inputs import check_image_bytes, decode_checked, parse_top_k
 from picsift.deploy.server.reading import read_many, read_single
+from picsift.deploy.server.schemas import BatchPredictions, Prediction, documented
 from picsift.deploy.server.settings import ServerSettings
 from picsift.deploy.server.state import HeldPrediction, ServerState, now_ms
 from picsift.inference import top_classes
-from picsift.web.errors import ApiError
+from picsift.web.errors import ApiError, error_responses
 
-router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/v1",
+    tags=["predict"],
+    dependencies=[Depends(require_api_key)],
+    responses=error_responses(400, 401, 403, 413, 415, 421, 422, 503),
+)
 
 _IMAGE_BODY = {
     "requestBody": {
@@ -121,7 +127,12 @@ def ready_predictor(state: ServerState) -> Any:
     return state.predictor
 
 
-@router.post("/predict", summary="Classify one image", openapi_extra=_IMAGE_BODY)
+@router.post(
+    "/predict",
+    summary="Classify one image",
+    openapi_extra=_IMAGE_BODY,
+    responses={200: documented(Prediction, "The prediction")},
+)
 async def predict(
     request: Request,
     top_k: int | None = Query(None, description="How many classes to return (default 3)."),
@@ -140,7 +151,12 @@ async def predict(
     return _result(state, predictor, probs, data, sha, k, t0, request.client.host if request.client else None)
 
 
-@router.post("/predict/batch", summary="Classify several images in one request", openapi_extra=_BATCH_BODY)
+@router.post(
+    "/predict/batch",
+    summary="Classify several images in one request",
+    openapi_extra=_BATCH_BODY,
+    responses={200: documented(BatchPredictions, "One entry per image: a prediction or an error")},
+)
 async def predict_batch(
     request: Request,
     top_k: int | None = Query(None, description="How many classes to return per image (default 3)."),
