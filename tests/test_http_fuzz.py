@@ -122,7 +122,7 @@ def test_ids_beyond_sqlite_integers_are_not_found_rather_than_a_crash(label_ws: 
         lambda: label_ws.catalog.undo(huge),
         lambda: FeedbackStore(label_ws).accept([huge]),
     ):
-        with pytest.raises(NotFoundError, match="beyond SQLite's integer range"):
+        with pytest.raises(NotFoundError, match="beyond the catalog's 64-bit integer range"):
             lookup()
 
 
