@@ -73,6 +73,27 @@ def test_the_label_app_reads_runs_of_its_workspace_only(tmp_path: Path, ws: Work
 # ---- links planted in the workspace ------------------------------------------------------------------------------
 
 
+def test_a_link_in_the_static_folder_leading_out_is_not_served(
+    tmp_path: Path, ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from picsift.label_app.routers import static
+
+    secret = tmp_path / "outside" / "secret.js"
+    secret.parent.mkdir()
+    secret.write_text("// SECRET-MARKER\n")
+    folder = tmp_path / "static"
+    shutil.copytree(static.STATIC, folder)
+    (folder / "js" / "evil.js").symlink_to(secret)
+    (folder / "js" / "out").symlink_to(secret.parent, target_is_directory=True)
+    (folder / "js" / "fine.js").symlink_to(folder / "js" / "api.js")  # a link that stays inside is served
+    monkeypatch.setattr(static, "STATIC", folder)
+    with app_client(ws) as c:
+        for name in ("js/evil.js", "js/out/secret.js"):
+            r = c.get(f"/static/{name}")
+            assert r.status_code == 404 and b"SECRET-MARKER" not in r.content, name
+        assert c.get("/static/js/fine.js").text == (folder / "js" / "api.js").read_text()
+
+
 def test_a_link_in_the_thumbnail_cache_is_replaced_not_followed(tmp_path: Path, ws: Workspace) -> None:
     secret = marker_jpeg(tmp_path / "outside" / "secret.jpg")
     row = ws.catalog.image(1)
