@@ -98,6 +98,57 @@ def test_tar_links_are_refused(tmp_path: Path) -> None:
     assert any(i.path.endswith("passwd.png") and i.reason == "link, not extracted" for i in result.skipped)
 
 
+def test_links_and_traversal_in_any_archive_write_nothing_outside(tmp_path: Path) -> None:
+    """A zip member marked as a symbolic link (its target as content), a tar hard link and symlink to a file
+    outside, a tar member under a linked folder, and names climbing out: none is written, each is listed."""
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(_png(42))
+    zipped = tmp_path / "links.zip"
+    with zipfile.ZipFile(zipped, "w") as zf:
+        for name, data in MEMBERS.items():
+            zf.writestr(name, data)
+        link = zipfile.ZipInfo("dataset/train/cat/link.png")
+        link.external_attr = (0o120777 << 16) | 0x20  # S_IFLNK: what `zip --symlinks` writes
+        zf.writestr(link, str(outside))
+        zf.writestr("dataset/train/cat/../../../../up.png", _png(43))
+    tarred = tmp_path / "links.tar"
+    with tarfile.open(tarred, "w") as tf:
+        for name, data in MEMBERS.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for name, kind, target in (
+            ("dataset/train/cat/hard.png", tarfile.LNKTYPE, str(outside)),
+            ("dataset/train/dog/dir", tarfile.SYMTYPE, str(tmp_path)),
+        ):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            tf.addfile(info)
+        data = _png(44)
+        info = tarfile.TarInfo("dataset/train/dog/dir/through-link.png")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for archive in (zipped, tarred):
+        ws = tmp_path / f"ws-{archive.suffix[1:]}"
+        result = run(ImportConfig(source=str(archive), workspace=ws))
+        refused = {i.path.split("!", 1)[1]: i.reason for i in result.skipped if "!" in i.path}
+        extracted = [p for p in ws.rglob("*") if p.is_file() or p.is_symlink()]
+        assert not [p for p in extracted if p.is_symlink()], archive
+        assert all(p.resolve().is_relative_to(ws.resolve()) for p in extracted)
+        assert outside.read_bytes() == _png(42)
+        if archive is zipped:
+            assert refused["dataset/train/cat/link.png"] == "symbolic link, not extracted"
+            assert "unsafe path" in refused["dataset/train/cat/../../../../up.png"]
+            assert result.added == 5
+        else:
+            assert refused["dataset/train/cat/hard.png"] == "link, not extracted"
+            assert refused["dataset/train/dog/dir"] == "link, not extracted"
+            assert result.added == 6  # through-link.png lands in a real folder "dir" inside the extraction
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("ws-")) == before
+    assert not (tmp_path / "through-link.png").exists() and not (tmp_path.parent / "up.png").exists()
+
+
 def test_corrupt_archive_fails_cleanly(tmp_path: Path) -> None:
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"PK\x03\x04 this is not a zip")

@@ -4,6 +4,8 @@ a name or an id. Routes are enumerated from `app.routes`, so a route added later
 
 from __future__ import annotations
 
+import ast
+import hmac
 import http.client
 import re
 from pathlib import Path
@@ -168,30 +170,116 @@ def test_state_changing_requests_need_the_pages_header_and_same_origin(ws: Works
 # ---- every route behind the secret ------------------------------------------------------------------------------
 
 
+def wrong_secrets(header: str, cookie: str | None = None) -> list[dict[str, str]]:
+    """Headers presenting a wrong secret every way an app reads one (a near miss, a prefix, an extension, case)."""
+    out = [{}, {header: "wrong"}, {header: "s3cre"}, {header: "s3cret-and-more"}, {header: "S3CRET"}]
+    out += [{"Authorization": "Bearer wrong"}, {"Authorization": "Basic czNjcmV0"}, {header: ""}]
+    if cookie:
+        out.append({"Cookie": f"{cookie}=wrong"})
+    return out
+
+
 def test_every_label_route_refuses_without_the_token(ws: Workspace) -> None:
     app = create_label_app(LabelSettings(workspace=ws.root, token="s3cret"))
     found = routes(app)
     assert ("GET", "/static/{name:path}") in found and ("POST", "/api/labels") in found and len(found) > 25
+    assert {("GET", "/"), ("GET", "/api/images/{image_id}/thumb"), ("GET", "/api/feedback/{feedback_id}/image")} <= set(
+        found
+    )
     with TestClient(app, base_url="http://localhost", headers={"X-Picsift-Client": "t"}) as c:
         for method, path in found:
-            r = c.request(method, filled(path), json={})
-            assert r.status_code == 401, (method, path, r.status_code)
-            r = c.request(method, filled(path), json={}, headers={"X-Picsift-Token": "wrong"})
-            assert r.status_code == 401, (method, path, r.status_code)
+            for headers in wrong_secrets("X-Picsift-Token", "picsift_token"):
+                r = c.request(method, filled(path), json={}, headers=headers)
+                assert r.status_code == 401, (method, path, headers, r.status_code)
+            if path != "/":  # only the page takes the token from its URL
+                r = c.request(method, filled(path), json={}, params={"token": "s3cret"})
+                assert r.status_code == 401, (method, path, "?token=", r.status_code)
         assert c.get("/static/js/api.js", headers={"X-Picsift-Token": "s3cret"}).status_code == 200
+    with TestClient(app, base_url="http://localhost", headers={"X-Picsift-Client": "t"}) as c:
+        for method, path in found:  # the right token, by header, bearer or cookie, passes every route's check
+            if method == "POST" and path.startswith("/api/jobs/"):
+                continue  # would start a background job
+            for auth in ({"X-Picsift-Token": "s3cret"}, {"Authorization": "Bearer s3cret"}):
+                r = c.request(method, filled(path), json={}, headers=auth, follow_redirects=False)
+                assert r.status_code != 401, (method, path, auth, r.text[:200])
+        c.cookies.set("picsift_token", "s3cret")
+        assert c.get("/api/summary").status_code == 200
 
 
 def test_every_model_server_route_but_liveness_refuses_without_the_key(tmp_path: Path) -> None:
-    c = server_client(tmp_path, api_key="k3y")
+    c = server_client(tmp_path, api_key="s3cret")
     found = routes(c.app)
     assert {("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/metrics"), ("POST", "/v1/predict")} <= set(found)
+    assert {("GET", "/readyz"), ("POST", "/v1/feedback"), ("POST", "/v1/admin/reload")} <= set(found)
     for method, path in found:
         r = c.request(method, filled(path))
         expected = 200 if path == "/healthz" else 401
         assert r.status_code == expected, (method, path, r.status_code)
-        if path != "/healthz":
-            assert c.request(method, filled(path), headers={"X-API-Key": "k3x"}).status_code == 401
-    assert c.get("/docs", headers={"Authorization": "Bearer k3y"}).status_code == 200
+        if path == "/healthz":
+            assert r.json() == {"status": "ok"}  # liveness tells nothing about the model
+            continue
+        for headers in wrong_secrets("X-API-Key"):
+            assert c.request(method, filled(path), headers=headers).status_code == 401, (method, path, headers)
+        assert c.request(method, filled(path), params={"api_key": "s3cret", "token": "s3cret"}).status_code == 401
+        for auth in ({"X-API-Key": "s3cret"}, {"Authorization": "Bearer s3cret"}):  # the key passes every check
+            assert c.request(method, filled(path), headers=auth).status_code != 401, (method, path, auth)
+    assert c.get("/docs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert c.get("/openapi.json", headers={"X-API-Key": "s3cret"}).json()["info"]["title"] == "picsift model server"
+
+
+# ---- secrets compared in constant time ------------------------------------------------------------------------
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "picsift"
+SECRET_NAME = re.compile(r"(^|_)(token|api_key|apikey|secret|password|passwd)$", re.I)
+
+
+def _names(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.Attribute):
+        return [node.attr]
+    if isinstance(node, ast.Call):
+        return _names(node.func) if isinstance(node.func, ast.Attribute) else []
+    return []
+
+
+def test_no_secret_is_compared_with_an_ordinary_operator() -> None:
+    """Every comparison in src whose operand is named like a secret (token, api_key, secret, password) is an
+    identity test against None; secrets themselves go through hmac.compare_digest (constant time)."""
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Compare):
+                continue
+            operands = [node.left, *node.comparators]
+            if all(isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops):
+                continue
+            if any(isinstance(o, ast.Constant) and isinstance(o.value, str) for o in operands):
+                continue  # a comparison with a literal string: a dict key or a name, not a secret
+            named = [n for o in operands for n in _names(o) if SECRET_NAME.search(n)]
+            if named:
+                offenders.append(f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(node)}")
+    assert offenders == []
+
+
+def test_both_apps_check_their_secret_with_compare_digest(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a, b):  # type: ignore[no-untyped-def]
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    with app_client(ws, token="s3cret") as c:
+        assert c.get("/api/summary", headers={"X-Picsift-Token": "guess"}).status_code == 401
+        assert calls[-1] == (b"guess", b"s3cret")
+        page = c.get("/", params={"token": "guess2"}, follow_redirects=False)
+        assert page.status_code == 401 and calls[-1] == (b"guess2", b"s3cret")
+    assert server_client(tmp_path, api_key="k3y").get("/metrics", headers={"X-API-Key": "g3"}).status_code == 401
+    assert calls[-1] == (b"g3", b"k3y")
 
 
 # ---- path traversal -------------------------------------------------------------------------------------------
@@ -202,6 +290,8 @@ def traversals(secret: Path) -> list[str]:
     return [
         up,
         up.replace("../", "%2e%2e/"),
+        up.replace("../", "%252e%252e%252f"),  # encoded twice: a second decoding must not happen
+        up.replace("../", "%2E%2E%5C"),
         up.replace("../", "..%2f"),
         up.replace("/", "%2F"),
         str(secret),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import re
 import threading
 from pathlib import Path
 
@@ -10,6 +12,8 @@ from PIL import Image
 
 from picsift.data.images import load_rgb
 from picsift.store import ImageRow
+
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def jpeg_bytes(img: Image.Image, quality: int = 85) -> bytes:
@@ -23,10 +27,13 @@ def cached_thumbnail(cache_dir: Path, row: ImageRow, size: int) -> Path:
     """The JPEG thumbnail (longest side at most `size` px) of a catalog image, made once per content hash.
 
     Stored as `cache_dir/thumbs/SHA256-SIZE.jpg`, written to a temporary file first so concurrent requests
-    never read half a file. Raises ImageDecodeError or OSError when the image cannot be read.
+    never read half a file. The name comes from the hash alone (a catalog value that is not a SHA-256 digest is
+    hashed itself), and anything but a regular file in its place (a link leading out of the workspace) is
+    replaced, never followed. Raises ImageDecodeError or OSError when the image cannot be read.
     """
-    path = cache_dir / "thumbs" / f"{row.sha256}-{size}.jpg"
-    if not path.exists():
+    key = row.sha256 if SHA256_HEX.fullmatch(row.sha256 or "") else hashlib.sha256(str(row.sha256).encode()).hexdigest()
+    path = cache_dir / "thumbs" / f"{key}-{int(size)}.jpg"
+    if path.is_symlink() or not path.is_file():
         img = load_rgb(row.path)
         img.thumbnail((size, size))
         path.parent.mkdir(parents=True, exist_ok=True)

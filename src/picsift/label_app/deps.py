@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from picsift.label.jobs import Jobs
 from picsift.label.scoring import PredictionCache
 from picsift.label_app.settings import LabelSettings
+from picsift.runs import workspace_run
 from picsift.store import Workspace
 from picsift.web.auth import require_secret
 from picsift.web.errors import ApiError
@@ -54,6 +55,13 @@ def get_annotator(request: Request, settings: SettingsDep) -> str:
     """Who is labelling: the browser's X-Picsift-User header, else the server's default name."""
     name = (request.headers.get("x-picsift-user") or "").strip()[:100]
     return name or settings.default_annotator
+
+
+def run_of_workspace(ws: Workspace, run: str | None) -> str | None:
+    """The folder of the run a client names (`?run=`: an id or a unique prefix of one), as the labelling tools
+    take it; None (their default run) when none is named. A path, or a name no run of the workspace has, is
+    refused with RunNotFoundError (404): the app reads no folder outside the workspace's runs."""
+    return str(workspace_run(ws, run).path) if run else None
 
 
 def require_token(request: Request, settings: SettingsDep) -> None:

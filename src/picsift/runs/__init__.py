@@ -2,7 +2,16 @@
 
 from picsift.runs.environment import environment, package_versions
 from picsift.runs.folder import ARTIFACT_DIR, ARTIFACT_META, MetricsLog, RunFolder, read_json, write_json
-from picsift.runs.lifecycle import list_runs, locate_run, new_run, new_run_dir, open_run, resolve_run, run_workspace
+from picsift.runs.lifecycle import (
+    list_runs,
+    locate_run,
+    new_run,
+    new_run_dir,
+    open_run,
+    resolve_run,
+    run_workspace,
+    workspace_run,
+)
 
 __all__ = [
     "ARTIFACT_DIR",
@@ -19,5 +28,6 @@ __all__ = [
     "read_json",
     "resolve_run",
     "run_workspace",
+    "workspace_run",
     "write_json",
 ]

@@ -89,6 +89,21 @@ def open_run(ws: Workspace | None, run: str | Path | None) -> RunFolder:
     return runs[-1]
 
 
+def workspace_run(ws: Workspace, run: str) -> RunFolder:
+    """A completed run of `ws` named by its id or a unique prefix of one, and nothing else: never a folder path,
+    so a name a web client sends cannot reach a folder outside the workspace's runs/ (`open_run` also takes
+    folders, for the command line). Raises RunNotFoundError when no single run of the workspace matches."""
+    runs = list_runs(ws)
+    exact = [r for r in runs if r.name == run]
+    matches = exact or ([r for r in runs if r.name.startswith(run)] if run else [])
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(r.name for r in runs[-5:])
+    raise RunNotFoundError(
+        f"no run {run!r} in this workspace" + (f"; recent runs: {known}" if known else "; train one first")
+    )
+
+
 def locate_run(workspace: str | Path | None, run: str | Path | None) -> RunFolder:
     """What `--workspace W --run R` name: R as a folder needs no workspace; an id or None (the latest run)
     is looked up in W (default ./picsift-workspace or $PICSIFT_WORKSPACE)."""

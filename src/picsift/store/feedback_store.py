@@ -101,6 +101,15 @@ class FeedbackStore:
         """feedback/images/ in the workspace: where feedback images are kept, content-addressed."""
         return self.ws.root / "feedback" / "images"
 
+    def image_file(self, item: FeedbackItem) -> Path | None:
+        """The file holding the item's image, resolved: only a file inside the workspace (a stored path edited to
+        point elsewhere, or a link planted in its place that leads out, gives None); None without an image."""
+        if not item.image_path:
+            return None
+        root = self.ws.root.resolve()
+        path = (root / item.image_path).resolve()
+        return path if path.is_relative_to(root) and path.is_file() else None
+
     def _keep_image(self, data: bytes) -> tuple[str, str]:
         """Store the bytes content-addressed; returns (sha256, path relative to the workspace)."""
         info = probe(data)  # raises ImageDecodeError for anything that is not a whole image
@@ -211,9 +220,12 @@ class FeedbackStore:
     def _import_image(self, item: FeedbackItem) -> int:
         if item.image_path is None or item.sha256 is None:
             raise ConfigError(f"feedback {item.id} carries no image")
-        path = (self.ws.root / item.image_path).resolve()
-        if not path.is_file():
-            raise WorkspaceError(f"feedback {item.id}: its image {path} is missing from the workspace")
+        path = self.image_file(item)
+        if path is None:
+            raise WorkspaceError(
+                f"feedback {item.id}: its image {item.image_path} is missing from the workspace (or lies outside "
+                "the workspace, which is never read)"
+            )
         try:
             return self._catalogued(item, path)
         except IntegrityError:  # another reviewer accepted the same bytes at this moment: use their row
@@ -278,14 +290,13 @@ class FeedbackStore:
             )
             for it in items:
                 rel = ""
-                if it.image_path:
-                    src = self.ws.root / it.image_path
-                    if src.is_file():
-                        dst = inside(out_dir, folders[it.label], src.name)
-                        dst.parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copyfile(src, dst)
-                        rel = str(dst.relative_to(out_dir))
-                        copied += 1
+                src = self.image_file(it)
+                if src is not None and it.image_path:
+                    dst = inside(out_dir, folders[it.label], Path(it.image_path).name)
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(src, dst)
+                    rel = str(dst.relative_to(out_dir))
+                    copied += 1
                 w.writerow(
                     [
                         it.id,

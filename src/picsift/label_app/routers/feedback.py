@@ -37,12 +37,12 @@ def feedback(ws: WorkspaceDep, status: str | None = "pending") -> dict[str, Any]
 )
 def feedback_image(feedback_id: PathId, ws: WorkspaceDep, settings: SettingsDep, full: bool = False) -> Response:
     """The feedback's image as a JPEG: a thumbnail, or with `full` the single-image view's size."""
-    item = FeedbackStore(ws).get(feedback_id)
+    store = FeedbackStore(ws)
+    item = store.get(feedback_id)
     if not item.image_path:
         raise HTTPException(404, f"feedback {feedback_id} carries no image")
-    root = ws.root.resolve()
-    path = (root / item.image_path).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    path = store.image_file(item)
+    if path is None:
         raise HTTPException(404, f"feedback {feedback_id}: its image is missing from the workspace")
     try:
         data = preview(path, FULL_SIZE, quality=90) if full else preview(path, settings.thumb_size)

@@ -11,7 +11,7 @@ from picsift.data.presence import file_problem
 from picsift.errors import ImageDecodeError
 from picsift.label.listing import ImageQuery, image_detail, list_images, parse_ids
 from picsift.label.thumbs import cached_thumbnail, preview
-from picsift.label_app.deps import AnnotatorDep, PredictionsDep, SettingsDep, WorkspaceDep
+from picsift.label_app.deps import AnnotatorDep, PredictionsDep, SettingsDep, WorkspaceDep, run_of_workspace
 from picsift.label_app.schemas import PathId, UndoBody
 from picsift.web.errors import error_responses
 
@@ -49,7 +49,9 @@ def images(
 ) -> dict[str, Any]:
     """view: all | unlabeled | labeled | proposed | excluded | findings; sort: id | confidence | uncertainty |
     finding; finding: a finding kind; run: whose predictions (default: the latest run the user trained)."""
-    query = ImageQuery(view, label, split, sort, parse_ids(ids), offset, limit, finding or None, run or None)
+    query = ImageQuery(
+        view, label, split, sort, parse_ids(ids), offset, limit, finding or None, run_of_workspace(ws, run)
+    )
     return list_images(ws, preds, query)
 
 
@@ -57,7 +59,7 @@ def images(
 def detail(image_id: PathId, ws: WorkspaceDep, preds: PredictionsDep, run: str | None = None) -> dict[str, Any]:
     """GET /api/images/{id}: the image with its metadata, label history, proposals, findings and
     predictions; 404 for an unknown id."""
-    return image_detail(ws, preds, image_id, run or None)
+    return image_detail(ws, preds, image_id, run_of_workspace(ws, run))
 
 
 @router.get(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from picsift.label.listing import cluster_groups, workspace_summary
 from picsift.label.queue import next_batch
-from picsift.label_app.deps import AnnotatorDep, SettingsDep, WorkspaceDep
+from picsift.label_app.deps import AnnotatorDep, SettingsDep, WorkspaceDep, run_of_workspace
 from picsift.web.errors import error_responses
 
 router = APIRouter(prefix="/api", tags=["queue"])
@@ -19,7 +19,7 @@ def queue(
     ws: WorkspaceDep, n: int = Query(24, ge=1, le=500), method: str = "margin", run: str | None = None
 ) -> dict[str, Any]:
     """GET /api/queue: the next `n` (1..500) images to label, chosen by `method` from a run's predictions."""
-    batch = next_batch(ws, n, method=method, run=run or None)
+    batch = next_batch(ws, n, method=method, run=run_of_workspace(ws, run))
     return {
         "run": batch.run,
         "method": batch.method,
