@@ -12,7 +12,9 @@ malformed: a wrong content type, a truncated image, bytes that are no image, an 
 server's size limit. Halfway, POST /v1/admin/reload swaps in a second bundle (a newer model trained here, or
 --swap-bundle, else a copy of --bundle under another version). Measured per window (a minute; 5 s with
 --quick): good requests answered, their p50/p99 latency, answers by status, requests that got no answer, and the
-server's resident memory (VmRSS of /proc/PID/status). Checked: no 5xx; every good request answered 200; every
+server's resident memory (VmRSS of /proc/PID/status). A request written into a keep-alive connection the server
+had just closed for idling (the client starved of CPU for 5 s) is sent again on a new connection, as HTTP clients
+with a connection pool do, and counted ("resent"). Checked: no 5xx; every good request answered 200; every
 malformed one answered its own 4xx; no request dropped; every request in flight during the swap answered 200,
 those started after it by the new model; p99 of the last window within --p99-tolerance times the first's;
 resident memory growing < 10% from the end of the first window to the end; the server's own request counter and
@@ -82,14 +84,17 @@ RSS_GROWTH_LIMIT = 0.10
 @dataclass
 class Exchange:
     """One request of the soak: its kind ("good" or a MALFORMED key), start and end in seconds since the load
-    began, the status (0: no answer, the connection failed; -1: no answer within REQUEST_TIMEOUT_S) and, for an
-    answered good request, the model version that answered."""
+    began, the status (0: no answer, the connection failed; -1: no answer within REQUEST_TIMEOUT_S), for an
+    answered good request the model version that answered, whether it was sent again on a new connection because
+    the server had closed the idle keep-alive one first (see `_send`), and the error when there was no answer."""
 
     kind: str
     start: float
     end: float
     status: int
     version: str | None = None
+    resent: bool = False
+    error: str | None = None
 
 
 @dataclass
@@ -135,13 +140,36 @@ async def _exchange(
     return await read_response(reader)
 
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _send(conn: Connection | None, port: int, request: bytes) -> tuple[Connection, int, bytes, bool, bool]:
+    """Send `request` on `conn` (a new connection when None): (connection, status, body, server closes, resent).
+
+    A server closes a keep-alive connection idle longer than its timeout (uvicorn: 5 s; a client starved of CPU
+    on a loaded machine can pause that long). A request written into such a connection gets no byte back, and the
+    server never saw it: like any HTTP client with a connection pool, send it once more on a new connection. A
+    connection failing after part of an answer, or a new connection failing, is not retried."""
+    if conn is not None:
+        try:
+            return (conn, *await _exchange(*conn, request), False)
+        except (ConnectionError, asyncio.IncompleteReadError) as e:
+            if isinstance(e, asyncio.IncompleteReadError) and e.partial:
+                raise
+            conn[1].close()
+        conn = await asyncio.open_connection("127.0.0.1", port)
+        return (conn, *await _exchange(*conn, request), True)
+    conn = await asyncio.open_connection("127.0.0.1", port)
+    return (conn, *await _exchange(*conn, request), False)
+
+
 async def _client(i: int, plan: SoakPlan, t0: float, stop_at: float, out: list[Exchange]) -> None:
     """One keep-alive connection sending requests back to back until `stop_at` (reconnecting when closed)."""
     rng = random.Random(plan.seed * 1000 + i)
     good = [multipart_request(im, plan.port, plan.auth) for im in plan.images]
     bad = malformed_requests(plan.port, plan.images[0], plan.auth)
     kinds = sorted(bad)
-    conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+    conn: Connection | None = None
     k = i
     while time.perf_counter() < stop_at:
         if rng.random() < plan.malformed_rate:
@@ -150,18 +178,18 @@ async def _client(i: int, plan: SoakPlan, t0: float, stop_at: float, out: list[E
         else:
             kind, request, k = "good", good[k % len(good)], k + 1
         start = time.perf_counter()
-        status, version, close = 0, None, True
+        status, version, close, resent, error = 0, None, True, False, None
         try:
-            if conn is None:
-                conn = await asyncio.open_connection("127.0.0.1", plan.port)
-            status, body, close = await asyncio.wait_for(_exchange(*conn, request), REQUEST_TIMEOUT_S)
+            conn, status, body, close, resent = await asyncio.wait_for(
+                _send(conn, plan.port, request), REQUEST_TIMEOUT_S
+            )
             if kind == "good" and status == 200:
                 version = json.loads(body)["model_version"]
         except (TimeoutError, asyncio.TimeoutError):
-            status = -1
-        except (OSError, asyncio.IncompleteReadError):
-            status = 0
-        out.append(Exchange(kind, start - t0, time.perf_counter() - t0, status, version))
+            status, error = -1, "timeout"
+        except (OSError, asyncio.IncompleteReadError) as e:
+            status, error = 0, f"{type(e).__name__}: {e}"[:200]
+        out.append(Exchange(kind, start - t0, time.perf_counter() - t0, status, version, resent, error))
         if close and conn is not None:
             conn[1].close()
             conn = None
@@ -238,6 +266,7 @@ def _windows(exchanges: list[Exchange], plan: SoakPlan, rss: list[tuple[float, i
                 "status_counts": dict(sorted(Counter(str(e.status) for e in inside).items())),
                 "server_5xx": sum(1 for e in inside if e.status >= 500),
                 "no_answer": sum(1 for e in inside if e.status <= 0),
+                "resent_after_idle_close": sum(1 for e in inside if e.resent),
                 "rss_mib": None if rss[w + 1][1] is None else round(rss[w + 1][1] / 1024, 1),  # type: ignore[operator]
             }
         )
@@ -307,6 +336,8 @@ def soak(plan: SoakPlan, old_version: str, p99_tolerance: float = 1.5) -> dict[s
         "good_requests": len(good),
         "good_ok": sum(1 for e in good if e.status == 200),
         "answers_by_kind": {k: dict(sorted(v.items())) for k, v in sorted(by_kind.items())},
+        "resent_after_idle_close": sum(1 for e in exchanges if e.resent),
+        "no_answer_examples": [asdict(e) for e in exchanges if e.status <= 0][:10],
         "rss_kib": [{"t_s": t, "rss_kib": v} for t, v in rss],
         "rss_growth": None if growth is None else round(growth, 4),
         "p99_ratio_last_first": None if p99_ratio is None else round(p99_ratio, 3),
@@ -579,12 +610,14 @@ def _print_tables(result: dict[str, Any]) -> None:
     )
     print("\nserver soak (per window: good requests answered 200, their latency, answers by status, resident memory)")
     print(
-        f"{'window':>6} {'good ok':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'5xx':>4} {'dropped':>7} {'RSS MiB':>8}  status counts"
+        f"{'window':>6} {'good ok':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'5xx':>4} {'dropped':>7} {'resent':>6} "
+        f"{'RSS MiB':>8}  status counts"
     )
     for w in s["windows"]:
         print(
             f"{w['window']:>6} {w['good_ok']:>8} {w['good_rps']:>7.1f} {w['p50_ms'] or 0:>7.1f} {w['p99_ms'] or 0:>7.1f} "
-            f"{w['server_5xx']:>4} {w['no_answer']:>7} {w['rss_mib'] or 0:>8.1f}  {w['status_counts']}"
+            f"{w['server_5xx']:>4} {w['no_answer']:>7} {w['resent_after_idle_close']:>6} {w['rss_mib'] or 0:>8.1f}  "
+            f"{w['status_counts']}"
         )
     sw = s["swap"]
     if sw:
@@ -668,6 +701,7 @@ def main() -> None:
         stop(procs)
         procs.clear()
         label_result = verify_labels(ws_root, log, label_seconds, args.annotators)
+        server_log = (work / "serve.log").read_text(errors="replace")[-3000:]
     except BaseException:
         for name in ("serve.log", "label.log"):
             if (work / name).exists():
@@ -694,6 +728,7 @@ def main() -> None:
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "soak": soak_result,
         "server_counts": counted,
+        "server_log_tail": server_log,
         "label": label_result,
         "command": "python bench/load_bench.py " + " ".join(sys.argv[1:]),
     }
