@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,13 +25,11 @@ import textwrap
 import time
 from pathlib import Path
 
+from benchutil import DATASETS, REPO, build_bundle, free_port, multipart_request, wait_ready
 from benchutil import machine_info as machine
 from picsift.jsonio import write_json
 
-REPO = Path(__file__).resolve().parents[1]
-DATASETS = REPO.parent / "shared" / "datasets"
 RESULTS = REPO / "bench" / "results" / "serve_bench.json"
-BOUNDARY = "picsiftbenchboundary"
 
 NAIVE_SERVER = textwrap.dedent(
     '''
@@ -115,44 +112,6 @@ LOAD_GENERATOR = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def multipart_request(image: bytes, port: int) -> bytes:
-    body = (
-        (
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="x.jpg"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-        + image
-        + f"\r\n--{BOUNDARY}--\r\n".encode()
-    )
-    head = (
-        f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: multipart/form-data; "
-        f"boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    return head + body
-
-
-def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 180) -> None:
-    import httpx
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"server on port {port} did not start in {timeout}s")
-
-
 def load(port: int, conc: int, seconds: float, warmup: float, images: list[bytes], script: Path) -> dict:
     bodies = [multipart_request(im, port).hex() for im in images]
     out = subprocess.run(
@@ -179,58 +138,6 @@ def load(port: int, conc: int, seconds: float, warmup: float, images: list[bytes
         "errors": r["n_errors"],
         "error_samples": r["errors"],
     }
-
-
-def build_bundle(work: Path, quick: bool) -> tuple[Path, list[bytes], str]:
-    """Train the default model for a short budget on a small real dataset and export it."""
-    import hashlib
-
-    from picsift.config import TrainConfig
-    from picsift.deploy.export import export
-    from picsift.store import Workspace
-    from picsift.store.schema import Image
-    from picsift.train import run
-
-    cifar = DATASETS / "cifar10"
-    files: list[tuple[Path, str, str]] = []
-    if cifar.is_dir() and not quick:
-        for split, per in (("train", 200), ("test", 20)):
-            for cdir in sorted((cifar / split).iterdir()):
-                files += [(f, cdir.name, split) for f in sorted(cdir.glob("*.jpg"))[:per]]
-        dataset = "CIFAR-10 JPEG subset (200/class train, 20/class test) from ../shared/datasets"
-    else:
-        sys.path.insert(0, str(REPO / "tests"))
-        from support.images import write_digits
-
-        root = write_digits(work / "digits", per_class=40, classes=10, size=32)
-        for cdir in sorted(root.iterdir()):
-            fs = sorted(cdir.glob("*.png"))
-            files += [(f, cdir.name, "test" if i % 8 == 0 else "train") for i, f in enumerate(fs)]
-        dataset = "scikit-learn digits as 32x32 PNG (40/class)"
-    ws = Workspace.open(work / "ws", create=True)
-    rows = []
-    for f, _, split in files:
-        data = f.read_bytes()
-        rows.append(
-            Image(
-                sha256=hashlib.sha256(data).hexdigest(),
-                path=str(f),
-                source="bench",
-                byte_size=len(data),
-                readable=True,
-                split=split,
-                split_origin="source",
-            )
-        )
-    ws.catalog.add_images(rows)
-    for row, (_, label, _) in zip(ws.catalog.images(), files, strict=True):
-        ws.catalog.set_label(row.id, label, origin="import")
-    model = TrainConfig().model
-    result = run(TrainConfig(workspace=ws.root, model=model, epochs=1 if quick else 3, device="cpu"))
-    bundle = export(result.run_dir, work / "bundle")
-    images = [f.read_bytes() for f, _, split in files if split == "test"][:16]
-    ws.close()
-    return bundle, images, f"{model} ({dataset}, val acc {result.val_acc})"
 
 
 def offline(bundle: Path, images: list[bytes], rounds: int, budget_s: float, threads: int) -> list[dict]:

@@ -214,3 +214,62 @@ def test_cli_serve_reloads_on_sighup(bundle: Path, png: bytes, tmp_path: Path) -
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_reload_with_several_workers_refuses_a_bundle_they_would_not_load(bundle: Path, tmp_path: Path) -> None:
+    """Each worker process holds a model: swapping only the one answering would serve two models at once."""
+    other = tmp_path / "other"
+    import shutil
+
+    shutil.copytree(bundle, other)
+    settings = ServerSettings(bundle=bundle, workspace=tmp_path / "ws", workers=2)
+    with LiveServer(create_app(settings)) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        r = c.post("/v1/admin/reload", json={"bundle": str(other)})
+        assert r.status_code == 409 and r.json()["error"] == "reload_needs_served_folder"
+        assert "2 worker processes" in r.json()["detail"] and str(bundle) in r.json()["detail"]
+        assert len(c.get("/v1/model").json()["history"]) == 1  # still the first model, in this worker too
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGHUP is POSIX")
+def test_reload_with_two_workers_replaces_both_without_dropping_a_request(
+    bundle: Path, png: bytes, tmp_path: Path
+) -> None:
+    import shutil
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    served = tmp_path / "served"
+    shutil.copytree(bundle, served)
+    exe = str(Path(sys.executable).parent / "picsift")
+    cmd = [exe, "serve", str(served), "--port", str(port), "--workspace", str(tmp_path / "ws"), "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.3)
+        meta = json.loads((served / "bundle.json").read_text())
+        meta["version"] = "both-workers"
+        (served / "bundle.json").write_text(json.dumps(meta))
+        r = httpx.post(f"{url}/v1/admin/reload", timeout=30)
+        assert r.status_code == 202 and r.json()["restarting_workers"] == 2 and r.json()["main_pid"] == proc.pid
+        # Keep predicting (a fresh connection each time, so either worker answers) until 12 answers in a row
+        # come from the new version: every request is answered 200 meanwhile.
+        streak, deadline = 0, time.time() + 120
+        while streak < 12:
+            p = httpx.post(f"{url}/v1/predict", files={"file": ("x.png", png)}, timeout=60)
+            assert p.status_code == 200, p.text
+            streak = streak + 1 if p.json()["model_version"] == "both-workers" else 0
+            assert time.time() < deadline and proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

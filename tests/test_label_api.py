@@ -49,6 +49,31 @@ def test_label_conflict_and_undo_are_recorded_with_annotator(ws) -> None:
         assert c.post(f"/api/images/{iid}/undo", json={"expected_version": v1}).status_code == 409
 
 
+def test_undo_answers_the_label_it_restored_when_another_write_follows_at_once(ws, monkeypatch) -> None:
+    from picsift.store import Catalog
+
+    real_undo = Catalog.undo_label
+
+    def undo_then_bob_writes(self, image_id, **kw):  # bob's write lands right after the undo's
+        out = real_undo(self, image_id, **kw)
+        ws.catalog.set_label(image_id, "2", annotator="bob", expected_version=ws.catalog.image(image_id).label_version)
+        return out
+
+    with client(ws) as c:
+        iid = c.get("/api/images", params={"view": "unlabeled"}).json()["items"][0]["id"]
+        v1 = c.post("/api/labels", json={"image_ids": [iid], "label": "1", "expected_versions": {str(iid): 0}})
+        assert v1.status_code == 200 and v1.json()["applied"][0]["version"] == 1
+        monkeypatch.setattr(Catalog, "undo_label", undo_then_bob_writes)
+        r = c.post(f"/api/images/{iid}/undo", json={"expected_version": 1})
+    # The answer describes the undo (version 2: no label), not bob's later version 3.
+    assert r.status_code == 200 and r.json() == {"image_id": iid, "label": None, "version": 2}
+    assert [(h["label"], h["annotator"]) for h in ws.catalog.label_history(iid)] == [
+        ("1", "alice"),
+        (None, "alice"),
+        ("2", "bob"),
+    ]
+
+
 def test_bulk_label_filters_and_image_detail(ws) -> None:
     (ws.root / "findings.json").write_text(
         json.dumps([{"kind": "near_duplicate", "image_ids": [1, 2], "score": 0.98, "explanation": "same digit"}])

@@ -21,6 +21,7 @@ from picsift.label.edits import (
     set_labels,
     undo_exclusion,
 )
+from picsift.store import Workspace
 from picsift.store.feedback_store import FeedbackStore
 from support.label import make_workspace
 
@@ -95,6 +96,30 @@ def test_class_rename_refuses_an_existing_name_and_merge_relabels(ws) -> None:
     assert rename_class(ws.catalog, "0", "zero", annotator="dana") == 3
     assert merge_classes(ws.catalog, ["1", "2", "zero"], "zero", annotator="dana") == 6
     assert {r.label for r in ws.catalog.images(labeled=True)} == {"zero"}
+
+
+def test_a_class_rename_keeps_a_label_another_annotator_wrote_while_it_ran(ws, monkeypatch) -> None:
+    # Images 1-3 are labelled "0". Bob (another connection, as from another process) relabels image 1 as "2"
+    # after the rename listed the class's images and before it wrote them: his acknowledged write must stand.
+    bob = Workspace.open(ws.root)
+    listed = ws.catalog.images
+    acked: list[int] = []
+
+    def images_then_bob_writes(**kw):
+        rows = listed(**kw)
+        if not acked:
+            acked.append(
+                bob.catalog.set_label(1, "2", annotator="bob", expected_version=bob.catalog.image(1).label_version)
+            )
+        return rows
+
+    monkeypatch.setattr(ws.catalog, "images", images_then_bob_writes)
+    assert rename_class(ws.catalog, "0", "zero", annotator="dana") == 2
+    bob.close()
+    assert ws.catalog.image(1).label == "2" and ws.catalog.image(1).label_version == acked[0]
+    assert [(h["label"], h["annotator"]) for h in ws.catalog.label_history(1)] == [("0", "fixture"), ("2", "bob")]
+    assert [ws.catalog.image(i).label for i in (2, 3)] == ["zero", "zero"]
+    assert "0" not in ws.catalog.classes()
 
 
 def png(value: int) -> bytes:

@@ -185,3 +185,27 @@ def test_queue_names_the_run_and_clusters_read_picsift_cluster(ws) -> None:
         )
         summary = http.get("/api/summary").json()
         assert summary["latest_run"] == "20260102-000000-fastcnn" and summary["runs"][0]["default"] is True
+
+
+def test_undoing_an_accept_keeps_the_imported_image_someone_labels_meanwhile(ws, monkeypatch) -> None:
+    """The undo would remove the image the accept imported; bob labels it right after the undo's own write: his
+    label must stay, and so must the image (the answer still describes the undo)."""
+    from picsift.label.edits import review_feedback, undo_feedback_accept
+    from picsift.store import Catalog
+
+    store = FeedbackStore(ws)
+    fresh = store.add("1", image=png(11), predicted_label="1")
+    accepted = review_feedback(store, [fresh.id], reviewer="dana", accept=True)
+    image_id = accepted.done[0]["image_id"]
+    real_undo = Catalog.undo_label
+
+    def undo_then_bob_writes(self, image_id, **kw):
+        out = real_undo(self, image_id, **kw)
+        ws.catalog.set_label(image_id, "2", annotator="bob", expected_version=ws.catalog.image(image_id).label_version)
+        return out
+
+    monkeypatch.setattr(Catalog, "undo_label", undo_then_bob_writes)
+    out = undo_feedback_accept(store, fresh.id, annotator="dana", expected_version=accepted.done[0]["version"])
+    assert (out["label"], out["version"], out["removed_image"]) == (None, 2, False)
+    assert ws.catalog.image(image_id).label == "2" and ws.catalog.image(image_id).label_version == 3
+    assert [h["annotator"] for h in ws.catalog.label_history(image_id)] == ["dana", "dana", "bob"]

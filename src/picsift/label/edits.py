@@ -280,12 +280,13 @@ def undo_feedback_accept(
     accepted_at = next(
         (e["created_at"] for e in reversed(events) if e["origin"] == "feedback" and e["label"] == item.label), None
     )
-    version = catalog.undo_label(image_id, annotator=annotator, expected_version=expected_version)
+    done = catalog.undo_label(image_id, annotator=annotator, expected_version=expected_version)
     row = catalog.image(image_id)
     history = catalog.label_history(image_id)
     imported_only = (
         row.source_kind == "feedback"
-        and row.label is None
+        and row.label_version == done.version  # nobody has labelled it since the undo
+        and done.label is None
         and not row.excluded
         and all(e["origin"] in ("feedback", "undo") for e in history)
     )
@@ -295,7 +296,13 @@ def undo_feedback_accept(
             raise NotFoundError(f"feedback {feedback_id} disappeared during undo")
         f.status, f.reviewer, f.reviewed_at, f.image_id = "pending", None, None, None
         s.flush()
-        removed_image = imported_only and not _referenced(s, image_id)
+        # The flush above holds the write lock: checked here, the image's version cannot move before the delete,
+        # so a label someone wrote since the undo keeps the image.
+        removed_image = (
+            imported_only
+            and not _referenced(s, image_id)
+            and s.scalar(select(Image.label_version).where(Image.id == image_id)) == done.version
+        )
         if removed_image:
             s.execute(delete(LabelEvent).where(LabelEvent.image_id == image_id))
             s.execute(delete(Image).where(Image.id == image_id))
@@ -315,8 +322,8 @@ def undo_feedback_accept(
     return {
         "feedback": out_item,
         "image_id": image_id,
-        "label": None if removed_image else row.label,
-        "version": version,
+        "label": done.label,
+        "version": done.version,
         "removed_image": removed_image,
         "removed_class": removed_class,
     }

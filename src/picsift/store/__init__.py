@@ -1,6 +1,14 @@
 """Storage: the workspace folder and its catalog (SQLite in the folder, or a PostgreSQL database)."""
 
-from picsift.store.catalog import Catalog, ImageRow, LabelConflictError
+from picsift.store.catalog import Catalog, ImageRow, LabelConflictError, LabelWrite
 from picsift.store.workspace import Workspace, default_workspace_path, is_workspace
 
-__all__ = ["Catalog", "ImageRow", "LabelConflictError", "Workspace", "default_workspace_path", "is_workspace"]
+__all__ = [
+    "Catalog",
+    "ImageRow",
+    "LabelConflictError",
+    "LabelWrite",
+    "Workspace",
+    "default_workspace_path",
+    "is_workspace",
+]

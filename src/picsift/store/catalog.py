@@ -44,6 +44,14 @@ class LabelConflictError(ConflictError):
 
 
 @dataclass(frozen=True)
+class LabelWrite:
+    """One label change as written: the image's label_version after it and the label it set (None: removed)."""
+
+    version: int
+    label: str | None
+
+
+@dataclass(frozen=True)
 class ImageRow:
     """A plain, detached view of one catalog image (what stages exchange)."""
 
@@ -445,8 +453,13 @@ class Catalog:
             out["accepted"].append(pid)
         return out
 
-    def undo_label(self, image_id: int, *, annotator: str = "picsift", expected_version: int | None = None) -> int:
-        """Restore the label the image had before its latest change (recorded as a new change)."""
+    def undo_label(
+        self, image_id: int, *, annotator: str = "picsift", expected_version: int | None = None
+    ) -> LabelWrite:
+        """Restore the label the image had before its latest change (recorded as a new change); returns the
+        version and label this change wrote (another writer may follow at once, so read neither back).
+        WorkspaceError when the image has no change to undo; LabelConflictError when it is no longer at
+        `expected_version`."""
         with self.session() as s:
             events = list(
                 s.scalars(
@@ -464,22 +477,28 @@ class Catalog:
             # "superseded" only ever marks a former accepted label (proposals end as applied/withdrawn).
             older = [e for e in events if e.id < accepted[0].id and e.status == "superseded"]
             previous = older[0].label if older else None
-        return self.set_label(image_id, previous, origin="undo", annotator=annotator, expected_version=expected_version)
+        version = self.set_label(
+            image_id, previous, origin="undo", annotator=annotator, expected_version=expected_version
+        )
+        return LabelWrite(version, normalize_optional_label(previous))
 
     def relabel_class(self, old: str, new: str, *, annotator: str = "picsift") -> int:
         """Rename class `old` to `new`, or merge it into `new` if that exists. Returns images changed.
 
         Every affected image gets a label event (who and when), and pending proposals follow.
-        Both names are normalised by `normalize_label` (LabelError when empty).
+        Both names are normalised by `normalize_label` (LabelError when empty). Each image is relabelled only
+        while it still has the label `old` (optimistic locking on its version): a label someone else writes
+        while the rename runs stands.
         """
         old, new = normalize_label(old), normalize_label(new)
         if old not in self.classes():
             raise WorkspaceError(f"no class {old!r}; classes: {self.classes()}")
         if old == new:
             return 0
-        ids = [r.id for r in self.images(readable=None, include_excluded=True) if r.label == old]
-        for image_id in ids:
-            self.set_label(image_id, new, origin="manual", annotator=annotator)
+        changed = 0
+        for row in self.images(readable=None, include_excluded=True):
+            if row.label == old and self._relabel_if_still(row, old, new, annotator):
+                changed += 1
         with self.session() as s:
             s.execute(
                 update(LabelEvent).where(LabelEvent.label == old, LabelEvent.status == "proposed").values(label=new)
@@ -488,7 +507,21 @@ class Catalog:
             if declared is not None:
                 s.delete(declared)
             declare_classes(s, [new])
-        return len(ids)
+        return changed
+
+    def _relabel_if_still(self, row: ImageRow, old: str, new: str, annotator: str) -> bool:
+        """Give `row`'s image the label `new` if it still has the label `old`, retrying when only its version
+        moved (someone wrote `old` again); False when someone gave it another label meanwhile."""
+        version = row.label_version
+        while True:
+            try:
+                self.set_label(row.id, new, origin="manual", annotator=annotator, expected_version=version)
+                return True
+            except LabelConflictError:
+                current = self.image(row.id)
+                if current.label != old:
+                    return False
+                version = current.label_version
 
     # ---- exclusions (reversible) --------------------------------------------------------------
     def exclude(self, image_reasons: dict[int, str], *, kind: str, actor: str = "picsift", reason: str = "") -> int:

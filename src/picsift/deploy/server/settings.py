@@ -43,6 +43,7 @@ class ServerSettings:
     # Host names answered besides the loopback ones ("*": any). Without an API key only these (and, bound beyond
     # loopback, the machine's own names) are answered, against DNS rebinding; with a key, any unless set.
     allowed_hosts: tuple[str, ...] = ()
+    workers: int = 1  # uvicorn worker processes, each with its own model (set by `serve`)
 
     def validate(self) -> ServerSettings:
         """Self, after checking the limits and the runtime name. ConfigError for a value out of range."""

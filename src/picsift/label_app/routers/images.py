@@ -97,6 +97,5 @@ def full_image(image_id: PathId, ws: WorkspaceDep) -> Response:
 @router.post("/{image_id}/undo", responses=error_responses(404, 409))
 def undo(image_id: PathId, body: UndoBody, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
     """POST /api/images/{id}/undo: undo the image's last label change; 404 for an unknown id, 409 when stale."""
-    version = ws.catalog.undo_label(image_id, annotator=who, expected_version=body.expected_version)
-    row = ws.catalog.image(image_id)
-    return {"image_id": image_id, "label": row.label, "version": version}
+    done = ws.catalog.undo_label(image_id, annotator=who, expected_version=body.expected_version)
+    return {"image_id": image_id, "label": done.label, "version": done.version}
