@@ -238,8 +238,10 @@ def _names(node: ast.AST) -> list[str]:
         return [node.id]
     if isinstance(node, ast.Attribute):
         return [node.attr]
-    if isinstance(node, ast.Call):
-        return _names(node.func) if isinstance(node.func, ast.Attribute) else []
+    if isinstance(node, ast.Call):  # a call's result, named by the method (`without_password(url)` strips one)
+        if not isinstance(node.func, ast.Attribute) or node.func.attr.startswith("without_"):
+            return []
+        return _names(node.func)
     return []
 
 
