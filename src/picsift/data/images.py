@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from picsift.data.formats import IMAGE_EXTENSIONS, PILLOW_FORMATS, missing_decoder_for
+from picsift.data.formats import IMAGE_EXTENSIONS, PILLOW_FORMATS, missing_decoder_for, signature_format
 from picsift.errors import ImageDecodeError
 
 __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageInfo", "load_rgb", "probe", "resize_square", "to_rgb"]
@@ -53,7 +53,11 @@ def _decode_error(e: Exception, source: str | Path | bytes) -> ImageDecodeError:
     if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return ImageDecodeError(f"decompression bomb refused: {e}")
     if isinstance(e, UnidentifiedImageError):
-        return ImageDecodeError(missing_decoder_for(_head(source)) or "not an image (unrecognised format)")
+        head = _head(source)
+        claimed = signature_format(head)
+        if claimed is not None:  # a PNG cut after its signature, a JPEG with a damaged header
+            return ImageDecodeError(f"corrupt image: starts like a {claimed.label} file but its header cannot be read")
+        return ImageDecodeError(missing_decoder_for(head) or "not an image (unrecognised format)")
     if isinstance(e, OSError):
         text = str(e)
         if "truncated" in text.lower() or "premature end" in text.lower():

@@ -67,9 +67,10 @@ def is_archive(path: Path) -> bool:
 
 
 def safe_member_path(name: str) -> PurePosixPath | None:
-    """The relative path a member may be written to, or None when it would escape the folder."""
+    """The relative path a member may be written to, or None when it would escape the folder (or holds a NUL,
+    which no file system takes in a name: a tar's PAX header can carry one)."""
     name = name.replace("\\", "/")
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":") or "\0" in name:
         return None
     parts = [p for p in PurePosixPath(name).parts if p not in ("", ".")]
     if not parts or any(p == ".." for p in parts):

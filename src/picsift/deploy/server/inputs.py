@@ -102,7 +102,7 @@ def parse_top_k(value: Any, default: int, num_classes: int) -> int:
         return min(default, num_classes)
     try:
         k = int(value)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:  # OverflowError: JSON's 1e999 is infinity
         raise ApiError(422, "invalid_top_k", f"top_k must be an integer, got {value!r}") from e
     if k < 1:
         raise ApiError(422, "invalid_top_k", f"top_k must be at least 1, got {k}")
