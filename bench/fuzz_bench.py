@@ -57,7 +57,8 @@ FIXED = {
     "archive member names": ["a tar member name holding a NUL (PAX header): ValueError; now refused"],
     "corrupt images": [
         "a file with a format's signature but an unreadable header: 'not an image (unrecognised format)'; now "
-        "'corrupt image: starts like a PNG file but its header cannot be read'",
+        "'corrupt image: the data starts like PNG but its header cannot be read'",
+        "Pillow's warnings on damaged EXIF/TIFF tags printed on stderr during `picsift import`; now silenced",
         "the server's top_k of 1e999 (infinity): OverflowError, a 500; now 422 invalid_top_k",
     ],
 }
