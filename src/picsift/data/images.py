@@ -56,7 +56,9 @@ def _decode_error(e: Exception, source: str | Path | bytes) -> ImageDecodeError:
         head = _head(source)
         claimed = signature_format(head)
         if claimed is not None:  # a PNG cut after its signature, a JPEG with a damaged header
-            return ImageDecodeError(f"corrupt image: the data starts like {claimed.label} but its header cannot be read")
+            return ImageDecodeError(
+                f"corrupt image: the data starts like {claimed.label} but its header cannot be read"
+            )
         return ImageDecodeError(missing_decoder_for(head) or "not an image (unrecognised format)")
     if isinstance(e, OSError):
         text = str(e)
