@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import string
 import tarfile
 import tempfile
@@ -24,6 +25,7 @@ from typing import Any
 
 import yaml
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from picsift.errors import PicsiftError
@@ -133,7 +135,7 @@ def fuzz(target: Target, examples: int, *, keep_going: bool = False, seed: int |
                     raise
 
         if seed is not None:
-            one = __import__("hypothesis").seed(seed)(one)
+            one = hypothesis_seed(seed)(one)
         one()
     return stats
 
@@ -453,8 +455,6 @@ def _member_names(folder: Path, value: tuple[str, list[str]]) -> str:
     for name, why in out.refused:
         if not why:
             raise Crash(f"member {name!r} refused without a reason")
-    import shutil
-
     shutil.rmtree(into)
     archive.unlink()
     return "archive"
