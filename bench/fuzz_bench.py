@@ -54,7 +54,11 @@ FIXED = {
         "a whole number too large for a float (10**400): OverflowError; now ConfigError (fast CNN and transfer)",
         "transfer epochs/batch_size NaN or infinity: ValueError/OverflowError from int(); now ConfigError",
     ],
-    "archive member names": ["a tar member name holding a NUL (PAX header): ValueError; now refused"],
+    "archive member names": [
+        "a tar member name holding a NUL (PAX header): ValueError; now refused",
+        "a file and a folder of one name (`a` and `a/b.png`, `CON` and `CON/x`): IsADirectoryError; now both extract",
+        "a zip member whose name starts with NUL (read as ''): IndexError from ZipInfo.is_dir; now refused",
+    ],
     "corrupt images": [
         "a file with a format's signature but an unreadable header: 'not an image (unrecognised format)'; now "
         "'corrupt image: the data starts like PNG but its header cannot be read'",

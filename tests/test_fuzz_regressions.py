@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,25 @@ def test_a_tar_member_name_with_a_nul_byte_is_refused(tmp_path: Path) -> None:
     out = extract(archive, tmp_path / "ws")  # was ValueError: embedded null byte
     assert [p.name for p in out.folder.iterdir()] == ["ok.png"]
     assert [m for m, _ in out.refused] == ["\x00bad\u00e9.png"]
+
+
+def test_a_file_and_a_folder_of_one_name_in_an_archive_both_extract(tmp_path: Path) -> None:
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in ("CON/CON.png", "CON", "a", "a/b.png"):  # a file and a folder both named CON (and a)
+            zf.writestr(name, name)
+    out = extract(archive, tmp_path / "ws")  # was IsADirectoryError
+    files = {p.relative_to(out.folder).as_posix(): p.read_text() for p in out.folder.rglob("*") if p.is_file()}
+    assert sorted(files.values()) == ["CON", "CON/CON.png", "a", "a/b.png"] and out.refused == []
+    assert files["_CON/_CON.png"] == "CON/CON.png" and files["a"] == "a"
+
+
+def test_a_zip_member_whose_name_starts_with_nul_is_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ok.png", b"x")
+        zf.writestr("Qevil.png", b"y")
+    archive.write_bytes(archive.read_bytes().replace(b"Qevil.png", b"\0evil.png"))  # Python reads the name as ""
+    out = extract(archive, tmp_path / "ws")  # was IndexError from ZipInfo.is_dir
+    assert [p.name for p in out.folder.iterdir()] == ["ok.png"]
+    assert [(m, why) for m, why in out.refused] == [("", "unsafe path outside the archive folder, not extracted")]

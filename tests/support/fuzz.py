@@ -432,7 +432,8 @@ def _member_names(folder: Path, value: tuple[str, list[str]]) -> str:
     if kind == "zip":
         with zipfile.ZipFile(archive, "w") as zf:
             for i, n in enumerate(names):
-                zf.writestr(n, f"member {i}")
+                if n.split("\0")[0]:  # zipfile cuts a name at NUL and cannot write an empty one
+                    zf.writestr(n, f"member {i}")
     else:
         with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tf:
             for i, n in enumerate(names):
@@ -450,7 +451,7 @@ def _member_names(folder: Path, value: tuple[str, list[str]]) -> str:
     outside = [p for p in folder.rglob("*") if p.is_file() and not p.resolve().is_relative_to(into.resolve())]
     if sorted(p.name for p in outside) != [archive.name]:
         raise Crash(f"files written outside the extraction folder: {outside}")
-    if len(written) + len(out.refused) < len({n for n in names if not n.endswith("/")}) and kind == "zip":
+    if kind == "zip" and len(written) + len(out.refused) < len({n for n in names if n.split("\0")[0]}):
         raise Crash(f"members neither extracted nor refused: {names}, {len(written)} written, {out.refused}")
     for name, why in out.refused:
         if not why:

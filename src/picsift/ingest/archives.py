@@ -92,17 +92,27 @@ def zip_member_name(info: zipfile.ZipInfo) -> str:
 
 
 class _SafeNames:
-    """Safe, distinct relative paths for the members: the names of each folder through one UniqueNames."""
+    """Safe, distinct relative paths for the members: the names of each folder through one UniqueNames.
+
+    A text named both as a folder and as a file in one folder (`a/b` and `a`, or `CON/x` and `CON`) gets two
+    names, so neither write fails on the other."""
 
     def __init__(self, dest: Path) -> None:
         self.dest = dest
         self._folders: dict[PurePosixPath, UniqueNames] = {}
+        self._given: dict[tuple[PurePosixPath, str, bool], str] = {}
+
+    def _name(self, folder: PurePosixPath, text: str, is_folder: bool) -> str:
+        key = (folder, text, is_folder)
+        if key not in self._given:
+            self._given[key] = self._folders.setdefault(folder, UniqueNames()).new(text)
+        return self._given[key]
 
     def target(self, rel: PurePosixPath) -> Path:
         """Where member `rel` is written: inside `dest`, each name made distinct within its folder."""
         out = PurePosixPath()
-        for part in rel.parts:
-            out = out / self._folders.setdefault(out, UniqueNames())(part)
+        for i, part in enumerate(rel.parts):
+            out = out / self._name(out, part, i < len(rel.parts) - 1)
         return inside(self.dest, *out.parts)
 
 
@@ -150,7 +160,12 @@ def allowed_bytes(archive_bytes: int, max_ratio: float = MAX_EXPANSION) -> int:
 
 def _check_zip_headers(zf: zipfile.ZipFile, budget: _Budget) -> None:
     """Refuse before writing anything when the central directory declares more than the budget."""
-    budget.check_declared(sum(i.file_size for i in zf.infolist() if not i.is_dir()))
+    budget.check_declared(sum(i.file_size for i in zf.infolist() if not _is_dir(i)))
+
+
+def _is_dir(info: zipfile.ZipInfo) -> bool:
+    """ZipInfo.is_dir, for a member of any name (it raises IndexError on an empty one, e.g. a name of one NUL)."""
+    return info.filename.endswith("/")
 
 
 def _extract_zip(archive: Path, dest: Path, refused: list[tuple[str, str]], budget: _Budget) -> None:
@@ -162,7 +177,7 @@ def _extract_zip(archive: Path, dest: Path, refused: list[tuple[str, str]], budg
     with zf:
         _check_zip_headers(zf, budget)
         for info in zf.infolist():
-            if info.is_dir():
+            if _is_dir(info):
                 continue
             rel = safe_member_path(zip_member_name(info))
             if rel is None:
