@@ -451,7 +451,8 @@ def _member_names(folder: Path, value: tuple[str, list[str]]) -> str:
     outside = [p for p in folder.rglob("*") if p.is_file() and not p.resolve().is_relative_to(into.resolve())]
     if sorted(p.name for p in outside) != [archive.name]:
         raise Crash(f"files written outside the extraction folder: {outside}")
-    if kind == "zip" and len(written) + len(out.refused) < len({n for n in names if n.split("\0")[0]}):
+    files = {n.split("\0")[0] for n in names} - {""}  # zipfile cuts a name at NUL
+    if kind == "zip" and len(written) + len(out.refused) < len({n for n in files if not n.endswith("/")}):
         raise Crash(f"members neither extracted nor refused: {names}, {len(written)} written, {out.refused}")
     for name, why in out.refused:
         if not why:
