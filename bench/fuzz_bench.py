@@ -58,6 +58,7 @@ FIXED = {
         "a tar member name holding a NUL (PAX header): ValueError; now refused",
         "a file and a folder of one name (`a` and `a/b.png`, `CON` and `CON/x`): IsADirectoryError; now both extract",
         "a zip member whose name starts with NUL (read as ''): IndexError from ZipInfo.is_dir; now refused",
+        "two members whose names read as one path (`a/./b`, `a\\\\b`, `a/b`): the first silently overwritten; now both kept",
     ],
     "corrupt images": [
         "a file with a format's signature but an unreadable header: 'not an image (unrecognised format)'; now "

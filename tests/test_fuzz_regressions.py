@@ -182,3 +182,14 @@ def test_a_zip_member_whose_name_starts_with_nul_is_refused(tmp_path: Path) -> N
     out = extract(archive, tmp_path / "ws")  # was IndexError from ZipInfo.is_dir
     assert [p.name for p in out.folder.iterdir()] == ["ok.png"]
     assert [(m, why) for m, why in out.refused] == [("", "unsafe path outside the archive folder, not extracted")]
+
+
+def test_two_members_whose_names_read_as_one_path_are_both_kept(tmp_path: Path) -> None:
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in ("cls/a.png", "cls/./a.png", "cls\\a.png", "cls//a.png"):
+            zf.writestr(name, name)
+    out = extract(archive, tmp_path / "ws")  # the last one was the only file left
+    kept = sorted(p.read_text() for p in (out.folder / "cls").iterdir())
+    assert kept == sorted(["cls/a.png", "cls/./a.png", "cls\\a.png", "cls//a.png"]) and out.refused == []
+    assert (out.folder / "cls" / "a.png").read_text() == "cls/a.png"

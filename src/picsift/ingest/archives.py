@@ -101,6 +101,7 @@ class _SafeNames:
         self.dest = dest
         self._folders: dict[PurePosixPath, UniqueNames] = {}
         self._given: dict[tuple[PurePosixPath, str, bool], str] = {}
+        self._members: dict[tuple[PurePosixPath, str, bool], str] = {}  # the member first written to each file
 
     def _name(self, folder: PurePosixPath, text: str, is_folder: bool) -> str:
         key = (folder, text, is_folder)
@@ -108,12 +109,20 @@ class _SafeNames:
             self._given[key] = self._folders.setdefault(folder, UniqueNames()).new(text)
         return self._given[key]
 
-    def target(self, rel: PurePosixPath) -> Path:
-        """Where member `rel` is written: inside `dest`, each name made distinct within its folder."""
+    def target(self, rel: PurePosixPath, member: str) -> Path:
+        """Where member `rel` (named `member` in the archive) is written: inside `dest`, each name made distinct
+        within its folder. Two members whose names read as one path (`a/./b`, `a\\b` and `a/b`) get two files; a
+        member listed again under the same name replaces the first (how zip and tar updates work)."""
         out = PurePosixPath()
-        for i, part in enumerate(rel.parts):
-            out = out / self._name(out, part, i < len(rel.parts) - 1)
-        return inside(self.dest, *out.parts)
+        for part in rel.parts[:-1]:
+            out = out / self._name(out, part, True)
+        key = (out, rel.parts[-1], False)
+        first = self._members.setdefault(key, member)
+        if first != member:
+            name = self._folders.setdefault(out, UniqueNames()).new(rel.parts[-1])
+        else:
+            name = self._name(out, rel.parts[-1], False)
+        return inside(self.dest, *(out / name).parts)
 
 
 class _Budget:
@@ -189,7 +198,7 @@ def _extract_zip(archive: Path, dest: Path, refused: list[tuple[str, str]], budg
             if info.flag_bits & 0x1:
                 refused.append((info.filename, "encrypted member, not extracted"))
                 continue
-            target = names.target(rel)
+            target = names.target(rel, info.filename)
             try:
                 with zf.open(info) as src:
                     budget.copy(src, target)
@@ -229,7 +238,7 @@ def _extract_tar(archive: Path, dest: Path, refused: list[tuple[str, str]], budg
                     refused.append((member.name, "unreadable member, not extracted"))
                     continue
                 with src:
-                    budget.copy(src, names.target(rel))
+                    budget.copy(src, names.target(rel, member.name))
         except (tarfile.TarError, EOFError, OSError) as e:
             # A truncated archive: keep what was extracted, report the rest.
             refused.append((archive.name, f"archive is truncated or corrupt after this point: {e}"))
