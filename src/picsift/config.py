@@ -6,6 +6,9 @@ Each run dumps its resolved config into `config.json`, so a run can be reproduce
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -203,21 +206,149 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def load_yaml_overrides(cls: type[C], path: str | Path | None, **flags: Any) -> C:
-    """Build a config: dataclass defaults, then a YAML file's keys, then CLI flags that were given."""
-    values: dict[str, Any] = {}
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    if path is not None:
-        p = Path(path)
+_YAML_FAILURES = (yaml.YAMLError, ValueError, TypeError, AttributeError, RecursionError)
+# PyYAML raises more than YAMLError on some input: ValueError for `!!int abc` or an integer of over 4300 digits,
+# AttributeError for `!!timestamp x`, RecursionError for `[[[[...` nested a thousand deep.
+
+
+def read_yaml(text: str, where: str) -> Any:
+    """`text` parsed as YAML (safe loader: plain data, no Python objects).
+
+    Raises ConfigError "cannot read `where`: ..." for anything PyYAML cannot read, whatever it raises."""
+    try:
+        return yaml.safe_load(text)
+    except _YAML_FAILURES as e:
+        if isinstance(e, RecursionError):
+            detail = "lists or mappings nested too deeply"
+        elif isinstance(e, (AttributeError, TypeError)):
+            detail = "a tagged value (!!timestamp, !!binary, ...) that is not valid"
+        else:
+            detail = str(e) or type(e).__name__
+        raise ConfigError(f"cannot read {where}: {detail}") from e
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """{top-level key: 1-based line} of a YAML mapping, for messages (empty when `text` is not one)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except _YAML_FAILURES:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _expected(hint: Any) -> str:
+    """How a field's type reads in a message: "a whole number", "text or nothing (null)"."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        return f"{_expected(args[0])} or nothing (null)"
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {_expected(args[0]).removeprefix('a ').removeprefix('an ')}s, e.g. [{_EXAMPLE[args[0]]}]"
+    if typing.get_origin(hint) is dict:
+        return "a mapping of setting names to values"
+    return _NAMES.get(hint, str(hint))
+
+
+_NAMES: dict[Any, str] = {
+    bool: "true or false",
+    int: "a whole number",
+    float: "a finite number",
+    str: "text",
+    Path: "a path",
+}
+_EXAMPLE: dict[Any, str] = {int: "1, 5", str: "a, b"}
+_BAD = object()
+
+
+def _typed(hint: Any, value: Any) -> Any:
+    """`value` as the type `hint` of a config field (a list as a tuple, text as a Path, a whole number as a
+    float), or `_BAD` when it is of another kind."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        return _typed(next(a for a in args if a is not type(None)), value)
+    if origin is tuple:
+        items = [_typed(args[0], v) for v in value] if isinstance(value, list) else [_BAD]
+        return _BAD if any(v is _BAD for v in items) else tuple(items)
+    if origin is dict:
+        ok = isinstance(value, dict) and all(isinstance(k, str) for k in value)
+        return value if ok else _BAD
+    if hint is bool:
+        return value if isinstance(value, bool) else _BAD
+    if hint is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _BAD
+    if hint is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return _BAD
         try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"cannot read config file {p}: {e}") from e
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {p} must hold a mapping of settings, got {type(loaded).__name__}")
-        unknown = sorted(set(loaded) - known)
-        if unknown:
-            raise ConfigError(f"config file {p}: unknown settings {unknown}; known: {sorted(known)}")
-        values.update(loaded)
-    values.update({k: v for k, v in flags.items() if v is not None})
-    return cls(**values)
+            number = float(value)
+        except OverflowError:  # a whole number beyond any float
+            return _BAD
+        return number if math.isfinite(number) else _BAD
+    if hint is Path:
+        return Path(value) if isinstance(value, str) and value and "\0" not in value else _BAD
+    if hint is str:
+        return value if isinstance(value, str) else _BAD
+    return value  # Any
+
+
+def _read_settings(cls: type[Any], p: Path) -> dict[str, Any]:
+    """The settings of YAML file `p` for config class `cls`, each checked against its field's type.
+
+    Raises ConfigError naming the file, and the line and key of a bad value."""
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"cannot read config file {p}: not UTF-8 text (byte {e.start})") from e
+    loaded = read_yaml(text, f"config file {p}")
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {p} must hold a mapping of settings, got {type(loaded).__name__}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(str(k) for k in loaded if not isinstance(k, str) or k not in hints)
+    if unknown:
+        raise ConfigError(f"config file {p}: unknown settings {unknown}; known: {sorted(hints)}")
+    lines = _key_lines(text)
+    values = {}
+    for key, value in loaded.items():
+        typed = _typed(hints[key], value)
+        if typed is _BAD:
+            at = f" line {lines[key]}" if key in lines else ""
+            raise ConfigError(f"config file {p}{at}: {key}: expected {_expected(hints[key])}, got {_short(value)}")
+        values[key] = typed
+    return values
+
+
+def load_yaml_overrides(cls: type[C], path: str | Path | None, **flags: Any) -> C:
+    """Build a config: dataclass defaults, then a YAML file's keys, then CLI flags that were given.
+
+    Raises ConfigError naming the file (and the line and setting) when the file cannot be read as YAML, is not a
+    mapping, names an unknown setting, gives a value of the wrong kind (`epochs: abc`, `lr: .nan`) or one the
+    config's `validate` refuses (`schedule: linear`)."""
+    values: dict[str, Any] = {}
+    from_file = _read_settings(cls, Path(path)) if path is not None else {}
+    values.update(from_file)
+    given = {k: v for k, v in flags.items() if v is not None}
+    values.update(given)
+    config = cls(**values)
+    validate = getattr(config, "validate", None)
+    if from_file and validate is not None:
+        try:
+            validate()
+        except ConfigError as e:  # a value of the right kind out of range: say which file it came from
+            named = [k for k in from_file if k not in given and (k in str(e) or k.replace("_", "-") in str(e))]
+            if named:
+                line = _key_lines(Path(path).read_text(encoding="utf-8")).get(named[0])  # type: ignore[arg-type]
+                raise ConfigError(f"config file {path}{f' line {line}' if line else ''}: {e}") from e
+            raise
+    return config

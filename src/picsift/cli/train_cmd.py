@@ -36,8 +36,7 @@ def parse_params(items: list[str] | None) -> dict[str, Any] | None:
     """`--param C=10 --param kernel=rbf` -> {"C": 10, "kernel": "rbf"} (values parsed as YAML scalars)."""
     if not items:
         return None
-    import yaml
-
+    from picsift.config import read_yaml
     from picsift.errors import ConfigError
 
     out: dict[str, Any] = {}
@@ -45,10 +44,7 @@ def parse_params(items: list[str] | None) -> dict[str, Any] | None:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--param {item!r}: expected KEY=VALUE, e.g. --param C=10")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"--param {item!r}: cannot read the value ({e})") from e
+        out[key.strip()] = read_yaml(value, f"the value of --param {item!r}")
     return out
 
 

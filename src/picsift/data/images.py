@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from picsift.data.formats import IMAGE_EXTENSIONS, PILLOW_FORMATS, missing_decoder_for
+from picsift.data.formats import IMAGE_EXTENSIONS, PILLOW_FORMATS, missing_decoder_for, signature_format
 from picsift.errors import ImageDecodeError
 
 __all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageInfo", "load_rgb", "probe", "resize_square", "to_rgb"]
@@ -53,7 +53,13 @@ def _decode_error(e: Exception, source: str | Path | bytes) -> ImageDecodeError:
     if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return ImageDecodeError(f"decompression bomb refused: {e}")
     if isinstance(e, UnidentifiedImageError):
-        return ImageDecodeError(missing_decoder_for(_head(source)) or "not an image (unrecognised format)")
+        head = _head(source)
+        claimed = signature_format(head)
+        if claimed is not None:  # a PNG cut after its signature, a JPEG with a damaged header
+            return ImageDecodeError(
+                f"corrupt image: the data starts like {claimed.label} but its header cannot be read"
+            )
+        return ImageDecodeError(missing_decoder_for(head) or "not an image (unrecognised format)")
     if isinstance(e, OSError):
         text = str(e)
         if "truncated" in text.lower() or "premature end" in text.lower():
@@ -77,6 +83,7 @@ def _open(source: str | Path | bytes) -> Image.Image:
         # warnings.catch_warnings() swaps process-wide state, so concurrent decoders (import and the
         # decoded cache use thread pools) must not interleave it; opening only parses the header.
         with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow on damaged metadata ("Corrupt EXIF data")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(fp, formats=PILLOW_FORMATS)  # exactly the readable formats (picsift.data.formats)
         if img.width * img.height > MAX_PIXELS:
@@ -113,6 +120,13 @@ def _gps_to_degrees(value: object, ref: object) -> float | None:
 
 
 def _exif_fields(img: Image.Image) -> dict[str, object]:
+    # Pillow warns on stderr about damaged EXIF data; picsift reads what it can and says nothing.
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return _read_exif_fields(img)
+
+
+def _read_exif_fields(img: Image.Image) -> dict[str, object]:
     try:
         exif = img.getexif()
     except Exception:  # malformed EXIF must never fail an import

@@ -67,9 +67,10 @@ def is_archive(path: Path) -> bool:
 
 
 def safe_member_path(name: str) -> PurePosixPath | None:
-    """The relative path a member may be written to, or None when it would escape the folder."""
+    """The relative path a member may be written to, or None when it would escape the folder (or holds a NUL,
+    which no file system takes in a name: a tar's PAX header can carry one)."""
     name = name.replace("\\", "/")
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":") or "\0" in name:
         return None
     parts = [p for p in PurePosixPath(name).parts if p not in ("", ".")]
     if not parts or any(p == ".." for p in parts):
@@ -91,18 +92,37 @@ def zip_member_name(info: zipfile.ZipInfo) -> str:
 
 
 class _SafeNames:
-    """Safe, distinct relative paths for the members: the names of each folder through one UniqueNames."""
+    """Safe, distinct relative paths for the members: the names of each folder through one UniqueNames.
+
+    A text named both as a folder and as a file in one folder (`a/b` and `a`, or `CON/x` and `CON`) gets two
+    names, so neither write fails on the other."""
 
     def __init__(self, dest: Path) -> None:
         self.dest = dest
         self._folders: dict[PurePosixPath, UniqueNames] = {}
+        self._given: dict[tuple[PurePosixPath, str, bool], str] = {}
+        self._members: dict[tuple[PurePosixPath, str, bool], str] = {}  # the member first written to each file
 
-    def target(self, rel: PurePosixPath) -> Path:
-        """Where member `rel` is written: inside `dest`, each name made distinct within its folder."""
+    def _name(self, folder: PurePosixPath, text: str, is_folder: bool) -> str:
+        key = (folder, text, is_folder)
+        if key not in self._given:
+            self._given[key] = self._folders.setdefault(folder, UniqueNames()).new(text)
+        return self._given[key]
+
+    def target(self, rel: PurePosixPath, member: str) -> Path:
+        """Where member `rel` (named `member` in the archive) is written: inside `dest`, each name made distinct
+        within its folder. Two members whose names read as one path (`a/./b`, `a\\b` and `a/b`) get two files; a
+        member listed again under the same name replaces the first (how zip and tar updates work)."""
         out = PurePosixPath()
-        for part in rel.parts:
-            out = out / self._folders.setdefault(out, UniqueNames())(part)
-        return inside(self.dest, *out.parts)
+        for part in rel.parts[:-1]:
+            out = out / self._name(out, part, True)
+        key = (out, rel.parts[-1], False)
+        first = self._members.setdefault(key, member)
+        if first != member:
+            name = self._folders.setdefault(out, UniqueNames()).new(rel.parts[-1])
+        else:
+            name = self._name(out, rel.parts[-1], False)
+        return inside(self.dest, *(out / name).parts)
 
 
 class _Budget:
@@ -149,7 +169,12 @@ def allowed_bytes(archive_bytes: int, max_ratio: float = MAX_EXPANSION) -> int:
 
 def _check_zip_headers(zf: zipfile.ZipFile, budget: _Budget) -> None:
     """Refuse before writing anything when the central directory declares more than the budget."""
-    budget.check_declared(sum(i.file_size for i in zf.infolist() if not i.is_dir()))
+    budget.check_declared(sum(i.file_size for i in zf.infolist() if not _is_dir(i)))
+
+
+def _is_dir(info: zipfile.ZipInfo) -> bool:
+    """ZipInfo.is_dir, for a member of any name (it raises IndexError on an empty one, e.g. a name of one NUL)."""
+    return info.filename.endswith("/")
 
 
 def _extract_zip(archive: Path, dest: Path, refused: list[tuple[str, str]], budget: _Budget) -> None:
@@ -161,7 +186,7 @@ def _extract_zip(archive: Path, dest: Path, refused: list[tuple[str, str]], budg
     with zf:
         _check_zip_headers(zf, budget)
         for info in zf.infolist():
-            if info.is_dir():
+            if _is_dir(info):
                 continue
             rel = safe_member_path(zip_member_name(info))
             if rel is None:
@@ -173,7 +198,7 @@ def _extract_zip(archive: Path, dest: Path, refused: list[tuple[str, str]], budg
             if info.flag_bits & 0x1:
                 refused.append((info.filename, "encrypted member, not extracted"))
                 continue
-            target = names.target(rel)
+            target = names.target(rel, info.filename)
             try:
                 with zf.open(info) as src:
                     budget.copy(src, target)
@@ -213,7 +238,7 @@ def _extract_tar(archive: Path, dest: Path, refused: list[tuple[str, str]], budg
                     refused.append((member.name, "unreadable member, not extracted"))
                     continue
                 with src:
-                    budget.copy(src, names.target(rel))
+                    budget.copy(src, names.target(rel, member.name))
         except (tarfile.TarError, EOFError, OSError) as e:
             # A truncated archive: keep what was extracted, report the rest.
             refused.append((archive.name, f"archive is truncated or corrupt after this point: {e}"))

@@ -40,8 +40,11 @@ class _Refused(Exception):
 
 
 def is_url(text: str) -> bool:
-    """Whether `text` is an http(s) URL with a host."""
-    parts = urlsplit(text)
+    """Whether `text` is an http(s) URL with a host (`http://[::1` is not: its IPv6 host is unclosed)."""
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return False
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 

@@ -69,7 +69,10 @@ def upload_name(name: str) -> str | None:
 def image_reference_path(ref: str) -> str:
     """The file path an image reference names: `/data/local-files/?d=a%2Fb.png` -> `a/b.png`,
     `http://host/x/c%20d.png` -> `/x/c d.png`; a plain path is returned unchanged."""
-    parts = urlsplit(ref)
+    try:
+        parts = urlsplit(ref)
+    except ValueError:  # not a URL after all (`http://[::1/a.png`: an unclosed IPv6 host)
+        return ref
     if parts.path.rstrip("/").endswith("/data/local-files"):
         for item in parts.query.split("&"):
             if item.startswith("d="):
@@ -88,7 +91,7 @@ def _choices(value: Any) -> tuple[str, ...]:
         if text.startswith(("{", "[")):
             try:
                 return _choices(json.loads(text))
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON after all: the text is the label
                 pass
         return (normalize_label(text),) if text else ()
     if isinstance(value, dict):
@@ -188,13 +191,61 @@ def _image_of(data: dict[str, Any]) -> str | None:
     return strings[0] if len(strings) == 1 else None
 
 
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, for messages: "an object", "a list", "text", "a number", "true/false", "null"."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true/false"
+    return "null" if value is None else "a number"
+
+
+def _objects(value: Any, where: str) -> list[dict[str, Any]]:
+    """`value` (a JSON list of objects; absent or null: none) as a list; DatasetError naming `where` otherwise."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise DatasetError(f"{where}: expected a list of objects, got {_json_kind(value)}")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise DatasetError(f"{where} item {i + 1}: expected an object, got {_json_kind(item)}")
+    return value
+
+
+def _text(value: Any, where: str, field: str) -> str | None:
+    """A path, hash or id field as text (a number as its digits; absent, null or "": None); DatasetError naming
+    the field otherwise."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise DatasetError(f"{where}: {field} must be text, got {_json_kind(value)}")
+
+
+def _annotations(task: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    return _objects(task.get("annotations") or task.get("completions"), f"{where} annotations")
+
+
+def _choice_list(result: dict[str, Any]) -> list[Any] | None:
+    """The `value.choices` list of one Label Studio result, or None when it has none."""
+    value = result.get("value")
+    choices = value.get("choices") if isinstance(value, dict) else None
+    return choices if isinstance(choices, list) else None
+
+
 def _label_studio_tasks(tasks: list[dict[str, Any]], name: str, label_field: str | None) -> LabelFile:
     fields = {
         str(res.get("from_name"))
-        for task in tasks
-        for ann in (task.get("annotations") or task.get("completions") or [])
-        for res in (ann.get("result") or [])
-        if isinstance((res.get("value") or {}).get("choices"), list)
+        for i, task in enumerate(tasks)
+        for j, ann in enumerate(_annotations(task, f"{name} task {i + 1}"))
+        for res in _objects(ann.get("result"), f"{name} task {i + 1} annotation {j + 1} result")
+        if _choice_list(res) is not None
     }
     if label_field is not None and fields and label_field not in fields:
         raise DatasetError(f"{name}: no choices named {label_field!r}; the export has {', '.join(sorted(fields))}")
@@ -204,38 +255,64 @@ def _label_studio_tasks(tasks: list[dict[str, Any]], name: str, label_field: str
         )
     records = []
     for i, task in enumerate(tasks):
+        where = f"{name} task {_text(task.get('id'), f'{name} task {i + 1}', 'id') or i + 1}"
         data = task.get("data") or {}
+        if not isinstance(data, dict):
+            raise DatasetError(f"{where}: data must be an object, got {_json_kind(data)}")
         ref = _image_of(data)
         path = image_reference_path(ref) if ref else None
-        where = f"{name} task {task.get('id', i + 1)}"
-        for ann in task.get("annotations") or task.get("completions") or []:
+        sha = _text(data.get("sha256"), where, "data.sha256")
+        for ann in _annotations(task, where):
             if ann.get("was_cancelled") or ann.get("skipped"):
                 continue
             labels = tuple(
-                str(c)
+                label
                 for res in ann.get("result") or []
                 if label_field is None or res.get("from_name") == label_field
-                for c in ((res.get("value") or {}).get("choices") or [])
+                for c in _choice_list(res) or []
+                for label in _choices(c)
             )
-            records.append(LabelRecord(path, data.get("sha256"), labels, _annotator(ann.get("completed_by")), where))
+            records.append(LabelRecord(path, sha, labels, _annotator(ann.get("completed_by")), where))
     return LabelFile("Label Studio JSON", records, f"{len(tasks)} tasks, cancelled annotations ignored")
+
+
+def _picsift_json(data: dict[str, Any], name: str) -> LabelFile:
+    records = []
+    for i, d in enumerate(_objects(data.get("images"), f"{name} images")):
+        where = f"{name} image {i + 1}"
+        path, sha = _text(d.get("path"), where, "path"), _text(d.get("sha256"), where, "sha256")
+        records.append(LabelRecord(path, sha, _choices(d.get("label")), None, where))
+    return LabelFile("picsift JSON", records, f"{len(records)} images")
+
+
+def _coco_id(item: dict[str, Any], key: str, where: str) -> str | None:
+    """An id field of a COCO item (a number or text) as text, to look it up; DatasetError naming it otherwise."""
+    return _text(item.get(key), where, key)
+
+
+def _coco(data: dict[str, Any], name: str) -> LabelFile:
+    names = {
+        _coco_id(c, "id", f"{name} categories item {i + 1}"): c.get("name")
+        for i, c in enumerate(_objects(data["categories"], f"{name} categories"))
+    }
+    files = {
+        _coco_id(im, "id", f"{name} images item {i + 1}"): _text(im.get("file_name"), f"{name} images item {i + 1}",
+                                                                  "file_name")
+        for i, im in enumerate(_objects(data["images"], f"{name} images"))
+    }  # fmt: skip
+    records = []
+    for i, a in enumerate(_objects(data.get("annotations"), f"{name} annotations")):
+        where = f"{name} annotations item {i + 1}"
+        image, category = _coco_id(a, "image_id", where), _coco_id(a, "category_id", where)
+        records.append(LabelRecord(files.get(image), None, _choices(names.get(category)), None, f"{name} ann {i}"))
+    return LabelFile("COCO", records, f"{len(records)} annotations")
 
 
 def _read_json(data: Any, name: str, label_field: str | None) -> LabelFile:
     if isinstance(data, dict) and data.get("format") == "picsift-labels":
-        records = [
-            LabelRecord(d.get("path"), d.get("sha256"), _choices(d.get("label")), None, f"{name} image {i + 1}")
-            for i, d in enumerate(data.get("images") or [])
-        ]
-        return LabelFile("picsift JSON", records, f"{len(records)} images")
+        return _picsift_json(data, name)
     if isinstance(data, dict) and "categories" in data and "images" in data:
-        names = {c["id"]: c["name"] for c in data["categories"]}
-        files = {im["id"]: im.get("file_name") for im in data["images"]}
-        records = [
-            LabelRecord(files.get(a["image_id"]), None, _choices(names.get(a["category_id"])), None, f"{name} ann {i}")
-            for i, a in enumerate(data.get("annotations") or [])
-        ]
-        return LabelFile("COCO", records, f"{len(records)} annotations")
+        return _coco(data, name)
     if isinstance(data, dict) and "data" in data:
         data = [data]  # one Label Studio task
     if isinstance(data, list) and all(isinstance(t, dict) for t in data):
@@ -265,7 +342,14 @@ def read_label_file(path: Path, label_field: str | None = None) -> LabelFile:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise DatasetError(f"{name} line {e.lineno}: not valid JSON ({e.msg})") from e
-        result = _read_json(data, name, label_field)
+        except ValueError as e:  # an integer of over 4300 digits (Python's limit on converting them)
+            raise DatasetError(f"{name}: not valid JSON ({e})") from e
+        except RecursionError as e:
+            raise DatasetError(f"{name}: not a label file (lists or objects nested too deeply)") from e
+        try:
+            result = _read_json(data, name, label_field)
+        except RecursionError as e:  # a label of lists within lists, hundreds deep
+            raise DatasetError(f"{name}: not a label file (a label nested too deeply)") from e
     if not any(r.labels for r in result.records):
         seen = f"read as {result.format} ({result.read}), none with a label; " if result.format else ""
         raise DatasetError(f"no labels recognised in {name}: {seen}tried {TRIED}")

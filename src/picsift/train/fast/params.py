@@ -18,7 +18,7 @@ def number(
     `at_least` (inclusive), `below` (exclusive)."""
     try:
         parsed = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a whole number too large for a float
         parsed = math.nan
     in_range = (
         (above is None or parsed > above)

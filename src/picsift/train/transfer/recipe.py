@@ -72,7 +72,7 @@ def _number(
     """`value` as a finite number within the given bounds; a ConfigError naming the key and the range otherwise."""
     try:
         parsed = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a whole number too large for a float
         parsed = math.nan
     checks = [(above, parsed > (above or 0)), (at_least, parsed >= (at_least or 0))]
     checks += [(below, parsed < (below or 0)), (at_most, parsed <= (at_most or 0))]
@@ -84,7 +84,12 @@ def _number(
 
 
 def _whole(key: str, value: Any, at_least: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < at_least:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not value.is_integer())  # also NaN and infinity, which int() refuses
+        or value < at_least
+    ):
         raise ConfigError(f"{OWNER} model_params {key}: expected a whole number of {at_least} or more, got {value!r}")
     return int(value)
 
