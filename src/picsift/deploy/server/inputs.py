@@ -52,7 +52,7 @@ def check_image_bytes(data: bytes, max_pixels: int) -> int:
             raise ApiError(
                 422,
                 "undecodable_image",
-                f"the data starts like a {claimed.label} file but its header cannot be read (truncated or corrupt)",
+                f"the data starts like {claimed.label} but its header cannot be read (truncated or corrupt)",
             ) from e
         missing = missing_decoder_for(data)
         raise ApiError(
