@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from picsift.data.images import load_rgb
+from picsift.data.images import catalog_source, load_rgb
 from picsift.store import ImageRow
 
 
@@ -27,7 +27,7 @@ def cached_thumbnail(cache_dir: Path, row: ImageRow, size: int) -> Path:
     """
     path = cache_dir / "thumbs" / f"{row.sha256}-{size}.jpg"
     if not path.exists():
-        img = load_rgb(row.path)
+        img = load_rgb(catalog_source(row.path, row.sha256, cache_dir))
         img.thumbnail((size, size))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
@@ -36,8 +36,9 @@ def cached_thumbnail(cache_dir: Path, row: ImageRow, size: int) -> Path:
     return path
 
 
-def preview(source: str | Path, size: int, quality: int = 85) -> bytes:
-    """JPEG bytes of an image file scaled to fit `size` x `size` px. ImageDecodeError or OSError when unreadable."""
+def preview(source: str | Path | bytes, size: int, quality: int = 85) -> bytes:
+    """JPEG bytes of an image file (or URL, or its bytes) scaled to fit `size` x `size` px. ImageDecodeError or
+    OSError when unreadable."""
     img = load_rgb(source)
     img.thumbnail((size, size))
     return jpeg_bytes(img, quality)
