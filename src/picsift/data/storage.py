@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -51,6 +52,7 @@ __all__ = [
     "kind_of",
     "missing_objects",
     "name_of",
+    "parse_options",
     "protocol_of",
     "publish_folder",
     "read_bytes",
@@ -101,6 +103,21 @@ def set_options(options: dict[str, Any]) -> None:
         _OPTIONS.clear()
         _OPTIONS.update(options)
         _FILESYSTEMS.clear()
+
+
+def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
+    """`KEY=VALUE` texts -> {key: value}, each value read as JSON when it is JSON (`anon=true` -> True), else
+    kept as text. StorageError for a text without `=`."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise StorageError(f"--storage-option expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
 
 
 def _options() -> dict[str, Any]:
@@ -389,7 +406,7 @@ def publish_folder(local: Path, url: str) -> None:
     }
     fs, base = _filesystem(url)
     marker = join(base, MANIFEST_FILE)
-    old = _call(url, lambda: _read_manifest_or_none(fs, marker))
+    old = _manifest_doc(_call(url, lambda: _cat_or_none(fs, marker)))
     if old is not None:
         _call(url, lambda: fs.rm_file(marker))
     for p in files:
@@ -403,40 +420,61 @@ def publish_folder(local: Path, url: str) -> None:
             fs.rm_file(join(base, rel))
 
 
-def _read_manifest_or_none(fs: Any, marker: str) -> dict[str, Any] | None:
+def fetch_folder(url: str, dest: Path) -> Path:
+    """Download the folder `publish_folder` wrote at `url` into `dest` and return `dest`; a `dest` holding the
+    same manifest already (an earlier download of the same upload) is returned as it is.
+
+    Every file is checked against the manifest's sha256; the files are written to a temporary folder beside
+    `dest` that then takes its place. Raises StorageError naming the URL: no manifest (not a published folder,
+    or an upload still under way or failed), a file missing or changed (a new upload began: try again), or the
+    usual storage failures."""
+    fs, base = _filesystem(url)
+    marker = join(base, MANIFEST_FILE)
+    raw = _call(url, lambda: _cat_or_none(fs, marker))
+    manifest = _manifest_doc(raw)
+    if raw is None or manifest is None:
+        raise StorageError(
+            f"{url}: no complete upload here ({MANIFEST_FILE} missing: not made by picsift, or an upload is still "
+            "under way or failed)"
+        )
+    local_marker = dest / MANIFEST_FILE
+    if local_marker.is_file() and local_marker.read_bytes() == raw:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
     try:
-        raw = fs.cat_file(marker)
+        for rel, meta in manifest["files"].items():
+            parts = rel.split("/")
+            if not rel or rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in parts):
+                raise StorageError(f"{url}: {MANIFEST_FILE} lists an unsafe path {rel!r}")
+            data = read_bytes(join(url, rel))
+            if not isinstance(meta, dict) or hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+                raise StorageError(f"{join(url, rel)}: changed while downloading (a new upload?): try again")
+            target = tmp.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        (tmp / MANIFEST_FILE).write_bytes(raw)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _cat_or_none(fs: Any, path: str) -> bytes | None:
+    try:
+        return bytes(fs.cat_file(path))
     except FileNotFoundError:
+        return None
+
+
+def _manifest_doc(raw: bytes | None) -> dict[str, Any] | None:
+    """A manifest's JSON, or None when it is absent or not one."""
+    if raw is None:
         return None
     try:
         doc = json.loads(raw)
     except ValueError:
         return None
-    return doc if isinstance(doc, dict) else None
-
-
-def fetch_folder(url: str, dest: Path) -> Path:
-    """Download the folder `publish_folder` wrote at `url` into `dest` (created) and return `dest`.
-
-    Every file is checked against the manifest's sha256. Raises StorageError naming the URL: no manifest (not
-    a published folder, or an upload still under way or failed), a file missing or changed (a new upload
-    began: try again), or the usual storage failures."""
-    fs, base = _filesystem(url)
-    marker = join(base, MANIFEST_FILE)
-    manifest = _call(url, lambda: _read_manifest_or_none(fs, marker))
-    if manifest is None or not isinstance(manifest.get("files"), dict):
-        raise StorageError(
-            f"{url}: no complete upload here ({MANIFEST_FILE} missing: not made by picsift, or an upload is still "
-            "under way or failed)"
-        )
-    dest.mkdir(parents=True, exist_ok=True)
-    for rel, meta in manifest["files"].items():
-        if rel.startswith(("/", "..")) or "/../" in rel or "\\" in rel:
-            raise StorageError(f"{url}: {MANIFEST_FILE} lists an unsafe path {rel!r}")
-        data = read_bytes(join(url, rel))
-        if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
-            raise StorageError(f"{join(url, rel)}: changed while downloading (a new upload?): try again")
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return dest
+    return doc if isinstance(doc, dict) and isinstance(doc.get("files"), dict) else None
