@@ -57,10 +57,10 @@ def _global_options(
 ) -> None:
     """Build your own image classifier from a folder of pictures, and serve it."""
     if storage_option:
+        from picsift import api
         from picsift.cli.common import handle_errors
-        from picsift.data.storage import parse_options, set_options
 
-        handle_errors(lambda: set_options(parse_options(storage_option)))()
+        handle_errors(api.set_storage_options)(storage_option)
 
 
 def main() -> None:
