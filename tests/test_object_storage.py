@@ -5,6 +5,7 @@ one line naming the URL and exit code 2. memory:// covers the storage layer's ow
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -192,6 +193,29 @@ def test_export_clean_to_an_empty_prefix(s3: S3, imported: tuple[Path, dict]) ->
     assert len([k for k in keys if k.endswith(".png")]) == 25 and storage.MANIFEST_FILE in keys
     code, _, err = cli("export-clean", dest, "-w", str(ws))
     assert code == 2 and "already holds objects" in err and dest in err
+
+
+def test_label_app_shows_objects_and_status_finds_deleted_ones(s3: S3, tmp_path: Path) -> None:
+    from support.label import app_client
+
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    for p in sorted((s3.local / "2").glob("*.png"))[:3]:
+        fs.put_file(str(p), f"{BUCKET}/few/{p.name}")
+    ws = tmp_path / "ws"
+    assert api.import_images(f"s3://{BUCKET}/few/", workspace=ws, label="two").added == 3
+    w = Workspace.open(ws)
+    try:
+        rows = w.catalog.images()
+        with app_client(w) as client:
+            thumb = client.get(f"/api/images/{rows[0].id}/thumb")
+            assert thumb.status_code == 200 and Image.open(io.BytesIO(thumb.content)).format == "JPEG"
+            assert client.get(f"/api/images/{rows[1].id}/full").status_code == 200
+            fs.rm_file(rows[2].path)
+            gone = client.get(f"/api/images/{rows[2].id}/thumb")
+            assert gone.status_code == 404 and "missing in object storage" in gone.json()["detail"]
+    finally:
+        w.close()
+    assert api.status(workspace=ws).missing == [rows[2].path]
 
 
 @pytest.mark.parametrize(

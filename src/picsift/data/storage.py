@@ -201,6 +201,7 @@ def kind_of(url: str) -> str:
     if protocol_of(url) in ("http", "https"):
         return "file"
     fs, path = _filesystem(url)
+    fs.invalidate_cache(path)
     info = _call(url, lambda: _info_or_none(fs, path))
     return "file" if info is not None and info.get("type") != "directory" else "folder"
 
@@ -235,6 +236,7 @@ class RemoteTree:
     def __init__(self, url: str) -> None:
         self.root = url.rstrip("/") + "/"
         fs, base = _filesystem(self.root)
+        fs.invalidate_cache(base)  # a listing is always fresh, even in a long-running process
         listing = _call(self.root, lambda: fs.find(base, withdirs=False, detail=True))
         if not listing:
             raise StorageError(f"{self.root}: no such object or prefix (nothing stored under it)")
@@ -371,10 +373,10 @@ def missing_objects(urls: Iterable[str]) -> dict[str, str]:
     for parent, members in by_parent.items():
         fs, path = _filesystem(parent + "/")
         try:
+            fs.invalidate_cache(path)  # listings cached by the file system may predate a deletion
             if protocol_of(parent) in ("http", "https") or len(members) <= _FEW:  # a request each beats a listing
                 present = {u for u in members if fs.exists(fs._strip_protocol(u))}
             else:
-                fs.invalidate_cache(path)
                 names = {n.rstrip("/") for n in fs.ls(path, detail=False)}
                 present = {u for u in members if fs._strip_protocol(u).rstrip("/") in names}
         except FileNotFoundError:
