@@ -61,3 +61,8 @@ class UnsafePathError(PicsiftError):
 
 class CheckpointError(PicsiftError):
     """A training checkpoint cannot be resumed from: empty, cut short, or not the bytes that were written."""
+
+
+class StorageError(DatasetError):
+    """Object storage or a URL cannot be read or written: a missing bucket or object, no credentials, access
+    denied, an endpoint that cannot be reached. The message names the URL."""

@@ -43,7 +43,14 @@ from picsift.api.improve import (
     ensemble,
     tune,
 )
-from picsift.api.ingest import WorkspaceInit, WorkspaceStatus, import_images, init_workspace, status
+from picsift.api.ingest import (
+    WorkspaceInit,
+    WorkspaceStatus,
+    import_images,
+    init_workspace,
+    set_storage_options,
+    status,
+)
 from picsift.api.label import LabelExport, LabelServer, autolabel, cluster, export_labels, import_labels, label_server
 from picsift.api.train import (
     ExtractorInfo,
@@ -98,6 +105,7 @@ __all__ = [
     "import_images",
     "import_labels",
     "init_workspace",
+    "set_storage_options",
     "label_server",
     "list_extractors",
     "list_runs",

@@ -137,7 +137,9 @@ def export_clean(
     DEST/<split>/<class>/, as copies (`link`: hard links where the file system allows, which ARE the originals:
     editing one edits the other).
 
-    Raises WorkspaceError (DEST exists and is not empty, nothing to export), MissingImagesError with `strict`.
+    DEST may be a URL in object storage (`s3://bucket/clean/`) where nothing is stored yet: the copy is uploaded
+    with a manifest written last. Raises WorkspaceError (DEST exists and is not empty, nothing to export),
+    MissingImagesError with `strict`, StorageError (a URL that cannot be written).
     """
     from picsift import curate
     from picsift.data.available import SkippedImage

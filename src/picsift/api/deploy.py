@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ class ExportResult:
     `model`'s name, `model_file`, the `parity` check against PyTorch {samples, max_abs_prob_diff,
     top1_agreement, skipped_images, warning, ...} and the int8 `quantization` report when asked for."""
 
-    bundle: Path
+    bundle: Path | str  # a URL when exported to object storage
     version: str
     format: str
     model: str
@@ -78,18 +78,40 @@ def export_bundle(
 ) -> ExportResult:
     """Export a run (default: the latest) to a bundle, default `<workspace>/exports/<run id>` (`picsift export`);
     `samples` test/val images check ONNX Runtime against PyTorch; quantize "int8" adds a dynamically quantised
-    model and reports the accuracy change. Classical runs export an artifact bundle.
+    model and reports the accuracy change. Classical runs export an artifact bundle. `out` may be a URL
+    (`s3://bucket/bundles/cats`): the bundle is made locally, then uploaded with its manifest written last.
 
     Raises ConfigError (format other than onnx, unknown quantisation), ExportError (the runtimes disagree),
-    RunNotFoundError, WorkspaceError, MissingImagesError with `strict`.
+    RunNotFoundError, WorkspaceError, MissingImagesError with `strict`, StorageError (a URL `out` cannot be written).
     """
     from picsift.deploy.export import export
     from picsift.errors import ConfigError
 
     if format != "onnx":
         raise ConfigError(f"--format must be onnx, got {format!r}")
+    from picsift.data.storage import is_remote
+
+    if isinstance(out, str) and is_remote(out):
+        return _export_to_url(run_dir(workspace, run), out, quantize=quantize, samples=samples, version=version,
+                              strict=strict)  # fmt: skip
     bundle = export(run_dir(workspace, run), out, quantize=quantize, samples=samples, version=version, strict=strict)
     return _export_result(bundle)
+
+
+def _export_to_url(run_folder: Path, url: str, **options: Any) -> ExportResult:
+    """Export into a temporary folder, then upload it to `url` with its manifest last (`publish_folder`), so a
+    reader (`picsift predict --bundle URL`) finds the old bundle, none or the new one, never half of one."""
+    import tempfile
+
+    from picsift.data.storage import is_empty, publish_folder
+    from picsift.deploy.export import export
+
+    is_empty(url)  # a missing bucket, no credentials or an unreachable endpoint fail now, not after the export
+    with tempfile.TemporaryDirectory(prefix="picsift-export-") as tmp:
+        bundle = export(run_folder, Path(tmp) / "bundle", **options)
+        result = _export_result(bundle)
+        publish_folder(bundle, url)
+    return replace(result, bundle=url)
 
 
 @dataclass(frozen=True)

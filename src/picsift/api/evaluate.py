@@ -80,7 +80,9 @@ def predict(
 ) -> PredictResult:
     """Predict files, folders or glob patterns with a run (default: the workspace's latest) or a bundle.
 
-    Folders are walked as `picsift import` walks them. tta: average over the run's chosen test-time views (the
+    Folders are walked as `picsift import` walks them; so are prefixes in object storage (`s3://bucket/new/`),
+    and an object URL is read where it is (`picsift.data.storage`). `bundle` may be the URL `picsift export
+    --out` uploaded it to. tta: average over the run's chosen test-time views (the
     default view set, with a warning, when none were chosen); reject_unknown: label images unlike every class
     "unknown", with the rejector `picsift calibrate` fitted (ConfigError when there is none). A bundle carries
     the same settings as its run. Reads, never writes: the run folder and the bundle stay as they are.
@@ -88,6 +90,7 @@ def predict(
     unreadable file is a Prediction with `error`, not an exception.
     """
     from picsift.data.inputs import collect_inputs
+    from picsift.data.storage import is_remote
     from picsift.inference import Predictor
 
     found = collect_inputs([paths] if isinstance(paths, str) else list(paths))
@@ -95,7 +98,8 @@ def predict(
     if bundle is not None:
         from picsift.deploy.bundle import load_bundle
 
-        predictor = load_bundle(Path(bundle), tta=tta, reject_unknown=reject_unknown)
+        where = bundle if isinstance(bundle, str) and is_remote(bundle) else Path(bundle)  # a URL: fetched once
+        predictor = load_bundle(where, tta=tta, reject_unknown=reject_unknown)
     else:
         _, folder = open_run(workspace, run)
         predictor = Predictor.from_run(folder, tta=tta, reject_unknown=reject_unknown)

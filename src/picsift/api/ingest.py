@@ -141,3 +141,16 @@ def status(*, workspace: WorkspaceArg = None) -> WorkspaceStatus:
     from picsift import ingest
 
     return WorkspaceStatus(**ingest.status(workspace))
+
+
+def set_storage_options(options: list[str] | dict[str, Any]) -> dict[str, Any]:
+    """Options of the object-storage file systems (s3fs, gcsfs, adlfs: `anon`, `endpoint_url`, ...) for every
+    URL this process reads or writes, over those of $PICSIFT_STORAGE_OPTIONS (a JSON object); `picsift
+    --storage-option KEY=VALUE`. `options`: a dict, or `KEY=VALUE` texts whose values are read as JSON when they
+    are JSON (`anon=true` -> True). Returns the options set. Raises StorageError for a text without `=`.
+    """
+    from picsift.data.storage import parse_options, set_options
+
+    parsed = dict(options) if isinstance(options, dict) else parse_options(options)
+    set_options(parsed)
+    return parsed

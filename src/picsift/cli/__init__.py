@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
 import typer
 
@@ -16,6 +17,7 @@ def build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
+    app.callback()(_global_options)
     from picsift.cli import ingest_cmd, train_cmd
 
     ingest_cmd.register(app)
@@ -39,6 +41,26 @@ def build_app() -> typer.Typer:
 
     curate_cmd.register(app)
     return app
+
+
+def _global_options(
+    storage_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--storage-option",
+            metavar="KEY=VALUE",
+            help="An option of the object-storage file system for s3://, gs://, az:// URLs (repeatable), e.g. "
+            "anon=true or endpoint_url=http://localhost:9000; the value is read as JSON when it is JSON. "
+            "For every command at once: $PICSIFT_STORAGE_OPTIONS (a JSON object).",
+        ),
+    ] = None,
+) -> None:
+    """Build your own image classifier from a folder of pictures, and serve it."""
+    if storage_option:
+        from picsift import api
+        from picsift.cli.common import handle_errors
+
+        handle_errors(api.set_storage_options)(storage_option)
 
 
 def main() -> None:

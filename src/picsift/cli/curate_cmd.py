@@ -135,7 +135,7 @@ def _print_apply(res: api.CleanApplyResult, json_out: bool) -> None:
 
 @handle_errors
 def export_clean(
-    dest: Annotated[Path, typer.Argument(help="New folder for the cleaned copy.")],
+    dest: Annotated[str, typer.Argument(help="New folder (or empty prefix, s3://bucket/clean/) for the cleaned copy.")],
     workspace: WorkspaceOpt = None,
     by_split: Annotated[bool, typer.Option("--by-split", help="DEST/<split>/<class>/ instead of DEST/<class>/.")] = (
         False

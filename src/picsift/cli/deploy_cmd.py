@@ -49,7 +49,12 @@ def export(
     run: RunOpt = None,
     format: Annotated[str, typer.Option("--format", help="onnx (classical runs: artifact bundle).")] = "onnx",
     quantize: Annotated[str | None, typer.Option(help="int8: dynamic quantisation, accuracy change reported.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Bundle folder (default <workspace>/exports/<run id>).")] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            help="Bundle folder (default <workspace>/exports/<run id>), or a URL such as s3://bucket/bundles/x."
+        ),
+    ] = None,
     samples: Annotated[int, typer.Option(help="Test/val images for the parity check.")] = 64,
     version: Annotated[str | None, typer.Option(help="Version string (default <run id>-<hash>).")] = None,
     strict: StrictOpt = False,

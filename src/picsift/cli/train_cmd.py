@@ -243,10 +243,10 @@ def _print_skipped(result: api.PredictResult) -> None:
 
 @handle_errors
 def predict(
-    paths: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
+    paths: Annotated[list[str], typer.Argument(help="Image files, folders, glob patterns or URLs (s3://bucket/new/).")],
     workspace: WorkspaceOpt = None,
     run: RunOpt = None,
-    bundle: Annotated[Path | None, typer.Option(help="An exported bundle folder instead of a run.")] = None,
+    bundle: Annotated[str | None, typer.Option(help="An exported bundle folder (or its URL) instead of a run.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="How many classes per image.")] = 1,
     tta: Annotated[bool, typer.Option("--tta", help="Test-time augmentation (the run's chosen views).")] = False,
     reject_unknown: Annotated[

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ from picsift.data.available import (
     skipped_dicts,
     split_present,
 )
+from picsift.data.storage import cached_bytes, is_empty, is_remote, name_of, publish_folder
 from picsift.errors import ConfigError, PicsiftError, WorkspaceError
 from picsift.features.pretrained import EmbeddingChoice, resolve_embedding
 from picsift.filenames import UniqueNames, inside, safe_filename, unique_names
@@ -420,11 +422,27 @@ def export_clean(
     links where the file system allows (else copies): no extra space, but a link IS the original file, so
     editing an exported image edits the user's original too. DEST must not exist or be empty. Images whose file is missing on disk are skipped
     (listed under "skipped_images"), or raise MissingImagesError with `strict`. Folder and file names go through
-    `picsift.filenames` (a class `..` stays inside DEST; `Cat` and `cat` stay two folders)."""
+    `picsift.filenames` (a class `..` stays inside DEST; `Cat` and `cat` stay two folders).
+
+    DEST may be a URL (`s3://bucket/clean/`) where nothing is stored yet: the copy is written to a temporary
+    folder, then uploaded with a manifest written last (`picsift.data.storage.publish_folder`). Images in
+    object storage are copied from their bytes (through the workspace's cache)."""
     ws = Workspace.open(workspace)
-    out = Path(dest)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise WorkspaceError(f"export destination {out} exists and is not an empty folder; choose a new path")
+    if isinstance(dest, str) and is_remote(dest):
+        if not is_empty(dest):
+            raise WorkspaceError(f"export destination {dest} already holds objects; choose a new prefix")
+        with tempfile.TemporaryDirectory(prefix="picsift-export-clean-") as tmp:
+            out = _write_clean(ws, Path(tmp) / "clean", by_split=by_split, link=False, strict=strict)
+            publish_folder(Path(tmp) / "clean", dest)
+        return {**out, "dest": dest}
+    out_dir = Path(dest)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise WorkspaceError(f"export destination {out_dir} exists and is not an empty folder; choose a new path")
+    return _write_clean(ws, out_dir, by_split=by_split, link=link, strict=strict)
+
+
+def _write_clean(ws: Workspace, out: Path, *, by_split: bool, link: bool, strict: bool) -> dict[str, Any]:
+    """`export_clean` into the local folder `out` (new or empty)."""
     rows, skipped = split_present(ws.catalog.images(labeled=True, include_duplicates=False))
     check_strict(skipped, strict, "export-clean")
     if not rows:
@@ -439,7 +457,13 @@ def export_clean(
         parts = (safe_filename(r.split or "unsplit", allow_hidden=False), cls) if by_split else (cls,)
         folder = inside(out, *parts)
         folder.mkdir(parents=True, exist_ok=True)
-        target = inside(folder, files_in.setdefault(folder, UniqueNames(fallback="image")).new(Path(r.path).name))
+        name = name_of(r.path) if is_remote(r.path) else Path(r.path).name
+        target = inside(folder, files_in.setdefault(folder, UniqueNames(fallback="image")).new(name))
+        if is_remote(r.path):
+            target.write_bytes(cached_bytes(r.path, r.sha256, ws.cache_dir))
+            copied += 1
+            per_class[cls] = per_class.get(cls, 0) + 1
+            continue
         if link:
             try:
                 os.link(r.path, target)

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from picsift.curate.findings import Finding
-from picsift.data.images import resize_square, to_rgb
+from picsift.data.images import image_file, resize_square, to_rgb
 
 FINE_SIDE = 256  # sharpness is measured on a copy this large (never enlarged beyond the original)
 
@@ -86,7 +86,7 @@ def quality_metrics(x: np.ndarray, batch: int = 1024) -> dict[str, np.ndarray]:
 def _fine_copy(path: str, side: int) -> np.ndarray | None:
     """The picture at up to `side` px (shorter side, centre crop; JPEGs decoded at a reduced scale), or None."""
     try:
-        with Image.open(path) as img:
+        with Image.open(image_file(path)) as img:
             img.draft("RGB", (side, side))  # JPEG: DCT-domain downscaling, never below (side, side)
             rgb = to_rgb(img)
             return resize_square(rgb, min(side, *rgb.size))

@@ -80,10 +80,10 @@ def thumbnail_uri(pixels: np.ndarray | Image.Image, size: int = THUMB_SIDE) -> s
 def file_thumbnail_uri(path: str, fallback: np.ndarray, size: int = THUMB_SIDE) -> str:
     """`thumbnail_uri` of the original file (sharper than a small decoded copy), or of `fallback` pixels
     ((H, W, 3) uint8) when the file cannot be decoded any more."""
-    from picsift.data.images import to_rgb
+    from picsift.data.images import image_file, to_rgb
 
     try:
-        with Image.open(path) as img:
+        with Image.open(image_file(path)) as img:
             img.draft("RGB", (size, size))
             return thumbnail_uri(to_rgb(img), size)
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError, Image.DecompressionBombError):

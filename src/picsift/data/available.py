@@ -19,6 +19,7 @@ import numpy as np
 
 from picsift.data.cache import DecodedCache
 from picsift.data.presence import MISSING, file_problem
+from picsift.data.storage import is_remote, missing_objects
 from picsift.errors import DatasetError
 
 log = logging.getLogger("picsift.data")
@@ -72,13 +73,14 @@ class MissingImagesError(DatasetError):
 def split_present(rows: Sequence[R]) -> tuple[list[R], list[SkippedImage]]:
     """rows -> (rows whose file exists and is readable, in order; a SkippedImage for each of the others).
 
-    One stat() per row: cheap next to decoding, and it catches files moved or deleted since import even
+    One stat() per row (for objects in object storage, one listing per folder): cheap next to decoding, and it catches files moved or deleted since import even
     when their pixels are still in the decoded-image cache (so every stage agrees with `picsift status`).
     """
     present: list[R] = []
     skipped: list[SkippedImage] = []
+    remote = missing_objects(r.path for r in rows if is_remote(r.path))  # one listing per folder, not per object
     for r in rows:
-        why = file_problem(r.path)
+        why = remote.get(r.path) if is_remote(r.path) else file_problem(r.path)
         if why is None:
             present.append(r)
         else:

@@ -16,11 +16,12 @@ import numpy as np
 from picsift import progress
 from picsift.data.images import load_rgb, resize_square
 from picsift.data.presence import file_problem
-from picsift.errors import ImageDecodeError
+from picsift.data.storage import image_source
+from picsift.errors import ImageDecodeError, StorageError
 
 
 def decode_square(path: str | Path | bytes, size: int) -> np.ndarray:
-    """An image file or its bytes -> uint8 (size, size, 3): shorter side to `size`, centre crop.
+    """An image file, URL or its bytes -> uint8 (size, size, 3): shorter side to `size`, centre crop.
     ImageDecodeError when it cannot be decoded."""
     return resize_square(load_rgb(path), size)
 
@@ -31,6 +32,7 @@ class DecodedCache:
 
     def __init__(self, cache_dir: Path, size: int) -> None:
         self.size = size
+        self.cache_dir = cache_dir  # also holds the bytes of images in object storage (`storage.image_source`)
         cache_dir.mkdir(parents=True, exist_ok=True)
         self.path = cache_dir / f"decoded-{size}.sqlite"
         with self._connect() as db:
@@ -72,7 +74,9 @@ class DecodedCache:
         def work(entry: tuple[str, str]) -> tuple[str, bytes | str]:
             sha, path = entry
             try:
-                return sha, decode_square(path, s).tobytes()
+                return sha, decode_square(image_source(path, sha, self.cache_dir), s).tobytes()
+            except StorageError as e:
+                return sha, f"cannot be read: {e}"
             except ImageDecodeError as e:
                 return sha, str(e)
             except OSError:

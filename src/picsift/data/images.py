@@ -15,9 +15,13 @@ import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from picsift.data.formats import IMAGE_EXTENSIONS, PILLOW_FORMATS, missing_decoder_for, signature_format
-from picsift.errors import ImageDecodeError
+from picsift.data.storage import image_source, is_remote, read_bytes
+from picsift.errors import ImageDecodeError, StorageError
 
-__all__ = ["IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageInfo", "load_rgb", "probe", "resize_square", "to_rgb"]
+__all__ = [
+    "IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageInfo", "catalog_source", "image_file", "load_rgb", "probe", "resize_square",
+    "to_rgb",
+]  # fmt: skip
 
 # Refuse images above ~89 MP (Pillow's own warning threshold) instead of exhausting memory.
 MAX_PIXELS = 89_478_485
@@ -38,6 +42,35 @@ class ImageInfo:
     exif_camera: str | None = None
     gps_lat: float | None = None
     gps_lon: float | None = None
+
+
+def _remote_bytes(url: str) -> bytes:
+    """A URL's bytes (`picsift.data.storage`); one that cannot be read is an ImageDecodeError saying why."""
+    try:
+        return read_bytes(url)
+    except StorageError as e:
+        raise ImageDecodeError(f"cannot be read: {e}") from e
+
+
+def catalog_source(path: str, sha256: str | None = None, cache_dir: Path | None = None) -> str | bytes:
+    """What `load_rgb` reads for a catalog image: a local path as it is, an object URL's bytes through the
+    content-addressed cache in `cache_dir` (`picsift.data.storage.image_source`). ImageDecodeError when a URL
+    cannot be read (missing, denied, unreachable), as for a file that does not decode."""
+    try:
+        return image_source(path, sha256, cache_dir)
+    except StorageError as e:
+        raise ImageDecodeError(f"cannot be read: {e}") from e
+
+
+def image_file(path: str | Path) -> str | Path | io.BytesIO:
+    """What `PIL.Image.open` reads for a local path or a URL (its bytes, read now). OSError when a URL cannot be
+    read, as when a local file cannot."""
+    if isinstance(path, str) and is_remote(path):
+        try:
+            return io.BytesIO(read_bytes(path))
+        except StorageError as e:
+            raise OSError(str(e)) from e
+    return path
 
 
 def _file_object(source: str | Path | bytes) -> io.BytesIO | str | Path:
@@ -75,6 +108,8 @@ _DECODE_FAILURES = (
 
 
 def _open(source: str | Path | bytes) -> Image.Image:
+    if isinstance(source, str) and is_remote(source):  # an object-storage or http(s) URL: its bytes
+        source = _remote_bytes(source)
     fp = _file_object(source)
     # Truncated files must fail loudly rather than decode as half-grey pictures.
     ImageFile.LOAD_TRUNCATED_IMAGES = False

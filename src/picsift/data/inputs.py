@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from picsift.data.formats import describe
+from picsift.data.storage import is_remote, iter_remote_images
 from picsift.data.walk import SkippedFile, WalkResult, count_by_kind, walk_images
 from picsift.errors import DatasetError
 
@@ -36,9 +37,14 @@ def collect_inputs(inputs: list[str]) -> InputFiles:
     (`photo[1].jpg`), and a file named explicitly is always predicted (a bad one is reported per
     file). A folder or pattern that yields no image is a DatasetError, so a typo never passes as
     "0 predictions". A path that does not exist is kept: the predictor reports it ("no such file").
+    A URL (`s3://bucket/photos/`, `gs://...`, `https://...`) is one object, or a prefix walked by the same
+    rules (`picsift.data.storage.iter_remote_images`); a missing prefix or bucket is a StorageError.
     """
     out = InputFiles([], [])
     for item in inputs:
+        if is_remote(item):
+            out.paths += iter_remote_images(item, lambda url, why: out.skipped.append(SkippedFile(url, why)))
+            continue
         p = Path(item)
         if p.is_dir():
             found = walk_images(p)

@@ -1,4 +1,4 @@
-"""Whether a catalogued image's file is still there and readable: one stat, no decoding."""
+"""Whether a catalogued image's file (or object) is still there and readable: one stat, no decoding."""
 
 from __future__ import annotations
 
@@ -6,11 +6,16 @@ import os
 import stat
 from pathlib import Path
 
+from picsift.data.storage import is_remote, missing_objects
+
 MISSING = "missing on disk"
 
 
 def file_problem(path: str | Path) -> str | None:
-    """None when `path` is a regular file this process can read, else why not (one short phrase)."""
+    """None when `path` is a regular file this process can read, else why not (one short phrase). A URL is
+    looked up in its object store (`picsift.data.storage.missing_objects`)."""
+    if is_remote(str(path)):
+        return missing_objects([str(path)]).get(str(path))
     try:
         st = os.stat(path)
     except FileNotFoundError:

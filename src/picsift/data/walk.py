@@ -30,9 +30,10 @@ SYSTEM_NAMES = frozenset({"thumbs.db", "desktop.ini", "__macosx", "$recycle.bin"
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file (or link, or folder) left out of a walk; `reason` starts with its kind ("broken link: ...")."""
+    """A file (or link, or folder) left out of a walk; `reason` starts with its kind ("broken link: ...").
+    `path` is a URL (text) for an object in object storage."""
 
-    path: Path
+    path: Path | str
     reason: str
 
 

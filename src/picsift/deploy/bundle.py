@@ -9,13 +9,16 @@ applies the same settings as the run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from picsift.data.storage import fetch_folder, is_remote
 from picsift.deploy.export import ARTIFACT_DIR, BANK_FILE, BUNDLE_FILE
 from picsift.errors import ConfigError, RunCorruptError, RunNotFoundError
 from picsift.inference import InferenceSpec, Predictor, load_artifact, runtime_for
@@ -26,6 +29,22 @@ from picsift.models.registry import DataConfig
 log = logging.getLogger("picsift.deploy")
 
 RUNTIMES = ("auto", "onnx", "torch")
+
+
+def bundle_cache() -> Path:
+    """Where bundles loaded from object storage are kept: $XDG_CACHE_HOME/picsift/bundles (~/.cache by default)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "picsift" / "bundles"
+
+
+def fetch_bundle(url: str) -> Path:
+    """The local copy of the bundle `picsift export --out URL` uploaded to `url`, downloaded once per upload into
+    `bundle_cache()` (`picsift.data.storage.fetch_folder`: every file checked against the upload's manifest,
+    which is written last). StorageError naming the URL when there is no complete bundle there."""
+    key = hashlib.sha256(url.rstrip("/").encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    folder = fetch_folder(url, bundle_cache() / key)
+    if not (folder / BUNDLE_FILE).is_file():
+        raise RunNotFoundError(f"{url} is not a picsift bundle ({BUNDLE_FILE} missing): make one with `picsift export`")
+    return folder
 
 
 def read_bundle_meta(path: Path) -> dict[str, Any]:
@@ -81,14 +100,15 @@ class BundlePredictor(Predictor):
         tta: bool = False,
         reject_unknown: bool = False,
     ) -> BundlePredictor:
-        """runtime: "onnx" (ONNX Runtime, CPU), "torch" (the bundled artifact), "auto" (ONNX if present).
+        """path: a bundle folder, or the URL `picsift export --out URL` uploaded one to (`fetch_bundle`).
+        runtime: "onnx" (ONNX Runtime, CPU), "torch" (the bundled artifact), "auto" (ONNX if present).
         tta / reject_unknown: as the run's Predictor (picsift.inference.Predictor.from_run), from the spec the
         bundle carries; ConfigError when it carries no unknown rejector. Unknown rejection needs the model's
         features, which the ONNX graph does not output: with it, "auto" runs the bundled artifact and "onnx"
         is a ConfigError."""
         if runtime not in RUNTIMES:
             raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
-        path = Path(path).resolve()
+        path = fetch_bundle(path) if isinstance(path, str) and is_remote(path) else Path(path).resolve()
         meta = read_bundle_meta(path)
         where = f"bundle {path}"
         spec = bundle_spec(meta, where)

@@ -45,7 +45,7 @@ from picsift.data.available import (
     skipped_dicts,
 )
 from picsift.data.hashing import sha256_file
-from picsift.data.images import load_rgb, resize_square
+from picsift.data.images import catalog_source, load_rgb, resize_square
 from picsift.errors import ConfigError, ImageDecodeError, PicsiftError, RunNotFoundError
 from picsift.inference import InferenceSpec, Predictor, load_artifact, read_spec
 from picsift.inference.runtime import ONNX_INPUT, ONNX_OUTPUT, onnx_logits, onnx_session
@@ -178,7 +178,7 @@ def sample_images(run_dir: Path, dc: DataConfig, classes: list[str], n: int, see
                     skipped.append(SkippedImage(row.id, row.path, MISSING, problem))
                     continue
                 try:
-                    arrays.append(resize_square(load_rgb(row.path), size))
+                    arrays.append(resize_square(load_rgb(catalog_source(row.path, row.sha256, ws.cache_dir)), size))
                 except (ImageDecodeError, OSError) as e:
                     skipped.append(SkippedImage(row.id, row.path, UNDECODABLE, str(e)))
                     continue

@@ -19,7 +19,7 @@ import numpy as np
 
 from picsift.config import EvalConfig
 from picsift.data.available import SkippedImage, check_strict, decode_available, skipped_dicts
-from picsift.data.images import load_rgb
+from picsift.data.images import catalog_source, load_rgb
 from picsift.errors import DatasetError, ImageDecodeError, RunCorruptError, RunNotFoundError, WorkspaceError
 from picsift.evaluate.metrics import compute_metrics, most_confident_mistakes
 from picsift.evaluate.report import Mistake, ReportSection, write_report
@@ -159,10 +159,10 @@ def training_setup(run: RunFolder) -> dict[str, Any]:
     return {k: v for k, v in setup.items() if v is not None}
 
 
-def _thumbnail_source(row: ImageRow, cached: np.ndarray) -> np.ndarray:
+def _thumbnail_source(row: ImageRow, cached: np.ndarray, cache_dir: Path | None = None) -> np.ndarray:
     """The original picture (sharper than the cached training size), or the cached pixels if it is gone."""
     try:
-        img = load_rgb(row.path)
+        img = load_rgb(catalog_source(row.path, row.sha256, cache_dir))
         img.thumbnail((256, 256))
         return np.asarray(img)
     except (ImageDecodeError, OSError):
@@ -263,7 +263,7 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
 
     mistakes = [
         Mistake(
-            image=_thumbnail_source(rows[i], x[i]),
+            image=_thumbnail_source(rows[i], x[i], ws.cache_dir),
             true_label=classes[y[i]],
             predicted_label=classes[int(probs[i].argmax())],
             confidence=float(probs[i].max()),

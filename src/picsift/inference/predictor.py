@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from picsift.data.images import load_rgb, resize_square
+from picsift.data.storage import is_remote
 from picsift.errors import ConfigError, ImageDecodeError, RunCorruptError
 from picsift.inference.artifacts import load_artifact, runtime_for
 from picsift.inference.postprocess import Scores, finish
@@ -209,7 +210,7 @@ def predict_files(predictor: Predictor, paths: list[str], top_k: int = 1) -> lis
         arrays, ok = [], []
         for i, path in enumerate(paths[start : start + PREDICT_CHUNK], start=start):
             try:
-                if not Path(path).is_file():
+                if not is_remote(path) and not Path(path).is_file():  # a URL is read (or fails) in `decode`
                     raise ImageDecodeError("no such file" if not Path(path).exists() else "not a file")
                 arrays.append(predictor.decode(path))
                 ok.append(i)

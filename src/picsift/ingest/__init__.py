@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from picsift import progress
 from picsift.config import ImportConfig
+from picsift.data.storage import is_remote
 from picsift.data.walk import reason_kind
 from picsift.errors import ConfigError, DatasetError, WorkspaceError
 from picsift.ingest.files import DownloadSettings, Probed, read_entry
@@ -131,7 +132,7 @@ def run(cfg: ImportConfig) -> ImportResult:
     itself is malformed, but records each bad file as unreadable and carries on."""
     start = time.perf_counter()
     split = _validate(cfg)
-    source = Path(os.path.expanduser(cfg.source))
+    source: Path | str = cfg.source if is_remote(cfg.source) else Path(os.path.expanduser(cfg.source))
     ws = Workspace.open(cfg.workspace, create=True)
     try:
         catalog = ws.catalog  # a new workspace gets its (empty) catalog even if the source is bad
@@ -141,7 +142,8 @@ def run(cfg: ImportConfig) -> ImportResult:
             source, workspace_files=files_dir, label=label, split=split, max_expansion=cfg.archive_max_expansion
         )
         _normalize_labels(found)
-        _leave_out_workspace(found, source, ws.root)
+        if isinstance(source, Path):
+            _leave_out_workspace(found, source, ws.root)
         if not found.entries:
             kinds = Counter(reason_kind(why) for _, why in found.skipped).most_common()
             hint = f" ({len(found.skipped)} files skipped: " + ", ".join(f"{k} {n}" for k, n in kinds) + ")"
@@ -150,7 +152,7 @@ def run(cfg: ImportConfig) -> ImportResult:
         todo = [e for e in found.entries if e.url is None or e.url not in downloaded]
         already = len(found.entries) - len(todo)
         downloads = DownloadSettings(files_dir / "urls", cfg.url_timeout_s, cfg.url_retries, cfg.url_max_bytes)
-        any_urls = any(e.url is not None for e in todo)
+        any_urls = any(e.url is not None or is_remote(e.path) for e in todo)
         workers = 8 if any_urls else max(2, min(8, os.cpu_count() or 2))
         what = "downloading" if any_urls else "reading images"
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="picsift-import") as pool:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from picsift.data.storage import is_remote, read_bytes
 from picsift.errors import DatasetError
 
 DELIMITERS = ",;\t|"
@@ -22,13 +23,15 @@ _NAMES = {",": "','", ";": "';'", "\t": "a tab", "|": "'|'"}
 _SAMPLE_LINES = 50
 
 
-def read_utf8_text(path: Path) -> str:
-    """The text of `path` decoded as UTF-8, without a leading byte order mark.
+def read_utf8_text(path: Path | str) -> str:
+    """The text of `path` (a local file, or a URL read through `picsift.data.storage`) decoded as UTF-8,
+    without a leading byte order mark.
 
-    Raises DatasetError naming the file, or the file and line of the first byte that is not UTF-8.
+    Raises DatasetError naming the file, or the file and line of the first byte that is not UTF-8;
+    StorageError (a DatasetError) when a URL cannot be read.
     """
     try:
-        data = path.read_bytes()
+        data = read_bytes(path) if isinstance(path, str) and is_remote(path) else Path(path).read_bytes()
     except OSError as e:
         raise DatasetError(f"cannot read {path}: {e.strerror or e}") from e
     try:

@@ -14,7 +14,8 @@ from pathlib import Path
 from picsift.data.formats import IMAGE_EXTENSIONS, unavailable_reason
 from picsift.data.hashing import sha256_file
 from picsift.data.images import ImageInfo, probe
-from picsift.errors import ImageDecodeError
+from picsift.data.storage import is_remote, read_bytes
+from picsift.errors import ImageDecodeError, StorageError
 from picsift.ingest.sources import Entry
 from picsift.ingest.urls import download
 
@@ -63,6 +64,15 @@ def read_entry(entry: Entry, known: dict[str, str], downloads: DownloadSettings)
         if got.data is None or got.path is None:
             return Probed(entry, entry.url, "", 0, error=f"download failed: {got.error}")
         data, path = got.data, got.path
+    elif is_remote(entry.path):  # an object in object storage: its URL is its path in the catalog
+        path = entry.path
+        try:
+            data = read_bytes(path)
+        except StorageError as e:
+            return Probed(entry, path, "", 0, error=f"cannot read object: {e}")
+        if len(data) > MAX_DECODE_BYTES:
+            sha = hashlib.sha256(data).hexdigest()
+            return Probed(entry, path, sha, len(data), error=f"file too large to decode ({len(data) / 1e6:.0f} MB)")
     else:
         path = entry.path
         try:
@@ -83,7 +93,7 @@ def read_entry(entry: Entry, known: dict[str, str], downloads: DownloadSettings)
         reason = str(e)
     except Exception as e:  # a decoder bug on one file must not stop the import
         reason = f"cannot decode: {type(e).__name__}: {e}"
-    ext = os.path.splitext(path)[1].lower()
+    ext = os.path.splitext(path.rsplit("/", 1)[-1] if is_remote(path) else path)[1].lower()
     if reason.startswith("not an image") and entry.url is None and ext not in IMAGE_EXTENSIONS:
         reason = unavailable_reason(ext) or f"not an image file ({ext or 'no extension'})"
     return Probed(entry, path, sha, len(data), error=reason)

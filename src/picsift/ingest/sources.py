@@ -12,14 +12,28 @@ Layouts of a folder, decided from its top level:
 
 from __future__ import annotations
 
+import hashlib
 import os
+import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from picsift.data.formats import describe, is_image_name, unavailable_reason
+from picsift.data.storage import (
+    OBJECT_SCHEMES,
+    RemoteTree,
+    is_remote,
+    kind_of,
+    missing_objects,
+    name_of,
+    protocol_of,
+    read_bytes,
+)
 from picsift.data.walk import Walker, WalkResult, hidden_files, is_hidden
 from picsift.errors import DatasetError, LabelError
+from picsift.filenames import safe_filename
 from picsift.ingest.archives import MAX_EXPANSION, extract, is_archive
 from picsift.ingest.delimited import column_count_error, delimiter_name, read_rows, read_utf8_text, sniff_delimiter
 from picsift.ingest.splits import SPLITS, normalize_split
@@ -64,31 +78,69 @@ def _skips(found: WalkResult) -> list[tuple[str, str]]:
     return [(os.fspath(s.path), s.reason) for s in found.skipped]
 
 
+class _Tree(Protocol):
+    """A folder tree walked by the rules of `picsift.data.walk`, with paths as text: a local folder
+    (`_LocalTree`) or a prefix in object storage (`picsift.data.storage.RemoteTree`)."""
+
+    def split(self, folder: str | None = None) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+        """One level: (sub-folders, images, skipped (path, reason))."""
+        ...
+
+    def walk(self, folder: str | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+        """Everything under a folder: (images, skipped (path, reason))."""
+        ...
+
+    def name(self, folder: str) -> str:
+        """A folder's own name."""
+        ...
+
+
+class _LocalTree:
+    """`picsift.data.walk.Walker` over a local folder, its paths as text."""
+
+    def __init__(self, root: Path) -> None:
+        self.walker = Walker(root)
+
+    def split(self, folder: str | None = None) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+        """One level of `folder` (the root by default)."""
+        dirs, found = self.walker.split(Path(folder) if folder is not None else None)
+        return [os.fspath(d) for d in dirs], [os.fspath(f) for f in found.images], _skips(found)
+
+    def walk(self, folder: str | None = None) -> tuple[list[str], list[tuple[str, str]]]:
+        """Every image under `folder`, recursively, and the entries skipped."""
+        found = self.walker.walk(Path(folder) if folder is not None else None)
+        return [os.fspath(f) for f in found.images], _skips(found)
+
+    def name(self, folder: str) -> str:
+        """The folder's own name."""
+        return Path(folder).name
+
+
 def _class_folder(
-    walker: Walker, folder: Path, disc: Discovery, source: str, split: str | None, split_origin: str | None
+    tree: _Tree, folder: str, disc: Discovery, source: str, split: str | None, split_origin: str | None
 ) -> None:
     """Every image under a class folder (recursively) is that class."""
-    label = label_from_name(folder.name) or None
-    found = walker.walk(folder)
-    disc.skipped += _skips(found)
-    disc.entries += [Entry(os.fspath(f), source, disc.kind, label, split, split_origin) for f in found.images]
+    label = label_from_name(tree.name(folder)) or None
+    images, skipped = tree.walk(folder)
+    disc.skipped += skipped
+    disc.entries += [Entry(f, source, disc.kind, label, split, split_origin) for f in images]
 
 
 def _class_folders(
-    walker: Walker,
-    level: tuple[list[Path], WalkResult],
+    tree: _Tree,
+    level: tuple[list[str], list[str], list[tuple[str, str]]],
     disc: Discovery,
     source: str,
     split: str | None,
     split_origin: str | None,
 ) -> None:
-    """`root/<class>/**` from `walker.split(root)`: images under a class folder are that class; loose
+    """`root/<class>/**` from `tree.split(root)`: images under a class folder are that class; loose
     images are unlabeled."""
-    dirs, loose = level
-    disc.skipped += _skips(loose)
-    disc.entries += [Entry(os.fspath(f), source, disc.kind, None, split, split_origin) for f in loose.images]
+    dirs, loose, skipped = level
+    disc.skipped += skipped
+    disc.entries += [Entry(f, source, disc.kind, None, split, split_origin) for f in loose]
     for d in dirs:
-        _class_folder(walker, d, disc, source, split, split_origin)
+        _class_folder(tree, d, disc, source, split, split_origin)
 
 
 def discover_folder(
@@ -103,40 +155,51 @@ def discover_folder(
     flat. DatasetError when the folder cannot be listed."""
     root = Path(os.path.abspath(root))
     source = source if source is not None else os.fsdecode(root)
-    forced_origin = "manual" if split else None
     try:
         os.listdir(root)
     except OSError as e:
         raise DatasetError(f"cannot list folder {root}: {e.strerror or e}") from e
-    walker = Walker(root)
+    return _discover_tree(_LocalTree(root), source, label=label, split=split, kind=kind)
+
+
+def discover_remote_folder(url: str, *, label: str | None = None, split: str | None = None) -> Discovery:
+    """The images under a prefix in object storage (`s3://bucket/photos/`), by the same layouts and walk rules
+    as a local folder; their paths are their URLs. StorageError when the prefix cannot be listed."""
+    tree = RemoteTree(url)
+    return _discover_tree(tree, tree.root, label=label, split=split, kind=None)
+
+
+def _discover_tree(tree: _Tree, source: str, *, label: str | None, split: str | None, kind: str | None) -> Discovery:
+    """The layout rules of the module docstring over a local or remote tree."""
+    forced_origin = "manual" if split else None
     if label is not None:
         disc = Discovery(kind or "flat", source)
-        found = walker.walk()
-        disc.skipped += _skips(found)
-        disc.entries += [Entry(os.fspath(f), source, disc.kind, label, split, forced_origin) for f in found.images]
+        images, skipped = tree.walk()
+        disc.skipped += skipped
+        disc.entries += [Entry(f, source, disc.kind, label, split, forced_origin) for f in images]
         return disc
-    dirs, top = walker.split(root)
-    by_split = {d: normalize_split(d.name) for d in dirs}
+    dirs, top_images, top_skipped = tree.split()
+    by_split = {d: normalize_split(tree.name(d)) for d in dirs}
     if "train" in by_split.values():
         disc = Discovery(kind or "split-folders", source)
-        disc.skipped += _skips(top)
-        disc.skipped += [(os.fspath(f), "outside the train/val/test folders") for f in top.images]
+        disc.skipped += top_skipped
+        disc.skipped += [(f, "outside the train/val/test folders") for f in top_images]
         for d, canonical in by_split.items():
             if canonical is None:
-                found = walker.walk(d)
-                disc.skipped += _skips(found)
-                why = f"folder {d.name!r} is not a split (train, val or test)"
-                disc.skipped += [(os.fspath(f), why) for f in found.images]
+                images, skipped = tree.walk(d)
+                disc.skipped += skipped
+                why = f"folder {tree.name(d)!r} is not a split (train, val or test)"
+                disc.skipped += [(f, why) for f in images]
                 continue
-            _class_folders(walker, walker.split(d), disc, source, split or canonical, forced_origin or "source")
+            _class_folders(tree, tree.split(d), disc, source, split or canonical, forced_origin or "source")
         return disc
     if dirs:
         disc = Discovery(kind or "folder", source)
-        _class_folders(walker, (dirs, top), disc, source, split, forced_origin)
+        _class_folders(tree, (dirs, top_images, top_skipped), disc, source, split, forced_origin)
         return disc
     disc = Discovery(kind or "flat", source)
-    disc.skipped += _skips(top)
-    disc.entries += [Entry(os.fspath(f), source, disc.kind, None, split, forced_origin) for f in top.images]
+    disc.skipped += top_skipped
+    disc.entries += [Entry(f, source, disc.kind, None, split, forced_origin) for f in top_images]
     return disc
 
 
@@ -197,8 +260,18 @@ def _read_header(cells: list[str], columns: _ManifestColumns) -> bool:
     return True
 
 
+def remote_listed_path(base: str, raw: str) -> str:
+    """The object URL a line of a manifest stored at `base` (its folder's URL) names: `raw` itself when it
+    is a URL, else `raw` relative to `base` (`./` and `../` resolved; backslashes read as separators)."""
+    if is_remote(raw):
+        return raw
+    scheme, _, rest = base.partition("://")
+    joined = posixpath.normpath(posixpath.join("/" + rest, raw.replace("\\", "/")))
+    return f"{scheme}://{joined.lstrip('/')}"
+
+
 def _manifest_entry(
-    cells: list[str], columns: _ManifestColumns, where: str, base: Path, source: str, label: str | None,
+    cells: list[str], columns: _ManifestColumns, where: str, base: Path | str, source: str, label: str | None,
     split: str | None,
 ) -> tuple[str, Entry]:  # fmt: skip
     """One data line -> (key, Entry); raises DatasetError (its message is the line's error)."""
@@ -217,6 +290,9 @@ def _manifest_entry(
         raise DatasetError(f"{where}: empty path")
     if is_url(raw_path):
         return raw_path, Entry(raw_path, source, "csv", row_label, row_split, origin, raw_path, where)
+    if protocol_of(raw_path) in OBJECT_SCHEMES or isinstance(base, str):  # checked at once: `_check_objects`
+        url = remote_listed_path(base, raw_path) if isinstance(base, str) else raw_path
+        return url, Entry(url, source, "csv", row_label, row_split, origin, None, where)
     full, hint = resolve_listed_path(base, raw_path)
     if os.path.isdir(full):
         raise DatasetError(f"{where}: {raw_path} is a folder, expected an image file")
@@ -225,15 +301,31 @@ def _manifest_entry(
     return full, Entry(full, source, "csv", row_label, row_split, origin, None, where)
 
 
-def discover_manifest(manifest: Path, *, label: str | None = None, split: str | None = None) -> Discovery:
+def _check_objects(disc: Discovery, errors: list[str]) -> None:
+    """An error for each entry naming an object in object storage that is not there (one listing per folder)."""
+    gone = missing_objects(e.path for e in disc.entries if e.url is None and is_remote(e.path))
+    errors += [f"{e.where}: {gone[e.path]}: {e.path}" for e in disc.entries if e.path in gone]
+
+
+def _manifest_place(manifest: Path | str) -> tuple[Path | str, str, str, Path | str]:
+    """(the manifest, its source text, its name for messages, what its relative lines are relative to)."""
+    if isinstance(manifest, str) and is_remote(manifest):
+        return manifest, manifest, name_of(manifest), manifest.rsplit("/", 1)[0]
+    path = Path(os.path.abspath(manifest))
+    return path, os.fsdecode(path), path.name, path.parent
+
+
+def discover_manifest(manifest: Path | str, *, label: str | None = None, split: str | None = None) -> Discovery:
     """A delimited file of `path,label[,split]` (header optional), paths relative to its folder.
 
+    The manifest may itself be in object storage (a URL): its relative paths then name objects beside it.
+    Any line may name an object by URL (`s3://bucket/a.jpg`) or an http(s) URL (downloaded at import).
     The delimiter (`, ; <tab> |`) is detected (see `picsift.ingest.delimited`); every data line must
     have as many columns as the header (or, without one, the first line). Raises DatasetError listing
-    each bad line as "labels.csv line 4: ..." before anything is written.
+    each bad line as "labels.csv line 4: ..." (a file or object that is not there, too) before anything
+    is written.
     """
-    manifest = Path(os.path.abspath(manifest))
-    source, name = os.fsdecode(manifest), manifest.name
+    manifest, source, name, base = _manifest_place(manifest)
     disc = Discovery("csv", source)
     text = read_utf8_text(manifest)
     delimiter = sniff_delimiter(text)
@@ -258,7 +350,7 @@ def discover_manifest(manifest: Path, *, label: str | None = None, split: str | 
             continue
         where = f"{name} line {line}"
         try:
-            key, entry = _manifest_entry(cells, columns, where, manifest.parent, source, label, split)
+            key, entry = _manifest_entry(cells, columns, where, base, source, label, split)
         except DatasetError as e:
             errors.append(str(e))
             continue
@@ -274,14 +366,17 @@ def discover_manifest(manifest: Path, *, label: str | None = None, split: str | 
             continue
         seen[key] = (line, entry.label, entry.split)
         disc.entries.append(entry)
+    if not errors:
+        _check_objects(disc, errors)
     _raise_errors(errors)
     return disc
 
 
-def discover_url_list(url_list: Path, *, label: str | None = None, split: str | None = None) -> Discovery:
-    """A text file with one URL per line (optionally `URL,label[,split]`); `#` starts a comment."""
-    url_list = Path(os.path.abspath(url_list))
-    source = os.fsdecode(url_list)
+def discover_url_list(url_list: Path | str, *, label: str | None = None, split: str | None = None) -> Discovery:
+    """A text file (local, or itself a URL) with one URL per line (optionally `URL,label[,split]`); `#` starts
+    a comment. http(s) URLs are downloaded at import; object URLs (`s3://...`) are read where they are and
+    must exist (DatasetError naming the line otherwise)."""
+    url_list, source, list_name, _ = _manifest_place(url_list)
     disc = Discovery("urls", source)
     errors: list[str] = []
     seen: dict[str, int] = {}
@@ -293,8 +388,11 @@ def discover_url_list(url_list: Path, *, label: str | None = None, split: str | 
         if len(parts) == 1:
             parts = text.split()
         url = parts[0]
-        if not is_url(url):
-            errors.append(f"{url_list.name} line {line}: not an http(s) URL: {url[:80]!r}")
+        if not is_url(url) and protocol_of(url) not in OBJECT_SCHEMES:
+            errors.append(
+                f"{list_name} line {line}: not an http(s) URL or an object-storage URL (s3://, gs://, az://): "
+                f"{url[:80]!r}"
+            )
             continue
         row_label = parts[1] if len(parts) > 1 and parts[1] else label
         row_split, origin = split, "manual" if split else None
@@ -302,14 +400,20 @@ def discover_url_list(url_list: Path, *, label: str | None = None, split: str | 
             row_split, origin = normalize_split(parts[2]), "source"
             if row_split is None:
                 errors.append(
-                    f"{url_list.name} line {line}: unknown split {parts[2]!r} (expected one of {', '.join(SPLITS)})"
+                    f"{list_name} line {line}: unknown split {parts[2]!r} (expected one of {', '.join(SPLITS)})"
                 )
                 continue
         if url in seen:
             disc.skipped.append((url, f"listed again on line {line} (first on line {seen[url]})"))
             continue
         seen[url] = line
-        disc.entries.append(Entry(url, url, "url", row_label, row_split, origin, url, f"{url_list.name} line {line}"))
+        where = f"{list_name} line {line}"
+        if is_url(url):
+            disc.entries.append(Entry(url, url, "url", row_label, row_split, origin, url, where))
+        else:  # an object in object storage: read where it is, its URL is its path
+            disc.entries.append(Entry(url, source, "urls", row_label, row_split, origin, None, where))
+    if not errors:
+        _check_objects(disc, errors)
     _raise_errors(errors)
     return disc
 
@@ -329,16 +433,72 @@ def _archive_root(folder: Path) -> tuple[Path, list[tuple[str, str]]]:
         folder = folder / visible[0]
 
 
+def _download_archive(url: str, into: Path) -> Path:
+    """An archive in object storage copied into the workspace (`into/<hash of the URL>/<its name>`)."""
+    data = read_bytes(url)
+    folder = into / hashlib.sha256(url.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / safe_filename(name_of(url), fallback="archive")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def discover_remote(
+    url: str, *, workspace_files: Path, label: str | None, split: str | None, max_expansion: float
+) -> Discovery:
+    """Entries of a source in object storage: a prefix (walked like a folder), a manifest or URL list, an
+    archive (downloaded into the workspace, then extracted like a local one) or one image. StorageError when
+    it cannot be read (a missing bucket or prefix, no credentials, access denied, an unreachable endpoint)."""
+    if url.startswith("file://"):  # a local path spelled as a URL
+        return discover(Path(url[len("file://") :]), workspace_files=workspace_files, label=label, split=split,
+                        max_expansion=max_expansion)  # fmt: skip
+    if kind_of(url) == "folder":
+        return discover_remote_folder(url, label=label, split=split)
+    name = name_of(url)
+    lowered = name.lower()
+    if is_archive(Path(name)):
+        local = _download_archive(url, workspace_files / "downloads")
+        extracted = extract(local, workspace_files / "archives", max_ratio=max_expansion)
+        top, hidden = _archive_root(extracted.folder)
+        disc = discover_folder(top, label=label, split=split, source=url, kind="archive")
+        disc.skipped += hidden + [(f"{url}!{m}", why) for m, why in extracted.refused]
+        return disc
+    if lowered.endswith(MANIFEST_SUFFIXES):
+        return discover_manifest(url, label=label, split=split)
+    if lowered.endswith(URL_LIST_SUFFIXES):
+        return discover_url_list(url, label=label, split=split)
+    origin = "manual" if split else None
+    if is_url(url):  # one http(s) URL: downloaded into the workspace like a URL list's lines, judged by its bytes
+        disc = Discovery("urls", url)
+        disc.entries.append(Entry(url, url, "url", label, split, origin, url, url))
+        return disc
+    if is_image_name(name):
+        disc = Discovery("file", url)
+        disc.entries.append(Entry(url, url, "file", label, split, origin))
+        return disc
+    raise DatasetError(
+        f"{url}: unsupported source; expected a prefix (folder), a .csv or .tsv manifest, a .txt list of URLs, "
+        f"a .zip/.tar archive or an image ({describe()})"
+    )
+
+
 def discover(
-    source: Path,
+    source: Path | str,
     *,
     workspace_files: Path,
     label: str | None = None,
     split: str | None = None,
     max_expansion: float = MAX_EXPANSION,
 ) -> Discovery:
-    """Entries of any supported source; raises DatasetError when the source itself is unusable (an archive:
-    also when it would expand beyond `max_expansion` times its size)."""
+    """Entries of any supported source (a local path, or a URL: see `discover_remote`); raises DatasetError when
+    the source itself is unusable (an archive: also when it would expand beyond `max_expansion` times its size)."""
+    if isinstance(source, str) and is_remote(source):
+        return discover_remote(
+            source, workspace_files=workspace_files, label=label, split=split, max_expansion=max_expansion
+        )
+    source = Path(source)
     if not os.path.lexists(source):
         raise DatasetError(f"{source}: no such file or folder")
     if source.is_dir():

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from picsift.data.storage import is_remote, missing_objects
 from picsift.store import Workspace
 from picsift.store.schema import Image, ImportRecord
 
@@ -17,7 +18,7 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
     """The catalog summary plus per-split/class counts, where images came from, and past imports.
 
     Keys: workspace, images, readable, unreadable (list of {path, reason}), missing (readable rows whose
-    file is gone from disk: moved or deleted since import), labeled, unlabeled, exact_duplicates,
+    file is gone from disk, or object from object storage: moved or deleted since import), labeled, unlabeled, exact_duplicates,
     excluded, exclusions ({reason: n}, active), classes, splits ({split: {class: n}}, readable and not
     excluded), split_origins, sources ({kind: n}), imports (list), catalog_hash, catalog (its database URL,
     password masked).
@@ -41,8 +42,9 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
                     .group_by(Image.split_origin)
                 )
             }
-            paths = s.scalars(select(Image.path).where(Image.readable.is_(True)).order_by(Image.id))
-            missing = [p for p in paths if not os.path.exists(p)]
+            paths = list(s.scalars(select(Image.path).where(Image.readable.is_(True)).order_by(Image.id)))
+            gone = missing_objects(p for p in paths if is_remote(p))  # objects: one listing per folder
+            missing = [p for p in paths if (p in gone if is_remote(p) else not os.path.exists(p))]
             imports = [
                 {
                     "id": r.id,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from picsift.data.images import load_rgb
+from picsift.data.images import catalog_source, load_rgb
 from picsift.store import ImageRow
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -34,7 +34,7 @@ def cached_thumbnail(cache_dir: Path, row: ImageRow, size: int) -> Path:
     key = row.sha256 if SHA256_HEX.fullmatch(row.sha256 or "") else hashlib.sha256(str(row.sha256).encode()).hexdigest()
     path = cache_dir / "thumbs" / f"{key}-{int(size)}.jpg"
     if path.is_symlink() or not path.is_file():
-        img = load_rgb(row.path)
+        img = load_rgb(catalog_source(row.path, key, cache_dir))
         img.thumbnail((size, size))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
@@ -43,8 +43,9 @@ def cached_thumbnail(cache_dir: Path, row: ImageRow, size: int) -> Path:
     return path
 
 
-def preview(source: str | Path, size: int, quality: int = 85) -> bytes:
-    """JPEG bytes of an image file scaled to fit `size` x `size` px. ImageDecodeError or OSError when unreadable."""
+def preview(source: str | Path | bytes, size: int, quality: int = 85) -> bytes:
+    """JPEG bytes of an image file (or URL, or its bytes) scaled to fit `size` x `size` px. ImageDecodeError or
+    OSError when unreadable."""
     img = load_rgb(source)
     img.thumbnail((size, size))
     return jpeg_bytes(img, quality)

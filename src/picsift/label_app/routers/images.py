@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 
+from picsift.data.images import catalog_source
 from picsift.data.presence import file_problem
 from picsift.errors import ImageDecodeError
 from picsift.label.listing import ImageQuery, image_detail, list_images, parse_ids
@@ -88,7 +89,7 @@ def full_image(image_id: PathId, ws: WorkspaceDep) -> Response:
     row = ws.catalog.image(image_id)
     _check_file(image_id, row.path)
     try:
-        data = preview(row.path, FULL_SIZE, quality=90)
+        data = preview(catalog_source(row.path, row.sha256, ws.cache_dir), FULL_SIZE, quality=90)
     except (ImageDecodeError, OSError) as e:
         raise _undecodable(image_id, row.path, e) from e
     return Response(data, media_type="image/jpeg")
