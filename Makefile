@@ -9,7 +9,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 # The locked install (LOCKED=1, what CI runs): every package at the version and sha256 hashes of
 # requirements/ci.lock, compiled by `make lock` for Python 3.11 on Linux x86_64 (docs/security.md).
 LOCK := requirements/ci.lock
-LOCK_EXTRAS := curate deploy tune heic pretrained postgres dev
+LOCK_EXTRAS := curate deploy tune heic pretrained postgres cloud dev
 LOCK_VENV ?= .venv-lock
 LOCK_ARGS ?=
 
