@@ -132,7 +132,7 @@ def predict_to_folder(
     workspace: WorkspaceArg = None,
     run: str | Path | None = None,
     bundle: str | Path | None = None,
-    workers: int = 2,
+    workers: int | None = None,
     format: str = "csv",
     shard_size: int = 10_000,
     batch_size: int = 64,
@@ -143,7 +143,7 @@ def predict_to_folder(
 ) -> BatchSummary:
     """Predict any number of images into `out` as shards of `shard_size` rows (part-00000.csv or .parquet) with
     a manifest.json, in bounded memory: the inputs are enumerated lazily (files, folders, glob patterns, and
-    list files of one path a line in `files_from`), decoded in `workers` processes (0: this one) and predicted
+    list files of one path a line in `files_from`), decoded in `workers` processes (0: this one; None: one per core but one, 1 to 4) and predicted
     `batch_size` at a time with a bundle (ONNX Runtime when it has an ONNX model) or a run (default: the
     workspace's latest). Every shard is written whole or not at all; running the same call again after a kill
     writes only the shards missing. A file that cannot be read is a row with its error. tta, reject_unknown,
@@ -158,6 +158,10 @@ def predict_to_folder(
     from picsift.errors import ConfigError
     from picsift.inference import Predictor
 
+    if workers is None:
+        import os
+
+        workers = max(1, min(4, (os.cpu_count() or 2) - 1))
     items = [sources] if isinstance(sources, str) else list(sources or [])
     lists = list(files_from or [])
     if not items and not lists:

@@ -308,7 +308,10 @@ def predict(
     files_from: Annotated[
         list[Path] | None, typer.Option("--files-from", help="A text file of image paths, one a line (with --out).")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Decoding processes (with --out; 0: decode in this one).")] = 2,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Decoding processes (with --out; 0: decode in this one; default: cores - 1, 1 to 4)."),
+    ] = None,
     out_format: Annotated[str, typer.Option("--format", help="Shard format (with --out): csv | parquet.")] = "csv",
     shard_size: Annotated[int, typer.Option("--shard-size", help="Rows per shard file (with --out).")] = 10_000,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per model call (with --out).")] = 64,

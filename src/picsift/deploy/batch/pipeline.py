@@ -200,7 +200,9 @@ def _expected_order(pending: list[int], plan: InputPlan, job: BatchJob) -> Itera
             yield shard, batch
 
 
-def _batches(job: BatchJob, pending: list[int], size: int) -> Iterator[dict[str, Any]]:
+def decoded_batches(job: BatchJob, pending: list[int], size: int) -> Iterator[dict[str, Any]]:
+    """The decoded batches of the shards `pending` (sorted), in input order, at `size` pixels a side: from
+    `job.workers` DataLoader worker processes, 2 batches in flight each (0: decoded in this process)."""
     from torch.utils.data import DataLoader
 
     dataset = DecodedBatches(
@@ -275,7 +277,7 @@ def run_batches(predictor: Predictor, job: BatchJob, plan: InputPlan, manifest: 
     expected = _expected_order(pending, plan, job)
     start, done = time.perf_counter(), 0
     with progress.bar("predicting", total=todo) as (bar, task):
-        for batch in _batches(job, pending, predictor.data_config.storage_size):
+        for batch in decoded_batches(job, pending, predictor.data_config.storage_size):
             if (batch["shard"], batch["batch"]) != next(expected, None):
                 raise RuntimeError(f"batch {batch['batch']} of shard {batch['shard']} arrived out of order")
             writer.add(batch, predictor, top_k)
