@@ -139,6 +139,7 @@ def predict_to_folder(
     top_k: int = 1,
     tta: bool = False,
     reject_unknown: bool = False,
+    threads: int | None = None,
     overwrite: bool = False,
 ) -> BatchSummary:
     """Predict any number of images into `out` as shards of `shard_size` rows (part-00000.csv or .parquet) with
@@ -147,7 +148,7 @@ def predict_to_folder(
     `batch_size` at a time with a bundle (ONNX Runtime when it has an ONNX model) or a run (default: the
     workspace's latest). Every shard is written whole or not at all; running the same call again after a kill
     writes only the shards missing. A file that cannot be read is a row with its error. tta, reject_unknown,
-    top_k: as `predict`.
+    top_k: as `predict`; threads: the model's intra-op threads (None: the runtime's default, one per core).
 
     Raises ConfigError (a bad setting; `out` holds predictions of other inputs or settings, unless
     `overwrite`, which replaces them), DatasetError (no inputs, a folder or pattern without images, inputs
@@ -169,18 +170,22 @@ def predict_to_folder(
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     for name, value, least in (("--shard-size", shard_size, 1), ("--batch-size", batch_size, 1),
-                               ("--workers", workers, 0), ("--top-k", top_k, 1)):  # fmt: skip
+                               ("--workers", workers, 0), ("--top-k", top_k, 1), ("--threads", threads or 1, 1)):  # fmt: skip
         if value < least:
             raise ConfigError(f"{name} must be at least {least}, got {value}")
     predictor: Predictor
     bundle_dir = run_folder = None
     if bundle is not None:
-        from picsift.deploy.bundle import load_bundle
+        from picsift.deploy.bundle import BundlePredictor
 
         bundle_dir = Path(bundle).resolve()
-        predictor = load_bundle(bundle_dir, tta=tta, reject_unknown=reject_unknown)
+        predictor = BundlePredictor.load(bundle_dir, threads=threads, tta=tta, reject_unknown=reject_unknown)
     else:
         _, run_folder = open_run(workspace, run)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         predictor = Predictor.from_run(run_folder, tta=tta, reject_unknown=reject_unknown)
     model = {
         "fingerprint": _model_fingerprint(predictor, bundle_dir, run_folder),

@@ -315,6 +315,9 @@ def predict(
     out_format: Annotated[str, typer.Option("--format", help="Shard format (with --out): csv | parquet.")] = "csv",
     shard_size: Annotated[int, typer.Option("--shard-size", help="Rows per shard file (with --out).")] = 10_000,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per model call (with --out).")] = 64,
+    threads: Annotated[
+        int | None, typer.Option(help="Model threads (with --out; default: the runtime's, one per core).")
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the shards of other inputs or settings in --out.")
     ] = False,
@@ -333,7 +336,7 @@ def predict(
         _predict_to_folder(
             paths or [], files_from or [], out_dir, json_out, workspace=workspace, run=run, bundle=bundle,
             workers=workers, format=out_format, shard_size=shard_size, batch_size=batch_size, top_k=top_k,
-            tta=tta, reject_unknown=reject_unknown, overwrite=overwrite,
+            tta=tta, reject_unknown=reject_unknown, threads=threads, overwrite=overwrite,
         )  # fmt: skip
         return
     if files_from:
