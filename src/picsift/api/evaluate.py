@@ -144,7 +144,7 @@ def predict_to_folder(
 ) -> BatchSummary:
     """Predict any number of images into `out` as shards of `shard_size` rows (part-00000.csv or .parquet) with
     a manifest.json, in bounded memory: the inputs are enumerated lazily (files, folders, glob patterns, and
-    list files of one path a line in `files_from`), decoded in `workers` processes (0: this one; None: one per core but one, 1 to 4) and predicted
+    list files of one path a line in `files_from`), decoded in `workers` processes (0: this one; None: the cores less one, 1 to 4) and predicted
     `batch_size` at a time with a bundle (ONNX Runtime when it has an ONNX model) or a run (default: the
     workspace's latest). Every shard is written whole or not at all; running the same call again after a kill
     writes only the shards missing. A file that cannot be read is a row with its error. tta, reject_unknown,

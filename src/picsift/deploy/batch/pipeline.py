@@ -203,13 +203,15 @@ def _expected_order(pending: list[int], plan: InputPlan, job: BatchJob) -> Itera
 def decoded_batches(job: BatchJob, pending: list[int], size: int) -> Iterator[dict[str, Any]]:
     """The decoded batches of the shards `pending` (sorted), in input order, at `size` pixels a side: from
     `job.workers` DataLoader worker processes, 2 batches in flight each (0: decoded in this process)."""
+    if not pending:  # every shard written already: nothing to enumerate again
+        return
     from torch.utils.data import DataLoader
 
     dataset = DecodedBatches(
         job.sources, job.files_from, shard_size=job.shard_size, batch_size=job.batch_size,
         pending=frozenset(pending), size=size,
     )  # fmt: skip
-    workers = job.workers if len(pending) else 0
+    workers = job.workers
     loader = DataLoader(dataset, batch_size=None, num_workers=workers, prefetch_factor=2 if workers else None)
     yield from loader
 
