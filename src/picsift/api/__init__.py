@@ -32,7 +32,7 @@ from picsift.api.deploy import (
     feedback_reject,
     model_server,
 )
-from picsift.api.evaluate import PredictResult, evaluate_run, predict
+from picsift.api.evaluate import PredictResult, evaluate_run, predict, predict_to_folder
 from picsift.api.improve import (
     CalibrationResult,
     DriftResult,
@@ -111,6 +111,7 @@ __all__ = [
     "list_runs",
     "model_server",
     "predict",
+    "predict_to_folder",
     "status",
     "train_model",
     "tune",

@@ -10,8 +10,9 @@ from picsift.api._common import WorkspaceArg, open_run, workspace_path
 
 if TYPE_CHECKING:
     from picsift.data.walk import SkippedFile
+    from picsift.deploy.batch import BatchSummary
     from picsift.evaluate.pipeline import EvalResult
-    from picsift.inference import Prediction
+    from picsift.inference import Prediction, Predictor
 
 
 def evaluate_run(
@@ -104,3 +105,97 @@ def predict(
         _, folder = open_run(workspace, run)
         predictor = Predictor.from_run(folder, tta=tta, reject_unknown=reject_unknown)
     return PredictResult(predictor.predict_paths(found.paths, top_k=top_k), found.skipped)
+
+
+def _model_fingerprint(predictor: Predictor, bundle: Path | None, run: Path | None) -> str:
+    """A digest of what the predictor loaded: every file of a bundle; a run's model files, inference spec and,
+    with unknown rejection, its feature bank."""
+    import hashlib
+    import json
+
+    from picsift.deploy.batch import folder_digest
+
+    if bundle is not None:
+        return folder_digest([f for f in bundle.rglob("*") if f.is_file()], bundle)
+    from picsift.runs import RunFolder
+
+    folder = RunFolder(Path(str(run)))
+    files = [f for f in folder.artifact_dir.rglob("*") if f.is_file()]
+    if predictor.rejector is not None and folder.unknown_bank_path.is_file():
+        files.append(folder.unknown_bank_path)
+    spec = {k: v for k, v in predictor.spec.to_dict().items() if k != "fits"}
+    text = folder_digest(files, folder.path) + json.dumps(spec, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def predict_to_folder(
+    sources: list[str] | str | None = None,
+    *,
+    out: str | Path,
+    files_from: list[str | Path] | None = None,
+    workspace: WorkspaceArg = None,
+    run: str | Path | None = None,
+    bundle: str | Path | None = None,
+    workers: int | None = None,
+    format: str = "csv",
+    shard_size: int = 10_000,
+    batch_size: int = 64,
+    top_k: int = 1,
+    tta: bool = False,
+    reject_unknown: bool = False,
+    threads: int | None = None,
+    overwrite: bool = False,
+) -> BatchSummary:
+    """Predict any number of images into `out` as shards of `shard_size` rows (part-00000.csv or .parquet) with
+    a manifest.json, in bounded memory: the inputs are enumerated lazily (files, folders, glob patterns, and
+    list files of one path a line in `files_from`), decoded in `workers` processes (0: this one; None: the cores less one, 1 to 4) and predicted
+    `batch_size` at a time with a bundle (ONNX Runtime when it has an ONNX model) or a run (default: the
+    workspace's latest). Every shard is written whole or not at all; running the same call again after a kill
+    writes only the shards missing. A file that cannot be read is a row with its error. tta, reject_unknown,
+    top_k: as `predict`; threads: the model's intra-op threads (None: the runtime's default, one per core).
+
+    Raises ConfigError (a bad setting; `out` holds predictions of other inputs or settings, unless
+    `overwrite`, which replaces them), DatasetError (no inputs, a folder or pattern without images, inputs
+    changing while predicted), RunNotFoundError, WorkspaceError, OSError from the disk.
+    """
+    from picsift.deploy.batch import FORMATS, BatchJob
+    from picsift.deploy.batch import predict_to_folder as run_job
+    from picsift.errors import ConfigError
+    from picsift.inference import Predictor
+
+    if workers is None:
+        import os
+
+        workers = max(1, min(4, (os.cpu_count() or 2) - 1))
+    items = [sources] if isinstance(sources, str) else list(sources or [])
+    lists = list(files_from or [])
+    if not items and not lists:
+        raise ConfigError("nothing to predict: give image files, folders or patterns, or --files-from FILE")
+    if format not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    for name, value, least in (("--shard-size", shard_size, 1), ("--batch-size", batch_size, 1),
+                               ("--workers", workers, 0), ("--top-k", top_k, 1), ("--threads", threads or 1, 1)):  # fmt: skip
+        if value < least:
+            raise ConfigError(f"{name} must be at least {least}, got {value}")
+    predictor: Predictor
+    bundle_dir = run_folder = None
+    if bundle is not None:
+        from picsift.data.storage import is_remote
+        from picsift.deploy.bundle import BundlePredictor, fetch_bundle
+
+        # a URL: fetched once into the bundle cache (checked against its upload manifest)
+        bundle_dir = fetch_bundle(bundle) if isinstance(bundle, str) and is_remote(bundle) else Path(bundle).resolve()
+        predictor = BundlePredictor.load(bundle_dir, threads=threads, tta=tta, reject_unknown=reject_unknown)
+    else:
+        _, run_folder = open_run(workspace, run)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        predictor = Predictor.from_run(run_folder, tta=tta, reject_unknown=reject_unknown)
+    model = {
+        "fingerprint": _model_fingerprint(predictor, bundle_dir, run_folder),
+        "source": str(bundle_dir or Path(str(run_folder)).resolve()),
+    }
+    job = BatchJob(items, lists, Path(out), format, shard_size, batch_size, workers, top_k)
+    return run_job(predictor, job, model=model, overwrite=overwrite)

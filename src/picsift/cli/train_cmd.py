@@ -241,9 +241,52 @@ def _print_skipped(result: api.PredictResult) -> None:
         console.print(f"  ... and {len(skipped) - _SHOW_SKIPPED} more (see --json)", highlight=False)
 
 
+def _print_predictions(rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        if "error" in r:
+            console.print(f"{r['path']}: error: {r['error']}", style="red", highlight=False, soft_wrap=True)
+        else:
+            alts = escape(", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"]))
+            console.print(
+                f"{escape(str(r['path']))}: [bold]{escape(r['label'])}[/] ({alts})",
+                markup=True,
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+def _print_batch_summary(result: Any) -> None:
+    """The closing lines of `picsift predict --out`: what was skipped by kind, then one summary line."""
+    if result.skipped:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in result.skipped.items())
+        console.print(f"skipped {sum(result.skipped.values())} files (not images): {kinds}", highlight=False)
+        for s in result.skipped_examples:
+            console.print(f"  {s.path}: {s.reason}", highlight=False, soft_wrap=True)
+    resumed = f", {result.resumed} already written" if result.resumed else ""
+    console.print(
+        f"predicted {result.predicted_now} images in {result.seconds:.1f}s ({result.images_per_second:,.0f} images/s); "
+        f"{result.rows} rows in {result.shards} {result.format} shards{resumed}, {result.errors} unreadable; "
+        f"manifest: {result.manifest}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _predict_to_folder(paths: list[str], files_from: list[Path], out: Path, json_out: bool, **kw: Any) -> None:
+    result = api.predict_to_folder(paths, out=out, files_from=list(files_from), **kw)
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        _print_batch_summary(result)
+    if result.rows and result.errors == result.rows:
+        raise typer.Exit(code=2)
+
+
 @handle_errors
 def predict(
-    paths: Annotated[list[str], typer.Argument(help="Image files, folders, glob patterns or URLs (s3://bucket/new/).")],
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="Image files, folders, glob patterns or URLs (s3://bucket/new/).")
+    ] = None,
     workspace: WorkspaceOpt = None,
     run: RunOpt = None,
     bundle: Annotated[str | None, typer.Option(help="An exported bundle folder (or its URL) instead of a run.")] = None,
@@ -254,12 +297,50 @@ def predict(
     ] = False,
     json_out: JsonOpt = False,
     csv_file: Annotated[Path | None, typer.Option("--csv", help="Write predictions to this CSV file.")] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Stream predictions into this folder as shards + manifest.json (any number of images)."
+        ),
+    ] = None,
+    files_from: Annotated[
+        list[Path] | None, typer.Option("--files-from", help="A text file of image paths, one a line (with --out).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Decoding processes (with --out; 0: decode in this one; default: cores - 1, 1 to 4)."),
+    ] = None,
+    out_format: Annotated[str, typer.Option("--format", help="Shard format (with --out): csv | parquet.")] = "csv",
+    shard_size: Annotated[int, typer.Option("--shard-size", help="Rows per shard file (with --out).")] = 10_000,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per model call (with --out).")] = 64,
+    threads: Annotated[
+        int | None, typer.Option(help="Model threads (with --out; default: the runtime's, one per core).")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the shards of other inputs or settings in --out.")
+    ] = False,
 ) -> None:
     """Predict the class of images with a trained run (default: the latest) or an exported bundle.
 
     Folders are walked as `picsift import` walks them (same formats, hidden folders left out, links
-    followed); what they hold that is not an image is counted at the end, with why.
+    followed); what they hold that is not an image is counted at the end, with why. With --out, any number of
+    images stream through worker processes into shard files; the same command again after a kill resumes.
     """
+    from picsift.errors import ConfigError
+
+    if out_dir is not None:
+        if csv_file is not None:
+            raise ConfigError("--csv and --out: choose one (--out writes shard files, --format csv or parquet)")
+        _predict_to_folder(
+            paths or [], files_from or [], out_dir, json_out, workspace=workspace, run=run, bundle=bundle,
+            workers=workers, format=out_format, shard_size=shard_size, batch_size=batch_size, top_k=top_k,
+            tta=tta, reject_unknown=reject_unknown, threads=threads, overwrite=overwrite,
+        )  # fmt: skip
+        return
+    if files_from:
+        raise ConfigError("--files-from needs --out (a folder for the prediction shards)")
+    if not paths:
+        raise ConfigError("nothing to predict: give image files, folders or glob patterns")
     result = api.predict(
         paths, workspace=workspace, run=run, bundle=bundle, top_k=top_k, tta=tta, reject_unknown=reject_unknown
     )
@@ -274,17 +355,7 @@ def predict(
     if json_out:
         print_json(out)
     elif csv_file is None:
-        for r in rows:
-            if "error" in r:
-                console.print(f"{r['path']}: error: {r['error']}", style="red", highlight=False, soft_wrap=True)
-            else:
-                alts = escape(", ".join(f"{t['label']} {t['probability']:.3f}" for t in r["top_k"]))
-                console.print(
-                    f"{escape(str(r['path']))}: [bold]{escape(r['label'])}[/] ({alts})",
-                    markup=True,
-                    highlight=False,
-                    soft_wrap=True,
-                )
+        _print_predictions(rows)
     if skipped and not json_out:
         _print_skipped(result)
     if rows and all("error" in r for r in rows):

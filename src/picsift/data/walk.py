@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,12 +113,18 @@ class Walker:
     def walk(self, folder: Path | None = None) -> WalkResult:
         """All images under `folder` (the root, or a folder `split` returned), recursively."""
         out = WalkResult()
+        for here in self.iter_walk(folder):
+            out.extend(here)
+        return out
+
+    def iter_walk(self, folder: Path | None = None) -> Iterator[WalkResult]:
+        """`walk`, one folder at a time: each folder's images and skipped entries, in the same order, so a
+        tree of millions of files is never listed in memory at once (only the folders still to visit)."""
         pending = [Path(folder) if folder is not None else self.root]
         while pending:
             subdirs, here = self.split(pending.pop())
-            out.extend(here)
+            yield here
             pending += reversed(subdirs)  # depth first, in name order
-        return out
 
     def split(self, folder: Path | None = None) -> tuple[list[Path], WalkResult]:
         """One level of `folder`: the sub-folders to walk (links already judged) and the images and
