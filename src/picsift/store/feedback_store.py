@@ -33,7 +33,6 @@ from picsift.store.feedback import Feedback, ensure_feedback_table
 from picsift.store.schema import Image, utcnow
 
 FEEDBACK_SPLIT = "feedback"
-MAX_LABEL_CHARS = 200
 
 
 class FeedbackConflictError(ConflictError):
@@ -85,13 +84,12 @@ class FeedbackItem:
 
 
 def validate_label(label: Any) -> str:
-    """The label in its normal form (`normalize_label`); ConfigError when not text, empty or too long."""
+    """The label in its normal form (`normalize_label`); LabelError when not text, empty or longer than
+    MAX_LABEL_CHARS (the one limit of every label)."""
     try:
         label = normalize_label(label)
     except LabelError as e:
         raise LabelError(f"feedback needs a non-empty string 'label' (the correct class): {e}") from e
-    if len(label) > MAX_LABEL_CHARS:
-        raise ConfigError(f"feedback label is {len(label)} characters long; at most {MAX_LABEL_CHARS} allowed")
     return label
 
 
