@@ -57,3 +57,9 @@ def machine_info() -> dict[str, Any]:
         "load_avg_1min": round(load[0], 2),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def results_path(name: str, quick: bool) -> Path:
+    """bench/results/<name>.json, or <name>_quick.json for a `--quick` smoke run, which never overwrites the
+    measured results."""
+    return Path(__file__).resolve().parent / "results" / f"{name}{'_quick' if quick else ''}.json"
