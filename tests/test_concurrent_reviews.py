@@ -166,7 +166,9 @@ def test_two_undos_of_one_feedback_accept_undo_it_once(tmp_path: Path, catalog_u
             lambda w, i, f=item.id: undo_feedback_accept(FeedbackStore(w), f, annotator=f"u{i}"),
         )
         lost = [r for r in outcome if isinstance(r, Exception)]
-        assert len(lost) == 1 and isinstance(lost[0], ConflictError), outcome
+        assert len(lost) == 1, outcome
+        # The loser is told: it lost the claim (a conflict), or it started after the winner had finished.
+        assert isinstance(lost[0], ConflictError) or f"feedback {item.id} is pending, not accepted" in str(lost[0])
         assert store.get(item.id).status == "pending"
         row = ws.catalog.image(image.id)
         assert row.label == "cat"  # back to the label before the accept, not undone twice
