@@ -33,13 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchutil import results_path
 from picsift.jsonio import write_json
 from picsift.label.queue import select_batch, uncertainty, uncertainty_share
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets" / "cifar10"
 WORK = REPO / "bench" / "work"
-RESULTS = REPO / "bench" / "results" / "active_learning.json"
 STRATEGIES = ("random", "queue", "margin")
 
 
@@ -294,12 +294,9 @@ def main() -> None:
         "runs": runs,
         "queue_beats_random_every_round_after_start": all(g > 0 for g in later),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    if not args.quick:
-        out = RESULTS.with_name("active_learning_pretrained.json") if args.features == "pretrained" else RESULTS
-        write_json(out, result, indent=2)
-    else:
-        write_json((RESULTS.parent / "active_learning-quick.json.tmp"), result, indent=2)
+    out = results_path("active_learning_pretrained" if args.features == "pretrained" else "active_learning", args.quick)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, result, indent=2)
     print(
         f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, "
         f"{info['matmul_fp32_gflops']} GFLOP/s fp32 matmul; {seeds} seed(s); {t_total:.0f}s total"

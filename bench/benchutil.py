@@ -240,3 +240,9 @@ def build_bundle(work: Path, quick: bool, epochs: int | None = None) -> tuple[Pa
     ws.close()
     model = read_bundle_meta(bundle)["model"]
     return bundle, images, f"{model} ({dataset}, {epochs} epoch(s), val acc {result.val_acc})"
+
+
+def results_path(name: str, quick: bool) -> Path:
+    """bench/results/<name>.json, or <name>_quick.json for a `--quick` smoke run, which never overwrites the
+    measured results."""
+    return Path(__file__).resolve().parent / "results" / f"{name}{'_quick' if quick else ''}.json"

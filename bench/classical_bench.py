@@ -32,12 +32,12 @@ from typing import Any
 import numpy as np
 
 from benchutil import machine_info as machine
+from benchutil import results_path
 from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR = REPO.parent / "shared" / "datasets" / "cifar10"
 WORK = REPO / "bench" / "work" / "classical"
-RESULTS = REPO / "bench" / "results" / "classical_bench.json"
 CLASSICAL = ["svm", "logistic", "knn", "random-forest", "gradient-boosting", "decision-tree"]
 ANCHORS = [
     ("digits", "SVC on raw pixels (scikit-learn example, 50/50 split)", 0.97),
@@ -192,7 +192,7 @@ def main() -> None:
         report["datasets"]["digits"] = bench_dataset("digits", ws, args)
         cnn_run = report["datasets"]["digits"]["rows"][0]["run_id"]
         report["clustering_digits"] = bench_clustering(ws, args.seed, cnn_run)
-        partial = RESULTS.with_name("classical_bench.partial.tmp")
+        partial = results_path("classical_bench", args.quick).with_suffix(".partial.tmp")
         write_json(partial, report, indent=2, default=str)  # survives an interrupted run
         if not args.quick:
             if not CIFAR.is_dir():
@@ -201,7 +201,7 @@ def main() -> None:
                 ws = cifar_workspace(WORK / "cifar10", 400, 100, args.seed)
                 report["datasets"]["cifar10-5k"] = bench_dataset("cifar10-5k", ws, args)
     report["total_seconds"] = time.perf_counter() - t_start
-    out = RESULTS if not args.quick else RESULTS.with_name("classical_bench_quick.json")
+    out = results_path("classical_bench", args.quick)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, report, indent=2, default=str)
     print_tables(report, out)

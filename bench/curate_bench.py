@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
 from benchutil import machine_info as machine
+from benchutil import results_path
 from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -399,7 +400,7 @@ def main() -> None:
            "command": "python bench/curate_bench.py" + (" --quick" if args.quick else "")
            + (f" --extractor {args.extractor}" if args.extractor != "auto" else "")}  # fmt: skip
     stem = "curate_bench" + (f"_{args.extractor.replace('@', '-')}" if args.extractor != "auto" else "")
-    out = RESULTS.with_name(f"{stem}.json" if not args.quick else f"{stem}_quick.json")
+    out = results_path(stem, args.quick)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, doc, indent=1)
     rows = [

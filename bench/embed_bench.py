@@ -25,12 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from benchutil import machine_info
+from benchutil import machine_info, results_path
 from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 HYMENOPTERA = REPO.parent / "shared" / "datasets" / "hymenoptera"
-RESULTS = REPO / "bench" / "results" / "embed_bench.json"
 
 
 def load_images(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, str]:
@@ -128,7 +127,7 @@ def main() -> None:
         "machine": machine_info(),
         "results": rows,
     }
-    out_path = RESULTS if not args.quick else RESULTS.with_name("embed_bench_quick.json")
+    out_path = results_path("embed_bench", args.quick)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     write_json(out_path, report, indent=2)
     print(f"{args.model} at {dc.input_size}px, {args.threads} threads, {n} images x {rounds} interleaved rounds")

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from benchutil import machine_info
+from benchutil import machine_info, results_path
 from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +34,6 @@ DATASETS = REPO.parent / "shared" / "datasets"
 HYMENOPTERA = DATASETS / "hymenoptera"
 CIFAR_TEST = DATASETS / "cifar10" / "test"
 WORK = REPO / "bench" / "work" / "stages"
-RESULTS = REPO / "bench" / "results" / "embedding_stages_bench.json"
 C_SWEEP = (0.001, 0.003, 0.01, 0.05, 0.3)
 
 
@@ -175,7 +174,7 @@ def main() -> None:
            + (" --quick" if args.quick else ""), "embedding": choice.to_dict(), "machine": info, "seeds": seeds,
            "label_issues_hymenoptera": labels, "clustering": clusters,
            "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
-    out = RESULTS if not args.quick else RESULTS.with_name("embedding_stages_bench_quick.json")
+    out = results_path("embedding_stages_bench", args.quick)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, doc, indent=1)
 

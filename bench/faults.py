@@ -250,14 +250,15 @@ def main() -> None:
         if o.notes:
             print(f"{o.scenario}: {o.notes}")
     sys.path.insert(0, str(REPO / "bench"))
-    from benchutil import machine_info
+    from benchutil import machine_info, results_path
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    out = results_path("faults", args.quick)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
         json.dumps({"machine": machine_info(), "seed": args.seed, "results": [asdict(o) for o in outcomes]}, indent=2)
         + "\n"
     )
-    print(f"results: {RESULTS}")
+    print(f"results: {out}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results" / "http_fuzz_bench.json"
 KEY, TOKEN = "bench-key", "bench-token"
 
 
@@ -86,7 +85,7 @@ def main() -> None:
     cases = 10 if args.quick else args.cases
     sys.path.insert(0, str(REPO / "tests"))
     logging.disable(logging.WARNING)  # the apps log each refused job and unknown run; the counts are what matter
-    from benchutil import machine_info
+    from benchutil import machine_info, results_path
     from picsift.deploy.server import ServerSettings
     from picsift.deploy.server import create_app as create_server
     from picsift.jsonio import write_json
@@ -131,7 +130,8 @@ def main() -> None:
         "bad_requests": bad,
         "machine": machine_info(),
     }
-    write_json(RESULTS, result)
+    dest = results_path("http_fuzz_bench", args.quick)
+    write_json(dest, result)
     header = f"{'app':<14} {'operations':>10} {'cases':>7} {'5xx':>5} {'crashes':>8} {'schema viol.':>12} {'unclear 4xx':>11} {'s':>6}"
     print(f"Schemathesis, {cases} cases per operation and mode (positive, negative), seed {args.seed}")
     print(header)
@@ -147,7 +147,7 @@ def main() -> None:
     for r in fuzz + bad:
         for line in r["examples"]:
             print("  ", r["app"], line)
-    print(f"\nwrote {RESULTS.relative_to(REPO)}")
+    print(f"\nwrote {dest.relative_to(REPO)}")
 
 
 if __name__ == "__main__":

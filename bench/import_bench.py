@@ -21,6 +21,7 @@ from pathlib import Path
 from PIL import Image as PILImage
 from PIL import ImageOps
 
+from benchutil import results_path
 from picsift.config import ImportConfig
 from picsift.ingest import run
 from picsift.jsonio import write_json
@@ -104,9 +105,9 @@ def main() -> None:
         },
         "data": "../shared/datasets/cifar10/test (32x32 JPEG), folder per class",
     }
-    results = Path(__file__).resolve().parent / "results"
-    results.mkdir(exist_ok=True)
-    write_json((results / "import_bench.json"), out, indent=2)
+    dest = results_path("import_bench", args.quick)
+    dest.parent.mkdir(exist_ok=True)
+    write_json(dest, out, indent=2)
     print(f"\nimport of {n} CIFAR-10 JPEGs, {rounds} rounds (median, min-max)")
     print(f"{'importer':<12} {'seconds':>18} {'images/s':>10}")
     for k, v in times.items():

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from benchutil import machine_info as machine
+from benchutil import results_path
 from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -263,7 +264,7 @@ def main() -> None:
         "seconds": timings,
         "results": results,
     }
-    dest = REPO / "bench" / "results" / ("improve_bench_quick.json" if quick else "improve_bench.json")
+    dest = results_path("improve_bench", quick)
     write_json(dest, out, indent=2, default=float)
     a = results["accuracy"]
 

@@ -218,7 +218,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not a measurement)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "bench"))
-    from benchutil import machine_info
+    from benchutil import machine_info, results_path
     from picsift.jsonio import write_json
 
     RESULTS.mkdir(exist_ok=True)
@@ -226,8 +226,7 @@ def main() -> None:
         run, show = PARTS[name]
         out = {"part": name, "quick": args.quick, "machine": machine_info(), **run(args.quick)}
         show(out)
-        suffix = "_quick" if args.quick else ""
-        write_json(RESULTS / f"scale_bench_{name}{suffix}.json", out, indent=2)
+        write_json(results_path(f"scale_bench_{name}", args.quick), out, indent=2)
 
 
 if __name__ == "__main__":

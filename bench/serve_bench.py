@@ -25,7 +25,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from benchutil import DATASETS, REPO, build_bundle, free_port, multipart_request, wait_ready
+from benchutil import DATASETS, REPO, build_bundle, free_port, multipart_request, results_path, wait_ready
 from benchutil import machine_info as machine
 from picsift.jsonio import write_json
 
@@ -198,7 +198,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=None, help="measured seconds per cell")
     ap.add_argument("--rounds", type=int, default=None, help="rounds per cell (interleaved)")
     ap.add_argument("--bundle", type=Path, default=None, help="use this bundle instead of training one")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=None)  # default: results_path("serve_bench", --quick)
     ap.add_argument(
         "--threads", type=int, default=1, help="inference threads for both runtimes and both servers (same for A and B)"
     )
@@ -317,6 +317,7 @@ def main() -> None:
         "picsift_batch_size_metrics": batch_lines,
         "command": "python bench/serve_bench.py" + (" --quick" if args.quick else ""),
     }
+    args.out = args.out or results_path("serve_bench", args.quick)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
     write_json(tmp, result, indent=2)

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchutil import results_path
 from picsift.config import TrainConfig
 from picsift.device import autocast, select_device
 from picsift.jsonio import write_json
@@ -45,7 +46,6 @@ from picsift.train.fast.runtime import thread_scope
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets" / "cifar10"
 WORK = REPO / "bench" / "work"
-RESULT = REPO / "bench" / "results" / "train_cifar10.json"
 TARGET = 0.91
 
 
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=None, help="picsift's batch size (default: the recipe's)")
     ap.add_argument("--label-smoothing", type=float, default=None, help="picsift's label smoothing (default: 0.2)")
     ap.add_argument("--save-models", type=Path, default=None, help="folder to save picsift's trained models in")
-    ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument("--out", type=Path, default=None, help="default: bench/results/train_cifar10[_quick].json")
     ap.add_argument("--data", type=Path, default=DATA, help="the CIFAR-10 JPEG folder (train/ and test/ inside)")
     ap.add_argument(
         "--warmup",
@@ -335,6 +335,7 @@ def main(argv: list[str] | None = None) -> None:
         "default: on for CUDA",
     )
     args = ap.parse_args(argv)
+    args.out = args.out or results_path("train_cifar10", args.quick)
     device = select_device(args.device)
     data = load_cifar(args.data)
     rng = np.random.default_rng(0)

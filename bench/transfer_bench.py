@@ -42,12 +42,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchutil import machine_info
+from benchutil import machine_info, results_path
 from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
-RESULT = REPO / "bench" / "results" / "transfer_bench.json"
 
 
 # ---- data ------------------------------------------------------------------------------------------
@@ -245,11 +244,11 @@ def main() -> None:
         "--peer-backbone", default=None, help="the peer's backbone (default: the one auto chose in the same cell)"
     )
     ap.add_argument("--quick", action="store_true", help="hymenoptera subset, 0.1-minute budget (under a minute)")
-    ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument("--out", type=Path, default=None, help="default: bench/results/transfer_bench[_quick].json")
     args = ap.parse_args()
     if args.quick:
         args.budgets, args.datasets = [0.1], ["hymenoptera"]
-        args.out = args.out.with_name(args.out.stem + "_quick.json")
+    args.out = args.out or results_path("transfer_bench", args.quick)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="transfer-bench-") as tmp:
         for name in args.datasets:

@@ -106,8 +106,13 @@ def test_evaluate_end_to_end(trained: tuple[Workspace, Path]) -> None:
 
     html = result.report_path.read_text()
     assert "Training curves" in html and "Most confident mistakes" in html
-    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', html)
+    # Nothing is fetched from elsewhere; the only links out are each mistake's into the labelling app.
+    assert not re.search(r'src\s*=\s*["\']?(https?:)?//', html)
     n_wrong = int(cm.sum() - np.trace(cm))
+    outside = re.findall(r'href\s*=\s*["\']?((?:https?:)?//[^"\' >]*)', html)
+    assert len(outside) == min(n_wrong, 24) and all(
+        re.fullmatch(r"http://127\.0\.0\.1:8765/#image=\d+", h) for h in outside
+    )
     assert len(re.findall(r'src="data:image/jpeg;base64,', html)) == min(n_wrong, 24)
 
     # recorded in the catalog's runs table, next to training's own metrics

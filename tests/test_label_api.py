@@ -9,15 +9,7 @@ from pathlib import Path
 import pytest
 
 from picsift.label_app.settings import needs_token
-from support.label import app_client, make_workspace, truth
-
-
-@pytest.fixture
-def ws(tmp_path: Path):
-    w = make_workspace(tmp_path)
-    yield w
-    w.close()
-
+from support.label import app_client, truth
 
 client = app_client
 

@@ -4,7 +4,6 @@ feedback review one item at a time."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -23,15 +22,10 @@ from picsift.label.edits import (
 )
 from picsift.store import Workspace
 from picsift.store.feedback_store import FeedbackStore
-from support.label import make_workspace
+from support.postgres import CATALOGS
 
-
-@pytest.fixture
-def ws(tmp_path: Path, catalog_url: str | None):
-    # 3 classes x 8 digit PNGs, ids 1-8 / 9-16 / 17-24; the first 3 of each class labelled; SQLite and PostgreSQL.
-    w = make_workspace(tmp_path, db_url=catalog_url)
-    yield w
-    w.close()
+# Every test here on SQLite and on PostgreSQL (the conftest's `ws` fixture, once per catalog back end).
+pytestmark = pytest.mark.parametrize("ws", CATALOGS, indirect=True)
 
 
 def test_a_stale_version_is_a_conflict_and_the_rest_applies(ws) -> None:

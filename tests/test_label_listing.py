@@ -22,15 +22,6 @@ from picsift.label.listing import (
     sort_by_confidence,
 )
 from picsift.label.scoring import PredictionCache, latest_run, run_choices
-from support.label import make_workspace
-
-
-@pytest.fixture
-def ws(tmp_path: Path):
-    # 3 classes x 8 digit PNGs, ids 1-8 / 9-16 / 17-24; the first 3 of each class labelled.
-    w = make_workspace(tmp_path)
-    yield w
-    w.close()
 
 
 def ids_of(ws, query: ImageQuery) -> list[int]:

@@ -6,19 +6,10 @@ import io
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from picsift.store.feedback_store import FeedbackStore, accepted_feedback_rows
-from support.label import app_client, make_workspace
-
-
-@pytest.fixture
-def ws(tmp_path: Path):
-    w = make_workspace(tmp_path)
-    yield w
-    w.close()
-
+from support.label import app_client
 
 client = app_client
 

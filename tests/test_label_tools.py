@@ -18,13 +18,6 @@ from picsift.label.queue import next_batch, select_batch, uncertainty, uncertain
 from support.label import make_workspace, truth
 
 
-@pytest.fixture
-def ws(tmp_path: Path):
-    w = make_workspace(tmp_path)
-    yield w
-    w.close()
-
-
 def test_uncertainty_measures_rank_the_unsure_first() -> None:
     p = np.array([[0.98, 0.01, 0.01], [0.5, 0.45, 0.05], [0.34, 0.33, 0.33]])
     for method in ("margin", "entropy", "least-confident"):

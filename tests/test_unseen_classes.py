@@ -25,13 +25,14 @@ LAYOUT = [
 ]
 
 
-def make_split_folders(root: Path) -> Path:
-    """root/{train,val,test}/<class>/*.png from digits 0 (cat), 1 (dog) and 2 (owl); no image used twice."""
+def make_split_folders(root: Path, layout: list[tuple[str, str, int]] = LAYOUT) -> Path:
+    """root/{train,val,test}/<class>/*.png from digits 0 (cat), 1 (dog) and 2 (owl) as `layout` says; no image
+    used twice."""
     digits = write_digits(root / "digits", per_class=20, classes=3)
     source = {"cat": sorted((digits / "0").glob("*.png")), "dog": sorted((digits / "1").glob("*.png")),
               "owl": sorted((digits / "2").glob("*.png"))}  # fmt: skip
     out = root / "pets"
-    for split, cls, n in LAYOUT:
+    for split, cls, n in layout:
         (out / split / cls).mkdir(parents=True)
         for f in source[cls][:n]:
             shutil.move(str(f), out / split / cls / f.name)
@@ -75,3 +76,43 @@ def test_train_warns_and_evaluate_records_unscored_classes(tmp_path: Path) -> No
     assert set(metrics["per_class"]) == {"cat", "dog"}
     rows = (run_dir / "predictions.csv").read_text().splitlines()
     assert len(rows) == 1 + 9 and not any(",owl," in line for line in rows)
+
+
+def test_every_split_reports_the_held_out_images_of_unseen_classes(tmp_path: Path) -> None:
+    """owl has validation and test images but no training image: `--split val`, `--split test` and the default all
+    count its images as not scored, and so does the comparison's scoring."""
+    from picsift.compare import evaluate_run
+    from picsift.store import Workspace
+
+    layout = [("train", "cat", 8), ("train", "dog", 8), ("val", "cat", 2), ("val", "dog", 2), ("val", "owl", 3),
+              ("test", "cat", 2), ("test", "dog", 3), ("test", "owl", 1)]  # fmt: skip
+    ws = tmp_path / "ws"
+    runner = CliRunner()
+    assert (
+        runner.invoke(build_app(), ["import", str(make_split_folders(tmp_path, layout)), "-w", str(ws)]).exit_code == 0
+    )
+    r = runner.invoke(build_app(), ["train", "-w", str(ws), "--epochs", "1", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "owl (1 test, 3 val)" in r.stderr
+    [run_dir] = (ws / "runs").iterdir()
+    data = json.loads((run_dir / "data.json").read_text())
+    assert (len(data["val_ids"]), len(data["test_ids"])) == (7, 6)  # owl's too, for evaluation
+    assert json.loads((run_dir / "run.json").read_text())["n_val"] == 4  # validation during training: cat, dog
+
+    reason = "class not in the model (no training images)"
+    for split, why, scored, owl in [("val", "asked for", 4, 3), ("test", "asked for", 5, 1),
+                                    ("auto", "the run has a test split", 5, 1)]:  # fmt: skip
+        r = runner.invoke(build_app(), ["evaluate", "-w", str(ws), "--device", "cpu", "--split", split])
+        assert r.exit_code == 0, r.output
+        shown = "test" if split == "auto" else split
+        assert f"split: {shown} ({why}), {scored} images scored, {owl} not scored" in r.stdout
+        assert f"not scored: owl: {owl} ({reason})" in r.stdout
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics["skipped"] == {"owl": {"count": owl, "reason": reason, "reasons": {reason: owl}}}
+        assert metrics["n"] == scored and set(metrics["per_class"]) == {"cat", "dog"}
+
+    workspace = Workspace.open(ws)
+    compared = evaluate_run(workspace, run_dir)
+    workspace.close()
+    assert (compared["split"], compared["n_eval"]) == ("test", 5)
+    assert compared["skipped"] == {"owl": {"count": 1, "reason": reason, "reasons": {reason: 1}}}

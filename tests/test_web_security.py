@@ -142,11 +142,33 @@ def test_token_in_the_url_only_on_the_page_which_moves_it_into_a_strict_cookie(w
         page = c.get("/", params={"token": "s3cret", "view": "unlabeled"}, follow_redirects=False)
         assert page.status_code == 303 and page.headers["location"] == "/?view=unlabeled"
         cookie = page.headers["set-cookie"].lower()
-        assert "picsift_token=s3cret" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+        assert "picsift_token_80=s3cret" in cookie and "httponly" in cookie and "samesite=strict" in cookie
         assert c.get("/api/summary").status_code == 200  # the cookie, now
     with app_client(ws, token="s3cret") as c:
         wrong = c.get("/", params={"token": "nope"}, follow_redirects=False)
         assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+
+
+def test_two_label_apps_on_one_host_keep_a_token_cookie_each(tmp_path: Path) -> None:
+    """A browser keeps cookies by host name, not port: one cookie jar (one httpx client) opening two apps on
+    127.0.0.1 with their printed URLs must stay signed in to both."""
+    import httpx
+
+    first = make_workspace(tmp_path / "a")
+    second = make_workspace(tmp_path / "b")
+    apps = [
+        create_label_app(LabelSettings(workspace=w.root, token=t)) for w, t in ((first, "tok-a"), (second, "tok-b"))
+    ]
+    with LiveServer(apps[0]) as a, LiveServer(apps[1]) as b, httpx.Client(timeout=30) as browser:
+        for srv, token in ((a, "tok-a"), (b, "tok-b")):
+            page = browser.get(f"{srv.url}/?token={token}", follow_redirects=False)
+            assert page.status_code == 303
+            assert f"picsift_token_{srv.port}={token}" in page.headers["set-cookie"]
+        assert {c.name for c in browser.cookies.jar} == {f"picsift_token_{a.port}", f"picsift_token_{b.port}"}
+        for srv in (a, b):  # the second app's cookie did not replace the first one's
+            assert browser.get(f"{srv.url}/api/summary").status_code == 200, srv.url
+    first.close()
+    second.close()
 
 
 def test_state_changing_requests_need_the_pages_header_and_same_origin(ws: Workspace) -> None:
@@ -188,7 +210,7 @@ def test_every_label_route_refuses_without_the_token(ws: Workspace) -> None:
     )
     with TestClient(app, base_url="http://localhost", headers={"X-Picsift-Client": "t"}) as c:
         for method, path in found:
-            for headers in wrong_secrets("X-Picsift-Token", "picsift_token"):
+            for headers in wrong_secrets("X-Picsift-Token", "picsift_token_80"):
                 r = c.request(method, filled(path), json={}, headers=headers)
                 assert r.status_code == 401, (method, path, headers, r.status_code)
             if path != "/":  # only the page takes the token from its URL
@@ -202,7 +224,7 @@ def test_every_label_route_refuses_without_the_token(ws: Workspace) -> None:
             for auth in ({"X-Picsift-Token": "s3cret"}, {"Authorization": "Bearer s3cret"}):
                 r = c.request(method, filled(path), json={}, headers=auth, follow_redirects=False)
                 assert r.status_code != 401, (method, path, auth, r.text[:200])
-        c.cookies.set("picsift_token", "s3cret")
+        c.cookies.set("picsift_token_80", "s3cret")
         assert c.get("/api/summary").status_code == 200
 
 

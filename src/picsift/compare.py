@@ -94,10 +94,15 @@ def _dir_bytes(path: Path) -> int:
 
 
 def evaluate_run(ws: Workspace, run_dir: Path) -> dict[str, Any]:
-    """Score a run on its test split (val if it has none) with the serving Predictor, timing prediction."""
+    """Score a run on its test split (val if it has none) with the serving Predictor, timing prediction.
+
+    Held-out images that cannot be scored (of a class the run has no training images for, excluded, unlabelled,
+    missing or undecodable now) are counted under "skipped" ({class: {"count", "reason", "reasons"}}, as
+    `picsift evaluate` writes in metrics.json), never dropped silently."""
     from sklearn.metrics import accuracy_score, f1_score
 
-    from picsift.data.available import decode_available, skipped_message
+    from picsift.data.available import decode_available
+    from picsift.evaluate.pipeline import select_rows, skipped_by_class
     from picsift.inference import Predictor
 
     run = RunFolder(run_dir)
@@ -106,14 +111,13 @@ def evaluate_run(ws: Workspace, run_dir: Path) -> dict[str, Any]:
     ids = data.get(f"{split}_ids") or []
     predictor = Predictor.from_run(run_dir)
     classes = list(predictor.classes)
-    decoded = decode_available(
-        ws.cache_dir,
-        [r for r in ws.catalog.images(ids=ids) if r.label in classes],
-        predictor.data_config.storage_size,
-        f"decoding {split} images",
-    )
-    if decoded.skipped:  # files moved, deleted or corrupted since import
-        log.warning("%s images: %s", split, skipped_message(decoded.skipped))
+    rows, dropped = select_rows(ws, ids, classes)
+    decoded = decode_available(ws.cache_dir, rows, predictor.data_config.storage_size, f"decoding {split} images")
+    by_id = {r.id: r for r in rows}
+    dropped += [(by_id[s.image_id].label or "(unlabelled)", s.kind) for s in decoded.skipped]
+    skipped = skipped_by_class(dropped)
+    if skipped:
+        log.warning("%s: %d of %d %s images not scored: %s", run_dir.name, len(dropped), len(ids), split, skipped)
     rows, x = decoded.rows, decoded.x
     if not rows:
         raise ConfigError(f"run {run_dir.name} has no labelled {split} images to score")
@@ -128,6 +132,7 @@ def evaluate_run(ws: Workspace, run_dir: Path) -> dict[str, Any]:
     return {
         "split": split,
         "n_eval": len(rows),
+        "skipped": skipped,
         "accuracy": float(accuracy_score(y, pred)),
         "accuracy_ci95": list(wilson_interval(int(correct.sum()), len(rows))),
         "majority_baseline": majority_baseline(y, classes),

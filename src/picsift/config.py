@@ -113,6 +113,7 @@ class EvalConfig:
     mistakes: int = 24  # thumbnails in the report's gallery of confident mistakes
     tta: bool = False  # average over the run's chosen test-time views (else flips)
     strict: bool = False  # stop (exit 2) when an image file is missing or no longer decodes, instead of skipping it
+    label_url: str | None = None  # the labelling app the report's image links open (None: its default address)
 
     def validate(self) -> EvalConfig:
         """Self, after checking split, batch size, ece_bins, mistakes and top_k. ConfigError for a value out
@@ -165,6 +166,7 @@ class CleanConfig:
     max_imbalance: float = 5.0
     seed: int = 0
     strict: bool = False  # stop (exit 2) when an image file is missing on disk, instead of skipping it
+    label_url: str | None = None  # the labelling app the report's image links open (None: its default address)
 
     def validate(self) -> CleanConfig:
         """Self, after checking the checks named, near_dup_threshold, image_size, label folds and label model

@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+CATALOGS = ["sqlite", "postgresql"]  # the catalog back ends a test may run on (conftest's catalog_url, ws)
 URL_ENV = "PICSIFT_POSTGRES_URL"
 BINDIRS_ENV = "PICSIFT_POSTGRES_BINDIRS"
 PASSWORD_ROLE = "picsift_pw"  # in a throwaway cluster, the one role that must log in with a password

@@ -24,10 +24,12 @@ def evaluate_run(
     batch_size: int = 256,
     tta: bool = False,
     strict: bool = False,
+    label_url: str | None = None,
 ) -> EvalResult:
     """Score a run (default: the latest) on its test split, else its validation split (`picsift evaluate`);
     writes metrics.json, predictions.csv and report.html into the run folder. Images whose file is missing or
-    no longer decodes are skipped (`result.skipped_images`).
+    no longer decodes are skipped (`result.skipped_images`). The report's mistakes link to the labelling app at
+    `label_url` (default http://127.0.0.1:8765/).
 
     Raises RunNotFoundError, WorkspaceError, ConfigError (unknown split or device), DatasetError (no held-out
     images), MissingImagesError with `strict`.
@@ -43,6 +45,7 @@ def evaluate_run(
         batch_size=batch_size,
         tta=tta,
         strict=strict,
+        label_url=label_url,
     )
     return run_evaluation(cfg)
 

@@ -167,11 +167,14 @@ def cluster(
     map_method: str = "auto",
     labeled_only: bool = False,
     seed: int = 0,
+    label_url: str | None = None,
 ) -> ClusterResult:
     """Group the usable images without labels (`picsift cluster`); k None: chosen by silhouette up to `max_k`.
 
-    Writes clusters.json (ids per cluster) and clusters.html (a 2-D map by `map_method`). Raises ConfigError
-    (unknown map method, features or clustering method; k larger than the images), WorkspaceError.
+    Writes clusters.json (ids per cluster) and clusters.html (a 2-D map by `map_method`; each image links to the
+    labelling app at `label_url`, default http://127.0.0.1:8765/). Raises ConfigError (unknown map method,
+    features or clustering method; k larger than the images; a label_url that is not an http(s) URL),
+    WorkspaceError.
     """
     from picsift.cluster import run as run_cluster
     from picsift.errors import ConfigError
@@ -187,4 +190,5 @@ def cluster(
         map_method=map_method,
         labeled_only=labeled_only,
         seed=seed,
+        label_url=label_url,
     )

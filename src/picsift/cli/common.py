@@ -37,6 +37,15 @@ WorkspaceOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 RunOpt = Annotated[str | None, typer.Option("--run", help="Run id or folder (default: the latest run).")]
+LabelUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--label-url",
+        metavar="URL",
+        help="Address of the labelling app the report's image links open, as `picsift label` prints it (with "
+        "?token=... when it has one; the report file then holds the token). Default http://127.0.0.1:8765/.",
+    ),
+]
 StrictOpt = Annotated[
     bool,
     typer.Option(

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from picsift import api
-from picsift.cli.common import JsonOpt, StrictOpt, WorkspaceOpt, console, handle_errors, print_json, warn_skipped
+from picsift.cli.common import (
+    JsonOpt,
+    LabelUrlOpt,
+    StrictOpt,
+    WorkspaceOpt,
+    console,
+    handle_errors,
+    print_json,
+    warn_skipped,
+)
 from picsift.errors import ConfigError
 
 
@@ -56,6 +65,7 @@ def clean(
     near_dup_threshold: Annotated[float | None, typer.Option(help="Near-duplicate similarity (0-1).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of settings (flags override it).")] = None,
     strict: StrictOpt = False,
+    label_url: LabelUrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Find duplicates, quality problems, outliers, label errors and imbalance; nothing is deleted.
@@ -90,6 +100,7 @@ def clean(
         label_model=label_model,
         near_dup_threshold=near_dup_threshold,
         strict=strict or None,
+        label_url=label_url,
     )
     warn_skipped(result.skipped)
     if json_out:

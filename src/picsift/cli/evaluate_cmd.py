@@ -10,6 +10,7 @@ from rich.text import Text
 from picsift import api
 from picsift.cli.common import (
     JsonOpt,
+    LabelUrlOpt,
     RunOpt,
     StrictOpt,
     WorkspaceOpt,
@@ -35,13 +36,21 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
     tta: Annotated[bool, typer.Option("--tta", help="Test-time augmentation (the run's chosen views).")] = False,
     strict: StrictOpt = False,
+    label_url: LabelUrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Score a run (default: the latest) on its held-out images; write metrics.json and report.html."""
     from rich.table import Table
 
     result = api.evaluate_run(
-        workspace=workspace, run=run, split=split, device=device, batch_size=batch_size, tta=tta, strict=strict
+        workspace=workspace,
+        run=run,
+        split=split,
+        device=device,
+        batch_size=batch_size,
+        tta=tta,
+        strict=strict,
+        label_url=label_url,
     )
     warn_skipped(result.skipped_images)
     m = result.metrics

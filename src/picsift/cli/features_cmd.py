@@ -11,6 +11,7 @@ from rich.text import Text
 from picsift import api
 from picsift.cli.common import (
     JsonOpt,
+    LabelUrlOpt,
     StrictOpt,
     WorkspaceOpt,
     console,
@@ -126,6 +127,7 @@ def cluster(
     map_method: Annotated[str, typer.Option("--map", help="2-D map: auto | tsne | umap | pca.")] = "auto",
     labeled_only: Annotated[bool, typer.Option("--labeled-only", help="Cluster only labelled images.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    label_url: LabelUrlOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Group the images without labels; writes clusters.json (ids per cluster) and clusters.html (a map)."""
@@ -133,7 +135,7 @@ def cluster(
         raise ConfigError("give either --k K or --auto, not both")
     result = api.cluster(
         workspace=workspace, features=features_name, k=k, method=method, max_k=max_k, map_method=map_method,
-        labeled_only=labeled_only, seed=seed,
+        labeled_only=labeled_only, seed=seed, label_url=label_url,
     )  # fmt: skip
     s = result.summary
     warn_skipped(s["skipped_images"])

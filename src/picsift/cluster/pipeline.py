@@ -18,6 +18,7 @@ import numpy as np
 from picsift.cluster.algorithms import agreement, cluster_features, embed_2d
 from picsift.errors import ConfigError, WorkspaceError
 from picsift.jsonio import write_json
+from picsift.label.links import app_url
 from picsift.store import Workspace
 
 log = logging.getLogger("picsift.cluster")
@@ -46,15 +47,18 @@ def run(
     labeled_only: bool = False,
     seed: int = 0,
     out_dir: Path | None = None,
+    label_url: str | None = None,
 ) -> ClusterResult:
     """Cluster the workspace's usable images (readable, not excluded, first copy of their bytes).
 
     features: an extractor name, or "auto": a pretrained embedding when its weights are installed, else HOG
-    (the choice and its reason are in the summary's "embedding")."""
+    (the choice and its reason are in the summary's "embedding"). label_url: the labelling app the map's images
+    link to (None: its default address; ConfigError for one that is not an http(s) URL)."""
     from picsift.data.available import skipped_dicts
     from picsift.data.cache import DecodedCache
     from picsift.features import extract_available, get_extractor, resolve_embedding
 
+    app = app_url(label_url)  # a malformed --label-url fails before any work
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
     choice = resolve_embedding(features, fallback="hog")
     ext = get_extractor(choice.extractor, ws)  # fail on a typo before any work
@@ -125,6 +129,6 @@ def run(
         for r, p, i in zip(show_rows, xy, shown, strict=True)
     ]  # fmt: skip
     html_path = out / "clusters.html"
-    html_path.write_text(render(summary, points, thumbs))
+    html_path.write_text(render(summary, points, thumbs, app))
     log.info("clustered %d images into %d groups (%s)", len(rows), result.k, result.method)
     return ClusterResult(summary, json_path, html_path)

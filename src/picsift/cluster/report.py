@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from picsift.label.links import label_app_link
+from picsift.label.links import DEFAULT_APP_URL, label_app_link
 
 MAP_SIDE = 900  # px the grid aims at; a large map gets bigger cells' worth of room and scrolls instead
 MIN_CELL = 28  # px, the smallest grid cell
@@ -90,7 +90,9 @@ def _label_colours(points: list[dict[str, Any]]) -> dict[str, str]:
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
 
 
-def _map(points: list[dict[str, Any]], thumbs: dict[int, str], label_colour: dict[str, str]) -> tuple[str, int, int]:
+def _map(
+    points: list[dict[str, Any]], thumbs: dict[int, str], label_colour: dict[str, str], app: str = DEFAULT_APP_URL
+) -> tuple[str, int, int]:
     """The positioned thumbnails, the cell size and the grid's side in cells."""
     xy = np.array([[p["x"], p["y"]] for p in points], dtype=np.float64).reshape(-1, 2)
     cells, g = grid_layout(xy)
@@ -101,14 +103,16 @@ def _map(points: list[dict[str, Any]], thumbs: dict[int, str], label_colour: dic
         tip = html.escape(f"#{p['id']} cluster {p['cluster']} label {label or '-'}\n{p['path']}")
         lc = label_colour.get(str(label), UNLABELLED) if label is not None else UNLABELLED
         items.append(
-            f'<a href="{html.escape(label_app_link(p["id"]))}" class="pt c{p["cluster"]}" data-id="{p["id"]}" '
+            f'<a href="{html.escape(label_app_link(p["id"], app))}" class="pt c{p["cluster"]}" data-id="{p["id"]}" '
             f'style="left:{col * cell}px;top:{row * cell}px;--cc:{colour(p["cluster"])};--lc:{lc}">'
             f'<img src="{thumbs.get(p["id"], "")}" title="{tip}" alt="#{p["id"]}"></a>'
         )
     return "".join(items), cell, g
 
 
-def _galleries(summary: dict[str, Any], thumbs: dict[int, str]) -> tuple[list[str], list[str]]:
+def _galleries(
+    summary: dict[str, Any], thumbs: dict[int, str], app: str = DEFAULT_APP_URL
+) -> tuple[list[str], list[str]]:
     boxes, galleries = [], []
     for c in summary["clusters"]:
         cid = c["cluster"]
@@ -119,11 +123,11 @@ def _galleries(summary: dict[str, Any], thumbs: dict[int, str]) -> tuple[list[st
             f"{name} ({c['size']})</label>"
         )
         shown = "".join(
-            f'<a href="{html.escape(label_app_link(i))}"><img src="{thumbs[i]}" title="#{i}" alt="#{i}"></a>'
+            f'<a href="{html.escape(label_app_link(i, app))}"><img src="{thumbs[i]}" title="#{i}" alt="#{i}"></a>'
             for i in c["image_ids"][:GALLERY_THUMBS]
             if i in thumbs
         )
-        every = " ".join(f'<a href="{html.escape(label_app_link(i))}">#{i}</a>' for i in c["image_ids"])
+        every = " ".join(f'<a href="{html.escape(label_app_link(i, app))}">#{i}</a>' for i in c["image_ids"])
         galleries.append(
             f'<div class="gal" data-c="{cid}"><h3 style="color:{colour(cid)}">{name}: {c["size"]} images · {labels}'
             f"</h3>{shown}<details><summary>all {c['size']} members (open in the label app)</summary>"
@@ -132,14 +136,17 @@ def _galleries(summary: dict[str, Any], thumbs: dict[int, str]) -> tuple[list[st
     return boxes, galleries
 
 
-def render(summary: dict[str, Any], points: list[dict[str, Any]], thumbs: dict[int, str]) -> str:
+def render(
+    summary: dict[str, Any], points: list[dict[str, Any]], thumbs: dict[int, str], label_url: str = DEFAULT_APP_URL
+) -> str:
     """summary: clusters.json content; points: {id, x, y, cluster, label, path} for the shown images;
-    thumbs: image id -> JPEG data URI (`thumb_uri`, THUMB_SOURCE px)."""
+    thumbs: image id -> JPEG data URI (`thumb_uri`, THUMB_SOURCE px); label_url: the labelling app every image
+    links to (`--label-url`)."""
     label_colour = _label_colours(points)
     by_label = bool(label_colour)
-    items, cell, g = _map(points, thumbs, label_colour)
+    items, cell, g = _map(points, thumbs, label_colour, label_url)
     side = cell * g
-    boxes, galleries = _galleries(summary, thumbs)
+    boxes, galleries = _galleries(summary, thumbs, label_url)
     label_keys = "".join(
         f'<span class="key" style="border-color:{c}">{html.escape(name)}</span>' for name, c in label_colour.items()
     )

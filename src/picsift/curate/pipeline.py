@@ -49,6 +49,7 @@ from picsift.data.storage import cached_bytes, is_empty, is_remote, name_of, pub
 from picsift.errors import ConfigError, PicsiftError, WorkspaceError
 from picsift.features.pretrained import EmbeddingChoice, resolve_embedding
 from picsift.filenames import UniqueNames, inside, safe_filename, unique_names
+from picsift.label.links import app_url
 from picsift.store import ImageRow, Workspace
 from picsift.store.schema import utcnow
 
@@ -129,6 +130,7 @@ def _embeddings(
 def run(cfg: CleanConfig) -> CleanResult:
     """Run the chosen checks over the workspace; write findings.json and clean-report.html into it."""
     cfg = cfg.validate()
+    label_url = app_url(cfg.label_url)  # a malformed --label-url fails before any image is read
     ws = Workspace.open(cfg.workspace)
     cat = ws.catalog
     timings: dict[str, float] = {}
@@ -227,6 +229,7 @@ def run(cfg: CleanConfig) -> CleanResult:
             labels={r.id: r.label for r in rows_all},
             paths={r.id: r.path for r in rows_all},
             meta=meta,
+            label_url=label_url,
         )
     )
     timings["report"] = time.perf_counter() - t

@@ -127,6 +127,7 @@ def _shot(
     paths: Mapping[int, str],
     label: str | None = None,
     mark: str = "",
+    app: str = DEFAULT_APP_URL,
 ) -> str:
     """One image: the thumbnail (click: the original file), then the keep/drop mark, a link into the label app,
     the file name and (for duplicate groups) its label."""
@@ -142,7 +143,7 @@ def _shot(
     marks = {"keep": "<span class='keepmark'>keep</span> ", "drop": "<span class='dropmark'>copy</span> "}
     cap = (
         marks.get(mark, "")
-        + f"<a class='open' href='{e(label_app_link(iid))}' title='open in the label app'>#{iid}</a> "
+        + f"<a class='open' href='{e(label_app_link(iid, app))}' title='open in the label app'>#{iid}</a> "
         + f"<span class='file' title='{e(path)}'>{e(name)}</span>"
         + (f"<br><span class='lab'>{e(label)}</span>" if label is not None else "")
     )
@@ -207,6 +208,7 @@ def _kind_table(
     labels: Mapping[int, str | None],
     paths: Mapping[int, str],
     max_rows: int,
+    app: str = DEFAULT_APP_URL,
 ) -> list[str]:
     e = html.escape
     group = KINDS[kind] == "duplicates"
@@ -226,12 +228,13 @@ def _kind_table(
                 paths=paths,
                 label=(labels.get(iid) or "(unlabelled)") if group else None,
                 mark=("keep" if n == 0 else "drop") if group else "",
+                app=app,
             )
             for n, iid in enumerate(f.image_ids[:8])
         )
         more = len(f.image_ids) - 8
         if more > 0:
-            rest = " ".join(f"<a href='{e(label_app_link(i))}'>#{i}</a>" for i in f.image_ids[8:])
+            rest = " ".join(f"<a href='{e(label_app_link(i, app))}'>#{i}</a>" for i in f.image_ids[8:])
             shots += f"<div class='muted'>and {more} more: {rest}</div>"
         labs = sorted({str(labels.get(i)) for i in f.image_ids if labels.get(i) is not None})
         row = (
@@ -261,10 +264,12 @@ def render_report(
     paths: Mapping[int, str],
     meta: Mapping[str, Any],
     max_rows_per_kind: int = 300,
+    label_url: str = DEFAULT_APP_URL,
 ) -> str:
     """The whole report as one HTML string (no external files). `thumbs`: image id -> data URI (`thumbnail_uri`);
     `labels`, `paths`: image id -> current label, file path; `meta`: findings.json's header (checks run, n_images,
-    created_at, catalog_hash, label_model). Image ids link to the label app (`picsift.label.links`)."""
+    created_at, catalog_hash, label_model). Image ids link to the label app served at `label_url`
+    (`picsift.label.links`; `--label-url`)."""
     e = html.escape
     by_kind: dict[str, list[Finding]] = defaultdict(list)
     for f in findings:
@@ -277,7 +282,7 @@ def render_report(
         f"<div class='meta'>{e(str(meta.get('n_images', '?')))} images checked · checks: "
         f"{e(', '.join(checks))} · {e(str(meta.get('created_at', '')))} · "
         f"catalog {e(str(meta.get('catalog_hash', ''))[:12])} · image links open the label app at "
-        f"{e(DEFAULT_APP_URL)} (start it with <code>picsift label</code>)</div>",
+        f"{e(label_url)} (start it with <code>picsift label</code>)</div>",
         _embedding_line(meta.get("embedding") or {}),
         _label_banner(meta.get("label_model") or {}),
         *_summary(by_kind, checks),
@@ -294,7 +299,9 @@ def render_report(
             out.append(_duplicates_legend())
         for k in kinds:
             items = sorted(by_kind[k], key=lambda f: -f.score)
-            out += _kind_table(k, items, thumbs=thumbs, labels=labels, paths=paths, max_rows=max_rows_per_kind)
+            out += _kind_table(
+                k, items, thumbs=thumbs, labels=labels, paths=paths, max_rows=max_rows_per_kind, app=label_url
+            )
     out.append("<div id='zoom'><img alt='enlarged'><p></p><p class='muted'>click or Esc to close</p></div>")
     out.append(f"<script>{_JS}</script></body></html>")
     return "\n".join(out)

@@ -23,6 +23,7 @@ from picsift.data.images import catalog_source, load_rgb
 from picsift.errors import DatasetError, ImageDecodeError, RunCorruptError, RunNotFoundError, WorkspaceError
 from picsift.evaluate.metrics import compute_metrics, most_confident_mistakes
 from picsift.evaluate.report import Mistake, ReportSection, write_report
+from picsift.label.links import app_url
 from picsift.models.artifact import read_meta
 from picsift.runs import RunFolder, open_run, run_workspace
 from picsift.store import ImageRow, Workspace
@@ -211,6 +212,7 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
     from picsift.inference import Predictor
 
     cfg = cfg.validate()
+    label_url = app_url(cfg.label_url)  # a malformed --label-url fails before the model is loaded
     ws = open_workspace(cfg)
     run = open_run(ws, cfg.run)
     run_dir = run.path
@@ -268,6 +270,7 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
             predicted_label=classes[int(probs[i].argmax())],
             confidence=float(probs[i].max()),
             path=rows[i].path,
+            image_id=rows[i].id,
         )
         for i in most_confident_mistakes(y, probs, cfg.mistakes)
     ]
@@ -287,6 +290,7 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
         sections=sections or [],
         setup=training_setup(run),
         links={p.name: p.name for p in (predictions_path, metrics_path)},  # beside report.html
+        label_url=label_url,
     )
     summary = {
         "split": split,

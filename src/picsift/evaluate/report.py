@@ -23,6 +23,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
+from picsift.label.links import DEFAULT_APP_URL, label_app_link
+
 THUMB_SIDE = 128
 MAX_BAR_CLASSES = 60  # per-class bar chart: beyond this, only the lowest-F1 classes are drawn
 MAX_ANNOTATED_CLASSES = 20  # confusion matrix cells get numbers up to this many classes
@@ -47,13 +49,15 @@ class ReportSection:
 
 @dataclass(frozen=True)
 class Mistake:
-    """A wrong prediction to show: the picture (uint8 H x W x 3), its true and predicted class."""
+    """A wrong prediction to show: the picture (uint8 H x W x 3), its true and predicted class; with its catalog
+    `image_id`, a link that opens it in the labelling app (to fix a wrong label)."""
 
     image: np.ndarray
     true_label: str
     predicted_label: str
     confidence: float
     path: str = ""
+    image_id: int | None = None
 
 
 # ---- building blocks (public: other stages use them for their sections) ---------------------------
@@ -410,9 +414,10 @@ def builtin_sections(
     metrics: Mapping[str, Any],
     history: Sequence[Mapping[str, Any]],
     mistakes: Sequence[Mistake],
+    label_url: str = DEFAULT_APP_URL,
 ) -> list[ReportSection]:
     """The report's standard sections: confusion matrix, per-class metrics, training curves, reliability
-    diagram and the most confident mistakes."""
+    diagram and the most confident mistakes (each with a catalog id linked to the labelling app at `label_url`)."""
     classes = list(metrics["classes"])
     matrix = np.asarray(metrics["confusion_matrix"])
     out = [
@@ -478,6 +483,12 @@ def builtin_sections(
             f'<span class="pred">predicted: {esc(m.predicted_label)}</span><br>'
             f'<span class="conf">confidence {m.confidence:.3f}</span>'
             + (f'<br><span class="path" title="{esc(m.path)}">{esc(Path(m.path).name)}</span>' if m.path else "")
+            + (
+                f'<br><a class="open" href="{esc(label_app_link(m.image_id, label_url))}" '
+                f'title="open in the labelling app">#{m.image_id}</a>'
+                if m.image_id is not None
+                else ""
+            )
             + "</figcaption></figure>"
             for m in mistakes
         )
@@ -536,6 +547,7 @@ def render_report(
     sections: Sequence[ReportSection] = (),
     setup: Mapping[str, Any] | None = None,
     links: Mapping[str, str] | None = None,
+    label_url: str = DEFAULT_APP_URL,
 ) -> str:
     """The whole report as one HTML string: what was scored (split and why, training setup, accuracy with its
     Wilson 95% interval against the majority-class baseline, mistakes found and shown, links), summary cards, the
@@ -544,12 +556,13 @@ def render_report(
     metrics: `compute_metrics`'s dict; info: short facts for the header (model, split, split_reason...);
     history: metrics.jsonl rows (epoch, train_loss, val_loss, train_acc, val_acc, images); setup: how the model
     was trained (model, time_budget_min, epochs, epochs_asked, image_size, n_train, train_seconds); links: name ->
-    href of files beside the report (predictions.csv, metrics.json).
+    href of files beside the report (predictions.csv, metrics.json); label_url: the labelling app a mistake's id
+    opens (`--label-url`).
     """
     info = dict(info or {})
     scope = evaluation_header(metrics, info, setup or {}, len(mistakes), links or {})
     info.pop("split_reason", None)
-    all_sections = builtin_sections(metrics, history, mistakes) + list(sections)
+    all_sections = builtin_sections(metrics, history, mistakes, label_url) + list(sections)
     meta = " · ".join(f"{esc(k)}: {esc(v)}" for k, v in info.items() if v not in (None, ""))
     nav = "".join(f'<a href="#{esc(s.anchor)}">{esc(s.title)}</a>' for s in all_sections)
     body = "".join(f'<section id="{esc(s.anchor)}"><h2>{esc(s.title)}</h2>{s.html}</section>' for s in all_sections)

@@ -23,9 +23,9 @@ from picsift import progress
 from picsift.config import ImportConfig
 from picsift.data.storage import is_remote
 from picsift.data.walk import reason_kind
-from picsift.errors import ConfigError, DatasetError, WorkspaceError
+from picsift.errors import ConfigError, DatasetError, LabelError, WorkspaceError
 from picsift.ingest.files import DownloadSettings, Probed, read_entry
-from picsift.ingest.sources import Discovery, discover
+from picsift.ingest.sources import Discovery, Entry, discover
 from picsift.ingest.splits import SPLITS, check_fractions, normalize_split
 from picsift.ingest.status import status
 from picsift.ingest.writer import known_paths, write_import
@@ -206,7 +206,17 @@ def run(cfg: ImportConfig) -> ImportResult:
 def _normalize_labels(found: Discovery) -> None:
     """One spelling per class, whichever source a label came from: a macOS folder name (NFD) and a
     manifest cell (NFC) naming the same class become one label (`normalize_label`)."""
-    found.entries = [e if e.label is None else replace(e, label=normalize_label(e.label)) for e in found.entries]
+    found.entries = [e if e.label is None else replace(e, label=_entry_label(e)) for e in found.entries]
+
+
+def _entry_label(entry: Entry) -> str:
+    """The entry's label in normal form; DatasetError naming the entry (file, manifest line) when it is no label
+    (longer than `MAX_LABEL_CHARS`), before anything is written."""
+    assert entry.label is not None
+    try:
+        return normalize_label(entry.label)
+    except LabelError as e:
+        raise DatasetError(f"{entry.where or entry.path}: {e}") from e
 
 
 def _leave_out_workspace(found: Discovery, source: Path, ws_root: Path) -> None:

@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from picsift.errors import ConfigError, NotFoundError, PicsiftError
+from picsift.errors import ConfigError, PicsiftError
 from picsift.labels_text import normalize_label, normalize_optional_label
 from picsift.store import Catalog, LabelConflictError, Workspace
+from picsift.store.catalog import write_undo_label
 from picsift.store.feedback import Feedback
-from picsift.store.feedback_store import FeedbackItem, FeedbackStore
+from picsift.store.feedback_store import FeedbackConflictError, FeedbackItem, FeedbackStore
 from picsift.store.schema import ClassName, Exclusion, Image, LabelEvent
 
 DEFAULT_EXCLUSION_REASON = "excluded in the labelling app"
@@ -265,7 +266,8 @@ def undo_feedback_accept(
 ) -> dict[str, Any]:
     """Undo accepting a feedback item, like any label change: the image gets back the label it had before
     (a new "undo" change in its history; LabelConflictError when someone changed it after `expected_version`),
-    and the feedback is pending again. An image the accept imported, with no other history, leaves the catalog
+    and the feedback is pending again, all in one transaction (FeedbackConflictError for the loser of two undos
+    at once). An image the accept imported, with no other history, leaves the catalog
     again; a class the accept created, now unused, is dropped.
 
     Returns {"feedback": the item (FeedbackItem.to_dict()), "image_id", "label" (the image's label now, None
@@ -280,29 +282,31 @@ def undo_feedback_accept(
     accepted_at = next(
         (e["created_at"] for e in reversed(events) if e["origin"] == "feedback" and e["label"] == item.label), None
     )
-    done = catalog.undo_label(image_id, annotator=annotator, expected_version=expected_version)
-    row = catalog.image(image_id)
-    history = catalog.label_history(image_id)
-    imported_only = (
-        row.source_kind == "feedback"
-        and row.label_version == done.version  # nobody has labelled it since the undo
-        and done.label is None
-        and not row.excluded
-        and all(e["origin"] in ("feedback", "undo") for e in history)
-    )
     with catalog.session() as s:
-        f = s.get(Feedback, feedback_id)
-        if f is None:
-            raise NotFoundError(f"feedback {feedback_id} disappeared during undo")
-        f.status, f.reviewer, f.reviewed_at, f.image_id = "pending", None, None, None
-        s.flush()
-        # The flush above holds the write lock: checked here, the image's version cannot move before the delete,
-        # so a label someone wrote since the undo keeps the image.
-        removed_image = (
-            imported_only
-            and not _referenced(s, image_id)
-            and s.scalar(select(Image.label_version).where(Image.id == image_id)) == done.version
+        # The claim first (accepted -> pending, conditional): of two undos at once one does it, the other is told.
+        reopened = s.execute(
+            update(Feedback)
+            .where(Feedback.id == feedback_id, Feedback.status == "accepted", Feedback.image_id == image_id)
+            .values(status="pending", reviewer=None, reviewed_at=None, image_id=None)
         )
+        if reopened.rowcount != 1:  # type: ignore[attr-defined]
+            raise FeedbackConflictError(
+                f"feedback {feedback_id} is no longer accepted (someone else undid or changed it): reload"
+            )
+        version = write_undo_label(s, image_id, annotator=annotator, expected_version=expected_version)
+        row = s.get(Image, image_id)
+        assert row is not None  # its label was just written
+        imported_only = (
+            row.source_kind == "feedback"
+            and row.label is None
+            and not row.excluded
+            and all(
+                o in ("feedback", "undo")
+                for o in s.scalars(select(LabelEvent.origin).where(LabelEvent.image_id == image_id))
+            )
+        )
+        label_now = row.label
+        removed_image = imported_only and not _referenced(s, image_id)
         if removed_image:
             s.execute(delete(LabelEvent).where(LabelEvent.image_id == image_id))
             s.execute(delete(Image).where(Image.id == image_id))
@@ -318,12 +322,15 @@ def undo_feedback_accept(
             s.delete(cls)
             removed_class = True
         s.flush()
+        f = s.get(Feedback, feedback_id)
+        assert f is not None  # reopened above
+        s.refresh(f)
         out_item = FeedbackItem.from_orm(f).to_dict()
     return {
         "feedback": out_item,
         "image_id": image_id,
-        "label": done.label,
-        "version": done.version,
+        "label": None if removed_image else label_now,
+        "version": version,
         "removed_image": removed_image,
         "removed_class": removed_class,
     }

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from picsift.errors import DatasetError
+from picsift.errors import DatasetError, LabelError
 from picsift.ingest.delimited import column_count_error, read_rows, read_utf8_text, sniff_delimiter
 from picsift.labels_text import normalize_label
 
@@ -93,13 +93,13 @@ def _choices(value: Any) -> tuple[str, ...]:
                 return _choices(json.loads(text))
             except (ValueError, RecursionError):  # not JSON after all: the text is the label
                 pass
-        return (normalize_label(text),) if text else ()
+        return (text,) if text else ()
     if isinstance(value, dict):
         return _choices(value.get("choices"))
     if isinstance(value, list):
         return tuple(c for v in value for c in _choices(v))
     text = str(value).strip()
-    return (normalize_label(text),) if text else ()
+    return (text,) if text else ()
 
 
 def _annotator(value: Any) -> str | None:
@@ -324,6 +324,16 @@ def _read_json(data: Any, name: str, label_field: str | None) -> LabelFile:
     raise DatasetError(f"no labels recognised in {name}: unrecognised JSON; tried {TRIED}")
 
 
+def _checked(record: LabelRecord) -> LabelRecord:
+    """The record with its labels in normal form (`normalize_label`); DatasetError naming the record's place
+    ("labels.csv line 4: a label is at most 1000 characters long ...") for one that is no label, so that a bad
+    file is refused whole before any label is applied."""
+    try:
+        return replace(record, labels=tuple(normalize_label(x) for x in record.labels))
+    except LabelError as e:
+        raise DatasetError(f"{record.where}: {e}") from e
+
+
 def read_label_file(path: Path, label_field: str | None = None) -> LabelFile:
     """The records of a label file, its format detected from the content (see the module docstring).
 
@@ -350,6 +360,7 @@ def read_label_file(path: Path, label_field: str | None = None) -> LabelFile:
             result = _read_json(data, name, label_field)
         except RecursionError as e:  # a label of lists within lists, hundreds deep
             raise DatasetError(f"{name}: not a label file (a label nested too deeply)") from e
+    result = replace(result, records=[_checked(r) for r in result.records])
     if not any(r.labels for r in result.records):
         seen = f"read as {result.format} ({result.read}), none with a label; " if result.format else ""
         raise DatasetError(f"no labels recognised in {name}: {seen}tried {TRIED}")

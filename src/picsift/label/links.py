@@ -7,7 +7,26 @@ in the query (`http://host:8765/?token=T#image=12`). This module imports nothing
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from picsift.errors import ConfigError
+
 DEFAULT_APP_URL = "http://127.0.0.1:8765/"  # where `picsift label` serves by default
+
+
+def app_url(url: str | None) -> str:
+    """The labelling app's address for a report's links: `url` (`--label-url`, as `picsift label` printed it,
+    e.g. "http://labels.lan:8766/?token=T"), or DEFAULT_APP_URL when None. ConfigError for anything but an
+    http(s) URL with a host."""
+    if url is None:
+        return DEFAULT_APP_URL
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"--label-url must be the labelling app's http(s) address as `picsift label` prints it "
+            f"(e.g. {DEFAULT_APP_URL}); got {url!r}"
+        )
+    return url.strip()
 
 
 def label_app_link(image_id: int, base_url: str = DEFAULT_APP_URL) -> str:

@@ -16,7 +16,8 @@ from picsift.web.auth import require_secret
 from picsift.web.errors import ApiError
 from picsift.web.hosts import SAFE_METHODS, cross_site_origin
 
-TOKEN_COOKIE = "picsift_token"
+TOKEN_COOKIE = "picsift_token"  # the prefix of the cookie's name: `token_cookie` adds the port
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 TOKEN_MESSAGE = "missing or wrong token: open the URL printed by `picsift label` (it ends with ?token=...)"
 PAGE_PATH = "/"  # the one route that takes the token from the URL (it moves it into a cookie)
 CLIENT_HEADER = "x-picsift-client"  # sent by the page with every request; a cross-site form cannot send it
@@ -64,6 +65,14 @@ def run_of_workspace(ws: Workspace, run: str | None) -> str | None:
     return str(workspace_run(ws, run).path) if run else None
 
 
+def token_cookie(request: Request) -> str:
+    """The name of the cookie holding the access token: `picsift_token_<port>`, the port the browser addressed
+    (its Host header; 80 or 443 when it names none). A browser keeps cookies by host name alone, ignoring the
+    port, so two labelling apps on one host (8765 and 8766) would otherwise overwrite each other's token."""
+    port = request.url.port or DEFAULT_PORTS.get(request.url.scheme, 80)
+    return f"{TOKEN_COOKIE}_{port}"
+
+
 def require_token(request: Request, settings: SettingsDep) -> None:
     """With a token set: X-Picsift-Token, the cookie the page sets, or `Authorization: Bearer`; `?token=` only
     on the page itself (GET /), which moves it into the cookie, so it never sits in an API URL or a log."""
@@ -74,7 +83,7 @@ def require_token(request: Request, settings: SettingsDep) -> None:
         name="token",
         header="x-picsift-token",
         query="token" if on_page else None,
-        cookie=TOKEN_COOKIE,
+        cookie=token_cookie(request),
         missing_message=TOKEN_MESSAGE,
         invalid_message=TOKEN_MESSAGE,
     )

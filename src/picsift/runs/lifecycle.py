@@ -22,13 +22,17 @@ def new_run_dir(ws: Workspace, name: str) -> RunFolder:
     base = safe_filename(f"{stamp}-{slug}", max_bytes=200)  # room for a "-<n>" suffix and long `--name`s
     # Compared ignoring case: on a case-insensitive file system `Cat` would reuse the folder of `cat`.
     taken = {p.name.casefold() for p in ws.runs_dir.iterdir()} if ws.runs_dir.is_dir() else set()
-    path = inside(ws.runs_dir, base)
+    ws.runs_dir.mkdir(parents=True, exist_ok=True)
     i = 1
-    while path.name.casefold() in taken or path.exists():
+    while True:
+        path = inside(ws.runs_dir, base if i == 1 else f"{base}-{i}")
+        if path.name.casefold() not in taken:
+            try:  # the claim itself: of two runs started in the same second, one gets the name, the other the next
+                path.mkdir()
+                return RunFolder(path)
+            except FileExistsError:
+                pass
         i += 1
-        path = inside(ws.runs_dir, f"{base}-{i}")
-    path.mkdir(parents=True)
-    return RunFolder(path)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy import create_engine, event, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Engine
@@ -131,6 +131,125 @@ def declare_classes(session: Session, names: Iterable[str]) -> None:
     insert_ignoring_duplicates(session, ClassName, [{"name": n, "created_at": now} for n in sorted(set(names))])
 
 
+def _label_written(
+    s: Session,
+    image_id: int,
+    label: str | None,
+    *,
+    origin: str,
+    annotator: str,
+    confidence: float | None,
+    conditions: Sequence[Any] = (),
+) -> int | None:
+    """Set the image's label in one conditional UPDATE (the version bumped in the same statement), supersede its
+    accepted event and record the new one, in the session's transaction. Returns the new label_version, or None
+    when no row matched `conditions` (nothing written). The UPDATE comes first: on SQLite it takes the write lock,
+    on PostgreSQL the row lock (a concurrent writer's condition is re-checked after it waits)."""
+    label = normalize_optional_label(label)
+    q = update(Image).where(Image.id == image_id, *conditions)
+    result = s.execute(q.values(label=label, label_version=Image.label_version + 1))
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        return None
+    s.execute(
+        update(LabelEvent)
+        .where(LabelEvent.image_id == image_id, LabelEvent.status == "accepted")
+        .values(status="superseded")
+    )
+    s.add(
+        LabelEvent(
+            image_id=image_id, label=label, status="accepted", origin=origin, annotator=annotator, confidence=confidence
+        )
+    )
+    if label is not None:
+        declare_classes(s, [label])
+    return int(s.scalar(select(Image.label_version).where(Image.id == image_id)) or 0)
+
+
+def write_label(
+    s: Session,
+    image_id: int,
+    label: str | None,
+    *,
+    origin: str = "manual",
+    annotator: str = "picsift",
+    expected_version: int | None = None,
+    confidence: float | None = None,
+) -> int:
+    """`Catalog.set_label` inside the caller's session (so that it commits, or not, with the caller's other
+    writes). Returns the new label_version; LabelConflictError when `expected_version` is given and the image has
+    another; NotFoundError for an unknown id."""
+    conditions = [] if expected_version is None else [Image.label_version == expected_version]
+    version = _label_written(
+        s, image_id, label, origin=origin, annotator=annotator, confidence=confidence, conditions=conditions
+    )
+    if version is not None:
+        return version
+    current = s.get(Image, image_id)
+    if current is None:
+        raise NotFoundError(f"no image with id {image_id} in the catalog")
+    raise LabelConflictError(
+        f"image {image_id} was relabelled to {current.label!r} by someone else "
+        f"(version {current.label_version}, you had {expected_version}); reload and retry"
+    )
+
+
+def write_undo_label(s: Session, image_id: int, *, annotator: str, expected_version: int | None = None) -> int:
+    """`Catalog.undo_label` inside the caller's session. Without `expected_version` the version read before the
+    history is expected, so a change made between that read and the write is a LabelConflictError rather than
+    undone blindly. NotFoundError for an unknown id; WorkspaceError when the image has no label change."""
+    seen = expected_version
+    if seen is None:
+        seen = s.scalar(select(Image.label_version).where(Image.id == image_id))
+        if seen is None:
+            raise NotFoundError(f"no image with id {image_id} in the catalog")
+    events = list(
+        s.scalars(
+            select(LabelEvent)
+            .where(LabelEvent.image_id == image_id, LabelEvent.status.in_(["accepted", "superseded"]))
+            .order_by(LabelEvent.id.desc())
+        )
+    )
+    accepted = [e for e in events if e.status == "accepted"]
+    if not accepted:
+        raise WorkspaceError(f"nothing to undo: image {image_id} has no label change")
+    # "superseded" only ever marks a former accepted label (proposals end as applied/withdrawn).
+    older = [e for e in events if e.id < accepted[0].id and e.status == "superseded"]
+    previous = older[0].label if older else None
+    return write_label(s, image_id, previous, origin="undo", annotator=annotator, expected_version=seen)
+
+
+def _resolve_proposal(s: Session, proposal_id: int, *, accept: bool, annotator: str) -> str:
+    """Claim one pending proposal and apply (or reject) it in the session's transaction: "accepted", "rejected" or
+    "missing" (not pending: unknown, or resolved by someone else). LabelConflictError (the caller rolls back, the
+    proposal stays pending) when the image was labelled otherwise or changed after it was read."""
+    claimed = s.execute(
+        update(LabelEvent)
+        .where(LabelEvent.id == proposal_id, LabelEvent.status == "proposed")
+        .values(status="applied" if accept else "rejected")
+    ).rowcount  # type: ignore[attr-defined]
+    if not claimed:
+        return "missing"
+    if not accept:
+        return "rejected"
+    proposal = s.get(LabelEvent, proposal_id)
+    assert proposal is not None  # claimed just now
+    current = s.get(Image, proposal.image_id)
+    if current is None:
+        raise NotFoundError(f"no image with id {proposal.image_id} in the catalog")
+    if current.label is not None and current.label != proposal.label:
+        raise LabelConflictError(f"image {current.id} is labelled {current.label!r}, not {proposal.label!r}")
+    write_label(
+        s,
+        proposal.image_id,
+        proposal.label,
+        origin=proposal.origin,
+        annotator=annotator,
+        expected_version=current.label_version,
+        confidence=proposal.confidence,
+    )
+    return "accepted"
+
+
 class Catalog:
     """Images, labels, splits, exclusions and runs of one workspace."""
 
@@ -190,7 +309,9 @@ class Catalog:
             raise
         except OverflowError as e:
             s.rollback()
-            raise NotFoundError(f"no record has an id beyond the catalog's 64-bit integer range (at most {MAX_ID})") from e
+            raise NotFoundError(
+                f"no record has an id beyond the catalog's 64-bit integer range (at most {MAX_ID})"
+            ) from e
         except BaseException:
             s.rollback()
             raise
@@ -273,41 +394,18 @@ class Catalog:
 
         With `expected_version`, the write only succeeds if nobody changed the label since the caller
         read that version (optimistic locking): the later writer gets a LabelConflictError.
-        The label is normalised by `normalize_label` (LabelError when empty).
+        The label is normalised by `normalize_label` (LabelError when empty); NotFoundError for an unknown id.
         """
-        label = normalize_optional_label(label)
         with self.session() as s:
-            q = update(Image).where(Image.id == image_id)
-            if expected_version is not None:
-                q = q.where(Image.label_version == expected_version)
-            result = s.execute(q.values(label=label, label_version=Image.label_version + 1))
-            if result.rowcount == 0:  # type: ignore[attr-defined]
-                current = s.get(Image, image_id)
-                if current is None:
-                    raise NotFoundError(f"no image with id {image_id} in the catalog")
-                raise LabelConflictError(
-                    f"image {image_id} was relabelled to {current.label!r} by someone else "
-                    f"(version {current.label_version}, you had {expected_version}); reload and retry"
-                )
-            s.execute(
-                update(LabelEvent)
-                .where(LabelEvent.image_id == image_id, LabelEvent.status == "accepted")
-                .values(status="superseded")
+            return write_label(
+                s,
+                image_id,
+                label,
+                origin=origin,
+                annotator=annotator,
+                expected_version=expected_version,
+                confidence=confidence,
             )
-            s.add(
-                LabelEvent(
-                    image_id=image_id,
-                    label=label,
-                    status="accepted",
-                    origin=origin,
-                    annotator=annotator,
-                    confidence=confidence,
-                )
-            )
-            if label is not None:
-                declare_classes(s, [label])
-            version = s.scalar(select(Image.label_version).where(Image.id == image_id))
-            return int(version or 0)
 
     def label_history(self, image_id: int) -> list[dict[str, Any]]:
         """The image's label events, oldest first: label, status, origin, annotator, confidence, created_at (ISO)."""
@@ -411,76 +509,32 @@ class Catalog:
     ) -> dict[str, list[int]]:
         """Accept (the proposal becomes the label) or reject pending proposals.
 
-        Accepting never overwrites a label set by someone else in the meantime: such proposals are
-        reported under "conflicts" and stay pending.
+        Each proposal is claimed by a conditional UPDATE (`status = 'proposed'`) in the transaction that writes its
+        label, so of two reviewers resolving it at once one does it and the other finds it under "missing".
+        Accepting never overwrites a label set by someone else in the meantime: such proposals are reported under
+        "conflicts" and stay pending.
         """
         out: dict[str, list[int]] = {"accepted": [], "rejected": [], "conflicts": [], "missing": []}
-        with self.session() as s:
-            found = {
-                e.id: (e.image_id, e.label, e.origin, e.confidence)
-                for e in s.scalars(
-                    select(LabelEvent).where(LabelEvent.id.in_(list(proposal_ids)), LabelEvent.status == "proposed")
-                )
-            }
         for pid in proposal_ids:
-            if pid not in found:
-                out["missing"].append(pid)
-                continue
-            image_id, label, origin, confidence = found[pid]
-            if not accept:
-                with self.session() as s:
-                    s.execute(update(LabelEvent).where(LabelEvent.id == pid).values(status="rejected"))
-                out["rejected"].append(pid)
-                continue
-            current = self.image(image_id)
-            if current.label is not None and current.label != label:
-                out["conflicts"].append(pid)
-                continue
             try:
-                self.set_label(
-                    image_id,
-                    label,
-                    origin=origin,
-                    annotator=annotator,
-                    expected_version=current.label_version,
-                    confidence=confidence,
-                )
-            except LabelConflictError:
-                out["conflicts"].append(pid)
-                continue
-            with self.session() as s:
-                s.execute(update(LabelEvent).where(LabelEvent.id == pid).values(status="applied"))
-            out["accepted"].append(pid)
+                with self.session() as s:
+                    outcome = _resolve_proposal(s, pid, accept=accept, annotator=annotator)
+            except LabelConflictError:  # rolled back: the proposal stays pending
+                outcome = "conflicts"
+            out[outcome].append(pid)
         return out
 
     def undo_label(
         self, image_id: int, *, annotator: str = "picsift", expected_version: int | None = None
     ) -> LabelWrite:
         """Restore the label the image had before its latest change (recorded as a new change); returns the
-        version and label this change wrote (another writer may follow at once, so read neither back).
-        WorkspaceError when the image has no change to undo; LabelConflictError when it is no longer at
-        `expected_version`."""
+        version and label this change wrote, read in its own transaction (another writer may follow at once, so
+        read neither back later). LabelConflictError when the image changed after `expected_version` (or, without
+        it, while the undo was being worked out); WorkspaceError when it has no label change."""
         with self.session() as s:
-            events = list(
-                s.scalars(
-                    select(LabelEvent)
-                    .where(
-                        LabelEvent.image_id == image_id,
-                        LabelEvent.status.in_(["accepted", "superseded"]),
-                    )
-                    .order_by(LabelEvent.id.desc())
-                )
-            )
-            accepted = [e for e in events if e.status == "accepted"]
-            if not accepted:
-                raise WorkspaceError(f"nothing to undo: image {image_id} has no label change")
-            # "superseded" only ever marks a former accepted label (proposals end as applied/withdrawn).
-            older = [e for e in events if e.id < accepted[0].id and e.status == "superseded"]
-            previous = older[0].label if older else None
-        version = self.set_label(
-            image_id, previous, origin="undo", annotator=annotator, expected_version=expected_version
-        )
-        return LabelWrite(version, normalize_optional_label(previous))
+            version = write_undo_label(s, image_id, annotator=annotator, expected_version=expected_version)
+            label = s.scalar(select(Image.label).where(Image.id == image_id))
+        return LabelWrite(version, label)
 
     def relabel_class(self, old: str, new: str, *, annotator: str = "picsift") -> int:
         """Rename class `old` to `new`, or merge it into `new` if that exists. Returns images changed.
@@ -495,10 +549,20 @@ class Catalog:
             raise WorkspaceError(f"no class {old!r}; classes: {self.classes()}")
         if old == new:
             return 0
+        ids = [r.id for r in self.images(readable=None, include_excluded=True) if r.label == old]
         changed = 0
-        for row in self.images(readable=None, include_excluded=True):
-            if row.label == old and self._relabel_if_still(row, old, new, annotator):
-                changed += 1
+        for image_id in ids:  # only while the image still has `old`: a label changed meanwhile is left alone
+            with self.session() as s:
+                written = _label_written(
+                    s,
+                    image_id,
+                    new,
+                    origin="manual",
+                    annotator=annotator,
+                    confidence=None,
+                    conditions=[Image.label == old],
+                )
+                changed += written is not None
         with self.session() as s:
             s.execute(
                 update(LabelEvent).where(LabelEvent.label == old, LabelEvent.status == "proposed").values(label=new)
@@ -508,20 +572,6 @@ class Catalog:
                 s.delete(declared)
             declare_classes(s, [new])
         return changed
-
-    def _relabel_if_still(self, row: ImageRow, old: str, new: str, annotator: str) -> bool:
-        """Give `row`'s image the label `new` if it still has the label `old`, retrying when only its version
-        moved (someone wrote `old` again); False when someone gave it another label meanwhile."""
-        version = row.label_version
-        while True:
-            try:
-                self.set_label(row.id, new, origin="manual", annotator=annotator, expected_version=version)
-                return True
-            except LabelConflictError:
-                current = self.image(row.id)
-                if current.label != old:
-                    return False
-                version = current.label_version
 
     # ---- exclusions (reversible) --------------------------------------------------------------
     def exclude(self, image_reasons: dict[int, str], *, kind: str, actor: str = "picsift", reason: str = "") -> int:
@@ -536,25 +586,29 @@ class Catalog:
             return int(action.id)
 
     def undo(self, action_id: int | None = None) -> int:
-        """Undo an action (the latest not yet undone by default); returns its id."""
+        """Undo an action (the latest not yet undone by default); returns its id.
+
+        Safe against concurrent writers: the action is claimed by a conditional UPDATE (`undone_at IS NULL`; of
+        two undos of one action the second gets "already undone"), its images are locked in id order (PostgreSQL
+        `SELECT ... FOR NO KEY UPDATE`, the lock an exclusion's UPDATE takes; on SQLite the claim holds the write
+        lock) and each image's `excluded` flag is recomputed from its active exclusions in one UPDATE after the
+        locks are held, so an exclusion racing the undo is never lost. WorkspaceError when there is nothing to undo.
+        """
         with self.session() as s:
-            q = select(Action).where(Action.undone_at.is_(None))
-            q = q.where(Action.id == action_id) if action_id is not None else q.order_by(Action.id.desc())
-            action = s.scalars(q).first()
-            if action is None:
+            if action_id is None:
+                action_id = s.scalar(
+                    select(Action.id).where(Action.undone_at.is_(None)).order_by(Action.id.desc()).limit(1)
+                )
+            claim = update(Action).where(Action.id == action_id, Action.undone_at.is_(None)).values(undone_at=utcnow())
+            if action_id is None or s.execute(claim).rowcount != 1:  # type: ignore[attr-defined]
                 what = f"action {action_id}" if action_id is not None else "any action"
                 raise WorkspaceError(f"nothing to undo: {what} not found or already undone")
-            exclusions = list(s.scalars(select(Exclusion).where(Exclusion.action_id == action.id)))
-            for ex in exclusions:
-                ex.active = False
-            s.flush()
-            for image_id in {ex.image_id for ex in exclusions}:
-                still = s.scalar(
-                    select(func.count(Exclusion.id)).where(Exclusion.image_id == image_id, Exclusion.active.is_(True))
-                )
-                s.execute(update(Image).where(Image.id == image_id).values(excluded=bool(still)))
-            action.undone_at = utcnow()
-            return int(action.id)
+            images = select(Exclusion.image_id).where(Exclusion.action_id == action_id)
+            s.execute(select(Image.id).where(Image.id.in_(images)).order_by(Image.id).with_for_update(key_share=True))
+            s.execute(update(Exclusion).where(Exclusion.action_id == action_id).values(active=False))
+            still = exists().where(Exclusion.image_id == Image.id, Exclusion.active.is_(True))
+            s.execute(update(Image).where(Image.id.in_(images)).values(excluded=still))
+            return int(action_id)
 
     def exclusions(self, active_only: bool = True) -> list[dict[str, Any]]:
         """The exclusions (only the active ones by default), oldest first, with each image's path and the action id."""

@@ -18,20 +18,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from picsift.data.formats import suffix_for_format
 from picsift.data.images import probe
-from picsift.errors import ConfigError, LabelError, NotFoundError, WorkspaceError
+from picsift.errors import ConfigError, ConflictError, LabelError, NotFoundError, WorkspaceError
 from picsift.filenames import inside, unique_names
 from picsift.labels_text import normalize_label
 from picsift.store import ImageRow, Workspace
+from picsift.store.catalog import write_label
 from picsift.store.feedback import Feedback, ensure_feedback_table
 from picsift.store.schema import Image, utcnow
 
 FEEDBACK_SPLIT = "feedback"
-MAX_LABEL_CHARS = 200
+
+
+class FeedbackConflictError(ConflictError):
+    """The feedback item was reviewed already (by someone else, or at the same moment): it is no longer pending."""
 
 
 @dataclass(frozen=True)
@@ -79,13 +84,12 @@ class FeedbackItem:
 
 
 def validate_label(label: Any) -> str:
-    """The label in its normal form (`normalize_label`); ConfigError when not text, empty or too long."""
+    """The label in its normal form (`normalize_label`); LabelError when not text, empty or longer than
+    MAX_LABEL_CHARS (the one limit of every label)."""
     try:
         label = normalize_label(label)
     except LabelError as e:
         raise LabelError(f"feedback needs a non-empty string 'label' (the correct class): {e}") from e
-    if len(label) > MAX_LABEL_CHARS:
-        raise ConfigError(f"feedback label is {len(label)} characters long; at most {MAX_LABEL_CHARS} allowed")
     return label
 
 
@@ -175,49 +179,67 @@ class FeedbackStore:
                 raise NotFoundError(f"no feedback with id {feedback_id} in {self.ws.root}")
             return FeedbackItem.from_orm(f)
 
-    def _pending(self, feedback_id: int) -> FeedbackItem:
-        item = self.get(feedback_id)
-        if item.status != "pending":
-            raise ConfigError(f"feedback {feedback_id} was already {item.status}; only pending feedback is reviewed")
-        return item
+    def _claim(self, s: Session, feedback_id: int, status: str, reviewer: str) -> None:
+        """Move a pending item to `status` by one conditional UPDATE (`WHERE status = 'pending'`), the first write of
+        the session's transaction: of two reviewers claiming it at once exactly one succeeds (PostgreSQL re-checks
+        the condition after waiting for the row lock; SQLite serialises the writes). NotFoundError for an unknown
+        id, FeedbackConflictError (HTTP 409) for one already reviewed."""
+        done = s.execute(
+            update(Feedback)
+            .where(Feedback.id == feedback_id, Feedback.status == "pending")
+            .values(status=status, reviewer=reviewer, reviewed_at=utcnow())
+        )
+        if done.rowcount == 1:  # type: ignore[attr-defined]
+            return
+        current = s.get(Feedback, feedback_id)
+        if current is None:
+            raise NotFoundError(f"no feedback with id {feedback_id} in {self.ws.root}")
+        raise FeedbackConflictError(
+            f"feedback {feedback_id} was already {current.status} by {current.reviewer or 'someone else'}; "
+            "only pending feedback is reviewed"
+        )
 
     def accept(self, ids: list[int], reviewer: str = "picsift") -> list[FeedbackItem]:
-        """Accept pending feedback: its image enters the catalog labelled (split "feedback")."""
+        """Accept pending feedback: its image enters the catalog labelled (split "feedback").
+
+        Each item in one transaction: claimed (see `_claim`), its image imported, its label written; a failure
+        leaves the item pending and the catalog as it was. NotFoundError for an unknown id, FeedbackConflictError
+        for one already reviewed (also when another reviewer accepts it at the same moment), ConfigError for an
+        item without an image.
+        """
         out = []
         for fid in ids:
-            item = self._pending(fid)
-            if item.image_path is None or item.sha256 is None:
+            item = self.get(fid)
+            if item.status == "pending" and (item.image_path is None or item.sha256 is None):
                 raise ConfigError(
                     f"feedback {fid} carries no image, so it cannot become training data; reject it or "
                     "resend it with the image"
                 )
-            image_id = self._import_image(item)
-            self.ws.catalog.set_label(image_id, item.label, origin="feedback", annotator=reviewer)
             with self.ws.catalog.session() as s:
+                self._claim(s, fid, "accepted", reviewer)
+                image_id = self._import_image(s, item)
+                write_label(s, image_id, item.label, origin="feedback", annotator=reviewer)
+                s.execute(update(Feedback).where(Feedback.id == fid).values(image_id=image_id))
                 f = s.get(Feedback, fid)
-                if f is None:  # deleted concurrently
-                    raise NotFoundError(f"feedback {fid} disappeared during review")
-                f.status, f.reviewer, f.reviewed_at, f.image_id = "accepted", reviewer, utcnow(), image_id
-                s.flush()
+                assert f is not None  # claimed above
+                s.refresh(f)
                 out.append(FeedbackItem.from_orm(f))
         return out
 
     def reject(self, ids: list[int], reviewer: str = "picsift") -> list[FeedbackItem]:
         """Mark pending feedback rejected by `reviewer`; returns the updated items. NotFoundError for an unknown id,
-        ConfigError for one already reviewed."""
+        FeedbackConflictError for one already reviewed (also when another reviewer reviews it at the same moment)."""
         out = []
         for fid in ids:
-            self._pending(fid)
             with self.ws.catalog.session() as s:
+                self._claim(s, fid, "rejected", reviewer)
                 f = s.get(Feedback, fid)
-                if f is None:
-                    raise NotFoundError(f"feedback {fid} disappeared during review")
-                f.status, f.reviewer, f.reviewed_at = "rejected", reviewer, utcnow()
-                s.flush()
+                assert f is not None  # claimed above
+                s.refresh(f)
                 out.append(FeedbackItem.from_orm(f))
         return out
 
-    def _import_image(self, item: FeedbackItem) -> int:
+    def _import_image(self, s: Session, item: FeedbackItem) -> int:
         if item.image_path is None or item.sha256 is None:
             raise ConfigError(f"feedback {item.id} carries no image")
         path = self.image_file(item)
@@ -227,38 +249,38 @@ class FeedbackStore:
                 "the workspace, which is never read)"
             )
         try:
-            return self._catalogued(item, path)
+            with s.begin_nested():
+                return self._catalogued(s, item, path)
         except IntegrityError:  # another reviewer accepted the same bytes at this moment: use their row
-            return self._catalogued(item, path)
+            return self._catalogued(s, item, path)
 
-    def _catalogued(self, item: FeedbackItem, path: Path) -> int:
+    def _catalogued(self, s: Session, item: FeedbackItem, path: Path) -> int:
         """The id of the first catalog image with the item's bytes, added (split "feedback") when there is none."""
         assert item.sha256 is not None
-        with self.ws.catalog.session() as s:
-            existing = s.scalars(
-                select(Image).where(Image.sha256 == item.sha256, Image.duplicate_of.is_(None)).order_by(Image.id)
-            ).first()
-            if existing is not None:
-                return int(existing.id)
-            info = probe(path)
-            image = Image(
-                sha256=item.sha256,
-                path=str(path),
-                source="feedback",
-                source_kind="feedback",
-                byte_size=path.stat().st_size,
-                width=info.width,
-                height=info.height,
-                format=info.format,
-                mode=info.mode,
-                n_frames=info.n_frames,
-                readable=True,
-                split=FEEDBACK_SPLIT,
-                split_origin="feedback",
-            )
-            s.add(image)
-            s.flush()
-            return int(image.id)
+        existing = s.scalars(
+            select(Image).where(Image.sha256 == item.sha256, Image.duplicate_of.is_(None)).order_by(Image.id)
+        ).first()
+        if existing is not None:
+            return int(existing.id)
+        info = probe(path)
+        image = Image(
+            sha256=item.sha256,
+            path=str(path),
+            source="feedback",
+            source_kind="feedback",
+            byte_size=path.stat().st_size,
+            width=info.width,
+            height=info.height,
+            format=info.format,
+            mode=info.mode,
+            n_frames=info.n_frames,
+            readable=True,
+            split=FEEDBACK_SPLIT,
+            split_origin="feedback",
+        )
+        s.add(image)
+        s.flush()
+        return int(image.id)
 
     def export(self, out_dir: Path, status: str | None = "accepted") -> dict[str, Any]:
         """Copy feedback images into `out_dir/<label>/` plus `feedback.csv`; returns counts.

@@ -109,8 +109,10 @@ class RunInputs:
     """What one training run reads from the workspace: its classes, the splits' rows and the data config.
 
     `test_rows` holds every labelled test image, also of classes without training images (evaluation reports
-    those as skipped); `skipped`: train/val images set aside because their file is missing or no longer decodes;
-    `warnings`: class coverage problems (see `coverage_warnings`).
+    those as skipped); `val_rows` only those of the model's classes (what validation during training scores),
+    while `held_out_val_rows` holds every labelled validation image on disk, also of classes without training
+    images, for `evaluate --split val` to score or report (data.json's "val_ids"); `skipped`: train/val images set aside because their file is
+    missing or no longer decodes; `warnings`: class coverage problems (see `coverage_warnings`).
     """
 
     classes: list[str]
@@ -120,6 +122,7 @@ class RunInputs:
     data_config: DataConfig
     skipped: list[SkippedImage] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    held_out_val_rows: list[ImageRow] = field(default_factory=list)
 
     @classmethod
     def gather(cls, ws: Workspace, cfg: TrainConfig, spec: ModelSpec) -> RunInputs:
@@ -130,6 +133,7 @@ class RunInputs:
         train_rows = train_rows + extra_training_rows(ws, cfg)
         train_rows, gone_train = split_present(train_rows)
         val_rows, gone_val = split_present(val_rows)
+        held_out_val = list(val_rows)  # also of classes without training images: evaluation reports those
         skipped = gone_train + gone_val  # test images are not read here: evaluation checks them
         check_strict(skipped, cfg.strict, "train")
         classes = sorted({r.label for r in train_rows if r.label is not None})
@@ -138,7 +142,14 @@ class RunInputs:
         warnings = coverage_warnings(classes, val_rows, val_rows + test_rows, auto_val)
         val_rows = [r for r in val_rows if r.label in classes]
         return cls(
-            classes, train_rows, val_rows, test_rows, resolve_data_config(spec, cfg, train_rows), skipped, warnings
+            classes,
+            train_rows,
+            val_rows,
+            test_rows,
+            resolve_data_config(spec, cfg, train_rows),
+            skipped,
+            warnings,
+            held_out_val,
         )
 
     @property
@@ -158,7 +169,8 @@ def _record_inputs(run_dir: Path, cfg: TrainConfig, ws: Workspace, inputs: RunIn
         {
             "classes": inputs.classes,
             "train_ids": [r.id for r in inputs.train_rows],
-            "val_ids": [r.id for r in inputs.val_rows],
+            # every held-out validation image, as for test: evaluation scores or reports each one
+            "val_ids": [r.id for r in inputs.held_out_val_rows or inputs.val_rows],
             "test_ids": [r.id for r in inputs.test_rows],
             "skipped_images": skipped_dicts(inputs.skipped),
         },

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from picsift.label_app.deps import TOKEN_COOKIE, SettingsDep
+from picsift.label_app.deps import SettingsDep, token_cookie
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
@@ -33,14 +33,14 @@ def static_file(name: str) -> Path | None:
 @router.get("/")
 def index(request: Request, settings: SettingsDep) -> Response:
     """The page. Opened as `/?token=...` (the URL `picsift label` prints), it keeps the token in an HttpOnly,
-    SameSite=Strict cookie and redirects to the same URL without it, so the token stays out of the address bar,
+    SameSite=Strict cookie named after the port (`token_cookie`: two apps on one host keep a token each) and redirects to the same URL without it, so the token stays out of the address bar,
     the history and the API's URLs; images and API calls then carry the cookie."""
     token = request.query_params.get("token")
     if token is not None:
         rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
         response: Response = RedirectResponse(request.url.path + (f"?{urlencode(rest)}" if rest else ""), 303)
         if settings.token and token and hmac.compare_digest(token.encode(), settings.token.encode()):
-            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+            response.set_cookie(token_cookie(request), token, httponly=True, samesite="strict")
         return response
     return FileResponse(STATIC / "index.html", media_type="text/html")
 
