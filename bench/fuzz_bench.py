@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchutil import machine_info  # noqa: E402
+from benchutil import machine_info, results_path  # noqa: E402
 from picsift.jsonio import write_json  # noqa: E402
 from support.fuzz import TARGETS, fuzz  # noqa: E402
 
@@ -123,7 +123,7 @@ def main() -> None:
 
         images = run_corpus_bench(print)
         images["fixed"] = FIXED["corrupt images"]
-    out = REPO / "bench" / "results" / ("fuzz_bench_quick.json" if args.quick else "fuzz_bench.json")
+    out = results_path("fuzz_bench", args.quick)
     write_json(out, {"machine": machine_info(), "examples_per_parser": examples, "parsers": parsers, "images": images})
     print(f"wrote {out}")
 

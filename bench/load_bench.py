@@ -57,6 +57,7 @@ from benchutil import (
     multipart_body,
     multipart_request,
     read_response,
+    results_path,
     rss_kib,
     start_picsift,
     stop,
@@ -64,7 +65,6 @@ from benchutil import (
 )
 from benchutil import machine_info as machine
 
-RESULTS = REPO / "bench" / "results" / "load_bench.json"
 API_KEY = "load-bench-key"
 LABEL_TOKEN = "load-bench-token"
 MAX_REQUEST_BYTES = 1024 * 1024  # the server's body cap in the soak; oversized requests send one byte more
@@ -658,7 +658,7 @@ def main() -> None:
     ap.add_argument("--label-seconds", type=float, default=None, help="annotators' time (default 120; 10 quick)")
     ap.add_argument("--threads", type=int, default=1, help="the server's inference threads")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=None, help="results file (default bench/results/load_bench.json)")
     args = ap.parse_args()
     seconds = 60 * args.minutes if args.minutes else (20.0 if args.quick else 600.0)
     window = args.window_seconds or (5.0 if args.quick else 60.0)
@@ -732,8 +732,9 @@ def main() -> None:
         "label": label_result,
         "command": "python bench/load_bench.py " + " ".join(sys.argv[1:]),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.out, result, indent=2)
+    out = args.out or results_path("load_bench", args.quick)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, result, indent=2)
     _print_tables(result)
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchutil import machine_info as machine
+from benchutil import results_path as results_file
 from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -253,7 +254,7 @@ def main() -> None:
         raise SystemExit(f"CIFAR-10 JPEGs not found at {DATASETS / 'cifar10'}")
     n = args.images or (5_000 if args.quick else 100_000)
     small = max(n // 10, 1)
-    results_path = args.out or (RESULTS if not args.quick else RESULTS.with_name("scale_predict_quick.json"))
+    results_path = args.out or results_file("scale_predict", args.quick)
     work = Path(tempfile.mkdtemp(prefix="picsift-scale-predict-"))
     try:
         if args.bundle:

@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from picsift.store.feedback_store import FeedbackStore, accepted_feedback_rows
@@ -178,25 +179,19 @@ def test_queue_names_the_run_and_clusters_read_picsift_cluster(ws) -> None:
         assert summary["latest_run"] == "20260102-000000-fastcnn" and summary["runs"][0]["default"] is True
 
 
-def test_undoing_an_accept_keeps_the_imported_image_someone_labels_meanwhile(ws, monkeypatch) -> None:
-    """The undo would remove the image the accept imported; bob labels it right after the undo's own write: his
-    label must stay, and so must the image (the answer still describes the undo)."""
+def test_undoing_an_accept_removes_its_image_in_one_transaction_so_a_later_writer_is_told(ws) -> None:
+    """The undo writes the label and removes the image the accept imported in one transaction, so no label can
+    slip in between and be deleted with the image; bob, writing after it, is told the image is gone (not lost
+    silently)."""
+    from picsift.errors import NotFoundError
     from picsift.label.edits import review_feedback, undo_feedback_accept
-    from picsift.store import Catalog
 
     store = FeedbackStore(ws)
     fresh = store.add("1", image=png(11), predicted_label="1")
     accepted = review_feedback(store, [fresh.id], reviewer="dana", accept=True)
     image_id = accepted.done[0]["image_id"]
-    real_undo = Catalog.undo_label
-
-    def undo_then_bob_writes(self, image_id, **kw):
-        out = real_undo(self, image_id, **kw)
-        ws.catalog.set_label(image_id, "2", annotator="bob", expected_version=ws.catalog.image(image_id).label_version)
-        return out
-
-    monkeypatch.setattr(Catalog, "undo_label", undo_then_bob_writes)
-    out = undo_feedback_accept(store, fresh.id, annotator="dana", expected_version=accepted.done[0]["version"])
-    assert (out["label"], out["version"], out["removed_image"]) == (None, 2, False)
-    assert ws.catalog.image(image_id).label == "2" and ws.catalog.image(image_id).label_version == 3
-    assert [h["annotator"] for h in ws.catalog.label_history(image_id)] == ["dana", "dana", "bob"]
+    version = accepted.done[0]["version"]
+    out = undo_feedback_accept(store, fresh.id, annotator="dana", expected_version=version)
+    assert (out["label"], out["version"], out["removed_image"]) == (None, version + 1, True)
+    with pytest.raises(NotFoundError):
+        ws.catalog.set_label(image_id, "2", annotator="bob", expected_version=version + 1)
