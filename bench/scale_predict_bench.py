@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchutil import machine_info as machine
-from benchutil import results_path as results_file
+from benchutil import results_path
 from picsift.jsonio import write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -254,7 +254,7 @@ def main() -> None:
         raise SystemExit(f"CIFAR-10 JPEGs not found at {DATASETS / 'cifar10'}")
     n = args.images or (5_000 if args.quick else 100_000)
     small = max(n // 10, 1)
-    results_path = args.out or results_file("scale_predict", args.quick)
+    out_file = args.out or results_path("scale_predict", args.quick)
     work = Path(tempfile.mkdtemp(prefix="picsift-scale-predict-"))
     try:
         if args.bundle:
@@ -300,8 +300,8 @@ def main() -> None:
             },
         }
         results["table"] = table(results)
-        results_path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(results_path, results)
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        write_json(out_file, results)
         print(f"model: {model}; {info['cores']} cores, load average {info['load_average']}")
         print(f"speed-up vs the naive loop: {results['speedup_vs_naive']}")
         print(f"memory at {n:,} over {small:,} inputs: {results['memory_growth_small_to_full']}")
