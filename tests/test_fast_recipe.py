@@ -65,7 +65,7 @@ def test_time_budget_is_honoured(tmp_path: Path) -> None:
     elapsed = trained.extra["elapsed_s"]
     # Never over the budget; on a machine busy with other work the reserve for the final validation pass (measured
     # while training) can end it earlier, so only the upper bound is tight.
-    assert 0.5 * budget_min * 60 <= elapsed <= 1.1 * budget_min * 60, elapsed
+    assert 0.3 * budget_min * 60 <= elapsed <= 1.1 * budget_min * 60, elapsed
     assert len(trained.history) >= 2  # it trained several epochs, and stopped on its own
     # Epochs before the last watch a fixed sample of the validation split; the last scores all of it.
     watched = [row for row in trained.history[:-1] if row["val_images"]]
