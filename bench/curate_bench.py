@@ -413,7 +413,8 @@ def main() -> None:
         (
             "flipped labels (5%)",
             f"picsift default ({runs[0]['picsift']['label_model'].get('model')} CV on "
-            f"{runs[0]['picsift']['label_model'].get('extractor')} + cleanlab)",
+            f"{runs[0]['picsift']['label_model'].get('extractor')}, "
+            f"{runs[0]['picsift']['label_model'].get('selection', {}).get('rule', 'both')} selection)",
             ["picsift", "label_issues"],
         ),
         ("flipped labels (5%)", "picsift --label-model linear (ridge CV + cleanlab)", ["picsift_linear"]),

@@ -11,7 +11,14 @@ from PIL import Image, ImageFilter
 from picsift.curate.descriptors import hand_features
 from picsift.curate.duplicates import DuplicateParams, UnionFind, duplicate_findings, near_duplicate_pairs
 from picsift.curate.imbalance import find_imbalance
-from picsift.curate.labels import cnn_cross_val_logits, combine_probs, cross_val_pred_probs, find_label_issues
+from picsift.curate.labels import (
+    cnn_cross_val_logits,
+    combine_probs,
+    cross_val_pred_probs,
+    fdr_label_issues,
+    find_label_issues,
+    select_label_issues,
+)
 from picsift.curate.outliers import find_outliers
 from picsift.curate.quality import find_quality_issues
 from picsift.store import ImageRow
@@ -143,3 +150,63 @@ def test_label_model_auto_picks_logistic_on_pretrained_cnn_only_for_large_sets_r
         CleanConfig(label_c=0).validate()
     with pytest.raises(ConfigError, match="auto, linear, cnn"):
         CleanConfig(label_model="resnet").validate()
+    with pytest.raises(ConfigError, match="label_filter must be one of auto, fdr, both"):
+        CleanConfig(label_filter="top10").validate()
+    with pytest.raises(ConfigError, match="label_max_fdr must be in"):
+        CleanConfig(label_max_fdr=0).validate()
+
+
+def _weak_model_probs(
+    seed: int, n: int = 2000, k: int = 10, flips: int = 100
+) -> tuple[np.ndarray, np.ndarray, set[int]]:
+    """Out-of-sample-like probabilities of a model right about 70% of the time on k classes, and labels with
+    `flips` of them moved to another class at random (the planted benchmark's noise)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    # The model's own guess: the true class 70% of the time, else a random other one; soft probabilities.
+    guess = np.where(rng.random(n) < 0.7, truth, (truth + rng.integers(1, k, n)) % k)
+    logits = rng.normal(0, 1, (n, k))
+    logits[np.arange(n), guess] += 3.0
+    logits[np.arange(n), truth] += 1.0
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    given = truth.copy()
+    flipped = rng.choice(n, flips, replace=False)
+    given[flipped] = (truth[flipped] + rng.integers(1, k, flips)) % k
+    return given, probs, {int(i) for i in flipped}
+
+
+def test_fdr_rule_keeps_precision_with_a_weak_model_where_confident_learning_flags_twice_too_many() -> None:
+    given, probs, flipped = _weak_model_probs(0)
+    sel = fdr_label_issues(given, probs, max_fdr=0.2)
+    flagged = set(np.flatnonzero(sel.issues).tolist())
+    # 100 of 2,000 flipped (0.05); the estimate is an upper bound: the model's own confident errors count too.
+    assert sel.noise_rate is not None and 0.045 <= sel.noise_rate <= 0.08
+    assert sel.threshold is not None and sel.est_precision is not None and sel.est_precision >= 0.8
+    precision = len(flagged & flipped) / len(flagged)
+    assert 30 <= len(flagged) <= 100 and precision >= 0.55
+    # cleanlab's "both" flags 4x as many on this model (agreeing with 69% of the labels), under 1 in 4 rightly.
+    cl = set(np.flatnonzero(select_label_issues(given, probs, "both").issues).tolist())
+    assert len(cl) > 300 and len(cl & flipped) / len(cl) < 0.25
+    # A looser rate flags more; every flagged image's label is against the model's top class.
+    looser = fdr_label_issues(given, probs, max_fdr=0.4)
+    assert looser.issues.sum() > sel.issues.sum()
+    assert not (sel.issues & (probs.argmax(1) == given)).any()
+    assert sel.to_dict()["rule"] == "fdr" and sel.to_dict()["flagged"] == len(flagged)
+    # auto: this model agrees with under 80% of the labels, so the fdr rule, the same flags
+    auto = select_label_issues(given, probs)
+    assert auto.rule == "fdr" and (auto.issues == sel.issues).all()
+
+
+def test_fdr_rule_flags_nothing_on_clean_labels_and_refuses_bad_arguments() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 400)
+    probs = np.full((400, 4), 0.02)
+    probs[np.arange(400), y] = 0.94
+    assert fdr_label_issues(y, probs).issues.sum() == 0
+    assert select_label_issues(y, probs).rule == "both"  # auto: a model that agrees with the labels
+    with pytest.raises(ValueError, match="max_fdr must be in"):
+        fdr_label_issues(y, probs, max_fdr=1.0)
+    with pytest.raises(ValueError, match="pred_probs must be"):
+        fdr_label_issues(y, probs[:, :1])
+    with pytest.raises(ValueError, match="filter_by must be one of"):
+        select_label_issues(y, probs, "most_wrong")

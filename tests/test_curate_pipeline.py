@@ -87,6 +87,7 @@ def test_clean_finds_planted_problems_and_writes_report(tmp_path: Path) -> None:
     # the blurred copy is also, correctly, a near duplicate of its original (the sharper copy is kept)
     assert ("near_duplicate", (ids["blue5"], ids["blurred"])) in found
     assert doc["label_model"]["cv_agreement"] > 0.9 and not doc["label_model"]["weak"]
+    assert doc["label_model"]["selection"]["rule"] == "both" and doc["label_model"]["selection"]["flagged"] == 1
     assert doc["embedding"] == {"extractor": "hand", "pretrained": False, "text": "hand features: hand (chosen)"}
     assert doc["counts"]["near_duplicate"] == 2 and len(doc["findings"]) == len(result.findings)
     page = result.report_path.read_text()

@@ -131,6 +131,21 @@ class EvalConfig:
         return self
 
 
+# The clean stage's rules for which images a label model's probabilities flag: picsift's "fdr" (picsift.curate.labels)
+# and cleanlab.filter.find_label_issues's filter_by rules.
+LABEL_FILTERS = (
+    "auto",
+    "fdr",
+    "both",
+    "prune_by_noise_rate",
+    "prune_by_class",
+    "confident_learning",
+    "predicted_neq_given",
+    "low_self_confidence",
+    "low_normalized_margin",
+)
+
+
 @dataclass(frozen=True)
 class CleanConfig:
     """`picsift clean`: which checks run and their thresholds (defaults tuned on planted CIFAR-10 problems)."""
@@ -162,6 +177,12 @@ class CleanConfig:
     label_cnn_budget_s: float = 60.0  # training time for all CNN folds together
     label_cnn_folds: int = 4
     label_cnn_min_images: int = 1000
+    # Which images the label model's probabilities flag: "fdr" (the lowest p(given label), as many as keep the
+    # estimated share of correct labels among them within label_max_fdr; see curate.labels) or one of
+    # cleanlab's find_label_issues rules ("both", "prune_by_noise_rate", "confident_learning", ...); "auto":
+    # "both" when the model agrees with at least 80% of the labels (what confident learning assumes), else "fdr".
+    label_filter: str = "auto"  # one of LABEL_FILTERS
+    label_max_fdr: float = 0.2  # "fdr": the largest estimated share of flagged images whose label is right
     tiny_class: int = 10
     max_imbalance: float = 5.0
     seed: int = 0
@@ -187,6 +208,10 @@ class CleanConfig:
             )
         if self.label_c <= 0:
             raise ConfigError(f"label_c must be > 0, got {self.label_c}")
+        if self.label_filter not in LABEL_FILTERS:
+            raise ConfigError(f"label_filter must be one of {', '.join(LABEL_FILTERS)}; got {self.label_filter!r}")
+        if not 0.0 < self.label_max_fdr < 1.0:
+            raise ConfigError(f"label_max_fdr must be in (0, 1), got {self.label_max_fdr}")
         if self.label_cnn_budget_s <= 0 or self.label_cnn_folds < 2:
             raise ConfigError(
                 f"label_cnn_budget_s must be > 0 and label_cnn_folds >= 2; got {self.label_cnn_budget_s}, "

@@ -9,15 +9,30 @@ minute for 2,000 images on 2 cores); `combine_probs` ensembles the two (each fai
 
 Out-of-sample matters: a model scoring images it was trained on has memorised their (possibly wrong)
 labels and would vouch for them.
+
+Which images to flag (`select_label_issues`, the default "fdr" rule): those whose out-of-fold probability of the
+given label is lowest, down to the largest threshold at which the estimated share of correct labels among the
+flagged stays within `max_fdr` (a false discovery rate, Benjamini & Hochberg 1995). The estimate needs no clean
+subset: a wrong label is modelled as a label drawn at random from the other classes, so the probabilities the
+model gives an image's *other* classes are an empirical null for "the given label is wrong" (Efron, "Large-Scale
+Simultaneous Hypothesis Testing", JASA 2004); the share of wrong labels is bounded as in Storey's estimate of the
+null proportion (Storey, JRSS-B 2002): no threshold can catch more flipped labels than images. Confident
+learning's own counts (cleanlab's `filter_by` rules) assume a model that mostly agrees with the labels: with a
+weak one (72% agreement on 32 px CIFAR-10) they flag about twice the number of flipped labels, most of them
+correct (bench/results/curate_bench.json); the "fdr" rule keeps its precision near 1 - max_fdr and lets the
+recall fall instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from picsift.config import LABEL_FILTERS
 from picsift.curate.findings import Finding
 from picsift.numerics import nll, softmax
 
@@ -220,21 +235,114 @@ def combine_probs(cnn_logits: np.ndarray, linear_probs: np.ndarray, labels: np.n
     return softmax(0.5 * np.log(p_cnn + 1e-9) + 0.5 * np.log(linear_probs + 1e-9))
 
 
+DEFAULT_MAX_FDR = 0.2
+CONFIDENT_AGREEMENT = 0.8  # "auto" trusts confident learning's counts from this label agreement up
+MIN_BELOW = 10  # the noise rate is bounded only at thresholds with this many images below them (and 1% of all)
+
+
+@dataclass(frozen=True)
+class LabelSelection:
+    """The images a selection rule flags (`issues`: bool (N,)) and, for "fdr", what it estimated: the share of
+    wrong labels (`noise_rate`, in [0, 0.5]), the threshold on p(given label) (`threshold`, None when nothing is
+    flagged) and the estimated share of the flagged whose label is wrong (`est_precision`)."""
+
+    issues: np.ndarray
+    rule: str
+    noise_rate: float | None = None
+    threshold: float | None = None
+    est_precision: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rule and its estimates as plain JSON values (rounded to 4 places)."""
+        out: dict[str, Any] = {"rule": self.rule, "flagged": int(self.issues.sum())}
+        for key in ("noise_rate", "threshold", "est_precision"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = round(float(value), 4)
+        return out
+
+
+def fdr_label_issues(labels: np.ndarray, pred_probs: np.ndarray, max_fdr: float = DEFAULT_MAX_FDR) -> LabelSelection:
+    """(N,) int labels and (N, K) out-of-sample probabilities -> the images with the lowest p(given label), as many
+    as keep the estimated false discovery rate within `max_fdr` (module docstring).
+
+    With s_i = p(given label of image i), F_obs(t) the share of images with s < t and F_null(t) the share of the
+    N (K - 1) probabilities of other classes below t: since at most all images below t can be mislabelled,
+    noise_rate <= F_obs(t) / F_null(t) for every t (Storey's bound on the null share), and the estimate is the
+    smallest such bound over the thresholds with at least max(MIN_BELOW, 1% of N) images below them (fewer
+    would let chance decide it; so with under ~10 wrong labels the rate is overestimated, and the rule suits
+    sets of hundreds of images and more). The images s <= t are mislabelled with an estimated precision of noise_rate * F_null(t) /
+    F_obs(t); t is the largest at which that is at least 1 - max_fdr. An image whose given label is the model's
+    most probable class is never flagged. Raises ValueError for max_fdr outside (0, 1), or pred_probs not
+    (N, K >= 2)."""
+    y = np.asarray(labels, dtype=np.int64)
+    p = np.asarray(pred_probs, dtype=np.float64)
+    if not 0.0 < max_fdr < 1.0:
+        raise ValueError(f"max_fdr must be in (0, 1), got {max_fdr}")
+    if p.ndim != 2 or p.shape[0] != len(y) or p.shape[1] < 2:
+        raise ValueError(f"pred_probs must be (N, K >= 2) with N = {len(y)} labels; got {p.shape}")
+    n = len(y)
+    s = p[np.arange(n), y]
+    other = np.ones_like(p, dtype=bool)
+    other[np.arange(n), y] = False
+    null = np.sort(p[other])
+    order = np.sort(s)
+    # The bound just below each s (images strictly below it) and at t above every s (ratio 1).
+    below = np.searchsorted(order, order, side="left")
+    null_below = np.searchsorted(null, order, side="left") / len(null)
+    valid = (below >= max(MIN_BELOW, round(0.01 * n))) & (null_below > 0)
+    bounds = below[valid] / n / null_below[valid]
+    noise_rate = float(min(bounds.min(initial=1.0), 0.5))
+    # Flagging every s <= order[j]: images flagged and the estimated share of them that is mislabelled.
+    flagged = np.searchsorted(order, order, side="right")
+    precision = noise_rate * n * np.searchsorted(null, order, side="right") / len(null) / flagged
+    good = np.flatnonzero(precision >= 1.0 - max_fdr)
+    if len(good) == 0:
+        return LabelSelection(np.zeros(n, dtype=bool), "fdr", noise_rate)
+    last = int(good.max())
+    threshold = float(order[last])
+    issues = (s <= threshold) & (p.argmax(1) != y)
+    return LabelSelection(issues, "fdr", noise_rate, threshold, float(min(1.0, precision[last])))
+
+
+def select_label_issues(
+    labels: np.ndarray, pred_probs: np.ndarray, filter_by: str = "auto", max_fdr: float = DEFAULT_MAX_FDR
+) -> LabelSelection:
+    """The images to flag by `filter_by`: "fdr" (`fdr_label_issues`), one of cleanlab's `find_label_issues`
+    rules (LABEL_FILTERS), or "auto": cleanlab's "both" (flagged when both confident-learning rules agree) when
+    the model's top class agrees with at least CONFIDENT_AGREEMENT of the labels, what confident learning
+    assumes, else "fdr" (with a weaker model confident learning flagged about twice the number of wrong labels
+    on the planted CIFAR-10 benchmark, bench/curate_bench.py). Raises ValueError for another name."""
+    if filter_by == "auto":
+        agreement = float((np.asarray(pred_probs).argmax(1) == np.asarray(labels)).mean()) if len(labels) else 1.0
+        filter_by = "both" if agreement >= CONFIDENT_AGREEMENT else "fdr"
+    if filter_by == "fdr":
+        return fdr_label_issues(labels, pred_probs, max_fdr)
+    if filter_by not in LABEL_FILTERS:
+        raise ValueError(f"filter_by must be one of {', '.join(LABEL_FILTERS)}; got {filter_by!r}")
+    from cleanlab.filter import find_label_issues as cl_find
+
+    issues = cl_find(labels=np.asarray(labels, dtype=np.int64), pred_probs=pred_probs, filter_by=filter_by)
+    return LabelSelection(np.asarray(issues, dtype=bool), filter_by)
+
+
 def find_label_issues(
     ids: Sequence[int],
     labels: np.ndarray,
     pred_probs: np.ndarray,
     class_names: Sequence[str],
     *,
-    filter_by: str = "both",
+    filter_by: str = "auto",
+    max_fdr: float = DEFAULT_MAX_FDR,
+    selection: LabelSelection | None = None,
 ) -> list[Finding]:
-    """Images whose given label disagrees with out-of-sample predictions (cleanlab confident learning).
+    """Images whose given label disagrees with out-of-sample predictions, chosen by `select_label_issues`
+    (`filter_by`, `max_fdr`), or by a `selection` already made on the same rows.
 
     Each finding names the given label, the suggested label and the model's confidence in it; the score
-    is 1 - p(given label), so the most certain mistakes sort first.
+    is 1 - p(given label), so the most certain mistakes sort first. Raises ValueError when ids, labels,
+    pred_probs (N, len(class_names)) disagree in shape, or for an unknown filter_by.
     """
-    from cleanlab.filter import find_label_issues as cl_find
-
     y = np.asarray(labels, dtype=np.int64)
     if len(ids) != len(y) or pred_probs.shape != (len(y), len(class_names)):
         raise ValueError(
@@ -243,7 +351,9 @@ def find_label_issues(
         )
     if len(y) == 0 or len(np.unique(y)) < 2:
         return []
-    issues = cl_find(labels=y, pred_probs=pred_probs, filter_by=filter_by)
+    if selection is None:
+        selection = select_label_issues(y, pred_probs, filter_by, max_fdr)
+    issues = selection.issues
     findings = []
     for i in (int(v) for v in np.flatnonzero(issues)):
         given, suggested = int(y[i]), int(pred_probs[i].argmax())

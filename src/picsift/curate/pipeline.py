@@ -27,6 +27,7 @@ from picsift.curate.labels import (
     cross_val_pred_probs,
     find_label_issues,
     logistic_cv_pred_probs,
+    select_label_issues,
 )
 from picsift.curate.outliers import find_outliers
 from picsift.curate.quality import (
@@ -289,10 +290,10 @@ def _label_findings(
             "cnn_s": round(time.perf_counter() - t, 2),
         }
         probs = combine_probs(logits, probs, y)
-    # "both": an image is flagged only when both confident-learning rules agree (fewer correct labels
-    # flagged at about the same recall, measured on the planted CIFAR-10 benchmark's tuning seed).
-    found = find_label_issues([rows[i].id for i in keep], y, probs, classes, filter_by="both")
     agreement = float((probs.argmax(1) == y).mean())
+    # auto: confident learning where the model mostly agrees with the labels, else the "fdr" rule (curate.labels).
+    selection = select_label_issues(y, probs, cfg.label_filter, cfg.label_max_fdr)
+    found = find_label_issues([rows[i].id for i in keep], y, probs, classes, selection=selection)
     stats = {
         "model": "cnn+ridge" if model == "cnn" else model,
         **extra,
@@ -302,6 +303,7 @@ def _label_findings(
         "images": len(keep),
         "cv_agreement": round(agreement, 4),
         "weak": agreement < WEAK_LABEL_MODEL,
+        "selection": {**selection.to_dict(), **({"max_fdr": cfg.label_max_fdr} if selection.rule == "fdr" else {})},
     }
     if agreement < WEAK_LABEL_MODEL:
         log.warning(

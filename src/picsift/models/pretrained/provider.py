@@ -55,6 +55,8 @@ class PretrainedWeights:
     expected_sha256: str | None
 
     def to_dict(self) -> dict[str, Any]:
+        """{name, path (str or None), source, kind, key_format, sha256 (the expected digest or None)} as plain
+        JSON values, as recorded in a run's run.json."""
         return {
             "name": self.name,
             "path": str(self.path) if self.path else None,
@@ -66,7 +68,9 @@ class PretrainedWeights:
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
+    """Hex SHA-256 (64 lowercase characters) of a file's bytes, read in `chunk`-byte blocks (1 MiB).
+
+    Raises OSError (FileNotFoundError, PermissionError) when the file cannot be read."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -204,7 +208,8 @@ def read_state_file(path: Path) -> dict[str, torch.Tensor]:
 def load_into(model: nn.Module, found: PretrainedWeights) -> None:
     """Verify (SHA-256 when a digest is expected) and load `found` into `model` (native head), strictly.
 
-    Raises WeightsIntegrityError (digest differs) or WeightsMismatchError (tensors do not all fit).
+    Raises WeightsIntegrityError (digest differs), WeightsMismatchError (tensors do not all fit), or
+    WeightsNotAvailableError (no file: a timm download, or a file that cannot be read as a state dict).
     """
     if found.path is None:
         raise WeightsNotAvailableError(f"{found.source} has no file to load")

@@ -24,7 +24,9 @@ BATCH = 32
 
 
 def weights_id(found: PretrainedWeights) -> str:
-    """A short digest of the weights file (its known SHA-256, else hashed now), so other weights never share rows."""
+    """A short digest of the weights file (16 hex characters of its known SHA-256, else of one computed now), so
+    other weights never share rows; the source text when there is no file (timm's own download). Raises OSError
+    when an unhashed file cannot be read."""
     if found.expected_sha256:
         return found.expected_sha256[:16]
     if found.path is not None:
@@ -50,6 +52,7 @@ class EmbedStats:
 
     @property
     def images_per_s(self) -> float | None:
+        """Images embedded per second of wall time in this pass; None when nothing was embedded (all cached)."""
         return self.computed / self.seconds if self.computed and self.seconds > 0 else None
 
 
@@ -59,6 +62,8 @@ def cached_embeddings(
     """float32 (N, D) embeddings of uint8 images `x` (N, S, S, 3) whose content hashes are `shas`, rows in order.
 
     Rows already in the store under `key` are read; the others are embedded in batches of BATCH and stored.
+    Returns the embeddings and an EmbedStats; (0, 0) embeddings for no images. Raises ConfigError (from the
+    embedder) for images that are not uint8 (N, H, W, 3).
     """
     store = FeatureStore(ws.cache_dir, key)
     found = store.get(shas)

@@ -1,8 +1,9 @@
 """Fine-tuning a pretrained EfficientNet from its probe-initialised head, for what the budget leaves.
 
-AdamW with discriminative learning rates (the classifier fastest, then the last stage and the head convolution,
+AdamW (Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019) with discriminative learning rates
+(Howard & Ruder, "Universal Language Model Fine-tuning for Text Classification" (ULMFiT), ACL 2018: the classifier fastest, then the last stage and the head convolution,
 each stage further down `lr_decay` times slower; the stem and the first stages frozen on a CPU), linear warm-up
-then cosine decay over progress = max(steps done / planned, time used / time given), random resized crops and
+then cosine decay (Loshchilov & Hutter, SGDR, ICLR 2017, without restarts) over progress = max(steps done / planned, time used / time given), random resized crops and
 flips, bf16 autocast (CPUs with native bf16; fp16/bf16 on GPUs) and channels_last. BatchNorm layers keep their
 ImageNet statistics (eval mode): the probe was fitted on features computed with them, and batches of 32 photos
 would give noisy ones. The best validation epoch is kept, and only when it beats what the run started from
@@ -41,7 +42,9 @@ def freeze_and_group(
     classifier): the classifier at `head_lr`; conv_head, bn2 and the last stage at `lr`; each stage below at
     `lr_decay` times the one above, down to the last `train_stages` stages (all of them and the stem when
     train_stages > S); every other parameter frozen (requires_grad False, so no gradient flows through it).
-    Weight decay on weights of 2+ dimensions only."""
+    Weight decay on weights of 2+ dimensions only. Discriminative rates per layer group: Howard & Ruder 2018
+    (ULMFiT). lr, head_lr: peak AdamW rates per step. Returns the groups with "params", "lr" and "weight_decay"
+    (empty groups dropped). Raises AttributeError for a model without those timm EfficientNet attributes."""
     blocks = list(model.blocks.children())  # type: ignore[union-attr]
     tiers: list[tuple[list[nn.Module], float]] = [([model.classifier], head_lr)]  # type: ignore[list-item]
     tiers.append(([model.conv_head, model.bn2, blocks[-1]], lr))  # type: ignore[list-item]
@@ -67,7 +70,9 @@ def freeze_and_group(
 
 
 def lr_factor(p: float, warmup: float) -> float:
-    """Linear warm-up over the first `warmup` of progress p in [0, 1], then cosine decay to 0."""
+    """The multiplier of the peak learning rate at progress p (clipped to [0, 1]): linear warm-up from ~0 to 1 over
+    the first `warmup` share of progress, then half-cosine decay to 0 at p = 1 (Loshchilov & Hutter 2017, SGDR,
+    one cycle without restarts). Result in [0, 1]."""
     p = min(max(p, 0.0), 1.0)
     if p < warmup:
         return (p + 1e-3) / warmup
@@ -87,6 +92,13 @@ class FinetuneBudget:
 
 @dataclass
 class FinetuneResult:
+    """What `finetune` did: history, one row per epoch (phase, train_loss, train_acc, images, lr, epoch, epoch_s
+    in seconds, val_acc, val_loss; val_* None without validation images); best_epoch and best_acc (validation
+    accuracy in [0, 1], else the starting accuracy); steps (optimizer steps) and images (training images seen)
+    over all epochs; seconds: wall time of the fine-tuning; stopped: "time budget" or "epochs done";
+    train_stages: how many backbone stages learned (the last one with the head convolution; the stem counts as
+    one more when it learned too)."""
+
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int = 0  # 0: nothing beat the starting point (the probe); its weights were kept
     best_acc: float | None = None
@@ -123,7 +135,8 @@ def finetune(
     uint8 arrays at the storage size) with `recipe` (TrainConfig's settings already applied, see
     `fit.with_train_settings`; `cfg` gives the augmentation and the seed). One history row per epoch goes to `log_row`. On return the model holds the
     best validation epoch's weights, or its starting weights when no epoch beat `start_acc`; without validation
-    images, its last weights. Stops at `budget`."""
+    images, its last weights. Stops at `budget`. Returns the FinetuneResult; every parameter has requires_grad
+    True again on return. Discriminative learning rates: `freeze_and_group` (Howard & Ruder 2018)."""
     dc: DataConfig = data.data_config
     has_val = len(data.y_val) > 0
     train_stages = recipe.train_stages or (CPU_TRAIN_STAGES if device.type == "cpu" else 99)

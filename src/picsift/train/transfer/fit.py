@@ -9,7 +9,9 @@
 4. Fine-tune for what the budget leaves (`finetune.py`), keeping the best validation epoch, and never one worse
    than the probe.
 The whole call (loading, embedding, probe, fine-tuning, the final validation) fits `--time-budget`, leaving time
-for the calibration pass the train pipeline runs afterwards.
+for the calibration pass the train pipeline runs afterwards (temperature scaling, Guo et al., "On Calibration of
+Modern Neural Networks", ICML 2017: `picsift.improve.calibration`). The order, a linear probe then fine-tuning,
+is LP-FT (Kumar et al., ICLR 2022; see `probe`).
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def with_train_settings(recipe: TransferRecipe, cfg: TrainConfig) -> TransferRec
 
 
 def content_keys(ws: Workspace, ids: list[int], x: np.ndarray) -> list[str]:
-    """The catalog's sha256 of each image id (rows of x); images without ids are keyed by their pixels' digest."""
+    """The catalog's sha256 of each image id (rows of x, uint8 (N, H, W, 3)), one string per row; when the ids do
+    not cover x or an id is not in the catalog, every row is keyed "pixels:<sha256 of its decoded bytes>"."""
     if len(ids) == len(x) and ids:
         rows = {r.id: r.sha256 for r in ws.catalog.images(ids=ids, readable=None, include_excluded=True)}
         if all(i in rows for i in ids):

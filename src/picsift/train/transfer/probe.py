@@ -39,9 +39,13 @@ class Probe:
     grid: dict[str, float]
 
     def logits(self, features: np.ndarray) -> np.ndarray:
+        """Raw (unstandardised) float (N, D) embeddings -> (N, K) logits; softmax gives the probe's
+        probabilities. Raises ValueError (numpy) when D differs from the probe's."""
         return features @ self.weight.T + self.bias
 
     def to_dict(self) -> dict[str, Any]:
+        """{C, train_acc, val_acc, val_nll, val_nll_by_C} as plain JSON values (accuracies in [0, 1], log-loss in
+        nats per image), as recorded in run.json under phases.probe."""
         return {
             "C": self.c,
             "train_acc": self.train_acc,
@@ -96,7 +100,10 @@ def fit_probe(
 ) -> Probe:
     """Fit the head on (f_train (N, D), y_train (N,)); with c None, C is the one of PROBE_CS with the lowest
     validation log-loss (searched on at most SEARCH_IMAGES stratified training images), DEFAULT_C without
-    validation images."""
+    validation images. f_val (M, D), y_val (M,) may be empty; labels are ints in [0, num_classes). C is the inverse
+    L2 strength of scikit-learn's LogisticRegression (L-BFGS, multinomial) on standardised features; the
+    standardisation is folded into the returned weights (module docstring). Raises ValueError (scikit-learn) for
+    training labels of a single class."""
     grid: dict[str, float] = {}
     if c is None and len(y_val):
         sub = _stratified_subset(y_train, SEARCH_IMAGES, seed)
@@ -121,7 +128,8 @@ def _stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def fold_into(classifier: nn.Linear, probe: Probe) -> None:
-    """Copy the probe's head into `classifier` (out_features K, in_features D), in place."""
+    """Copy the probe's head into `classifier` (out_features K, in_features D), in place, so the model's logits
+    equal `probe.logits` of its pooled features. Raises ValueError when the classifier's weight is not (K, D)."""
     if tuple(classifier.weight.shape) != probe.weight.shape:
         raise ValueError(f"classifier {tuple(classifier.weight.shape)} does not fit the probe {probe.weight.shape}")
     with torch.no_grad():
