@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from picsift.errors import ConfigError, NotFoundError, PicsiftError
 from picsift.labels_text import normalize_label, normalize_optional_label
-from picsift.store import Catalog, LabelConflictError, Workspace
+from picsift.store import Catalog, LabelChange, LabelConflictError, Workspace
 from picsift.store.feedback import Feedback
 from picsift.store.feedback_store import FeedbackItem, FeedbackStore
 from picsift.store.schema import ClassName, Exclusion, Image, LabelEvent
@@ -59,14 +59,13 @@ def set_labels(
     for image_id in image_ids:
         expected = (expected_versions or {}).get(image_id)
         previous = catalog.image(image_id)
-        try:
-            version = catalog.set_label(
-                image_id, cleaned, origin="manual", annotator=annotator, expected_version=expected
+        try:  # the label and the withdrawal of the image's proposals: one transaction
+            (version,) = catalog.set_labels(
+                [LabelChange(image_id, cleaned, "manual", annotator, expected)], close_proposals=True
             )
         except LabelConflictError as e:
             conflicts.append({"image_id": image_id, "message": str(e)})
             continue
-        catalog.close_proposals([image_id])
         applied.append({"image_id": image_id, "label": cleaned, "version": version, "previous": previous.label})
     return LabelChanges(applied, conflicts)
 

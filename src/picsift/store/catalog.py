@@ -8,14 +8,22 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import create_engine, event, func, inspect, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from picsift.errors import ConflictError, LabelError, NotFoundError, PicsiftError, WorkspaceError
+from picsift.errors import (
+    ConflictError,
+    LabelError,
+    NotFoundError,
+    PicsiftError,
+    StorageError,
+    WorkspaceError,
+    storage_error,
+)
 from picsift.jsonio import dumps
 from picsift.labels_text import normalize_label, normalize_optional_label
 from picsift.store.schema import (
@@ -90,13 +98,115 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _storage_errors(database: str | None) -> Any:
+    """A `handle_error` listener: a full disk or a read-only file system under the database comes out as one
+    StorageError naming the file, instead of SQLAlchemy's OperationalError ("database or disk is full",
+    "attempt to write a readonly database", "disk I/O error" when SQLite cannot create its -shm file)."""
+
+    def translate(context: Any) -> StorageError | None:
+        return storage_error(context.original_exception, database)
+
+    return translate
+
+
 def make_engine(url: str) -> Engine:
     """A SQLAlchemy engine for `url` with strict JSON columns (NaN -> null); SQLite connections get WAL,
-    a 10 s busy timeout and foreign keys on."""
+    a 10 s busy timeout and foreign keys on. A write that fails for a full disk or a read-only file system
+    raises StorageError (SQLite files; other databases report their own errors)."""
     engine = create_engine(url, future=True, json_serializer=dumps)  # JSON columns strict too: NaN -> null
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
+        database = engine.url.database
+        if database and database != ":memory:":
+            event.listen(engine, "handle_error", _storage_errors(database))
     return engine
+
+
+class LabelChange(NamedTuple):
+    """One label write of `Catalog.set_labels`: the image, its new label (None removes it) and who/why."""
+
+    image_id: int
+    label: str | None
+    origin: str = "manual"
+    annotator: str = "picsift"
+    expected_version: int | None = None
+    confidence: float | None = None
+
+
+def write_label(
+    s: Session,
+    image_id: int,
+    label: str | None,
+    *,
+    origin: str,
+    annotator: str,
+    expected_version: int | None = None,
+    confidence: float | None = None,
+) -> int:
+    """Within the caller's transaction `s`: set the image's accepted label (already normalised), record the event,
+    declare a new class; returns the new label_version. LabelConflictError when `expected_version` is stale,
+    NotFoundError for an unknown image."""
+    q = update(Image).where(Image.id == image_id)
+    if expected_version is not None:
+        q = q.where(Image.label_version == expected_version)
+    result = s.execute(q.values(label=label, label_version=Image.label_version + 1))
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        current = s.get(Image, image_id)
+        if current is None:
+            raise NotFoundError(f"no image with id {image_id} in the catalog")
+        raise LabelConflictError(
+            f"image {image_id} was relabelled to {current.label!r} by someone else "
+            f"(version {current.label_version}, you had {expected_version}); reload and retry"
+        )
+    s.execute(
+        update(LabelEvent)
+        .where(LabelEvent.image_id == image_id, LabelEvent.status == "accepted")
+        .values(status="superseded")
+    )
+    s.add(
+        LabelEvent(
+            image_id=image_id,
+            label=label,
+            status="accepted",
+            origin=origin,
+            annotator=annotator,
+            confidence=confidence,
+        )
+    )
+    if label is not None and s.get(ClassName, label) is None:
+        s.add(ClassName(name=label))
+    version = s.scalar(select(Image.label_version).where(Image.id == image_id))
+    return int(version or 0)
+
+
+def write_proposal(s: Session, p: LabelChange) -> None:
+    """Within the caller's transaction `s`: record `p` (label already normalised) as a proposal awaiting review,
+    withdrawing the image's older pending proposals of the same origin."""
+    s.execute(
+        update(LabelEvent)
+        .where(LabelEvent.image_id == p.image_id, LabelEvent.status == "proposed", LabelEvent.origin == p.origin)
+        .values(status="withdrawn")
+    )
+    s.add(
+        LabelEvent(
+            image_id=p.image_id,
+            label=p.label,
+            status="proposed",
+            origin=p.origin,
+            annotator=p.annotator,
+            confidence=None if p.confidence is None else float(p.confidence),
+        )
+    )
+
+
+def withdraw_proposals(s: Session, image_ids: Sequence[int], status: str = "withdrawn") -> int:
+    """Within the caller's transaction `s`: close the pending proposals of these images; returns how many."""
+    result = s.execute(
+        update(LabelEvent)
+        .where(LabelEvent.image_id.in_(list(image_ids)), LabelEvent.status == "proposed")
+        .values(status=status)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 class Catalog:
@@ -148,7 +258,11 @@ class Catalog:
                         conn.execute(text("UPDATE classes SET name = :new WHERE name = :old"), {"new": new, "old": old})
                         names.add(new)
                 s.merge(Meta(key=_LABELS_NORMALIZED, value="1"))
-        except (OperationalError, IntegrityError) as e:  # read-only, or another process is doing it: next time
+        except (
+            OperationalError,
+            IntegrityError,
+            StorageError,
+        ) as e:  # read-only, or another process is doing it: next time
             logger.warning("could not normalise the stored labels of %s yet: %s", self.url, e)
 
     def close(self) -> None:
@@ -258,37 +372,49 @@ class Catalog:
         """
         label = normalize_optional_label(label)
         with self.session() as s:
-            q = update(Image).where(Image.id == image_id)
-            if expected_version is not None:
-                q = q.where(Image.label_version == expected_version)
-            result = s.execute(q.values(label=label, label_version=Image.label_version + 1))
-            if result.rowcount == 0:  # type: ignore[attr-defined]
-                current = s.get(Image, image_id)
-                if current is None:
-                    raise NotFoundError(f"no image with id {image_id} in the catalog")
-                raise LabelConflictError(
-                    f"image {image_id} was relabelled to {current.label!r} by someone else "
-                    f"(version {current.label_version}, you had {expected_version}); reload and retry"
-                )
-            s.execute(
-                update(LabelEvent)
-                .where(LabelEvent.image_id == image_id, LabelEvent.status == "accepted")
-                .values(status="superseded")
+            return write_label(
+                s,
+                image_id,
+                label,
+                origin=origin,
+                annotator=annotator,
+                expected_version=expected_version,
+                confidence=confidence,
             )
-            s.add(
-                LabelEvent(
-                    image_id=image_id,
-                    label=label,
-                    status="accepted",
-                    origin=origin,
-                    annotator=annotator,
-                    confidence=confidence,
+
+    def set_labels(
+        self,
+        changes: Sequence[LabelChange],
+        *,
+        proposals: Sequence[LabelChange] = (),
+        close_proposals: bool = False,
+    ) -> list[int]:
+        """Apply several label changes, and record `proposals` (their expected_version unused), in ONE
+        transaction: all of them, or (on any error, a kill, a full disk) none. Returns each changed image's new
+        label_version, in order. With `close_proposals`, each changed image's pending proposals are withdrawn in
+        the same transaction. Raises LabelConflictError (an expected version is stale: nothing is written),
+        NotFoundError, LabelError."""
+        cleaned = [c._replace(label=normalize_optional_label(c.label)) for c in changes]
+        proposed = [p._replace(label=normalize_label(p.label)) for p in proposals]
+        with self.session() as s:
+            for p in proposed:
+                write_proposal(s, p)
+            versions = []
+            for c in cleaned:
+                versions.append(
+                    write_label(
+                        s,
+                        c.image_id,
+                        c.label,
+                        origin=c.origin,
+                        annotator=c.annotator,
+                        expected_version=c.expected_version,
+                        confidence=c.confidence,
+                    )
                 )
-            )
-            if label is not None and s.get(ClassName, label) is None:
-                s.add(ClassName(name=label))
-            version = s.scalar(select(Image.label_version).where(Image.id == image_id))
-            return int(version or 0)
+                if close_proposals:
+                    withdraw_proposals(s, [c.image_id])
+            return versions
 
     def label_history(self, image_id: int) -> list[dict[str, Any]]:
         """The image's label events, oldest first: label, status, origin, annotator, confidence, created_at (ISO)."""
@@ -328,26 +454,8 @@ class Catalog:
         n = 0
         with self.session() as s:
             for image_id, raw_label, confidence in items:
-                label = normalize_label(raw_label)
-                s.execute(
-                    update(LabelEvent)
-                    .where(
-                        LabelEvent.image_id == image_id,
-                        LabelEvent.status == "proposed",
-                        LabelEvent.origin == origin,
-                    )
-                    .values(status="withdrawn")
-                )
-                s.add(
-                    LabelEvent(
-                        image_id=image_id,
-                        label=label,
-                        status="proposed",
-                        origin=origin,
-                        annotator=annotator,
-                        confidence=None if confidence is None else float(confidence),
-                    )
-                )
+                change = LabelChange(image_id, normalize_label(raw_label), origin, annotator, None, confidence)
+                write_proposal(s, change)
                 n += 1
         return n
 
@@ -380,12 +488,7 @@ class Catalog:
     def close_proposals(self, image_ids: Sequence[int], status: str = "withdrawn") -> int:
         """Withdraw (or reject) the pending proposals of these images, e.g. after a manual label."""
         with self.session() as s:
-            result = s.execute(
-                update(LabelEvent)
-                .where(LabelEvent.image_id.in_(list(image_ids)), LabelEvent.status == "proposed")
-                .values(status=status)
-            )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            return withdraw_proposals(s, image_ids, status)
 
     def resolve_proposals(
         self, proposal_ids: Sequence[int], *, accept: bool, annotator: str = "picsift"

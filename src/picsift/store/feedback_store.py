@@ -19,13 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from picsift.atomic import atomic_path
 from picsift.data.formats import suffix_for_format
 from picsift.data.images import probe
 from picsift.errors import ConfigError, LabelError, NotFoundError, WorkspaceError
 from picsift.filenames import inside, unique_names
 from picsift.labels_text import normalize_label
 from picsift.store import ImageRow, Workspace
+from picsift.store.catalog import write_label
 from picsift.store.feedback import Feedback, ensure_feedback_table
 from picsift.store.schema import Image, utcnow
 
@@ -106,11 +109,10 @@ class FeedbackStore:
         sha = hashlib.sha256(data).hexdigest()
         rel = Path("feedback") / "images" / sha[:2] / f"{sha}{suffix_for_format(info.format) or '.img'}"
         target = self.ws.root / rel
-        if not target.exists():
+        if not target.exists():  # two writers of the same bytes each write their own temporary file
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(target.suffix + ".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(target)
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(data)
         return sha, str(rel)
 
     def add(
@@ -172,7 +174,9 @@ class FeedbackStore:
         return item
 
     def accept(self, ids: list[int], reviewer: str = "picsift") -> list[FeedbackItem]:
-        """Accept pending feedback: its image enters the catalog labelled (split "feedback")."""
+        """Accept pending feedback: its image enters the catalog labelled (split "feedback"). Each item in one
+        transaction (image row, label, status): a kill or a full disk leaves it pending and the catalog as it was.
+        """
         out = []
         for fid in ids:
             item = self._pending(fid)
@@ -181,12 +185,14 @@ class FeedbackStore:
                     f"feedback {fid} carries no image, so it cannot become training data; reject it or "
                     "resend it with the image"
                 )
-            image_id = self._import_image(item)
-            self.ws.catalog.set_label(image_id, item.label, origin="feedback", annotator=reviewer)
             with self.ws.catalog.session() as s:
                 f = s.get(Feedback, fid)
                 if f is None:  # deleted concurrently
                     raise NotFoundError(f"feedback {fid} disappeared during review")
+                if f.status != "pending":
+                    raise ConfigError(f"feedback {fid} was {f.status} meanwhile; only pending feedback is reviewed")
+                image_id = self._import_image(s, item)
+                write_label(s, image_id, normalize_label(item.label), origin="feedback", annotator=reviewer)
                 f.status, f.reviewer, f.reviewed_at, f.image_id = "accepted", reviewer, utcnow(), image_id
                 s.flush()
                 out.append(FeedbackItem.from_orm(f))
@@ -207,37 +213,38 @@ class FeedbackStore:
                 out.append(FeedbackItem.from_orm(f))
         return out
 
-    def _import_image(self, item: FeedbackItem) -> int:
+    def _import_image(self, s: Session, item: FeedbackItem) -> int:
+        """Within the transaction `s`: the catalog id of the feedback's image, adding it (split "feedback") when
+        its bytes are not catalogued yet."""
         if item.image_path is None or item.sha256 is None:
             raise ConfigError(f"feedback {item.id} carries no image")
         path = (self.ws.root / item.image_path).resolve()
         if not path.is_file():
             raise WorkspaceError(f"feedback {item.id}: its image {path} is missing from the workspace")
-        with self.ws.catalog.session() as s:
-            existing = s.scalars(
-                select(Image).where(Image.sha256 == item.sha256, Image.duplicate_of.is_(None)).order_by(Image.id)
-            ).first()
-            if existing is not None:
-                return int(existing.id)
-            info = probe(path)
-            image = Image(
-                sha256=item.sha256,
-                path=str(path),
-                source="feedback",
-                source_kind="feedback",
-                byte_size=path.stat().st_size,
-                width=info.width,
-                height=info.height,
-                format=info.format,
-                mode=info.mode,
-                n_frames=info.n_frames,
-                readable=True,
-                split=FEEDBACK_SPLIT,
-                split_origin="feedback",
-            )
-            s.add(image)
-            s.flush()
-            return int(image.id)
+        existing = s.scalars(
+            select(Image).where(Image.sha256 == item.sha256, Image.duplicate_of.is_(None)).order_by(Image.id)
+        ).first()
+        if existing is not None:
+            return int(existing.id)
+        info = probe(path)
+        image = Image(
+            sha256=item.sha256,
+            path=str(path),
+            source="feedback",
+            source_kind="feedback",
+            byte_size=path.stat().st_size,
+            width=info.width,
+            height=info.height,
+            format=info.format,
+            mode=info.mode,
+            n_frames=info.n_frames,
+            readable=True,
+            split=FEEDBACK_SPLIT,
+            split_origin="feedback",
+        )
+        s.add(image)
+        s.flush()
+        return int(image.id)
 
     def export(self, out_dir: Path, status: str | None = "accepted") -> dict[str, Any]:
         """Copy feedback images into `out_dir/<label>/` plus `feedback.csv`; returns counts.
