@@ -15,6 +15,7 @@ from PIL import Image
 from picsift.atomic import atomic_folder, partial_folder
 from picsift.deploy.export import BUNDLE_FILE, _recover
 from picsift.store import LabelChange, LabelConflictError
+from picsift.store import catalog as catalog_module
 from picsift.store.feedback_store import FeedbackStore
 from support.images import texture
 from support.label import make_workspace
@@ -117,3 +118,28 @@ def test_a_bundle_moved_aside_by_a_killed_export_is_put_back(tmp_path: Path) -> 
     _recover(out)
     assert (out / BUNDLE_FILE).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_renaming_a_class_failing_midway_changes_no_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = make_workspace(tmp_path, per_class=4, labelled_per_class=4)
+    try:
+        cat = ws.catalog
+        before = [(r.id, r.label, r.label_version) for r in cat.images()]
+        real = catalog_module.write_label
+        written: list[int] = []
+
+        def full_on_third(*args: object, **kwargs: object) -> int:
+            written.append(1)
+            if len(written) == 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(catalog_module, "write_label", full_on_third)
+        with pytest.raises(OSError):
+            cat.relabel_class("1", "one")
+        assert [(r.id, r.label, r.label_version) for r in cat.images()] == before
+        assert "one" not in cat.classes() and "1" in cat.classes()
+        monkeypatch.undo()
+        assert cat.relabel_class("1", "one") == 4 and "1" not in cat.classes()
+    finally:
+        ws.close()

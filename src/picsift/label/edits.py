@@ -7,7 +7,7 @@ is reported per item under "conflicts" (never applied silently); the rest of a b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from picsift.errors import ConfigError, NotFoundError, PicsiftError
 from picsift.labels_text import normalize_label, normalize_optional_label
 from picsift.store import Catalog, LabelChange, LabelConflictError, Workspace
+from picsift.store.catalog import undo_label_in
 from picsift.store.feedback import Feedback
 from picsift.store.feedback_store import FeedbackItem, FeedbackStore
 from picsift.store.schema import ClassName, Exclusion, Image, LabelEvent
@@ -267,28 +268,31 @@ def undo_feedback_accept(
     and the feedback is pending again. An image the accept imported, with no other history, leaves the catalog
     again; a class the accept created, now unused, is dropped.
 
+    All in one transaction: a kill leaves the accept in place, whole.
+
     Returns {"feedback": the item (FeedbackItem.to_dict()), "image_id", "label" (the image's label now, None
     when removed), "version", "removed_image", "removed_class"}. ConfigError for feedback not accepted.
     """
     item = store.get(feedback_id)
     if item.status != "accepted" or item.image_id is None:
         raise ConfigError(f"feedback {feedback_id} is {item.status}, not accepted: nothing to undo")
-    catalog = store.ws.catalog
     image_id = item.image_id
-    events = catalog.label_history(image_id)
-    accepted_at = next(
-        (e["created_at"] for e in reversed(events) if e["origin"] == "feedback" and e["label"] == item.label), None
-    )
-    version = catalog.undo_label(image_id, annotator=annotator, expected_version=expected_version)
-    row = catalog.image(image_id)
-    history = catalog.label_history(image_id)
-    imported_only = (
-        row.source_kind == "feedback"
-        and row.label is None
-        and not row.excluded
-        and all(e["origin"] in ("feedback", "undo") for e in history)
-    )
-    with catalog.session() as s:
+    with store.ws.catalog.session() as s:  # the label, the feedback, the image row and the class: one transaction
+        accepted_at = s.scalar(
+            select(LabelEvent.created_at)
+            .where(LabelEvent.image_id == image_id, LabelEvent.origin == "feedback", LabelEvent.label == item.label)
+            .order_by(LabelEvent.id.desc())
+        )
+        version = undo_label_in(s, image_id, annotator=annotator, expected_version=expected_version)
+        s.flush()
+        row = s.get(Image, image_id)
+        if row is None:
+            raise NotFoundError(f"image {image_id} disappeared during undo")
+        origins = set(s.scalars(select(LabelEvent.origin).where(LabelEvent.image_id == image_id)))
+        imported_only = (
+            row.source_kind == "feedback" and row.label is None and not row.excluded and origins <= {"feedback", "undo"}
+        )
+        label_now = row.label
         f = s.get(Feedback, feedback_id)
         if f is None:
             raise NotFoundError(f"feedback {feedback_id} disappeared during undo")
@@ -304,7 +308,7 @@ def undo_feedback_accept(
         if (
             cls is not None
             and accepted_at is not None
-            and cls.created_at >= datetime.fromisoformat(accepted_at) - timedelta(seconds=1)
+            and cls.created_at >= accepted_at - timedelta(seconds=1)
             and not _class_in_use(s, item.label)
         ):
             s.delete(cls)
@@ -314,7 +318,7 @@ def undo_feedback_accept(
     return {
         "feedback": out_item,
         "image_id": image_id,
-        "label": None if removed_image else row.label,
+        "label": None if removed_image else label_now,
         "version": version,
         "removed_image": removed_image,
         "removed_class": removed_class,

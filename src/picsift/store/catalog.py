@@ -179,6 +179,25 @@ def write_label(
     return int(version or 0)
 
 
+def undo_label_in(s: Session, image_id: int, *, annotator: str, expected_version: int | None = None) -> int:
+    """Within the caller's transaction `s`: give the image back the label it had before its latest change (a new
+    "undo" change); returns the new label_version. WorkspaceError when it has no label change."""
+    events = list(
+        s.scalars(
+            select(LabelEvent)
+            .where(LabelEvent.image_id == image_id, LabelEvent.status.in_(["accepted", "superseded"]))
+            .order_by(LabelEvent.id.desc())
+        )
+    )
+    accepted = [e for e in events if e.status == "accepted"]
+    if not accepted:
+        raise WorkspaceError(f"nothing to undo: image {image_id} has no label change")
+    # "superseded" only ever marks a former accepted label (proposals end as applied/withdrawn).
+    older = [e for e in events if e.id < accepted[0].id and e.status == "superseded"]
+    previous = older[0].label if older else None
+    return write_label(s, image_id, previous, origin="undo", annotator=annotator, expected_version=expected_version)
+
+
 def write_proposal(s: Session, p: LabelChange) -> None:
     """Within the caller's transaction `s`: record `p` (label already normalised) as a proposal awaiting review,
     withdrawing the image's older pending proposals of the same origin."""
@@ -520,48 +539,35 @@ class Catalog:
             if current.label is not None and current.label != label:
                 out["conflicts"].append(pid)
                 continue
-            try:
-                self.set_label(
-                    image_id,
-                    label,
-                    origin=origin,
-                    annotator=annotator,
-                    expected_version=current.label_version,
-                    confidence=confidence,
-                )
+            try:  # the label and the proposal's new status: one transaction
+                with self.session() as s:
+                    write_label(
+                        s,
+                        image_id,
+                        label,
+                        origin=origin,
+                        annotator=annotator,
+                        expected_version=current.label_version,
+                        confidence=confidence,
+                    )
+                    s.execute(update(LabelEvent).where(LabelEvent.id == pid).values(status="applied"))
             except LabelConflictError:
                 out["conflicts"].append(pid)
                 continue
-            with self.session() as s:
-                s.execute(update(LabelEvent).where(LabelEvent.id == pid).values(status="applied"))
             out["accepted"].append(pid)
         return out
 
     def undo_label(self, image_id: int, *, annotator: str = "picsift", expected_version: int | None = None) -> int:
-        """Restore the label the image had before its latest change (recorded as a new change)."""
+        """Restore the label the image had before its latest change (recorded as a new change, in one transaction).
+        WorkspaceError when it has no label change; LabelConflictError when `expected_version` is stale."""
         with self.session() as s:
-            events = list(
-                s.scalars(
-                    select(LabelEvent)
-                    .where(
-                        LabelEvent.image_id == image_id,
-                        LabelEvent.status.in_(["accepted", "superseded"]),
-                    )
-                    .order_by(LabelEvent.id.desc())
-                )
-            )
-            accepted = [e for e in events if e.status == "accepted"]
-            if not accepted:
-                raise WorkspaceError(f"nothing to undo: image {image_id} has no label change")
-            # "superseded" only ever marks a former accepted label (proposals end as applied/withdrawn).
-            older = [e for e in events if e.id < accepted[0].id and e.status == "superseded"]
-            previous = older[0].label if older else None
-        return self.set_label(image_id, previous, origin="undo", annotator=annotator, expected_version=expected_version)
+            return undo_label_in(s, image_id, annotator=annotator, expected_version=expected_version)
 
     def relabel_class(self, old: str, new: str, *, annotator: str = "picsift") -> int:
         """Rename class `old` to `new`, or merge it into `new` if that exists. Returns images changed.
 
-        Every affected image gets a label event (who and when), and pending proposals follow.
+        Every affected image gets a label event (who and when), and pending proposals follow; all in one
+        transaction (a kill leaves the class as it was).
         Both names are normalised by `normalize_label` (LabelError when empty).
         """
         old, new = normalize_label(old), normalize_label(new)
@@ -570,9 +576,9 @@ class Catalog:
         if old == new:
             return 0
         ids = [r.id for r in self.images(readable=None, include_excluded=True) if r.label == old]
-        for image_id in ids:
-            self.set_label(image_id, new, origin="manual", annotator=annotator)
-        with self.session() as s:
+        with self.session() as s:  # every image, the proposals and the class list: one transaction
+            for image_id in ids:
+                write_label(s, image_id, new, origin="manual", annotator=annotator)
             s.execute(
                 update(LabelEvent).where(LabelEvent.label == old, LabelEvent.status == "proposed").values(label=new)
             )
