@@ -83,6 +83,7 @@ def test_read_only_workspace_cli_writes_fail_in_one_line_and_reads_still_work(tm
         before = rows(ws)
         remount(disk, "ro")
         try:
+            assert picsift("status", "-w", str(ws))[0] == 0  # reading needs no write (opened read-only)
             code, err = picsift("import", str(second), "-w", str(ws))
             assert code == 2 and len(err) == 1 and "the file system is read-only" in err[0], err
             assert str(ws / "catalog.sqlite") in err[0]
@@ -128,6 +129,10 @@ def test_label_app_answers_507_on_a_read_only_workspace(tmp_path: Path) -> None:
             with app_client(ws) as c:
                 r = c.post("/api/labels", json={"image_ids": [1], "label": "x"})
                 assert r.status_code == 507 and "read-only" in r.json()["detail"], r.text
+                # Reading goes on: the thumbnail cannot be cached, so it is served uncached.
+                thumb = c.get("/api/images/1/thumb")
+                assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
+                assert not (ws.cache_dir / "thumbs").exists()
         finally:
             ws.close()
             remount(disk, "rw")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
-import threading
 from pathlib import Path
 
 from PIL import Image
 
+from picsift.atomic import atomic_path
 from picsift.data.images import load_rgb
+from picsift.errors import storage_error
 from picsift.store import ImageRow
 
 
@@ -23,16 +24,23 @@ def cached_thumbnail(cache_dir: Path, row: ImageRow, size: int) -> Path:
     """The JPEG thumbnail (longest side at most `size` px) of a catalog image, made once per content hash.
 
     Stored as `cache_dir/thumbs/SHA256-SIZE.jpg`, written to a temporary file first so concurrent requests
-    never read half a file. Raises ImageDecodeError or OSError when the image cannot be read.
+    never read half a file. Raises ImageDecodeError or OSError when the image cannot be read, StorageError when
+    the cache cannot be written (a full or read-only disk; no partial file is left).
     """
     path = cache_dir / "thumbs" / f"{row.sha256}-{size}.jpg"
     if not path.exists():
         img = load_rgb(row.path)
         img.thumbnail((size, size))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-        tmp.write_bytes(jpeg_bytes(img))
-        tmp.replace(path)
+        data = jpeg_bytes(img)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            full = storage_error(e, path.parent)
+            if full is None:
+                raise
+            raise full from e
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
     return path
 
 

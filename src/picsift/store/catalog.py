@@ -117,6 +117,8 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
         database = engine.url.database
+        if database and database.startswith("file:"):  # a URI filename: file:PATH?mode=ro...
+            database = database[len("file:") :].split("?", 1)[0]
         if database and database != ":memory:":
             event.listen(engine, "handle_error", _storage_errors(database))
     return engine

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from picsift.errors import WorkspaceError
+from picsift.errors import StorageError, WorkspaceError
 from picsift.store.catalog import Catalog
 
+logger = logging.getLogger(__name__)
 DEFAULT_WORKSPACE = "picsift-workspace"
 WORKSPACE_ENV = "PICSIFT_WORKSPACE"
 
@@ -16,6 +18,25 @@ WORKSPACE_ENV = "PICSIFT_WORKSPACE"
 def default_workspace_path() -> Path:
     """The workspace path from $PICSIFT_WORKSPACE, else ./picsift-workspace."""
     return Path(os.environ.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE)
+
+
+def _sqlite_catalog(path: Path) -> Catalog:
+    """The catalog in `path`. On a read-only file system SQLite cannot make the shared-memory file WAL mode needs,
+    so there it is opened read-only and immutable: reads work, and a write raises StorageError (read-only)."""
+    try:
+        return Catalog(f"sqlite:///{path}")
+    except StorageError:
+        if not (path.is_file() and _read_only_file_system(path)):
+            raise
+    logger.info("%s is on a read-only file system: opened read-only", path)
+    return Catalog(f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true")
+
+
+def _read_only_file_system(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+        return False
 
 
 @dataclass
@@ -47,7 +68,10 @@ class Workspace:
     def catalog(self) -> Catalog:
         """The workspace's Catalog, opened on first use. WorkspaceError when its schema is newer than this picsift."""
         if self._catalog is None:
-            self._catalog = Catalog(self.db_url or f"sqlite:///{self.root / 'catalog.sqlite'}")
+            if self.db_url is not None:
+                self._catalog = Catalog(self.db_url)
+            else:
+                self._catalog = _sqlite_catalog(self.root / "catalog.sqlite")
         return self._catalog
 
     @property
