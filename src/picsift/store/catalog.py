@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -104,6 +105,8 @@ def _storage_errors(database: str | None) -> Any:
     "attempt to write a readonly database", "disk I/O error" when SQLite cannot create its -shm file)."""
 
     def translate(context: Any) -> StorageError | None:
+        if not isinstance(context.original_exception, sqlite3.OperationalError):  # constraints stay themselves
+            return None
         return storage_error(context.original_exception, database)
 
     return translate
