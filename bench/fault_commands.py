@@ -52,13 +52,17 @@ def all_or_nothing(
     out = Outcome(name)
     before = snapshot(template, tables)
     reference = copy_workspace(template, tmp / f"ws-{name}-reference")
-    span = window(picsift(*args, "-w", str(reference)), writing(reference))  # from its first write to its exit
+    whole = window(picsift(*args, "-w", str(reference)), lambda: True)  # from its start to its exit
+    other = copy_workspace(template, tmp / f"ws-{name}-span")
+    span = window(picsift(*args, "-w", str(other)), writing(other))  # from its first catalog write to its exit
     after = snapshot(reference, tables)
     if after == before:
         raise RuntimeError(f"{name}: the command changed nothing, so the check would prove nothing")
     for k in range(kills):
         ws = copy_workspace(template, tmp / f"ws-{name}-{k}")
-        if not kill_after(picsift(*args, "-w", str(ws)), writing(ws), rng.uniform(0.0, 1.0) * span):
+        # Even kills: any moment of the run; odd ones: from its first catalog write (its commit) to its exit.
+        ready, delay = (lambda: True, whole) if k % 2 == 0 else (writing(ws), span)
+        if not kill_after(picsift(*args, "-w", str(ws)), ready, rng.uniform(0.0, 1.0) * delay):
             out.notes += f"kill {k}: finished before the kill; "
             continue
         out.kills += 1

@@ -219,6 +219,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 kills per scenario (1 disk round), short trainings")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scenarios", default="all", help="comma list of scenario names, or all")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
     kills = 2 if args.quick else args.kills
     rounds = 1 if args.quick else DISK_ROUNDS
@@ -248,8 +249,8 @@ def main() -> None:
 
     report = {"machine": machine_info(), "seed": args.seed, "kills": kills, "disk_rounds": rounds,
               "results": [asdict(o) for o in outcomes]}  # fmt: skip
-    write_json(RESULTS, report, indent=2)
-    print(f"results: {RESULTS}")
+    write_json(args.results, report, indent=2)
+    print(f"results: {args.results}")
 
 
 if __name__ == "__main__":
