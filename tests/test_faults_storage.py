@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from picsift.atomic import atomic_path
 from picsift.cli import build_app
-from picsift.errors import DatasetError, StorageError, storage_error
+from picsift.errors import DatasetError, DiskError, disk_error
 from picsift.store import Workspace
 from support.faults import fill, remount, small_disk
 from support.images import write_digits
@@ -34,19 +34,19 @@ def rows(ws_root: Path) -> list[tuple]:
         con.close()
 
 
-def test_storage_error_recognises_full_and_read_only_writes(tmp_path: Path) -> None:
-    full = storage_error(OSError(errno.ENOSPC, "No space left on device", "/data/x.bin"))
-    assert isinstance(full, StorageError) and str(full).startswith("cannot write /data/x.bin: the disk is full")
-    ro = storage_error(OSError(errno.EROFS, "Read-only file system", "/data/x.bin"))
+def test_disk_error_recognises_full_and_read_only_writes(tmp_path: Path) -> None:
+    full = disk_error(OSError(errno.ENOSPC, "No space left on device", "/data/x.bin"))
+    assert isinstance(full, DiskError) and str(full).startswith("cannot write /data/x.bin: the disk is full")
+    ro = disk_error(OSError(errno.EROFS, "Read-only file system", "/data/x.bin"))
     assert ro is not None and "read-only" in str(ro) and "/data/x.bin" in str(ro)
-    sqlite_full = storage_error(sqlite3.OperationalError("database or disk is full"), tmp_path / "c.sqlite")
+    sqlite_full = disk_error(sqlite3.OperationalError("database or disk is full"), tmp_path / "c.sqlite")
     assert sqlite_full is not None and "disk is full" in str(sqlite_full) and "c.sqlite" in str(sqlite_full)
-    rust = storage_error(RuntimeError("I/O error: No space left on device (os error 28)"))
+    rust = disk_error(RuntimeError("I/O error: No space left on device (os error 28)"))
     assert rust is not None and "disk is full" in str(rust)
     # Other failures are not storage errors, on a disk with room: they keep their own type and message.
-    assert storage_error(OSError(errno.ENOENT, "No such file or directory", "x"), tmp_path) is None
-    assert storage_error(ValueError("bad value"), tmp_path / "f") is None
-    assert storage_error(DatasetError("bad csv")) is None
+    assert disk_error(OSError(errno.ENOENT, "No such file or directory", "x"), tmp_path) is None
+    assert disk_error(ValueError("bad value"), tmp_path / "f") is None
+    assert disk_error(DatasetError("bad csv")) is None
 
 
 def test_full_disk_cli_writes_fail_in_one_line_and_keep_the_catalog(tmp_path: Path) -> None:
@@ -109,7 +109,7 @@ def test_label_app_answers_507_on_a_full_disk_and_keeps_acknowledged_labels(tmp_
                 filler = fill(disk)
                 refused = c.post("/api/labels", json={"image_ids": ids[2:], "label": "lost"})
                 assert refused.status_code == 507, refused.text
-                assert refused.json()["error"] == "StorageError"
+                assert refused.json()["error"] == "DiskError"
                 assert "the disk is full" in refused.json()["detail"] and "catalog.sqlite" in refused.json()["detail"]
                 filler.unlink()
                 assert rows(ws.root) == acknowledged
@@ -138,14 +138,14 @@ def test_label_app_answers_507_on_a_read_only_workspace(tmp_path: Path) -> None:
             remount(disk, "rw")
 
 
-def test_torch_save_on_a_full_disk_is_a_storage_error_and_keeps_the_old_file(tmp_path: Path) -> None:
+def test_torch_save_on_a_full_disk_is_a_disk_error_and_keeps_the_old_file(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     with small_disk(tmp_path / "disk", size_kib=1024) as disk:
         target = disk / "state.pt"
         torch.save({"w": torch.zeros(10)}, target)
         old = target.read_bytes()
         # torch reports ENOSPC as "unexpected pos": recognised all the same
-        full = pytest.raises(StorageError, match=r"cannot write .*state\.pt: the disk is full")
+        full = pytest.raises(DiskError, match=r"cannot write .*state\.pt: the disk is full")
         with full, atomic_path(target) as tmp:
             torch.save({"w": torch.zeros(1_000_000)}, tmp)
         assert target.read_bytes() == old

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from picsift.errors import storage_error
+from picsift.errors import disk_error
 
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.\d+\.tmp$")
 
@@ -86,7 +86,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write `path`'s new content to; on a clean exit it replaces `path` atomically
     (fsync of the file, os.replace, fsync of the folder). On any exception the temporary file is removed,
     `path` is untouched and the exception propagates. Temporary files of `path` that killed writers left are
-    removed first. Raises StorageError when the disk is full or read-only (whatever the writer raised: torch and
+    removed first. Raises DiskError when the disk is full or read-only (whatever the writer raised: torch and
     safetensors report a full disk in their own words), else the writer's error."""
     path = Path(path)
     remove_stale_temps(path)
@@ -96,7 +96,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         fsync_file(tmp)
         os.replace(tmp, path)
     except Exception as e:
-        full = storage_error(e, path)  # judged before the temporary file frees its space
+        full = disk_error(e, path)  # judged before the temporary file frees its space
         tmp.unlink(missing_ok=True)
         if full is not None and full is not e:
             raise full from e
@@ -134,7 +134,7 @@ def remove_stale_partial_folders(dest: Path) -> list[Path]:
 def atomic_folder(dest: str | Path) -> Iterator[Path]:
     """Yield an empty partial folder to fill; on a clean exit it is renamed to `dest` (which must not exist, or be an
     empty folder), so `dest` is either absent or complete. On an exception the partial folder is removed; a
-    SIGKILL leaves it, hidden and named partial, and the next `atomic_folder(dest)` removes it. Raises StorageError
+    SIGKILL leaves it, hidden and named partial, and the next `atomic_folder(dest)` removes it. Raises DiskError
     when the disk is full or read-only, OSError when `dest` is a non-empty folder at the rename."""
     dest = Path(dest)
     remove_stale_partial_folders(dest)
@@ -146,7 +146,7 @@ def atomic_folder(dest: str | Path) -> Iterator[Path]:
         yield tmp
         os.rename(tmp, dest)
     except Exception as e:
-        full = storage_error(e, tmp)
+        full = disk_error(e, tmp)
         shutil.rmtree(tmp, ignore_errors=True)
         if full is not None and full is not e:
             raise full from e

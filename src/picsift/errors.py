@@ -67,7 +67,7 @@ class CheckpointError(PicsiftError):
     """A training checkpoint cannot be resumed from: empty, cut short, or not the bytes that were written."""
 
 
-class StorageError(WorkspaceError):
+class DiskError(WorkspaceError):
     """A write failed because the disk is full or the file system is read-only; what was stored before stays."""
 
 
@@ -101,8 +101,8 @@ def _message(kind: str, path: Path | None) -> str:
     return f"{where}: the disk is full{free}; free some space and run the command again"
 
 
-def storage_error(exc: BaseException, path: str | Path | None = None) -> StorageError | None:
-    """A StorageError naming the path and the cause (disk full, read-only file system) when `exc` is a write that
+def disk_error(exc: BaseException, path: str | Path | None = None) -> DiskError | None:
+    """A DiskError naming the path and the cause (disk full, read-only file system) when `exc` is a write that
     failed for want of space or write access, else None.
 
     Recognised: an OSError with errno ENOSPC, EDQUOT, EFBIG or EROFS; a message saying so (SQLite's "database or
@@ -110,7 +110,7 @@ def storage_error(exc: BaseException, path: str | Path | None = None) -> Storage
     to `path` when its file system is read-only or has under 1 MiB left (torch.save reports a full disk as
     "unexpected pos"; SQLite as "disk I/O error" when it cannot create its shared-memory file).
     """
-    if isinstance(exc, StorageError):
+    if isinstance(exc, DiskError):
         return exc
     if isinstance(exc, PicsiftError):
         return None
@@ -120,12 +120,12 @@ def storage_error(exc: BaseException, path: str | Path | None = None) -> Storage
     text = f"{exc} {getattr(exc, 'orig', '')}".lower()
     code = exc.errno if isinstance(exc, OSError) else None
     if code == errno.EROFS or any(t in text for t in _READ_ONLY_TEXTS):
-        return StorageError(_message("read-only", where))
+        return DiskError(_message("read-only", where))
     if code in _FULL_ERRNOS or any(t in text for t in _FULL_TEXTS):
-        return StorageError(_message("full", where))
+        return DiskError(_message("full", where))
     state = _file_system_state(where) if where is not None else None
     if state is not None and state[0]:
-        return StorageError(_message("read-only", where))
+        return DiskError(_message("read-only", where))
     if state is not None and state[1] < _NEARLY_FULL_BYTES:
-        return StorageError(_message("full", where))
+        return DiskError(_message("full", where))
     return None

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from picsift.errors import PicsiftError, storage_error
+from picsift.errors import PicsiftError, disk_error
 from picsift.jsonio import dumps
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def _error_line(e: Exception) -> None:
 
 def handle_errors(fn: F) -> F:
     """Turn picsift's typed errors into one red line on stderr and exit code 2; so too a write that failed for a
-    full disk or a read-only file system (`storage_error`), whichever library raised it."""
+    full disk or a read-only file system (`disk_error`), whichever library raised it."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -101,7 +101,7 @@ def handle_errors(fn: F) -> F:
             _error_line(e)
             raise typer.Exit(code=2) from None
         except Exception as e:
-            full = storage_error(e)
+            full = disk_error(e)
             if full is None:
                 raise
             _error_line(full)

@@ -430,7 +430,7 @@ def export_clean(
     links where the file system allows (else copies): no extra space, but a link IS the original file, so
     editing an exported image edits the user's original too. DEST must not exist or be empty; it is written under
     a partial name and renamed when complete, so a kill leaves no half export (the next export-clean removes the
-    partial folder), and a full or read-only disk raises StorageError. Images whose file is missing on disk are skipped
+    partial folder), and a full or read-only disk raises DiskError. Images whose file is missing on disk are skipped
     (listed under "skipped_images"), or raise MissingImagesError with `strict`. Folder and file names go through
     `picsift.filenames` (a class `..` stays inside DEST; `Cat` and `cat` stay two folders)."""
     ws = Workspace.open(workspace)

@@ -17,7 +17,7 @@ import numpy as np
 from picsift import progress
 from picsift.data.images import load_rgb, resize_square
 from picsift.data.presence import file_problem
-from picsift.errors import ImageDecodeError, storage_error
+from picsift.errors import ImageDecodeError, disk_error
 
 
 def decode_square(path: str | Path | bytes, size: int) -> np.ndarray:
@@ -29,7 +29,7 @@ def decode_square(path: str | Path | bytes, size: int) -> np.ndarray:
 @contextmanager
 def sqlite_file(path: Path) -> Iterator[sqlite3.Connection]:
     """A connection to the SQLite cache file `path` (WAL, 30 s busy timeout), committed when the block ends without
-    an error (rolled back otherwise) and closed. Raises StorageError when the disk is full or read-only."""
+    an error (rolled back otherwise) and closed. Raises DiskError when the disk is full or read-only."""
     try:
         db = sqlite3.connect(path, timeout=30)
         try:
@@ -39,7 +39,7 @@ def sqlite_file(path: Path) -> Iterator[sqlite3.Connection]:
         finally:
             db.close()
     except sqlite3.Error as e:
-        full = storage_error(e, path)
+        full = disk_error(e, path)
         if full is None:
             raise
         raise full from e

@@ -48,7 +48,7 @@ from picsift.data.available import (
 )
 from picsift.data.hashing import sha256_file
 from picsift.data.images import load_rgb, resize_square
-from picsift.errors import ConfigError, ImageDecodeError, PicsiftError, RunNotFoundError, storage_error
+from picsift.errors import ConfigError, ImageDecodeError, PicsiftError, RunNotFoundError, disk_error
 from picsift.inference import InferenceSpec, Predictor, load_artifact, read_spec
 from picsift.inference.runtime import ONNX_INPUT, ONNX_OUTPUT, onnx_logits, onnx_session
 from picsift.jsonio import write_json
@@ -316,7 +316,7 @@ def _recover(out_dir: Path) -> None:
 @contextlib.contextmanager
 def _partial_bundle(out: Path) -> Iterator[Path]:
     """An empty `.NAME.partial-<pid>` folder beside `out` to build the bundle in (hidden and named partial: no
-    reader takes it for a bundle), removed when the block raises; a full or read-only disk becomes StorageError."""
+    reader takes it for a bundle), removed when the block raises; a full or read-only disk becomes DiskError."""
     _check_out_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     _recover(out)
@@ -327,7 +327,7 @@ def _partial_bundle(out: Path) -> Iterator[Path]:
         tmp.mkdir()
         yield tmp
     except Exception as e:
-        full = storage_error(e, tmp)  # in whatever words torch or onnx put it
+        full = disk_error(e, tmp)  # in whatever words torch or onnx put it
         shutil.rmtree(tmp, ignore_errors=True)
         if full is not None and full is not e:
             raise full from e
@@ -367,7 +367,7 @@ def export(
     or no longer decodes (else it is skipped and listed in bundle.json's parity "skipped_images"). A model
     whose outputs barely vary across the samples is recorded as parity "degenerate" with a "warning".
     The bundle is built in a hidden `.NAME.partial-<pid>` folder and renamed into place when complete: a kill
-    leaves the previous bundle (or none) and a partial folder the next export removes. StorageError when the
+    leaves the previous bundle (or none) and a partial folder the next export removes. DiskError when the
     disk is full or read-only; ConfigError when `out_dir` holds something other than a bundle.
     """
     import torch

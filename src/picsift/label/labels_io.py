@@ -191,7 +191,7 @@ def import_labels(
     it names one, else `annotator`. Every label and proposal is written in one transaction: a kill or a full
     disk leaves the catalog as it was. Raises DatasetError when the file holds no label at all,
     LabelConflictError when an image was relabelled while the file was read (nothing is written then),
-    StorageError when the disk is full or read-only.
+    DiskError when the disk is full or read-only.
     """
     labels_file = read_label_file(path, label_field)
     matcher = _Matcher(_rows(ws))

@@ -9,7 +9,7 @@ from PIL import Image
 
 from picsift.atomic import atomic_path
 from picsift.data.images import load_rgb
-from picsift.errors import storage_error
+from picsift.errors import disk_error
 from picsift.store import ImageRow
 
 
@@ -24,7 +24,7 @@ def cached_thumbnail(cache_dir: Path, row: ImageRow, size: int) -> Path:
     """The JPEG thumbnail (longest side at most `size` px) of a catalog image, made once per content hash.
 
     Stored as `cache_dir/thumbs/SHA256-SIZE.jpg`, written to a temporary file first so concurrent requests
-    never read half a file. Raises ImageDecodeError or OSError when the image cannot be read, StorageError when
+    never read half a file. Raises ImageDecodeError or OSError when the image cannot be read, DiskError when
     the cache cannot be written (a full or read-only disk; no partial file is left).
     """
     path = cache_dir / "thumbs" / f"{row.sha256}-{size}.jpg"
@@ -35,7 +35,7 @@ def cached_thumbnail(cache_dir: Path, row: ImageRow, size: int) -> Path:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            full = storage_error(e, path.parent)
+            full = disk_error(e, path.parent)
             if full is None:
                 raise
             raise full from e

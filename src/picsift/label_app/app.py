@@ -22,7 +22,7 @@ from picsift.label.scoring import PredictionCache
 from picsift.label_app.deps import require_same_origin, require_token
 from picsift.label_app.routers import classes, exclusions, feedback, images, jobs, labels, proposals, queue, static
 from picsift.label_app.settings import LabelSettings
-from picsift.web.errors import ApiError, error_response, picsift_error_response, storage_error_response
+from picsift.web.errors import ApiError, disk_error_response, error_response, picsift_error_response
 from picsift.web.hosts import HostCheck, allowed_host_names
 from picsift.web.responses import StrictJSONResponse
 
@@ -64,7 +64,7 @@ def create_app(settings: LabelSettings) -> FastAPI:
 
     @app.exception_handler(OSError)
     def os_error(_request: Request, exc: OSError) -> StrictJSONResponse:
-        response = storage_error_response(exc)  # a full or read-only disk: 507, the write was not made
+        response = disk_error_response(exc)  # a full or read-only disk: 507, the write was not made
         if response is None:
             raise exc
         return response

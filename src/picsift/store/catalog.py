@@ -18,12 +18,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from picsift.errors import (
     ConflictError,
+    DiskError,
     LabelError,
     NotFoundError,
     PicsiftError,
-    StorageError,
     WorkspaceError,
-    storage_error,
+    disk_error,
 )
 from picsift.jsonio import dumps
 from picsift.labels_text import normalize_label, normalize_optional_label
@@ -99,15 +99,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _storage_errors(database: str | None) -> Any:
+def _disk_errors(database: str | None) -> Any:
     """A `handle_error` listener: a full disk or a read-only file system under the database comes out as one
-    StorageError naming the file, instead of SQLAlchemy's OperationalError ("database or disk is full",
+    DiskError naming the file, instead of SQLAlchemy's OperationalError ("database or disk is full",
     "attempt to write a readonly database", "disk I/O error" when SQLite cannot create its -shm file)."""
 
-    def translate(context: Any) -> StorageError | None:
+    def translate(context: Any) -> DiskError | None:
         if not isinstance(context.original_exception, sqlite3.OperationalError):  # constraints stay themselves
             return None
-        return storage_error(context.original_exception, database)
+        return disk_error(context.original_exception, database)
 
     return translate
 
@@ -115,7 +115,7 @@ def _storage_errors(database: str | None) -> Any:
 def make_engine(url: str) -> Engine:
     """A SQLAlchemy engine for `url` with strict JSON columns (NaN -> null); SQLite connections get WAL,
     a 10 s busy timeout and foreign keys on. A write that fails for a full disk or a read-only file system
-    raises StorageError (SQLite files; other databases report their own errors)."""
+    raises DiskError (SQLite files; other databases report their own errors)."""
     engine = create_engine(url, future=True, json_serializer=dumps)  # JSON columns strict too: NaN -> null
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -123,7 +123,7 @@ def make_engine(url: str) -> Engine:
         if database and database.startswith("file:"):  # a URI filename: file:PATH?mode=ro...
             database = database[len("file:") :].split("?", 1)[0]
         if database and database != ":memory:":
-            event.listen(engine, "handle_error", _storage_errors(database))
+            event.listen(engine, "handle_error", _disk_errors(database))
     return engine
 
 
@@ -285,7 +285,7 @@ class Catalog:
         except (
             OperationalError,
             IntegrityError,
-            StorageError,
+            DiskError,
         ) as e:  # read-only, or another process is doing it: next time
             logger.warning("could not normalise the stored labels of %s yet: %s", self.url, e)
 

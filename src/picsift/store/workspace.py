@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from picsift.errors import StorageError, WorkspaceError
+from picsift.errors import DiskError, WorkspaceError
 from picsift.store.catalog import Catalog
 
 logger = logging.getLogger(__name__)
@@ -22,10 +22,10 @@ def default_workspace_path() -> Path:
 
 def _sqlite_catalog(path: Path) -> Catalog:
     """The catalog in `path`. On a read-only file system SQLite cannot make the shared-memory file WAL mode needs,
-    so there it is opened read-only and immutable: reads work, and a write raises StorageError (read-only)."""
+    so there it is opened read-only and immutable: reads work, and a write raises DiskError (read-only)."""
     try:
         return Catalog(f"sqlite:///{path}")
-    except StorageError:
+    except DiskError:
         if not (path.is_file() and _read_only_file_system(path)):
             raise
     logger.info("%s is on a read-only file system: opened read-only", path)

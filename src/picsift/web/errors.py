@@ -9,12 +9,12 @@ from __future__ import annotations
 from picsift.errors import (
     ConfigError,
     ConflictError,
+    DiskError,
     ImageDecodeError,
     NotFoundError,
     PicsiftError,
     RunNotFoundError,
-    StorageError,
-    storage_error,
+    disk_error,
 )
 from picsift.web.responses import StrictJSONResponse
 
@@ -31,7 +31,7 @@ def http_status(exc: PicsiftError, *, invalid_input: int = 400) -> int:
     """The HTTP status for a typed error: 409 conflict, 404 not found, `invalid_input` for a bad setting or an
     undecodable image (the model server answers 422, the labelling app 400), 507 when the disk is full or
     read-only (the write was not made: retry once there is room), else 400."""
-    if isinstance(exc, StorageError):
+    if isinstance(exc, DiskError):
         return 507
     if isinstance(exc, ConflictError):
         return 409
@@ -53,8 +53,8 @@ def picsift_error_response(exc: PicsiftError, *, invalid_input: int = 400) -> St
     return error_response(http_status(exc, invalid_input=invalid_input), type(exc).__name__, str(exc))
 
 
-def storage_error_response(exc: Exception) -> StrictJSONResponse | None:
+def disk_error_response(exc: Exception) -> StrictJSONResponse | None:
     """507 with one line naming the file when `exc` is a write that failed for a full disk or a read-only file
     system (whatever raised it: an OSError, SQLite, torch); None for any other error."""
-    full = storage_error(exc)
+    full = disk_error(exc)
     return None if full is None else picsift_error_response(full)

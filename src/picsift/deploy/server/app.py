@@ -20,7 +20,7 @@ from picsift.deploy.server.settings import SETTINGS_ENV, ServerSettings
 from picsift.deploy.server.state import ServerState
 from picsift.errors import ConfigError, PicsiftError
 from picsift.version import __version__
-from picsift.web.errors import ApiError, error_response, picsift_error_response, storage_error_response
+from picsift.web.errors import ApiError, disk_error_response, error_response, picsift_error_response
 from picsift.web.hosts import HostCheck
 from picsift.web.responses import StrictJSONResponse
 
@@ -122,7 +122,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, e: Exception) -> StrictJSONResponse:
-        full = storage_error_response(e)  # a full or read-only disk: 507 naming the file, the write was not made
+        full = disk_error_response(e)  # a full or read-only disk: 507 naming the file, the write was not made
         if full is not None:
             log.error("%s", bytes(full.body).decode())
             return full

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 
 from picsift.data.presence import file_problem
-from picsift.errors import ImageDecodeError, StorageError
+from picsift.errors import DiskError, ImageDecodeError
 from picsift.label.listing import ImageQuery, image_detail, list_images, parse_ids
 from picsift.label.thumbs import cached_thumbnail, preview
 from picsift.label_app.deps import AnnotatorDep, PredictionsDep, SettingsDep, WorkspaceDep
@@ -66,7 +66,7 @@ def thumbnail(image_id: int, ws: WorkspaceDep, settings: SettingsDep) -> Respons
     _check_file(image_id, row.path)
     try:
         path = cached_thumbnail(ws.cache_dir, row, settings.thumb_size)
-    except StorageError:  # no room for the cache (a full or read-only disk): the thumbnail all the same, uncached
+    except DiskError:  # no room for the cache (a full or read-only disk): the thumbnail all the same, uncached
         try:
             return Response(preview(row.path, settings.thumb_size), media_type="image/jpeg")
         except (ImageDecodeError, OSError) as e:
