@@ -1,4 +1,5 @@
-"""Fault injection: real `picsift` processes killed with SIGKILL at random moments, then checked and resumed.
+"""Fault injection: real `picsift` processes killed with SIGKILL at random moments, then checked and resumed;
+and a full disk and a read-only workspace on a real small file system.
 
 Scenarios (each run N times, with a fresh workspace each time):
 
@@ -9,11 +10,22 @@ Scenarios (each run N times, with a fresh workspace each time):
   and leave no partial extraction folder behind.
 - train-kill: a training is killed at a random moment after its first checkpoint; the checkpoint must verify
   and be no older than the last one the sidecar acknowledged before the kill; `train --resume` must work.
+- label-kill: `picsift label` with 4 clients writing labels (token cookie, X-Picsift-Client header, like the page)
+  is killed; every write answered 200 must be in the catalog, and the app must start again on the workspace.
+- feedback-kill: `picsift serve` with 3 clients sending feedback images is killed (every 201 must be stored, its
+  image too), then `picsift feedback accept` of them all is killed (each item wholly pending or wholly accepted);
+  the server restarts and the accept runs again.
+- clean-apply-kill, import-labels-kill: killed during their catalog write; the catalog must be as before or as
+  after an unkilled run (never in between), and a second run must leave it as after.
+- export-kill, export-clean-kill: killed while writing; the destination is absent or complete (a bundle that
+  loads and predicts; every file), and running again succeeds and leaves no partial folder.
+- disk-full, read-only: import, train, export, export-clean and label writes (HTTP) on a tmpfs filled to a few
+  KiB, or remounted read-only: one clear line each (exit 2 / HTTP 507), nothing stored lost, all work again
+  once there is room (needs root or CAP_SYS_ADMIN to mount; skipped with the reason otherwise).
 
-Prints a table (scenario, kills, acknowledged writes lost, catalogs corrupted, resumes that worked) and writes
-bench/results/faults.json with the machine's description.
+Prints a table and writes bench/results/faults.json with the machine's description.
 
-    python bench/faults.py [--kills N] [--quick] [--seed S]
+    python bench/faults.py [--kills N] [--quick] [--seed S] [--scenarios a,b,...]
 """
 
 from __future__ import annotations
@@ -21,90 +33,28 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import random
-import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+from fault_commands import clean_apply_kill, export_clean_kill, export_kill, import_labels_kill
+from fault_disks import disk_full, read_only
+from fault_servers import feedback_kill, label_kill
+from faultkit import REPO, Outcome, catalog_ok, catalog_paths, env, kill_after, picsift, run, write_images
+
 RESULTS = REPO / "bench" / "results" / "faults.json"
 IMPORT_IMAGES = 1000
 ARCHIVE_IMAGES = 150  # about 16 MB stored: extraction takes a moment, long enough to be killed in
-
-
-@dataclass
-class Outcome:
-    scenario: str
-    kills: int = 0
-    acknowledged_lost: int = 0  # writes a finished command or a checksum sidecar acknowledged, missing after
-    catalogs_corrupted: int = 0  # catalogs failing SQLite's integrity check or not opening
-    resumes_ok: int = 0  # re-runs (import again, train --resume) that exited 0 with the expected result
-    notes: str = ""
-
-
-def picsift(*args: str) -> list[str]:
-    return [sys.executable, "-m", "picsift", *args]
-
-
-def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
-
-
-def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(picsift(*args), env=env(), capture_output=True, text=True, timeout=timeout)
-
-
-def write_images(folder: Path, n: int, classes: int, seed: int, size: int = 24) -> Path:
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        d = folder / f"c{i % classes}"
-        d.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8), "RGB").save(d / f"{seed}-{i}.png")
-    return folder
-
-
-def kill_after(cmd: list[str], ready: Callable[[], bool], delay: float, limit: float = 300) -> bool:
-    """Start `cmd`, wait until `ready()`, then `delay` seconds more, and SIGKILL it. False when it ended first."""
-    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + limit
-    while not ready() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    time.sleep(delay)
-    if proc.poll() is not None:
-        return False
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return True
-
-
-def catalog_ok(ws: Path) -> bool:
-    try:
-        con = sqlite3.connect(ws / "catalog.sqlite")
-        try:
-            return con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return False
-
-
-def catalog_paths(ws: Path) -> set[str]:
-    con = sqlite3.connect(ws / "catalog.sqlite")
-    try:
-        return {row[0] for row in con.execute("SELECT path FROM images")}
-    finally:
-        con.close()
+DISK_ROUNDS = 3  # full and read-only disks: rounds (each meets the fault 5 times), fill level drawn per round
 
 
 def import_kill(tmp: Path, kills: int, rng: random.Random) -> Outcome:
@@ -222,42 +172,88 @@ def train_kill(tmp: Path, kills: int, rng: random.Random, epochs: int) -> Outcom
     return out
 
 
+Scenario = Callable[[Path, int, random.Random], Outcome]
+
+
+def scenarios(quick: bool) -> dict[str, tuple[Scenario, bool]]:
+    """{name: (function(tmp, n, rng), whether n is the number of kills rather than disk rounds)}."""
+    epochs = 8 if quick else 20
+    return {
+        "import-kill": (import_kill, True),
+        "archive-kill": (archive_kill, True),
+        "train-kill": (lambda tmp, n, rng: train_kill(tmp, n, rng, epochs=epochs), True),
+        "label-kill": (label_kill, True),
+        "feedback-kill": (feedback_kill, True),
+        "clean-apply-kill": (clean_apply_kill, True),
+        "import-labels-kill": (import_labels_kill, True),
+        "export-kill": (export_kill, True),
+        "export-clean-kill": (export_clean_kill, True),
+        "disk-full": (disk_full, False),
+        "read-only": (read_only, False),
+    }
+
+
+def table(outcomes: list[Outcome]) -> str:
+    header = ("scenario", "kills/faults", "acknowledged writes lost", "catalogs corrupted", "half done",
+              "clear errors", "resumes/re-runs that worked", "seconds")  # fmt: skip
+    rows = [
+        (
+            o.scenario,
+            o.kills,
+            o.acknowledged_lost,
+            o.catalogs_corrupted,
+            o.half_done,
+            "-" if o.clear_errors is None else o.clear_errors,
+            o.resumes_ok,
+            o.seconds,
+        )  # fmt: skip
+        for o in outcomes
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=5, help="kills per scenario")
-    parser.add_argument("--quick", action="store_true", help="2 kills per scenario, short trainings")
+    parser.add_argument("--quick", action="store_true", help="2 kills per scenario (1 disk round), short trainings")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--scenarios", default="import-kill,archive-kill,train-kill")
+    parser.add_argument("--scenarios", default="all", help="comma list of scenario names, or all")
+    parser.add_argument(
+        "--results", type=Path, default=None, help="where the JSON goes (default bench/results/faults.json)"
+    )
     args = parser.parse_args()
     kills = 2 if args.quick else args.kills
+    rounds = 1 if args.quick else DISK_ROUNDS
     rng = random.Random(args.seed)
-    wanted = set(args.scenarios.split(","))
+    known = scenarios(args.quick)
+    wanted = list(known) if args.scenarios == "all" else args.scenarios.split(",")
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; known: {', '.join(known)}")
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="picsift-faults-") as t:
-        tmp = Path(t)
-        if "import-kill" in wanted:
-            outcomes.append(import_kill(tmp, kills, rng))
-        if "archive-kill" in wanted:
-            outcomes.append(archive_kill(tmp, kills, rng))
-        if "train-kill" in wanted:
-            outcomes.append(train_kill(tmp, kills, rng, epochs=8 if args.quick else 20))
-    header = ("scenario", "kills", "acknowledged writes lost", "catalogs corrupted", "resumes that worked")
-    rows = [(o.scenario, o.kills, o.acknowledged_lost, o.catalogs_corrupted, o.resumes_ok) for o in outcomes]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+        for name in wanted:
+            fn, by_kills = known[name]
+            started = time.perf_counter()
+            (Path(t) / name).mkdir()
+            outcome = fn(Path(t) / name, kills if by_kills else rounds, rng)
+            outcome.seconds = round(time.perf_counter() - started)
+            outcomes.append(outcome)
+            print(f"{name}: done in {outcome.seconds} s", file=sys.stderr, flush=True)
+    print(table(outcomes))
     for o in outcomes:
         if o.notes:
             print(f"{o.scenario}: {o.notes}")
     sys.path.insert(0, str(REPO / "bench"))
     from benchutil import machine_info, results_path
+    from picsift.jsonio import write_json
 
-    out = results_path("faults", args.quick)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps({"machine": machine_info(), "seed": args.seed, "results": [asdict(o) for o in outcomes]}, indent=2)
-        + "\n"
-    )
+    out = args.results or results_path("faults", args.quick)
+
+    report = {"machine": machine_info(), "seed": args.seed, "kills": kills, "disk_rounds": rounds,
+              "results": [asdict(o) for o in outcomes]}  # fmt: skip
+    write_json(out, report, indent=2)
     print(f"results: {out}")
 
 

@@ -4,6 +4,8 @@
 error the temporary file is flushed to disk (fsync), renamed over `path` (`os.replace`, atomic within one file
 system) and the folder entry is flushed too. A crash, an exception or a SIGKILL at any point leaves `path` as it
 was (plus, at worst, a stray temporary file that `remove_stale_temps` clears at the next write).
+`atomic_folder(dest)` does the same for a whole folder of files (an export): filled under a partial name,
+renamed when complete.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+from picsift.errors import disk_error
 
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.\d+\.tmp$")
 
@@ -81,7 +86,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write `path`'s new content to; on a clean exit it replaces `path` atomically
     (fsync of the file, os.replace, fsync of the folder). On any exception the temporary file is removed,
     `path` is untouched and the exception propagates. Temporary files of `path` that killed writers left are
-    removed first. Raises OSError from the disk."""
+    removed first. Raises DiskError when the disk is full or read-only (whatever the writer raised: torch and
+    safetensors report a full disk in their own words), else the writer's error."""
     path = Path(path)
     remove_stale_temps(path)
     tmp = temp_name(path)
@@ -89,7 +95,63 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         fsync_file(tmp)
         os.replace(tmp, path)
+    except Exception as e:
+        full = disk_error(e, path)  # judged before the temporary file frees its space
+        tmp.unlink(missing_ok=True)
+        if full is not None and full is not e:
+            raise full from e
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+_PARTIAL_DIR = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")
+
+
+def partial_folder(dest: Path) -> Path:
+    """The folder `atomic_folder` fills before renaming it to `dest`: `.NAME.partial-<pid>` beside it (hidden, and
+    named partial, so no reader takes it for the finished folder)."""
+    return dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+
+
+def remove_stale_partial_folders(dest: Path) -> list[Path]:
+    """Remove the partial folders of `dest` that killed writers left (their process no longer runs); returns them."""
+    removed: list[Path] = []
+    folder = dest.parent
+    if not folder.is_dir():
+        return removed
+    for f in folder.iterdir():
+        m = _PARTIAL_DIR.match(f.name)
+        if m and m.group("name") == dest.name and f.is_dir() and not pid_alive(int(m.group("pid"))):
+            shutil.rmtree(f, ignore_errors=True)
+            removed.append(f)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_folder(dest: str | Path) -> Iterator[Path]:
+    """Yield an empty partial folder to fill; on a clean exit it is renamed to `dest` (which must not exist, or be an
+    empty folder), so `dest` is either absent or complete. On an exception the partial folder is removed; a
+    SIGKILL leaves it, hidden and named partial, and the next `atomic_folder(dest)` removes it. Raises DiskError
+    when the disk is full or read-only, OSError when `dest` is a non-empty folder at the rename."""
+    dest = Path(dest)
+    remove_stale_partial_folders(dest)
+    tmp = partial_folder(dest)
+    if tmp.exists():  # this process's own, from a write that failed without cleaning up
+        shutil.rmtree(tmp)
+    try:
+        tmp.mkdir(parents=True)
+        yield tmp
+        os.rename(tmp, dest)
+    except Exception as e:
+        full = disk_error(e, tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if full is not None and full is not e:
+            raise full from e
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(dest.parent)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
+
 
 class PicsiftError(Exception):
     """Base class of every error picsift raises on purpose, with an actionable message."""
@@ -66,3 +70,67 @@ class CheckpointError(PicsiftError):
 class StorageError(DatasetError):
     """Object storage or a URL cannot be read or written: a missing bucket or object, no credentials, access
     denied, an endpoint that cannot be reached. The message names the URL."""
+
+
+class DiskError(WorkspaceError):
+    """A write failed because the disk is full or the file system is read-only; what was stored before stays."""
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_FULL_TEXTS = ("no space left on device", "database or disk is full", "os error 28", "disk quota exceeded")
+_READ_ONLY_TEXTS = ("read-only file system", "readonly database", "os error 30")
+_NEARLY_FULL_BYTES = 1 << 20  # under 1 MiB free after a failed write: the write ran out of space
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _file_system_state(path: Path) -> tuple[bool, int] | None:
+    """(read-only, bytes free to an unprivileged user) of the file system holding `path`; None when unknown."""
+    try:
+        st = os.statvfs(_existing(path))
+    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+        return None
+    return bool(st.f_flag & os.ST_RDONLY), st.f_bavail * st.f_frsize
+
+
+def _message(kind: str, path: Path | None) -> str:
+    where = f"cannot write {path}" if path is not None else "cannot write to the disk"
+    if kind == "read-only":
+        return f"{where}: the file system is read-only; make it writable (or use another workspace) and run again"
+    state = _file_system_state(path) if path is not None else None
+    free = f" ({state[1] // 1024} KiB free)" if state is not None else ""
+    return f"{where}: the disk is full{free}; free some space and run the command again"
+
+
+def disk_error(exc: BaseException, path: str | Path | None = None) -> DiskError | None:
+    """A DiskError naming the path and the cause (disk full, read-only file system) when `exc` is a write that
+    failed for want of space or write access, else None.
+
+    Recognised: an OSError with errno ENOSPC, EDQUOT, EFBIG or EROFS; a message saying so (SQLite's "database or
+    disk is full" / "attempt to write a readonly database", Rust's "os error 28"); any other failure of a write
+    to `path` when its file system is read-only or has under 1 MiB left (torch.save reports a full disk as
+    "unexpected pos"; SQLite as "disk I/O error" when it cannot create its shared-memory file).
+    """
+    if isinstance(exc, DiskError):
+        return exc
+    if isinstance(exc, PicsiftError):
+        return None
+    if path is None and isinstance(exc, OSError) and exc.filename:
+        path = os.fsdecode(exc.filename)
+    where = Path(path) if path is not None else None
+    text = f"{exc} {getattr(exc, 'orig', '')}".lower()
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code == errno.EROFS or any(t in text for t in _READ_ONLY_TEXTS):
+        return DiskError(_message("read-only", where))
+    if code in _FULL_ERRNOS or any(t in text for t in _FULL_TEXTS):
+        return DiskError(_message("full", where))
+    state = _file_system_state(where) if where is not None else None
+    if state is not None and state[0]:
+        return DiskError(_message("read-only", where))
+    if state is not None and state[1] < _NEARLY_FULL_BYTES:
+        return DiskError(_message("full", where))
+    return None

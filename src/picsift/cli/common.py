@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from picsift.errors import PicsiftError
+from picsift.errors import PicsiftError, disk_error
 from picsift.jsonio import dumps
 
 if TYPE_CHECKING:
@@ -91,8 +91,13 @@ def fmt_bytes(n: float) -> str:
     return human_bytes(n)
 
 
+def _error_line(e: Exception) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
+
+
 def handle_errors(fn: F) -> F:
-    """Turn picsift's typed errors into one red line on stderr and exit code 2."""
+    """Turn picsift's typed errors into one red line on stderr and exit code 2; so too a write that failed for a
+    full disk or a read-only file system (`disk_error`), whichever library raised it."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -102,7 +107,13 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except PicsiftError as e:
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
+            _error_line(e)
+            raise typer.Exit(code=2) from None
+        except Exception as e:
+            full = disk_error(e)
+            if full is None:
+                raise
+            _error_line(full)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from picsift.atomic import atomic_folder
 from picsift.config import CleanConfig, to_jsonable
 from picsift.curate.duplicates import DuplicateParams, duplicate_findings, near_duplicate_pairs
 from picsift.curate.findings import Finding, counts_by_kind, load_findings, save_findings
@@ -414,6 +415,15 @@ def undo(workspace: str | Path | None, action_id: int | None = None) -> dict[str
     return {"undone_action_id": undone, "restored": restored, "excluded_now": cat.summary()["excluded"]}
 
 
+def _hard_link(source: str, target: Path) -> bool:
+    """Hard-link `target` to `source`; False where the file system does not allow it (then copy instead)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        return False
+    return True
+
+
 def export_clean(
     workspace: str | Path | None,
     dest: str | Path,
@@ -425,7 +435,9 @@ def export_clean(
     """Write the clean, labelled images (not excluded, readable, one per identical file) to DEST in a
     folder-per-class layout (DEST/<class>/ or DEST/<split>/<class>/), as independent copies. With `link`, as hard
     links where the file system allows (else copies): no extra space, but a link IS the original file, so
-    editing an exported image edits the user's original too. DEST must not exist or be empty. Images whose file is missing on disk are skipped
+    editing an exported image edits the user's original too. DEST must not exist or be empty; it is written under
+    a partial name and renamed when complete, so a kill leaves no half export (the next export-clean removes the
+    partial folder), and a full or read-only disk raises DiskError. Images whose file is missing on disk are skipped
     (listed under "skipped_images"), or raise MissingImagesError with `strict`. Folder and file names go through
     `picsift.filenames` (a class `..` stays inside DEST; `Cat` and `cat` stay two folders).
 
@@ -454,32 +466,27 @@ def _write_clean(ws: Workspace, out: Path, *, by_split: bool, link: bool, strict
         raise WorkspaceError(f"workspace {ws.root} has no clean labelled images to export")
     linked = copied = 0
     per_class: dict[str, int] = {}
-    out.mkdir(parents=True, exist_ok=True)
     class_dirs = unique_names((str(r.label) for r in rows), fallback="unnamed", allow_hidden=False)
     files_in: dict[Path, UniqueNames] = {}
-    for r in rows:
-        cls = class_dirs[str(r.label)]
-        parts = (safe_filename(r.split or "unsplit", allow_hidden=False), cls) if by_split else (cls,)
-        folder = inside(out, *parts)
-        folder.mkdir(parents=True, exist_ok=True)
-        name = name_of(r.path) if is_remote(r.path) else Path(r.path).name
-        target = inside(folder, files_in.setdefault(folder, UniqueNames(fallback="image")).new(name))
-        if is_remote(r.path):
-            target.write_bytes(cached_bytes(r.path, r.sha256, ws.cache_dir))
-            copied += 1
-            per_class[cls] = per_class.get(cls, 0) + 1
-            continue
-        if link:
-            try:
-                os.link(r.path, target)
-                linked += 1
+    with atomic_folder(out) as partial:  # DEST appears only once complete: a kill leaves no half export
+        for r in rows:
+            cls = class_dirs[str(r.label)]
+            parts = (safe_filename(r.split or "unsplit", allow_hidden=False), cls) if by_split else (cls,)
+            folder = inside(partial, *parts)
+            folder.mkdir(parents=True, exist_ok=True)
+            name = name_of(r.path) if is_remote(r.path) else Path(r.path).name
+            target = inside(folder, files_in.setdefault(folder, UniqueNames(fallback="image")).new(name))
+            if is_remote(r.path):
+                target.write_bytes(cached_bytes(r.path, r.sha256, ws.cache_dir))
+                copied += 1
                 per_class[cls] = per_class.get(cls, 0) + 1
                 continue
-            except OSError:
-                pass  # another file system, or links not allowed: copy instead
-        shutil.copy2(r.path, target)
-        copied += 1
-        per_class[cls] = per_class.get(cls, 0) + 1
+            if link and _hard_link(r.path, target):
+                linked += 1
+            else:
+                shutil.copy2(r.path, target)
+                copied += 1
+            per_class[cls] = per_class.get(cls, 0) + 1
     return {
         "dest": str(out.resolve()),
         "images": linked + copied,

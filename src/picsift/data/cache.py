@@ -7,8 +7,9 @@ JPEGs; one file beats 50,000 tiny ones for both speed and inode count.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,32 @@ from picsift import progress
 from picsift.data.images import load_rgb, resize_square
 from picsift.data.presence import file_problem
 from picsift.data.storage import image_source
-from picsift.errors import ImageDecodeError, StorageError
+from picsift.errors import ImageDecodeError, StorageError, disk_error
 
 
 def decode_square(path: str | Path | bytes, size: int) -> np.ndarray:
     """An image file, URL or its bytes -> uint8 (size, size, 3): shorter side to `size`, centre crop.
     ImageDecodeError when it cannot be decoded."""
     return resize_square(load_rgb(path), size)
+
+
+@contextmanager
+def sqlite_file(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection to the SQLite cache file `path` (WAL, 30 s busy timeout), committed when the block ends without
+    an error (rolled back otherwise) and closed. Raises DiskError when the disk is full or read-only."""
+    try:
+        db = sqlite3.connect(path, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            with db:
+                yield db
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        full = disk_error(e, path)
+        if full is None:
+            raise
+        raise full from e
 
 
 class DecodedCache:
@@ -38,10 +58,8 @@ class DecodedCache:
         with self._connect() as db:
             db.execute("CREATE TABLE IF NOT EXISTS pixels (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL)")
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite_file(self.path)
 
     def get_many(self, items: Sequence[tuple[str, str]], description: str = "decoding images") -> np.ndarray:
         """items: (sha256, path) pairs -> uint8 array (N, size, size, 3) in the same order.

@@ -23,12 +23,13 @@ bundle carries the artifact (format "artifact") and is served by the same predic
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import shutil
-import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from picsift.atomic import partial_folder, remove_stale_partial_folders
 from picsift.data.available import (
     MISSING,
     UNDECODABLE,
@@ -46,7 +48,7 @@ from picsift.data.available import (
 )
 from picsift.data.hashing import sha256_file
 from picsift.data.images import catalog_source, load_rgb, resize_square
-from picsift.errors import ConfigError, ImageDecodeError, PicsiftError, RunNotFoundError
+from picsift.errors import ConfigError, ImageDecodeError, PicsiftError, RunNotFoundError, disk_error
 from picsift.inference import InferenceSpec, Predictor, load_artifact, read_spec
 from picsift.inference.runtime import ONNX_INPUT, ONNX_OUTPUT, onnx_logits, onnx_session
 from picsift.jsonio import write_json
@@ -290,12 +292,56 @@ def _quantize_int8(fp32: Path, int8: Path) -> None:
     raise ExportError(f"int8 quantisation failed: {type(last).__name__}: {last}")
 
 
+def _old_name(out_dir: Path) -> Path:
+    return out_dir.with_name(f".{out_dir.name}.old-{int(time.time() * 1000)}")
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not (out_dir / BUNDLE_FILE).exists() and any(out_dir.iterdir()):
+        raise ConfigError(f"--out {out_dir} exists and is not a picsift bundle; choose an empty or new folder")
+
+
+def _recover(out_dir: Path) -> None:
+    """Undo what a killed export left beside `out_dir`: its partial folder is removed, and a previous bundle it
+    had moved aside (killed between the two renames of `_replace_dir`) is put back when `out_dir` is absent."""
+    remove_stale_partial_folders(out_dir)
+    olds = sorted(out_dir.parent.glob(f".{out_dir.name}.old-*"), key=lambda p: p.name)
+    if not out_dir.exists() and olds and (olds[-1] / BUNDLE_FILE).is_file():
+        olds.pop().rename(out_dir)
+        log.warning("restored the bundle %s that an interrupted export had moved aside", out_dir)
+    for old in olds:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _partial_bundle(out: Path) -> Iterator[Path]:
+    """An empty `.NAME.partial-<pid>` folder beside `out` to build the bundle in (hidden and named partial: no
+    reader takes it for a bundle), removed when the block raises; a full or read-only disk becomes DiskError."""
+    _check_out_dir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _recover(out)
+    tmp = partial_folder(out)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        tmp.mkdir()
+        yield tmp
+    except Exception as e:
+        full = disk_error(e, tmp)  # in whatever words torch or onnx put it
+        shutil.rmtree(tmp, ignore_errors=True)
+        if full is not None and full is not e:
+            raise full from e
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def _replace_dir(tmp: Path, out_dir: Path) -> None:
     """Move a finished bundle into place; a server reloading `out_dir` never sees half a bundle."""
     if out_dir.exists():
-        if not (out_dir / BUNDLE_FILE).exists() and any(out_dir.iterdir()):
-            raise ConfigError(f"--out {out_dir} exists and is not a picsift bundle; choose an empty or new folder")
-        old = out_dir.with_name(f".{out_dir.name}.old-{int(time.time() * 1000)}")
+        _check_out_dir(out_dir)
+        old = _old_name(out_dir)
         out_dir.rename(old)
         tmp.rename(out_dir)
         shutil.rmtree(old, ignore_errors=True)
@@ -320,6 +366,9 @@ def export(
     `tolerance` in any probability), MissingImagesError with `strict` when a sample image's file is missing
     or no longer decodes (else it is skipped and listed in bundle.json's parity "skipped_images"). A model
     whose outputs barely vary across the samples is recorded as parity "degenerate" with a "warning".
+    The bundle is built in a hidden `.NAME.partial-<pid>` folder and renamed into place when complete: a kill
+    leaves the previous bundle (or none) and a partial folder the next export removes. DiskError when the
+    disk is full or read-only; ConfigError when `out_dir` holds something other than a bundle.
     """
     import torch
 
@@ -333,9 +382,7 @@ def export(
     dc = artifact.data_config
     out = Path(out_dir) if out_dir is not None else run_dir.parent.parent / "exports" / run_dir.name
     out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with _partial_bundle(out) as tmp:
         shutil.copytree(run.artifact_dir, tmp / ARTIFACT_DIR)
         spec = bundle_spec(run)
         if spec.unknown is not None:
@@ -435,10 +482,7 @@ def export(
                 meta.update(model_file=INT8_FILE, quantization=q)
             digest = sha256_file(tmp / meta["model_file"])
         meta["version"] = version or f"{run_dir.name}-{digest[:8]}"
-        write_json(tmp / BUNDLE_FILE, meta)
+        write_json(tmp / BUNDLE_FILE, meta)  # last: a folder without it is no bundle
         _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("exported %s to %s (version %s)", run_dir.name, out, meta["version"])
     return out

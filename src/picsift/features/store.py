@@ -10,9 +10,12 @@ import hashlib
 import re
 import sqlite3
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
+
+from picsift.data.cache import sqlite_file
 
 
 def store_path(cache_dir: Path, key: str) -> Path:
@@ -34,10 +37,8 @@ class FeatureStore:
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             db.execute("INSERT OR IGNORE INTO meta VALUES ('extractor', ?)", (key,))
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite_file(self.path)
 
     def get(self, shas: Sequence[str]) -> dict[str, np.ndarray]:
         """{sha256: float32 vector (D,)} for the shas that have a stored vector (the others are absent)."""

@@ -7,7 +7,7 @@ is reported per item under "conflicts" (never applied silently); the rest of a b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from picsift.errors import ConfigError, PicsiftError
 from picsift.labels_text import normalize_label, normalize_optional_label
-from picsift.store import Catalog, LabelConflictError, Workspace
+from picsift.store import Catalog, LabelChange, LabelConflictError, Workspace
 from picsift.store.catalog import write_undo_label
 from picsift.store.feedback import Feedback
 from picsift.store.feedback_store import FeedbackConflictError, FeedbackItem, FeedbackStore
@@ -60,14 +60,13 @@ def set_labels(
     for image_id in image_ids:
         expected = (expected_versions or {}).get(image_id)
         previous = catalog.image(image_id)
-        try:
-            version = catalog.set_label(
-                image_id, cleaned, origin="manual", annotator=annotator, expected_version=expected
+        try:  # the label and the withdrawal of the image's proposals: one transaction
+            (version,) = catalog.set_labels(
+                [LabelChange(image_id, cleaned, "manual", annotator, expected)], close_proposals=True
             )
         except LabelConflictError as e:
             conflicts.append({"image_id": image_id, "message": str(e)})
             continue
-        catalog.close_proposals([image_id])
         applied.append({"image_id": image_id, "label": cleaned, "version": version, "previous": previous.label})
     return LabelChanges(applied, conflicts)
 
@@ -270,14 +269,16 @@ def undo_feedback_accept(
     at once). An image the accept imported, with no other history, leaves the catalog
     again; a class the accept created, now unused, is dropped.
 
+    All in one transaction: a kill leaves the accept in place, whole.
+
     Returns {"feedback": the item (FeedbackItem.to_dict()), "image_id", "label" (the image's label now, None
     when removed), "version", "removed_image", "removed_class"}. ConfigError for feedback not accepted.
     """
     item = store.get(feedback_id)
     if item.status != "accepted" or item.image_id is None:
         raise ConfigError(f"feedback {feedback_id} is {item.status}, not accepted: nothing to undo")
-    catalog = store.ws.catalog
     image_id = item.image_id
+    catalog = store.ws.catalog
     events = catalog.label_history(image_id)
     accepted_at = next(
         (e["created_at"] for e in reversed(events) if e["origin"] == "feedback" and e["label"] == item.label), None
@@ -316,7 +317,7 @@ def undo_feedback_accept(
         if (
             cls is not None
             and accepted_at is not None
-            and cls.created_at >= datetime.fromisoformat(accepted_at) - timedelta(seconds=1)
+            and cls.created_at >= accepted_at - timedelta(seconds=1)
             and not _class_in_use(s, item.label)
         ):
             s.delete(cls)

@@ -20,7 +20,7 @@ from typing import Any
 from picsift.errors import DatasetError
 from picsift.jsonio import write_json
 from picsift.label.label_files import LabelRecord, read_label_file, upload_name
-from picsift.store import ImageRow, Workspace
+from picsift.store import ImageRow, LabelChange, Workspace
 
 FORMATS = ("csv", "json", "labelstudio", "coco")
 
@@ -188,7 +188,10 @@ def import_labels(
 
     Reads any format of `picsift.label.label_files` (`label_field` picks the class field of an export
     with several). The annotator recorded is the file's (Label Studio's `completed_by`/`annotator`) when
-    it names one, else `annotator`. Raises DatasetError when the file holds no label at all.
+    it names one, else `annotator`. Every label and proposal is written in one transaction: a kill or a full
+    disk leaves the catalog as it was. Raises DatasetError when the file holds no label at all,
+    LabelConflictError when an image was relabelled while the file was read (nothing is written then),
+    DiskError when the disk is full or read-only.
     """
     labels_file = read_label_file(path, label_field)
     matcher = _Matcher(_rows(ws))
@@ -203,7 +206,8 @@ def import_labels(
             report.unmatched.append((record.path or record.sha256 or record.where) + why)
             continue
         by_image.setdefault(row.id, (row, []))[1].append(record)
-    proposals = []
+    changes: list[LabelChange] = []
+    proposals: list[LabelChange] = []
     for row, records in by_image.values():
         answers = {r.labels for r in records}
         if len(answers) > 1:
@@ -220,14 +224,13 @@ def import_labels(
             report.unchanged += 1
             continue
         if as_proposals:
-            proposals.append((row.id, label, who))
+            proposals.append(LabelChange(row.id, label, "import", who))
             continue
         if row.label is not None and not overwrite:
             report.conflicts.append({"image_id": row.id, "path": row.path, "current": row.label, "file": label})
             continue
-        ws.catalog.set_label(row.id, label, origin="import", annotator=who, expected_version=row.label_version)
-        report.applied += 1
-    for who in dict.fromkeys(w for _, _, w in proposals):
-        items = [(image_id, label, None) for image_id, label, w in proposals if w == who]
-        report.proposed += ws.catalog.propose_labels(items, origin="import", annotator=who)
+        changes.append(LabelChange(row.id, label, "import", who, row.label_version))
+    # One transaction: a kill, a full disk or a label changed meanwhile leaves the catalog as it was.
+    ws.catalog.set_labels(changes, proposals=proposals)
+    report.applied, report.proposed = len(changes), len(proposals)
     return report

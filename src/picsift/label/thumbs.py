@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import threading
 from pathlib import Path
 
 from PIL import Image
 
+from picsift.atomic import atomic_path
 from picsift.data.images import catalog_source, load_rgb
+from picsift.errors import disk_error
 from picsift.store import ImageRow
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -29,17 +30,24 @@ def cached_thumbnail(cache_dir: Path, row: ImageRow, size: int) -> Path:
     Stored as `cache_dir/thumbs/SHA256-SIZE.jpg`, written to a temporary file first so concurrent requests
     never read half a file. The name comes from the hash alone (a catalog value that is not a SHA-256 digest is
     hashed itself), and anything but a regular file in its place (a link leading out of the workspace) is
-    replaced, never followed. Raises ImageDecodeError or OSError when the image cannot be read.
+    replaced, never followed. Raises ImageDecodeError or OSError when the image cannot be read, DiskError when
+    the cache cannot be written (a full or read-only disk; no partial file is left).
     """
     key = row.sha256 if SHA256_HEX.fullmatch(row.sha256 or "") else hashlib.sha256(str(row.sha256).encode()).hexdigest()
     path = cache_dir / "thumbs" / f"{key}-{int(size)}.jpg"
     if path.is_symlink() or not path.is_file():
         img = load_rgb(catalog_source(row.path, key, cache_dir))
         img.thumbnail((size, size))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-        tmp.write_bytes(jpeg_bytes(img))
-        tmp.replace(path)
+        data = jpeg_bytes(img)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            full = disk_error(e, path.parent)
+            if full is None:
+                raise
+            raise full from e
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
     return path
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import create_engine, event, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -17,7 +18,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from picsift.errors import ConflictError, NotFoundError, PicsiftError, WorkspaceError
+from picsift.errors import ConflictError, DiskError, NotFoundError, PicsiftError, WorkspaceError, disk_error
 from picsift.jsonio import dumps
 from picsift.labels_text import normalize_label, normalize_optional_label
 from picsift.store import catalog_url
@@ -95,13 +96,27 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _disk_errors(database: str | None) -> Any:
+    """A `handle_error` listener: a full disk or a read-only file system under the database comes out as one
+    DiskError naming the file, instead of SQLAlchemy's OperationalError ("database or disk is full",
+    "attempt to write a readonly database", "disk I/O error" when SQLite cannot create its -shm file)."""
+
+    def translate(context: Any) -> DiskError | None:
+        if not isinstance(context.original_exception, sqlite3.OperationalError):  # constraints stay themselves
+            return None
+        return disk_error(context.original_exception, database)
+
+    return translate
+
+
 def make_engine(url: str | URL) -> Engine:
     """A SQLAlchemy engine for the catalog at `url` with strict JSON columns (NaN -> null).
 
     SQLite connections get WAL, a 10 s busy timeout and foreign keys on. PostgreSQL connections (psycopg 3)
     get the password from $PICSIFT_CATALOG_PASSWORD when the URL has none (else libpq's $PGPASSWORD or
     ~/.pgpass), a 10 s connect timeout and a 10 s lock timeout (the counterpart of SQLite's busy timeout),
-    and are checked before use (a restarted server). ConfigError for a URL that is neither.
+    and are checked before use (a restarted server). On SQLite a write that fails for a full disk or a read-only
+    file system raises DiskError naming the file. ConfigError for a URL that is neither.
     """
     parsed = catalog_url.with_password(url)
     if parsed.get_backend_name() == "postgresql":
@@ -111,6 +126,11 @@ def make_engine(url: str | URL) -> Engine:
         return create_engine(parsed, json_serializer=dumps, pool_pre_ping=True, connect_args=connect_args)
     engine = create_engine(parsed, json_serializer=dumps)  # JSON columns strict too: NaN -> null
     event.listen(engine, "connect", _sqlite_pragmas)
+    database = engine.url.database
+    if database and database.startswith("file:"):  # a URI filename: file:PATH?mode=ro...
+        database = database[len("file:") :].split("?", 1)[0]
+    if database and database != ":memory:":  # a full disk or a read-only file system: one DiskError
+        event.listen(engine, "handle_error", _disk_errors(database))
     return engine
 
 
@@ -163,6 +183,17 @@ def _label_written(
     if label is not None:
         declare_classes(s, [label])
     return int(s.scalar(select(Image.label_version).where(Image.id == image_id)) or 0)
+
+
+class LabelChange(NamedTuple):
+    """One label write of `Catalog.set_labels`: the image, its new label (None removes it) and who/why."""
+
+    image_id: int
+    label: str | None
+    origin: str = "manual"
+    annotator: str = "picsift"
+    expected_version: int | None = None
+    confidence: float | None = None
 
 
 def write_label(
@@ -248,6 +279,36 @@ def _resolve_proposal(s: Session, proposal_id: int, *, accept: bool, annotator: 
         confidence=proposal.confidence,
     )
     return "accepted"
+
+
+def write_proposal(s: Session, p: LabelChange) -> None:
+    """Within the caller's transaction `s`: record `p` (label already normalised) as a proposal awaiting review,
+    withdrawing the image's older pending proposals of the same origin."""
+    s.execute(
+        update(LabelEvent)
+        .where(LabelEvent.image_id == p.image_id, LabelEvent.status == "proposed", LabelEvent.origin == p.origin)
+        .values(status="withdrawn")
+    )
+    s.add(
+        LabelEvent(
+            image_id=p.image_id,
+            label=p.label,
+            status="proposed",
+            origin=p.origin,
+            annotator=p.annotator,
+            confidence=None if p.confidence is None else float(p.confidence),
+        )
+    )
+
+
+def withdraw_proposals(s: Session, image_ids: Sequence[int], status: str = "withdrawn") -> int:
+    """Within the caller's transaction `s`: close the pending proposals of these images; returns how many."""
+    result = s.execute(
+        update(LabelEvent)
+        .where(LabelEvent.image_id.in_(list(image_ids)), LabelEvent.status == "proposed")
+        .values(status=status)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 class Catalog:
@@ -407,6 +468,40 @@ class Catalog:
                 confidence=confidence,
             )
 
+    def set_labels(
+        self,
+        changes: Sequence[LabelChange],
+        *,
+        proposals: Sequence[LabelChange] = (),
+        close_proposals: bool = False,
+    ) -> list[int]:
+        """Apply several label changes, and record `proposals` (their expected_version unused), in ONE
+        transaction: all of them, or (on any error, a kill, a full disk) none. Returns each changed image's new
+        label_version, in order. With `close_proposals`, each changed image's pending proposals are withdrawn in
+        the same transaction. Raises LabelConflictError (an expected version is stale: nothing is written),
+        NotFoundError, LabelError."""
+        cleaned = [c._replace(label=normalize_optional_label(c.label)) for c in changes]
+        proposed = [p._replace(label=normalize_label(p.label)) for p in proposals]
+        with self.session() as s:
+            for p in proposed:
+                write_proposal(s, p)
+            versions = []
+            for c in cleaned:
+                versions.append(
+                    write_label(
+                        s,
+                        c.image_id,
+                        c.label,
+                        origin=c.origin,
+                        annotator=c.annotator,
+                        expected_version=c.expected_version,
+                        confidence=c.confidence,
+                    )
+                )
+                if close_proposals:
+                    withdraw_proposals(s, [c.image_id])
+            return versions
+
     def label_history(self, image_id: int) -> list[dict[str, Any]]:
         """The image's label events, oldest first: label, status, origin, annotator, confidence, created_at (ISO)."""
         with self.session() as s:
@@ -445,26 +540,8 @@ class Catalog:
         n = 0
         with self.session() as s:
             for image_id, raw_label, confidence in items:
-                label = normalize_label(raw_label)
-                s.execute(
-                    update(LabelEvent)
-                    .where(
-                        LabelEvent.image_id == image_id,
-                        LabelEvent.status == "proposed",
-                        LabelEvent.origin == origin,
-                    )
-                    .values(status="withdrawn")
-                )
-                s.add(
-                    LabelEvent(
-                        image_id=image_id,
-                        label=label,
-                        status="proposed",
-                        origin=origin,
-                        annotator=annotator,
-                        confidence=None if confidence is None else float(confidence),
-                    )
-                )
+                change = LabelChange(image_id, normalize_label(raw_label), origin, annotator, None, confidence)
+                write_proposal(s, change)
                 n += 1
         return n
 
@@ -497,12 +574,7 @@ class Catalog:
     def close_proposals(self, image_ids: Sequence[int], status: str = "withdrawn") -> int:
         """Withdraw (or reject) the pending proposals of these images, e.g. after a manual label."""
         with self.session() as s:
-            result = s.execute(
-                update(LabelEvent)
-                .where(LabelEvent.image_id.in_(list(image_ids)), LabelEvent.status == "proposed")
-                .values(status=status)
-            )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            return withdraw_proposals(s, image_ids, status)
 
     def resolve_proposals(
         self, proposal_ids: Sequence[int], *, accept: bool, annotator: str = "picsift"
@@ -542,7 +614,8 @@ class Catalog:
         Every affected image gets a label event (who and when), and pending proposals follow.
         Both names are normalised by `normalize_label` (LabelError when empty). Each image is relabelled only
         while it still has the label `old` (optimistic locking on its version): a label someone else writes
-        while the rename runs stands.
+        while the rename runs stands. All in one transaction (a kill leaves the class
+        as it was).
         """
         old, new = normalize_label(old), normalize_label(new)
         if old not in self.classes():
@@ -551,8 +624,8 @@ class Catalog:
             return 0
         ids = [r.id for r in self.images(readable=None, include_excluded=True) if r.label == old]
         changed = 0
-        for image_id in ids:  # only while the image still has `old`: a label changed meanwhile is left alone
-            with self.session() as s:
+        with self.session() as s:  # every image, the proposals and the class list: one transaction
+            for image_id in ids:  # only while the image still has `old`: a label changed meanwhile is left alone
                 written = _label_written(
                     s,
                     image_id,
@@ -563,7 +636,6 @@ class Catalog:
                     conditions=[Image.label == old],
                 )
                 changed += written is not None
-        with self.session() as s:
             s.execute(
                 update(LabelEvent).where(LabelEvent.label == old, LabelEvent.status == "proposed").values(label=new)
             )

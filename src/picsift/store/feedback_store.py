@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from picsift.atomic import atomic_path
 from picsift.data.formats import suffix_for_format
 from picsift.data.images import probe
 from picsift.errors import ConfigError, ConflictError, LabelError, NotFoundError, WorkspaceError
@@ -120,11 +121,10 @@ class FeedbackStore:
         sha = hashlib.sha256(data).hexdigest()
         rel = Path("feedback") / "images" / sha[:2] / f"{sha}{suffix_for_format(info.format) or '.img'}"
         target = self.ws.root / rel
-        if not target.exists():
+        if not target.exists():  # two writers of the same bytes each write their own temporary file
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(target.suffix + ".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(target)
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(data)
         return sha, str(rel)
 
     def add(

@@ -8,16 +8,18 @@ that opens the workspace uses that database. The config never holds a password (
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from picsift.errors import WorkspaceError
+from picsift.errors import DiskError, WorkspaceError
 from picsift.jsonio import write_json
 from picsift.store import catalog_url
 from picsift.store.catalog import Catalog
 
+logger = logging.getLogger(__name__)
 DEFAULT_WORKSPACE = "picsift-workspace"
 WORKSPACE_ENV = "PICSIFT_WORKSPACE"
 SQLITE_CATALOG = "catalog.sqlite"
@@ -47,6 +49,25 @@ def read_config(root: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("catalog", ""), str):
         raise WorkspaceError(f'{path}: expected a JSON object like {{"catalog": "postgresql+psycopg://..."}}')
     return data
+
+
+def _sqlite_catalog(path: Path) -> Catalog:
+    """The catalog in `path`. On a read-only file system SQLite cannot make the shared-memory file WAL mode needs,
+    so there it is opened read-only and immutable: reads work, and a write raises DiskError (read-only)."""
+    try:
+        return Catalog(f"sqlite:///{path}")
+    except DiskError:
+        if not (path.is_file() and _read_only_file_system(path)):
+            raise
+    logger.info("%s is on a read-only file system: opened read-only", path)
+    return Catalog(f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true")
+
+
+def _read_only_file_system(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+        return False
 
 
 @dataclass
@@ -99,7 +120,10 @@ class Workspace:
         """The workspace's Catalog, opened on first use. WorkspaceError when its schema is newer than this picsift
         or its database cannot be reached."""
         if self._catalog is None:
-            self._catalog = Catalog(self.db_url or f"sqlite:///{self.root / SQLITE_CATALOG}")
+            if self.db_url is not None:
+                self._catalog = Catalog(self.db_url)
+            else:
+                self._catalog = _sqlite_catalog(self.root / SQLITE_CATALOG)
         return self._catalog
 
     @property

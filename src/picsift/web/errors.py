@@ -12,7 +12,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from picsift.errors import ConfigError, ConflictError, ImageDecodeError, NotFoundError, PicsiftError, RunNotFoundError
+from picsift.errors import (
+    ConfigError,
+    ConflictError,
+    DiskError,
+    ImageDecodeError,
+    NotFoundError,
+    PicsiftError,
+    RunNotFoundError,
+    disk_error,
+)
 from picsift.web.responses import StrictJSONResponse
 
 
@@ -41,7 +50,10 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def http_status(exc: PicsiftError, *, invalid_input: int = 400) -> int:
     """The HTTP status for a typed error: 409 conflict, 404 not found, `invalid_input` for a bad setting or an
-    undecodable image (the model server answers 422, the labelling app 400), else 400."""
+    undecodable image (the model server answers 422, the labelling app 400), 507 when the disk is full or
+    read-only (the write was not made: retry once there is room), else 400."""
+    if isinstance(exc, DiskError):
+        return 507
     if isinstance(exc, ConflictError):
         return 409
     if isinstance(exc, (NotFoundError, RunNotFoundError)):
@@ -66,3 +78,10 @@ def conflict_response(body: dict[str, Any], code: str) -> StrictJSONResponse:
     """409 for a request done only in part: `body` (what was done, the conflicts and a "detail" saying why)
     with the error `code`, so it reads like every other error answer."""
     return StrictJSONResponse({"error": code, **body}, status_code=409)
+
+
+def disk_error_response(exc: Exception) -> StrictJSONResponse | None:
+    """507 with one line naming the file when `exc` is a write that failed for a full disk or a read-only file
+    system (whatever raised it: an OSError, SQLite, torch); None for any other error."""
+    full = disk_error(exc)
+    return None if full is None else picsift_error_response(full)

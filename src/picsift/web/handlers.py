@@ -3,8 +3,8 @@
 Typed errors map to statuses through `picsift.web.errors`; FastAPI's validation errors (a parameter or a body
 field of the wrong type, a JSON body that does not parse) become one 422 sentence naming each field, instead
 of FastAPI's list of validator records; Starlette's HTTP errors (no such route, method not allowed, a body that
-cannot be parsed) keep their status and get a code and a message; anything else is a 500 whose details go to
-the log only.
+cannot be parsed) keep their status and get a code and a message; a write that failed for a full or read-only
+disk is a 507 naming the file; anything else is a 500 whose details go to the log only.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from picsift.errors import PicsiftError
-from picsift.web.errors import ApiError, error_response, picsift_error_response
+from picsift.web.errors import ApiError, disk_error_response, error_response, picsift_error_response
 from picsift.web.responses import StrictJSONResponse
 
 log = logging.getLogger("picsift.web")
@@ -109,5 +109,9 @@ def install_error_handlers(
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, e: Exception) -> StrictJSONResponse:
+        full = disk_error_response(e)  # a full or read-only disk (an OSError, SQLite, torch): 507 naming the file
+        if full is not None:
+            log.error("%s", bytes(full.body).decode())
+            return full
         log.error("unexpected error", exc_info=e)
         return error_response(500, "internal_error", f"{type(e).__name__}: the server logged the details")

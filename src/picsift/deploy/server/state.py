@@ -65,15 +65,18 @@ class ServerState:
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        """Load the bundle (in a thread), open the prediction log if enabled, and start the batcher."""
+        """Load the bundle (in a thread), open the prediction log if enabled (and possible), and start the batcher."""
         predictor = await asyncio.to_thread(self._load, self.settings.bundle)
         self._install(predictor)
         if self.settings.log_predictions:
-            self.prediction_log = PredictionLog(
-                self.workspace_root / "predictions",
-                max_bytes=self.settings.prediction_log_max_bytes,
-                keep_files=self.settings.prediction_log_files,
-            )
+            try:
+                self.prediction_log = PredictionLog(
+                    self.workspace_root / "predictions",
+                    max_bytes=self.settings.prediction_log_max_bytes,
+                    keep_files=self.settings.prediction_log_files,
+                )
+            except OSError as e:  # a full or read-only disk must not stop the server: it predicts, unlogged
+                log.warning("cannot open the prediction log (predictions are not logged): %s", e)
         self.batcher.start()
 
     async def stop(self) -> None:

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, Response
 
 from picsift.data.images import catalog_source
 from picsift.data.presence import file_problem
-from picsift.errors import ImageDecodeError
+from picsift.errors import DiskError, ImageDecodeError
 from picsift.label.listing import ImageQuery, image_detail, list_images, parse_ids
 from picsift.label.thumbs import cached_thumbnail, preview
 from picsift.label_app.deps import AnnotatorDep, PredictionsDep, SettingsDep, WorkspaceDep, run_of_workspace
@@ -74,6 +74,11 @@ def thumbnail(image_id: PathId, ws: WorkspaceDep, settings: SettingsDep) -> Resp
     _check_file(image_id, row.path)
     try:
         path = cached_thumbnail(ws.cache_dir, row, settings.thumb_size)
+    except DiskError:  # no room for the cache (a full or read-only disk): the thumbnail all the same, uncached
+        try:
+            return Response(preview(row.path, settings.thumb_size), media_type="image/jpeg")
+        except (ImageDecodeError, OSError) as e:
+            raise _undecodable(image_id, row.path, e) from e
     except (ImageDecodeError, OSError) as e:
         raise _undecodable(image_id, row.path, e) from e
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
