@@ -61,3 +61,8 @@ class UnsafePathError(PicsiftError):
 
 class CheckpointError(PicsiftError):
     """A training checkpoint cannot be resumed from: empty, cut short, or not the bytes that were written."""
+
+
+class DistributedError(PicsiftError):
+    """Training in several processes (torchrun) failed as a group: the processes could not form their group in
+    time, or another process of the run failed or stopped answering."""

@@ -83,16 +83,19 @@ def fmt_bytes(n: float) -> str:
 
 
 def handle_errors(fn: F) -> F:
-    """Turn picsift's typed errors into one red line on stderr and exit code 2."""
+    """Turn picsift's typed errors into one red line on stderr and exit code 2. Under torchrun, progress bars
+    show on rank 0 only, and an error a process raised only because rank 0 did (and reported it) exits 2 quietly."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from picsift import progress
+        from picsift import api, progress
 
-        progress.enable(sys.stderr.isatty())
+        progress.enable(sys.stderr.isatty() and api.process_rank() == 0)
         try:
             return fn(*args, **kwargs)
         except PicsiftError as e:
+            if api.is_relayed_error(e):
+                raise typer.Exit(code=2) from None
             err_console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
