@@ -11,8 +11,13 @@ Rank 0 is the only process that reads and writes the workspace (`Dist.share` run
 result, or its error, to the others); the others train on their shard of the data and write nothing. Decisions
 that depend on a process's own clock (a time budget spent, whether to validate this epoch) are agreed through
 `agree_max` / `any`, so no process leaves a loop that another is still running, which would leave that one
-waiting in a collective. Every collective gives up after `PICSIFT_DIST_TIMEOUT` seconds (default 1800) with a
-`DistributedError`; a process that dies closes its connections, and the others fail at their next collective.
+waiting in a collective.
+
+Two time limits keep a failure from hanging the others: a collective while training gives up after
+`PICSIFT_DIST_TIMEOUT` seconds (default 600), and a process waiting for rank 0's work alone (planning the run and
+decoding the images, the transfer recipe's embeddings and probe, saving) after `PICSIFT_DIST_WAIT` seconds
+(default 6 hours), each with a `DistributedError`. A process that dies closes its connections, and the others fail
+at their next collective at once.
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ log = logging.getLogger("picsift.distributed")
 T = TypeVar("T")
 
 TIMEOUT_ENV = "PICSIFT_DIST_TIMEOUT"
-DEFAULT_TIMEOUT_S = 1800.0  # torch's own default for gloo; rank 0's first decoding of a large set fits in it
+DEFAULT_TIMEOUT_S = 600.0  # a collective while training (torch's default for NCCL); also joining the group
+WAIT_ENV = "PICSIFT_DIST_WAIT"
+DEFAULT_WAIT_S = 6 * 3600.0  # waiting for rank 0's work alone: the first decoding of a large set, embeddings
 RELAYED = "picsift_relayed"  # attribute set on an error a process re-raises because rank 0 raised it
 _COMM_FAILURE_HINTS = ("gloo", "nccl", "connection closed", "connection reset", "timed out", "broken pipe")
 
@@ -54,6 +61,7 @@ class Dist:
     local_world_size: int = 1
     backend: str | None = None
     device: torch.device | None = field(default=None, compare=False)  # None in one process
+    waits: Any = field(default=None, compare=False, repr=False)  # gloo group with the PICSIFT_DIST_WAIT timeout
 
     @property
     def enabled(self) -> bool:
@@ -137,13 +145,14 @@ class Dist:
         return t
 
     def broadcast(self, obj: T) -> T:
-        """Rank 0's `obj` on every process (pickled; for small things: settings, a plan, a result)."""
+        """Rank 0's `obj` on every process (pickled; for small things: settings, a plan, a result). The others may
+        wait for it up to PICSIFT_DIST_WAIT seconds."""
         if not self.enabled:
             return obj
         import torch
 
         box = [obj if self.is_main else None]
-        torch.distributed.broadcast_object_list(box, src=0, device=self.device if self.backend == "nccl" else None)
+        torch.distributed.broadcast_object_list(box, src=0, group=self.waits)
         return box[0]  # type: ignore[return-value]
 
     def share(self, fn: Callable[[], T]) -> T:
@@ -179,11 +188,11 @@ class Dist:
                 torch.distributed.broadcast(buffer, src=0)
 
     def barrier(self) -> None:
-        """Wait until every process gets here."""
+        """Wait until every process gets here (up to PICSIFT_DIST_WAIT seconds: rank 0 may be working alone)."""
         if self.enabled:
             import torch
 
-            torch.distributed.barrier()
+            torch.distributed.barrier(group=self.waits)
 
     # ---- sharding and the model --------------------------------------------------------------------------------
 
@@ -248,19 +257,29 @@ def from_env() -> Dist | None:
     return Dist(rank=rank, local_rank=local_rank, world_size=world, local_world_size=local_world)
 
 
-def timeout_s() -> float:
-    """Seconds a process waits in a collective (and for the group to form) before giving up:
-    $PICSIFT_DIST_TIMEOUT, else DEFAULT_TIMEOUT_S. ConfigError for a value that is not a positive number."""
-    raw = os.environ.get(TIMEOUT_ENV)
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
     if raw is None:
-        return DEFAULT_TIMEOUT_S
+        return default
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
     if not value > 0:
-        raise ConfigError(f"${TIMEOUT_ENV}={raw!r}: expected a number of seconds above 0")
+        raise ConfigError(f"${name}={raw!r}: expected a number of seconds above 0")
     return value
+
+
+def timeout_s() -> float:
+    """Seconds a process waits in a collective while training (and for the group to form) before giving up:
+    $PICSIFT_DIST_TIMEOUT, else DEFAULT_TIMEOUT_S. ConfigError for a value that is not a positive number."""
+    return _seconds(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
+
+
+def wait_s() -> float:
+    """Seconds a process waits for rank 0's work alone (`Dist.share`, `Dist.barrier`) before giving up:
+    $PICSIFT_DIST_WAIT, else DEFAULT_WAIT_S (never less than timeout_s()). ConfigError as for timeout_s."""
+    return max(_seconds(WAIT_ENV, DEFAULT_WAIT_S), timeout_s())
 
 
 def device_for(requested: str, local_rank: int) -> torch.device:
@@ -348,9 +367,10 @@ def process_group(requested_device: str = "auto") -> Iterator[Dist]:
     """Join the process group torchrun's variables describe, yield this process's Dist, and leave the group on
     the way out; without those variables (or with WORLD_SIZE 1) yield SINGLE and do nothing.
 
-    The backend follows the device: NCCL on `cuda:LOCAL_RANK`, gloo on the CPU (see `device_for`). Raises
-    ConfigError for a device that cannot be used, DistributedError when the group does not form within
-    `timeout_s()` or when a collective fails inside the block (another process died or stopped answering).
+    The backend follows the device: NCCL on `cuda:LOCAL_RANK`, gloo on the CPU (see `device_for`); a second,
+    gloo group with the `wait_s()` timeout carries `Dist.share` and `Dist.barrier`. Raises ConfigError for a device
+    that cannot be used, DistributedError when the group does not form within `timeout_s()` or when a collective
+    fails inside the block (another process died or stopped answering).
     """
     found = from_env()
     if found is None:
@@ -360,21 +380,22 @@ def process_group(requested_device: str = "auto") -> Iterator[Dist]:
 
     device = device_for(requested_device, found.local_rank)
     backend = "nccl" if device.type == "cuda" else "gloo"
-    d = Dist(found.rank, found.local_rank, found.world_size, found.local_world_size, backend, device)
-    wait = timeout_s()
+    wait, solo = timeout_s(), wait_s()
     where = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
     if device.type == "cuda":
         torch.cuda.set_device(device)
     try:
         torch.distributed.init_process_group(
-            backend, rank=d.rank, world_size=d.world_size, timeout=timedelta(seconds=wait)
+            backend, rank=found.rank, world_size=found.world_size, timeout=timedelta(seconds=wait)
         )
+        waits = torch.distributed.new_group(backend="gloo", timeout=timedelta(seconds=solo))
     except (RuntimeError, ValueError) as e:
         raise DistributedError(
-            f"rank {d.rank} of {d.world_size}: the processes did not all join at {where} within {wait:.0f} s "
-            f"({_first_line(e)}); start all {d.world_size} with the same torchrun settings, or raise "
+            f"rank {found.rank} of {found.world_size}: the processes did not all join at {where} within {wait:.0f} s "
+            f"({_first_line(e)}); start all {found.world_size} with the same torchrun settings, or raise "
             f"${TIMEOUT_ENV}"
         ) from None
+    d = Dist(found.rank, found.local_rank, found.world_size, found.local_world_size, backend, device, waits)
     log.info("rank %d of %d on %s (%s)", d.rank, d.world_size, device, backend)
     try:
         with _rank0_speaks(d):
@@ -385,7 +406,8 @@ def process_group(requested_device: str = "auto") -> Iterator[Dist]:
         raise DistributedError(
             f"rank {d.rank} of {d.world_size}: another process of this run failed or stopped answering "
             f"({_first_line(e)}); its own error says why (torchrun names the first rank that failed). A process "
-            f"that is slow rather than gone gets {wait:.0f} s (${TIMEOUT_ENV})"
+            f"that is slow rather than gone gets {wait:.0f} s while training (${TIMEOUT_ENV}), {solo:.0f} s while "
+            f"rank 0 works alone (${WAIT_ENV})"
         ) from None
     finally:
         with contextlib.suppress(Exception):  # leaving a group that already broke: nothing more to do
