@@ -172,7 +172,7 @@ class Dist:
         received: tuple[str, Any] = self.broadcast(("waiting", None))
         status, payload = received
         if status == "error":
-            setattr(payload, RELAYED, True)
+            mark_relayed(payload)
             raise payload
         return payload
 
@@ -307,6 +307,11 @@ def device_for(requested: str, local_rank: int) -> torch.device:
     if kind == "cuda":
         raise ConfigError("--device cuda was asked for but no CUDA GPU is available")
     return torch.device("cpu")
+
+
+def mark_relayed(error: BaseException) -> None:
+    """Mark `error` as one rank 0 raises and reports too (this process need not report it)."""
+    setattr(error, RELAYED, True)
 
 
 def is_relayed(error: BaseException) -> bool:

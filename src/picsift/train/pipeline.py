@@ -23,8 +23,8 @@ from picsift.data.available import (
     skipped_dicts,
     split_present,
 )
-from picsift.distributed import SINGLE, Dist, process_group
-from picsift.errors import ConfigError, DatasetError
+from picsift.distributed import SINGLE, Dist, mark_relayed, process_group
+from picsift.errors import ConfigError, DatasetError, DistributedError, PicsiftError
 from picsift.models.artifact import save_artifact
 from picsift.models.registry import DataConfig, ModelSpec, get_spec
 from picsift.runs import RunFolder, environment, new_run, open_run
@@ -321,16 +321,23 @@ def run(cfg: TrainConfig, *, calibrator: Calibrator | None = None) -> RunResult:
             ws = Workspace.open(plan.cfg.workspace)
             data, _ = load_data(ws, plan.cfg, spec, plan.inputs)  # rank 0 decoded every image: the cache serves them
         t0 = time.perf_counter()
-        trained = fit_on_data(
-            spec,
-            data,
-            plan.cfg,
-            run_dir=plan.run_dir,
-            log_row=log_row,
-            ws=ws,
-            resume_from=plan.resume_from,
-            dist=dist if trainer.distributed else SINGLE,
-        )
+        try:
+            trained = fit_on_data(
+                spec,
+                data,
+                plan.cfg,
+                run_dir=plan.run_dir,
+                log_row=log_row,
+                ws=ws,
+                resume_from=plan.resume_from,
+                dist=dist if trainer.distributed else SINGLE,
+            )
+        except PicsiftError as e:
+            # Every process runs the trainer's checks on the same settings and data (a checkpoint that already
+            # finished, a setting out of range): rank 0 raises the same error and reports it.
+            if not dist.is_main and not isinstance(e, DistributedError):
+                mark_relayed(e)
+            raise
         seconds = time.perf_counter() - t0
         return dist.share(lambda: _finish(plan, mine[0], trained, seconds, calibrator, dist))
 
