@@ -134,3 +134,8 @@ def disk_error(exc: BaseException, path: str | Path | None = None) -> DiskError 
     if state is not None and state[1] < _NEARLY_FULL_BYTES:
         return DiskError(_message("full", where))
     return None
+
+
+class DistributedError(PicsiftError):
+    """Training in several processes (torchrun) failed as a group: the processes could not form their group in
+    time, or another process of the run failed or stopped answering."""

@@ -25,6 +25,10 @@ def train_model(
     `settings_file` (if any), else the recipe's default, applies. Raises ConfigError (unknown setting or model
     parameter, unreadable settings file), ModelNotFoundError (with close names), WeightsNotAvailableError,
     DatasetError (too few labelled images or classes), WorkspaceError, MissingImagesError with strict=True.
+
+    Under torchrun every process calls it and trains its share (docs/train.md, "Many processes / machines"); rank 0
+    alone writes the run, and every process returns its RunResult. DistributedError when the processes cannot form
+    their group or one of them fails or stops answering.
     """
     from picsift import train as train_stage
     from picsift.config import TrainConfig, load_yaml_overrides
@@ -33,11 +37,29 @@ def train_model(
     from picsift.improve.calibration import calibrate_after_training
 
     result = train_stage.run(cfg, calibrator=calibrate_after_training)
-    if cfg.tta:  # choosing test-time views fits on validation data: the improve stage's work, after training
+    from picsift.distributed import env_rank
+
+    if (
+        cfg.tta and env_rank() == 0
+    ):  # choosing test-time views fits on validation data: the improve stage's work, after training
         from picsift.improve.tta import choose_for_run
 
         choose_for_run(result.run_dir)
     return result
+
+
+def process_rank() -> int:
+    """This process's rank in a torchrun run (its RANK), 0 without torchrun: the process that reports."""
+    from picsift.distributed import env_rank
+
+    return env_rank()
+
+
+def is_relayed_error(error: BaseException) -> bool:
+    """True for an error a torchrun process raised only because rank 0 raised it (rank 0 reports it)."""
+    from picsift.distributed import is_relayed
+
+    return is_relayed(error)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,10 @@ def _global_options(
 
 
 def main() -> None:
-    """Entry point of the `picsift` command: log warnings to stderr and run the app."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    """Entry point of the `picsift` command: log warnings to stderr (under torchrun, on rank 0; the other processes
+    log errors only) and run the app."""
+    from picsift.api import process_rank
+
+    level = logging.WARNING if process_rank() == 0 else logging.ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     build_app()()

@@ -97,17 +97,20 @@ def _error_line(e: Exception) -> None:
 
 def handle_errors(fn: F) -> F:
     """Turn picsift's typed errors into one red line on stderr and exit code 2; so too a write that failed for a
-    full disk or a read-only file system (`disk_error`), whichever library raised it."""
+    full disk or a read-only file system (`disk_error`), whichever library raised it. Under torchrun, progress
+    bars show on rank 0 only, and an error a process raised only because rank 0 did (and reported it) exits 2
+    quietly."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from picsift import progress
+        from picsift import api, progress
 
-        progress.enable(sys.stderr.isatty())
+        progress.enable(sys.stderr.isatty() and api.process_rank() == 0)
         try:
             return fn(*args, **kwargs)
         except PicsiftError as e:
-            _error_line(e)
+            if not api.is_relayed_error(e):
+                _error_line(e)
             raise typer.Exit(code=2) from None
         except Exception as e:
             full = disk_error(e)

@@ -139,6 +139,8 @@ def train(
         strict=strict or None,
         calibrate=None if calibrate else False,
     )
+    if api.process_rank() != 0:  # under torchrun every process trains; rank 0 reports the run
+        return
     warn_skipped(result.skipped)
     for line in result.warnings:
         warn(line)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -22,15 +23,16 @@ from picsift.data.available import (
     skipped_dicts,
     split_present,
 )
-from picsift.errors import ConfigError, DatasetError
+from picsift.distributed import SINGLE, Dist, mark_relayed, process_group
+from picsift.errors import ConfigError, DatasetError, DistributedError, PicsiftError
 from picsift.models.artifact import save_artifact
 from picsift.models.registry import DataConfig, ModelSpec, get_spec
 from picsift.runs import RunFolder, environment, new_run, open_run
 from picsift.store import ImageRow, Workspace
 from picsift.train.auto import AUTO, AutoChoice, choose_model
 from picsift.train.checkpoints import verify_checkpoint
-from picsift.train.data import TrainData, encode_labels, split_rows
-from picsift.train.trainers import check_settings, fit_on_data, trainer_for
+from picsift.train.data import TrainData, TrainedModel, encode_labels, split_rows
+from picsift.train.trainers import LogRow, check_settings, fit_on_data, trainer_for
 
 log = logging.getLogger("picsift.train")
 
@@ -158,13 +160,21 @@ class RunInputs:
         return [r for r in self.test_rows if r.label in self.classes]
 
 
-def _record_inputs(run_dir: Path, cfg: TrainConfig, ws: Workspace, inputs: RunInputs) -> str:
-    """config.json, env.json (seed, data version, packages) and data.json (which images, which split); returns
-    the catalog hash."""
+def _record_inputs(run_dir: Path, cfg: TrainConfig, ws: Workspace, inputs: RunInputs, dist: Dist) -> str:
+    """config.json, env.json (seed, data version, packages, processes) and data.json (which images, which split);
+    returns the catalog hash."""
     catalog_hash = ws.catalog.catalog_hash()
     run = RunFolder(run_dir)
     run.write_config({"train": to_jsonable(cfg), "data_config": inputs.data_config.to_dict()})
-    run.write_env({"seed": cfg.seed, "catalog_hash": catalog_hash, "workspace": str(ws.root), **environment()})
+    run.write_env(
+        {
+            "seed": cfg.seed,
+            "catalog_hash": catalog_hash,
+            "workspace": str(ws.root),
+            **environment(),
+            "distributed": dist.to_dict(),
+        }
+    )
     run.write_data_split(
         {
             "classes": inputs.classes,
@@ -230,13 +240,35 @@ def load_data(ws: Workspace, cfg: TrainConfig, spec: ModelSpec, inputs: RunInput
 Calibrator = Callable[[Path, Workspace, int, "float | None"], dict[str, Any]]
 
 
-def run(cfg: TrainConfig, *, calibrator: Calibrator | None = None) -> RunResult:
-    """Train one model on the workspace's labelled data and write a complete, reproducible run folder.
+@dataclass(frozen=True)
+class RunPlan:
+    """What rank 0 settles before training and every process trains by: the settings (`--model auto` resolved),
+    the split (images that no longer decode already set aside), the run folder, the checkpoint to resume from,
+    the automatic choice and the catalog hash."""
 
-    With `cfg.model == "auto"` the model is chosen from the data first (`picsift.train.auto`); with
-    `cfg.calibrate` and a `calibrator` (fitting belongs to the improve stage, so the caller brings it:
-    `picsift.api.train_model` does), a temperature is fitted on validation before the run is recorded."""
-    cfg = cfg.validate()
+    cfg: TrainConfig
+    model: str
+    inputs: RunInputs
+    run_dir: Path
+    resume_from: Path | None
+    choice: AutoChoice | None
+    catalog_hash: str
+
+
+@dataclass
+class _Prepared:
+    """Rank 0's side of a plan: the workspace, the run folder and the decoded data."""
+
+    plan: RunPlan
+    ws: Workspace
+    run: RunFolder
+    data: TrainData
+
+
+def _prepare(cfg: TrainConfig, stack: contextlib.ExitStack, dist: Dist) -> _Prepared:
+    """Rank 0's work before training: choose the model, gather and decode the split, check the checkpoint to
+    resume from, create the run folder (left to `stack`, which removes it if the run fails before a checkpoint)
+    and record the run's inputs."""
     spec = None if cfg.model == AUTO else get_spec(cfg.model)
     if spec is not None:
         check_settings(spec, cfg)  # a misspelt model_params key fails before any image is decoded
@@ -255,58 +287,122 @@ def run(cfg: TrainConfig, *, calibrator: Calibrator | None = None) -> RunResult:
         if not resume_from.exists():
             raise ConfigError(f"--resume {cfg.resume}: that run has no checkpoint.pt")
         verify_checkpoint(resume_from)  # a damaged one fails here, in one line, before any image is decoded
-    with new_run(ws, spec.name, cfg.run_name) as run:
-        run_dir = run.path
-        data, inputs = load_data(ws, cfg, spec, inputs)
-        for line in inputs.warnings:
-            log.info("train: %s", line)
-        catalog_hash = _record_inputs(run_dir, cfg, ws, inputs)
-        t0 = time.perf_counter()
-        trained = fit_on_data(
-            spec, data, cfg, run_dir=run_dir, log_row=run.history_log(), ws=ws, resume_from=resume_from
-        )
-        seconds = time.perf_counter() - t0
-        save_artifact(
-            run_dir,
-            model=trained.model,
-            model_name=spec.name,
-            family=spec.family,
-            classes=inputs.classes,
-            data_config=trained.data_config,
-            model_kwargs=trained.model_kwargs,
-            extra=trained.extra,
-            write_model=trainer_for(spec).write_model,
-        )
-        val_accs = [h["val_acc"] for h in trained.history if h.get("val_acc") is not None]
-        val_acc = trained.final_val_acc if trained.final_val_acc is not None else max(val_accs) if val_accs else None
-        n_val = len(inputs.val_rows)
-        if not cfg.calibrate:
-            calibration: dict[str, Any] = {"skipped": "off"}
-        elif calibrator is None:
-            calibration = {"skipped": "no calibrator given (picsift.api.train_model calibrates)"}
+    run = stack.enter_context(new_run(ws, spec.name, cfg.run_name))
+    data, inputs = load_data(ws, cfg, spec, inputs)
+    for line in inputs.warnings:
+        log.info("train: %s", line)
+    catalog_hash = _record_inputs(run.path, cfg, ws, inputs, dist)
+    return _Prepared(RunPlan(cfg, spec.name, inputs, run.path, resume_from, choice, catalog_hash), ws, run, data)
+
+
+def _discard(row: dict[str, Any]) -> None:
+    """The history of a process other than rank 0: rank 0 writes the run's."""
+
+
+def _only_on_rank_0() -> RunResult:
+    raise AssertionError("runs on rank 0 only")  # Dist.share never calls it on another rank
+
+
+def run(cfg: TrainConfig, *, calibrator: Calibrator | None = None) -> RunResult:
+    """Train one model on the workspace's labelled data and write a complete, reproducible run folder.
+
+    With `cfg.model == "auto"` the model is chosen from the data first (`picsift.train.auto`); with
+    `cfg.calibrate` and a `calibrator` (fitting belongs to the improve stage, so the caller brings it:
+    `picsift.api.train_model` does), a temperature is fitted on validation before the run is recorded.
+
+    Under torchrun (`picsift.distributed`) every process calls this: rank 0 plans the run, creates its one
+    folder and records it; every process trains its shard of the data (the classical family trains on rank 0
+    alone); every process returns rank 0's RunResult, and raises rank 0's error when it fails."""
+    cfg = cfg.validate()
+    with process_group(cfg.device) as dist, contextlib.ExitStack() as stack:
+        mine: list[_Prepared] = []
+
+        def prepare() -> RunPlan:
+            mine.append(_prepare(cfg, stack, dist))
+            return mine[0].plan
+
+        plan = dist.share(prepare)
+        spec = get_spec(plan.model)
+        trainer = trainer_for(spec)
+        log_row: LogRow = _discard
+        if mine:
+            ws, data, log_row = mine[0].ws, mine[0].data, mine[0].run.history_log()
+        elif not trainer.distributed:
+            return dist.share(_only_on_rank_0)  # rank 0 trains alone; wait for its result
         else:
-            calibration = calibrator(run_dir, ws, n_val, val_acc)
-        summary = {
-            "run_id": run_dir.name,
-            "model": spec.name,
-            "family": spec.family,
-            "classes": inputs.classes,
-            "n_train": len(inputs.train_rows),
-            "n_val": len(inputs.val_rows),
-            "n_test": len(inputs.scored_test_rows),
-            "n_skipped": len(inputs.skipped),
-            "warnings": inputs.warnings,
-            "best_val_acc": val_acc,
-            "train_seconds": seconds,
-            "epochs": len(trained.history),
-            "catalog_hash": catalog_hash,
-            "seed": cfg.seed,
-            "auto": choice.to_dict() if choice else None,
-            "calibration": calibration,
-            "trainer": trained.extra,
-        }
-        run.write_record(summary)
-        ws.catalog.record_run(run_dir.name, str(run_dir), spec.name, catalog_hash, {"best_val_acc": val_acc})
+            ws = Workspace.open(plan.cfg.workspace)
+            data, _ = load_data(ws, plan.cfg, spec, plan.inputs)  # rank 0 decoded every image: the cache serves them
+        t0 = time.perf_counter()
+        try:
+            trained = fit_on_data(
+                spec,
+                data,
+                plan.cfg,
+                run_dir=plan.run_dir,
+                log_row=log_row,
+                ws=ws,
+                resume_from=plan.resume_from,
+                dist=dist if trainer.distributed else SINGLE,
+            )
+        except PicsiftError as e:
+            # Every process runs the trainer's checks on the same settings and data (a checkpoint that already
+            # finished, a setting out of range): rank 0 raises the same error and reports it.
+            if not dist.is_main and not isinstance(e, DistributedError):
+                mark_relayed(e)
+            raise
+        seconds = time.perf_counter() - t0
+        return dist.share(lambda: _finish(plan, mine[0], trained, seconds, calibrator, dist))
+
+
+def _finish(
+    plan: RunPlan, prepared: _Prepared, trained: TrainedModel, seconds: float, calibrator: Calibrator | None, dist: Dist
+) -> RunResult:
+    """Rank 0's work after training: save the model, calibrate it, write run.json and record the run."""
+    cfg, inputs, run_dir, ws = plan.cfg, plan.inputs, plan.run_dir, prepared.ws
+    spec = get_spec(plan.model)
+    save_artifact(
+        run_dir,
+        model=trained.model,
+        model_name=spec.name,
+        family=spec.family,
+        classes=inputs.classes,
+        data_config=trained.data_config,
+        model_kwargs=trained.model_kwargs,
+        extra=trained.extra,
+        write_model=trainer_for(spec).write_model,
+    )
+    val_accs = [h["val_acc"] for h in trained.history if h.get("val_acc") is not None]
+    val_acc = trained.final_val_acc if trained.final_val_acc is not None else max(val_accs) if val_accs else None
+    n_val = len(inputs.val_rows)
+    if not cfg.calibrate:
+        calibration: dict[str, Any] = {"skipped": "off"}
+    elif calibrator is None:
+        calibration = {"skipped": "no calibrator given (picsift.api.train_model calibrates)"}
+    else:
+        calibration = calibrator(run_dir, ws, n_val, val_acc)
+    choice = plan.choice
+    summary = {
+        "run_id": run_dir.name,
+        "model": spec.name,
+        "family": spec.family,
+        "classes": inputs.classes,
+        "n_train": len(inputs.train_rows),
+        "n_val": len(inputs.val_rows),
+        "n_test": len(inputs.scored_test_rows),
+        "n_skipped": len(inputs.skipped),
+        "warnings": inputs.warnings,
+        "best_val_acc": val_acc,
+        "train_seconds": seconds,
+        "epochs": len(trained.history),
+        "catalog_hash": plan.catalog_hash,
+        "seed": cfg.seed,
+        "auto": choice.to_dict() if choice else None,
+        "calibration": calibration,
+        "distributed": {**dist.to_dict(), "trained_by": "every process" if trainer_for(spec).distributed else "rank 0"},
+        "trainer": trained.extra,
+    }
+    prepared.run.write_record(summary)
+    ws.catalog.record_run(run_dir.name, str(run_dir), spec.name, plan.catalog_hash, {"best_val_acc": val_acc})
     return RunResult(
         run_dir.name,
         run_dir,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from picsift.config import TrainConfig
+from picsift.distributed import per_process_batch
 from picsift.train.settings import refuse_unknown
 
 KNOWN_MODEL_PARAMS: frozenset[str] = frozenset()
@@ -28,14 +29,16 @@ class StandardRecipe:
     # sgd 0.01 with pretrained weights, else 0.1
     weight_decay: float  # on weights of 2+ dimensions only (not biases or norms); default adamw 0.05, sgd 5e-4
     label_smoothing: float  # share of the target spread over all classes, in [0, 1); default 0.1
-    batch_size: int  # images per step; default 64
+    batch_size: int  # images per step per process (--batch-size); default 64 in all, split over the processes
     epochs: int  # planned epochs; default 10, or 1000 under a time budget (which stops the run)
     budget_s: float | None  # the time budget in seconds, or None
 
     @classmethod
-    def from_config(cls, model: str, cfg: TrainConfig) -> StandardRecipe:
-        """The recipe for training `model` with `cfg`. Raises ConfigError for any key in cfg.model_params (the
-        message suggests the training setting it may have meant)."""
+    def from_config(cls, model: str, cfg: TrainConfig, world_size: int = 1) -> StandardRecipe:
+        """The recipe for training `model` with `cfg` in `world_size` processes (torchrun): `--batch-size` is per
+        process, as in PyTorch and Lightning; without it the default batch is split over the processes, so the
+        same command trains the same schedule. Raises ConfigError for any key in cfg.model_params (the message
+        suggests the training setting it may have meant)."""
         check_model_params(model, cfg.model_params)
         pretrained = bool(cfg.pretrained or cfg.weights)
         sgd = cfg.optimizer == "sgd"
@@ -46,7 +49,7 @@ class StandardRecipe:
             lr=cfg.lr or default_lr,
             weight_decay=cfg.weight_decay if cfg.weight_decay is not None else default_wd,
             label_smoothing=DEFAULT_LABEL_SMOOTHING if cfg.label_smoothing is None else cfg.label_smoothing,
-            batch_size=cfg.batch_size or DEFAULT_BATCH_SIZE,
+            batch_size=cfg.batch_size or per_process_batch(DEFAULT_BATCH_SIZE, world_size),
             epochs=cfg.epochs or (BUDGET_EPOCHS if cfg.time_budget_min else DEFAULT_EPOCHS),
             budget_s=cfg.time_budget_min * 60 if cfg.time_budget_min else None,
         )

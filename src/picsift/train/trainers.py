@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from picsift.config import TrainConfig
-from picsift.device import select_device
+from picsift.distributed import SINGLE, Dist
 from picsift.errors import ConfigError
 from picsift.models.registry import DataConfig, ModelSpec
 from picsift.store import ImageRow, Workspace
@@ -33,12 +33,14 @@ LogRow = Callable[[dict[str, Any]], None]
 @dataclass(frozen=True)
 class FitContext:
     """Where a fit writes and reports: the run folder (checkpoints, snapshots), the callback that receives one
-    history row per epoch, the workspace (feature caches) and the checkpoint to resume from, if any."""
+    history row per epoch, the workspace (feature caches), the checkpoint to resume from, if any, and the
+    processes training together (`picsift.distributed`; one by default)."""
 
     run_dir: Path
     log_row: LogRow
     ws: Workspace
     resume_from: Path | None = None
+    dist: Dist = SINGLE
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class Trainer:
     # How its model is stored in the run's artifact: None for torch modules (safetensors), else a writer
     # (model, artifact folder) -> extra model.json keys (picsift.models.artifact.ModelWriter).
     write_model: Callable[[Any, Path], dict[str, Any]] | None = None
+    # Whether it trains in several processes under torchrun (sharded data, DistributedDataParallel); False: rank 0
+    # trains alone while the others wait for its result.
+    distributed: bool = True
 
 
 def _check_fast(spec: ModelSpec, cfg: TrainConfig) -> None:
@@ -58,7 +63,8 @@ def _check_fast(spec: ModelSpec, cfg: TrainConfig) -> None:
 
 
 def _fit_fast(spec: ModelSpec, data: TrainData, cfg: TrainConfig, ctx: FitContext) -> TrainedModel:
-    return fit_fast(spec, data, cfg, select_device(cfg.device), ctx.log_row, ctx.run_dir, ctx.resume_from)
+    device = ctx.dist.train_device(cfg.device)
+    return fit_fast(spec, data, cfg, device, ctx.log_row, ctx.run_dir, ctx.resume_from, dist=ctx.dist)
 
 
 def _check_standard(spec: ModelSpec, cfg: TrainConfig) -> None:
@@ -72,7 +78,8 @@ def _standard_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow
 def _fit_standard(spec: ModelSpec, data: TrainData, cfg: TrainConfig, ctx: FitContext) -> TrainedModel:
     from picsift.train.loop import fit_standard  # imports torchvision (over a second): only when a backbone trains
 
-    return fit_standard(spec, data, cfg, select_device(cfg.device), ctx.log_row, ctx.run_dir, ctx.resume_from)
+    device = ctx.dist.train_device(cfg.device)
+    return fit_standard(spec, data, cfg, device, ctx.log_row, ctx.run_dir, ctx.resume_from, dist=ctx.dist)
 
 
 def _check_transfer(spec: ModelSpec, cfg: TrainConfig) -> None:
@@ -85,7 +92,7 @@ def _check_transfer(spec: ModelSpec, cfg: TrainConfig) -> None:
 def _fit_transfer(spec: ModelSpec, data: TrainData, cfg: TrainConfig, ctx: FitContext) -> TrainedModel:
     from picsift.train.transfer.fit import fit_transfer  # torchvision transforms: only when a transfer model trains
 
-    return fit_transfer(spec, data, cfg, ctx.ws, ctx.log_row)
+    return fit_transfer(spec, data, cfg, ctx.ws, ctx.log_row, dist=ctx.dist)
 
 
 # The classical family imports scikit-learn (over a second) only when a classical model is asked for.
@@ -119,8 +126,14 @@ TRAINERS: dict[str, Trainer] = {
     "transfer": Trainer(check=_check_transfer, data_config=transfer_data_config, fit=_fit_transfer),
     "torchvision": STANDARD,
     "timm": STANDARD,
+    # Classical models fit in seconds to minutes on one CPU (scikit-learn) and their features are cached in the
+    # workspace: rank 0 trains them alone.
     "classical": Trainer(
-        check=_check_classical, data_config=_classical_data_config, fit=_fit_classical, write_model=_write_estimator
+        check=_check_classical,
+        data_config=_classical_data_config,
+        fit=_fit_classical,
+        write_model=_write_estimator,
+        distributed=False,
     ),
 }
 
@@ -148,10 +161,12 @@ def fit_on_data(
     log_row: LogRow,
     ws: Workspace,
     resume_from: Path | None = None,
+    dist: Dist = SINGLE,
 ) -> TrainedModel:
     """Train model `spec` on decoded arrays (`data`, as `pipeline.load_data` gives them) with the trainer of its
     family: one history row per epoch to `log_row`, checkpoints and snapshots into `run_dir`, continuing from the
     checkpoint `resume_from` if given. Returns the trained model with its constructor arguments, data config,
-    history and the trainer's `extra` facts; the caller saves it. Raises ConfigError for settings the family does
-    not take."""
-    return trainer_for(spec).fit(spec, data, cfg, FitContext(run_dir, log_row, ws, resume_from))
+    history and the trainer's `extra` facts; the caller saves it. With `dist` (a process of a torchrun run), the
+    families that train in several processes take their shard of `data`; only rank 0 writes into `run_dir`.
+    Raises ConfigError for settings the family does not take."""
+    return trainer_for(spec).fit(spec, data, cfg, FitContext(run_dir, log_row, ws, resume_from, dist))

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import torch
 
+from picsift.train.shards import shard_order
+
 
 class BatchAugmenter:
     """Serves shuffled, augmented, normalised batches from a uint8 (N, 3, S, S) tensor.
@@ -19,6 +21,10 @@ class BatchAugmenter:
     - translation by up to `translate` pixels with reflect padding, one random shift per image;
     - optional colour jitter: per image, a brightness shift and a contrast factor 1 +- `jitter`, applied to the
       normalised pixels (units of the data's standard deviation).
+
+    In a run of several processes (`rank` of `world_size`), every process holds all images and draws the same
+    order, flips and shifts (the same seeded generator, advanced the same way), and takes its shard of each epoch
+    (`picsift.train.shards.shard_order`) in batches of `batch_size`.
     """
 
     def __init__(
@@ -34,6 +40,8 @@ class BatchAugmenter:
         jitter: float = 0.0,
         generator: torch.Generator,
         channels_last: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected uint8 (N, 3, S, S) images, got {images.dtype} {tuple(images.shape)}")
@@ -47,7 +55,8 @@ class BatchAugmenter:
         else:
             self.images = images
         self.labels = labels.to(self.device)
-        self.batch_size = min(batch_size, len(labels))
+        self.rank, self.world_size = rank, world_size
+        self.batch_size = min(batch_size, max(1, len(labels) // world_size))
         self.flip = flip
         self.jitter = jitter
         self.generator = generator
@@ -57,8 +66,9 @@ class BatchAugmenter:
         self.flip_state = torch.rand(len(labels), generator=generator) < 0.5
 
     def steps_per_epoch(self, subset: torch.Tensor | None = None) -> int:
-        """Batches in an epoch over all images or over `subset`: drop_last, but at least one."""
-        return max(1, (len(self.labels) if subset is None else len(subset)) // self.batch_size)
+        """Batches in an epoch (of this process's shard) over all images or over `subset`: drop_last, but at least
+        one."""
+        return max(1, (len(self.labels) if subset is None else len(subset)) // self.world_size // self.batch_size)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, H, W) -> float (B, 3, H, W) normalised by the mean and std (channels-last when set)."""
@@ -82,7 +92,7 @@ class BatchAugmenter:
         epoch over all images, or over `subset` (indices) when given."""
         n = len(self.labels)
         pool = torch.arange(n) if subset is None else subset.cpu()
-        order = pool[torch.randperm(len(pool), generator=self.generator)]
+        order = shard_order(pool[torch.randperm(len(pool), generator=self.generator)], self.rank, self.world_size)
         flips = self.flip_state ^ bool(epoch % 2) if self.flip else torch.zeros(n, dtype=torch.bool)
         shifts = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=self.generator)
         for i in range(self.steps_per_epoch(pool)):

@@ -8,6 +8,12 @@ run decays its learning rate on time, whatever speed the machine gives it, and s
 A run is set up (`setup.set_up`: data checks, the network planned for the budget, batches, optimisers,
 schedules), then trains epoch by epoch; each epoch ends by validating and checkpointing when the budget allows.
 What changes while it trains lives in one `FitState`.
+
+Under torchrun (`dist`) each process trains its shard of every epoch in DistributedDataParallel; the summed loss
+is scaled by the number of processes (DDP averages gradients; the recipe's rates are per example of the global
+batch). Progress under a time budget is the furthest any process has got, and whether an epoch validates is
+decided together, so all processes take the same steps; validation is split across them and summed; only rank 0
+checkpoints.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import torch
 from picsift import progress
 from picsift.config import TrainConfig
 from picsift.device import autocast
+from picsift.distributed import SINGLE, Dist
 from picsift.models.registry import ModelSpec
 from picsift.runs import RunFolder
 from picsift.train.checkpoints import save_checkpoint
@@ -63,25 +70,29 @@ class FitState:
     skipped: int = 0  # image-epochs left out by pruning
     images_at: dict[str, int] = field(default_factory=dict)  # images trained per downscaled size
     history: list[dict[str, Any]] = field(default_factory=list)
+    dist: Dist = SINGLE
 
     def fraction(self, now: float) -> float:
         """Progress p in [0, 1]: epochs done / planned, or under a budget the time used over the budget less a
-        reserve for the final validation pass, whichever is larger."""
+        reserve for the final validation pass, whichever is larger. Under a budget in several processes, the
+        largest p of any process (a collective: every process calls it at the same points)."""
         p = self.position / self.epochs
         if self.budget_s:
             if self.eval_s is not None:
                 reserve = self.eval_s
             else:  # a forward pass costs about a third of a training step; keep a margin
                 per_image = self.trained_s / self.trained_images if self.trained_images else 0.0
-                reserve = max(0.02 * self.budget_s, 0.35 * self.n_val * per_image)
-            p = max(p, (now - self.t0) / max(1e-3, self.budget_s - reserve))
+                reserve = max(0.02 * self.budget_s, 0.35 * self.n_val / self.dist.world_size * per_image)
+            p = self.dist.agree_max(max(p, (now - self.t0) / max(1e-3, self.budget_s - reserve)))
         return min(p, 1.0)
 
     def may_check(self, done: bool) -> bool:
         """Whether this epoch validates and checkpoints. Under a budget, validation and checkpoints may take at most
         MONITOR_SHARE of the training time so far (tiny sets train an epoch faster than they validate); the last
-        epoch always validates."""
-        return done or not self.budget_s or self.overhead_s <= MONITOR_SHARE * self.train_s_before
+        epoch always validates. Agreed by all processes (any one's yes)."""
+        if done or not self.budget_s:
+            return True
+        return self.dist.any(self.overhead_s <= MONITOR_SHARE * self.train_s_before)
 
 
 @dataclass
@@ -101,15 +112,17 @@ def fit_fast(
     log_row: Callable[[dict[str, Any]], None],
     run_dir: Path,
     resume_from: Path | None = None,
+    dist: Dist = SINGLE,
 ) -> TrainedModel:
     """Train the fast CNN on data.x_train (uint8 (N, S, S, 3) at the data config's input size); one history row per
     epoch goes to `log_row`, checkpoints (and snapshots) to `run_dir`. Returns the model on CPU in eval mode with
-    its constructor arguments. Raises ConfigError for settings (cfg.model_params) the recipe does not know or
-    accept, and for data it cannot train on."""
+    its constructor arguments. With `dist`, one process of several (module docstring): only rank 0 writes into
+    `run_dir`. Raises ConfigError for settings (cfg.model_params) the recipe does not know or accept, and for data
+    it cannot train on."""
     t_start = time.perf_counter()
     recipe = FastRecipe.from_params(cfg.model_params)
-    with thread_scope(device, recipe.threads), cudnn_autotune(device):
-        run = set_up(spec, data, cfg, device, recipe, resume_from)
+    with thread_scope(device, recipe.threads, dist.local_world_size), cudnn_autotune(device):
+        run = set_up(spec, data, cfg, device, recipe, resume_from, dist)
         # The budget covers everything fit_fast does: setup, training, per-epoch validation, the final pass.
         state = FitState(
             epochs=run.epochs,
@@ -121,6 +134,7 @@ def fit_fast(
             # A budgeted run spends its time on training: epochs before the last validate on a fixed sample of
             # the validation split (the last epoch on all of it), so a large split does not eat the budget.
             watch=monitor_sample(len(data.y_val), cfg.seed) if run.budget_s else None,
+            dist=dist,
         )
         log.info(
             "fastcnn %s: %d images at %dpx, batch %d, %s, widths %s, setup %.1fs",
@@ -149,9 +163,12 @@ def _train_epochs(
     with progress.bar(f"training {name}", total=total) as (bar, task):
         for epoch in range(run.start_epoch, run.epochs):
             tally = _train_epoch(run, state, epoch, len(data.y_train))
+            if run.pruner is not None:
+                run.pruner.merge()  # every process's losses, before the checkpoint and the next epoch's plan
             done = tally.out_of_time or epoch + 1 >= run.epochs or state.fraction(time.perf_counter()) >= 1.0
             if done and run.averager is not None:
                 run.averager.update(run.model, 1.0, final=True)
+            run.dist.sync_buffers(run.model)  # rank 0's BatchNorm statistics, for validation and the result
             train_s = time.perf_counter() - tally.started
             state.train_s_before += train_s
             tv = time.perf_counter()
@@ -164,10 +181,12 @@ def _train_epochs(
             if val_acc is not None:
                 bar.update(task, info=f"val acc {val_acc:.3f}")  # type: ignore[arg-type]
             bar.update(task, advance=1)  # type: ignore[arg-type]
-            if check:
+            if check and run.dist.is_main:
                 _checkpoint(run, state, epoch, RunFolder(run_dir).checkpoint_path)
             state.overhead_s += time.perf_counter() - tv
-            if cfg.snapshots:  # the last N epochs' weights, for a snapshot ensemble (improve.snapshots)
+            if (
+                cfg.snapshots and run.dist.is_main
+            ):  # the last N epochs' weights, for a snapshot ensemble (improve.snapshots)
                 from picsift.runs.snapshots import save_snapshot
 
                 save_snapshot(run_dir, run.model, epoch + 1, cfg.snapshots)
@@ -208,6 +227,10 @@ def _train_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step at progress p on batch (xb, yb) of images idx; returns (logits, summed loss)."""
     whiten_bias = apply_schedule(run.sgd, run.ortho, p, run.recipe)
+    if run.dist.enabled and not run.freezing:
+        # Every parameter gets a gradient every step, as DistributedDataParallel expects by default: the whitening
+        # bias keeps its gradient but its learning rate is 0 from here on (apply_schedule), so it stays as it is.
+        whiten_bias = True
     input_size = run.data_config.input_size
     size = size_at(run.resize, p, input_size)
     if run.freezing and frozen_at(run.freezing, p) > state.frozen:  # freezing only ever grows
@@ -220,7 +243,8 @@ def _train_step(
         logits = run.train_step(xb, whiten_bias)
     losses = run.criterion(logits.float(), yb)
     loss = run.pruner.weigh(idx, losses) if run.pruner is not None else losses.sum()
-    loss.backward()
+    # DistributedDataParallel averages gradients over the processes; the recipe sums over the global batch.
+    (loss * run.dist.world_size if run.dist.enabled else loss).backward()
     run.sgd.step()
     run.ortho.step()
     run.model.zero_grad(set_to_none=True)
@@ -232,19 +256,22 @@ def _validate(
     run: FastSetup, state: FitState, data: TrainData, done: bool, started: float
 ) -> tuple[float | None, float | None, int]:
     """Accuracy and mean cross-entropy on the validation images (the last epoch: all; before it, state.watch) and
-    how many were seen; measures the cost of a full pass for the budget's reserve."""
+    how many were seen, each process scoring its share and the counts summed (None, None when there are no
+    images); measures the cost of a full pass for the budget's reserve."""
     watch = None if done else state.watch
     x_val, y_val = (data.x_val, data.y_val) if watch is None else (data.x_val[watch], data.y_val[watch])
-    val_logits = logits_for(run.model, x_val, run.data_config, run.device, amp=run.amp)
+    x_mine, y_mine = x_val[run.dist.shard()], y_val[run.dist.shard()]
+    correct, loss_sum = 0.0, 0.0
+    if len(y_mine):
+        val_logits = logits_for(run.model, x_mine, run.data_config, run.device, amp=run.amp).float()
+        y = torch.from_numpy(np.asarray(y_mine, dtype=np.int64))
+        correct = float((val_logits.argmax(1) == y).sum())
+        loss_sum = float(torch.nn.functional.cross_entropy(val_logits, y, reduction="sum"))
     state.eval_s = (time.perf_counter() - started) * EVAL_MARGIN * state.n_val / max(1, len(y_val))
-    y = torch.from_numpy(np.asarray(y_val, dtype=np.int64))
-    val_loss = float(torch.nn.functional.cross_entropy(val_logits.float(), y)) if len(y_val) else None
-    return _accuracy(val_logits, y_val), val_loss, len(y_val)
-
-
-def _accuracy(logits: torch.Tensor, y: np.ndarray) -> float | None:
-    """Top-1 accuracy in [0, 1]; None (not measured) when there are no images."""
-    return float((logits.argmax(1).numpy() == y).mean()) if len(y) else None
+    correct, loss_sum = run.dist.sum([correct, loss_sum])
+    if not len(y_val):
+        return None, None, 0
+    return correct / len(y_val), loss_sum / len(y_val), len(y_val)
 
 
 def _history_row(
@@ -256,11 +283,13 @@ def _history_row(
     val_acc: float | None,
     n_watched: int,
 ) -> dict[str, Any]:
+    seen, loss_sum, correct = state.dist.sum([tally.seen, float(tally.loss_sum), float(tally.correct)])
+    tally.seen = int(seen)  # every process's images
     now = time.perf_counter()
     return {
         "epoch": epoch + 1,
-        "train_loss": float(tally.loss_sum) / max(tally.seen, 1),
-        "train_acc": int(tally.correct) / max(tally.seen, 1),
+        "train_loss": loss_sum / max(tally.seen, 1),
+        "train_acc": correct / max(tally.seen, 1),
         "val_acc": val_acc,
         "lr": run.ortho.param_groups[0]["lr"] if run.ortho.param_groups else 0.0,
         "epoch_s": now - tally.started,
@@ -285,6 +314,7 @@ def _checkpoint(run: FastSetup, state: FitState, epoch: int, path: Path) -> None
             "step": state.step,
             "used_s": time.perf_counter() - state.t0,
             "batch_size": run.aug.batch_size,
+            "world_size": run.dist.world_size,
             "model_kwargs": run.model_kwargs,
         },
         path,
@@ -299,6 +329,7 @@ def _result(run: FastSetup, state: FitState, t_start: float) -> TrainedModel:
     extra = {
         "recipe": "fast",
         "batch_size": run.aug.batch_size,
+        **({"global_batch_size": run.aug.batch_size * run.dist.world_size} if run.dist.enabled else {}),
         "steps": state.step,
         "label_smoothing": run.label_smoothing,
         "low_res": {"stages": run.resize, "images": state.images_at},

@@ -9,6 +9,9 @@ full data's. Examples not yet seen, or above the mean, always train. Late in tra
 
 Under a time budget a pruned epoch is simply shorter: the run fits more epochs of the informative
 examples into the same time.
+
+In a run of several processes each records the losses of its shard; `merge` sums what each process recorded
+since the last merge, so every process plans the next epoch from the same losses (and draws the same subset).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 import torch
 
+from picsift.distributed import SINGLE, Dist
 from picsift.errors import ConfigError
 from picsift.train.fast.recipe import FastRecipe
 
@@ -26,7 +30,13 @@ class LossPruner:
     the generator (CPU) draws which examples sit out."""
 
     def __init__(
-        self, n: int, ratio: float, until: float, generator: torch.Generator, device: torch.device | None = None
+        self,
+        n: int,
+        ratio: float,
+        until: float,
+        generator: torch.Generator,
+        device: torch.device | None = None,
+        dist: Dist = SINGLE,
     ) -> None:
         if not 0.0 <= ratio < 1.0:
             raise ConfigError(f"model_params.prune must be in [0, 1), got {ratio}")
@@ -36,6 +46,20 @@ class LossPruner:
         self.device = device or torch.device("cpu")
         self.loss = torch.full((n,), float("inf"), device=self.device)  # never seen: always kept
         self.weight = torch.ones(n, device=self.device)
+        self.dist = dist
+        self.fresh = torch.zeros(n, dtype=torch.bool, device=self.device)  # recorded since the last merge
+
+    def merge(self) -> None:
+        """Give every process the losses all of them recorded since the last merge (a collective: every process
+        calls it at the same point; nothing to do in one process)."""
+        if not self.dist.enabled:
+            return
+        recorded = torch.where(self.fresh, self.loss, torch.zeros_like(self.loss))
+        counts = self.fresh.float()
+        self.dist.sum_tensor(recorded)
+        self.dist.sum_tensor(counts)
+        self.loss = torch.where(counts > 0, recorded / counts.clamp_min(1.0), self.loss)
+        self.fresh.zero_()
 
     def plan(self, progress: float) -> torch.Tensor:
         """The example indices to train this epoch (CPU int64); sets `weight` for them."""
@@ -54,6 +78,7 @@ class LossPruner:
         """Record a batch's per-example losses (idx: the examples' indices) and return its weighted sum."""
         idx = idx.to(self.device)
         self.loss[idx] = losses.detach().float()
+        self.fresh[idx] = True
         return (losses * self.weight[idx]).sum()
 
     def state_dict(self) -> dict[str, Any]:
@@ -67,11 +92,16 @@ class LossPruner:
 
 
 def pruner_from(
-    recipe: FastRecipe, n: int, budgeted: bool, generator: torch.Generator, device: torch.device | None = None
+    recipe: FastRecipe,
+    n: int,
+    budgeted: bool,
+    generator: torch.Generator,
+    device: torch.device | None = None,
+    dist: Dist = SINGLE,
 ) -> LossPruner | None:
     """The recipe's `prune` (the drop ratio for well-learned examples; 0 turns it off; default 0.5 under a time
     budget, else off) and `prune_until` (progress from which every example trains again)."""
     ratio = recipe.prune if recipe.prune is not None else 0.5 if budgeted else 0.0
     if ratio <= 0:
         return None
-    return LossPruner(n, ratio, recipe.prune_until, generator, device)
+    return LossPruner(n, ratio, recipe.prune_until, generator, device, dist)

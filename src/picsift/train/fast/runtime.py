@@ -78,8 +78,9 @@ def busy_cores(window_s: float = 0.3) -> float:
 
 
 @contextmanager
-def thread_scope(device: torch.device, threads: int | None = None) -> Iterator[int]:
-    """Set torch's intra-op threads for the duration of training, then restore them."""
+def thread_scope(device: torch.device, threads: int | None = None, processes: int = 1) -> Iterator[int]:
+    """Set torch's intra-op threads for the duration of training, then restore them. `processes`: training
+    processes sharing this machine's cores (torchrun's LOCAL_WORLD_SIZE), each taking its share of the free ones."""
     before = torch.get_num_threads()
     if device.type != "cpu":
         yield before
@@ -88,7 +89,7 @@ def thread_scope(device: torch.device, threads: int | None = None) -> Iterator[i
     if threads is None and env:
         threads = int(env)
     if threads is None:
-        threads = choose_threads(usable_cores(), busy_cores())
+        threads = max(1, choose_threads(usable_cores(), busy_cores()) // max(1, processes))
     torch.set_num_threads(max(1, int(threads)))
     log.info("fastcnn: %d CPU thread(s) (was %d)", torch.get_num_threads(), before)
     try:
@@ -117,7 +118,7 @@ COMPILE_MIN_BUDGET_S = 120.0
 
 
 def maybe_compile(
-    model: FastCNN, device: torch.device, mode: str | bool, budget_s: float | None
+    model: torch.nn.Module, device: torch.device, mode: str | bool, budget_s: float | None
 ) -> Callable[[torch.Tensor, bool], torch.Tensor]:
     """The training forward, compiled where compilation pays for itself.
 
@@ -125,12 +126,12 @@ def maybe_compile(
     time budget under COMPILE_MIN_BUDGET_S would spend much of itself compiling. On a CPU the convolutions
     already run in oneDNN and compiling does not pay: on 2 cores (torch 2.14) it took 40 s and the compiled
     training step ran 8% slower than eager, so "auto" stays eager there; `model_params={"compile": True}` forces
-    it (any device, any budget).
+    it (any device, any budget). `model` may be the network in DistributedDataParallel (torchrun).
     """
     short_budget = budget_s is not None and budget_s < COMPILE_MIN_BUDGET_S
     want = mode is True or mode == "true" or (mode == "auto" and device.type == "cuda" and not short_budget)
     if not want:
-        return model
+        return model  # a module is callable as (batch, whiten bias grad)
     try:
         compiled = torch.compile(model, dynamic=False)
     except Exception as e:  # compile support varies by platform; eager always works

@@ -1,5 +1,10 @@
 """Setting up a fast-recipe run: check the data, plan the network and batch for the time budget, build the
-augmenter, optimisers and schedules, and restore a checkpoint when resuming."""
+augmenter, optimisers and schedules, and restore a checkpoint when resuming.
+
+In a run of several processes (torchrun) every process sets up the same run: the network planned from the
+slowest process's measured throughput times the processes, the batch per process (`--batch-size`, or the
+recipe's batch for one process split over them), and optimisers sized for the global batch.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from torch import nn
 
 from picsift.config import TrainConfig
 from picsift.device import seed_everything
+from picsift.distributed import SINGLE, Dist, per_process_batch
 from picsift.errors import ConfigError
 from picsift.models.fastcnn import FastCNN
 from picsift.models.registry import DataConfig, ModelSpec, create_model
@@ -55,7 +61,8 @@ class FastSetup:
     sgd: torch.optim.SGD
     ortho: OrthoMomentum
     averager: WeightAverage | None
-    train_step: Callable[[torch.Tensor, bool], torch.Tensor]  # the (maybe compiled) forward: batch, whiten bias grad
+    train_step: Callable[[torch.Tensor, bool], torch.Tensor]  # the (maybe compiled) forward: batch, whiten bias grad;
+    # in DistributedDataParallel under torchrun
     criterion: nn.CrossEntropyLoss  # per-example losses (reduction none)
     label_smoothing: float
     resize: Stages  # progressive resizing (resize.py)
@@ -69,6 +76,7 @@ class FastSetup:
     start_epoch: int = 0
     step: int = 0
     used_s: float = 0.0
+    dist: Dist = SINGLE
 
 
 @dataclass(frozen=True)
@@ -86,11 +94,13 @@ def set_up(
     device: torch.device,
     recipe: FastRecipe,
     resume_from: Path | None,
+    dist: Dist = SINGLE,
 ) -> FastSetup:
     """Everything fit_fast needs before its first step. Raises ConfigError for data the recipe cannot train on
-    (none, or not stored at the input size) and for a checkpoint that already finished the epochs asked for."""
+    (none, fewer images than processes, or not stored at the input size) and for a checkpoint that already
+    finished the epochs asked for."""
     generator = seed_everything(cfg.seed)
-    _check_data(data)
+    _check_data(data, dist.world_size)
     dc, n = data.data_config, len(data.y_train)
     images = torch.from_numpy(data.x_train).permute(0, 3, 1, 2).to(device)
     labels = torch.from_numpy(data.y_train).to(device)
@@ -98,25 +108,32 @@ def set_up(
     whiten_from = to_input(sample, dc, channels_last=False).float().cpu()
     budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min else None
     ckpt = load_checkpoint(resume_from, map_location=device) if resume_from is not None else None
-    net = _plan_network(spec, data, cfg, device, recipe, whiten_from, budget_s, ckpt)
+    net = _plan_network(spec, data, cfg, device, recipe, whiten_from, budget_s, ckpt, dist)
     aug = BatchAugmenter(
         images,
         labels,
         dc.mean,
         dc.std,
-        batch_size=_batch_size(cfg, device, n, ckpt, net.images_in_budget, budget_s),
+        batch_size=_batch_size(cfg, device, n, ckpt, net.images_in_budget, budget_s, dist.world_size),
         generator=generator,
         translate=recipe.translate if recipe.translate is not None else 2 if dc.input_size >= 24 else 1,
         jitter=recipe.jitter,
         channels_last=cfg.channels_last,
+        rank=dist.rank,
+        world_size=dist.world_size,
     )
-    sgd, ortho = make_optimizers(net.model, recipe, aug.batch_size, cfg.lr / recipe.filter_lr if cfg.lr else 1.0)
+    global_batch = aug.batch_size * dist.world_size
+    sgd, ortho = make_optimizers(net.model, recipe, global_batch, cfg.lr / recipe.filter_lr if cfg.lr else 1.0)
     epochs = cfg.epochs or (10_000 if budget_s else default_epochs(aug.steps_per_epoch()))
     averager = WeightAverage(net.model) if recipe.lookahead else None
     start_epoch, step, used_s = _restore(ckpt, net.model, sgd, ortho, averager, epochs)
-    train_step = maybe_compile(net.model, device, recipe.compile, budget_s)
+    freezing = freeze_stages(recipe, len(net.model.blocks))
+    # Frozen blocks leave parameters without a gradient, which DistributedDataParallel must then look for each step
+    # (the whitening bias keeps its gradient in several processes, at a learning rate of 0 once it stops: fit.py).
+    wrapped = dist.wrap(net.model, find_unused_parameters=bool(freezing))
+    train_step = maybe_compile(wrapped, device, recipe.compile, budget_s)
     smoothing = RECIPE_LABEL_SMOOTHING if cfg.label_smoothing is None else cfg.label_smoothing
-    pruner = pruner_from(recipe, n, budgeted=budget_s is not None, generator=generator, device=device)
+    pruner = pruner_from(recipe, n, budgeted=budget_s is not None, generator=generator, device=device, dist=dist)
     if pruner is not None and ckpt is not None and ckpt.get("pruner") is not None:
         pruner.load_state_dict(ckpt["pruner"])
     return FastSetup(
@@ -131,7 +148,7 @@ def set_up(
         criterion=nn.CrossEntropyLoss(label_smoothing=smoothing, reduction="none"),
         label_smoothing=smoothing,
         resize=resize_stages(dc.input_size, recipe, budgeted=budget_s is not None),
-        freezing=freeze_stages(recipe, len(net.model.blocks)),
+        freezing=freezing,
         pruner=pruner,
         recipe=recipe,
         data_config=dc,
@@ -141,12 +158,17 @@ def set_up(
         start_epoch=start_epoch,
         step=step,
         used_s=used_s,
+        dist=dist,
     )
 
 
-def _check_data(data: TrainData) -> None:
+def _check_data(data: TrainData, world_size: int = 1) -> None:
     if len(data.y_train) == 0:
         raise ConfigError("fastcnn: no training images")
+    if len(data.y_train) < world_size:
+        raise ConfigError(
+            f"fastcnn: {len(data.y_train)} training images cannot be shared by {world_size} processes: start fewer"
+        )
     if data.x_train.shape[1] != data.data_config.input_size:
         raise ConfigError(
             f"fastcnn expects images stored at its input size {data.data_config.input_size} (crop_pct=1.0), "
@@ -186,6 +208,7 @@ def _plan_network(
     whiten_from: torch.Tensor,
     budget_s: float | None,
     ckpt: dict[str, Any] | None,
+    dist: Dist = SINGLE,
 ) -> _Network:
     """The network to train: sized from the data (or as the checkpoint was), then, under a time budget, widened
     when a throughput probe finds that the budget holds many passes over a large set (sizing.widen_for_budget)."""
@@ -195,22 +218,31 @@ def _plan_network(
     if not budget_s or ckpt is not None:
         return _Network(model, kwargs, amp, None)
 
-    images = _images_in_budget(model, amp, cfg.channels_last, device, dc.input_size, n, budget_s)
+    images = _images_in_budget(model, amp, cfg.channels_last, device, dc.input_size, n, budget_s, dist)
     wider = widen_for_budget(kwargs, n, images / n, recipe)
     if wider is kwargs:
         return _Network(model, kwargs, amp, images)
     log.info("fastcnn: the budget holds ~%.0f passes over the data: widths %s", images / n, wider["widths"])
     model, amp = _build_model(spec, num_classes, wider, whiten_from, device, cfg.channels_last, amp)
-    images = _images_in_budget(model, amp, cfg.channels_last, device, dc.input_size, n, budget_s)
+    images = _images_in_budget(model, amp, cfg.channels_last, device, dc.input_size, n, budget_s, dist)
     return _Network(model, wider, amp, images)
 
 
 def _images_in_budget(
-    model: FastCNN, amp: bool, channels_last: bool, device: torch.device, input_size: int, n: int, budget_s: float
+    model: FastCNN,
+    amp: bool,
+    channels_last: bool,
+    device: torch.device,
+    input_size: int,
+    n: int,
+    budget_s: float,
+    dist: Dist = SINGLE,
 ) -> float:
-    """Training images the budget holds: the probed throughput (images per second) x the budget's training share."""
+    """Training images the budget holds: the probed throughput (images per second) x the budget's training share;
+    in several processes the slowest one's throughput times their number (every process plans the same run)."""
     batch = probe_batch(device, n)
     speed = images_per_second(model, input_size, device, amp, channels_last, batch=batch)
+    speed = dist.agree_min(speed) * dist.world_size
     return speed * budget_s * BUDGET_TRAINING_SHARE
 
 
@@ -221,18 +253,20 @@ def _batch_size(
     ckpt: dict[str, Any] | None,
     images_in_budget: float | None,
     budget_s: float | None,
+    world_size: int = 1,
 ) -> int:
-    """The checkpoint's batch when resuming, else cfg.batch_size, else the device's default for n images, made
-    smaller under a budget that holds few images (sizing.budget_batch_size)."""
+    """The batch per process: the checkpoint's global batch when resuming, else cfg.batch_size (per process),
+    else the device's default for n images, made smaller under a budget that holds few images
+    (sizing.budget_batch_size); a global batch is split over the `world_size` processes."""
     if ckpt is not None:
-        return int(ckpt["batch_size"])
+        return per_process_batch(int(ckpt["batch_size"]) * int(ckpt.get("world_size", 1)), world_size)
     if cfg.batch_size:
         return cfg.batch_size
     batch_size = cpu_batch_size(n) if device.type == "cpu" else default_batch_size(n)
     if images_in_budget:
         batch_size = budget_batch_size(n, images_in_budget, batch_size)
         log.info("fastcnn: ~%.0f images in the %.0fs budget, so batch %d", images_in_budget, budget_s, batch_size)
-    return batch_size
+    return per_process_batch(batch_size, world_size)
 
 
 def _restore(

@@ -8,6 +8,10 @@ flips, bf16 autocast (CPUs with native bf16; fp16/bf16 on GPUs) and channels_las
 ImageNet statistics (eval mode): the probe was fitted on features computed with them, and batches of 32 photos
 would give noisy ones. The best validation epoch is kept, and only when it beats what the run started from
 (the probe's validation accuracy), so fine-tuning never makes a run worse on validation.
+
+Under torchrun (`dist`) each process trains its shard of every epoch (DistributedSampler, `--batch-size` images per
+process) in DistributedDataParallel; the decisions on the clock (learning rate by progress, stopping before the
+deadline) are agreed each step, and validation is split across the processes and summed.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from torch import nn
 from picsift import progress
 from picsift.config import TrainConfig
 from picsift.device import autocast
+from picsift.distributed import SINGLE, Dist
 from picsift.models.registry import DataConfig
 from picsift.train.transfer.recipe import TransferRecipe
 from picsift.train.transforms import ArrayDataset, train_transform
@@ -111,13 +116,20 @@ class FinetuneResult:
 
 @torch.no_grad()
 def _validate(
-    model: nn.Module, x: np.ndarray, y: np.ndarray, dc: DataConfig, device: torch.device, amp: bool
+    model: nn.Module, x: np.ndarray, y: np.ndarray, dc: DataConfig, device: torch.device, amp: bool, dist: Dist
 ) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) on x, y (not empty), each process scoring its share and the sums added."""
     from picsift.train.loop import predict_logits
 
-    logits = predict_logits(model, x, dc, device, batch_size=64, amp=amp)
-    target = torch.from_numpy(y)
-    return float((logits.argmax(1) == target).float().mean()), float(nn.functional.cross_entropy(logits, target))
+    x_mine, y_mine = x[dist.shard()], y[dist.shard()]
+    correct = loss_sum = 0.0
+    if len(y_mine):
+        logits = predict_logits(model, x_mine, dc, device, batch_size=64, amp=amp)
+        target = torch.from_numpy(y_mine)
+        correct = float((logits.argmax(1) == target).sum())
+        loss_sum = float(nn.functional.cross_entropy(logits, target, reduction="sum"))
+    correct, loss_sum = dist.sum([correct, loss_sum])
+    return correct / len(y), loss_sum / len(y)
 
 
 def finetune(
@@ -130,13 +142,15 @@ def finetune(
     start_acc: float | None,
     log_row: Callable[[dict[str, Any]], None],
     first_epoch: int = 1,
+    dist: Dist = SINGLE,
 ) -> FinetuneResult:
     """Fine-tune `model` (a timm EfficientNet with its classifier set, on `device`) on `data` (TrainData:
     uint8 arrays at the storage size) with `recipe` (TrainConfig's settings already applied, see
     `fit.with_train_settings`; `cfg` gives the augmentation and the seed). One history row per epoch goes to `log_row`. On return the model holds the
     best validation epoch's weights, or its starting weights when no epoch beat `start_acc`; without validation
     images, its last weights. Stops at `budget`. Returns the FinetuneResult; every parameter has requires_grad
-    True again on return. Discriminative learning rates: `freeze_and_group` (Howard & Ruder 2018)."""
+    True again on return. Discriminative learning rates: `freeze_and_group` (Howard & Ruder 2018). With `dist`, one process of
+    several (module docstring)."""
     dc: DataConfig = data.data_config
     has_val = len(data.y_val) > 0
     train_stages = recipe.train_stages or (CPU_TRAIN_STAGES if device.type == "cpu" else 99)
@@ -146,13 +160,8 @@ def finetune(
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     batch = recipe.batch_size
-    loader = torch.utils.data.DataLoader(
-        ArrayDataset(data.x_train, data.y_train, train_transform(dc, cfg.augment, cfg.random_erasing)),
-        batch_size=batch,
-        shuffle=True,
-        drop_last=len(data.y_train) > batch,
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
+    loader, sampler = _loader(data, cfg, batch, dist)
+    trainer = dist.wrap(model)
     amp = recipe.amp
     names = {id(p): n for n, p in model.named_parameters()}
     keep = {names[id(p)] for p in trainable}
@@ -170,16 +179,18 @@ def finetune(
     epoch = 0
     with progress.bar("fine-tuning", total=budget.epochs) as (bar, task):
         while budget.epochs is None or epoch < budget.epochs:
-            if end is not None and time.perf_counter() + val_cost + MIN_STEPS * step_cost >= end:
+            if end is not None and dist.any(time.perf_counter() + val_cost + MIN_STEPS * step_cost >= end):
                 out.stopped = "time budget"
                 break
             epoch += 1
-            row = _epoch(model, loader, optimizer, base_lrs, criterion, device, amp, recipe, out, planned, t0, end,
-                         val_cost, step_cost)  # fmt: skip
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            clock = _Clock(planned, t0, end, val_cost, step_cost, dist)
+            row = _epoch(trainer, loader, optimizer, base_lrs, criterion, device, amp, recipe, out, clock)
             step_cost = row.pop("_step_s")
             if has_val:
                 tv = time.perf_counter()
-                row["val_acc"], row["val_loss"] = _validate(model, data.x_val, data.y_val, dc, device, amp)
+                row["val_acc"], row["val_loss"] = _validate(model, data.x_val, data.y_val, dc, device, amp, dist)
                 val_cost = time.perf_counter() - tv
             else:
                 row["val_acc"] = row["val_loss"] = None
@@ -209,6 +220,59 @@ def finetune(
     return out
 
 
+def _loader(
+    data: Any, cfg: TrainConfig, batch: int, dist: Dist
+) -> tuple[torch.utils.data.DataLoader, torch.utils.data.DistributedSampler | None]:
+    """Shuffled, augmented training batches of `batch` images; in several processes, this one's shard of each
+    epoch (and the sampler, whose epoch must be set)."""
+    dc: DataConfig = data.data_config
+    dataset = ArrayDataset(data.x_train, data.y_train, train_transform(dc, cfg.augment, cfg.random_erasing))
+    sampler: torch.utils.data.DistributedSampler | None = None
+    if dist.enabled:
+        sampler = torch.utils.data.DistributedSampler(
+            dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=cfg.seed, drop_last=True
+        )
+        torch.manual_seed(cfg.seed + dist.rank)  # each process its own augmentation draws
+    images = len(sampler) if sampler is not None else len(dataset)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch,
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=images > batch,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    return loader, sampler
+
+
+@dataclass
+class _Clock:
+    """Where fine-tuning stands against its plan: `planned` steps, started at `t0`, to end (with its validation)
+    by `end` (perf_counter seconds, None: no deadline); `val_cost` / `step_cost`: seconds of a validation pass and
+    of the last step."""
+
+    planned: int
+    t0: float
+    end: float | None
+    val_cost: float
+    step_cost: float
+    dist: Dist
+
+    def check(self, steps: int) -> tuple[float, bool]:
+        """(progress in [0, 1], whether to stop before the next step) after `steps` steps; with a deadline in
+        several processes, the furthest progress of any and a stop when any must (one collective)."""
+        p = steps / self.planned
+        if self.end is None:
+            return p, False
+        now = time.perf_counter()
+        p = max(p, (now - self.t0) / max(1e-9, self.end - self.t0))
+        stop = now + self.val_cost + self.step_cost >= self.end
+        if self.dist.enabled:
+            p, agreed = self.dist.maximum([p, 1.0 if stop else 0.0])
+            stop = agreed > 0.5
+        return p, stop
+
+
 def _epoch(
     model: nn.Module,
     loader: torch.utils.data.DataLoader,
@@ -219,13 +283,9 @@ def _epoch(
     amp: bool,
     recipe: TransferRecipe,
     out: FinetuneResult,
-    planned: int,
-    t0: float,
-    end: float | None,
-    val_cost: float,
-    step_cost: float,
+    clock: _Clock,
 ) -> dict[str, Any]:
-    """One pass over the loader, cut short so that the validation after it still ends by `end`."""
+    """One pass over the loader, cut short so that the validation after it still ends by `clock.end`."""
     model.train()
     for m in model.modules():  # ImageNet statistics stay (see the module docstring)
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -235,11 +295,9 @@ def _epoch(
     lr_now = 0.0
     for xb, yb in loader:
         now = time.perf_counter()
-        if end is not None and now + val_cost + step_cost >= end:
+        p, stop = clock.check(out.steps)
+        if stop:
             break
-        p = out.steps / planned
-        if end is not None:
-            p = max(p, (now - t0) / max(1e-9, end - t0))
         for g, base in zip(optimizer.param_groups, base_lrs, strict=True):
             g["lr"] = lr_now = base * lr_factor(p, recipe.warmup)
         xb = xb.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
@@ -254,14 +312,16 @@ def _epoch(
         seen += len(yb)
         loss_sum += float(loss.detach()) * len(yb)
         correct += int((logits.argmax(1) == yb).sum())
-        step_cost = time.perf_counter() - now
+        clock.step_cost = time.perf_counter() - now
+    total, loss_sum, right = clock.dist.sum([seen, loss_sum, correct])  # over every process's shard
+    seen = int(total)
     out.images += seen
     return {
         "phase": "finetune",
         "train_loss": loss_sum / max(seen, 1),
-        "train_acc": correct / max(seen, 1),
+        "train_acc": right / max(seen, 1),
         "images": seen,
         "lr": lr_now,
         "epoch_s": start,
-        "_step_s": step_cost,
+        "_step_s": clock.step_cost,
     }

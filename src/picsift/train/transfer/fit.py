@@ -7,7 +7,7 @@
 3. Fit the linear probe (standardised features + logistic regression, seconds) and fold it into the model's
    classifier: a plain torch model that predicts what the probe predicts.
 4. Fine-tune for what the budget leaves (`finetune.py`), keeping the best validation epoch, and never one worse
-   than the probe.
+   than the probe; under torchrun in every process (DistributedDataParallel), steps 2-3 on rank 0 alone.
 The whole call (loading, embedding, probe, fine-tuning, the final validation) fits `--time-budget`, leaving time
 for the calibration pass the train pipeline runs afterwards (temperature scaling, Guo et al., "On Calibration of
 Modern Neural Networks", ICML 2017: `picsift.improve.calibration`). The order, a linear probe then fine-tuning,
@@ -21,13 +21,15 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from picsift.config import TrainConfig
-from picsift.device import seed_everything, select_device
+from picsift.device import seed_everything
+from picsift.distributed import SINGLE, Dist, per_process_batch
 from picsift.models.registry import ModelSpec
 from picsift.store import Workspace
 from picsift.train.data import TrainData, TrainedModel
@@ -71,6 +73,72 @@ def content_keys(ws: Workspace, ids: list[int], x: np.ndarray) -> list[str]:
     return ["pixels:" + hashlib.sha256(img.tobytes()).hexdigest() for img in x]
 
 
+@dataclass
+class _ProbePhase:
+    """What rank 0's first phase (embedding, the probe) hands every process: the probe's history row, the folded
+    classifier's weights, what was done, and the seconds the call had used when the phase ended."""
+
+    row: dict[str, Any]
+    head: dict[str, torch.Tensor]
+    probe: dict[str, Any]
+    probe_val_acc: float | None
+    embed: dict[str, Any]
+    rate: float  # images per second of an embedding pass (measured, else estimated)
+    load_s: float
+    elapsed_s: float
+
+
+def _probe_phase(
+    spec: ModelSpec,
+    data: TrainData,
+    cfg: TrainConfig,
+    ws: Workspace,
+    model: torch.nn.Module,
+    found: Any,
+    recipe: TransferRecipe,
+    device: torch.device,
+    t_start: float,
+) -> _ProbePhase:
+    """Embed the train and validation images (cached in the workspace's feature store), fit the linear probe and
+    fold it into `model`'s new classifier."""
+    from picsift.models.pretrained import make_embedder
+
+    dc = data.data_config
+    embedder = make_embedder(model, dc, backend=recipe.embed_backend, device=device)
+    load_s = time.perf_counter() - t_start
+    key = cache_key(spec.name, found, dc)
+    f_train, st_train = cached_embeddings(
+        ws, key, content_keys(ws, data.train_ids, data.x_train), data.x_train, embedder, "embedding train images"
+    )
+    f_val, st_val = cached_embeddings(
+        ws, key, content_keys(ws, data.val_ids, data.x_val), data.x_val, embedder, "embedding val images"
+    )
+    embed_s = st_train.seconds + st_val.seconds
+    measured = (st_train.computed + st_val.computed) / embed_s if embed_s > 0 and st_train.computed else None
+    rate = measured or embed_rate(dc.input_size, device, spec.name)
+    tp = time.perf_counter()
+    probe = fit_probe(f_train, data.y_train, f_val, data.y_val, len(data.classes), recipe.probe_c, cfg.seed)
+    row = {
+        "epoch": 0,
+        "phase": "probe",
+        "train_acc": probe.train_acc,
+        "val_acc": probe.val_acc,
+        "val_loss": probe.val_nll,
+        "epoch_s": time.perf_counter() - tp,
+    }
+    model.reset_classifier(len(data.classes))  # type: ignore[operator]
+    fold_into(model.get_classifier(), probe)  # type: ignore[operator]
+    head = {k: v.detach().cpu().clone() for k, v in model.get_classifier().state_dict().items()}  # type: ignore[operator]
+    embed = {
+        "backend": embedder.backend,
+        "computed": st_train.computed + st_val.computed,
+        "cached": st_train.cached + st_val.cached,
+        "seconds": embed_s,
+        "images_per_s": measured,
+    }
+    return _ProbePhase(row, head, probe.to_dict(), probe.val_acc, embed, rate, load_s, time.perf_counter() - t_start)
+
+
 def fit_transfer(
     spec: ModelSpec,
     data: TrainData,
@@ -78,68 +146,63 @@ def fit_transfer(
     ws: Workspace,
     log_row: Callable[[dict[str, Any]], None],
     reserve_s: float = 0.0,
+    dist: Dist = SINGLE,
 ) -> TrainedModel:
     """Train `spec` (family "transfer") on `data` with the transfer recipe (module docstring); one history row
     for the probe (epoch 0) and one per fine-tuning epoch go to `log_row`. `reserve_s`: seconds of the budget
     left for work after the fit besides the calibration pass (which is reserved here). Returns the model on the
     CPU in eval mode (its architecture rebuilt by `create_model(spec.name, K)`), with what was done in `extra`.
-    Raises WeightsNotAvailableError (how to get the weights) when the backbone's weights are not on the machine,
-    ConfigError for a model_params key the recipe does not take."""
-    from picsift.models.pretrained import create_pretrained_backbone, make_embedder
+    With `dist` (torchrun), rank 0 embeds and fits the probe alone (the embeddings are cached in the workspace,
+    which only rank 0 writes; the probe takes seconds), hands the folded head to every process, and all of them
+    fine-tune in DistributedDataParallel. Raises WeightsNotAvailableError (how to get the weights) when the
+    backbone's weights are not on the machine, ConfigError for a model_params key the recipe does not take."""
+    from picsift.models.pretrained import create_pretrained_backbone
 
     t_start = time.perf_counter()
     recipe = with_train_settings(TransferRecipe.from_params(cfg.model_params), cfg)
-    device = select_device(cfg.device)
+    if dist.enabled and not cfg.batch_size and "batch_size" not in cfg.model_params:
+        # A batch given is per process; the recipe's own is the one-process batch, split over the processes.
+        recipe = dataclasses.replace(recipe, batch_size=per_process_batch(recipe.batch_size, dist.world_size))
+    device = dist.train_device(cfg.device)
     budget_s = cfg.time_budget_min * 60 if cfg.time_budget_min else None
     dc = data.data_config
     seed_everything(cfg.seed)
-    with thread_scope(device, recipe.threads):
+    with thread_scope(device, recipe.threads, dist.local_world_size):
         model, _native, found = create_pretrained_backbone(spec.name, num_classes=0, weights=cfg.weights)
-        embedder = make_embedder(model, dc, backend=recipe.embed_backend, device=device)
-        load_s = time.perf_counter() - t_start
-        key = cache_key(spec.name, found, dc)
-        f_train, st_train = cached_embeddings(
-            ws, key, content_keys(ws, data.train_ids, data.x_train), data.x_train, embedder, "embedding train images"
-        )
-        f_val, st_val = cached_embeddings(
-            ws, key, content_keys(ws, data.val_ids, data.x_val), data.x_val, embedder, "embedding val images"
-        )
-        embed_s = st_train.seconds + st_val.seconds
-        measured = (st_train.computed + st_val.computed) / embed_s if embed_s > 0 and st_train.computed else None
-        rate = measured or embed_rate(dc.input_size, device, spec.name)
-        tp = time.perf_counter()
-        probe = fit_probe(f_train, data.y_train, f_val, data.y_val, len(data.classes), recipe.probe_c, cfg.seed)
-        probe_row = {
-            "epoch": 0,
-            "phase": "probe",
-            "train_acc": probe.train_acc,
-            "val_acc": probe.val_acc,
-            "val_loss": probe.val_nll,
-            "epoch_s": time.perf_counter() - tp,
-        }
-        log_row(probe_row)
-        model.reset_classifier(len(data.classes))  # type: ignore[operator]
-        fold_into(model.get_classifier(), probe)  # type: ignore[operator]
+        phase = dist.share(lambda: _probe_phase(spec, data, cfg, ws, model, found, recipe, device, t_start))
+        t_start = time.perf_counter() - phase.elapsed_s  # every process counts the budget from rank 0's start
+        if not dist.is_main:
+            model.reset_classifier(len(data.classes))  # type: ignore[operator]
+            model.get_classifier().load_state_dict(phase.head)  # type: ignore[operator]
+        log_row(phase.row)
         model = model.to(device).to(memory_format=torch.channels_last)
         n_val = len(data.y_val)
-        val_cost = n_val * BF16_SLOWDOWN / rate
-        reserve = reserve_s + 1.0 + n_val * EAGER_SLOWDOWN / rate  # saving + the calibration pass (fp32 eager)
+        val_cost = n_val / dist.world_size * BF16_SLOWDOWN / phase.rate  # each process validates its share
+        reserve = reserve_s + 1.0 + n_val * EAGER_SLOWDOWN / phase.rate  # saving + the calibration pass (fp32 eager)
         deadline = t_start + budget_s - reserve if budget_s else None
-        history = [probe_row]
+        history = [phase.row]
         ft_info: dict[str, Any] = {"ran": False}
         epochs = recipe.epochs or (None if budget_s else DEFAULT_EPOCHS)
         left = deadline - time.perf_counter() - val_cost if deadline is not None else None
         if not recipe.finetune:
             ft_info["skipped"] = "finetune: false"
-        elif probe.val_acc is not None and probe.val_acc >= 1.0:  # no epoch could beat it, so none would be kept
+        elif phase.probe_val_acc is not None and phase.probe_val_acc >= 1.0:  # no epoch could beat it
             ft_info["skipped"] = f"the probe gets all {n_val} validation images right"
-        elif left is not None and left < MIN_FINETUNE_S:
+        elif left is not None and dist.agree_min(left) < MIN_FINETUNE_S:
             ft_info["skipped"] = (
                 f"the budget leaves {max(left, 0):.0f} s after the probe (under {MIN_FINETUNE_S:.0f} s)"
             )
         else:
             ft = finetune(
-                model, data, cfg, recipe, device, FinetuneBudget(epochs, deadline, val_cost), probe.val_acc, log_row
+                model,
+                data,
+                cfg,
+                recipe,
+                device,
+                FinetuneBudget(epochs, deadline, val_cost),
+                phase.probe_val_acc,
+                log_row,
+                dist=dist,
             )
             history += ft.history
             ft_info = {
@@ -163,15 +226,9 @@ def fit_transfer(
         "resolution": dc.input_size,
         "kept": kept,
         "phases": {
-            "load_s": load_s,
-            "embed": {
-                "backend": embedder.backend,
-                "computed": st_train.computed + st_val.computed,
-                "cached": st_train.cached + st_val.cached,
-                "seconds": embed_s,
-                "images_per_s": measured,
-            },
-            "probe": probe.to_dict(),
+            "load_s": phase.load_s,
+            "embed": phase.embed,
+            "probe": phase.probe,
             "finetune": ft_info,
         },
         "settings": dataclasses.asdict(recipe),
