@@ -398,7 +398,10 @@ def _finish(
         "seed": cfg.seed,
         "auto": choice.to_dict() if choice else None,
         "calibration": calibration,
-        "distributed": {**dist.to_dict(), "trained_by": "every process" if trainer_for(spec).distributed else "rank 0"},
+        "distributed": {
+            **dist.to_dict(),
+            **({"trained_by": "every process" if trainer_for(spec).distributed else "rank 0"} if dist.enabled else {}),
+        },
         "trainer": trained.extra,
     }
     prepared.run.write_record(summary)
