@@ -39,7 +39,7 @@ def label_client(url: str, token: str, k: int, ids: list[int], stop: threading.E
     with httpx.Client(base_url=url, headers={"X-Picsift-Client": "bench"}, timeout=10) as c:
         try:
             page = c.get("/", params={"token": token}, follow_redirects=True)  # 303 to / without the token
-            if page.status_code != 200 or "picsift_token" not in c.cookies:
+            if page.status_code != 200 or not any(name.startswith("picsift_token") for name in c.cookies):
                 raise RuntimeError("the labelling page did not set its token cookie")
             j = 0
             while not stop.is_set():

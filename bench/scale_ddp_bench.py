@@ -29,7 +29,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-from benchutil import machine_info  # noqa: E402
+from benchutil import machine_info, results_path  # noqa: E402
 from picsift.jsonio import write_json  # noqa: E402
 
 DATA = REPO.parent / "shared" / "datasets" / "cifar10"
@@ -156,7 +156,7 @@ def main() -> None:
     parser.add_argument("--model", default="fastcnn")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="scikit-learn's digits, 0.5-minute budget.")
-    parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument("--out", type=Path, default=None, help="results file (default bench/results/scale_ddp.json)")
     args = parser.parse_args()
     if args.budget is None:
         args.budget = 0.5 if args.quick else 2.0
@@ -178,8 +178,9 @@ def main() -> None:
         "machine": machine_info(),
         "runs": rows,
     }
-    write_json(args.out, doc)
-    print(f"wrote {args.out}")
+    out = args.out or results_path("scale_ddp", args.quick)
+    write_json(out, doc)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -125,16 +125,16 @@ def test_renaming_a_class_failing_midway_changes_no_image(tmp_path: Path, monkey
     try:
         cat = ws.catalog
         before = [(r.id, r.label, r.label_version) for r in cat.images()]
-        real = catalog_module.write_label
+        real = catalog_module._label_written
         written: list[int] = []
 
-        def full_on_third(*args: object, **kwargs: object) -> int:
+        def full_on_third(*args: object, **kwargs: object) -> int | None:
             written.append(1)
             if len(written) == 3:
                 raise OSError(errno.ENOSPC, "No space left on device")
             return real(*args, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(catalog_module, "write_label", full_on_third)
+        monkeypatch.setattr(catalog_module, "_label_written", full_on_third)
         with pytest.raises(OSError):
             cat.relabel_class("1", "one")
         assert [(r.id, r.label, r.label_version) for r in cat.images()] == before

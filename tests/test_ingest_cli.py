@@ -61,7 +61,7 @@ def test_import_then_status_json_and_table(tmp_path: Path) -> None:
     assert code == 0
     assert "missing files" in out and "no longer on disk" in out
     assert "excluded from training: blurry 1" in out
-    assert "32 images" in out and "train" in out and "unreadable files" in out and "not an image" in out
+    assert "32 images" in out and "train" in out and "unreadable files" in out and "corrupt image" in out
 
     code, out, _ = _invoke("import", str(data), "--workspace", ws)
     assert code == 0

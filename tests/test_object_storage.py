@@ -126,7 +126,7 @@ def test_import_of_a_prefix_gives_the_catalog_of_the_same_local_tree(s3: S3, imp
     assert remote["skipped_by_reason"] == {"hidden or system file": 2, "not an image file": 1}
     assert remote["kind"] == "folder" and remote["source"] == f"s3://{BUCKET}/digits/"
     assert [(f["path"], f["reason"]) for f in remote["unreadable_files"]] == [
-        (f"s3://{BUCKET}/digits/2/corrupt.png", "not an image (unrecognised format)")
+        (f"s3://{BUCKET}/digits/2/corrupt.png", "corrupt image: the data starts like PNG but its header cannot be read")
     ]
     assert _catalog(ws, f"s3://{BUCKET}/digits/") == _catalog(s3.root / "ws-local", str(s3.local))
     nested = [r for r in _catalog(ws, "") if r[0].endswith("nested/deeper/red.png")]

@@ -279,11 +279,12 @@ def undo_feedback_accept(
         raise ConfigError(f"feedback {feedback_id} is {item.status}, not accepted: nothing to undo")
     image_id = item.image_id
     catalog = store.ws.catalog
-    events = catalog.label_history(image_id)
-    accepted_at = next(
-        (e["created_at"] for e in reversed(events) if e["origin"] == "feedback" and e["label"] == item.label), None
-    )
-    with catalog.session() as s:
+    with catalog.session() as s:  # the label, the feedback, the image row and the class: one transaction
+        accepted_at = s.scalar(
+            select(LabelEvent.created_at)
+            .where(LabelEvent.image_id == image_id, LabelEvent.origin == "feedback", LabelEvent.label == item.label)
+            .order_by(LabelEvent.id.desc())
+        )
         # The claim first (accepted -> pending, conditional): of two undos at once one does it, the other is told.
         reopened = s.execute(
             update(Feedback)
