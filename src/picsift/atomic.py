@@ -131,20 +131,15 @@ def remove_stale_partial_folders(dest: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def atomic_folder(dest: str | Path) -> Iterator[Path]:
-    """Yield an empty partial folder to fill; on a clean exit it is renamed to `dest` (which must not exist, or be an
-    empty folder), so `dest` is either absent or complete. On an exception the partial folder is removed; a
-    SIGKILL leaves it, hidden and named partial, and the next `atomic_folder(dest)` removes it. Raises DiskError
-    when the disk is full or read-only, OSError when `dest` is a non-empty folder at the rename."""
-    dest = Path(dest)
-    remove_stale_partial_folders(dest)
+def partial_folder_for(dest: Path) -> Iterator[Path]:
+    """This process's empty partial folder for `dest` (`partial_folder`), removed when the block raises; a write
+    that failed for a full or read-only disk is raised as DiskError (whatever library raised it)."""
     tmp = partial_folder(dest)
     if tmp.exists():  # this process's own, from a write that failed without cleaning up
         shutil.rmtree(tmp)
     try:
         tmp.mkdir(parents=True)
         yield tmp
-        os.rename(tmp, dest)
     except Exception as e:
         full = disk_error(e, tmp)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -154,4 +149,17 @@ def atomic_folder(dest: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_folder(dest: str | Path) -> Iterator[Path]:
+    """Yield an empty partial folder to fill; on a clean exit it is renamed to `dest` (which must not exist, or be an
+    empty folder), so `dest` is either absent or complete. On an exception the partial folder is removed; a
+    SIGKILL leaves it, hidden and named partial, and the next `atomic_folder(dest)` removes it. Raises DiskError
+    when the disk is full or read-only, OSError when `dest` is a non-empty folder at the rename."""
+    dest = Path(dest)
+    remove_stale_partial_folders(dest)
+    with partial_folder_for(dest) as tmp:
+        yield tmp
+        os.rename(tmp, dest)
     fsync_dir(dest.parent)

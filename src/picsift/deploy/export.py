@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from picsift.atomic import partial_folder, remove_stale_partial_folders
+from picsift.atomic import partial_folder_for, remove_stale_partial_folders
 from picsift.data.available import (
     MISSING,
     UNDECODABLE,
@@ -48,7 +48,7 @@ from picsift.data.available import (
 )
 from picsift.data.hashing import sha256_file
 from picsift.data.images import catalog_source, load_rgb, resize_square
-from picsift.errors import ConfigError, ImageDecodeError, PicsiftError, RunNotFoundError, disk_error
+from picsift.errors import ConfigError, ImageDecodeError, PicsiftError, RunNotFoundError
 from picsift.inference import InferenceSpec, Predictor, load_artifact, read_spec
 from picsift.inference.runtime import ONNX_INPUT, ONNX_OUTPUT, onnx_logits, onnx_session
 from picsift.jsonio import write_json
@@ -320,21 +320,8 @@ def _partial_bundle(out: Path) -> Iterator[Path]:
     _check_out_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     _recover(out)
-    tmp = partial_folder(out)
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        tmp.mkdir()
+    with partial_folder_for(out) as tmp:  # a full disk in whatever words torch or onnx put it: DiskError
         yield tmp
-    except Exception as e:
-        full = disk_error(e, tmp)  # in whatever words torch or onnx put it
-        shutil.rmtree(tmp, ignore_errors=True)
-        if full is not None and full is not e:
-            raise full from e
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _replace_dir(tmp: Path, out_dir: Path) -> None:
