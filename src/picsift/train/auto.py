@@ -2,7 +2,8 @@
 
 The rules, first match wins (each choice carries its reason, printed by the CLI and kept in run.json):
 1. `--pretrained` or `--weights PATH`: transfer (the user asked for pretrained weights).
-2. No pretrained weights on this machine: the fast CNN (the reason says how to get the weights).
+2. No pretrained weights on this machine (of any known backbone, not only the default Lite0): the fast CNN (the
+   reason says how to get the weights).
 3. Photos (median shorter side at least PHOTO_SIDE px): transfer. ImageNet features carry over to photos; on
    hymenoptera (245 training photos) the linear probe alone scores ~0.95 where the fast CNN reaches ~0.78 in a
    minute.
@@ -119,15 +120,17 @@ def choose_model(ws: Workspace, cfg: TrainConfig) -> AutoChoice:
         config = dataclasses.replace(cfg, model=model, time_budget_min=budget)
         return AutoChoice(model, family, reason, config, seconds, facts)
 
-    if cfg.pretrained or cfg.weights:
-        return chosen(DEFAULT_PRETRAINED, "transfer", "pretrained weights were asked for (--pretrained/--weights)")
     available = {found.name: found for found in available_pretrained()}
-    if DEFAULT_PRETRAINED not in available:
+    if cfg.pretrained or cfg.weights:
+        # a user's file is for the default architecture; else the quickest installed backbone (Lite0 first)
+        asked = next(iter(available)) if available and not cfg.weights else DEFAULT_PRETRAINED
+        return chosen(asked, "transfer", "pretrained weights were asked for (--pretrained/--weights)")
+    if not available:
         hint = get_pretrained_spec(DEFAULT_PRETRAINED).pip_hint
         return chosen(FAST, "fast", f"no pretrained weights on this machine ({hint} to get them); {where}")
-    facts["weights"] = available[DEFAULT_PRETRAINED].source
     size = f"median {w}x{h} px"
     backbone, why = pick_backbone(list(available), side, len(train_rows) + len(val_rows), cfg)
+    facts["weights"] = available[backbone].source
     if side >= PHOTO_SIDE:
         return chosen(backbone, "transfer", f"photos ({size}), {where}{why}")
     if side < TINY_SIDE:
@@ -139,7 +142,7 @@ def choose_model(ws: Workspace, cfg: TrainConfig) -> AutoChoice:
         return chosen(FAST, "fast", f"many small images ({size}): {where}")
     if not val_rows:
         return chosen(backbone, "transfer", f"small images ({size}), only {where} and no validation set{why}")
-    probe = validation_probe(ws, train_rows, val_rows, classes, cfg.seed)
+    probe = validation_probe(ws, train_rows, val_rows, classes, cfg.seed, backbone)
     facts["probe"] = probe
     if probe["grey_share"] > 0.5:  # stored as RGB, but grey: decided without embedding anything
         return chosen(FAST, "fast", f"small greyscale images ({size}), {where}")
@@ -153,9 +156,10 @@ def choose_model(ws: Workspace, cfg: TrainConfig) -> AutoChoice:
 
 
 def pick_backbone(available: list[str], side: float, n_images: int, cfg: TrainConfig) -> tuple[str, str]:
-    """(backbone, the words the reason gets): without a time budget Lite0, the quickest; with one, the most accurate
-    installed backbone (the catalogue's order) that embeds `n_images` at its preferred resolution within the
-    recipe's embedding share of the budget (`transfer.plan.choose_resolution`; Lite0 when none does). On
+    """(backbone, the words the reason gets) among the installed backbones `available` (not empty): without a
+    time budget the quickest (Lite0 when installed); with one, the most accurate installed backbone (the catalogue's
+    order) that embeds `n_images` at its preferred resolution within the recipe's embedding share of the budget
+    (`transfer.plan.choose_resolution`; the quickest installed when none does). On
     hymenoptera (245 training photos, 224 px) the linear probe scores 0.95 with Lite0 and 0.96 with Lite2, which
     costs 2.6x as much per image."""
     from picsift.device import select_device
@@ -163,18 +167,19 @@ def pick_backbone(available: list[str], side: float, n_images: int, cfg: TrainCo
     from picsift.train.transfer.plan import choose_resolution
     from picsift.train.transfer.recipe import TransferRecipe
 
+    installed = [n for n in KNOWN if n in available]  # the catalogue's order: quickest first
+    quickest = installed[0]
+    why_quickest = "" if quickest == DEFAULT_PRETRAINED else f"; {quickest}, the quickest backbone installed"
     if not cfg.time_budget_min:
-        return DEFAULT_PRETRAINED, ""
+        return quickest, why_quickest
     budget_s = cfg.time_budget_min * 60
     device = select_device(cfg.device)
-    for name in reversed([n for n in KNOWN if n in available]):
+    for name in reversed(installed[1:]):
         native = KNOWN[name].data_config.input_size
         plan = choose_resolution(native, side, n_images, budget_s, TransferRecipe().embed_share, device, name)
         if plan.preferred:
-            if name == DEFAULT_PRETRAINED:
-                break
             return name, f"; {name}, the most accurate backbone installed whose embedding fits the budget"
-    return DEFAULT_PRETRAINED, ""
+    return quickest, why_quickest
 
 
 def _sample(rows: list[ImageRow], n: int, seed: int) -> list[ImageRow]:
@@ -199,26 +204,26 @@ def _is_grey(image: np.ndarray, tolerance: int = 8) -> bool:
 
 
 def validation_probe(
-    ws: Workspace, train_rows: list[ImageRow], val_rows: list[ImageRow], classes: list[str], seed: int
+    ws: Workspace,
+    train_rows: list[ImageRow],
+    val_rows: list[ImageRow],
+    classes: list[str],
+    seed: int,
+    backbone: str = "efficientnet_lite0",
 ) -> dict[str, Any]:
-    """Validation accuracy of a logistic regression on pretrained embeddings (PROBE_RESOLUTION px) and on raw
+    """Validation accuracy of a logistic regression on `backbone`'s embeddings (PROBE_RESOLUTION px) and on raw
     pixels (PIXEL_SIDE px), both fitted on a stratified sample of PROBE_TRAIN training images and scored on up to
     PROBE_VAL validation images. The embeddings land in the feature store the transfer recipe reads. When most of
     the sampled training images are grey (`grey_share` > 0.5), nothing is embedded and only that share returns."""
     import torch
 
     from picsift.data.available import decode_available
-    from picsift.models.pretrained import (
-        DEFAULT_PRETRAINED,
-        create_pretrained_backbone,
-        get_pretrained_spec,
-        make_embedder,
-    )
+    from picsift.models.pretrained import create_pretrained_backbone, get_pretrained_spec, make_embedder
     from picsift.train.transfer.embeddings import cache_key, cached_embeddings
     from picsift.train.transfer.probe import fit_probe
 
     t0 = time.perf_counter()
-    dc = get_pretrained_spec(DEFAULT_PRETRAINED).data_config.with_size(PROBE_RESOLUTION)
+    dc = get_pretrained_spec(backbone).data_config.with_size(PROBE_RESOLUTION)
     train = decode_available(ws.cache_dir, _sample(train_rows, PROBE_TRAIN, seed), dc.storage_size, "auto: decoding")
     val = decode_available(ws.cache_dir, _sample(val_rows, PROBE_VAL, seed), dc.storage_size, "auto: decoding")
     index = {c: i for i, c in enumerate(classes)}
@@ -229,9 +234,9 @@ def validation_probe(
     grey_share = float(np.mean([_is_grey(img) for img in train.x])) if len(train.x) else 0.0
     if grey_share > 0.5:
         return {"resolution": PROBE_RESOLUTION, "grey_share": grey_share, "seconds": time.perf_counter() - t0}
-    model, _, found = create_pretrained_backbone(DEFAULT_PRETRAINED, num_classes=0)
+    model, _, found = create_pretrained_backbone(backbone, num_classes=0)
     embedder = make_embedder(model, dc)
-    key = cache_key(DEFAULT_PRETRAINED, found, dc)
+    key = cache_key(backbone, found, dc)
     f_train, _ = cached_embeddings(ws, key, [r.sha256 for r in train.rows], train.x, embedder, "auto: probe")
     f_val, _ = cached_embeddings(ws, key, [val.rows[i].sha256 for i in val_keep], x_val, embedder, "auto: probe")
     pretrained = fit_probe(f_train, y_train, f_val, y_val, len(classes), c=0.01, seed=seed)

@@ -32,7 +32,7 @@ class TransferRecipe:
     resolution: int | None = None  # input side in px; None: the weights' native size (224 for Lite0) for photos,
     # up to 4x the median side of small images, lowered until embedding train + val fits `embed_share` of a budget
     embed_share: float = 0.35  # share of a time budget that embedding train + val may take, in (0, 1]
-    embed_backend: str = "auto"  # picsift.models.pretrained.EMBED_BACKENDS; auto: onnx on a CPU, channels_last on a GPU
+    embed_backend: str = "auto"  # picsift.models.pretrained.EMBED_BACKENDS; auto: onnx on a CPU, bf16 on a CUDA GPU
 
     # Linear probe: standardised features, multinomial logistic regression (scikit-learn, L-BFGS).
     probe_c: float | None = None  # inverse L2 strength; None: the grid PROBE_CS by validation log-loss (0.01
