@@ -148,6 +148,12 @@ def test_label_issues_on_hymenoptera_photos_find_planted_flips(tmp_path: Path) -
     flagged = {paths[f.image_ids[0]] for f in result.findings if f.kind == "label_issue"}
     assert len(flagged & flipped) >= 3, (flagged, flipped)
     assert len(flagged - flipped) <= 2, (flagged, flipped)
+    # The model agrees with the labels (not weak), so "auto" adds no second embedding; a named one is added.
+    assert result.label_model["cv_agreement"] >= 0.8 and "added_extractors" not in result.label_model
+    named = run_clean(CleanConfig(workspace=tmp_path / "ws", checks=("labels",), label_extractors="hog"))
+    lm = named.label_model
+    assert lm["added_extractors"] == ["hog"] and lm["first_cv_agreement"] == result.label_model["cv_agreement"]
+    assert lm["images"] == 80 and 0.5 <= lm["cv_agreement"] <= 1.0
 
 
 @pytest.fixture(scope="module")

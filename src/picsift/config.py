@@ -174,6 +174,10 @@ class CleanConfig:
     # logistic: a cross-validated logistic-regression head (scikit-learn, C = label_c) on the embedding.
     label_model: str = "auto"  # auto | linear | cnn | logistic (or ridge | logreg | mlp on the embedding)
     label_c: float = 0.001  # inverse L2 strength of the logistic head (scikit-learn C; see curate.labels)
+    # Embeddings the logistic label model adds to the stage's own, concatenated: "auto" (every other installed
+    # pretrained backbone, only when the model on the stage's embedding is weak: under 80% agreement), "none",
+    # or a comma list of picsift.features extractors (always added).
+    label_extractors: str = "auto"
     label_cnn_budget_s: float = 60.0  # training time for all CNN folds together
     label_cnn_folds: int = 4
     label_cnn_min_images: int = 1000
@@ -208,6 +212,11 @@ class CleanConfig:
             )
         if self.label_c <= 0:
             raise ConfigError(f"label_c must be > 0, got {self.label_c}")
+        names = [n.strip() for n in str(self.label_extractors).split(",")]
+        if not all(names) or (len(names) > 1 and {"auto", "none"} & set(names)):
+            raise ConfigError(
+                f"label_extractors must be auto, none or a comma list of feature extractors; got {self.label_extractors!r}"
+            )
         if self.label_filter not in LABEL_FILTERS:
             raise ConfigError(f"label_filter must be one of {', '.join(LABEL_FILTERS)}; got {self.label_filter!r}")
         if not 0.0 < self.label_max_fdr < 1.0:

@@ -62,6 +62,14 @@ def clean(
             "(ridge on the embedding, seconds), cnn (fast CNN per fold, ~1 min, ensembled with linear)."
         ),
     ] = None,
+    label_extractors: Annotated[
+        str | None,
+        typer.Option(
+            help="Embeddings the logistic label model adds to the stage's: auto (default: every other installed "
+            "pretrained backbone, only when the first model agrees with under 80% of the labels), none, or a "
+            "comma list of features extractors."
+        ),
+    ] = None,
     near_dup_threshold: Annotated[float | None, typer.Option(help="Near-duplicate similarity (0-1).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of settings (flags override it).")] = None,
     strict: StrictOpt = False,
@@ -98,6 +106,7 @@ def clean(
         checks=None if chosen == ("all",) else chosen,
         extractor=extractor,
         label_model=label_model,
+        label_extractors=label_extractors,
         near_dup_threshold=near_dup_threshold,
         strict=strict or None,
         label_url=label_url,
@@ -114,6 +123,12 @@ def clean(
     for kind, n in result.counts.items():
         console.print(f"  {kind:<20} {n}")
     lm = result.label_model
+    if lm.get("added_extractors"):
+        console.print(
+            f"label model: {', '.join(lm['added_extractors'])} added to the embedding (agreement with the labels "
+            f"{100 * lm['first_cv_agreement']:.0f}% -> {100 * lm['cv_agreement']:.0f}%)",
+            highlight=False,
+        )
     if lm.get("weak"):
         console.print(
             f"note: the label model agrees with only {100 * lm['cv_agreement']:.0f}% of the given labels, so "

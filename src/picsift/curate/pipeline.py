@@ -195,7 +195,7 @@ def run(cfg: CleanConfig) -> CleanResult:
 
     if "labels" in cfg.checks and emb is not None:
         t = time.perf_counter()
-        label_found, label_model = _label_findings(rows, emb, x, cfg, choice)
+        label_found, label_model = _label_findings(ws, rows, emb, x, cfg, choice)
         findings += label_found
         timings["labels"] = time.perf_counter() - t
 
@@ -253,8 +253,55 @@ def resolve_label_model(cfg: CleanConfig, n_images: int, pretrained: bool = Fals
     return "ridge" if cfg.label_model == "linear" else cfg.label_model
 
 
+def added_label_extractors(cfg: CleanConfig, choice: EmbeddingChoice | None, weak: bool) -> list[str]:
+    """The extractors whose embeddings the logistic label model adds to the stage's (`cfg.label_extractors`):
+    a list named by the user; for "auto", when the model on the stage's pretrained embedding is `weak`, every
+    other installed pretrained backbone at its default size (on the planted CIFAR-10 benchmark's tuning seeds,
+    EfficientNet-Lite0 + Lite2 features concatenated raised the precision at recall 0.7 from 0.74 to 0.85 on
+    average, for 3.6x Lite0's embedding time); else none."""
+    setting = str(cfg.label_extractors).strip()
+    if setting == "none":
+        return []
+    if setting != "auto":
+        return [n.strip() for n in setting.split(",")]
+    if not weak or choice is None or not choice.pretrained:
+        return []
+    from picsift.features.pretrained import parse_name
+    from picsift.models.pretrained import available_pretrained
+
+    own = (parse_name(choice.extractor) or (choice.extractor, 0))[0]
+    try:
+        return [w.name for w in available_pretrained() if w.name != own]
+    except Exception as e:  # a broken install: the stage's own embedding still serves
+        log.warning("looking for more pretrained weights failed (%s)", e)
+        return []
+
+
+def _stronger_label_probs(
+    ws: Workspace, rows: list[ImageRow], emb: np.ndarray, y: np.ndarray, n_classes: int, cfg: CleanConfig,
+    names: list[str],
+) -> tuple[np.ndarray | None, dict[str, Any]]:  # fmt: skip
+    """Out-of-fold probabilities of the logistic head on `emb` with the embeddings of `names` beside it, and what
+    was added; (None, why) when an added extractor fails (the model on `emb` alone then stands)."""
+    from picsift.features import extract
+
+    t = time.perf_counter()
+    try:
+        stacked = np.hstack([emb, *(np.asarray(extract(ws, rows, n), dtype=np.float32) for n in names)])
+    except PicsiftError as e:
+        log.warning("adding %s to the label model failed (%s); keeping the stage's embedding alone", names, e)
+        return None, {"added_extractors_failed": f"{', '.join(names)}: {e}"}
+    probs = logistic_cv_pred_probs(stacked, y, n_classes, folds=cfg.label_folds, c=cfg.label_c, seed=cfg.seed)
+    return probs, {"added_extractors": names, "added_s": round(time.perf_counter() - t, 2)}
+
+
 def _label_findings(
-    rows: list[ImageRow], emb: np.ndarray, x: np.ndarray, cfg: CleanConfig, choice: EmbeddingChoice | None
+    ws: Workspace,
+    rows: list[ImageRow],
+    emb: np.ndarray,
+    x: np.ndarray,
+    cfg: CleanConfig,
+    choice: EmbeddingChoice | None,
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Label-issue findings, and how far the cross-validated model agrees with the given labels: with a
     weak model (low agreement) the flags are a ranked review queue, not a verdict."""
@@ -277,6 +324,12 @@ def _label_findings(
     if model == "logistic":
         probs = logistic_cv_pred_probs(emb[keep], y, len(classes), folds=cfg.label_folds, c=cfg.label_c, seed=cfg.seed)
         extra = {"c": cfg.label_c}
+        first = float((probs.argmax(1) == y).mean())
+        names = added_label_extractors(cfg, choice, first < WEAK_LABEL_MODEL)
+        if names:
+            stronger, added = _stronger_label_probs(ws, [rows[i] for i in keep], emb[keep], y, len(classes), cfg, names)
+            extra.update(added, first_cv_agreement=round(first, 4))
+            probs = stronger if stronger is not None else probs
     else:
         linear = "ridge" if model == "cnn" else model
         probs = cross_val_pred_probs(emb[keep], y, len(classes), folds=cfg.label_folds, model=linear, seed=cfg.seed)
