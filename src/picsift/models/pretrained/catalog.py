@@ -91,8 +91,15 @@ KNOWN: dict[str, PretrainedSpec] = {
     for s in (
         _lite(0, 224, 0.875, "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", 296, 4.65, 75.1),
         _lite(
-            1, 240, 0.882, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", 386, 5.42, 76.7, False
-        ),
+            1,
+            240,
+            0.882,
+            "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+            386,
+            5.42,
+            76.7,
+            in_extra=False,
+        ),  # fmt: skip
         _lite(2, 260, 0.890, "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", 386, 6.09, 77.6),
     )
 }

@@ -39,9 +39,8 @@ log = logging.getLogger("picsift.models.pretrained")
 
 EMBED_BACKENDS = ("eager", "channels_last", "bf16", "compile", "onnx")
 DEFAULT_CPU_BACKEND = "onnx"
-DEFAULT_CUDA_BACKEND = (
-    "bf16"  # H200, Lite2 at 260 px: 8,810 images/s vs 6,408 eager fp32 (bench/results/gpu_bench.json)
-)
+# H200, Lite2 at 260 px: 8,810 images/s vs 6,408 eager fp32 (bench/results/gpu_bench.json)
+DEFAULT_CUDA_BACKEND = "bf16"
 DEFAULT_DEVICE_BACKEND = "channels_last"  # other accelerators (mps)
 
 
@@ -104,9 +103,10 @@ class Embedder:
 
     model: a feature model (e.g. `create_pretrained_backbone(name, num_classes=0)`), put in eval mode here.
     backend: one of EMBED_BACKENDS or "auto" (on CPU: DEFAULT_CPU_BACKEND when ONNX Runtime is installed,
-    else "eager"; on a CUDA GPU: DEFAULT_CUDA_BACKEND, bf16; on another accelerator: DEFAULT_DEVICE_BACKEND). threads: ONNX Runtime intra-op threads (default: torch's thread count);
-    spinning: whether idle ONNX Runtime threads spin-wait (off by default: on a shared 2-core machine
-    spinning threads steal the cores the work needs; bench/embed_bench.py measured 3.8x vs 3.0x eager).
+    else "eager"; on a CUDA GPU: DEFAULT_CUDA_BACKEND, bf16; on another accelerator: DEFAULT_DEVICE_BACKEND).
+    threads: ONNX Runtime intra-op threads (default: torch's thread count); spinning: whether idle ONNX Runtime
+    threads spin-wait (off by default: on a shared 2-core machine spinning threads steal the cores the work needs;
+    bench/embed_bench.py measured 3.8x vs 3.0x eager).
     Raises ConfigError for an unknown backend or "onnx" without onnxruntime.
     """
 
