@@ -3,7 +3,7 @@
 GPU-trained run by a process that sees no GPU.
 
     python bench/gpu_bench.py [--datasets DIR] [--budget 1] [--images 4096] [--backbone efficientnet_lite2]
-        [--skip-transfer] [--out FILE]
+        [--skip-transfer] [--methods auto fast peer] [--defaults-only] [--out FILE]
 
 Embedding: uint8 images at the backbone's storage size (seeded noise: speed does not depend on content) through
 picsift's Embedder with each GPU backend ("eager" fp32 NCHW, the plain PyTorch baseline; "channels_last" fp32;
@@ -92,7 +92,11 @@ VARIANTS: list[tuple[str, dict[str, Any] | None]] = [
 
 
 def transfer_rows(
-    budget: float, seed: int, device: str, on_row: Callable[[list[dict[str, Any]]], None] | None = None
+    budget: float,
+    seed: int,
+    device: str,
+    on_row: Callable[[list[dict[str, Any]]], None] | None = None,
+    variants: list[tuple[str, dict[str, Any] | None]] = VARIANTS,
 ) -> tuple[list[dict[str, Any]], Path]:
     tmp = Path(tempfile.mkdtemp(prefix="gpu-bench-"))
     train_files, scored_files = tb.dataset("hymenoptera", 0, False)
@@ -100,7 +104,7 @@ def transfer_rows(
     tb.warm_decoded_cache(ws, [256, 292, 48])
     peer_train, peer_scored = tb.decode(train_files, 256)[:2], tb.decode(scored_files, 256)[:2]
     rows: list[dict[str, Any]] = []
-    for method, params in VARIANTS:
+    for method, params in variants:
         if method == "peer":
             chosen = next((r["model"] for r in rows if r["method"] == "auto"), "efficientnet_lite0")
             row = tb.run_peer(peer_train, peer_scored, budget, seed, chosen, device)
@@ -140,6 +144,8 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=4096, help="images per embedding round")
     ap.add_argument("--backbone", nargs="+", default=["efficientnet_lite0", "efficientnet_lite2"])
     ap.add_argument("--skip-transfer", action="store_true")
+    ap.add_argument("--methods", nargs="+", default=["auto", "fast", "peer"], help="transfer methods to run")
+    ap.add_argument("--defaults-only", action="store_true", help="auto as a user runs it, without the param variants")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cuda", help="cuda; cpu only for a smoke run of this script")
     ap.add_argument("--rounds", type=int, default=3)
@@ -179,7 +185,8 @@ def main() -> None:
             report["transfer"] = rows
             write_json(out, report, indent=2, default=str)
 
-        report["transfer"], ws = transfer_rows(args.budget, args.seed, args.device, save)
+        variants = [(m, p) for m, p in VARIANTS if m in args.methods and not (args.defaults_only and p)]
+        report["transfer"], ws = transfer_rows(args.budget, args.seed, args.device, save, variants)
         write_json(out, report, indent=2, default=str)
         report["cpu_exports"] = cpu_exports(ws)
         for r in report["cpu_exports"]:

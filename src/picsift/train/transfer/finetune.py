@@ -7,7 +7,8 @@ then cosine decay (Loshchilov & Hutter, SGDR, ICLR 2017, without restarts) over 
 flips, bf16 autocast (CPUs with native bf16; fp16/bf16 on GPUs) and channels_last. BatchNorm layers keep their
 ImageNet statistics (eval mode): the probe was fitted on features computed with them, and batches of 32 photos
 would give noisy ones. The best validation epoch is kept, and only when it beats what the run started from
-(the probe's validation accuracy), so fine-tuning never makes a run worse on validation.
+(the probe's validation accuracy) by MIN_GAIN_OVER_START images, so fine-tuning never makes a run worse on
+validation and one lucky image does not replace the probe.
 
 Under torchrun (`dist`) each process trains its shard of every epoch (DistributedSampler, `--batch-size` images per
 process) in DistributedDataParallel; the decisions on the clock (learning rate by progress, stopping before the
@@ -38,6 +39,11 @@ from picsift.train.transforms import ArrayDataset, train_transform
 log = logging.getLogger("picsift.train")
 CPU_TRAIN_STAGES = 3
 MIN_STEPS = 4  # an epoch cut shorter than this by the budget is not started
+# Validation images an epoch must get right beyond the starting point (the probe) to replace it. One image is noise
+# on a small validation set, and the best of many epochs is picked: on an H200, 85 epochs of hymenoptera fine-tuning
+# kept one right on 24 of 24 held-out photos against the probe's 23, and scored 94.8% on the test photos against the
+# probe's 96.1% (bench/results/gpu_bench.json). Later epochs replace the best one when better by one image.
+MIN_GAIN_OVER_START = 2
 
 
 def freeze_and_group(
@@ -72,6 +78,17 @@ def freeze_and_group(
             {"params": rest, "lr": rate, "weight_decay": 0.0},
         ]
     return [g for g in groups if g["params"]]
+
+
+def replaces_best(val_acc: float, best_acc: float | None, best_epoch: int, n_val: int) -> bool:
+    """Whether an epoch with validation accuracy `val_acc` (on `n_val` images) replaces the best so far: the starting
+    point (`best_epoch` 0, the probe, `best_acc` its accuracy; None: nothing to beat) when it gets at least
+    MIN_GAIN_OVER_START more images right, a fine-tuned epoch when it gets at least one more. Whole images: the
+    accuracies of bf16 logits and of the probe's float64 ones differ in the last bits, which is no improvement."""
+    if best_acc is None:
+        return True
+    gain = (MIN_GAIN_OVER_START if best_epoch == 0 else 1) - 0.5
+    return val_acc > best_acc + gain / n_val
 
 
 def lr_factor(p: float, warmup: float) -> float:
@@ -200,9 +217,7 @@ def finetune(
             log_row(row)
             info = f"val acc {row['val_acc']:.3f}" if has_val else f"train loss {row['train_loss']:.3f}"
             bar.update(task, advance=1, info=info)  # type: ignore[arg-type]
-            # Better by at least one image: accuracies from bf16 logits and from the probe's float64 differ in the
-            # last bits, which must not count as an improvement.
-            if has_val and (out.best_acc is None or row["val_acc"] > out.best_acc + 0.5 / len(data.y_val)):
+            if has_val and replaces_best(row["val_acc"], out.best_acc, out.best_epoch, len(data.y_val)):
                 out.best_acc, out.best_epoch, best_state = row["val_acc"], row["epoch"], snapshot()
             if row["images"] == 0:
                 break

@@ -35,7 +35,7 @@ from picsift.store import Workspace
 from picsift.train.data import TrainData, TrainedModel
 from picsift.train.fast.runtime import thread_scope
 from picsift.train.transfer.embeddings import cache_key, cached_embeddings
-from picsift.train.transfer.finetune import FinetuneBudget, finetune
+from picsift.train.transfer.finetune import MIN_GAIN_OVER_START, FinetuneBudget, finetune
 from picsift.train.transfer.plan import embed_rate
 from picsift.train.transfer.probe import fit_probe, fold_into
 from picsift.train.transfer.recipe import TransferRecipe
@@ -60,6 +60,22 @@ def with_train_settings(recipe: TransferRecipe, cfg: TrainConfig) -> TransferRec
         weight_decay=recipe.weight_decay if cfg.weight_decay is None else cfg.weight_decay,
         label_smoothing=recipe.label_smoothing if cfg.label_smoothing is None else cfg.label_smoothing,
         amp=recipe.amp and cfg.amp,
+    )
+
+
+def probe_leaves_no_room(probe_val_acc: float | None, n_val: int) -> str | None:
+    """Why fine-tuning cannot help when the probe misses fewer than MIN_GAIN_OVER_START of the `n_val` validation
+    images (no epoch could then be kept, `finetune.replaces_best`); None when it can, or without validation."""
+    if probe_val_acc is None or n_val == 0:
+        return None
+    wrong = round((1.0 - probe_val_acc) * n_val)
+    if wrong >= MIN_GAIN_OVER_START:
+        return None
+    if wrong == 0:
+        return f"the probe gets all {n_val} validation images right"
+    return (
+        f"the probe gets {n_val - wrong} of {n_val} validation images right: no epoch could beat it by "
+        f"{MIN_GAIN_OVER_START} images"
     )
 
 
@@ -186,8 +202,8 @@ def fit_transfer(
         left = deadline - time.perf_counter() - val_cost if deadline is not None else None
         if not recipe.finetune:
             ft_info["skipped"] = "finetune: false"
-        elif phase.probe_val_acc is not None and phase.probe_val_acc >= 1.0:  # no epoch could beat it
-            ft_info["skipped"] = f"the probe gets all {n_val} validation images right"
+        elif (no_room := probe_leaves_no_room(phase.probe_val_acc, n_val)) is not None:
+            ft_info["skipped"] = no_room
         elif left is not None and dist.agree_min(left) < MIN_FINETUNE_S:
             ft_info["skipped"] = (
                 f"the budget leaves {max(left, 0):.0f} s after the probe (under {MIN_FINETUNE_S:.0f} s)"
