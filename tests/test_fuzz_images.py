@@ -57,6 +57,22 @@ def test_a_truncated_png_says_it_is_a_png(tmp_path: Path) -> None:
     assert load_rgb(tmp_path / "polyglot-jpeg-zip.jpg").size == (16, 12)
 
 
+def test_text_that_starts_with_p_is_not_a_damaged_netpbm_image(tmp_path: Path) -> None:
+    """Pillow's Netpbm check accepts "P" and several letters, so a text file starting "PyTorch" read as a PPM
+    with a damaged header (HTTP 422) instead of not an image (415)."""
+    from picsift.data.formats import PNM, signature_format
+
+    for text in (b"PyTorch provenance\n", b"Pfeffer und Salz", b"P9 is no magic number"):
+        assert signature_format(text) is None
+        path = tmp_path / "notes.ppm"
+        path.write_bytes(text)
+        with pytest.raises(ImageDecodeError) as e:
+            probe(path)
+        assert "starts like" not in str(e.value)
+    for magic in (b"P1\n", b"P6 ", b"P5\t", b"Pf\r\n"):
+        assert signature_format(magic + b"2 2\n255\n") is PNM
+
+
 @pytest.mark.slow
 def test_predict_server_and_feedback_refuse_corrupt_files_with_4xx(tmp_path: Path) -> None:
     from picsift.deploy.export import export

@@ -117,8 +117,15 @@ def signature_format(data: bytes) -> ImageFormat | None:
         accept = Image.OPEN[name][1]
         result = accept(head) if accept is not None else False
         if result and not isinstance(result, str):  # a str is a warning, not a match
+            if _BY_NAME[name] is PNM and not _is_pnm_header(head):
+                continue  # Pillow accepts any "P" plus one of several letters: text such as "PyTorch ..." too
             return _BY_NAME[name]
     return None
+
+
+def _is_pnm_header(head: bytes) -> bool:
+    """A Netpbm magic number, "P1" to "P7" (or "Pf" for PFM), followed by whitespace."""
+    return len(head) >= 3 and head[:1] == b"P" and head[1:2] in b"1234567f" and head[2:3] in b" \t\r\n"
 
 
 def format_named(name: str | None) -> ImageFormat | None:
