@@ -72,6 +72,7 @@ def test_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     ws = str(tmp_path / "ws")
     code, out, err = _invoke("import", str(tmp_path / "missing"), "--workspace", ws)
     assert code == 2 and out == "" and "no such file or folder" in err
+    assert not Path(ws).exists()  # a mistyped source leaves no new, empty workspace behind
 
     (tmp_path / "m.csv").write_text("path,label\nnope.png,cat\n")
     code, _, err = _invoke("import", str(tmp_path / "m.csv"), "--workspace", ws, "--json")

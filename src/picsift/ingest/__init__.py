@@ -133,6 +133,8 @@ def run(cfg: ImportConfig) -> ImportResult:
     start = time.perf_counter()
     split = _validate(cfg)
     source: Path | str = cfg.source if is_remote(cfg.source) else Path(os.path.expanduser(cfg.source))
+    if isinstance(source, Path) and not os.path.lexists(source):  # a typo must not leave a new, empty workspace
+        raise DatasetError(f"{source}: no such file or folder")
     ws = Workspace.open(cfg.workspace, create=True)
     try:
         catalog = ws.catalog  # a new workspace gets its (empty) catalog even if the source is bad
