@@ -327,3 +327,26 @@ def test_an_epoch_replaces_the_probe_only_with_two_more_validation_images_right(
     )
     assert probe_leaves_no_room(22 / 24, 24) is None and probe_leaves_no_room(None, 24) is None
     assert probe_leaves_no_room(0.71, 100) is None
+
+
+def test_train_says_which_model_a_transfer_run_kept(tmp_path: Path) -> None:
+    """`picsift train` prints what the transfer recipe kept: a run that spent its budget fine-tuning and kept the
+    probe must not read as if fine-tuning made the model."""
+    from picsift.cli.train_cmd import _kept
+
+    def kept(trainer: dict | None) -> str | None:
+        (tmp_path / "run.json").write_text(json.dumps({"trainer": trainer} if trainer is not None else {}))
+        return _kept(tmp_path)
+
+    assert kept(None) is None and kept({"recipe": "fast"}) is None
+    ran = {"ran": True, "epochs": 7, "best_epoch": 0}
+    assert kept({"kept": "probe", "phases": {"finetune": ran}}) == (
+        "the linear probe: none of 7 fine-tuning epochs beat it on validation"
+    )
+    skipped = {"ran": False, "skipped": "the probe gets all 24 validation images right"}
+    assert kept({"kept": "probe", "phases": {"finetune": skipped}}) == (
+        "the linear probe; fine-tuning skipped: the probe gets all 24 validation images right"
+    )
+    assert kept({"kept": "finetune epoch 3"}) == "finetune epoch 3 (fine-tuned from the linear probe)"
+    (tmp_path / "run.json").write_text("{broken")
+    assert _kept(tmp_path) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -155,6 +156,7 @@ def train(
         "warnings": result.warnings,
         "auto": result.auto.to_dict() if result.auto else None,
         "calibration": result.calibration,
+        "kept": _kept(result.run_dir),
     }
     if json_out:
         print_json(out)
@@ -168,6 +170,8 @@ def train(
             markup=True,
             highlight=False,
         )
+        if out["kept"]:
+            console.print(f"kept: {out['kept']}", highlight=False, soft_wrap=True)
         cal = result.calibration
         if "temperature" in cal:
             console.print(
@@ -179,6 +183,25 @@ def train(
 
 
 @handle_errors
+def _kept(run_dir: Path) -> str | None:
+    """What a transfer run kept, in words (from run.json's trainer record); None for other trainers."""
+    try:
+        trainer = json.loads((run_dir / "run.json").read_text()).get("trainer") or {}
+    except (OSError, ValueError):
+        return None
+    kept = trainer.get("kept") if isinstance(trainer, dict) else None
+    if not kept:
+        return None
+    finetune = (trainer.get("phases") or {}).get("finetune") or {}
+    if kept != "probe":
+        return f"{kept} (fine-tuned from the linear probe)"
+    if finetune.get("skipped"):
+        return f"the linear probe; fine-tuning skipped: {finetune['skipped']}"
+    if finetune.get("ran"):
+        return f"the linear probe: none of {finetune.get('epochs', 0)} fine-tuning epochs beat it on validation"
+    return "the linear probe"
+
+
 def runs(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     """List the workspace's runs: id, model, date, best val accuracy, epochs and whether they finished (a run
     that failed with a checkpoint continues with `train --resume RUN`)."""
