@@ -179,7 +179,7 @@ def test_no_test_split_falls_back_to_val(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path, per_class=10, classes=2, with_test=False)
     run_dir = train_tiny(ws)
     result = evaluate_run(EvalConfig(workspace=ws.root, device="cpu"))
-    assert result.split == "val" and "no test split" in result.split_reason
+    assert result.split == "val" and "no test split" in result.split_reason and "optimistic" in result.split_reason
     assert result.n_images == len(json.loads((run_dir / "data.json").read_text())["val_ids"]) == 4
     assert json.loads((run_dir / "metrics.json").read_text())["split"] == "val"
     with pytest.raises(DatasetError, match="no test images"):

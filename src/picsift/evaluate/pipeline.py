@@ -89,7 +89,12 @@ def choose_split(data: dict[str, Any], wanted: str) -> tuple[str, list[int], str
             "this run has neither test nor validation images to evaluate on: import data with a test or "
             "val split (or enough images per class for an automatic validation split) and train again"
         )
-    reason = "asked for" if wanted == "val" else "the run has no test split, so validation is used"
+    reason = (
+        "asked for"
+        if wanted == "val"
+        else "the run has no test split, so validation is used (optimistic: training chose the kept epoch and "
+        "the temperature on these images)"
+    )
     return "val", val_ids, reason
 
 
