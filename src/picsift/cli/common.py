@@ -23,8 +23,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Markup off by default: paths, class names and messages print as written (rich would read "[misc]" or "a list
 # of [until, size] pairs" as tags and drop them). A line that styles opts in with markup=True and escapes its values.
-console = Console(markup=False)
-err_console = Console(stderr=True)
+console = Console(markup=False, soft_wrap=True)  # a long line stays one line (no breaks mid-path or mid-name)
+err_console = Console(stderr=True, soft_wrap=True)
 
 WorkspaceOpt = Annotated[
     Path | None,
