@@ -418,6 +418,19 @@ def discover_url_list(url_list: Path | str, *, label: str | None = None, split: 
     return disc
 
 
+def _discover_archive(
+    archive: Path, origin: str, shown: str, workspace_files: Path, label: str | None, split: str | None,
+    max_expansion: float,
+) -> Discovery:  # fmt: skip
+    """Entries of a local archive file, extracted into the workspace and walked like a folder: `origin` is the
+    source recorded for its images, `shown` names it in the skipped members ("shown!member")."""
+    extracted = extract(archive, workspace_files / "archives", max_ratio=max_expansion)
+    top, hidden = _archive_root(extracted.folder)
+    disc = discover_folder(top, label=label, split=split, source=origin, kind="archive")
+    disc.skipped += hidden + [(f"{shown}!{m}", why) for m, why in extracted.refused]
+    return disc
+
+
 def _archive_root(folder: Path) -> tuple[Path, list[tuple[str, str]]]:
     """Descend through a single wrapping folder (`dataset.zip` -> `dataset/train/...`); the hidden
     and system files beside it (`__MACOSX/`) are returned as skipped."""
@@ -460,11 +473,7 @@ def discover_remote(
     lowered = name.lower()
     if is_archive(Path(name)):
         local = _download_archive(url, workspace_files / "downloads")
-        extracted = extract(local, workspace_files / "archives", max_ratio=max_expansion)
-        top, hidden = _archive_root(extracted.folder)
-        disc = discover_folder(top, label=label, split=split, source=url, kind="archive")
-        disc.skipped += hidden + [(f"{url}!{m}", why) for m, why in extracted.refused]
-        return disc
+        return _discover_archive(local, url, url, workspace_files, label, split, max_expansion)
     if lowered.endswith(MANIFEST_SUFFIXES):
         return discover_manifest(url, label=label, split=split)
     if lowered.endswith(URL_LIST_SUFFIXES):
@@ -507,13 +516,8 @@ def discover(
         raise DatasetError(f"{source}: not a regular file or folder")
     lowered = source.name.lower()
     if is_archive(source):
-        extracted = extract(source, workspace_files / "archives", max_ratio=max_expansion)
-        top, hidden = _archive_root(extracted.folder)
-        disc = discover_folder(
-            top, label=label, split=split, source=os.fsdecode(os.path.abspath(source)), kind="archive"
-        )
-        disc.skipped += hidden + [(f"{source}!{m}", why) for m, why in extracted.refused]
-        return disc
+        origin = os.fsdecode(os.path.abspath(source))
+        return _discover_archive(source, origin, str(source), workspace_files, label, split, max_expansion)
     if lowered.endswith(MANIFEST_SUFFIXES):
         return discover_manifest(source, label=label, split=split)
     if lowered.endswith(URL_LIST_SUFFIXES):
