@@ -277,3 +277,18 @@ def test_a_rank_that_dies_or_hangs_stops_the_other_with_a_clear_error(tmp_path: 
     assert "rank 0 of 2: another process of this run failed or stopped answering" in text, text[-3000:]
     run = RunFolder(next((ws / "runs").iterdir()))
     assert run.checkpoint_path.exists() and not run.has_artifact()  # kept for --resume
+
+
+def test_the_errors_a_lost_peer_causes_count_as_communication_failures() -> None:
+    """Each message is one a collective raised when the other process died or was stopped (the last, gloo's, came
+    from DDP's gradient all-reduce and used to escape as exit 1 with a traceback)."""
+    from picsift.distributed import _is_comm_failure
+
+    for text in (
+        "[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:1234",
+        "Connection reset by peer",
+        "Application timeout caused pair closure",
+    ):
+        assert _is_comm_failure(RuntimeError(text)), text
+    assert not _is_comm_failure(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not _is_comm_failure(ValueError("Application timeout caused pair closure"))

@@ -46,7 +46,12 @@ DEFAULT_TIMEOUT_S = 600.0  # a collective while training (torch's default for NC
 WAIT_ENV = "PICSIFT_DIST_WAIT"
 DEFAULT_WAIT_S = 6 * 3600.0  # waiting for rank 0's work alone: the first decoding of a large set, embeddings
 RELAYED = "picsift_relayed"  # attribute set on an error a process re-raises because rank 0 raised it
-_COMM_FAILURE_HINTS = ("gloo", "nccl", "connection closed", "connection reset", "timed out", "broken pipe")
+# Words of the errors a collective raises when a peer dies or stops answering; gloo's pair timeout during DDP's
+# gradient all-reduce reads "Application timeout caused pair closure" (seen under load, peer stopped).
+_COMM_FAILURE_HINTS = (
+    "gloo", "nccl", "connection closed", "connection reset", "timed out", "broken pipe", "pair closure",
+    "application timeout",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
