@@ -19,6 +19,9 @@ from picsift.data.images import load_rgb, resize_square
 from picsift.data.presence import file_problem
 from picsift.data.storage import image_source
 from picsift.errors import ImageDecodeError, StorageError, disk_error
+from picsift.sqlite_wal import ensure_wal
+
+BUSY_TIMEOUT_S = 30.0
 
 
 def decode_square(path: str | Path | bytes, size: int) -> np.ndarray:
@@ -32,9 +35,9 @@ def sqlite_file(path: Path) -> Iterator[sqlite3.Connection]:
     """A connection to the SQLite cache file `path` (WAL, 30 s busy timeout), committed when the block ends without
     an error (rolled back otherwise) and closed. Raises DiskError when the disk is full or read-only."""
     try:
-        db = sqlite3.connect(path, timeout=30)
+        db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            ensure_wal(db, BUSY_TIMEOUT_S)
             with db:
                 yield db
         finally:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from picsift.errors import ConflictError, DiskError, NotFoundError, PicsiftError, WorkspaceError, disk_error
 from picsift.jsonio import dumps
 from picsift.labels_text import normalize_label, normalize_optional_label
+from picsift.sqlite_wal import ensure_wal
 from picsift.store import catalog_url
 from picsift.store.migrate import upgrade_catalog
 from picsift.store.schema import (
@@ -86,12 +87,15 @@ class ImageRow:
         return cls(**{f.name: getattr(image, f.name) for f in fields(cls)})
 
 
+BUSY_TIMEOUT_S = 10.0
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets the labelling server read while a training run writes; busy_timeout avoids spurious
-    # "database is locked" errors between concurrent processes.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    # busy_timeout first: it avoids spurious "database is locked" errors between concurrent processes, and
+    # the journal mode switch below may have to wait for another connection.
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+    ensure_wal(cursor, BUSY_TIMEOUT_S)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
