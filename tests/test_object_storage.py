@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import fsspec
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -347,3 +348,37 @@ def test_manifest_in_object_storage_names_objects_relative_to_it(tmp_path: Path,
     fs.pipe(storage.join(mem, "bad.csv"), b"path,label\nimgs/0/nope.png,0\n")
     with pytest.raises(DatasetError, match=r"bad.csv line 2: missing in object storage: memory://.*nope.png"):
         api.import_images(storage.join(mem, "bad.csv"), workspace=tmp_path / "ws")
+
+
+def test_clean_reads_each_object_once_and_again_from_the_cache(
+    tmp_path: Path, mem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fine quality measurements and the report's thumbnails open originals: for object URLs they go through
+    the workspace's object cache, so a clean downloads each object at most once and a second clean none."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    rng = np.random.default_rng(0)
+    fs = fsspec.filesystem("memory")
+    for i in range(10):  # 160 px: at least twice the 64 px decoded copy, so the originals are opened
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (160, 160, 3), dtype=np.uint8)).save(buf, "PNG")
+        fs.pipe(storage.join(mem, "imgs", "cat" if i % 2 else "dog", f"{i}.png"), buf.getvalue())
+    twin = storage.join(mem, "imgs", "dog", "0.png")
+    fs.pipe(storage.join(mem, "imgs", "dog", "0-copy.png"), fs.cat_file(twin))  # a duplicate: shown in the report
+    ws = tmp_path / "ws"
+    api.import_images(storage.join(mem, "imgs"), workspace=ws)
+
+    reads: list[str] = []
+    real_cat = MemoryFileSystem.cat_file
+
+    def counted(self: MemoryFileSystem, path: str, *args: object, **kwargs: object) -> bytes:
+        reads.append(path)
+        return real_cat(self, path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MemoryFileSystem, "cat_file", counted)
+    first = api.clean(workspace=ws, checks=("duplicates", "quality"))
+    assert any(f.kind == "exact_duplicate" for f in first.findings)
+    assert len(reads) == len(set(reads)) <= 11  # each object downloaded once at most
+    reads.clear()
+    api.clean(workspace=ws, checks=("duplicates", "quality"))
+    assert reads == []  # everything from the cache

@@ -147,7 +147,8 @@ def run(cfg: CleanConfig) -> CleanResult:
     ids = [r.id for r in rows]
     findings: list[Finding] = []
     # Measured on up to 256 px copies of the originals: blur that the small decoded copy hides shows there.
-    metrics = fine_metrics([r.path for r in rows], x, [(r.width, r.height) for r in rows]) if len(x) else {}
+    paths, sizes, hashes = [r.path for r in rows], [(r.width, r.height) for r in rows], [r.sha256 for r in rows]
+    metrics = fine_metrics(paths, x, sizes, sha256s=hashes, cache_dir=ws.cache_dir) if len(x) else {}
     copy_scores = {r.id: float(q) for r, q in zip(rows, copy_quality(metrics) if metrics else [], strict=False)}
 
     if "quality" in cfg.checks:
@@ -223,7 +224,11 @@ def run(cfg: CleanConfig) -> CleanResult:
     report_path = ws.root / REPORT_FILE
     index = {r.id: i for i, r in enumerate(rows)}
     shown = {i for f in findings for i in f.image_ids[:8]}
-    thumbs = {i: file_thumbnail_uri(rows[index[i]].path, x[index[i]]) for i in shown if i in index}
+    thumbs = {
+        i: file_thumbnail_uri(rows[index[i]].path, x[index[i]], sha256=rows[index[i]].sha256, cache_dir=ws.cache_dir)
+        for i in shown
+        if i in index
+    }
     report_path.write_text(
         render_report(
             findings,

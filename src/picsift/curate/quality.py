@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -83,10 +84,11 @@ def quality_metrics(x: np.ndarray, batch: int = 1024) -> dict[str, np.ndarray]:
     return out
 
 
-def _fine_copy(path: str, side: int) -> np.ndarray | None:
-    """The picture at up to `side` px (shorter side, centre crop; JPEGs decoded at a reduced scale), or None."""
+def _fine_copy(path: str, side: int, sha256: str | None = None, cache_dir: Path | None = None) -> np.ndarray | None:
+    """The picture at up to `side` px (shorter side, centre crop; JPEGs decoded at a reduced scale), or None.
+    An object URL is read through the cache in `cache_dir` under `sha256` (`picsift.data.images.image_file`)."""
     try:
-        with Image.open(image_file(path)) as img:
+        with Image.open(image_file(path, sha256, cache_dir)) as img:
             img.draft("RGB", (side, side))  # JPEG: DCT-domain downscaling, never below (side, side)
             rgb = to_rgb(img)
             return resize_square(rgb, min(side, *rgb.size))
@@ -100,6 +102,8 @@ def fine_metrics(
     sizes: Sequence[tuple[int | None, int | None]] | None = None,
     side: int = FINE_SIDE,
     threads: int = 4,
+    sha256s: Sequence[str] | None = None,
+    cache_dir: Path | None = None,
 ) -> dict[str, np.ndarray]:
     """`quality_metrics` of each image, measured on the original file at up to `side` px where the original is at
     least twice as large as the decoded copy `x` ((N, S, S, 3) uint8, one per path), else on `x` itself.
@@ -107,7 +111,9 @@ def fine_metrics(
     Why: blur removes the finest detail, and downscaling a 500 px photo to 64 px removes it from every image alike,
     so a radius-3 Gaussian blur scored about -1 robust SD at 64 px and -4.5 to -8.7 at 256 px on hymenoptera
     photos (clean photos: above -2.1). Files that no longer decode keep their `x` measurements; `sizes` (each
-    original's (width, height)) saves opening files known to be too small.
+    original's (width, height)) saves opening files known to be too small. Images in object storage are read
+    through the workspace's object cache when `sha256s` (one per path) and `cache_dir` are given, so a clean does
+    not download again what import or training already fetched.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -120,7 +126,7 @@ def fine_metrics(
         w, h = sizes[i] if sizes is not None else (None, None)
         if w and h and min(w, h) < small:
             return None
-        copy = _fine_copy(paths[i], side)
+        copy = _fine_copy(paths[i], side, sha256s[i] if sha256s is not None else None, cache_dir)
         return quality_metrics(copy[None]) if copy is not None and min(copy.shape[:2]) >= small else None
 
     with ThreadPoolExecutor(max(1, threads)) as pool:  # PIL decodes without the GIL

@@ -77,13 +77,20 @@ def thumbnail_uri(pixels: np.ndarray | Image.Image, size: int = THUMB_SIDE) -> s
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def file_thumbnail_uri(path: str, fallback: np.ndarray, size: int = THUMB_SIDE) -> str:
+def file_thumbnail_uri(
+    path: str,
+    fallback: np.ndarray,
+    size: int = THUMB_SIDE,
+    sha256: str | None = None,
+    cache_dir: Path | None = None,
+) -> str:
     """`thumbnail_uri` of the original file (sharper than a small decoded copy), or of `fallback` pixels
-    ((H, W, 3) uint8) when the file cannot be decoded any more."""
+    ((H, W, 3) uint8) when the file cannot be decoded any more. An object URL is read through the cache in
+    `cache_dir` under `sha256` (`picsift.data.images.image_file`)."""
     from picsift.data.images import image_file, to_rgb
 
     try:
-        with Image.open(image_file(path)) as img:
+        with Image.open(image_file(path, sha256, cache_dir)) as img:
             img.draft("RGB", (size, size))
             return thumbnail_uri(to_rgb(img), size)
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError, Image.DecompressionBombError):

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from picsift.data.formats import IMAGE_EXTENSIONS, PILLOW_FORMATS, missing_decoder_for, signature_format
-from picsift.data.storage import image_source, is_remote, read_bytes
+from picsift.data.storage import cached_bytes, image_source, is_remote, read_bytes
 from picsift.errors import ImageDecodeError, StorageError
 
 __all__ = [
@@ -62,12 +62,14 @@ def catalog_source(path: str, sha256: str | None = None, cache_dir: Path | None 
         raise ImageDecodeError(f"cannot be read: {e}") from e
 
 
-def image_file(path: str | Path) -> str | Path | io.BytesIO:
-    """What `PIL.Image.open` reads for a local path or a URL (its bytes, read now). OSError when a URL cannot be
-    read, as when a local file cannot."""
+def image_file(path: str | Path, sha256: str | None = None, cache_dir: Path | None = None) -> str | Path | io.BytesIO:
+    """What `PIL.Image.open` reads for a local path or a URL (its bytes, read now: through the content-addressed
+    cache in `cache_dir` when `sha256` and `cache_dir` are given, so a catalog object is downloaded once). OSError
+    when a URL cannot be read, as when a local file cannot."""
     if isinstance(path, str) and is_remote(path):
         try:
-            return io.BytesIO(read_bytes(path))
+            data = cached_bytes(path, sha256, cache_dir) if sha256 and cache_dir is not None else read_bytes(path)
+            return io.BytesIO(data)
         except StorageError as e:
             raise OSError(str(e)) from e
     return path
