@@ -22,11 +22,14 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+import picsift
 from picsift import api
 from picsift.cli import build_app
 from picsift.data import storage
+from picsift.deploy.server import create_app
 from picsift.errors import DatasetError, StorageError
 from picsift.store import Workspace
+from support.deploy import LiveServer
 from support.images import write_digits
 
 torch.set_num_threads(1)
@@ -174,6 +177,14 @@ def test_train_predict_export_and_load_back_from_the_bucket(s3: S3, imported: tu
     bundle_preds = api.predict(f"s3://{BUCKET}/digits/1/", bundle=url).to_dict()["predictions"]
     assert [p["label"] for p in bundle_preds] == [p["label"] for p in run_preds]
     assert len(run_preds) == 9  # 8 digits + the nested red square; the hidden folder's copy is left out
+
+    server = api.model_server(url, workspace=ws)  # `picsift serve s3://...`: the bundle downloaded, then served
+    assert server.model == json.loads(fs.cat_file(f"{BUCKET}/bundles/digits/bundle.json"))["model"]
+    with LiveServer(create_app(server.settings)) as srv, picsift.Client(srv.url) as client:
+        served = client.predict(s3.local / "1" / sorted(p.name for p in (s3.local / "1").glob("*.png"))[0])
+    assert served["label"] == bundle_preds[0]["label"]
+    code, out, err = cli("check-drift", f"s3://{BUCKET}/digits/1/", "-w", str(ws), "--json")  # a prefix as input
+    assert code == 2 and f"s3://{BUCKET}/digits/1/ holds 9 readable images" in err  # listed and read: too few
 
     # A reader never takes half an upload: without the manifest (an upload under way) there is no bundle.
     fs.rm_file(f"{BUCKET}/bundles/digits/{storage.MANIFEST_FILE}")

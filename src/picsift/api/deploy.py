@@ -166,18 +166,22 @@ def model_server(
     prediction_log_files: int = 10,
 ) -> ModelServer:
     """The HTTP server of a bundle (`picsift serve`), ONNX Runtime on CPU by default; call `.serve()` to run it.
+    `bundle` is a bundle folder or the URL it was exported to (downloaded once, `picsift.deploy.bundle.fetch_bundle`).
     Without a bundle, the run (`run`, or the latest of `workspace`) is exported first. Without an API key it
     answers only requests addressed to loopback names, the bind address and `allowed_hosts` (DNS rebinding). The
     prediction log rotates beyond `prediction_log_max_bytes`, keeping `prediction_log_files` files.
 
-    Raises ConfigError (neither a bundle nor a run or workspace; invalid settings), and what `export_bundle`
-    raises when exporting.
+    Raises ConfigError (neither a bundle nor a run or workspace; invalid settings), StorageError (no complete
+    bundle at a URL), and what `export_bundle` raises when exporting.
     """
-    from picsift.deploy.bundle import read_bundle_meta
+    from picsift.data.storage import is_remote
+    from picsift.deploy.bundle import fetch_bundle, read_bundle_meta
     from picsift.deploy.server.settings import ServerSettings
     from picsift.errors import ConfigError
 
     exported = None
+    if isinstance(bundle, str) and is_remote(bundle):  # the URL `picsift export --out URL` uploaded to
+        bundle = fetch_bundle(bundle)
     if bundle is None:
         if run is None and workspace is None:
             raise ConfigError("give a BUNDLE folder, or --run RUN / --workspace W to export the latest run first")

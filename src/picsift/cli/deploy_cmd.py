@@ -97,7 +97,10 @@ def export(
 
 @handle_errors
 def serve(
-    bundle: Annotated[Path | None, typer.Argument(help="Bundle folder (from `picsift export`).")] = None,
+    bundle: Annotated[
+        str | None,
+        typer.Argument(help="Bundle folder (from `picsift export`), or the URL it was exported to (s3://...)."),
+    ] = None,
     workspace: WorkspaceOpt = None,
     run: RunOpt = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",

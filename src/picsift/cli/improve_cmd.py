@@ -143,7 +143,7 @@ def calibrate(
 
 @handle_errors
 def check_drift(
-    folder: Annotated[Path, typer.Argument(help="A folder of new images.")],
+    folder: Annotated[str, typer.Argument(help="A folder of new images, or an object-storage prefix (s3://...).")],
     workspace: WorkspaceOpt = None,
     run: RunOpt = None,
     max_images: Annotated[int, typer.Option(help="Sample at most this many images per side.")] = 2000,
