@@ -350,3 +350,23 @@ def test_train_says_which_model_a_transfer_run_kept(tmp_path: Path) -> None:
     assert kept({"kept": "finetune epoch 3"}) == "finetune epoch 3 (fine-tuned from the linear probe)"
     (tmp_path / "run.json").write_text("{broken")
     assert _kept(tmp_path) is None
+
+
+def test_a_repeated_run_plans_fine_tuning_with_a_measured_embedding_rate(photos: Path) -> None:
+    """When every embedding comes from the cache, the fine-tuning plan times a small sample instead of taking the
+    planner's busy-machine estimate: that estimate was 13x too slow on a quiet machine and left "0 s" for
+    fine-tuning on a repeated `picsift train`, which had fine-tuned the first time."""
+    require_weights()
+    from picsift.api import train_model
+
+    def embed_phase() -> dict:
+        result = train_model(workspace=photos, model=largest_installed(), time_budget_min=0.1, device="cpu", seed=0)
+        return json.loads((result.run_dir / "run.json").read_text())["trainer"]["phases"]["embed"]
+
+    first = embed_phase()
+    second = embed_phase()
+    assert second["computed"] == 0 and second["cached"] == 36
+    assert second["planning_rate"]["from"] == "a timed sample"
+    if first["computed"]:  # this module's other tests may have filled the cache already
+        assert first["planning_rate"] == {"images_per_s": first["images_per_s"], "from": "this run's embedding"}
+    assert second["planning_rate"]["images_per_s"] >= first["planning_rate"]["images_per_s"] / 4

@@ -44,6 +44,7 @@ log = logging.getLogger("picsift.train")
 DEFAULT_EPOCHS = 3  # fine-tuning epochs without a time budget
 EAGER_SLOWDOWN = 3.0  # fp32 eager PyTorch (the predictor's calibration pass) vs ONNX Runtime (embed_bench: 3.1x)
 BF16_SLOWDOWN = 1.5  # bf16 eager (validation during fine-tuning) vs ONNX Runtime (embed_bench: 3.1x / 2.7x, rounded up)
+RATE_SAMPLE = 32  # images timed to measure the embedding rate when every embedding came from the cache
 MIN_FINETUNE_S = 10.0  # fine-tuning that the budget leaves less time for (beyond its validation) is skipped
 
 
@@ -104,6 +105,21 @@ class _ProbePhase:
     elapsed_s: float
 
 
+def _timed_rate(embedder: Any, x: np.ndarray, n: int = RATE_SAMPLE) -> float | None:
+    """Images per second of `embedder` on up to `n` of the images `x` ((N, S, S, 3) uint8), after one warm-up
+    call; None without images. The fine-tuning plan needs the rate when every embedding came from the cache: the
+    planner's prior (`plan.embed_rate`) is a busy machine's figure, and on a quiet one it was 13x too slow, which
+    left "no time" for fine-tuning on a repeated run."""
+    if not len(x):
+        return None
+    embedder(x[:1])
+    sample = x[:n]
+    t = time.perf_counter()
+    embedder(sample)
+    seconds = time.perf_counter() - t
+    return len(sample) / seconds if seconds > 0 else None
+
+
 def _probe_phase(
     spec: ModelSpec,
     data: TrainData,
@@ -131,7 +147,9 @@ def _probe_phase(
     )
     embed_s = st_train.seconds + st_val.seconds
     measured = (st_train.computed + st_val.computed) / embed_s if embed_s > 0 and st_train.computed else None
-    rate = measured or embed_rate(dc.input_size, device, spec.name)
+    timed = None if measured else _timed_rate(embedder, data.x_val if len(data.x_val) else data.x_train)
+    rate = measured or timed or embed_rate(dc.input_size, device, spec.name)
+    rate_source = "this run's embedding" if measured else "a timed sample" if timed else "the planner's estimate"
     tp = time.perf_counter()
     probe = fit_probe(f_train, data.y_train, f_val, data.y_val, len(data.classes), recipe.probe_c, cfg.seed)
     row = {
@@ -151,6 +169,7 @@ def _probe_phase(
         "cached": st_train.cached + st_val.cached,
         "seconds": embed_s,
         "images_per_s": measured,
+        "planning_rate": {"images_per_s": rate, "from": rate_source},
     }
     return _ProbePhase(row, head, probe.to_dict(), probe.val_acc, embed, rate, load_s, time.perf_counter() - t_start)
 
