@@ -26,6 +26,18 @@ def test_registry_lists_names_and_suggests_on_typos() -> None:
     assert all("net" in s.name for s in list_models("*net*"))
     with pytest.raises(ModelNotFoundError, match="did you mean resnet18"):
         get_spec("resnet81")
+    with pytest.raises(ModelNotFoundError, match=r"unknown model 'FastCNN'; did you mean fastcnn\b"):
+        get_spec("FastCNN")  # a case-only typo is close too
+
+
+def test_name_hints_are_case_blind_and_keep_the_known_spelling() -> None:
+    from picsift.cluster.algorithms import METHODS
+    from picsift.suggest import closest_names, did_you_mean
+
+    assert closest_names("FastCNN", ["resnet18", "fastcnn", "fastcnn_wide"]) == ["fastcnn", "fastcnn_wide"]
+    assert closest_names("KMEANS", list(METHODS), n=1) == ["kmeans"]
+    assert did_you_mean("zzz", ["fastcnn"]) == ""
+    assert did_you_mean("Lite0", ["LITE0", "lite0"]) == "; did you mean LITE0?"  # the first spelling of a name
 
 
 def test_head_is_replaced_for_every_torchvision_backbone() -> None:

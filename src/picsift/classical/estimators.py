@@ -15,7 +15,6 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from picsift.features.extractors import Extractor, extractor_from_module, get_ex
 from picsift.jsonio import write_json
 from picsift.models.classical_names import CLASSICAL_MODELS, DEFAULT_FEATURES
 from picsift.models.registry import DataConfig, create_model
+from picsift.suggest import closest_names, did_you_mean
 
 ESTIMATOR_FILE = "estimator.skops"
 FEATURE_MODEL_FILE = "feature_extractor.safetensors"
@@ -154,8 +154,7 @@ def _as_images(X: Any) -> np.ndarray:
 def make_classifier(name: str, params: dict[str, Any] | None = None, seed: int = 0) -> Any:
     """An unfitted scikit-learn classifier by picsift name, with validated hyper-parameters."""
     if name not in CLASSICAL:
-        hint = get_close_matches(name, list(CLASSICAL), n=3, cutoff=0.5)
-        did = f"; did you mean {', '.join(hint)}?" if hint else ""
+        did = did_you_mean(name, CLASSICAL)
         raise ModelNotFoundError(f"unknown classical model {name!r}{did} (known: {', '.join(CLASSICAL)})")
     params = dict(params or {})
     default = CLASSICAL[name].build({}, seed)
@@ -163,7 +162,7 @@ def make_classifier(name: str, params: dict[str, Any] | None = None, seed: int =
     known = set(default.get_params(deep=False))
     bad = sorted(set(params) - known)
     if bad:
-        hints = {b: get_close_matches(b, sorted(known), n=1) for b in bad}
+        hints = {b: closest_names(b, sorted(known), n=1, cutoff=0.6) for b in bad}
         said = ", ".join(f"{b!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for b, h in hints.items())
         raise ConfigError(f"{name}: unknown hyper-parameter {said}; {type(default).__name__} takes {sorted(known)}")
     try:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from picsift.errors import ConfigError
+from picsift.suggest import did_you_mean
 
 METHODS = ("kmeans", "agglomerative", "hdbscan")
 PCA_DIMS = 50
@@ -77,10 +78,7 @@ def cluster_features(
     agglomerative); HDBSCAN finds the number of clusters itself and marks outliers -1."""
     n = len(x)
     if method not in METHODS:
-        from difflib import get_close_matches
-
-        hint = get_close_matches(method, METHODS, n=1)
-        did = f"; did you mean {hint[0]}?" if hint else ""
+        did = did_you_mean(method, METHODS, n=1)
         raise ConfigError(f"unknown clustering method {method!r}{did} (known: {', '.join(METHODS)})")
     if n < 3:
         raise ConfigError(f"clustering needs at least 3 images, got {n}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from picsift.data.hashing import sha256_file
 from picsift.errors import ConfigError, ModelNotFoundError, RunNotFoundError, WeightsNotAvailableError
 from picsift.features import handcrafted, pretrained
 from picsift.runs import open_run
+from picsift.suggest import did_you_mean
 
 HANDCRAFTED_SIZE = 64
 
@@ -97,8 +97,7 @@ def _unknown(name: str) -> ConfigError:
     from picsift.models.registry import list_models
 
     cnns = [f"cnn:{s.name}" for s in list_models() if s.builder is not None]
-    hint = get_close_matches(name, [*_HANDCRAFTED, *KNOWN, *cnns], n=3, cutoff=0.5)
-    did = f"; did you mean {', '.join(hint)}?" if hint else ""
+    did = did_you_mean(name, [*_HANDCRAFTED, *KNOWN, *cnns])
     return ConfigError(
         f"unknown feature extractor {name!r}{did} (known: {', '.join([*_HANDCRAFTED, *KNOWN])}, cnn:MODEL, run:RUN; "
         "`picsift features --list` shows them)"

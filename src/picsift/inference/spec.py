@@ -19,13 +19,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from typing import Any
 
 import numpy as np
 
 from picsift.errors import RunCorruptError
 from picsift.runs import RunFolder
+from picsift.suggest import closest_names
 
 SPEC_FORMAT = 1
 _KEYS = ("format", "temperature", "class_scales", "tta_views", "unknown", "fits")
@@ -93,7 +93,7 @@ class InferenceSpec:
         """Parse and check a stored spec; RunCorruptError naming `where` and the bad key or value."""
         unknown_keys = sorted(set(d) - set(_KEYS))
         if unknown_keys:
-            hints = [get_close_matches(k, _KEYS, n=1) for k in unknown_keys]
+            hints = [closest_names(k, _KEYS, n=1, cutoff=0.6) for k in unknown_keys]
             said = ", ".join(
                 f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in zip(unknown_keys, hints, strict=True)
             )

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from difflib import get_close_matches
 
 import numpy as np
 
 from picsift.errors import ConfigError
 from picsift.numerics import log_probs, softmax
+from picsift.suggest import did_you_mean
 
 AVERAGES = ("probs", "logits")
 
@@ -100,8 +100,7 @@ DEFAULT_VIEW_SET = "flip"
 def view_set(name: str) -> ViewSet:
     """A named view set; ConfigError with a suggestion for an unknown name."""
     if name not in VIEW_SETS:
-        hint = get_close_matches(name, list(VIEW_SETS), n=1)
-        did = f"; did you mean {hint[0]}?" if hint else ""
+        did = did_you_mean(name, VIEW_SETS, n=1)
         raise ConfigError(f"unknown TTA view set {name!r}{did} (known: {', '.join(VIEW_SETS)})")
     return VIEW_SETS[name]
 

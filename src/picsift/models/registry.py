@@ -9,10 +9,10 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from difflib import get_close_matches
 from typing import Any
 
 from picsift.errors import ModelNotFoundError
+from picsift.suggest import did_you_mean
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -119,9 +119,8 @@ def get_spec(name: str) -> ModelSpec:
         if spec is not None:
             _REGISTRY[name] = spec
             return spec
-    hint = get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
-    did_you_mean = f"; did you mean {', '.join(hint)}?" if hint else ""
-    raise ModelNotFoundError(f"unknown model {name!r}{did_you_mean} (`picsift models` lists all {len(_REGISTRY)})")
+    hint = did_you_mean(name, _REGISTRY)
+    raise ModelNotFoundError(f"unknown model {name!r}{hint} (`picsift models` lists all {len(_REGISTRY)})")
 
 
 def list_models(pattern: str | None = None) -> list[ModelSpec]:

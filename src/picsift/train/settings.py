@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Iterable
-from difflib import get_close_matches
 
 from picsift.config import TrainConfig
 from picsift.errors import ConfigError
+from picsift.suggest import closest_names
 
 _TRAIN_SETTINGS = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "model_params"]
 
@@ -28,10 +28,10 @@ def refuse_unknown(owner: str, keys: Iterable[str], known: Collection[str]) -> N
 def unknown_setting(owner: str, key: str, known: Collection[str]) -> str:
     """The message for one unknown key (see `refuse_unknown`)."""
     listed = f"known: {', '.join(sorted(known))}" if known else f"{owner} takes no model_params"
-    close = get_close_matches(key, sorted(known), n=1)
+    close = closest_names(key, sorted(known), n=1, cutoff=0.6)
     if close:
         return f"unknown {owner} setting {key!r}: did you mean {close[0]!r}? ({listed})"
-    setting = get_close_matches(key, _TRAIN_SETTINGS, n=1)
+    setting = closest_names(key, _TRAIN_SETTINGS, n=1, cutoff=0.6)
     if setting:
         return (
             f"unknown {owner} setting {key!r}: did you mean the training setting {setting[0]!r} "

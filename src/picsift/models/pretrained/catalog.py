@@ -12,10 +12,10 @@ pixels to [-1, 1], hence mean = std = 0.5, the values timm's `tf_efficientnet_li
 from __future__ import annotations
 
 from dataclasses import dataclass
-from difflib import get_close_matches
 
 from picsift.errors import ModelNotFoundError
 from picsift.models.registry import DataConfig
+from picsift.suggest import closest_names
 
 HALF = (0.5, 0.5, 0.5)
 
@@ -111,7 +111,7 @@ def get_pretrained_spec(name: str) -> PretrainedSpec:
     """The catalogue entry for `name`; raises ModelNotFoundError (with close matches) for an unknown name."""
     spec = KNOWN.get(name)
     if spec is None:
-        close = get_close_matches(name, list(KNOWN), n=3)
+        close = closest_names(name, KNOWN, cutoff=0.6)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ModelNotFoundError(f"no pretrained backbone named {name!r}{hint}; known: {', '.join(sorted(KNOWN))}")
     return spec
