@@ -273,3 +273,19 @@ def test_reload_with_two_workers_replaces_both_without_dropping_a_request(
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def test_pixel_caps_are_stated_in_the_servers_terms() -> None:
+    """A header that claims more pixels than Pillow opens at all is refused with the server's own cap and the
+    claimed size, not Pillow's internal limit (178956970) and its "DOS attack" wording; so is one just over it."""
+    from picsift.deploy.server.inputs import check_image_bytes
+    from picsift.web.errors import ApiError
+    from support.corrupt import absurd_png
+
+    with pytest.raises(ApiError) as e:
+        check_image_bytes(absurd_png(100_000, 100_000), max_pixels=40_000_000)
+    assert (e.value.status, e.value.code) == (413, "too_many_pixels")
+    assert e.value.message == "image is 10000000000 pixels; this server accepts at most 40000000"
+    with pytest.raises(ApiError) as e:
+        check_image_bytes(absurd_png(7_000, 7_000), max_pixels=40_000_000)
+    assert e.value.message == "image is 7000x7000 = 49000000 pixels; this server accepts at most 40000000"

@@ -130,3 +130,13 @@ def test_archive_bombs_are_refused_and_unsafe_members_reported(tmp_path: Path) -
         if path.suffix == ".tar":
             assert "special file, not extracted" in reasons["cls/dev.png"], reasons
         assert not (tmp_path / "evil.png").exists() and not Path("/abs/evil.png").exists()
+
+
+def test_a_decompression_bomb_is_refused_with_picsifts_limit(tmp_path: Path) -> None:
+    from picsift.data.images import MAX_PIXELS
+    from support.corrupt import absurd_png
+
+    (tmp_path / "absurd.png").write_bytes(absurd_png(100_000, 100_000))
+    with pytest.raises(ImageDecodeError) as e:
+        load_rgb(tmp_path / "absurd.png")
+    assert str(e.value) == f"decompression bomb refused: 10,000,000,000 pixels; picsift decodes at most {MAX_PIXELS:,}"

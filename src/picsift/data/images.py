@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import re
 import struct
 import threading
 import warnings
@@ -19,8 +20,8 @@ from picsift.data.storage import cached_bytes, image_source, is_remote, read_byt
 from picsift.errors import ImageDecodeError, StorageError
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageInfo", "catalog_source", "image_file", "load_rgb", "probe", "resize_square",
-    "to_rgb",
+    "IMAGE_EXTENSIONS", "MAX_PIXELS", "ImageInfo", "bomb_pixels", "catalog_source", "image_file", "load_rgb", "probe",
+    "resize_square", "to_rgb",
 ]  # fmt: skip
 
 # Refuse images above ~89 MP (Pillow's own warning threshold) instead of exhausting memory.
@@ -83,10 +84,19 @@ def _file_object(source: str | Path | bytes) -> io.BytesIO | str | Path:
     return io.BytesIO(source) if isinstance(source, bytes) else source
 
 
+def bomb_pixels(e: Exception) -> int | None:
+    """The pixel count Pillow's DecompressionBombError/Warning reports ("Image size (N pixels) exceeds limit of
+    L pixels, ..."), or None when its message has none."""
+    found = re.search(r"\((\d+) pixels\)", str(e))
+    return int(found.group(1)) if found else None
+
+
 def _decode_error(e: Exception, source: str | Path | bytes) -> ImageDecodeError:
     """Pillow's many ways of failing -> one ImageDecodeError with the reason a person can act on."""
     if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return ImageDecodeError(f"decompression bomb refused: {e}")
+        pixels = bomb_pixels(e)
+        size = f"{pixels:,} pixels" if pixels is not None else "too many pixels"
+        return ImageDecodeError(f"decompression bomb refused: {size}; picsift decodes at most {MAX_PIXELS:,}")
     if isinstance(e, UnidentifiedImageError):
         head = _head(source)
         claimed = signature_format(head)
@@ -124,7 +134,10 @@ def _open(source: str | Path | bytes) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(fp, formats=PILLOW_FORMATS)  # exactly the readable formats (picsift.data.formats)
         if img.width * img.height > MAX_PIXELS:
-            raise ImageDecodeError(f"decompression bomb refused: {img.width}x{img.height} pixels exceeds {MAX_PIXELS}")
+            raise ImageDecodeError(
+                f"decompression bomb refused: {img.width}x{img.height} = {img.width * img.height:,} pixels; "
+                f"picsift decodes at most {MAX_PIXELS:,}"
+            )
         img.load()
         return img
     except (ImageDecodeError, *_DECODE_FAILURES) as e:

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from picsift.data.formats import PILLOW_FORMATS, describe, missing_decoder_for, signature_format
-from picsift.data.images import load_rgb, resize_square
+from picsift.data.images import bomb_pixels, load_rgb, resize_square
 from picsift.errors import ImageDecodeError
 from picsift.web.errors import ApiError
 
@@ -44,8 +44,10 @@ def check_image_bytes(data: bytes, max_pixels: int) -> int:
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data), formats=PILLOW_FORMATS) as img:  # reads the header only
                 w, h = img.size
-    except Image.DecompressionBombError as e:
-        raise ApiError(413, "too_many_pixels", f"image refused: {e}") from e
+    except Image.DecompressionBombError as e:  # Pillow refuses far beyond the server's cap before we can check it
+        pixels = bomb_pixels(e)
+        size = f"{pixels} pixels" if pixels is not None else "more pixels than Pillow opens"
+        raise ApiError(413, "too_many_pixels", f"image is {size}; this server accepts at most {max_pixels}") from e
     except UnidentifiedImageError as e:
         claimed = signature_format(data)
         if claimed is not None:
