@@ -82,6 +82,7 @@ def test_feedback_round_trip_into_next_training_set(tmp_path: Path) -> None:
     acc = runner.invoke(app, ["feedback", "accept", str(items[1]["id"]), "--workspace", str(ws_root), "--json"])
     assert acc.exit_code == 0, acc.output
     image_id = json.loads(acc.stdout)["accepted"][0]["image_id"]
+    assert json.loads(acc.stdout)["accepted"][0]["new_class"] is False and "new class" not in acc.stderr
     again = runner.invoke(app, ["feedback", "accept", str(items[1]["id"]), "--workspace", str(ws_root)])
     assert again.exit_code == 2 and "already accepted" in again.output
 
@@ -97,6 +98,11 @@ def test_feedback_round_trip_into_next_training_set(tmp_path: Path) -> None:
         ["feedback", "export", "--workspace", str(ws_root), "--out", str(tmp_path / "fb"), "--status", "all", "--json"],
     )
     assert exported.exit_code == 0 and json.loads(exported.stdout)["rows"] == 3
+
+    # A label no image had: accepted (feedback may teach a class), and said so, since it may be a typo.
+    new = runner.invoke(app, ["feedback", "accept", str(items[2]["id"]), "--workspace", str(ws_root)])
+    assert new.exit_code == 0, new.output
+    assert "warning: 'brand-new-class' is a new class (no image had it before)" in new.stderr
     assert (tmp_path / "fb" / "2").is_dir() and (tmp_path / "fb" / "feedback.csv").read_text().count("\n") == 4
 
     with_fb = train_run(ws_root, "fastcnn", with_feedback=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +127,7 @@ class WorkspaceStatus:
     sources: dict[str, int]
     imports: list[dict[str, Any]]
     catalog: str = ""  # where the catalog lives: its database URL, password masked
+    empty_classes: list[str] = field(default_factory=list)  # declared classes that no image has as its label
 
     def to_dict(self) -> dict[str, Any]:
         """The `picsift status --json` object (same keys, same order)."""

@@ -219,7 +219,12 @@ def feedback_accept(
         print_json({"accepted": [it.to_dict() for it in items]})
     else:
         for it in items:
-            console.print(f"accepted feedback {it.id}: image {it.image_id} labelled {it.label!r}")
+            console.print(f"accepted feedback {it.id}: image {it.image_id} labelled {it.label!r}", highlight=False)
+            if it.new_class:
+                warn(
+                    f"{it.label!r} is a new class (no image had it before): the next training run gains it; "
+                    f"if it is a typo, relabel image {it.image_id} (`picsift label`)"
+                )
 
 
 @handle_errors

@@ -135,6 +135,13 @@ def import_(
     _print_issues("unreadable files (recorded, not used for training)", out["unreadable_files"])
 
 
+def _classes_said(info: dict[str, Any]) -> str:
+    """'3 classes', or '2 classes (also declared, with no image: wasps)' when some declared classes are empty."""
+    empty = info.get("empty_classes") or []
+    said = f"{len(info['classes']) - len(empty)} classes"
+    return f"{said} (also declared, with no image: {', '.join(empty)})" if empty else said
+
+
 @handle_errors
 def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     """What the workspace holds: images, classes, counts per split and class, and problem files."""
@@ -147,7 +154,7 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     console.print(
         f"  {info['images']} images: {info['readable']} readable, {len(info['unreadable'])} unreadable, "
         f"{info['exact_duplicates']} exact duplicates, {info['excluded']} excluded; "
-        f"{info['labeled']} labelled, {info['unlabeled']} unlabelled, {len(info['classes'])} classes",
+        f"{info['labeled']} labelled, {info['unlabeled']} unlabelled, {_classes_said(info)}",
         highlight=False,
     )
     splits: dict[str, dict[str, int]] = info["splits"]

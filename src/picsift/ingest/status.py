@@ -19,7 +19,8 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
 
     Keys: workspace, images, readable, unreadable (list of {path, reason}), missing (readable rows whose
     file is gone from disk, or object from object storage: moved or deleted since import), labeled, unlabeled, exact_duplicates,
-    excluded, exclusions ({reason: n}, active), classes, splits ({split: {class: n}}, readable and not
+    excluded, exclusions ({reason: n}, active), classes (declared or in use), empty_classes (declared, no image has
+    the label: a class named in the labelling app or by feedback, or whose images were relabelled), splits ({split: {class: n}}, readable and not
     excluded), split_origins, sources ({kind: n}), imports (list), catalog_hash, catalog (its database URL,
     password masked).
     """
@@ -42,6 +43,7 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
                     .group_by(Image.split_origin)
                 )
             }
+            in_use = set(s.scalars(select(Image.label).where(Image.label.is_not(None)).distinct()))
             paths = list(s.scalars(select(Image.path).where(Image.readable.is_(True)).order_by(Image.id)))
             gone = missing_objects(p for p in paths if is_remote(p))  # objects: one listing per folder
             missing = [p for p in paths if (p in gone if is_remote(p) else not os.path.exists(p))]
@@ -61,6 +63,7 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
             **summary,
             "catalog": catalog.url,
             "missing": missing,
+            "empty_classes": [c for c in summary["classes"] if c not in in_use],
             "exclusions": dict(exclusions.most_common()),
             "split_origins": origins,
             "sources": dict(sorted(sources.items())),

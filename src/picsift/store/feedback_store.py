@@ -12,13 +12,14 @@ instead (the feedback was a correction of an existing label).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -58,6 +59,7 @@ class FeedbackItem:
     reviewer: str | None
     created_at: str
     reviewed_at: str | None
+    new_class: bool = False  # set by `accept`: no catalog image had this label before (training gains a class)
 
     @classmethod
     def from_orm(cls, f: Feedback) -> FeedbackItem:
@@ -200,7 +202,8 @@ class FeedbackStore:
         )
 
     def accept(self, ids: list[int], reviewer: str = "picsift") -> list[FeedbackItem]:
-        """Accept pending feedback: its image enters the catalog labelled (split "feedback").
+        """Accept pending feedback: its image enters the catalog labelled (split "feedback"). An item whose label no
+        catalog image had before comes back with `new_class` set (the next training run gains that class).
 
         Each item in one transaction: claimed (see `_claim`), its image imported, its label written; a failure
         leaves the item pending and the catalog as it was. NotFoundError for an unknown id, FeedbackConflictError
@@ -217,13 +220,14 @@ class FeedbackStore:
                 )
             with self.ws.catalog.session() as s:
                 self._claim(s, fid, "accepted", reviewer)
+                new_class = not s.scalar(select(exists().where(Image.label == item.label)))
                 image_id = self._import_image(s, item)
                 write_label(s, image_id, item.label, origin="feedback", annotator=reviewer)
                 s.execute(update(Feedback).where(Feedback.id == fid).values(image_id=image_id))
                 f = s.get(Feedback, fid)
                 assert f is not None  # claimed above
                 s.refresh(f)
-                out.append(FeedbackItem.from_orm(f))
+                out.append(dataclasses.replace(FeedbackItem.from_orm(f), new_class=new_class))
         return out
 
     def reject(self, ids: list[int], reviewer: str = "picsift") -> list[FeedbackItem]:
