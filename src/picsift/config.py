@@ -194,6 +194,9 @@ class TrainConfig:
         check_number(self.cutmix, "cutmix (alpha; 0: off)", low=0)
         check_number(self.random_erasing, "random_erasing (probability)", low=0, high=1)
         check_number(self.snapshots, "--snapshots (epochs; 0: off)", low=0, high=MAX_EPOCHS, whole=True)
+        for key, value in self.model_params.items():  # each model checks its own ranges; none takes NaN or inf
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"--param {key} must be a finite number, got {show_number(value)}")
 
 
 @dataclass(frozen=True)
