@@ -224,7 +224,7 @@ class EvalConfig:
         check_number(self.ece_bins, "ece_bins", low=1, high=10_000, whole=True)
         check_number(self.mistakes, "mistakes", low=0, high=10_000, whole=True)
         for k in self.top_k:
-            check_number(k, "each top_k value", low=1, high=10_000, whole=True)
+            check_number(k, "top_k (each value)", low=1, high=10_000, whole=True)
         return self
 
 
