@@ -146,13 +146,13 @@ def test_label_model_auto_picks_logistic_on_pretrained_cnn_only_for_large_sets_r
     # on a pretrained embedding, auto is the cross-validated logistic head whatever the size
     assert resolve_label_model(cfg, 300, pretrained=True) == resolve_label_model(cfg, 5000, True) == "logistic"
     assert resolve_label_model(CleanConfig(label_model="cnn"), 5000, pretrained=True) == "cnn"
-    with pytest.raises(ConfigError, match="label_c must be > 0"):
+    with pytest.raises(ConfigError, match="label_c must be a finite number greater than 0, got 0"):
         CleanConfig(label_c=0).validate()
     with pytest.raises(ConfigError, match="auto, linear, cnn"):
         CleanConfig(label_model="resnet").validate()
     with pytest.raises(ConfigError, match="label_filter must be one of auto, fdr, both"):
         CleanConfig(label_filter="top10").validate()
-    with pytest.raises(ConfigError, match="label_max_fdr must be in"):
+    with pytest.raises(ConfigError, match=r"label_max_fdr must be a finite number in \(0, 1\), got 0"):
         CleanConfig(label_max_fdr=0).validate()
 
 

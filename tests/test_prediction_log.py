@@ -39,7 +39,7 @@ def test_the_log_rotates_by_size_and_keeps_a_fixed_number_of_files(tmp_path: Pat
 
 
 def test_the_limits_are_server_settings(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--prediction-log-files at least 1, got 16777216 and 0"):
+    with pytest.raises(ConfigError, match="--prediction-log-files must be a whole number from 1 to 10000, got 0"):
         ServerSettings(bundle=tmp_path, prediction_log_files=0).validate()
     settings = ServerSettings(bundle=tmp_path, prediction_log_max_bytes=1 << 20, prediction_log_files=4)
     assert ServerSettings.from_json(settings.to_json()) == settings.validate()

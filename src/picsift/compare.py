@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from picsift.config import MAX_EPOCHS, MAX_MINUTES, check_optional, check_seed
 from picsift.errors import ConfigError, PicsiftError
 from picsift.jsonio import write_json
 from picsift.runs import RunFolder
@@ -159,8 +160,9 @@ def compare(
     from picsift import train
     from picsift.config import TrainConfig
 
-    if time_budget_min is not None and time_budget_min <= 0:
-        raise ConfigError(f"--time-budget must be positive minutes, got {time_budget_min}")
+    check_optional(time_budget_min, "--time-budget (minutes)", low=0, low_open=True, high=MAX_MINUTES)
+    check_optional(epochs, "--epochs", low=1, high=MAX_EPOCHS, whole=True)
+    check_seed(seed)
     ws = Workspace.open(workspace)
     cands = parse_candidates(candidates)
     order = sorted(cands, key=lambda c: c.features is None)  # classical first: they are quick

@@ -18,6 +18,82 @@ import yaml
 from picsift.errors import ConfigError
 
 C = TypeVar("C")
+N = TypeVar("N", int, float)
+
+MAX_EPOCHS = 100_000
+MAX_MINUTES = 60 * 24 * 365  # a time budget of a year at most
+SEED_MAX = 2**32 - 1  # numpy's random generators take seeds in [0, 2**32)
+PORT_MAX = 65535
+
+
+def show_number(value: Any) -> str:
+    """`value` for an error message, short whatever it is: "nan", "-1e+308", "a whole number of 400 digits"."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return _short(value)
+    if isinstance(value, int):
+        if abs(value) < 10**15:
+            return str(value)
+        digits = int(value.bit_length() * math.log10(2)) + 1  # str() of a huge int is slow, or refused
+        return f"a {'negative ' if value < 0 else ''}whole number of about {digits} digits"
+    text = repr(value)  # "2.0", "nan", "-1e+308"
+    return text if len(text) <= 20 else f"{value:.6g}"
+
+
+def _range_text(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    if low is not None and high is not None:
+        if not low_open and not high_open:
+            return f"from {low:g} to {high:g}"
+        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f"greater than {low:g}" if low_open else f"at least {low:g}"
+    if high is not None:
+        return f"less than {high:g}" if high_open else f"at most {high:g}"
+    return ""
+
+
+def check_number(
+    value: N,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    whole: bool = False,
+) -> N:
+    """`value` when it is a finite number (a whole number with `whole`) within [low, high] (each bound exclusive
+    with `low_open`/`high_open`; None: unbounded); else ConfigError "NAME must be a finite number in (0, 1],
+    got nan". The message states the valid range and never echoes a huge value verbatim (`show_number`).
+
+    The one check every numeric setting goes through: config `validate()` methods, API arguments, server
+    settings. NaN and infinities are refused always (a NaN compares false with every bound, so `x <= 0`
+    checks let it through)."""
+    kind = "a whole number" if whole else "a finite number"
+    expected = f"{kind} {_range_text(low, high, low_open, high_open)}".rstrip()
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        raise ConfigError(f"{name} must be {expected}, got {show_number(value)}")
+    in_range = (low is None or (value > low if low_open else value >= low)) and (
+        high is None or (value < high if high_open else value <= high)
+    )
+    if not in_range or (not whole and not math.isfinite(value)):  # NaN fails every comparison: not in range
+        raise ConfigError(f"{name} must be {expected}, got {show_number(value)}")
+    return value
+
+
+def check_optional(value: N | None, name: str, **bounds: Any) -> N | None:
+    """`check_number` for a setting that may be None ("not given", "the default")."""
+    return None if value is None else check_number(value, name, **bounds)
+
+
+def check_port(value: int, name: str = "--port", *, any_free: bool = False) -> int:
+    """A TCP port: a whole number from 1 to 65535 (0 too with `any_free`: the system picks a free one).
+    ConfigError naming `name` and the valid range otherwise."""
+    return check_number(value, name, low=0 if any_free else 1, high=PORT_MAX, whole=True)
+
+
+def check_seed(value: int, name: str = "--seed") -> int:
+    """A random seed: a whole number from 0 to 2**32 - 1 (what numpy's generators take)."""
+    return check_number(value, name, low=0, high=SEED_MAX, whole=True)
 
 
 @dataclass(frozen=True)
@@ -36,6 +112,18 @@ class ImportConfig:
     url_retries: int = 2
     url_max_bytes: int = 20 * 1024 * 1024
     archive_max_expansion: float = 100.0  # an archive may expand to this many times its size (zip bombs)
+
+    def validate(self) -> ImportConfig:
+        """Self, after checking the seed, fractions, URL download limits and the expansion cap (`check_number`:
+        NaN and infinities refused too). ConfigError naming the flag and the valid range."""
+        check_seed(self.seed)
+        check_number(self.val_fraction, "--val-fraction", low=0, high=1, high_open=True)
+        check_number(self.test_fraction, "--test-fraction", low=0, high=1, high_open=True)
+        check_number(self.url_timeout_s, "--timeout (seconds)", low=0, low_open=True, high=MAX_MINUTES * 60)
+        check_number(self.url_retries, "--retries", low=0, high=100, whole=True)
+        check_number(self.url_max_bytes, "url_max_bytes", low=1, whole=True)
+        check_number(self.archive_max_expansion, "--max-expansion", low=1)
+        return self
 
 
 @dataclass(frozen=True)
@@ -78,25 +166,37 @@ class TrainConfig:
     calibrate: bool = True  # fit a temperature on validation after training (the inference spec)
 
     def validate(self) -> TrainConfig:
-        """Self, after checking epochs, time budget, optimizer, schedule, augment, label smoothing, balance and
-        snapshots. ConfigError naming the flag for a value out of range."""
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.time_budget_min is not None and self.time_budget_min <= 0:
-            raise ConfigError(f"--time-budget must be positive minutes, got {self.time_budget_min}")
+        """Self, after checking every numeric setting's range (`check_number`: NaN and infinities refused too),
+        optimizer, schedule, augment and balance. ConfigError naming the flag and the valid range."""
+        self._check_numbers()
         if self.optimizer not in ("adamw", "sgd"):
             raise ConfigError(f"--optimizer must be adamw or sgd, got {self.optimizer!r}")
         if self.schedule not in ("onecycle", "cosine"):
             raise ConfigError(f"--schedule must be onecycle or cosine, got {self.schedule!r}")
         if self.augment not in ("none", "flip-crop", "trivial", "randaugment"):
             raise ConfigError(f"--augment must be one of none, flip-crop, trivial, randaugment; got {self.augment!r}")
-        if self.label_smoothing is not None and not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.balance not in ("none", "auto", "weights", "sampler"):
             raise ConfigError(f"--balance must be none, auto, weights or sampler; got {self.balance!r}")
-        if self.snapshots < 0:
-            raise ConfigError(f"--snapshots must be 0 (off) or a number of epochs, got {self.snapshots}")
         return self
+
+    def _check_numbers(self) -> None:
+        check_optional(self.epochs, "--epochs", low=1, high=MAX_EPOCHS, whole=True)
+        check_optional(self.time_budget_min, "--time-budget (minutes)", low=0, low_open=True, high=MAX_MINUTES)
+        check_seed(self.seed)
+        check_optional(self.image_size, "--image-size (pixels)", low=16, high=4096, whole=True)
+        check_optional(self.batch_size, "--batch-size", low=1, high=65536, whole=True)
+        check_optional(self.lr, "--lr", low=0, low_open=True)
+        check_optional(self.weight_decay, "--weight-decay", low=0)
+        check_optional(self.label_smoothing, "--label-smoothing", low=0, high=1, high_open=True)
+        check_number(self.early_stopping, "--early-stopping (epochs; 0: off)", low=0, high=MAX_EPOCHS, whole=True)
+        check_number(self.num_workers, "num_workers", low=0, high=256, whole=True)
+        check_number(self.mixup, "mixup (alpha; 0: off)", low=0)
+        check_number(self.cutmix, "cutmix (alpha; 0: off)", low=0)
+        check_number(self.random_erasing, "random_erasing (probability)", low=0, high=1)
+        check_number(self.snapshots, "--snapshots (epochs; 0: off)", low=0, high=MAX_EPOCHS, whole=True)
+        for key, value in self.model_params.items():  # each model checks its own ranges; none takes NaN or inf
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"--param {key} must be a finite number, got {show_number(value)}")
 
 
 @dataclass(frozen=True)
@@ -116,18 +216,15 @@ class EvalConfig:
     label_url: str | None = None  # the labelling app the report's image links open (None: its default address)
 
     def validate(self) -> EvalConfig:
-        """Self, after checking split, batch size, ece_bins, mistakes and top_k. ConfigError for a value out
-        of range."""
+        """Self, after checking split, batch size, ece_bins, mistakes and top_k (`check_number`). ConfigError for
+        a value out of range."""
         if self.split not in ("auto", "test", "val"):
             raise ConfigError(f"--split must be auto, test or val; got {self.split!r}")
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.ece_bins < 1:
-            raise ConfigError(f"ece_bins must be at least 1, got {self.ece_bins}")
-        if self.mistakes < 0:
-            raise ConfigError(f"mistakes must be 0 or more, got {self.mistakes}")
-        if any(k < 1 for k in self.top_k):
-            raise ConfigError(f"top_k values must be at least 1, got {self.top_k}")
+        check_number(self.batch_size, "--batch-size", low=1, high=65536, whole=True)
+        check_number(self.ece_bins, "ece_bins", low=1, high=10_000, whole=True)
+        check_number(self.mistakes, "mistakes", low=0, high=10_000, whole=True)
+        for k in self.top_k:
+            check_number(k, "top_k (each value)", low=1, high=10_000, whole=True)
         return self
 
 
@@ -194,24 +291,17 @@ class CleanConfig:
     label_url: str | None = None  # the labelling app the report's image links open (None: its default address)
 
     def validate(self) -> CleanConfig:
-        """Self, after checking the checks named, near_dup_threshold, image_size, label folds and label model
-        settings. ConfigError for a value out of range."""
+        """Self, after checking the checks named, every numeric setting's range (`check_number`: NaN and
+        infinities refused too) and the label model settings. ConfigError for a value out of range."""
         known = ("duplicates", "quality", "outliers", "labels", "imbalance")
         bad = [c for c in self.checks if c not in known]
         if bad or not self.checks:
             raise ConfigError(f"--checks must be 'all' or a comma list of {', '.join(known)}; got {self.checks}")
-        if not 0.0 < self.near_dup_threshold <= 1.0:
-            raise ConfigError(f"near_dup_threshold must be in (0, 1], got {self.near_dup_threshold}")
-        if self.image_size < 16:
-            raise ConfigError(f"image_size must be at least 16 pixels, got {self.image_size}")
-        if self.label_folds < 2:
-            raise ConfigError(f"label_folds must be at least 2, got {self.label_folds}")
+        self._check_numbers()
         if self.label_model not in ("auto", "linear", "cnn", "logistic", "ridge", "logreg", "mlp"):
             raise ConfigError(
                 f"label_model must be auto, linear, cnn, logistic (or ridge, logreg, mlp); got {self.label_model!r}"
             )
-        if self.label_c <= 0:
-            raise ConfigError(f"label_c must be > 0, got {self.label_c}")
         names = [n.strip() for n in str(self.label_extractors).split(",")]
         if not all(names) or (len(names) > 1 and {"auto", "none"} & set(names)):
             raise ConfigError(
@@ -219,14 +309,30 @@ class CleanConfig:
             )
         if self.label_filter not in LABEL_FILTERS:
             raise ConfigError(f"label_filter must be one of {', '.join(LABEL_FILTERS)}; got {self.label_filter!r}")
-        if not 0.0 < self.label_max_fdr < 1.0:
-            raise ConfigError(f"label_max_fdr must be in (0, 1), got {self.label_max_fdr}")
-        if self.label_cnn_budget_s <= 0 or self.label_cnn_folds < 2:
-            raise ConfigError(
-                f"label_cnn_budget_s must be > 0 and label_cnn_folds >= 2; got {self.label_cnn_budget_s}, "
-                f"{self.label_cnn_folds}"
-            )
         return self
+
+    def _check_numbers(self) -> None:
+        whole = {"whole": True}
+        check_number(self.image_size, "image_size (pixels)", low=16, high=4096, **whole)
+        check_number(self.near_dup_threshold, "--near-dup-threshold", low=0, high=1, low_open=True)
+        check_number(self.near_dup_neighbours, "near_dup_neighbours", low=1, high=10_000, **whole)
+        check_number(self.phash_max_bits, "phash_max_bits", low=0, high=64, **whole)
+        check_number(self.blur_z, "blur_z", low=0, low_open=True)
+        check_number(self.dark_p95, "dark_p95 (a pixel level)", low=0, high=255)
+        check_number(self.bright_p05, "bright_p05 (a pixel level)", low=0, high=255)
+        check_number(self.min_side, "min_side (pixels)", low=1, **whole)
+        check_number(self.max_aspect, "max_aspect", low=1)
+        check_number(self.outlier_k, "outlier_k", low=1, high=10_000, **whole)
+        check_number(self.outlier_z, "outlier_z", low=0, low_open=True)
+        check_number(self.label_folds, "label_folds", low=2, high=100, **whole)
+        check_number(self.label_c, "label_c", low=0, low_open=True)
+        check_number(self.label_cnn_budget_s, "label_cnn_budget_s", low=0, low_open=True, high=MAX_MINUTES * 60)
+        check_number(self.label_cnn_folds, "label_cnn_folds", low=2, high=100, **whole)
+        check_number(self.label_cnn_min_images, "label_cnn_min_images", low=0, **whole)
+        check_number(self.label_max_fdr, "label_max_fdr", low=0, high=1, low_open=True, high_open=True)
+        check_number(self.tiny_class, "tiny_class", low=0, **whole)
+        check_number(self.max_imbalance, "max_imbalance", low=1)
+        check_seed(self.seed, "seed")
 
 
 def to_jsonable(obj: Any) -> Any:

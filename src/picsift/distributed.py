@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import pickle
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +34,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from picsift import progress
+from picsift.config import MAX_MINUTES
 from picsift.errors import ConfigError, DistributedError, PicsiftError
 
 if TYPE_CHECKING:  # torch is imported where it is used: the CLI asks `env_rank()` without loading it
@@ -269,9 +271,9 @@ def _seconds(name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise ConfigError(f"${name}={raw!r}: expected a number of seconds above 0")
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_MINUTES * 60):  # "nan" and "inf" parse as floats
+        raise ConfigError(f"${name}={raw[:40]!r}: expected a finite number of seconds above 0 (at most a year)")
     return value
 
 

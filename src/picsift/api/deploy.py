@@ -81,12 +81,14 @@ def export_bundle(
     model and reports the accuracy change. Classical runs export an artifact bundle. `out` may be a URL
     (`s3://bucket/bundles/cats`): the bundle is made locally, then uploaded with its manifest written last.
 
-    Raises ConfigError (format other than onnx, unknown quantisation), ExportError (the runtimes disagree),
+    Raises ConfigError (format other than onnx, unknown quantisation, `samples` outside 1-MAX_SAMPLES), ExportError (the runtimes disagree),
     RunNotFoundError, WorkspaceError, MissingImagesError with `strict`, StorageError (a URL `out` cannot be written).
     """
-    from picsift.deploy.export import export
+    from picsift.config import check_number
+    from picsift.deploy.export import MAX_SAMPLES, export
     from picsift.errors import ConfigError
 
+    check_number(samples, "--samples", low=1, high=MAX_SAMPLES, whole=True)
     if format != "onnx":
         raise ConfigError(f"--format must be onnx, got {format!r}")
     from picsift.data.storage import is_remote
@@ -171,26 +173,19 @@ def model_server(
     answers only requests addressed to loopback names, the bind address and `allowed_hosts` (DNS rebinding). The
     prediction log rotates beyond `prediction_log_max_bytes`, keeping `prediction_log_files` files.
 
-    Raises ConfigError (neither a bundle nor a run or workspace; invalid settings), StorageError (no complete
+    Raises ConfigError (neither a bundle nor a run or workspace; a port outside 1-65535 or another setting out
+    of range: checked before anything is exported or fetched), StorageError (no complete
     bundle at a URL), and what `export_bundle` raises when exporting.
     """
+    from picsift.config import check_port
     from picsift.data.storage import is_remote
     from picsift.deploy.bundle import fetch_bundle, read_bundle_meta
     from picsift.deploy.server.settings import ServerSettings
     from picsift.errors import ConfigError
 
-    exported = None
-    if isinstance(bundle, str) and is_remote(bundle):  # the URL `picsift export --out URL` uploaded to
-        bundle = fetch_bundle(bundle)
-    if bundle is None:
-        if run is None and workspace is None:
-            raise ConfigError("give a BUNDLE folder, or --run RUN / --workspace W to export the latest run first")
-        from picsift.deploy.export import export
-
-        exported = _export_result(export(run_dir(workspace, run)))
-        bundle = exported.bundle
+    check_port(port)
     settings = ServerSettings(
-        bundle=Path(bundle),
+        bundle=Path(str(bundle or "")),  # set below, once fetched or exported
         workspace=workspace_path(workspace),
         runtime=runtime,
         device=device,
@@ -204,7 +199,19 @@ def model_server(
         allowed_hosts=tuple(allowed_hosts),
         prediction_log_max_bytes=prediction_log_max_bytes,
         prediction_log_files=prediction_log_files,
-    ).validate()
+        workers=workers,
+    ).validate()  # before anything is fetched or exported
+    exported = None
+    if isinstance(bundle, str) and is_remote(bundle):  # the URL `picsift export --out URL` uploaded to
+        bundle = fetch_bundle(bundle)
+    if bundle is None:
+        if run is None and workspace is None:
+            raise ConfigError("give a BUNDLE folder, or --run RUN / --workspace W to export the latest run first")
+        from picsift.deploy.export import export
+
+        exported = _export_result(export(run_dir(workspace, run)))
+        bundle = exported.bundle
+    settings = replace(settings, bundle=Path(bundle))
     meta = read_bundle_meta(Path(bundle))
     return ModelServer(
         settings=settings,

@@ -90,13 +90,15 @@ def predict(
     default view set, with a warning, when none were chosen); reject_unknown: label images unlike every class
     "unknown", with the rejector `picsift calibrate` fitted (ConfigError when there is none). A bundle carries
     the same settings as its run. Reads, never writes: the run folder and the bundle stay as they are.
-    Raises DatasetError (a folder or pattern with no image), RunNotFoundError, WorkspaceError, ConfigError; an
-    unreadable file is a Prediction with `error`, not an exception.
+    Raises DatasetError (a folder or pattern with no image), RunNotFoundError, WorkspaceError, ConfigError (a
+    top_k that is not a whole number >= 1; it is capped at the number of classes); an unreadable file is a Prediction with `error`, not an exception.
     """
+    from picsift.config import check_number
     from picsift.data.inputs import collect_inputs
     from picsift.data.storage import is_remote
     from picsift.inference import Predictor
 
+    check_number(top_k, "--top-k", low=1, whole=True)
     found = collect_inputs([paths] if isinstance(paths, str) else list(paths))
     predictor: Predictor
     if bundle is not None:
@@ -161,6 +163,7 @@ def predict_to_folder(
     `overwrite`, which replaces them), DatasetError (no inputs, a folder or pattern without images, inputs
     changing while predicted), RunNotFoundError, WorkspaceError, OSError from the disk.
     """
+    from picsift.config import check_number, check_optional
     from picsift.deploy.batch import FORMATS, BatchJob
     from picsift.deploy.batch import predict_to_folder as run_job
     from picsift.errors import ConfigError
@@ -176,10 +179,11 @@ def predict_to_folder(
         raise ConfigError("nothing to predict: give image files, folders or patterns, or --files-from FILE")
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
-    for name, value, least in (("--shard-size", shard_size, 1), ("--batch-size", batch_size, 1),
-                               ("--workers", workers, 0), ("--top-k", top_k, 1), ("--threads", threads or 1, 1)):  # fmt: skip
-        if value < least:
-            raise ConfigError(f"{name} must be at least {least}, got {value}")
+    check_number(shard_size, "--shard-size", low=1, high=100_000_000, whole=True)
+    check_number(batch_size, "--batch-size", low=1, high=65536, whole=True)
+    check_number(workers, "--workers", low=0, high=1024, whole=True)
+    check_number(top_k, "--top-k", low=1, whole=True)
+    check_optional(threads, "--threads", low=1, high=1024, whole=True)
     predictor: Predictor
     bundle_dir = run_folder = None
     if bundle is not None:

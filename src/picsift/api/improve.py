@@ -169,8 +169,9 @@ def calibrate(
     """
     from picsift.improve.calibration import calibrate as fit_temperature
     from picsift.improve.thresholds import fit_thresholds, metric_name, remove_thresholds
-    from picsift.improve.unknown import fit_unknown
+    from picsift.improve.unknown import check_target_frr, fit_unknown
 
+    check_target_frr(target_frr)  # before any fitting writes to the run
     folder = run_dir(workspace, run)
     fitted: dict[str, Any] | None = None
     if thresholds == "none":
@@ -216,7 +217,11 @@ def check_drift(
     folder: str | Path, *, workspace: WorkspaceArg = None, run: str | Path | None = None, max_images: int = 2000
 ) -> DriftResult:
     """Is a folder of new images still like the training data? (`picsift check-drift`); samples at most
-    `max_images` per side. Raises DatasetError (no images in the folder), RunNotFoundError, WorkspaceError."""
+    `max_images` per side. Raises ConfigError (`max_images` not a whole number >= drift.MIN_IMAGES), DatasetError (no images in
+    the folder), RunNotFoundError, WorkspaceError."""
+    from picsift.config import check_number
+    from picsift.improve.drift import MIN_IMAGES
     from picsift.improve.drift import check_drift as drift
 
+    check_number(max_images, "--max-images", low=MIN_IMAGES, whole=True)
     return DriftResult(**drift(run_dir(workspace, run), folder, max_images=max_images))

@@ -56,12 +56,14 @@ def label_server(
 
     Beyond the loopback interface an access token is required: one is generated when `token` is None. The app
     answers only requests addressed to loopback names, the bind address and `allowed_hosts` (DNS rebinding).
-    Raises WorkspaceError when there is no workspace at that path.
+    Raises ConfigError for a port outside 1-65535, WorkspaceError when there is no workspace at that path.
     """
+    from picsift.config import check_port
     from picsift.label_app import LabelSettings
     from picsift.label_app.settings import needs_token, new_token
     from picsift.store import Workspace
 
+    check_port(port)
     ws = Workspace.open(workspace)
     if token is None and needs_token(host):
         token = new_token()
@@ -87,11 +89,15 @@ def autolabel(
 ) -> AutolabelResult:
     """Propose labels for unlabelled images from a run (method "model", confidence >= threshold; never
     overwrites a label), or group them into clusters to label (method "cluster", `features` default: the
-    latest run's embedding, else hog). Raises ConfigError (unknown method or algorithm), RunNotFoundError,
+    latest run's embedding, else hog). Raises ConfigError (unknown method or algorithm, a threshold outside
+    [0, 1], clusters below 2), RunNotFoundError,
     WorkspaceError, MissingImagesError with `strict`."""
+    from picsift.config import check_number, check_optional
     from picsift.label.autolabel import autolabel as run_autolabel
     from picsift.store import Workspace
 
+    check_number(threshold, "--threshold (a probability)", low=0, high=1)
+    check_optional(clusters, "--clusters", low=2, whole=True)
     return run_autolabel(
         Workspace.open(workspace),
         method,
@@ -173,12 +179,16 @@ def cluster(
 
     Writes clusters.json (ids per cluster) and clusters.html (a 2-D map by `map_method`; each image links to the
     labelling app at `label_url`, default http://127.0.0.1:8765/). Raises ConfigError (unknown map method,
-    features or clustering method; k larger than the images; a label_url that is not an http(s) URL),
+    features or clustering method; k below 2 or larger than the images; max_k outside 2-1000; a label_url that is not an http(s) URL),
     WorkspaceError.
     """
     from picsift.cluster import run as run_cluster
+    from picsift.config import check_number, check_optional, check_seed
     from picsift.errors import ConfigError
 
+    check_optional(k, "--k", low=2, whole=True)
+    check_number(max_k, "--max-k", low=2, high=1000, whole=True)
+    check_seed(seed)
     if map_method not in MAP_METHODS:
         raise ConfigError(f"--map must be auto, tsne, umap or pca; got {map_method!r}")
     return run_cluster(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from picsift.config import check_number
 from picsift.errors import PicsiftError
 
 ImageInput = Any  # str | Path | bytes | PIL.Image.Image
@@ -35,6 +36,14 @@ def _to_bytes(image: ImageInput) -> tuple[str, bytes]:
         img.save(buf, format="PNG")
         return "image.png", buf.getvalue()
     raise TypeError(f"predict takes a path, bytes or a PIL image, not {type(image).__name__}")
+
+
+def _top_k_params(top_k: int | None) -> dict[str, int] | None:
+    """The query parameters for `top_k` (None: none, the server's default). ConfigError for a value the server
+    would refuse: anything but a whole number >= 1 (0 is refused, not dropped)."""
+    if top_k is None:
+        return None
+    return {"top_k": check_number(top_k, "top_k", low=1, whole=True)}
 
 
 class Client:
@@ -74,15 +83,19 @@ class Client:
         return r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
 
     def predict(self, image: ImageInput, top_k: int | None = None) -> dict[str, Any]:
-        """One image -> {prediction_id, label, confidence, top_k: [{label, probability}], model_version}."""
+        """One image -> {prediction_id, label, confidence, top_k: [{label, probability}], model_version}.
+
+        top_k: how many classes (None: the server's default); ConfigError, before any request, when it is not a
+        whole number >= 1."""
+        params = _top_k_params(top_k)
         name, data = _to_bytes(image)
-        params = {"top_k": top_k} if top_k else None
         return self._call("POST", "/v1/predict", files={"file": (name, data)}, params=params)
 
     def predict_batch(self, images: Sequence[ImageInput], top_k: int | None = None) -> list[dict[str, Any]]:
-        """Several images in one request; each result has either a prediction or an `error`."""
+        """Several images in one request; each result has either a prediction or an `error`. top_k: as
+        `predict`."""
+        params = _top_k_params(top_k)
         files = [("files", _to_bytes(im)) for im in images]
-        params = {"top_k": top_k} if top_k else None
         return list(self._call("POST", "/v1/predict/batch", files=files, params=params)["predictions"])
 
     def feedback(

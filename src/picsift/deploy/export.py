@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from picsift.atomic import partial_folder_for, remove_stale_partial_folders
+from picsift.config import check_number
 from picsift.data.available import (
     MISSING,
     UNDECODABLE,
@@ -62,6 +63,7 @@ from picsift.version import __version__
 log = logging.getLogger("picsift.deploy")
 
 BUNDLE_FILE = "bundle.json"
+MAX_SAMPLES = 100_000  # parity-check images at most
 BUNDLE_FORMAT_VERSION = 1
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -351,7 +353,8 @@ def export(
 
     Raises ExportError if ONNX Runtime and PyTorch disagree on the sample images (top-1 or more than
     `tolerance` in any probability), MissingImagesError with `strict` when a sample image's file is missing
-    or no longer decodes (else it is skipped and listed in bundle.json's parity "skipped_images"). A model
+    or no longer decodes (else it is skipped and listed in bundle.json's parity "skipped_images"), ConfigError
+    for `samples` outside 1-MAX_SAMPLES or an unknown `quantize`. A model
     whose outputs barely vary across the samples is recorded as parity "degenerate" with a "warning".
     The bundle is built in a hidden `.NAME.partial-<pid>` folder and renamed into place when complete: a kill
     leaves the previous bundle (or none) and a partial folder the next export removes. DiskError when the
@@ -365,6 +368,7 @@ def export(
         raise RunNotFoundError(f"{run_dir} is not a finished run (no {ARTIFACT_DIR}/ folder)")
     if quantize not in (None, "int8"):
         raise ConfigError(f"--quantize must be int8 (or omitted), got {quantize!r}")
+    check_number(samples, "--samples", low=1, high=MAX_SAMPLES, whole=True)
     artifact = load_artifact(run_dir)
     dc = artifact.data_config
     out = Path(out_dir) if out_dir is not None else run_dir.parent.parent / "exports" / run_dir.name

@@ -21,7 +21,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from picsift.errors import ConfigError, RunNotFoundError
+from picsift.config import check_number
+from picsift.errors import RunNotFoundError
 from picsift.improve.ensemble import make_ensemble
 from picsift.models.artifact import META_FILE, WEIGHTS_FILE, read_meta
 from picsift.runs import RunFolder
@@ -46,8 +47,7 @@ def make_snapshot_ensemble(
     meta = read_meta(run_dir)
     snaps = list_snapshots(run_dir)
     if last is not None:
-        if last < 2:
-            raise ConfigError(f"--last must be at least 2, got {last}")
+        check_number(last, "--last (snapshots)", low=2, whole=True)
         snaps = snaps[-last:]
     if meta["family"] in ("classical", "ensemble") or len(snaps) < 2:
         raise RunNotFoundError(

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from picsift.config import TrainConfig, to_jsonable
+from picsift.config import MAX_EPOCHS, MAX_MINUTES, TrainConfig, check_number, check_optional, to_jsonable
 from picsift.errors import ConfigError
 from picsift.improve.calibration import calibrate_after_training
 from picsift.models.registry import ModelSpec, get_spec
@@ -39,6 +39,7 @@ from picsift.store import Workspace
 
 log = logging.getLogger("picsift.improve")
 STUDY_FILE = "optuna.sqlite"
+MAX_TRIALS = 100_000
 
 
 def _width_param(spec: ModelSpec) -> tuple[str, Any] | None:
@@ -182,7 +183,13 @@ def tune(
     study_name: str | None = None,
     max_epochs: int | None = None,
 ) -> dict[str, Any]:
-    """Run (or continue) a study; train the best trial as a normal run. Returns a summary dict."""
+    """Run (or continue) a study; train the best trial as a normal run. Returns a summary dict.
+
+    ConfigError for `trials` outside 1-MAX_TRIALS, a time budget (minutes) that is not a finite number > 0, or
+    `max_epochs` outside 1-MAX_EPOCHS, checked before anything runs."""
+    check_number(trials, "--trials", low=1, high=MAX_TRIALS, whole=True)
+    check_optional(time_budget_min, "--time-budget (minutes)", low=0, low_open=True, high=MAX_MINUTES)
+    check_optional(max_epochs, "--max-epochs", low=1, high=MAX_EPOCHS, whole=True)
     try:
         import optuna
     except ImportError as e:

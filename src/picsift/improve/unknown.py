@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from picsift.atomic import atomic_path
-from picsift.errors import ConfigError, DatasetError
+from picsift.config import check_number
+from picsift.errors import DatasetError
 from picsift.improve.rundata import split_data
 from picsift.inference import Predictor, UnknownRule, read_spec, write_spec
 from picsift.inference.predictor import fitted_rejector
@@ -69,6 +70,13 @@ class UnknownDetector:
         return self.rejector.rejects(feats, probs)
 
 
+def check_target_frr(target_frr: float) -> float:
+    """`target_frr` when it is a share in (0, 1); ConfigError naming --target-frr otherwise (NaN too)."""
+    return check_number(
+        target_frr, "--target-frr (a share of known images)", low=0, high=1, low_open=True, high_open=True
+    )
+
+
 def fit_unknown(
     run_dir: Path | RunFolder,
     ws: Workspace | None = None,
@@ -77,8 +85,7 @@ def fit_unknown(
     bank_size: int = 5000,
 ) -> dict[str, Any]:
     """Fit the rejection thresholds on the run's validation images; store the rule and its feature bank."""
-    if not 0 < target_frr < 1:
-        raise ConfigError(f"the target false-rejection rate must be in (0, 1), got {target_frr}")
+    check_target_frr(target_frr)
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(Path(run_dir))
     predictor = Predictor.from_run(run)
     train = split_data(run, "train", ws, limit=bank_size)

@@ -112,11 +112,8 @@ def _annotator() -> str:
 
 
 def _validate(cfg: ImportConfig) -> str | None:
+    cfg.validate()
     check_fractions(cfg.val_fraction, cfg.test_fraction)
-    if cfg.url_timeout_s <= 0 or cfg.url_retries < 0 or cfg.url_max_bytes <= 0:
-        raise ConfigError("url_timeout_s and url_max_bytes must be positive and url_retries at least 0")
-    if not cfg.archive_max_expansion >= 1:
-        raise ConfigError(f"--max-expansion must be at least 1, got {cfg.archive_max_expansion}")
     if cfg.label is not None and not cfg.label.strip():
         raise ConfigError("--label must not be empty")
     if cfg.split is None:

@@ -30,8 +30,9 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from picsift.atomic import pid_alive
+from picsift.config import check_number
 from picsift.data.hashing import sha256_file
-from picsift.errors import ConfigError, DatasetError
+from picsift.errors import DatasetError
 from picsift.filenames import UniqueNames, inside
 from picsift.jsonio import write_json
 
@@ -273,8 +274,7 @@ def extract(archive: Path, into: Path, *, max_ratio: float = MAX_EXPANSION) -> E
     `allowed_bytes(size, max_ratio)` (declared by its headers, or found while writing), ConfigError for a
     `max_ratio` below 1. Removes the partial folders killed extractions left in `into` first.
     """
-    if not max_ratio >= 1:
-        raise ConfigError(f"--max-expansion must be at least 1, got {max_ratio}")
+    check_number(max_ratio, "--max-expansion", low=1)
     sha = sha256_file(archive)
     dest = into / sha
     done = into / f"{sha}{_DONE}"  # written last: a folder without it is an interrupted extraction

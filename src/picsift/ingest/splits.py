@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 
+from picsift.config import check_number
 from picsift.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
@@ -34,8 +35,7 @@ def normalize_split(value: str) -> str | None:
 def check_fractions(val_fraction: float, test_fraction: float) -> None:
     """ConfigError unless each fraction is in [0, 1) and together they leave images for training."""
     for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0.0 <= f < 1.0:
-            raise ConfigError(f"{name} must be in [0, 1), got {f}")
+        check_number(f, name, low=0, high=1, high_open=True)
     if val_fraction + test_fraction >= 1.0:
         raise ConfigError(
             f"val_fraction + test_fraction must leave images for training, got {val_fraction} + {test_fraction}"

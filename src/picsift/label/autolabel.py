@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from picsift.config import check_number
 from picsift.data.available import SkippedImage, check_strict, skipped_dicts
 from picsift.errors import ConfigError, RunNotFoundError, WorkspaceError
 from picsift.jsonio import write_json
@@ -66,8 +67,7 @@ def autolabel_model(
     MissingImagesError with `strict`."""
     from picsift.label.scoring import latest_run, predict_rows
 
-    if not 0.0 <= threshold <= 1.0:
-        raise ConfigError(f"--threshold must be a probability in [0, 1], got {threshold}")
+    check_number(threshold, "--threshold (a probability)", low=0, high=1)
     run_dir = latest_run(ws, run)
     if run_dir is None:
         raise RunNotFoundError(

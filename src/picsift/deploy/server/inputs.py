@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from picsift.config import check_number
 from picsift.data.formats import PILLOW_FORMATS, describe, missing_decoder_for, signature_format
 from picsift.data.images import bomb_pixels, load_rgb, resize_square
-from picsift.errors import ImageDecodeError
+from picsift.errors import ConfigError, ImageDecodeError
 from picsift.web.errors import ApiError
 
 
@@ -99,16 +100,21 @@ def b64decode(value: Any, field: str) -> bytes:
 
 
 def parse_top_k(value: Any, default: int, num_classes: int) -> int:
-    """top_k as an int capped at `num_classes` (`default` when absent). ApiError 422 when not an integer >= 1
-    (true, 2.5, NaN, Infinity and "abc" are not)."""
+    """top_k as an int capped at `num_classes` (`default` when absent). ApiError 422 invalid_top_k when not a whole
+    number >= 1 (true, 2.5, NaN, Infinity, "abc", 0 and -1e308 are not); the message says what was expected and
+    never repeats a huge value digit by digit (`picsift.config.check_number`, as the CLI and the API check it)."""
     if value is None or value == "":
         return min(default, num_classes)
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise ApiError(422, "invalid_top_k", f"top_k must be an integer, got {value!r}")
+    k = value
+    if isinstance(value, str):  # a form's or query's "3"
+        try:
+            k = int(value.strip())
+        except ValueError:  # not a whole number, or one of over 4300 digits
+            k = value
+    elif isinstance(value, float) and value.is_integer() and abs(value) < 2**63:  # a JSON 3.0
+        k = int(value)
     try:
-        k = int(value)  # a JSON 3 or 3.0, a form's "3"
-    except (TypeError, ValueError, OverflowError) as e:  # OverflowError: a JSON Infinity
-        raise ApiError(422, "invalid_top_k", f"top_k must be an integer, got {str(value)[:40]!r}") from e
-    if k < 1:
-        raise ApiError(422, "invalid_top_k", f"top_k must be at least 1, got {k}")
+        check_number(k, "top_k", low=1, whole=True)
+    except ConfigError as e:
+        raise ApiError(422, "invalid_top_k", str(e)) from None
     return min(k, num_classes)

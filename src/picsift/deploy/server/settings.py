@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from picsift.config import check_number, check_optional
 from picsift.errors import ConfigError
 from picsift.jsonio import dumps
 from picsift.web.hosts import allowed_host_names
@@ -46,20 +47,21 @@ class ServerSettings:
     workers: int = 1  # uvicorn worker processes, each with its own model (set by `serve`)
 
     def validate(self) -> ServerSettings:
-        """Self, after checking the limits and the runtime name. ConfigError for a value out of range."""
-        if self.max_batch_size < 1:
-            raise ConfigError(f"--max-batch-size must be at least 1, got {self.max_batch_size}")
-        if self.max_wait_ms < 0:
-            raise ConfigError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
-        if self.max_request_bytes < 1024:
-            raise ConfigError(f"--max-request-bytes must be at least 1024, got {self.max_request_bytes}")
-        if self.max_pixels < 1:
-            raise ConfigError(f"--max-pixels must be positive, got {self.max_pixels}")
-        if self.prediction_log_max_bytes < 1024 or self.prediction_log_files < 1:
-            raise ConfigError(
-                "--prediction-log-max-bytes must be at least 1024 and --prediction-log-files at least 1, got "
-                f"{self.prediction_log_max_bytes} and {self.prediction_log_files}"
-            )
+        """Self, after checking the limits (`check_number`: NaN and infinities refused too) and the runtime name.
+        ConfigError naming the flag and the valid range."""
+        whole = {"whole": True}
+        check_number(self.max_batch_size, "--max-batch-size", low=1, high=65536, **whole)
+        check_number(self.max_wait_ms, "--max-wait-ms", low=0, high=60_000)
+        check_number(self.max_request_bytes, "--max-request-bytes", low=1024, **whole)
+        check_number(self.max_pixels, "--max-pixels", low=1, **whole)
+        check_number(self.max_batch_images, "max_batch_images", low=1, high=65536, **whole)
+        check_number(self.default_top_k, "default_top_k", low=1, **whole)
+        check_number(self.feedback_cache, "feedback_cache", low=0, **whole)
+        check_number(self.feedback_cache_bytes, "feedback_cache_bytes", low=0, **whole)
+        check_number(self.prediction_log_max_bytes, "--prediction-log-max-bytes", low=1024, **whole)
+        check_number(self.prediction_log_files, "--prediction-log-files", low=1, high=10_000, **whole)
+        check_optional(self.threads, "--threads", low=1, high=1024, **whole)
+        check_number(self.workers, "--workers", low=1, high=1024, **whole)
         if self.runtime not in ("auto", "onnx", "torch"):
             raise ConfigError(f"--runtime must be auto, onnx or torch; got {self.runtime!r}")
         return self

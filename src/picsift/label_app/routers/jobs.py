@@ -6,8 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from picsift.config import TrainConfig
-from picsift.errors import ConfigError
+from picsift.config import MAX_EPOCHS, TrainConfig, check_number
 from picsift.label.autolabel import autolabel as run_autolabel
 from picsift.label.jobs import Job
 from picsift.label_app.deps import AnnotatorDep, JobsDep, SettingsDep
@@ -22,8 +21,7 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 @router.post("/train")
 def train(body: TrainBody, settings: SettingsDep, jobs: JobsDep) -> dict[str, Any]:
     """POST /api/jobs/train: start training a model in the background; 400 for epochs below 1 or an unknown model."""
-    if body.epochs < 1:
-        raise ConfigError(f"epochs must be at least 1, got {body.epochs}")
+    check_number(body.epochs, "epochs", low=1, high=MAX_EPOCHS, whole=True)
     name = f"app-{new_token()[:6].lower().replace('_', 'x').replace('-', 'x')}"
     cfg = TrainConfig(
         workspace=settings.workspace, model=body.model or settings.train_model, epochs=body.epochs, run_name=name

@@ -7,9 +7,11 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 
+from picsift.config import check_number
 from picsift.models.fastcnn import FastCNN
 
 log = logging.getLogger("picsift.train")
@@ -77,9 +79,19 @@ def busy_cores(window_s: float = 0.3) -> float:
     return (second[0] - first[0]) / (second[1] - first[1]) * usable_cores()
 
 
+def env_threads(raw: str) -> int:
+    """$PICSIFT_THREADS's text as a thread count; ConfigError unless it is a whole number from 1 to 1024."""
+    try:
+        value: Any = int(raw.strip())
+    except ValueError:  # not a whole number
+        value = raw
+    return check_number(value, "$PICSIFT_THREADS", low=1, high=1024, whole=True)
+
+
 @contextmanager
 def thread_scope(device: torch.device, threads: int | None = None, processes: int = 1) -> Iterator[int]:
-    """Set torch's intra-op threads for the duration of training, then restore them. `processes`: training
+    """Set torch's intra-op threads (`threads`, else $PICSIFT_THREADS: ConfigError when it is not a whole number
+    from 1 to 1024) for the duration of training, then restore them. `processes`: training
     processes sharing this machine's cores (torchrun's LOCAL_WORLD_SIZE), each taking its share of the free ones."""
     before = torch.get_num_threads()
     if device.type != "cpu":
@@ -87,7 +99,7 @@ def thread_scope(device: torch.device, threads: int | None = None, processes: in
         return
     env = os.environ.get("PICSIFT_THREADS")
     if threads is None and env:
-        threads = int(env)
+        threads = env_threads(env)
     if threads is None:
         threads = max(1, choose_threads(usable_cores(), busy_cores()) // max(1, processes))
     torch.set_num_threads(max(1, int(threads)))
