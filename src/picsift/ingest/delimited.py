@@ -110,11 +110,16 @@ def _quoting_error(name: str, lines: _PhysicalLines, error: csv.Error | None) ->
     """`bad.csv line 3: unclosed quote: ...` for a quoted field not closed on its line; `malformed quoting` for
     text after a closing quote (`"cat"s`) and other quoting the csv module refuses in strict mode."""
     shown = repr(lines.first.rstrip("\r\n")[:80])
-    if lines.end > lines.start or (error is not None and "unexpected end of data" in str(error)):
-        runs = f"runs on into line {lines.start + 1}" if lines.end > lines.start else "reaches the end of the file"
+    at_end = error is not None and "unexpected end of data" in str(error)
+    if lines.end > lines.start or at_end:
+        if lines.end > lines.start:
+            runs = f"the end of the file, line {lines.end}" if at_end else f"line {lines.start + 1}"
+            how = f"is not closed on its line: it runs on to {runs}"
+        else:
+            how = "is not closed before the end of the file"
         return (
-            f"{name} line {lines.start}: unclosed quote: a quoted field is not closed on its line and {runs} "
-            f"(the line reads {shown}); close the quote on the same line (a path or label cannot hold a line break)"
+            f"{name} line {lines.start}: unclosed quote: a quoted field {how} (the line reads {shown}); "
+            "close the quote on the same line (a path or label cannot hold a line break)"
         )
     return (
         f"{name} line {lines.end}: malformed quoting ({error}) in {shown}; quote a whole field "
