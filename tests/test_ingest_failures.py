@@ -247,3 +247,14 @@ def test_some_images_among_other_files_and_a_reimport_succeed(tmp_path: Path) ->
     assert code == 0 and "added 3" in out and "skipped 3" in out
     code, out, _ = _invoke("import", str(mixed), "-w", str(ws))  # all already present: a success
     assert code == 0 and "added 0" in out and "already present 3" in out
+
+
+def test_a_new_workspace_another_import_wrote_meanwhile_is_kept(tmp_path: Path) -> None:
+    from picsift.ingest.rollback import ImportRollback
+
+    ws = tmp_path / "ws"
+    _jpeg(tmp_path / "one" / "a.jpg", 0)
+    with pytest.raises(DatasetError), ImportRollback(ws):  # the failing import began before the workspace existed
+        run(ImportConfig(source=str(tmp_path / "one"), workspace=ws))  # another import, meanwhile, succeeded
+        raise DatasetError("found nothing to import")
+    assert _state(ws)[2] == 1

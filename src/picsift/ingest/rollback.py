@@ -54,7 +54,7 @@ def _catalog_has_imports(root: Path) -> bool:
     if not path.is_file():
         return False
     try:
-        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as conn:
+        with contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as conn:
             return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM imports)").fetchone()[0])
     except sqlite3.Error:
         return False
