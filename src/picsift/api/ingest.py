@@ -80,8 +80,9 @@ def import_images(
 ) -> ImportResult:
     """Import a folder, CSV manifest, URL list or zip/tar archive into the workspace catalog (`picsift import`).
 
-    Files are referenced in place, never changed. Raises ConfigError (bad split or fractions), DatasetError
-    (a source that holds no images, a malformed manifest: file and line), UnsafePathError (an archive member
+    Files are referenced in place, never changed. A failed import creates no workspace and leaves an existing one
+    as it was. Raises ConfigError (bad split or fractions), DatasetError (a source that holds no images: what was
+    skipped and why; a malformed manifest, URL list or quoting: file and line), UnsafePathError (an archive member
     escaping its folder, an archive expanding beyond `archive_max_expansion` times its size), WorkspaceError.
     """
     from picsift import ingest

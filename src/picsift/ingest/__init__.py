@@ -21,16 +21,19 @@ from sqlalchemy.exc import IntegrityError
 
 from picsift import progress
 from picsift.config import ImportConfig
+from picsift.data.formats import describe
 from picsift.data.storage import is_remote
 from picsift.data.walk import reason_kind
 from picsift.errors import ConfigError, DatasetError, LabelError, WorkspaceError
+from picsift.ingest.delimited import single_line
 from picsift.ingest.files import DownloadSettings, Probed, read_entry
+from picsift.ingest.rollback import ImportRollback
 from picsift.ingest.sources import Discovery, Entry, discover
 from picsift.ingest.splits import SPLITS, check_fractions, normalize_split
 from picsift.ingest.status import status
 from picsift.ingest.writer import known_paths, write_import
 from picsift.labels_text import normalize_label
-from picsift.store import Workspace
+from picsift.store import Workspace, default_workspace_path
 
 logger = logging.getLogger(__name__)
 
@@ -126,80 +129,114 @@ def _validate(cfg: ImportConfig) -> str | None:
 
 def run(cfg: ImportConfig) -> ImportResult:
     """Import `cfg.source` into the workspace; raises DatasetError (nothing written) when the source
-    itself is malformed, but records each bad file as unreadable and carries on."""
+    itself is malformed or holds nothing to import, but records each bad file as unreadable and carries on.
+    A failed import leaves the workspace as it was, and creates none (`picsift.ingest.rollback`)."""
     start = time.perf_counter()
     split = _validate(cfg)
+    label = normalize_label(single_line(cfg.label)) if cfg.label else None
     source: Path | str = cfg.source if is_remote(cfg.source) else Path(os.path.expanduser(cfg.source))
     if isinstance(source, Path) and not os.path.lexists(source):  # a typo must not leave a new, empty workspace
         raise DatasetError(f"{source}: no such file or folder")
-    ws = Workspace.open(cfg.workspace, create=True)
-    try:
-        catalog = ws.catalog  # a new workspace gets its (empty) catalog even if the source is bad
-        files_dir = ws.root / "files"
-        label = normalize_label(cfg.label) if cfg.label else None
-        found = discover(
-            source, workspace_files=files_dir, label=label, split=split, max_expansion=cfg.archive_max_expansion
-        )
-        _normalize_labels(found)
-        if isinstance(source, Path):
-            _leave_out_workspace(found, source, ws.root)
-        if not found.entries:
-            kinds = Counter(reason_kind(why) for _, why in found.skipped).most_common()
-            hint = f" ({len(found.skipped)} files skipped: " + ", ".join(f"{k} {n}" for k, n in kinds) + ")"
-            raise DatasetError(f"{source}: found nothing to import{hint if found.skipped else ''}")
-        known, downloaded = known_paths(catalog)
-        todo = [e for e in found.entries if e.url is None or e.url not in downloaded]
-        already = len(found.entries) - len(todo)
-        downloads = DownloadSettings(files_dir / "urls", cfg.url_timeout_s, cfg.url_retries, cfg.url_max_bytes)
-        any_urls = any(e.url is not None or is_remote(e.path) for e in todo)
-        workers = 8 if any_urls else max(2, min(8, os.cpu_count() or 2))
-        what = "downloading" if any_urls else "reading images"
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="picsift-import") as pool:
-            probed: list[Probed] = list(
-                progress.track(pool.map(lambda e: read_entry(e, known, downloads), todo), what, total=len(todo))
-            )
+    root = cfg.workspace if cfg.workspace is not None else default_workspace_path()
+    with ImportRollback(root) as rollback:
+        ws = Workspace.open(root, create=True)
         try:
-            written = write_import(
-                catalog,
-                probed,
-                source=found.source,
-                kind=found.kind,
-                annotator=_annotator(),
-                seed=cfg.seed,
-                val_fraction=cfg.val_fraction,
-                test_fraction=cfg.test_fraction,
-            )
-        except IntegrityError as e:
-            raise WorkspaceError(
-                f"the catalog in {ws.root} changed during this import (another import at the same time?); "
-                "nothing was written: run the import again"
-            ) from e
-        result = ImportResult(
+            return _import(cfg, ws, source, label, split, rollback, start)
+        finally:
+            ws.close()
+
+
+def _discover(cfg: ImportConfig, ws: Workspace, source: Path | str, label: str | None, split: str | None) -> Discovery:
+    """The source's entries, labels in normal form, the workspace itself left out; DatasetError when it holds
+    nothing to import (naming what was skipped and why)."""
+    found = discover(
+        source, workspace_files=ws.root / "files", label=label, split=split, max_expansion=cfg.archive_max_expansion
+    )
+    _normalize_labels(found)
+    if isinstance(source, Path):
+        _leave_out_workspace(found, source, ws.root)
+    if not found.entries:
+        raise DatasetError(nothing_to_import(source, found.skipped))
+    return found
+
+
+def _import(
+    cfg: ImportConfig, ws: Workspace, source: Path | str, label: str | None, split: str | None,
+    rollback: ImportRollback, start: float,
+) -> ImportResult:  # fmt: skip
+    """Discover, read and write one import into the open workspace `ws` (see `run`)."""
+    found = _discover(cfg, ws, source, label, split)
+    catalog = ws.catalog
+    files_dir = ws.root / "files"
+    known, downloaded = known_paths(catalog)
+    todo = [e for e in found.entries if e.url is None or e.url not in downloaded]
+    already = len(found.entries) - len(todo)
+    downloads = DownloadSettings(files_dir / "urls", cfg.url_timeout_s, cfg.url_retries, cfg.url_max_bytes)
+    any_urls = any(e.url is not None or is_remote(e.path) for e in todo)
+    workers = 8 if any_urls else max(2, min(8, os.cpu_count() or 2))
+    what = "downloading" if any_urls else "reading images"
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="picsift-import") as pool:
+        probed: list[Probed] = list(
+            progress.track(pool.map(lambda e: read_entry(e, known, downloads), todo), what, total=len(todo))
+        )
+    try:
+        written = write_import(
+            catalog,
+            probed,
             source=found.source,
             kind=found.kind,
-            workspace=ws.root,
-            import_id=written.import_id,
-            added=written.added,
-            duplicates=written.duplicates,
-            already_present=written.already_present + already,
-            updated=written.updated,
-            unreadable=[FileIssue(p, r) for p, r in written.unreadable],
-            skipped=[FileIssue(p, r) for p, r in found.skipped + written.skipped],
-            labeled=written.labeled,
-            classes=sorted(written.classes),
-            splits={k: written.splits[k] for k in SPLITS if written.splits[k]},
-            split_origins=dict(sorted(written.split_origins.items())),
+            annotator=_annotator(),
+            seed=cfg.seed,
+            val_fraction=cfg.val_fraction,
+            test_fraction=cfg.test_fraction,
         )
-        result.seconds = time.perf_counter() - start
-        _record_counts(catalog, result)
-        logger.info(
-            "imported %s: %d added, %d duplicates, %d unreadable, %d already present, %d skipped",
-            found.source, result.added, result.duplicates, len(result.unreadable),
-            result.already_present, len(result.skipped),
-        )  # fmt: skip
-        return result
-    finally:
-        ws.close()
+    except IntegrityError as e:
+        raise WorkspaceError(
+            f"the catalog in {ws.root} changed during this import (another import at the same time?); "
+            "nothing was written: run the import again"
+        ) from e
+    rollback.commit()
+    result = ImportResult(
+        source=found.source,
+        kind=found.kind,
+        workspace=ws.root,
+        import_id=written.import_id,
+        added=written.added,
+        duplicates=written.duplicates,
+        already_present=written.already_present + already,
+        updated=written.updated,
+        unreadable=[FileIssue(p, r) for p, r in written.unreadable],
+        skipped=[FileIssue(p, r) for p, r in found.skipped + written.skipped],
+        labeled=written.labeled,
+        classes=sorted(written.classes),
+        splits={k: written.splits[k] for k in SPLITS if written.splits[k]},
+        split_origins=dict(sorted(written.split_origins.items())),
+    )
+    result.seconds = time.perf_counter() - start
+    _record_counts(catalog, result)
+    logger.info(
+        "imported %s: %d added, %d duplicates, %d unreadable, %d already present, %d skipped",
+        found.source, result.added, result.duplicates, len(result.unreadable),
+        result.already_present, len(result.skipped),
+    )  # fmt: skip
+    return result
+
+
+def nothing_to_import(source: Path | str, skipped: list[tuple[str, str]]) -> str:
+    """`photos: found nothing to import: no image files (JPEG, PNG, ...); 12 files skipped: 10 not an image file
+    (.txt), 2 hidden or system file`: the skipped files counted by reason (the full reason while a kind has at
+    most 3 different ones, such as the suffixes of files that are no images, else by kind)."""
+    if not skipped:
+        return f"{source}: found nothing to import (it holds no files)"
+    reasons = Counter(why for _, why in skipped)
+    details: dict[str, set[str]] = {}
+    for why in reasons:
+        details.setdefault(reason_kind(why), set()).add(why)
+    counts: Counter[str] = Counter()
+    for why, n in reasons.items():
+        counts[why if len(details[reason_kind(why)]) <= 3 else reason_kind(why)] += n
+    listed = ", ".join(f"{n} {why}" for why, n in counts.most_common())
+    return f"{source}: found nothing to import: no image files ({describe()}); {len(skipped)} files skipped: {listed}"
 
 
 def _normalize_labels(found: Discovery) -> None:
@@ -210,10 +247,10 @@ def _normalize_labels(found: Discovery) -> None:
 
 def _entry_label(entry: Entry) -> str:
     """The entry's label in normal form; DatasetError naming the entry (file, manifest line) when it is no label
-    (longer than `MAX_LABEL_CHARS`), before anything is written."""
+    (longer than `MAX_LABEL_CHARS`, or holding a line break: a folder named so), before anything is written."""
     assert entry.label is not None
     try:
-        return normalize_label(entry.label)
+        return normalize_label(single_line(entry.label))
     except LabelError as e:
         raise DatasetError(f"{entry.where or entry.path}: {e}") from e
 

@@ -321,9 +321,10 @@ def discover_manifest(manifest: Path | str, *, label: str | None = None, split: 
     The manifest may itself be in object storage (a URL): its relative paths then name objects beside it.
     Any line may name an object by URL (`s3://bucket/a.jpg`) or an http(s) URL (downloaded at import).
     The delimiter (`, ; <tab> |`) is detected (see `picsift.ingest.delimited`); every data line must
-    have as many columns as the header (or, without one, the first line). Raises DatasetError listing
-    each bad line as "labels.csv line 4: ..." (a file or object that is not there, too) before anything
-    is written.
+    have as many columns as the header (or, without one, the first line), and each line is one row: a quoted
+    field closes on its own line (no path, label or split holds a line break). Raises DatasetError listing each
+    bad line as "labels.csv line 4: ..." (a file or object that is not there, too), or naming the line of a quote
+    left open ("labels.csv line 3: unclosed quote: ..."), before anything is written.
     """
     manifest, source, name, base = _manifest_place(manifest)
     disc = Discovery("csv", source)
@@ -373,20 +374,19 @@ def discover_manifest(manifest: Path | str, *, label: str | None = None, split: 
 
 
 def discover_url_list(url_list: Path | str, *, label: str | None = None, split: str | None = None) -> Discovery:
-    """A text file (local, or itself a URL) with one URL per line (optionally `URL,label[,split]`); `#` starts
-    a comment. http(s) URLs are downloaded at import; object URLs (`s3://...`) are read where they are and
-    must exist (DatasetError naming the line otherwise)."""
+    """A text file (local, or itself a URL) with one URL per line (optionally `URL,label[,split]`, separated by
+    commas, tabs or, without either, spaces; a field with a comma quoted as in CSV: `URL,"air, plane"`); `#`
+    starts a comment line. http(s) URLs are downloaded at import; object URLs (`s3://...`) are read where they
+    are and must exist. DatasetError naming the line for a line that is no URL, a quote left open, an object that
+    is not there."""
     url_list, source, list_name, _ = _manifest_place(url_list)
     disc = Discovery("urls", source)
     errors: list[str] = []
     seen: dict[str, int] = {}
-    for line, raw in enumerate(read_utf8_text(url_list).splitlines(), start=1):
-        text = raw.strip()
-        if not text or text.startswith("#"):
-            continue
-        parts = [p.strip() for p in text.replace("\t", ",").split(",")]
+    for row in read_rows(read_utf8_text(url_list).replace("\t", ","), list_name, ","):
+        line, parts = row.line, row.cells
         if len(parts) == 1:
-            parts = text.split()
+            parts = parts[0].split()
         url = parts[0]
         if not is_url(url) and protocol_of(url) not in OBJECT_SCHEMES:
             errors.append(

@@ -25,7 +25,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from picsift.errors import DatasetError, LabelError
-from picsift.ingest.delimited import column_count_error, read_rows, read_utf8_text, sniff_delimiter
+from picsift.ingest.delimited import (
+    column_count_error,
+    line_break_error,
+    read_rows,
+    read_utf8_text,
+    single_line,
+    sniff_delimiter,
+)
 from picsift.labels_text import normalize_label
 
 TRIED = "picsift CSV/JSON, COCO, Label Studio JSON, JSON-MIN and CSV"
@@ -38,6 +45,12 @@ _NOT_LABELS = frozenset(
 )
 _LS_FIELDS = frozenset({"annotator", "annotation_id", "lead_time"})
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(.+)$")
+# Columns of a CSV label file that name an image or its class: never several lines.
+_SINGLE_LINE_KEYS = frozenset(PATH_KEYS + LABEL_KEYS + ("sha256",))
+
+
+def _has_break(text: str) -> bool:
+    return len(text.splitlines()) > 1
 
 
 @dataclass(frozen=True)
@@ -162,14 +175,20 @@ def _flat_records(
 
 def _read_delimited(text: str, name: str, label_field: str | None) -> LabelFile:
     delimiter = sniff_delimiter(text)
-    rows = read_rows(text, name, delimiter)
+    rows = read_rows(text, name, delimiter, multiline=True)  # other columns (a comment) may hold line breaks
     header = next(rows, None)
     if header is None:
         raise DatasetError(f"no labels recognised in {name}: the file is empty; tried {TRIED}")
+    if header.end > header.line:
+        raise DatasetError(line_break_error(name, header, "header"))
+    single_line = {c for c in header.cells if c.lower() in _SINGLE_LINE_KEYS or c == label_field}
     flat: list[tuple[str, dict[str, Any]]] = []
     for row in rows:
         if len(row.cells) != len(header.cells):
             raise DatasetError(column_count_error(name, row, header.cells, delimiter))
+        broken = [c for c, v in zip(header.cells, row.cells, strict=True) if c in single_line and _has_break(v)]
+        if broken:
+            raise DatasetError(line_break_error(name, row, broken[0]))
         flat.append((f"{name} line {row.line}", dict(zip(header.cells, row.cells, strict=True))))
     records, found = _flat_records(flat, header.cells, name, label_field)
     if not found:
@@ -326,10 +345,10 @@ def _read_json(data: Any, name: str, label_field: str | None) -> LabelFile:
 
 def _checked(record: LabelRecord) -> LabelRecord:
     """The record with its labels in normal form (`normalize_label`); DatasetError naming the record's place
-    ("labels.csv line 4: a label is at most 1000 characters long ...") for one that is no label, so that a bad
-    file is refused whole before any label is applied."""
+    ("labels.csv line 4: a label is at most 1000 characters long ...", "... cannot hold a line break") for one
+    that is no label, so that a bad file is refused whole before any label is applied."""
     try:
-        return replace(record, labels=tuple(normalize_label(x) for x in record.labels))
+        return replace(record, labels=tuple(normalize_label(single_line(x)) for x in record.labels))
     except LabelError as e:
         raise DatasetError(f"{record.where}: {e}") from e
 
