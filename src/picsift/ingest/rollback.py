@@ -61,11 +61,17 @@ def _catalog_has_imports(root: Path) -> bool:
 
 
 def _remove(path: Path) -> None:
+    """Remove `path` if it is there; never raises (a rollback must not hide the error that caused it: on a
+    read-only file system even unlinking a missing file fails, with EROFS)."""
+    if not os.path.lexists(path):
+        return
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        return
+    try:
+        path.unlink()
+    except OSError as e:
+        logger.warning("could not remove %s after the failed import: %s", path, e)
 
 
 class ImportRollback:
