@@ -49,7 +49,7 @@ def parse_params(items: list[str] | None) -> dict[str, Any] | None:
     return out
 
 
-@handle_errors
+@handle_errors(interrupted="stopped before training started: nothing was written")
 def train(
     workspace: WorkspaceOpt = None,
     model: Annotated[
@@ -217,6 +217,7 @@ def _kept(run_dir: Path) -> str | None:
     return "the linear probe"
 
 
+@handle_errors
 def runs(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     """List the workspace's runs: id, model, date, best val accuracy, epochs and whether they finished (a run
     that failed with a checkpoint continues with `train --resume RUN`)."""
@@ -322,7 +323,9 @@ def _predict_to_folder(paths: list[str], files_from: list[Path], out: Path, json
         raise typer.Exit(code=2)
 
 
-@handle_errors
+@handle_errors(
+    interrupted="--out keeps the shards written so far (the same command again continues); nothing else was written"
+)
 def predict(
     paths: Annotated[
         list[str] | None, typer.Argument(help="Image files, folders, glob patterns or URLs (s3://bucket/new/).")

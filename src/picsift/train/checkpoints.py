@@ -64,6 +64,14 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and isinstance(doc.get("sha256"), str) else None
 
 
+def checkpoint_epochs(path: Path) -> int | None:
+    """The epochs the checkpoint at `path` completed, as its sidecar records them (no checksum read: see
+    `verify_checkpoint`); None without a checkpoint or a sidecar that says."""
+    record = _read_sidecar(Path(path)) if Path(path).is_file() else None
+    epoch = record.get("epoch") if record is not None else None
+    return epoch + 1 if isinstance(epoch, int) else None
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> str:
     """Write `state` (a dict of tensors and plain values) to `path` with torch.save, atomically, and record its
     SHA-256 in the sidecar. Returns the hex digest. Raises OSError from the disk (the old checkpoint and its

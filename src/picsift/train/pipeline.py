@@ -24,12 +24,13 @@ from picsift.data.available import (
     split_present,
 )
 from picsift.distributed import SINGLE, Dist, mark_relayed, process_group
-from picsift.errors import ConfigError, DatasetError, DistributedError, PicsiftError
+from picsift.errors import ConfigError, DatasetError, DistributedError, Interrupted, PicsiftError
 from picsift.models.artifact import save_artifact
 from picsift.models.registry import DataConfig, ModelSpec, get_spec
 from picsift.runs import RunFolder, environment, new_run
 from picsift.store import ImageRow, Workspace
 from picsift.train.auto import AUTO, AutoChoice, choose_model
+from picsift.train.checkpoints import checkpoint_epochs
 from picsift.train.data import TrainData, TrainedModel, encode_labels, split_rows
 from picsift.train.resume import ResumePoint, find_resume_point, merge_settings, non_default_settings
 from picsift.train.trainers import LogRow, check_settings, fit_on_data, trainer_for
@@ -343,10 +344,36 @@ def run(cfg: TrainConfig, *, calibrator: Calibrator | None = None) -> RunResult:
 
     Under torchrun (`picsift.distributed`) every process calls this: rank 0 plans the run, creates its one
     folder and records it; every process trains its shard of the data (the classical family trains on rank 0
-    alone); every process returns rank 0's RunResult, and raises rank 0's error when it fails."""
+    alone); every process returns rank 0's RunResult, and raises rank 0's error when it fails. Ctrl+C raises
+    Interrupted, whose note says what the run kept (`interrupted_note`)."""
     cfg = cfg.validate()
+    mine: list[_Prepared] = []
+    try:
+        return _run(cfg, calibrator, mine)
+    except KeyboardInterrupt as e:
+        if isinstance(e, Interrupted):
+            raise
+        raise Interrupted(interrupted_note(cfg, mine[0] if mine else None)) from None
+
+
+def interrupted_note(cfg: TrainConfig, prepared: _Prepared | None) -> str:
+    """What a run stopped by Ctrl+C left, in one line: the run kept at epoch N with how to resume it, or that
+    nothing was kept (it stopped before its first checkpoint, and its folder was removed)."""
+    if prepared is None:
+        if cfg.resume:
+            return f"stopped before training started: run {cfg.resume} is as it was"
+        return "stopped before training started: nothing was written"
+    run = prepared.run
+    if not run.checkpoint_path.is_file():
+        return "stopped before the run's first checkpoint: nothing was kept"
+    epochs = checkpoint_epochs(run.checkpoint_path)
+    at = f" at epoch {epochs}" if epochs is not None else ""
+    return f"run {run.name} kept{at} (resume with picsift train -w {prepared.ws.root} --resume {run.name})"
+
+
+def _run(cfg: TrainConfig, calibrator: Calibrator | None, mine: list[_Prepared]) -> RunResult:
+    """`run`'s body; `mine` receives rank 0's prepared run, for the note of an interrupted run."""
     with process_group(cfg.device) as dist, contextlib.ExitStack() as stack:
-        mine: list[_Prepared] = []
 
         def prepare() -> RunPlan:
             mine.append(_prepare(cfg, stack, dist))
