@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, overload
@@ -105,6 +107,17 @@ def _interrupted_line(e: KeyboardInterrupt, note: str | None) -> None:
     err_console.print(f"[bold yellow]interrupted:[/] {escape(said)}", markup=True, highlight=False, soft_wrap=True)
 
 
+def _exit_now_if_threads_hold_it(code: int) -> None:
+    """Exit with `code` at once when worker threads are still running (a download blocked until its timeout, a
+    decoding pool): the interpreter would otherwise wait for each of them before it exits, long after Ctrl+C.
+    What the main thread had to undo (its `finally` blocks, context managers) has run by now."""
+    busy = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if busy:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 @overload
 def handle_errors(fn: F, *, interrupted: str | None = None) -> F: ...
 
@@ -138,6 +151,7 @@ def handle_errors(fn: F | None = None, *, interrupted: str | None = None) -> F |
         except KeyboardInterrupt as e:
             if api.process_rank() == 0:
                 _interrupted_line(e, interrupted)
+            _exit_now_if_threads_hold_it(130)
             raise typer.Exit(code=130) from None
         except Exception as e:
             full = disk_error(e)
