@@ -471,6 +471,13 @@ def _read_settings(cls: type[Any], p: Path) -> dict[str, Any]:
     return values
 
 
+def given_settings(cls: type[Any], path: str | Path | None, **flags: Any) -> dict[str, Any]:
+    """The settings a user gave explicitly: a YAML file's keys, then the CLI flags that are not None (the same
+    merge as `load_yaml_overrides`, without the defaults). Raises ConfigError for a bad settings file."""
+    from_file = _read_settings(cls, Path(path)) if path is not None else {}
+    return {**from_file, **{k: v for k, v in flags.items() if v is not None}}
+
+
 def load_yaml_overrides(cls: type[C], path: str | Path | None, **flags: Any) -> C:
     """Build a config: dataclass defaults, then a YAML file's keys, then CLI flags that were given.
 

@@ -11,6 +11,16 @@ class PicsiftError(Exception):
     """Base class of every error picsift raises on purpose, with an actionable message."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl+C (SIGINT) during a command whose library code knows what the interruption left behind: `note` says
+    it in one line (a run kept at epoch N and how to resume it, or that nothing was written). A KeyboardInterrupt,
+    so whatever stops on Ctrl+C stops on it; the CLI prints `interrupted: <note>` and exits 130."""
+
+    def __init__(self, note: str) -> None:
+        super().__init__(note)
+        self.note = note
+
+
 class ConfigError(PicsiftError):
     """A setting or flag is invalid or a combination of settings makes no sense."""
 

@@ -23,16 +23,17 @@ def workspace_path(workspace: WorkspaceArg) -> Path | None:
 
 
 def open_run(workspace: WorkspaceArg, run: str | Path | None) -> tuple[Workspace | None, Path]:
-    """A run id, a run folder, or None for the workspace's latest completed run -> (the workspace, opened
-    unless the run was given as an existing folder, which needs none; the run folder).
+    """A run id, a run folder (one holding a run's files), or None for the workspace's latest completed run ->
+    (the workspace, opened unless the run was given as a run folder, which needs none; the run folder).
 
-    Raises WorkspaceError (no workspace) or RunNotFoundError (no such run, or no completed run yet).
+    Raises WorkspaceError (no workspace) or RunNotFoundError (no such run, or no completed run yet): a folder that
+    holds no run's files (`..`, `/etc`) is `no run '..' in workspace W`.
     """
-    from picsift.runs import resolve_run
+    from picsift.runs import is_run_folder, resolve_run
     from picsift.store import Workspace
 
     ws = None
-    if run is None or not Path(str(run)).is_dir():
+    if not is_run_folder(run):
         ws = Workspace.open(workspace)
     return ws, resolve_run(ws, run)
 

@@ -22,7 +22,9 @@ def train_model(
     """Train a model on the workspace's labelled images (`picsift train`); writes a complete run folder.
 
     settings: TrainConfig fields (model, epochs, seed, lr, ...); a None value means "not given", so the YAML
-    `settings_file` (if any), else the recipe's default, applies. Raises ConfigError (unknown setting or model
+    `settings_file` (if any), else the recipe's default, applies. With `resume` (a run id or folder) the run's own
+    recorded settings apply instead of the defaults, and it continues in its own folder unless it had finished
+    (`picsift.train.resume`); a given setting that contradicts the run's is a ConfigError. Raises ConfigError (unknown setting or model
     parameter, unreadable settings file), ModelNotFoundError (with close names), WeightsNotAvailableError,
     DatasetError (too few labelled images or classes), WorkspaceError, MissingImagesError with strict=True.
 
@@ -34,6 +36,13 @@ def train_model(
     from picsift.config import TrainConfig, load_yaml_overrides
 
     cfg = load_yaml_overrides(TrainConfig, settings_file, workspace=workspace_path(workspace), **settings)
+    if cfg.resume:  # the run's own settings, unless given explicitly (and then only those it may change)
+        from picsift.config import given_settings
+        from picsift.train.resume import resumed_config
+
+        cfg = resumed_config(
+            given_settings(TrainConfig, settings_file, workspace=workspace_path(workspace), **settings)
+        )
     from picsift.improve.calibration import calibrate_after_training
 
     result = train_stage.run(cfg, calibrator=calibrate_after_training)

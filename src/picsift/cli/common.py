@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, overload
 
 import typer
 from rich.console import Console
@@ -95,11 +97,45 @@ def _error_line(e: Exception) -> None:
     err_console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
 
 
-def handle_errors(fn: F) -> F:
+INTERRUPTED = "stopped before it finished"  # what Ctrl+C left, for a command that says nothing more precise
+
+
+def _interrupted_line(e: KeyboardInterrupt, note: str | None) -> None:
+    from picsift.errors import Interrupted
+
+    said = e.note if isinstance(e, Interrupted) else note or INTERRUPTED
+    err_console.print(f"[bold yellow]interrupted:[/] {escape(said)}", markup=True, highlight=False, soft_wrap=True)
+
+
+def _exit_now_if_threads_hold_it(code: int) -> None:
+    """Exit with `code` at once when worker threads are still running (a download blocked until its timeout, a
+    decoding pool): the interpreter would otherwise wait for each of them before it exits, long after Ctrl+C.
+    What the main thread had to undo (its `finally` blocks, context managers) has run by now."""
+    busy = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if busy:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+@overload
+def handle_errors(fn: F, *, interrupted: str | None = None) -> F: ...
+
+
+@overload
+def handle_errors(fn: None = None, *, interrupted: str | None = None) -> Callable[[F], F]: ...
+
+
+def handle_errors(fn: F | None = None, *, interrupted: str | None = None) -> F | Callable[[F], F]:
     """Turn picsift's typed errors into one red line on stderr and exit code 2; so too a write that failed for a
-    full disk or a read-only file system (`disk_error`), whichever library raised it. Under torchrun, progress
-    bars show on rank 0 only, and an error a process raised only because rank 0 did (and reported it) exits 2
-    quietly."""
+    full disk or a read-only file system (`disk_error`), whichever library raised it. Ctrl+C (SIGINT) prints one
+    `interrupted: ...` line on stderr and exits 130: what the library said the interruption left (an `Interrupted`
+    error's note: a training run kept at epoch N and how to resume it), else the command's own `interrupted`
+    note (`@handle_errors(interrupted="the catalog left as it was")`), else that it stopped before it finished.
+    Under torchrun, progress bars show on rank 0 only, and an error a process raised only because rank 0 did (and
+    reported it) exits 2 quietly; only rank 0 reports an interruption."""
+    if fn is None:
+        return lambda f: handle_errors(f, interrupted=interrupted)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -112,6 +148,11 @@ def handle_errors(fn: F) -> F:
             if not api.is_relayed_error(e):
                 _error_line(e)
             raise typer.Exit(code=2) from None
+        except KeyboardInterrupt as e:
+            if api.process_rank() == 0:
+                _interrupted_line(e, interrupted)
+            _exit_now_if_threads_hold_it(130)
+            raise typer.Exit(code=130) from None
         except Exception as e:
             full = disk_error(e)
             if full is None:
@@ -119,4 +160,4 @@ def handle_errors(fn: F) -> F:
             _error_line(full)
             raise typer.Exit(code=2) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
     app.command("export-clean")(export_clean)
 
 
-@handle_errors
+@handle_errors(interrupted="the findings and clean report of the last finished clean are kept")
 def clean(
     action_id: Annotated[int | None, typer.Argument(help="With --undo: the action to undo (default: latest).")] = None,
     workspace: WorkspaceOpt = None,

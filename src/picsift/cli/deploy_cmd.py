@@ -43,7 +43,7 @@ def _warn_parity(exported: api.ExportResult) -> None:
         warn(exported.parity_warning)
 
 
-@handle_errors
+@handle_errors(interrupted="no bundle was written (a bundle appears only once complete)")
 def export(
     workspace: WorkspaceOpt = None,
     run: RunOpt = None,
@@ -95,7 +95,7 @@ def export(
         )
 
 
-@handle_errors
+@handle_errors(interrupted="the server stopped")
 def serve(
     bundle: Annotated[
         str | None,

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate)
 
 
-@handle_errors
+@handle_errors(interrupted="the run's evaluation files are as they were (they are written when evaluation ends)")
 def evaluate(
     run: RunOpt = None,
     workspace: WorkspaceOpt = None,

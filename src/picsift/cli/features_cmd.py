@@ -116,7 +116,7 @@ def compare(
     console.print(f"leaderboard: {board.html_path}", highlight=False)
 
 
-@handle_errors
+@handle_errors(interrupted="the clusters.json and report of the last finished clustering are kept")
 def cluster(
     workspace: WorkspaceOpt = None,
     k: Annotated[int | None, typer.Option("--k", help="Number of clusters (default: chosen by silhouette).")] = None,

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
     app.command("check-drift")(check_drift)
 
 
-@handle_errors
+@handle_errors(interrupted="the study keeps its finished trials (the same command again continues it)")
 def tune(
     workspace: WorkspaceOpt = None,
     model: Annotated[str, typer.Option(help="Registry name to tune.")] = "fastcnn",

@@ -75,7 +75,7 @@ def init(
     )
 
 
-@handle_errors
+@handle_errors(interrupted="nothing was added to the catalog (an import is written in one transaction)")
 def import_(
     path: Annotated[str, typer.Argument(help="Folder, CSV manifest (path,label[,split]), .txt URL list, zip/tar.")],
     workspace: WorkspaceOpt = None,

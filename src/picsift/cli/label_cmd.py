@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
     app.command("export-labels")(export_labels)
 
 
-@handle_errors
+@handle_errors(interrupted="the labelling app stopped; every label it saved is kept")
 def label(
     workspace: WorkspaceOpt = None,
     host: Annotated[str, typer.Option(help="Interface to bind; beyond localhost a token is required.")] = "127.0.0.1",

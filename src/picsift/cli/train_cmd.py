@@ -49,7 +49,7 @@ def parse_params(items: list[str] | None) -> dict[str, Any] | None:
     return out
 
 
-@handle_errors
+@handle_errors(interrupted="stopped before training started: nothing was written")
 def train(
     workspace: WorkspaceOpt = None,
     model: Annotated[
@@ -78,7 +78,13 @@ def train(
     ] = None,
     augment: Annotated[str | None, typer.Option(help="none | flip-crop (default) | trivial | randaugment.")] = None,
     early_stopping: Annotated[int | None, typer.Option(help="Patience in epochs (default 0: off).")] = None,
-    resume: Annotated[str | None, typer.Option(help="Continue from this run's checkpoint.")] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="Continue this run from its checkpoint, with its own settings (give only those to change: "
+            "--epochs, --time-budget, --device, ...); an unfinished run continues in its own folder."
+        ),
+    ] = None,
     device: Annotated[str | None, typer.Option(help="auto (default) | cpu | cuda | mps.")] = None,
     features: Annotated[str | None, typer.Option(help="Feature extractor for classical models.")] = None,
     name: Annotated[str | None, typer.Option(help="A name for the run folder.")] = None,
@@ -155,6 +161,7 @@ def train(
         "skipped_images": [s.to_dict() for s in result.skipped],
         "warnings": result.warnings,
         "auto": result.auto.to_dict() if result.auto else None,
+        "resumed": result.resumed,
         "calibration": result.calibration,
         "kept": _kept(result.run_dir),
     }
@@ -163,6 +170,8 @@ def train(
     else:
         if result.auto is not None:
             console.print(result.auto.message, highlight=False, soft_wrap=True)
+        if result.resumed is not None:
+            console.print(_resumed_line(result.resumed, result.run_id), highlight=False, soft_wrap=True)
         acc = fmt_metric(result.val_acc)
         measured = f", val acc {acc}" if acc != "n/a" else "; no validation images: validation accuracy not measured"
         console.print(
@@ -182,7 +191,13 @@ def train(
         console.print(f"run: {result.run_dir}", highlight=False)
 
 
-@handle_errors
+def _resumed_line(resumed: dict[str, Any], run_id: str) -> str:
+    """`resumed run R from epoch N (in its own folder | as new run R2; R stays as it finished)`."""
+    where = "in its own folder" if resumed["same_folder"] else f"as new run {run_id}; {resumed['run']} stays as it was"
+    after = f" after epoch {resumed['from_epoch']}" if resumed.get("from_epoch") is not None else ""
+    return f"resumed run {resumed['run']}{after}, {where}"
+
+
 def _kept(run_dir: Path) -> str | None:
     """What a transfer run kept, in words (from run.json's trainer record); None for other trainers."""
     try:
@@ -202,6 +217,7 @@ def _kept(run_dir: Path) -> str | None:
     return "the linear probe"
 
 
+@handle_errors
 def runs(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     """List the workspace's runs: id, model, date, best val accuracy, epochs and whether they finished (a run
     that failed with a checkpoint continues with `train --resume RUN`)."""
@@ -307,7 +323,9 @@ def _predict_to_folder(paths: list[str], files_from: list[Path], out: Path, json
         raise typer.Exit(code=2)
 
 
-@handle_errors
+@handle_errors(
+    interrupted="--out keeps the shards written so far (the same command again continues); nothing else was written"
+)
 def predict(
     paths: Annotated[
         list[str] | None, typer.Argument(help="Image files, folders, glob patterns or URLs (s3://bucket/new/).")

@@ -115,7 +115,7 @@ def fine_metrics(
     through the workspace's object cache when `sha256s` (one per path) and `cache_dir` are given, so a clean does
     not download again what import or training already fetched.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from picsift.pools import thread_pool
 
     out = {k: v.copy() for k, v in quality_metrics(x).items()}
     if len(paths) != len(x):
@@ -129,7 +129,7 @@ def fine_metrics(
         copy = _fine_copy(paths[i], side, sha256s[i] if sha256s is not None else None, cache_dir)
         return quality_metrics(copy[None]) if copy is not None and min(copy.shape[:2]) >= small else None
 
-    with ThreadPoolExecutor(max(1, threads)) as pool:  # PIL decodes without the GIL
+    with thread_pool(max(1, threads)) as pool:  # PIL decodes without the GIL
         for i, m in enumerate(pool.map(measure, range(len(paths)))):
             if m is not None:
                 for k in out:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from picsift.data.images import load_rgb, resize_square
 from picsift.data.presence import file_problem
 from picsift.data.storage import image_source
 from picsift.errors import ImageDecodeError, StorageError, disk_error
+from picsift.pools import thread_pool
 from picsift.sqlite_wal import ensure_wal
 
 BUSY_TIMEOUT_S = 30.0
@@ -105,7 +105,7 @@ class DecodedCache:
 
         errors: dict[str, str] = {}
         # PIL releases the GIL while decoding, so threads give real parallelism here.
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        with thread_pool(4) as pool:
             results = pool.map(work, paths.items())
             new: list[tuple[str, bytes]] = []
             for sha, blob in progress.track(results, description, total=len(paths)):

@@ -25,7 +25,7 @@ from picsift.evaluate.metrics import compute_metrics, most_confident_mistakes
 from picsift.evaluate.report import Mistake, ReportSection, write_report
 from picsift.label.links import app_url
 from picsift.models.artifact import read_meta
-from picsift.runs import RunFolder, open_run, run_workspace
+from picsift.runs import RunFolder, is_run_folder, open_run, run_workspace
 from picsift.store import ImageRow, Workspace
 
 log = logging.getLogger("picsift.evaluate")
@@ -56,8 +56,8 @@ class EvalResult:
 
 
 def open_workspace(cfg: EvalConfig) -> Workspace:
-    """--workspace if given; else, for a run given as a folder, the workspace that folder lives in."""
-    if cfg.workspace is None and cfg.run is not None and Path(cfg.run).is_dir():
+    """--workspace if given; else, for a run given as a run folder, the workspace that folder lives in."""
+    if cfg.workspace is None and is_run_folder(cfg.run):
         try:
             return run_workspace(open_run(None, cfg.run))
         except WorkspaceError:

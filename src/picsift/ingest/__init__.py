@@ -12,7 +12,6 @@ import logging
 import os
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from picsift.ingest.splits import SPLITS, check_fractions, normalize_split
 from picsift.ingest.status import status
 from picsift.ingest.writer import known_paths, write_import
 from picsift.labels_text import normalize_label
+from picsift.pools import thread_pool
 from picsift.store import Workspace, default_workspace_path
 
 logger = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ def _import(
     any_urls = any(e.url is not None or is_remote(e.path) for e in todo)
     workers = 8 if any_urls else max(2, min(8, os.cpu_count() or 2))
     what = "downloading" if any_urls else "reading images"
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="picsift-import") as pool:
+    with thread_pool(workers, thread_name_prefix="picsift-import") as pool:
         probed: list[Probed] = list(
             progress.track(pool.map(lambda e: read_entry(e, known, downloads), todo), what, total=len(todo))
         )

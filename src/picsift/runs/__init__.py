@@ -3,10 +3,12 @@
 from picsift.runs.environment import environment, package_versions
 from picsift.runs.folder import ARTIFACT_DIR, ARTIFACT_META, MetricsLog, RunFolder, read_json, write_json
 from picsift.runs.lifecycle import (
+    is_run_folder,
     list_runs,
     locate_run,
     new_run,
     new_run_dir,
+    no_run_error,
     open_run,
     resolve_run,
     run_workspace,
@@ -19,10 +21,12 @@ __all__ = [
     "MetricsLog",
     "RunFolder",
     "environment",
+    "is_run_folder",
     "list_runs",
     "locate_run",
     "new_run",
     "new_run_dir",
+    "no_run_error",
     "open_run",
     "package_versions",
     "read_json",

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from picsift import jsonio
+from picsift.atomic import atomic_path
 from picsift.errors import RunCorruptError, RunNotFoundError
 
 ARTIFACT_DIR = "model"  # the artifact's folder inside a run folder (and inside a bundle)
@@ -98,6 +99,15 @@ class RunFolder:
     def _read_optional(self, name: str, what: str) -> dict[str, Any] | None:
         return self._read(name, what) if (self.path / name).exists() else None
 
+    def holds_run_files(self) -> bool:
+        """True when the folder holds at least one file a run writes (config, record, data split, history,
+        checkpoint, model artifact): a run folder, complete or damaged, rather than any folder at all."""
+        names = (_CONFIG, _RECORD, _DATA, _HISTORY, _CHECKPOINT, _ENV, _INFERENCE, f"{ARTIFACT_DIR}/{ARTIFACT_META}")
+        try:
+            return self.path.is_dir() and any((self.path / name).is_file() for name in names)
+        except (OSError, ValueError):  # a name no folder can have (too long, a NUL character)
+            return False
+
     # ---- what training records -------------------------------------------------------------------
     def read_config(self) -> dict[str, Any]:
         """The resolved training config (config.json). RunNotFoundError when missing, RunCorruptError when
@@ -165,6 +175,15 @@ class RunFolder:
                     break
                 raise RunCorruptError(f"run {self.name}'s history {path} holds a line that is not JSON ({e})") from e
         return rows
+
+    def trim_history(self, epochs: int) -> None:
+        """Keep the first `epochs` rows of the history, atomically: a run resumed from the checkpoint of that
+        epoch drops the rows of epochs logged after it (a kill between an epoch's row and its checkpoint)."""
+        rows = self.read_history()
+        if len(rows) <= epochs:
+            return
+        with atomic_path(self.history_path) as tmp:
+            tmp.write_text("".join(jsonio.dumps(row, default=float) + "\n" for row in rows[:epochs]))
 
     def history_log(self) -> MetricsLog:
         """A MetricsLog that appends epoch rows to this run's metrics.jsonl."""

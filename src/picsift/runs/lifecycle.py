@@ -67,24 +67,51 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
-def open_run(ws: Workspace | None, run: str | Path | None) -> RunFolder:
-    """A run id (or a unique prefix of one), a run folder, or None for the latest completed run of `ws`.
+def is_run_folder(run: str | Path | None) -> bool:
+    """True when `run` names a folder holding a run's files (`RunFolder.holds_run_files`), complete or damaged;
+    False for any other folder (`..`, `/etc`), for a run id and for None."""
+    return run is not None and str(run) != "" and RunFolder(Path(str(run))).holds_run_files()
 
-    Raises RunNotFoundError naming the recent runs when nothing matches.
+
+def _run_by_id(ws: Workspace, run: str) -> RunFolder | None:
+    """The folder `runs/<run>` of `ws` when `run` is a plain folder name there (no path separator, not `.` or
+    `..`, not hidden), else None."""
+    if not run or run.startswith(".") or "/" in run or "\\" in run:
+        return None
+    by_id = ws.runs_dir / run
+    return RunFolder(by_id) if _is_dir(by_id) else None
+
+
+def no_run_error(ws: Workspace | None, run: str | Path) -> RunNotFoundError:
+    """RunNotFoundError for a `--run` that is neither a run of `ws` nor a run folder, naming the workspace and
+    its latest runs (or where to list them)."""
+    if ws is None:
+        return RunNotFoundError(
+            f"no run {str(run)!r}: not a run folder; give a run id with --workspace W, or the folder of a run"
+        )
+    known = ", ".join(r.name for r in list_runs(ws)[-5:])
+    where = f"no run {str(run)!r} in workspace {ws.root}"
+    return RunNotFoundError(where + (f"; latest runs: {known}" if known else "; `picsift runs` lists its runs"))
+
+
+def open_run(ws: Workspace | None, run: str | Path | None) -> RunFolder:
+    """A run id of `ws` (or a unique prefix of a completed run's id), a run folder (one holding a run's files,
+    `is_run_folder`), or None for the latest completed run of `ws`.
+
+    Raises RunNotFoundError naming the workspace and its latest runs when nothing matches: any other folder
+    (`..`, `/etc`) is no run.
     """
     if run is not None:
-        candidate = Path(run)
-        if _is_dir(candidate):
-            return RunFolder(candidate.resolve())
+        if is_run_folder(run):
+            return RunFolder(Path(str(run)).resolve())
         if ws is not None:
-            by_id = ws.runs_dir / str(run)
-            if _is_dir(by_id):
-                return RunFolder(by_id)
-            matches = [r for r in list_runs(ws) if r.name.startswith(str(run))]
+            by_id = _run_by_id(ws, str(run))
+            if by_id is not None:
+                return by_id
+            matches = [r for r in list_runs(ws) if r.name.startswith(str(run))] if str(run) else []
             if len(matches) == 1:
                 return matches[0]
-        known = ", ".join(r.name for r in list_runs(ws)[-5:]) if ws else ""
-        raise RunNotFoundError(f"no run {run!r}" + (f"; recent runs: {known}" if known else ""))
+        raise no_run_error(ws, run)
     if ws is None:
         raise RunNotFoundError("no --run given and no workspace to find the latest run in")
     runs = list_runs(ws)
@@ -109,9 +136,9 @@ def workspace_run(ws: Workspace, run: str) -> RunFolder:
 
 
 def locate_run(workspace: str | Path | None, run: str | Path | None) -> RunFolder:
-    """What `--workspace W --run R` name: R as a folder needs no workspace; an id or None (the latest run)
+    """What `--workspace W --run R` name: R as a run folder needs no workspace; an id or None (the latest run)
     is looked up in W (default ./picsift-workspace or $PICSIFT_WORKSPACE)."""
-    if run is not None and _is_dir(Path(str(run))):
+    if is_run_folder(run):
         return open_run(None, run)
     return open_run(Workspace.open(workspace), run)
 

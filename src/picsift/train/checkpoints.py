@@ -64,6 +64,14 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and isinstance(doc.get("sha256"), str) else None
 
 
+def checkpoint_epochs(path: Path) -> int | None:
+    """The epochs the checkpoint at `path` completed, as its sidecar records them (no checksum read: see
+    `verify_checkpoint`); None without a checkpoint or a sidecar that says."""
+    record = _read_sidecar(Path(path)) if Path(path).is_file() else None
+    epoch = record.get("epoch") if record is not None else None
+    return epoch + 1 if isinstance(epoch, int) else None
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> str:
     """Write `state` (a dict of tensors and plain values) to `path` with torch.save, atomically, and record its
     SHA-256 in the sidecar. Returns the hex digest. Raises OSError from the disk (the old checkpoint and its
@@ -100,10 +108,12 @@ def _damaged(path: Path, why: str, hint: str | None = None) -> CheckpointError:
     return CheckpointError(f"{path.name} in run {run} is damaged ({why}): {hint}")
 
 
-def verify_checkpoint(path: Path) -> None:
+def verify_checkpoint(path: Path) -> int | None:
     """Check `path` is a complete checkpoint: not empty; its SHA-256 is the one its sidecar recorded (the new
     or the previous one); without a sidecar (older picsift), a readable zip whose every member's CRC checks.
-    Raises CheckpointError (one line naming the run and why), FileNotFoundError when it does not exist."""
+    Returns the epochs it completed, as its sidecar records them (one fewer when the file on disk is the previous
+    checkpoint), None when unknown. Raises CheckpointError (one line naming the run and why), FileNotFoundError
+    when it does not exist."""
     path = Path(path)
     size = path.stat().st_size
     if size == 0:
@@ -117,7 +127,10 @@ def verify_checkpoint(path: Path) -> None:
             raise _damaged(
                 path, f"checksum mismatch: sha256 {digest[:12]}... on disk, {record['sha256'][:12]}... recorded"
             )
-        return
+        epoch = record.get("epoch")  # the 0-based index of the epoch the recorded checkpoint ended
+        if not isinstance(epoch, int):
+            return None
+        return epoch + 1 if digest == record["sha256"] else epoch
     try:
         with zipfile.ZipFile(path) as z:
             bad = z.testzip()
@@ -125,6 +138,7 @@ def verify_checkpoint(path: Path) -> None:
         raise _damaged(path, f"unreadable, {size} bytes: {e}") from None
     if bad is not None:
         raise _damaged(path, f"checksum mismatch in its member {bad}")
+    return None
 
 
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:

@@ -24,14 +24,15 @@ from picsift.data.available import (
     split_present,
 )
 from picsift.distributed import SINGLE, Dist, mark_relayed, process_group
-from picsift.errors import ConfigError, DatasetError, DistributedError, PicsiftError
+from picsift.errors import ConfigError, DatasetError, DistributedError, Interrupted, PicsiftError
 from picsift.models.artifact import save_artifact
 from picsift.models.registry import DataConfig, ModelSpec, get_spec
-from picsift.runs import RunFolder, environment, new_run, open_run
+from picsift.runs import RunFolder, environment, new_run
 from picsift.store import ImageRow, Workspace
 from picsift.train.auto import AUTO, AutoChoice, choose_model
-from picsift.train.checkpoints import verify_checkpoint
+from picsift.train.checkpoints import checkpoint_epochs
 from picsift.train.data import TrainData, TrainedModel, encode_labels, split_rows
+from picsift.train.resume import ResumePoint, find_resume_point, merge_settings, non_default_settings
 from picsift.train.trainers import LogRow, check_settings, fit_on_data, trainer_for
 
 log = logging.getLogger("picsift.train")
@@ -40,7 +41,8 @@ log = logging.getLogger("picsift.train")
 @dataclass
 class RunResult:
     """What training produced: the run's id and folder, model, classes, best validation accuracy, duration (s),
-    per-epoch history, skipped images, warnings and calibration."""
+    per-epoch history (of this session: a resumed run's earlier epochs are in its metrics.jsonl), skipped images,
+    warnings, calibration and the run it resumed."""
 
     run_id: str
     run_dir: Path
@@ -53,6 +55,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)  # class coverage problems (RunInputs.warnings)
     auto: AutoChoice | None = None  # what `--model auto` chose and why
     calibration: dict[str, Any] = field(default_factory=dict)  # the temperature fitted after training (run.json)
+    resumed: dict[str, Any] | None = None  # --resume: {"run", "from_epoch", "same_folder"} (ResumePoint.to_dict)
 
 
 def resolve_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow]) -> DataConfig:
@@ -244,7 +247,7 @@ Calibrator = Callable[[Path, Workspace, int, "float | None"], dict[str, Any]]
 class RunPlan:
     """What rank 0 settles before training and every process trains by: the settings (`--model auto` resolved),
     the split (images that no longer decode already set aside), the run folder, the checkpoint to resume from,
-    the automatic choice and the catalog hash."""
+    the automatic choice, the catalog hash and the run resumed."""
 
     cfg: TrainConfig
     model: str
@@ -253,6 +256,7 @@ class RunPlan:
     resume_from: Path | None
     choice: AutoChoice | None
     catalog_hash: str
+    resumed: ResumePoint | None = None  # the run `--resume` named, when it did
 
 
 @dataclass
@@ -265,14 +269,39 @@ class _Prepared:
     data: TrainData
 
 
+def _resume(ws: Workspace, cfg: TrainConfig) -> tuple[TrainConfig, ResumePoint | None]:
+    """With `cfg.resume`: the run to resume and the settings it continues with (its own, `picsift.train.resume`);
+    else (cfg, None)."""
+    if not cfg.resume:
+        return cfg, None
+    point = find_resume_point(ws, cfg.resume)
+    return TrainConfig(**merge_settings(point.run, non_default_settings(cfg))).validate(), point
+
+
+def _check_resumed_data(point: ResumePoint, ws: Workspace, inputs: RunInputs) -> RunInputs:
+    """The classes must be the run's (its checkpoint's head has one output per class); a catalog changed since
+    the run started is a warning (it continues on the current images)."""
+    recorded = point.run.read_data_split().get("classes") if point.run.has_data_split() else None
+    if recorded is not None and list(recorded) != inputs.classes:
+        raise ConfigError(
+            f"--resume {point.run.name}: the workspace's classes changed since the run started (run: "
+            f"{', '.join(map(str, recorded))}; now: {', '.join(inputs.classes)}): train a new run without --resume"
+        )
+    if point.run.read_env_if_any().get("catalog_hash") not in (None, ws.catalog.catalog_hash()):
+        warning = f"the catalog changed since run {point.run.name} started: it continues on the current images"
+        return dataclasses.replace(inputs, warnings=[*inputs.warnings, warning])
+    return inputs
+
+
 def _prepare(cfg: TrainConfig, stack: contextlib.ExitStack, dist: Dist) -> _Prepared:
-    """Rank 0's work before training: choose the model, gather and decode the split, check the checkpoint to
-    resume from, create the run folder (left to `stack`, which removes it if the run fails before a checkpoint)
-    and record the run's inputs."""
+    """Rank 0's work before training: find the run to resume and take its settings, choose the model, gather and
+    decode the split, create the run folder (left to `stack`, which removes it if the run fails before a
+    checkpoint; a resumed unfinished run keeps its own) and record the run's inputs."""
+    ws = Workspace.open(cfg.workspace)
+    cfg, point = _resume(ws, cfg)  # a damaged checkpoint or a contradicting setting fails here, before any decoding
     spec = None if cfg.model == AUTO else get_spec(cfg.model)
     if spec is not None:
         check_settings(spec, cfg)  # a misspelt model_params key fails before any image is decoded
-    ws = Workspace.open(cfg.workspace)
     choice = None
     if spec is None:
         choice = choose_model(ws, cfg)
@@ -281,18 +310,21 @@ def _prepare(cfg: TrainConfig, stack: contextlib.ExitStack, dist: Dist) -> _Prep
         spec = get_spec(cfg.model)
         check_settings(spec, cfg)
     inputs = RunInputs.gather(ws, cfg, spec)
-    resume_from = None
-    if cfg.resume:
-        resume_from = open_run(ws, cfg.resume).checkpoint_path
-        if not resume_from.exists():
-            raise ConfigError(f"--resume {cfg.resume}: that run has no checkpoint.pt")
-        verify_checkpoint(resume_from)  # a damaged one fails here, in one line, before any image is decoded
-    run = stack.enter_context(new_run(ws, spec.name, cfg.run_name))
+    if point is not None:
+        inputs = _check_resumed_data(point, ws, inputs)
+    if point is not None and point.in_place:
+        run = point.run  # an unfinished run continues in its own folder, from its checkpoint's epoch
+        if point.epochs_done is not None:
+            run.trim_history(point.epochs_done)
+    else:
+        run = stack.enter_context(new_run(ws, spec.name, cfg.run_name))
     data, inputs = load_data(ws, cfg, spec, inputs)
     for line in inputs.warnings:
         log.info("train: %s", line)
     catalog_hash = _record_inputs(run.path, cfg, ws, inputs, dist)
-    return _Prepared(RunPlan(cfg, spec.name, inputs, run.path, resume_from, choice, catalog_hash), ws, run, data)
+    resume_from = point.checkpoint if point is not None else None
+    plan = RunPlan(cfg, spec.name, inputs, run.path, resume_from, choice, catalog_hash, point)
+    return _Prepared(plan, ws, run, data)
 
 
 def _discard(row: dict[str, Any]) -> None:
@@ -312,10 +344,36 @@ def run(cfg: TrainConfig, *, calibrator: Calibrator | None = None) -> RunResult:
 
     Under torchrun (`picsift.distributed`) every process calls this: rank 0 plans the run, creates its one
     folder and records it; every process trains its shard of the data (the classical family trains on rank 0
-    alone); every process returns rank 0's RunResult, and raises rank 0's error when it fails."""
+    alone); every process returns rank 0's RunResult, and raises rank 0's error when it fails. Ctrl+C raises
+    Interrupted, whose note says what the run kept (`interrupted_note`)."""
     cfg = cfg.validate()
+    mine: list[_Prepared] = []
+    try:
+        return _run(cfg, calibrator, mine)
+    except KeyboardInterrupt as e:
+        if isinstance(e, Interrupted):
+            raise
+        raise Interrupted(interrupted_note(cfg, mine[0] if mine else None)) from None
+
+
+def interrupted_note(cfg: TrainConfig, prepared: _Prepared | None) -> str:
+    """What a run stopped by Ctrl+C left, in one line: the run kept at epoch N with how to resume it, or that
+    nothing was kept (it stopped before its first checkpoint, and its folder was removed)."""
+    if prepared is None:
+        if cfg.resume:
+            return f"stopped before training started: run {cfg.resume} is as it was"
+        return "stopped before training started: nothing was written"
+    run = prepared.run
+    if not run.checkpoint_path.is_file():
+        return "stopped before the run's first checkpoint: nothing was kept"
+    epochs = checkpoint_epochs(run.checkpoint_path)
+    at = f" at epoch {epochs}" if epochs is not None else ""
+    return f"run {run.name} kept{at} (resume with picsift train -w {prepared.ws.root} --resume {run.name})"
+
+
+def _run(cfg: TrainConfig, calibrator: Calibrator | None, mine: list[_Prepared]) -> RunResult:
+    """`run`'s body; `mine` receives rank 0's prepared run, for the note of an interrupted run."""
     with process_group(cfg.device) as dist, contextlib.ExitStack() as stack:
-        mine: list[_Prepared] = []
 
         def prepare() -> RunPlan:
             mine.append(_prepare(cfg, stack, dist))
@@ -380,7 +438,7 @@ def _finish(
         calibration = {"skipped": "no calibrator given (picsift.api.train_model calibrates)"}
     else:
         calibration = calibrator(run_dir, ws, n_val, val_acc)
-    choice = plan.choice
+    choice, resumed = plan.choice, plan.resumed
     summary = {
         "run_id": run_dir.name,
         "model": spec.name,
@@ -393,10 +451,11 @@ def _finish(
         "warnings": inputs.warnings,
         "best_val_acc": val_acc,
         "train_seconds": seconds,
-        "epochs": len(trained.history),
+        "epochs": len(trained.history) + ((resumed.epochs_done or 0) if resumed and resumed.in_place else 0),
         "catalog_hash": plan.catalog_hash,
         "seed": cfg.seed,
         "auto": choice.to_dict() if choice else None,
+        "resumed": resumed.to_dict() if resumed else None,
         "calibration": calibration,
         "distributed": {
             **dist.to_dict(),
@@ -418,4 +477,5 @@ def _finish(
         warnings=inputs.warnings,
         auto=choice,
         calibration=calibration,
+        resumed=resumed.to_dict() if resumed else None,
     )
