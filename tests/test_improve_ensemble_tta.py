@@ -102,3 +102,26 @@ def test_choosing_views_stores_them_and_predicting_only_reads_them(run_dir: Path
     assert p.tta_views == result["views"]
     probs = p.predict_arrays(split_data(run_dir, "test").x)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-4)
+
+
+def test_an_ensemble_names_members_fed_a_resized_copy(run_dir: Path) -> None:
+    """Members of a smaller input size see the ensemble's (largest) input resized, not their own decode of each
+    image: the run records them and the CLI warns, since their votes can differ from their own predictions."""
+    from typer.testing import CliRunner
+
+    from picsift import train
+    from picsift.cli import build_app
+    from picsift.runs import RunFolder
+    from picsift.store import Workspace
+
+    ws = Workspace.open(Path(run_dir).parent.parent)
+    larger = train.run(quick_config(ws, epochs=1, image_size=48)).run_dir
+    ws.close()
+    small = RunFolder(run_dir).read_record()["run_id"]
+    result = CliRunner().invoke(build_app(), ["ensemble", str(run_dir), str(larger), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["resized_members"] == [small] and summary["input_size"] > 32
+    assert f"warning: {small} see each image resized from the ensemble's {summary['input_size']} px" in result.stderr
+    same = CliRunner().invoke(build_app(), ["ensemble", str(run_dir), str(run_dir), "--json"])
+    assert json.loads(same.stdout)["resized_members"] == [] and "warning" not in same.stderr

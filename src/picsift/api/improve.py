@@ -69,7 +69,9 @@ def tune(
 class EnsembleResult:
     """A new run of family "ensemble" (its run.json, plus `run_dir`): `members` (run ids), `method`, `weights`
     (one per member), `n_val` validation images, `best_val_acc` of the ensemble and `member_val_acc` of each
-    member, `shared_val_split` whether all members were validated on the same images."""
+    member, `shared_val_split` whether all members were validated on the same images, `resized_members` the
+    members of a smaller input size, which see the ensemble's `input_size` input resized rather than their own
+    decode of each image."""
 
     run_id: str
     model: str
@@ -85,6 +87,8 @@ class EnsembleResult:
     train_seconds: float
     epochs: int
     run_dir: Path
+    input_size: int | None = None  # the ensemble's input side in px (the largest member's storage size)
+    resized_members: list[str] = dataclasses.field(default_factory=list)  # members fed a resized copy of it
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, as a dict, with `run_dir` as a string."""

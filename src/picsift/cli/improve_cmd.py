@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from picsift import api
-from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, fmt_metric, handle_errors, print_json
+from picsift.cli.common import JsonOpt, RunOpt, WorkspaceOpt, console, fmt_metric, handle_errors, print_json, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -74,6 +74,12 @@ def ensemble(
     result = api.ensemble(
         list(runs or []), workspace=workspace, snapshots=snapshots, last=last, method=method, name=name
     )
+    if result.resized_members:
+        warn(
+            f"{', '.join(result.resized_members)} see each image resized from the ensemble's {result.input_size} px "
+            "input, not decoded at their own smaller size: their votes can differ from their own predictions "
+            "(the member accuracies above are measured that way); ensembles of one input size avoid it"
+        )
     if json_out:
         print_json(result.to_dict())
         return
