@@ -89,7 +89,7 @@ def autolabel(
 ) -> AutolabelResult:
     """Propose labels for unlabelled images from a run (method "model", confidence >= threshold; never
     overwrites a label), or group them into clusters to label (method "cluster", `features` default: the
-    latest run's embedding, else hog). Raises ConfigError (unknown method or algorithm, a threshold outside
+    pretrained embedding when its weights are installed, else the latest run's, else hog). Raises ConfigError (unknown method or algorithm, a threshold outside
     [0, 1], clusters below 2), RunNotFoundError,
     WorkspaceError, MissingImagesError with `strict`."""
     from picsift.config import check_number, check_optional

@@ -5,6 +5,7 @@ Plain functions over a workspace, returning JSON-ready dicts; the web routers on
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from picsift.store.feedback_store import FeedbackStore
 log = logging.getLogger("picsift.label")
 
 VIEWS = ("all", "unlabeled", "labeled", "proposed", "excluded", "findings")
+VIEW_SPELLINGS = {"unlabelled": "unlabeled", "labelled": "labeled"}
 SORTS = ("id", "confidence", "uncertainty", "finding")
 
 
@@ -49,7 +51,10 @@ class ImageQuery:
     run: str | None = None
 
     def validate(self) -> ImageQuery:
-        """Raises ConfigError naming the accepted values for an unknown view or sort."""
+        """Self (British spellings of a view, "unlabelled" and "labelled", as the page shows them, read as the
+        API's); ConfigError naming the accepted values for an unknown view or sort."""
+        if self.view in VIEW_SPELLINGS:
+            return dataclasses.replace(self, view=VIEW_SPELLINGS[self.view]).validate()
         if self.view not in VIEWS:
             raise ConfigError(f"unknown view {self.view!r}: all, unlabeled, labeled, proposed, excluded or findings")
         if self.sort not in SORTS:
@@ -213,7 +218,7 @@ def list_images(ws: Workspace, preds: PredictionCache, query: ImageQuery) -> dic
     Sorting by confidence or uncertainty needs a trained run (RunNotFoundError otherwise). In the other orders
     the page carries the run's predictions when it can; a broken run does not hide the images.
     """
-    query.validate()
+    query = query.validate()
     proposals = pending_proposals(ws.catalog)
     findings = findings_by_image(load_findings(ws.root))
     rows = filter_rows(ws.catalog, query, proposals, findings)
