@@ -370,3 +370,17 @@ def test_a_repeated_run_plans_fine_tuning_with_a_measured_embedding_rate(photos:
     if first["computed"]:  # this module's other tests may have filled the cache already
         assert first["planning_rate"] == {"images_per_s": first["images_per_s"], "from": "this run's embedding"}
     assert second["planning_rate"]["images_per_s"] >= first["planning_rate"]["images_per_s"] / 4
+
+
+def test_an_auto_run_records_what_was_asked_and_what_trained(tmp_path: Path) -> None:
+    """config.json's `train` is what trained (the chosen model, the budget the choice left); `asked` keeps the
+    user's model and whole budget, which the report shows (it showed 0.8335 min for a 1-minute run)."""
+    from picsift.api import evaluate_run, train_model
+
+    ws = make_workspace(tmp_path, per_class=10, size=16)
+    result = train_model(workspace=ws, time_budget_min=0.1, device="cpu", seed=0)
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["asked"] == {"model": "auto", "time_budget_min": 0.1}
+    assert config["train"]["model"] == "fastcnn" and 0 < config["train"]["time_budget_min"] <= 0.1
+    evaluate_run(workspace=ws, run=result.run_dir)
+    assert "time budget 0.1 min" in (result.run_dir / "report.html").read_text()

@@ -153,9 +153,10 @@ def training_setup(run: RunFolder) -> dict[str, Any]:
     except (RunNotFoundError, RunCorruptError):
         config = {}
     train, data_config = config.get("train") or {}, config.get("data_config") or {}
+    asked = config.get("asked") or {}  # `--model auto`: the whole budget asked for, the choice's time included
     setup = {
         "model": record.get("model") or train.get("model"),
-        "time_budget_min": train.get("time_budget_min"),
+        "time_budget_min": asked.get("time_budget_min") or train.get("time_budget_min"),
         "epochs": record.get("epochs"),
         "epochs_asked": train.get("epochs"),
         "image_size": data_config.get("input_size") or train.get("image_size"),

@@ -117,7 +117,10 @@ def choose_model(ws: Workspace, cfg: TrainConfig) -> AutoChoice:
         budget = cfg.time_budget_min
         if budget is not None:  # the choice's time came out of the one budget
             budget = max(budget - seconds / 60.0, 0.05 * budget)
-        config = dataclasses.replace(cfg, model=model, time_budget_min=budget)
+        # a transfer model starts from ImageNet weights: the recorded config says so
+        config = dataclasses.replace(
+            cfg, model=model, time_budget_min=budget, pretrained=cfg.pretrained or family == "transfer"
+        )
         return AutoChoice(model, family, reason, config, seconds, facts)
 
     available = {found.name: found for found in available_pretrained()}

@@ -163,12 +163,18 @@ class RunInputs:
         return [r for r in self.test_rows if r.label in self.classes]
 
 
-def _record_inputs(run_dir: Path, cfg: TrainConfig, ws: Workspace, inputs: RunInputs, dist: Dist) -> str:
+def _record_inputs(
+    run_dir: Path, cfg: TrainConfig, ws: Workspace, inputs: RunInputs, dist: Dist, asked: dict[str, Any] | None
+) -> str:
     """config.json, env.json (seed, data version, packages, processes) and data.json (which images, which split);
-    returns the catalog hash."""
+    returns the catalog hash. config.json's `train` is what trained (for `--model auto`: the chosen model, with the
+    budget the choice left); `asked` (model auto and the whole budget) records what the user asked for."""
     catalog_hash = ws.catalog.catalog_hash()
     run = RunFolder(run_dir)
-    run.write_config({"train": to_jsonable(cfg), "data_config": inputs.data_config.to_dict()})
+    config: dict[str, Any] = {"train": to_jsonable(cfg), "data_config": inputs.data_config.to_dict()}
+    if asked is not None:
+        config["asked"] = asked
+    run.write_config(config)
     run.write_env(
         {
             "seed": cfg.seed,
@@ -303,6 +309,7 @@ def _prepare(cfg: TrainConfig, stack: contextlib.ExitStack, dist: Dist) -> _Prep
     if spec is not None:
         check_settings(spec, cfg)  # a misspelt model_params key fails before any image is decoded
     choice = None
+    asked = {"model": cfg.model, "time_budget_min": cfg.time_budget_min}
     if spec is None:
         choice = choose_model(ws, cfg)
         cfg = choice.config
@@ -321,7 +328,7 @@ def _prepare(cfg: TrainConfig, stack: contextlib.ExitStack, dist: Dist) -> _Prep
     data, inputs = load_data(ws, cfg, spec, inputs)
     for line in inputs.warnings:
         log.info("train: %s", line)
-    catalog_hash = _record_inputs(run.path, cfg, ws, inputs, dist)
+    catalog_hash = _record_inputs(run.path, cfg, ws, inputs, dist, asked if choice is not None else None)
     resume_from = point.checkpoint if point is not None else None
     plan = RunPlan(cfg, spec.name, inputs, run.path, resume_from, choice, catalog_hash, point)
     return _Prepared(plan, ws, run, data)
