@@ -129,6 +129,7 @@ class WorkspaceStatus:
     imports: list[dict[str, Any]]
     catalog: str = ""  # where the catalog lives: its database URL, password masked
     empty_classes: list[str] = field(default_factory=list)  # declared classes that no image has as its label
+    exclusion_actions: dict[str, int] = field(default_factory=dict)  # {action id: images it excludes}
 
     def to_dict(self) -> dict[str, Any]:
         """The `picsift status --json` object (same keys, same order)."""

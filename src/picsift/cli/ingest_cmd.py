@@ -180,7 +180,9 @@ def status(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
         console.print("  sources: " + ", ".join(f"{k} {v}" for k, v in info["sources"].items()), highlight=False)
     if info["exclusions"]:
         excluded = ", ".join(f"{why} {n}" for why, n in info["exclusions"].items())
-        console.print(f"  excluded from training: {excluded} (`picsift clean --undo` restores them)", highlight=False)
+        actions = info.get("exclusion_actions") or {}
+        undo = " or ".join(f"`picsift clean --undo {a}` ({n})" for a, n in actions.items()) or "`picsift clean --undo`"
+        console.print(f"  excluded from training: {excluded}; {undo} restores them", highlight=False, soft_wrap=True)
     _print_issues("unreadable files", info["unreadable"])
     if info["missing"]:
         gone = [{"path": p, "reason": "no longer on disk (moved or deleted since import)"} for p in info["missing"]]

@@ -461,7 +461,14 @@ def undo(workspace: str | Path | None, action_id: int | None = None) -> dict[str
     if action_id is None:
         open_ = [a for a in actions if a["kind"] == ACTION_KIND and a["undone_at"] is None]
         if not open_:
-            raise WorkspaceError("nothing to undo: no `picsift clean --apply` action is in effect")
+            others = sorted({int(e["action_id"]) for e in cat.exclusions() if e["action_id"] is not None})
+            hint = (
+                f"; exclusions made elsewhere (the labelling app) are in effect: `picsift clean --undo ID` with ID "
+                f"{' or '.join(map(str, others))} restores them"
+                if others
+                else ""
+            )
+            raise WorkspaceError(f"nothing to undo: no `picsift clean --apply` action is in effect{hint}")
         action_id = int(open_[-1]["id"])
     else:
         match = [a for a in actions if a["id"] == action_id]

@@ -19,7 +19,8 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
 
     Keys: workspace, images, readable, unreadable (list of {path, reason}), missing (readable rows whose
     file is gone from disk, or object from object storage: moved or deleted since import), labeled, unlabeled, exact_duplicates,
-    excluded, exclusions ({reason: n}, active), classes (declared or in use), empty_classes (declared, no image has
+    excluded, exclusions ({reason: n}, active), exclusion_actions ({action id: n}: what `clean --undo ID` restores),
+    classes (declared or in use), empty_classes (declared, no image has
     the label: a class named in the labelling app or by feedback, or whose images were relabelled), splits ({split: {class: n}}, readable and not
     excluded), split_origins, sources ({kind: n}), imports (list), catalog_hash, catalog (its database URL,
     password masked).
@@ -57,7 +58,9 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
                 }
                 for r in s.scalars(select(ImportRecord).order_by(ImportRecord.id))
             ]
-        exclusions = Counter(e["reason"] or "(no reason given)" for e in catalog.exclusions())
+        active = catalog.exclusions()
+        exclusions = Counter(e["reason"] or "(no reason given)" for e in active)
+        by_action = Counter(int(e["action_id"]) for e in active if e["action_id"] is not None)
         return {
             "workspace": str(ws.root),
             **summary,
@@ -65,6 +68,7 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
             "missing": missing,
             "empty_classes": [c for c in summary["classes"] if c not in in_use],
             "exclusions": dict(exclusions.most_common()),
+            "exclusion_actions": {str(a): n for a, n in sorted(by_action.items())},
             "split_origins": origins,
             "sources": dict(sorted(sources.items())),
             "imports": imports,
