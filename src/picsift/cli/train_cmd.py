@@ -224,8 +224,8 @@ def _kept(run_dir: Path) -> str | None:
 
 @handle_errors
 def runs(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
-    """List the workspace's runs: id, model, date, the saved model's val accuracy, epochs and whether they finished (a run
-    that failed with a checkpoint continues with `train --resume RUN`)."""
+    """List the workspace's runs: id, model, date, the saved model's val accuracy, epochs and whether they finished
+    (a run that failed with a checkpoint continues with `train --resume RUN`)."""
     found = api.list_runs(workspace=workspace)
     if json_out:
         print_json({"runs": [r.to_dict() for r in found]})
