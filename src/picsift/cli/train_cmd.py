@@ -199,13 +199,18 @@ def _resumed_line(resumed: dict[str, Any], run_id: str) -> str:
 
 
 def _kept(run_dir: Path) -> str | None:
-    """What a transfer run kept, in words (from run.json's trainer record); None for other trainers."""
+    """Which weights the run saved, in words (from run.json): what a transfer run kept, else "epoch K of N" for a
+    run of several epochs; None when run.json does not say."""
     try:
-        trainer = json.loads((run_dir / "run.json").read_text()).get("trainer") or {}
+        record = json.loads((run_dir / "run.json").read_text())
     except (OSError, ValueError):
         return None
+    trainer = record.get("trainer") or {}
     kept = trainer.get("kept") if isinstance(trainer, dict) else None
     if not kept:
+        epoch, epochs = record.get("kept_epoch"), record.get("epochs")
+        if isinstance(epoch, int) and isinstance(epochs, int) and epochs > 1:
+            return f"epoch {epoch} of {epochs} (the val acc above is that model's)"
         return None
     finetune = (trainer.get("phases") or {}).get("finetune") or {}
     if kept != "probe":
@@ -219,8 +224,8 @@ def _kept(run_dir: Path) -> str | None:
 
 @handle_errors
 def runs(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
-    """List the workspace's runs: id, model, date, best val accuracy, epochs and whether they finished (a run
-    that failed with a checkpoint continues with `train --resume RUN`)."""
+    """List the workspace's runs: id, model, date, the saved model's val accuracy, epochs and whether they finished
+    (a run that failed with a checkpoint continues with `train --resume RUN`)."""
     found = api.list_runs(workspace=workspace)
     if json_out:
         print_json({"runs": [r.to_dict() for r in found]})

@@ -143,7 +143,8 @@ def select_rows(ws: Workspace, ids: list[int], classes: list[str]) -> tuple[list
 def training_setup(run: RunFolder) -> dict[str, Any]:
     """How the run was trained, for the report's header, from its run record (run.json) and config.json (a missing
     or unreadable file, or key, is left out): model, time_budget_min, epochs (run), epochs_asked, image_size (px),
-    n_train, train_seconds."""
+    n_train, train_seconds, kept_epoch (the epoch whose weights were saved; 0: a transfer run's linear probe) and
+    val_acc (the saved model's validation accuracy while training, in [0, 1])."""
     try:
         record = run.read_record_if_any()
     except RunCorruptError:
@@ -162,6 +163,8 @@ def training_setup(run: RunFolder) -> dict[str, Any]:
         "image_size": data_config.get("input_size") or train.get("image_size"),
         "n_train": record.get("n_train"),
         "train_seconds": record.get("train_seconds"),
+        "kept_epoch": record.get("kept_epoch"),
+        "val_acc": record.get("val_acc"),
     }
     return {k: v for k, v in setup.items() if v is not None}
 

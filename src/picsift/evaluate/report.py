@@ -323,6 +323,19 @@ def baseline(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return {"class": metrics["classes"][top], "accuracy": float(rows[top] / max(1, rows.sum()))}
 
 
+def _kept_parts(setup: Mapping[str, Any]) -> list[str]:
+    """Which weights were saved and their validation accuracy while training, for the training line (empty when
+    run.json does not say: runs recorded before it did)."""
+    epoch = setup.get("kept_epoch")
+    if epoch is None:
+        return []
+    acc = setup.get("val_acc")
+    which = "the linear probe" if epoch == 0 else f"epoch {esc(epoch)}"
+    return [
+        f"saved model: {which}" + (f" (val acc {esc(_fmt(acc, pct=True))} while training)" if acc is not None else "")
+    ]
+
+
 def evaluation_header(
     metrics: Mapping[str, Any],
     info: Mapping[str, Any],
@@ -350,6 +363,7 @@ def evaluation_header(
             parts.append(f"{esc(setup['n_train'])} training images")
         if setup.get("train_seconds") is not None:
             parts.append(f"{float(setup['train_seconds']):.0f} s of training")
+        parts += _kept_parts(setup)
         lines.append("Training: " + ", ".join(parts) + ".")
     lo, hi = accuracy_ci(metrics)
     base = baseline(metrics)

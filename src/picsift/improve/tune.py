@@ -223,10 +223,10 @@ def tune(
         reporter = _Reporter(trial)
         with tempfile.TemporaryDirectory(prefix="picsift-trial-") as tmp:
             trained = fit_on_data(spec, data, cfg, run_dir=Path(tmp), log_row=reporter, ws=ws)
-        accs = [h["val_acc"] for h in trained.history if h.get("val_acc") is not None]
-        if not accs:
+        if trained.val_acc is None:
             raise ConfigError(f"model {spec.name} reported no validation accuracy to tune on")
-        return float(max(accs))
+        # The kept model's accuracy, not the best epoch's: the run trained from the best trial saves that model.
+        return float(trained.val_acc)
 
     t0 = time.perf_counter()
     study.optimize(

@@ -119,6 +119,8 @@ def fit_classical(
         model_kwargs={"features": name, "params": params},
         data_config=data.data_config,
         history=[row],
+        val_acc=row["val_acc"],
+        kept_epoch=1,
         extra={
             "features": name,
             "feature_key": ext.key,

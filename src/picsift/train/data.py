@@ -37,9 +37,12 @@ class TrainedModel:
     data_config: DataConfig
     history: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
-    # Validation accuracy of the returned model when the trainer keeps its last weights rather than its best
-    # epoch's (None: the best epoch's weights were kept, so the history's maximum describes the model).
-    final_val_acc: float | None = None
+    # Validation accuracy of the returned model itself, as measured while training (None: no validation images),
+    # and the history epoch whose weights it holds (0: a transfer run's linear probe; None: unknown). The history
+    # may hold better epochs that were not kept (the fast recipe keeps its last weights, the transfer recipe keeps
+    # the probe unless an epoch beats it clearly), so its maximum is not the model's accuracy.
+    val_acc: float | None = None
+    kept_epoch: int | None = None
 
 
 def split_rows(ws: Workspace, seed: int) -> tuple[list[ImageRow], list[ImageRow], list[ImageRow]]:

@@ -73,6 +73,21 @@ def checkpoint_state(run_dir: Path) -> str:
     return RESUMABLE
 
 
+def _saved_val_acc(meta: dict[str, Any]) -> float | None:
+    """The saved model's validation accuracy from run.json: `val_acc`; for runs recorded before it, `best_val_acc`,
+    except for a transfer run that kept its linear probe, whose `best_val_acc` was the best fine-tuned epoch's
+    (thrown away): the probe's own accuracy then."""
+    if meta.get("val_acc") is not None or "kept_epoch" in meta:
+        return meta.get("val_acc")
+    trainer = meta.get("trainer")
+    if isinstance(trainer, dict) and trainer.get("kept") == "probe":
+        probe = (trainer.get("phases") or {}).get("probe")
+        if isinstance(probe, dict) and isinstance(probe.get("val_acc"), (int, float)):
+            return float(probe["val_acc"])
+    acc = meta.get("best_val_acc")
+    return float(acc) if isinstance(acc, (int, float)) else None
+
+
 def summarize_run(run_dir: Path) -> RunSummary:
     """One run folder's summary (a folder picsift did not write shows what it can: None for the unknown)."""
     run = RunFolder(run_dir)
@@ -84,7 +99,9 @@ def summarize_run(run_dir: Path) -> RunSummary:
         rows = []
     model = meta.get("model") or (config.get("train") or {}).get("model")
     accs = [r["val_acc"] for r in rows if isinstance(r.get("val_acc"), (int, float))]
-    val_acc = meta.get("best_val_acc") if meta.get("best_val_acc") is not None else (max(accs) if accs else None)
+    val_acc = _saved_val_acc(meta)
+    if val_acc is None and not meta:  # a run still training (or stopped): the best epoch so far
+        val_acc = max(accs) if accs else None
     m = _STAMP.match(run_dir.name)
     if m:
         created = datetime.strptime(m.group(1), "%Y%m%d-%H%M%S").replace(tzinfo=timezone.utc)

@@ -86,6 +86,7 @@ class LoopState:
     start_epoch: int = 0
     best_acc: float = -1.0  # the best epoch's validation accuracy (minus its train loss without validation images)
     best_state: dict[str, torch.Tensor] | None = None  # its weights, on the CPU
+    best_epoch: int | None = None  # its number (history's "epoch"), earlier sessions of a resumed run included
     stale: int = 0  # epochs since the best one
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -175,6 +176,10 @@ def fit_standard(
         data_config=data.data_config,
         history=state.history,
         extra=extra,
+        # The best epoch's weights were restored: its accuracy (a resumed run's best may be from before the
+        # resume, so not in this session's history); without validation images best_acc is minus a train loss.
+        val_acc=state.best_acc if len(data.y_val) and state.best_state is not None else None,
+        kept_epoch=state.best_epoch,
     )
 
 
@@ -237,6 +242,7 @@ def _restore(training: _Training, state: LoopState, ckpt: dict[str, Any]) -> Non
     training.net.load_state_dict(ckpt["model"])
     training.optimizer.load_state_dict(ckpt["optimizer"])
     state.start_epoch, state.best_acc, state.best_state = ckpt["epoch"] + 1, ckpt["best_acc"], ckpt.get("best_state")
+    state.best_epoch = ckpt.get("best_epoch")
     if state.start_epoch >= training.recipe.epochs:
         raise ConfigError(f"checkpoint already finished {state.start_epoch} epochs; ask for more with --epochs")
     state.tracker.step = state.start_epoch * len(training.loader)
@@ -308,7 +314,7 @@ def _keep_best(training: _Training, state: LoopState, row: dict[str, Any]) -> No
     """Keep a copy of the weights of the best epoch so far (by validation accuracy, else by train loss)."""
     score = row["val_acc"] if row["val_acc"] is not None else -row["train_loss"]
     if score > state.best_acc:
-        state.best_acc, state.stale = score, 0
+        state.best_acc, state.best_epoch, state.stale = score, row["epoch"], 0
         state.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in training.net.state_dict().items()})
     else:
         state.stale += 1
@@ -323,6 +329,7 @@ def _checkpoint(training: _Training, state: LoopState, epoch: int, path: Path) -
             "epoch": epoch,
             "best_acc": state.best_acc,
             "best_state": state.best_state,
+            "best_epoch": state.best_epoch,
         },
         path,
     )

@@ -40,9 +40,11 @@ log = logging.getLogger("picsift.train")
 
 @dataclass
 class RunResult:
-    """What training produced: the run's id and folder, model, classes, best validation accuracy, duration (s),
-    per-epoch history (of this session: a resumed run's earlier epochs are in its metrics.jsonl), skipped images,
-    warnings, calibration and the run it resumed."""
+    """What training produced: the run's id and folder, model, classes, the validation accuracy of the saved model
+    (in [0, 1], as measured while training; None without validation images; not the history's best epoch unless
+    that epoch was the one kept), duration (s), per-epoch history (of this session: a resumed run's earlier epochs
+    are in its metrics.jsonl), skipped images, warnings, calibration, the run it resumed and the history epoch
+    whose weights were saved (`kept_epoch`; 0: a transfer run's linear probe)."""
 
     run_id: str
     run_dir: Path
@@ -56,6 +58,7 @@ class RunResult:
     auto: AutoChoice | None = None  # what `--model auto` chose and why
     calibration: dict[str, Any] = field(default_factory=dict)  # the temperature fitted after training (run.json)
     resumed: dict[str, Any] | None = None  # --resume: {"run", "from_epoch", "same_folder"} (ResumePoint.to_dict)
+    kept_epoch: int | None = None
 
 
 def resolve_data_config(spec: ModelSpec, cfg: TrainConfig, rows: list[ImageRow]) -> DataConfig:
@@ -436,8 +439,7 @@ def _finish(
         extra=trained.extra,
         write_model=trainer_for(spec).write_model,
     )
-    val_accs = [h["val_acc"] for h in trained.history if h.get("val_acc") is not None]
-    val_acc = trained.final_val_acc if trained.final_val_acc is not None else max(val_accs) if val_accs else None
+    val_acc = trained.val_acc  # the saved model's, not the best of the history (an epoch may not have been kept)
     n_val = len(inputs.val_rows)
     if not cfg.calibrate:
         calibration: dict[str, Any] = {"skipped": "off"}
@@ -456,7 +458,9 @@ def _finish(
         "n_test": len(inputs.scored_test_rows),
         "n_skipped": len(inputs.skipped),
         "warnings": inputs.warnings,
-        "best_val_acc": val_acc,
+        "val_acc": val_acc,
+        "kept_epoch": trained.kept_epoch,
+        "best_val_acc": val_acc,  # the saved model's validation accuracy, as val_acc (the name older runs read)
         "train_seconds": seconds,
         "epochs": len(trained.history) + ((resumed.epochs_done or 0) if resumed and resumed.in_place else 0),
         "catalog_hash": plan.catalog_hash,
@@ -471,7 +475,9 @@ def _finish(
         "trainer": trained.extra,
     }
     prepared.run.write_record(summary)
-    ws.catalog.record_run(run_dir.name, str(run_dir), spec.name, plan.catalog_hash, {"best_val_acc": val_acc})
+    ws.catalog.record_run(
+        run_dir.name, str(run_dir), spec.name, plan.catalog_hash, {"best_val_acc": val_acc, "val_acc": val_acc}
+    )
     return RunResult(
         run_dir.name,
         run_dir,
@@ -485,4 +491,5 @@ def _finish(
         auto=choice,
         calibration=calibration,
         resumed=resumed.to_dict() if resumed else None,
+        kept_epoch=trained.kept_epoch,
     )

@@ -338,13 +338,15 @@ def _result(run: FastSetup, state: FitState, t_start: float) -> TrainedModel:
         "elapsed_s": time.perf_counter() - t_start,
         "budget_s": run.budget_s,
     }
-    # The recipe returns its last (averaged) weights, not its best epoch's: report what was kept.
-    final = state.history[-1]["val_acc"] if state.history and state.n_val else None
+    # The recipe returns its last (averaged) weights, not its best epoch's, and validates them on every validation
+    # image: report what was kept.
+    last = state.history[-1] if state.history else None
     return TrainedModel(
         model=model,
         model_kwargs=run.model_kwargs,
         data_config=run.data_config,
         history=state.history,
         extra=extra,
-        final_val_acc=final,
+        val_acc=last["val_acc"] if last is not None and state.n_val else None,
+        kept_epoch=last["epoch"] if last is not None else None,
     )

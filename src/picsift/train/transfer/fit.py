@@ -217,6 +217,7 @@ def fit_transfer(
         deadline = t_start + budget_s - reserve if budget_s else None
         history = [phase.row]
         ft_info: dict[str, Any] = {"ran": False}
+        kept_acc, kept_epoch = phase.probe_val_acc, 0  # the probe, unless fine-tuning replaces it
         epochs = recipe.epochs or (None if budget_s else DEFAULT_EPOCHS)
         left = deadline - time.perf_counter() - val_cost if deadline is not None else None
         if not recipe.finetune:
@@ -240,6 +241,9 @@ def fit_transfer(
                 dist=dist,
             )
             history += ft.history
+            kept_epoch = ft.best_epoch
+            if n_val:  # the kept weights' accuracy: a fine-tuned epoch's only when it replaced the probe
+                kept_acc = ft.best_acc
             ft_info = {
                 "ran": True,
                 "epochs": len(ft.history),
@@ -271,4 +275,12 @@ def fit_transfer(
         "elapsed_s": time.perf_counter() - t_start,
     }
     log.info("transfer %s at %d px: kept %s", spec.name, dc.input_size, kept)
-    return TrainedModel(model=model, model_kwargs={}, data_config=dc, history=history, extra=extra)
+    return TrainedModel(
+        model=model,
+        model_kwargs={},
+        data_config=dc,
+        history=history,
+        extra=extra,
+        val_acc=kept_acc if n_val else None,
+        kept_epoch=kept_epoch,
+    )
