@@ -218,3 +218,19 @@ def test_labels_csv_from_a_european_spreadsheet_on_windows(ws: Workspace, tmp_pa
     assert report.format == "picsift CSV" and (report.read, report.applied, report.unmatched) == (2, 2, [])
     labels = _labels(ws)
     assert (labels["photos/dog_0.png"], labels["photos/cat 1.png"]) == ("dog", "cat, tabby")
+
+
+def test_a_new_class_that_spells_a_known_one_is_named(ws: Workspace, tmp_path: Path) -> None:
+    """'Bird ' beside 'bird' becomes a class of its own (labels keep their case), so the import says so."""
+    first = tmp_path / "first.csv"
+    first.write_text("path,label\nphotos/dog_0.png,bird\n")
+    assert import_labels(ws, first).new_classes == [{"class": "bird", "images": 1, "similar": []}]
+    second = tmp_path / "second.csv"
+    second.write_text('path,label\nphotos/dog_1.png,"Bird "\nphotos/dog_2.png,Bird\nphotos/cat 1.png,cat\n')
+    code, out, err = _cli("import-labels", str(second), "-w", str(ws.root), "--json")
+    assert code == 0, err
+    assert json.loads(out)["new_classes"] == [
+        {"class": "Bird", "images": 2, "similar": ["bird"]},
+        {"class": "cat", "images": 1, "similar": []},
+    ]
+    assert "warning: new class 'Bird' for 2 image(s); did you mean 'bird'?" in err and "'cat'" not in err

@@ -19,6 +19,7 @@ from picsift.cli.common import (
     console,
     handle_errors,
     print_json,
+    warn,
     warn_skipped,
 )
 
@@ -142,6 +143,10 @@ def import_labels(
     report = api.import_labels(
         file, workspace=workspace, overwrite=overwrite, as_proposals=as_proposals, annotator=annotator, field=field
     )
+    for c in report.new_classes:
+        similar = f"; did you mean {', '.join(repr(x) for x in c['similar'])}?" if c["similar"] else ""
+        if similar:  # a spelling of a known class, most likely: relabel them (picsift label) if so
+            warn(f"new class {c['class']!r} for {c['images']} image(s){similar}")
     if json_out:
         print_json(report.to_dict())
         return

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from picsift.errors import DatasetError
 from picsift.jsonio import write_json
 from picsift.label.label_files import LabelRecord, read_label_file, upload_name
 from picsift.store import ImageRow, LabelChange, Workspace
+from picsift.suggest import closest_names
 
 FORMATS = ("csv", "json", "labelstudio", "coco")
 
@@ -111,10 +113,12 @@ class ImportReport:
     unmatched: list[str] = field(default_factory=list)
     disagreements: list[dict[str, Any]] = field(default_factory=list)
     multiple: list[dict[str, Any]] = field(default_factory=list)
+    new_classes: list[dict[str, Any]] = field(default_factory=list)  # {class, images, similar: [known classes]}
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
         return {
+            "new_classes": self.new_classes,
             "format": self.format,
             "read": self.read,
             "applied": self.applied,
@@ -175,6 +179,16 @@ def _common_tail(a: list[str], b: list[str]) -> int:
     return n
 
 
+def _new_classes(labels: list[str], known: set[str]) -> list[dict[str, Any]]:
+    """The labels of `labels` that are no class yet, each with its image count and the known classes it is close
+    to (case-blind, `picsift.suggest.closest_names`): "Bird" beside "bird" is more likely a spelling than a class."""
+    counts = Counter(label for label in labels if label not in known)
+    return [
+        {"class": name, "images": n, "similar": closest_names(name, sorted(known), n=2, cutoff=0.8)}
+        for name, n in sorted(counts.items())
+    ]
+
+
 def import_labels(
     ws: Workspace,
     path: Path,
@@ -230,6 +244,8 @@ def import_labels(
             report.conflicts.append({"image_id": row.id, "path": row.path, "current": row.label, "file": label})
             continue
         changes.append(LabelChange(row.id, label, "import", who, row.label_version))
+    known = set(ws.catalog.classes())
+    report.new_classes = _new_classes([c.label for c in changes + proposals if c.label is not None], known)
     # One transaction: a kill, a full disk or a label changed meanwhile leaves the catalog as it was.
     ws.catalog.set_labels(changes, proposals=proposals)
     report.applied, report.proposed = len(changes), len(proposals)
