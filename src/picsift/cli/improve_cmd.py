@@ -117,6 +117,8 @@ def calibrate(
     TTA-averaged probabilities.
     """
     fit = api.calibrate(workspace=workspace, run=run, tta=tta, target_frr=target_frr, thresholds=thresholds)
+    for line in (fit.thresholds or {}).get("warnings", []):
+        warn(f"class scales: {line}")
     if json_out:
         print_json(fit.to_dict())
         return

@@ -114,10 +114,33 @@ def _summary(probs: np.ndarray, y: np.ndarray, scales: np.ndarray, metric: str) 
     }
 
 
+MIN_VAL_PER_CLASS = 30  # validation images per class below which fitted scales are mostly noise
+
+
+def threshold_warnings(result: dict[str, Any]) -> list[str]:
+    """What a person should know before trusting fitted class scales (`fit_thresholds`'s result): too few
+    validation images per class to fit one scale each, and a test split on which they do worse."""
+    out = []
+    per_class = result["n"] / max(1, len(result["classes"]))
+    if per_class < MIN_VAL_PER_CLASS:
+        out.append(
+            f"the scales were fitted on {result['n']} validation images ({per_class:.0f} per class, under "
+            f"{MIN_VAL_PER_CLASS}): they may fit noise"
+        )
+    test = result.get("test")
+    if test and test["after"] < test["before"]:
+        out.append(
+            f"on the {test['n']} test images they lower {result['metric']} from {test['before']:.4f} to "
+            f"{test['after']:.4f}: `picsift calibrate --thresholds none` removes them"
+        )
+    return out
+
+
 def fit_thresholds(
     run_dir: Path | RunFolder, metric: str = "macro-f1", ws: Workspace | None = None, tta: bool = False
 ) -> dict[str, Any]:
-    """Fit per-class scales on the run's validation images for `metric`; store them in the inference spec."""
+    """Fit per-class scales on the run's validation images for `metric`; store them in the inference spec. The
+    result's `warnings` say when there were too few validation images per class or the test split does worse."""
     name = metric_name(metric)
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(Path(run_dir))
     predictor = Predictor.from_run(run)
@@ -142,6 +165,7 @@ def fit_thresholds(
     test = split_data(run, "test", ws)
     if len(test.y):
         result["test"] = _summary(predictor.predict_arrays(test.x), test.y, scales, name)
+    result["warnings"] = threshold_warnings(result)
     write_spec(run, spec.replace(class_scales=tuple(result["scales"])).with_fit("thresholds", result))
     log.info("per-class scales for %s fitted on %d validation images: %.4f -> %.4f", name, len(val.y), before, after)
     return result
