@@ -243,7 +243,10 @@ def test_predict_files_folders_globs_and_unreadable(tmp_path: Path, trained: tup
 def test_tta_averages_views_and_is_recorded(trained: tuple[Workspace, Path]) -> None:
     ws, run_dir = trained
     plain = evaluate_run(EvalConfig(workspace=ws.root, run=run_dir.name, device="cpu"))
+    assert "test-time augmentation" not in (run_dir / "report.html").read_text()
     with_tta = evaluate_run(EvalConfig(workspace=ws.root, run=run_dir.name, device="cpu", tta=True))
     assert plain.metrics["tta_views"] == [] and len(with_tta.metrics["tta_views"]) >= 2
+    views = ", ".join(with_tta.metrics["tta_views"])  # the report says the numbers are TTA's
+    assert f"With test-time augmentation: probabilities averaged over {views}." in (run_dir / "report.html").read_text()
     # Averaging over flipped views changes the probabilities, so the NLL differs.
     assert with_tta.metrics["nll"] != pytest.approx(plain.metrics["nll"], abs=1e-9)

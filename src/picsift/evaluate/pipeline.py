@@ -293,6 +293,7 @@ def run(cfg: EvalConfig, sections: list[ReportSection] | None = None) -> EvalRes
             "split_reason": reason,
             "images": len(rows),
             "evaluated": doc["evaluated_at"],
+            "tta_views": doc.get("tta_views") or [],
         },
         history=run.read_history(),
         mistakes=mistakes,

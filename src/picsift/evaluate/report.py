@@ -350,6 +350,9 @@ def evaluation_header(
     if split:
         why = f": {info['split_reason']}" if info.get("split_reason") else ""
         lines.append(f"Scored on the <b>{esc(split)}</b> split ({esc(metrics['n'])} images){esc(why)}.")
+    views = info.get("tta_views") or []
+    if len(views) > 1:  # one view is the plain image
+        lines.append(f"With test-time augmentation: probabilities averaged over {esc(', '.join(map(str, views)))}.")
     if setup:
         parts = [f"model <b>{esc(setup.get('model', '?'))}</b>"]
         budget = setup.get("time_budget_min")
