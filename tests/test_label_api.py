@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from picsift.label_app.settings import needs_token
-from support.label import app_client, truth
+from support.label import app_client, make_workspace, truth
 
 client = app_client
 
@@ -64,6 +64,57 @@ def test_undo_answers_the_label_it_restored_when_another_write_follows_at_once(w
         (None, "alice"),
         ("2", "bob"),
     ]
+
+
+def test_repeated_undos_step_back_through_the_history(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, labelled_per_class=0)
+    with client(ws) as c:
+        assert c.get("/api/images/1").json()["label"] is None
+        for label in ("airplane", "Airplane"):
+            assert c.post("/api/labels", json={"image_ids": [1], "label": label}).status_code == 200
+        first = c.post("/api/images/1/undo", json={"expected_version": 2})
+        assert first.status_code == 200 and first.json() == {"image_id": 1, "label": "airplane", "version": 3}
+        second = c.post("/api/images/1/undo", json={"expected_version": 3})
+        assert second.status_code == 200 and second.json() == {"image_id": 1, "label": None, "version": 4}
+        third = c.post("/api/images/1/undo", json={"expected_version": 4})
+        assert third.status_code == 400 and "nothing left to undo" in third.json()["detail"]
+        assert c.post("/api/images/1/undo", json={"expected_version": 3}).status_code == 409  # stale stays 409
+        # A new change after undos is undone on its own, then the undos stay stepped back: back to None.
+        assert c.post("/api/labels", json={"image_ids": [1], "label": "1"}).status_code == 200
+        assert c.post("/api/images/1/undo", json={}).json()["label"] is None
+        assert c.post("/api/images/1/undo", json={}).status_code == 400
+    assert [h["label"] for h in ws.catalog.label_history(1)] == ["airplane", "Airplane", "airplane", None, "1", None]
+    assert ws.catalog.image(1).label is None
+    ws.close()
+
+
+def test_undoing_an_accepted_proposal_restores_the_label_and_the_proposal(ws) -> None:
+    image, other = [r.id for r in ws.catalog.images(labeled=False)][:2]
+    ws.catalog.propose_labels([(image, "0", 0.9), (other, "1", 0.8)], origin="model")
+    with client(ws) as c:
+        proposal = next(p["id"] for p in c.get("/api/proposals").json() if p["image_id"] == image)
+        assert c.post("/api/proposals/accept", json={"ids": [proposal]}).json()["accepted"] == [proposal]
+        assert [p["image_id"] for p in c.get("/api/proposals").json()] == [other]
+        undone = c.post(f"/api/images/{image}/undo", json={}).json()
+        assert undone["label"] is None and ws.catalog.image(image).label is None
+        pending = {p["id"]: (p["image_id"], p["label"]) for p in c.get("/api/proposals").json()}
+        assert pending[proposal] == (image, "0") and len(pending) == 2
+        # The reopened proposal can be accepted again, and undone again.
+        assert c.post("/api/proposals/accept", json={"ids": [proposal]}).json()["accepted"] == [proposal]
+        assert c.post(f"/api/images/{image}/undo", json={}).json()["label"] is None
+        assert c.post(f"/api/images/{image}/undo", json={}).status_code == 400
+    statuses = [(h["origin"], h["status"]) for h in ws.catalog.label_history(image)]
+    assert statuses.count(("model", "proposed")) == 1
+
+
+def test_an_imported_label_is_the_starting_point_of_undo(ws) -> None:
+    assert [h["origin"] for h in ws.catalog.label_history(1)] == ["import"]  # labelled "0" by its import
+    ws.catalog.set_label(1, "1")
+    with client(ws) as c:
+        assert c.post("/api/images/1/undo", json={}).json()["label"] == "0"
+        again = c.post("/api/images/1/undo", json={})
+    assert again.status_code == 400 and "nothing left to undo" in again.json()["detail"]
+    assert ws.catalog.image(1).label == "0"
 
 
 def test_bulk_label_filters_and_image_detail(ws) -> None:

@@ -79,8 +79,16 @@ def test_keyboard_labelling_undo_and_bulk_in_chromium(server, page) -> None:
     page.keyboard.press("3")
     wait_for(lambda: ws.catalog.image(second).label == "2", "label from the viewer")
     settled(page)
+    page.keyboard.press("ArrowLeft")  # back to it; "2" relabels it "1"; each "u" steps one change further back
+    settled(page)
+    page.keyboard.press("2")
+    wait_for(lambda: ws.catalog.image(second).label == "1", "relabel from the viewer")
+    settled(page)
     page.keyboard.press("u")
-    wait_for(lambda: ws.catalog.image(second).label is None, "undo")
+    wait_for(lambda: ws.catalog.image(second).label == "2", "undo")
+    settled(page)
+    page.keyboard.press("u")
+    wait_for(lambda: ws.catalog.image(second).label is None, "second undo")
     page.keyboard.press("Escape")
     page.wait_for_selector("[data-testid=viewer]", state="hidden")
 

@@ -31,7 +31,10 @@ def clean(*, workspace: WorkspaceArg = None, settings_file: str | Path | None = 
 @dataclass(frozen=True)
 class CleanApplyResult:
     """One `picsift clean --apply` action: `action_id` is None when nothing new was excluded. `options` are the
-    ApplyOptions chosen; `findings_stale` is True when the catalog changed since the checks ran."""
+    ApplyOptions chosen; `findings_stale` is True when the catalog changed since the checks ran. `skipped`:
+    [{"kind", "reason", "count", "image_ids"}], findings left alone because they no longer hold (an image
+    relabelled away from the label a label issue was about, ...); `rekept`: duplicate groups whose kept copy is
+    gone, now keeping another."""
 
     action_id: int | None
     excluded: int
@@ -39,6 +42,8 @@ class CleanApplyResult:
     missing: int
     options: list[str]
     findings_stale: bool
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    rekept: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready data."""
@@ -49,6 +54,8 @@ class CleanApplyResult:
             "missing": self.missing,
             "options": self.options,
             "findings_stale": self.findings_stale,
+            "skipped": self.skipped,
+            "rekept": self.rekept,
         }
 
 

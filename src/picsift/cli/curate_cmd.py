@@ -150,12 +150,22 @@ def _print_undo(out: api.CleanUndoResult, json_out: bool) -> None:
 def _print_apply(res: api.CleanApplyResult, json_out: bool) -> None:
     if json_out:
         print_json(res.to_dict())
-    elif res.action_id is None:
-        console.print("nothing to exclude (already excluded or no matching findings)")
+        return
+    if res.action_id is None:
+        console.print("nothing to exclude (already excluded, no longer true or no matching findings)")
     else:
         console.print(
             f"excluded {res.excluded} image(s) as action {res.action_id} "
             f"({', '.join(res.options)}); undo with `picsift clean --undo {res.action_id}`"
+        )
+    for entry in res.skipped:
+        n, kind = entry["count"], str(entry["kind"]).replace("_", "-")
+        console.print(f"{n} {kind} finding{'' if n == 1 else 's'} skipped: {entry['reason']}", highlight=False)
+    if res.rekept:
+        console.print(
+            f"{res.rekept} duplicate group(s) keep another copy: the one to keep was excluded or removed since "
+            "`picsift clean` ran",
+            highlight=False,
         )
 
 

@@ -21,6 +21,7 @@ from picsift.atomic import atomic_folder
 from picsift.config import CleanConfig, to_jsonable
 from picsift.curate.duplicates import DuplicateParams, duplicate_findings, near_duplicate_pairs
 from picsift.curate.findings import Finding, counts_by_kind, load_findings, save_findings
+from picsift.curate.freshness import check_findings, skipped_summary
 from picsift.curate.imbalance import find_imbalance
 from picsift.curate.labels import (
     cnn_cross_val_logits,
@@ -392,14 +393,8 @@ class ApplyOptions:
         return any((self.near_duplicates, self.unreadable, self.quality, self.outliers, self.label_issues))
 
 
-def select_exclusions(findings: list[Finding], opts: ApplyOptions) -> dict[int, str]:
-    """Image id -> reason, from the findings the options select. The first id of a duplicate group
-    (the best copy) is always kept.
-
-    Reasons are short categories ("near duplicate", "blurry", "label issue") so that `picsift status`
-    can count exclusions by reason; the per-image evidence stays in findings.json and the report.
-    """
-    chosen: dict[int, str] = {}
+def _single_kinds(opts: ApplyOptions) -> set[str]:
+    """The one-image finding kinds the options select."""
     single: set[str] = set()
     if opts.unreadable:
         single.add("unreadable")
@@ -409,6 +404,25 @@ def select_exclusions(findings: list[Finding], opts: ApplyOptions) -> dict[int, 
         single.update(("outlier", "class_outlier"))
     if opts.label_issues:
         single.add("label_issue")
+    return single
+
+
+def selected_findings(findings: list[Finding], opts: ApplyOptions) -> list[Finding]:
+    """The findings whose kind the options select (duplicate groups with `near_duplicates`)."""
+    single = _single_kinds(opts)
+    groups = ("exact_duplicate", "near_duplicate") if opts.near_duplicates else ()
+    return [f for f in findings if f.kind in single or f.kind in groups]
+
+
+def select_exclusions(findings: list[Finding], opts: ApplyOptions) -> dict[int, str]:
+    """Image id -> reason, from the findings the options select. The first id of a duplicate group
+    (the best copy) is always kept.
+
+    Reasons are short categories ("near duplicate", "blurry", "label issue") so that `picsift status`
+    can count exclusions by reason; the per-image evidence stays in findings.json and the report.
+    """
+    chosen: dict[int, str] = {}
+    single = _single_kinds(opts)
     # Duplicate groups first: "near duplicate" is the most useful reason when an image has several.
     ordered = sorted(findings, key=lambda f: f.check != "duplicates")
     for f in ordered:
@@ -421,7 +435,10 @@ def select_exclusions(findings: list[Finding], opts: ApplyOptions) -> dict[int, 
 
 
 def apply(workspace: str | Path | None, opts: ApplyOptions, *, actor: str | None = None) -> dict[str, Any]:
-    """Record the selected findings as exclusions: one undoable action. Returns what was done."""
+    """Record the selected findings as exclusions: one undoable action. Returns what was done: action_id (None
+    when nothing new was excluded), excluded, already_excluded, missing (removed since), options, findings_stale,
+    skipped ([{"kind", "reason", "count", "image_ids"}]: findings that no longer hold, `freshness.check_findings`)
+    and rekept (duplicate groups whose kept copy is gone, now keeping their first remaining copy)."""
     if not opts.any():
         raise ConfigError(
             "--apply needs at least one of --exclude-near-duplicates, --exclude-unreadable, --exclude-quality, "
@@ -430,7 +447,10 @@ def apply(workspace: str | Path | None, opts: ApplyOptions, *, actor: str | None
     ws = Workspace.open(workspace)
     cat = ws.catalog
     findings, meta = load_findings(ws.root / FINDINGS_FILE)
-    wanted = select_exclusions(findings, opts)
+    chosen = selected_findings(findings, opts)
+    about = sorted({i for f in chosen for i in f.image_ids})
+    fresh = check_findings(chosen, {r.id: r for r in cat.images(readable=None, include_excluded=True, ids=about)})
+    wanted = select_exclusions(fresh.current, opts)
     present = {r.id: r for r in cat.images(readable=None, include_excluded=True, ids=list(wanted))}
     todo = {i: why for i, why in wanted.items() if i in present and not present[i].excluded}
     stale = meta.get("catalog_hash") != cat.catalog_hash()
@@ -442,7 +462,11 @@ def apply(workspace: str | Path | None, opts: ApplyOptions, *, actor: str | None
         "missing": sum(1 for i in wanted if i not in present),
         "options": flags,
         "findings_stale": stale,
+        "skipped": skipped_summary(fresh.skipped),
+        "rekept": fresh.rekept,
     }
+    for entry in result["skipped"]:
+        log.info("%d %s finding(s) skipped: %s", entry["count"], entry["kind"], entry["reason"])
     if stale:
         log.warning("the catalog changed since `picsift clean` ran; consider running it again")
     if todo:

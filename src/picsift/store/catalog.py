@@ -228,10 +228,59 @@ def write_label(
     )
 
 
+def _undo_stack(events: Sequence[LabelEvent]) -> list[tuple[LabelEvent, str | None]]:
+    """The image's changes still in effect, oldest first, each with the label it replaced: an editor's undo stack
+    replayed from `events` (its accepted and superseded label events, oldest first). An "undo" event steps back
+    (pops the change it reverted) rather than being a change to return to; an import label that starts the
+    history is the image's starting point, not a change. An "undo" event that restored something other than
+    the label before the latest change (as older versions of picsift recorded) counts as a change of its own."""
+    stack: list[tuple[LabelEvent, str | None]] = []
+    current: str | None = None
+    for i, e in enumerate(events):
+        if i == 0 and e.origin == "import":
+            current = e.label
+            continue
+        if e.origin == "undo" and stack and stack[-1][1] == e.label:
+            stack.pop()
+        else:
+            stack.append((e, current))
+        current = e.label
+    return stack
+
+
+def _reopen_applied_proposal(s: Session, change: LabelEvent) -> None:
+    """Within the caller's transaction: the proposal whose acceptance wrote `change` (the image's latest applied
+    proposal of its origin and label, older than it) is pending again, unless a newer proposal of that origin
+    for the image is pending already. No-op for a change that no proposal made."""
+    proposal = s.scalar(
+        select(LabelEvent)
+        .where(
+            LabelEvent.image_id == change.image_id,
+            LabelEvent.status == "applied",
+            LabelEvent.origin == change.origin,
+            LabelEvent.label == change.label,
+            LabelEvent.id < change.id,
+        )
+        .order_by(LabelEvent.id.desc())
+        .limit(1)
+    )
+    if proposal is None:
+        return
+    pending = s.scalar(
+        select(LabelEvent.id).where(
+            LabelEvent.image_id == change.image_id,
+            LabelEvent.status == "proposed",
+            LabelEvent.origin == change.origin,
+        )
+    )
+    if pending is None:
+        proposal.status = "proposed"
+
+
 def write_undo_label(s: Session, image_id: int, *, annotator: str, expected_version: int | None = None) -> int:
     """`Catalog.undo_label` inside the caller's session. Without `expected_version` the version read before the
     history is expected, so a change made between that read and the write is a LabelConflictError rather than
-    undone blindly. NotFoundError for an unknown id; WorkspaceError when the image has no label change."""
+    undone blindly. NotFoundError for an unknown id; WorkspaceError when no change is left to undo."""
     seen = expected_version
     if seen is None:
         seen = s.scalar(select(Image.label_version).where(Image.id == image_id))
@@ -241,16 +290,24 @@ def write_undo_label(s: Session, image_id: int, *, annotator: str, expected_vers
         s.scalars(
             select(LabelEvent)
             .where(LabelEvent.image_id == image_id, LabelEvent.status.in_(["accepted", "superseded"]))
-            .order_by(LabelEvent.id.desc())
+            .order_by(LabelEvent.id)
         )
     )
-    accepted = [e for e in events if e.status == "accepted"]
-    if not accepted:
-        raise WorkspaceError(f"nothing to undo: image {image_id} has no label change")
-    # "superseded" only ever marks a former accepted label (proposals end as applied/withdrawn).
-    older = [e for e in events if e.id < accepted[0].id and e.status == "superseded"]
-    previous = older[0].label if older else None
-    return write_label(s, image_id, previous, origin="undo", annotator=annotator, expected_version=seen)
+    stack = _undo_stack(events)
+    if not stack:
+        row = s.get(Image, image_id)
+        if row is None:
+            raise NotFoundError(f"no image with id {image_id} in the catalog")
+        if row.label_version != seen:  # stale first: what the caller saw is not what there is now
+            raise LabelConflictError(
+                f"image {image_id} was relabelled to {row.label!r} by someone else "
+                f"(version {row.label_version}, you had {seen}); reload and retry"
+            )
+        raise WorkspaceError(f"nothing left to undo: image {image_id} has no label change to step back from")
+    change, previous = stack[-1]
+    version = write_label(s, image_id, previous, origin="undo", annotator=annotator, expected_version=seen)
+    _reopen_applied_proposal(s, change)
+    return version
 
 
 def _resolve_proposal(s: Session, proposal_id: int, *, accept: bool, annotator: str) -> str:
@@ -603,10 +660,13 @@ class Catalog:
     def undo_label(
         self, image_id: int, *, annotator: str = "picsift", expected_version: int | None = None
     ) -> LabelWrite:
-        """Restore the label the image had before its latest change (recorded as a new change); returns the
-        version and label this change wrote, read in its own transaction (another writer may follow at once, so
-        read neither back later). LabelConflictError when the image changed after `expected_version` (or, without
-        it, while the undo was being worked out); WorkspaceError when it has no label change."""
+        """Step back through the image's label history like an editor's undo: restore the label it had before
+        its latest change still in effect (recorded as an "undo" change, which a further undo steps back past
+        rather than returns to). Undoing an accepted proposal makes that proposal pending again (unless a newer
+        one of its origin is pending). Returns the version and label this change wrote, read in its own
+        transaction (another writer may follow at once, so read neither back later). LabelConflictError when the
+        image changed after `expected_version` (or, without it, while the undo was being worked out);
+        WorkspaceError when no change is left to undo (an imported label is the image's starting point)."""
         with self.session() as s:
             version = write_undo_label(s, image_id, annotator=annotator, expected_version=expected_version)
             label = s.scalar(select(Image.label).where(Image.id == image_id))

@@ -100,8 +100,9 @@ def full_image(image_id: PathId, ws: WorkspaceDep) -> Response:
     return Response(data, media_type="image/jpeg")
 
 
-@router.post("/{image_id}/undo", responses=error_responses(404, 409))
+@router.post("/{image_id}/undo", responses=error_responses(400, 404, 409))
 def undo(image_id: PathId, body: UndoBody, ws: WorkspaceDep, who: AnnotatorDep) -> dict[str, Any]:
-    """POST /api/images/{id}/undo: undo the image's last label change; 404 for an unknown id, 409 when stale."""
+    """POST /api/images/{id}/undo: step back one label change (repeated undos go further back); 400 when none
+    is left to undo, 404 for an unknown id, 409 when stale."""
     done = ws.catalog.undo_label(image_id, annotator=who, expected_version=body.expected_version)
     return {"image_id": image_id, "label": done.label, "version": done.version}

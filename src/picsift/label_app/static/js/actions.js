@@ -3,7 +3,7 @@ import { api, post } from "./api.js";
 import { loadClasses } from "./classes.js";
 import { reviewFeedback, undoFeedback } from "./feedback.js";
 import { refreshCards } from "./grid.js";
-import { popUndo, pushUndo, restoreSelection, store, takeSelection, targets, updateItem } from "./state.js";
+import { followUndo, popUndo, pushUndo, restoreSelection, store, takeSelection, targets, updateItem } from "./state.js";
 import { loadSummary } from "./summary.js";
 import { report, toast } from "./ui.js";
 import { move, openViewer, refreshViewer } from "./viewer.js";
@@ -58,6 +58,7 @@ export async function undo() {
     try {
       const r = await post(`api/images/${id}/undo`, { expected_version: version });
       updateItem(id, { label: r.label, version: r.version });
+      followUndo(id, version, r.version);
       ids.push(id);
     } catch (e) { report(e); }
   }

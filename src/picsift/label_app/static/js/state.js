@@ -96,5 +96,14 @@ export function targets() {
 export function setViewer(open) { store.viewer = open; }
 export function pushUndo(entry) { store.undo.push(entry); }
 export function popUndo() { return store.undo.pop(); }
+// After undoing the label write that left image `id` at version `undone`, the undo wrote version `now`: an older
+// entry whose write was the one just before (version undone - 1) now expects `now`, so the next u steps back
+// further instead of being refused as stale. A change by someone else in between keeps the older entry stale.
+export function followUndo(id, undone, now) {
+  for (let i = store.undo.length - 1; i >= 0; i--) {
+    const hit = Array.isArray(store.undo[i]) ? store.undo[i].find((x) => x.id === id) : undefined;
+    if (hit) { if (hit.version === undone - 1) hit.version = now; return; }
+  }
+}
 export function setJobTimer(timer) { clearInterval(store.jobTimer); store.jobTimer = timer; }
 export function stopJobTimer() { clearInterval(store.jobTimer); }
