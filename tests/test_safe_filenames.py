@@ -214,3 +214,18 @@ def test_feedback_label_dotdot_export_end_to_end(tmp_path: Path) -> None:
     for f in folders:
         _assert_portable(f.name)
     assert (dest / "feedback.csv").read_text().count("\n") == len(labels) + 1
+
+
+def test_export_clean_gives_the_plain_folder_name_to_the_larger_of_two_clashing_classes(tmp_path: Path) -> None:
+    """'bird' (most images) and 'Bird' (a spelling slip) clash on a case-insensitive disk: the real class keeps
+    `bird/`, the slip gets the tag (sorted order used to give `Bird/` the plain name, being upper case)."""
+    ws = make_label_workspace(tmp_path, per_class=4, labelled_per_class=0)
+    rows = ws.catalog.images()
+    for i, r in enumerate(rows):
+        ws.catalog.set_label(r.id, "Bird" if i == 0 else "bird")
+    out = export_clean(ws.root, tmp_path / "D")
+    ws.close()
+    folders = {p.name: len(list(p.iterdir())) for p in (tmp_path / "D").iterdir() if p.is_dir()}
+    assert folders["bird"] == len(rows) - 1 and out["images"] == len(rows)
+    (slip,) = [name for name in folders if name != "bird"]
+    assert slip.startswith("Bird-") and folders[slip] == 1

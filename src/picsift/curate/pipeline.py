@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ from picsift.data.available import (
 from picsift.data.storage import cached_bytes, is_empty, is_remote, name_of, publish_folder
 from picsift.errors import ConfigError, PicsiftError, WorkspaceError
 from picsift.features.pretrained import EmbeddingChoice, resolve_embedding
-from picsift.filenames import UniqueNames, inside, safe_filename, unique_names
+from picsift.filenames import UniqueNames, inside, safe_filename
 from picsift.label.links import app_url
 from picsift.store import ImageRow, Workspace
 from picsift.store.schema import utcnow
@@ -555,7 +556,11 @@ def _write_clean(ws: Workspace, out: Path, *, by_split: bool, link: bool, strict
         raise WorkspaceError(f"workspace {ws.root} has no clean labelled images to export")
     linked = copied = 0
     per_class: dict[str, int] = {}
-    class_dirs = unique_names((str(r.label) for r in rows), fallback="unnamed", allow_hidden=False)
+    # Classes whose folder names would clash on a case-insensitive disk ("bird", "Bird"): the larger class keeps
+    # the plain name, the other gets a tag (a spelling slip of a few images should not rename the real class).
+    sizes = Counter(str(r.label) for r in rows)
+    names = UniqueNames(fallback="unnamed", allow_hidden=False)
+    class_dirs = {c: names(c) for c in sorted(sizes, key=lambda c: (-sizes[c], c))}
     files_in: dict[Path, UniqueNames] = {}
     with atomic_folder(out) as partial:  # DEST appears only once complete: a kill leaves no half export
         for r in rows:
