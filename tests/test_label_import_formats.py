@@ -234,3 +234,18 @@ def test_a_new_class_that_spells_a_known_one_is_named(ws: Workspace, tmp_path: P
         {"class": "cat", "images": 1, "similar": []},
     ]
     assert "warning: new class 'Bird' for 2 image(s); did you mean 'bird'?" in err and "'cat'" not in err
+
+
+def test_a_label_from_a_file_withdraws_the_images_pending_proposal(ws: Workspace, tmp_path: Path) -> None:
+    """A model proposed 'cat'; the file says 'dog': the image is labelled dog and the proposal is withdrawn, not
+    left pending (its accept would fail with a conflict forever)."""
+    from picsift.store.catalog import LabelChange
+
+    row = next(r for r in ws.catalog.images() if r.path.endswith("/photos/dog_0.png"))
+    ws.catalog.set_labels([], proposals=[LabelChange(row.id, "cat", "model", "run-1")])
+    assert [h["status"] for h in ws.catalog.label_history(row.id)] == ["proposed"]
+    f = tmp_path / "labels.csv"
+    f.write_text("path,label\nphotos/dog_0.png,dog\n")
+    assert import_labels(ws, f).applied == 1
+    history = ws.catalog.label_history(row.id)
+    assert [(h["label"], h["status"]) for h in history] == [("cat", "withdrawn"), ("dog", "accepted")]

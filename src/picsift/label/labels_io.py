@@ -247,6 +247,8 @@ def import_labels(
     known = set(ws.catalog.classes())
     report.new_classes = _new_classes([c.label for c in changes + proposals if c.label is not None], known)
     # One transaction: a kill, a full disk or a label changed meanwhile leaves the catalog as it was.
-    ws.catalog.set_labels(changes, proposals=proposals)
+    # An image the file labels has its pending proposals withdrawn (as a label set in the app does): one left
+    # pending would answer 409 to its accept forever, the label having moved on.
+    ws.catalog.set_labels(changes, proposals=proposals, close_proposals=True)
     report.applied, report.proposed = len(changes), len(proposals)
     return report
