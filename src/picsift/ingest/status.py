@@ -44,7 +44,6 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
                     .group_by(Image.split_origin)
                 )
             }
-            in_use = set(s.scalars(select(Image.label).where(Image.label.is_not(None)).distinct()))
             paths = list(s.scalars(select(Image.path).where(Image.readable.is_(True)).order_by(Image.id)))
             gone = missing_objects(p for p in paths if is_remote(p))  # objects: one listing per folder
             missing = [p for p in paths if (p in gone if is_remote(p) else not os.path.exists(p))]
@@ -66,7 +65,7 @@ def status(workspace: str | Path | None = None) -> dict[str, Any]:
             **summary,
             "catalog": catalog.url,
             "missing": missing,
-            "empty_classes": [c for c in summary["classes"] if c not in in_use],
+            "empty_classes": sorted(set(summary["classes"]) - catalog.labels_in_use()),
             "exclusions": dict(exclusions.most_common()),
             "exclusion_actions": {str(a): n for a, n in sorted(by_action.items())},
             "split_origins": origins,

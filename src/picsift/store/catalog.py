@@ -491,9 +491,13 @@ class Catalog:
     def classes(self) -> list[str]:
         """Every class: those declared and those in use by a non-excluded image, sorted."""
         with self.session() as s:
-            used = set(s.scalars(select(Image.label).where(Image.label.is_not(None)).distinct()))
             declared = set(s.scalars(select(ClassName.name)))
-        return sorted(x for x in used | declared if x is not None)
+        return sorted(self.labels_in_use() | declared)
+
+    def labels_in_use(self) -> set[str]:
+        """The labels some image has (a declared class no image has is left out)."""
+        with self.session() as s:
+            return {x for x in s.scalars(select(Image.label).where(Image.label.is_not(None)).distinct()) if x}
 
     def add_class(self, name: str) -> None:
         """Declare a class (normalised by `normalize_label`; LabelError when empty)."""
